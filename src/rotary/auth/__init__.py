@@ -1,0 +1,1 @@
+"""Connection and subscription JWT verification: pure, with time passed in."""

@@ -1,0 +1,1 @@
+"""Channel names, namespaces and their options."""

@@ -1,0 +1,71 @@
+"""Channel options per namespace and the separators of channel names (spec §6).
+
+Frozen values built by `rotary.config`; the resolver in this package compiles them once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["ChannelOptions", "ChannelSettings", "Namespace"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOptions:
+    """Options of one namespace, or of channels without a namespace (spec §6.4).
+
+    Durations are seconds. ``history_meta_ttl`` 0 means the global default.
+    """
+
+    presence: bool = False
+    join_leave: bool = False
+    force_push_join_leave: bool = False
+    history_size: int = 0
+    history_ttl: float = 0.0
+    history_meta_ttl: float = 0.0
+    force_positioning: bool = False
+    allow_positioning: bool = False
+    force_recovery: bool = False
+    allow_recovery: bool = False
+    force_recovery_mode: str = ""
+    allow_subscribe_for_client: bool = False
+    allow_subscribe_for_anonymous: bool = False
+    allow_publish_for_client: bool = False
+    allow_publish_for_subscriber: bool = False
+    allow_publish_for_anonymous: bool = False
+    allow_presence_for_client: bool = False
+    allow_presence_for_subscriber: bool = False
+    allow_presence_for_anonymous: bool = False
+    allow_history_for_client: bool = False
+    allow_history_for_subscriber: bool = False
+    allow_history_for_anonymous: bool = False
+    allow_user_limited_channels: bool = False
+    channel_regex: str = ""
+
+    @property
+    def history_enabled(self) -> bool:
+        """History is kept only when both a size and a retention are set."""
+        return self.history_size > 0 and self.history_ttl > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """A named namespace: channels ``<name>:<rest>`` get `options`."""
+
+    name: str
+    options: ChannelOptions = field(default_factory=ChannelOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """Separators, limits and namespaces of channel names (spec §6.1, §11)."""
+
+    private_prefix: str = "$"
+    namespace_boundary: str = ":"
+    user_boundary: str = "#"
+    user_separator: str = ","
+    max_length: int = 255
+    #: ``global_history_meta_ttl`` / v6 ``channel.history_meta_ttl``, seconds (720h).
+    history_meta_ttl: float = 720 * 3600.0
+    without_namespace: ChannelOptions = field(default_factory=ChannelOptions)
+    namespaces: tuple[Namespace, ...] = ()

@@ -1,0 +1,1 @@
+"""Configuration: one immutable model, loaded from file, environment and flags."""

@@ -1,0 +1,138 @@
+"""The configuration model: immutable values handed to the rest of Rotary.
+
+`rotary.config.load` builds a `Config` from Centrifugo v5 flat keys or v6 nested keys (spec
+§11). Durations are seconds as floats. The key names in the comments are v5 / v6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rotary.auth.settings import AuthSettings
+from rotary.channels.options import ChannelSettings
+
+__all__ = [
+    "ApiSettings",
+    "ClientSettings",
+    "Config",
+    "EngineSettings",
+    "LogSettings",
+    "RedisSettings",
+    "ServerSettings",
+    "WebSocketSettings",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """How client connections behave (v5 ``client_*`` keys, v6 ``client.*``)."""
+
+    allow_anonymous_connect_without_token: bool = False
+    disallow_anonymous_connection_tokens: bool = False
+    insecure: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    ping_interval: float = 25.0
+    pong_timeout: float = 8.0
+    expired_close_delay: float = 25.0
+    expired_sub_close_delay: float = 25.0
+    stale_close_delay: float = 10.0
+    channel_limit: int = 128
+    queue_max_size: int = 1_048_576
+    presence_update_interval: float = 27.0
+    user_connection_limit: int = 0
+    connection_limit: int = 0
+    channel_position_check_delay: float = 40.0
+    history_max_publication_limit: int = 300
+    recovery_max_publication_limit: int = 300
+    connect_include_server_time: bool = False
+    subscribe_to_personal: bool = False
+    personal_channel_namespace: str = ""
+    personal_single_connection: bool = False
+    rpc_ping: bool = False
+    rpc_ping_method: str = "ping"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Server HTTP API (v5 ``api_*``, v6 ``http_api.*``)."""
+
+    key: str = ""
+    insecure: bool = False
+    error_mode: str = ""
+    handler_prefix: str = "/api"
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketSettings:
+    """WebSocket endpoint (v5 ``websocket_*``, v6 ``websocket.*``)."""
+
+    disabled: bool = False
+    handler_prefix: str = "/connection/websocket"
+    message_size_limit: int = 65536
+    write_timeout: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Where to listen (v5 ``address``/``port``, v6 ``http_server.*``)."""
+
+    address: str = ""
+    port: int = 8000
+    #: A name for this node in the ``info`` API (v5 ``name``, v6 ``node.name``).
+    name: str = ""
+    health: bool = True
+    #: Expose Prometheus metrics at /metrics (v5 ``prometheus``, v6 ``prometheus.enabled``).
+    prometheus: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Redis engine connection (v5 ``redis_*``, v6 ``engine.redis.*``).
+
+    `addresses` holds one or more ``host:port`` or ``redis://`` addresses; channels are
+    sharded over them by a stable hash.
+    """
+
+    addresses: tuple[str, ...] = ("127.0.0.1:6379",)
+    prefix: str = "centrifugo"
+    password: str = ""
+    user: str = ""
+    db: int = 0
+    sentinel_addresses: tuple[str, ...] = ()
+    sentinel_master_name: str = ""
+    cluster_addresses: tuple[str, ...] = ()
+    presence_ttl: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Which engine (v5 ``engine``, v6 ``engine.type``): ``memory`` (default) or ``redis``."""
+
+    type: str = "memory"
+    redis: RedisSettings = field(default_factory=RedisSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """Logging (v5 ``log_level``/``log_file``, v6 ``log.level``/``log.file``).
+
+    `json` (Rotary's own ``log_json`` / ``log.json``) writes one JSON object per line.
+    """
+
+    level: str = "info"
+    file: str = ""
+    json: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration. Built once, validated, then only read."""
+
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    channels: ChannelSettings = field(default_factory=ChannelSettings)
+    client: ClientSettings = field(default_factory=ClientSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    log: LogSettings = field(default_factory=LogSettings)

@@ -1,0 +1,1 @@
+"""Engines: where publications, history and presence live (memory or Redis)."""
