@@ -14,8 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rotary.errors import RotaryError
+
 __all__ = [
+    "CommandError",
     "Disconnect",
+    "DisconnectError",
     "DisconnectCode",
     "ErrorCode",
     "ProtocolError",
@@ -144,3 +148,19 @@ def unsubscribe_for(code: int) -> Unsubscribe:
     value = _UNSUBSCRIBES[code]
     assert isinstance(value, Unsubscribe)
     return value
+
+
+class CommandError(RotaryError):
+    """A command fails with `error`: the client (or API caller) gets an error reply."""
+
+    def __init__(self, error: ProtocolError) -> None:
+        self.error = error
+        super().__init__(f"{error.code}: {error.message}")
+
+
+class DisconnectError(RotaryError):
+    """A command ends the connection with `disconnect`."""
+
+    def __init__(self, disconnect: Disconnect) -> None:
+        self.disconnect = disconnect
+        super().__init__(f"{disconnect.code}: {disconnect.reason}")
