@@ -41,6 +41,9 @@ class ChannelOptions:
     allow_history_for_anonymous: bool = False
     allow_user_limited_channels: bool = False
     channel_regex: str = ""
+    #: Delta compression types a subscriber may negotiate (only ``fossil`` exists).
+    allowed_delta_types: tuple[str, ...] = ()
+    delta_publish: bool = False
 
     @property
     def history_enabled(self) -> bool:

@@ -41,6 +41,8 @@ class ClientSettings:
     presence_update_interval: float = 27.0
     user_connection_limit: int = 0
     connection_limit: int = 0
+    connection_rate_limit: int = 0
+    concurrency: int = 0
     channel_position_check_delay: float = 40.0
     history_max_publication_limit: int = 300
     recovery_max_publication_limit: int = 300
@@ -102,6 +104,9 @@ class RedisSettings:
     sentinel_master_name: str = ""
     cluster_addresses: tuple[str, ...] = ()
     presence_ttl: float = 60.0
+    #: Seconds to establish a connection / to wait for one command's reply.
+    connect_timeout: float = 1.0
+    io_timeout: float = 4.0
 
 
 @dataclass(frozen=True, slots=True)

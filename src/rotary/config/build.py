@@ -1,0 +1,127 @@
+"""Typed values → `Config`: conversion per key, namespaces, assembly, then validation."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rotary.auth.settings import AuthSettings, TokenSettings
+from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
+from rotary.config.keys import NAMESPACE_OPTION_KINDS, PROXY_OPTIONS, Key
+from rotary.config.model import (
+    ApiSettings,
+    ClientSettings,
+    Config,
+    EngineSettings,
+    LogSettings,
+    RedisSettings,
+    ServerSettings,
+    WebSocketSettings,
+)
+from rotary.config.validate import Labels, validate
+from rotary.config.values import Raw, convert
+
+__all__ = ["build_config"]
+
+
+def build_config(entries: Iterable[tuple[Key, Raw]]) -> tuple[Config, list[str]]:
+    """The `Config` of the merged `entries`, and every problem found on the way.
+
+    The Config is meaningful only when the problem list is empty; keys whose values do not
+    fit keep their defaults so that later checks still run and report their own problems.
+    """
+    typed: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    problems: list[str] = []
+    for key, raw in entries:
+        try:
+            value = convert(key.kind, raw)
+        except ValueError as exc:
+            problems.append(f"{raw.label}: {exc}")
+            continue
+        if key.kind == "namespaces":
+            value = _namespaces(value, raw.label, labels, problems)
+        typed[key.dest] = value
+        labels[key.dest] = raw.label
+    config = _assemble(typed)
+    problems += validate(config, Labels(labels))
+    return config, problems
+
+
+def _namespaces(
+    items: Any, label: str, labels: dict[str, str], problems: list[str]
+) -> tuple[Namespace, ...]:
+    result: list[Namespace] = []
+    for index, item in enumerate(items):
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            problems.append(f"{label}[{index}].name: every namespace needs a name (a string)")
+            continue
+        where = f"{label}.{name}"
+        labels.setdefault(f"ns:{name}", where)
+        result.append(Namespace(name, _options(item, where, problems)))
+    return tuple(result)
+
+
+def _options(item: Mapping[str, object], where: str, problems: list[str]) -> ChannelOptions:
+    values: dict[str, Any] = {}
+    for name, value in item.items():
+        label = f"{where}.{name}"
+        kind = NAMESPACE_OPTION_KINDS.get(name)
+        if name == "name" or value is None:
+            continue
+        if name in PROXY_OPTIONS:
+            if value:
+                problems.append(f"{label}: proxies are not supported by Rotary")
+            continue
+        if kind is None:
+            problems.append(_unknown_option(label, name))
+            continue
+        try:
+            values[name] = convert(kind, Raw(value, label))
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+    return ChannelOptions(**values)
+
+
+def _unknown_option(label: str, name: str) -> str:
+    close = difflib.get_close_matches(name, list(NAMESPACE_OPTION_KINDS), n=1, cutoff=0.6)
+    hint = f'; did you mean "{close[0]}"?' if close else ""
+    return f"{label}: unknown namespace option{hint}"
+
+
+def _group(typed: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Values whose destination is directly under `prefix`, keyed by field name."""
+    return {
+        dest[len(prefix) :]: value
+        for dest, value in typed.items()
+        if dest.startswith(prefix) and "." not in dest[len(prefix) :]
+    }
+
+
+def _assemble(typed: Mapping[str, Any]) -> Config:
+    auth_values = _group(typed, "auth.")
+    separate = bool(auth_values.pop("subscription_enabled", False))
+    subscription = TokenSettings(**_group(typed, "auth.subscription.")) if separate else None
+    channels = ChannelSettings(
+        without_namespace=ChannelOptions(**_group(typed, "channels.without_namespace.")),
+        **_group(typed, "channels."),
+    )
+    engine = EngineSettings(
+        redis=RedisSettings(**_group(typed, "engine.redis.")), **_group(typed, "engine.")
+    )
+    return Config(
+        auth=AuthSettings(
+            connection=TokenSettings(**_group(typed, "auth.connection.")),
+            subscription=subscription,
+            **auth_values,
+        ),
+        channels=channels,
+        client=ClientSettings(**_group(typed, "client.")),
+        api=ApiSettings(**_group(typed, "api.")),
+        websocket=WebSocketSettings(**_group(typed, "websocket.")),
+        server=ServerSettings(**_group(typed, "server.")),
+        engine=engine,
+        log=LogSettings(**_group(typed, "log.")),
+    )

@@ -1,0 +1,175 @@
+"""Load a `Config` from a file, the environment and command-line overrides.
+
+Precedence, lowest first: defaults, the file, ``CENTRIFUGO_*`` variables, ``ROTARY_*``
+variables, `overrides`. The file may use Centrifugo v5 flat keys, v6 nested keys, or both
+as long as no setting is given twice. Every problem found is reported in one `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import yaml
+
+from rotary.config.build import build_config
+from rotary.config.keys import Key, env_names, keys_by_v5, keys_by_v6, v6_sections
+from rotary.config.model import Config
+from rotary.config.values import Raw
+from rotary.errors import ConfigError
+
+__all__ = ["DEFAULT_CONFIG_PATH", "SUPPORTED_EXTENSIONS", "load_config", "read_config_file"]
+
+#: The file read when no other is named; it may be missing.
+DEFAULT_CONFIG_PATH = "config.json"
+SUPPORTED_EXTENSIONS = (".json", ".yaml", ".yml", ".toml")
+
+_BY_V5 = keys_by_v5()
+_BY_V6 = keys_by_v6()
+_SECTIONS = v6_sections()
+_V6_PREFIXES = frozenset(path.rsplit(".", i)[0] for path in _BY_V6 for i in range(1, 4))
+_ENV_NAMES = env_names()
+
+_Layer = dict[str, tuple[Key, Raw]]
+
+
+def load_config(
+    path: str | None = DEFAULT_CONFIG_PATH,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> Config:
+    """Read, merge, validate and build the configuration; raise ConfigError listing problems.
+
+    `path` None reads no file; the default path may be missing, any other path must exist.
+    `env` defaults to `os.environ`; only the variable names Rotary knows are read.
+    `overrides` maps v5 (or v6 dotted) key names to values, e.g. from command-line flags;
+    string values are read like environment variables.
+    """
+    problems: list[str] = []
+    layer: _Layer = {}
+    if path is not None:
+        doc = read_config_file(path, must_exist=path != DEFAULT_CONFIG_PATH)
+        layer.update(_file_layer(doc, problems))
+    layer.update(_env_layer(os.environ if env is None else env))
+    layer.update(_override_layer(overrides or {}, problems))
+    config, build_problems = build_config(layer.values())
+    problems += build_problems
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def read_config_file(path: str, *, must_exist: bool = True) -> Mapping[str, object]:
+    """The top-level mapping of a JSON, YAML or TOML file (chosen by extension).
+
+    A missing file gives ``{}`` unless `must_exist`. Every failure is a ConfigError with a
+    one-line message naming the file.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUPPORTED_EXTENSIONS:
+        raise ConfigError(
+            [f"{path}: unsupported config file extension {suffix!r} (use .json, .yaml or .toml)"]
+        )
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if must_exist:
+            raise ConfigError([f"{path}: config file not found"]) from None
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read config file: {_one_line(exc)}"]) from None
+    return _parse(path, suffix, text)
+
+
+def _parse(path: str, suffix: str, text: str) -> Mapping[str, object]:
+    if not text.strip():
+        return {}
+    try:
+        doc: object
+        if suffix == ".json":
+            doc = json.loads(text)
+        elif suffix == ".toml":
+            doc = tomllib.loads(text)
+        else:
+            doc = yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError([f"{path}: cannot parse {suffix[1:]}: {_one_line(exc)}"]) from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping):
+        raise ConfigError([f"{path}: the top level must be a mapping of keys to values"])
+    return doc
+
+
+def _one_line(exc: BaseException) -> str:
+    return re.sub(r"\s+", " ", str(exc)).strip()
+
+
+def _file_layer(doc: Mapping[str, object], problems: list[str]) -> _Layer:
+    """Values of a file keyed by destination; unknown and conflicting keys go to `problems`."""
+    layer: _Layer = {}
+    for name, value in doc.items():
+        if value is None:
+            continue
+        if not isinstance(name, str):
+            problems.append(f"{name!r}: keys must be strings")
+        elif name in _SECTIONS and isinstance(value, Mapping):
+            _walk(name, value, layer, problems)
+        elif name in _BY_V5:
+            _put(layer, _BY_V5[name], Raw(value, name), problems)
+        else:
+            problems.append(_unknown(name, [*_BY_V5, *_SECTIONS]))
+    return layer
+
+
+def _walk(path: str, section: Mapping[object, object], layer: _Layer, problems: list[str]) -> None:
+    for name, value in section.items():
+        dotted = f"{path}.{name}"
+        if value is None:
+            continue
+        if dotted in _BY_V6:
+            _put(layer, _BY_V6[dotted], Raw(value, dotted), problems)
+        elif dotted in _V6_PREFIXES and isinstance(value, Mapping):
+            _walk(dotted, value, layer, problems)
+        else:
+            problems.append(_unknown(dotted, _BY_V6))
+
+
+def _put(layer: _Layer, key: Key, raw: Raw, problems: list[str]) -> None:
+    if key.dest in layer:
+        other = layer[key.dest][1].label
+        problems.append(f"{raw.label}: conflicts with {other} (the same setting); keep one")
+        return
+    layer[key.dest] = (key, raw)
+
+
+def _unknown(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    hint = f'; did you mean "{close[0]}"?' if close else ""
+    return f"{name}: unknown key{hint}"
+
+
+def _env_layer(env: Mapping[str, str]) -> _Layer:
+    layer: _Layer = {}
+    for name, key in _ENV_NAMES:
+        if name in env:
+            layer[key.dest] = (key, Raw(env[name], name, from_text=True))
+    return layer
+
+
+def _override_layer(overrides: Mapping[str, object], problems: list[str]) -> _Layer:
+    layer: _Layer = {}
+    for name, value in overrides.items():
+        key = _BY_V5.get(name) or _BY_V6.get(name)
+        if key is None:
+            problems.append(_unknown(name, _BY_V5))
+        elif value is not None:
+            raw = Raw(value, f"{name} (command line)", from_text=isinstance(value, str))
+            layer[key.dest] = (key, raw)
+    return layer

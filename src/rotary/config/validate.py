@@ -1,0 +1,162 @@
+"""Checks that span keys (spec §3.1, §5, §6, §11): each problem names its dotted key."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from rotary.auth.settings import TokenSettings
+from rotary.channels.options import ChannelOptions, ChannelSettings
+from rotary.channels.resolver import NAMESPACE_NAME_PATTERN
+from rotary.config.durations import format_duration
+from rotary.config.keys import KEYS
+from rotary.config.model import Config
+
+__all__ = ["ENGINE_TYPES", "LOG_LEVELS", "Labels", "validate"]
+
+ENGINE_TYPES = ("memory", "redis")
+LOG_LEVELS = ("none", "trace", "debug", "info", "warn", "error")
+_USER_ID_CLAIM = re.compile(r"^[a-zA-Z_]+$")
+_RECOVERY_MODES = ("", "stream", "cache")
+_DELTA_TYPES = ("fossil",)
+_DEFAULT_LABELS = {key.dest: key.v5 for key in reversed(KEYS)}
+
+_At = Callable[[str], str]
+
+
+class Labels:
+    """The key name each setting was given under, so problems use the user's spelling.
+
+    Settings that were not given fall back to their v5 flat name; a namespace falls back to
+    ``namespaces.<name>``.
+    """
+
+    def __init__(self, given: Mapping[str, str]) -> None:
+        self._given = dict(given)
+
+    def __call__(self, dest: str) -> str:
+        if dest in self._given:
+            return self._given[dest]
+        if dest.startswith("ns:"):
+            return f"namespaces.{dest[3:]}"
+        return _DEFAULT_LABELS.get(dest, dest)
+
+
+def validate(config: Config, label: Labels) -> list[str]:
+    """Every cross-key problem of `config`."""
+    problems = _token_problems("connection", config.auth.connection, label)
+    if config.auth.subscription is not None:
+        problems += _token_problems("subscription", config.auth.subscription, label)
+    problems += _client_problems(config, label)
+    problems += _channel_problems(config.channels, label)
+    problems += _misc_problems(config, label)
+    return problems
+
+
+def _token_problems(which: str, token: TokenSettings, label: Labels) -> list[str]:
+    def at(name: str) -> str:
+        return label(f"auth.{which}.{name}")
+
+    problems: list[str] = []
+    for exact in ("audience", "issuer"):
+        regex = f"{exact}_regex"
+        if getattr(token, exact) and getattr(token, regex):
+            problems.append(f"{at(regex)}: cannot be set together with {at(exact)}; use one")
+        problems += _regex_problem(at(regex), getattr(token, regex))
+    if token.user_id_claim and not _USER_ID_CLAIM.match(token.user_id_claim):
+        problems.append(f"{at('user_id_claim')}: must match ^[a-zA-Z_]+$")
+    endpoint = token.jwks_public_endpoint
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        problems.append(f"{at('jwks_public_endpoint')}: must be an http:// or https:// URL")
+    return problems
+
+
+def _regex_problem(where: str, pattern: str) -> list[str]:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return [f"{where}: invalid regular expression: {exc}"]
+    return []
+
+
+def _client_problems(config: Config, label: Labels) -> list[str]:
+    client = config.client
+    problems: list[str] = []
+    if client.ping_interval <= client.pong_timeout:
+        problems.append(
+            f"{label('client.pong_timeout')}: ({format_duration(client.pong_timeout)}) must be "
+            f"shorter than {label('client.ping_interval')} "
+            f"({format_duration(client.ping_interval)})"
+        )
+    namespace = client.personal_channel_namespace
+    known = {ns.name for ns in config.channels.namespaces}
+    if client.subscribe_to_personal and namespace and namespace not in known:
+        problems.append(
+            f"{label('client.personal_channel_namespace')}: namespace {namespace!r} "
+            "is not configured"
+        )
+    return problems
+
+
+def _channel_problems(channels: ChannelSettings, label: Labels) -> list[str]:
+    problems: list[str] = []
+    for name in ("private_prefix", "namespace_boundary", "user_boundary", "user_separator"):
+        if not getattr(channels, name):
+            problems.append(f"{label(f'channels.{name}')}: must not be empty")
+    if channels.max_length <= 0:
+        problems.append(f"{label('channels.max_length')}: must be positive")
+    problems += _options_problems(
+        lambda opt: label(f"channels.without_namespace.{opt}"),
+        channels.without_namespace,
+        channels.history_meta_ttl,
+    )
+    seen: set[str] = set()
+    for ns in channels.namespaces:
+        where = label(f"ns:{ns.name}")
+        if not NAMESPACE_NAME_PATTERN.match(ns.name):
+            problems.append(
+                f"{where}.name: invalid namespace name (must match ^[-a-zA-Z0-9_.]{{2,}}$)"
+            )
+        if ns.name in seen:
+            problems.append(f"{where}.name: duplicate namespace name {ns.name!r}")
+        seen.add(ns.name)
+        problems += _options_problems(_under(where), ns.options, channels.history_meta_ttl)
+    return problems
+
+
+def _under(where: str) -> _At:
+    return lambda option: f"{where}.{option}"
+
+
+def _options_problems(at: _At, options: ChannelOptions, global_meta_ttl: float) -> list[str]:
+    problems = _regex_problem(at("channel_regex"), options.channel_regex)
+    if options.force_recovery and not options.history_enabled:
+        problems.append(f"{at('force_recovery')}: needs history_size and history_ttl set")
+    meta_ttl = options.history_meta_ttl or global_meta_ttl
+    if options.history_ttl > meta_ttl:
+        problems.append(
+            f"{at('history_ttl')}: ({format_duration(options.history_ttl)}) must not be longer "
+            f"than the history meta TTL ({format_duration(meta_ttl)})"
+        )
+    if options.force_recovery_mode not in _RECOVERY_MODES:
+        problems.append(f'{at("force_recovery_mode")}: must be "stream" or "cache"')
+    bad = [t for t in options.allowed_delta_types if t not in _DELTA_TYPES]
+    if bad:
+        problems.append(f"{at('allowed_delta_types')}: unknown delta types {bad} (only fossil)")
+    if options.history_size < 0:
+        problems.append(f"{at('history_size')}: must not be negative")
+    return problems
+
+
+def _misc_problems(config: Config, label: Labels) -> list[str]:
+    problems: list[str] = []
+    if config.engine.type not in ENGINE_TYPES:
+        problems.append(
+            f"{label('engine.type')}: unknown engine {config.engine.type!r} "
+            '(use "memory" or "redis")'
+        )
+    if config.log.level not in LOG_LEVELS:
+        problems.append(f"{label('log.level')}: must be one of {', '.join(LOG_LEVELS)}")
+    if config.api.error_mode not in ("", "transport"):
+        problems.append(f'{label("api.error_mode")}: must be "" or "transport"')
+    return problems
