@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rotary.clock import Clock
 from rotary.engines.memory.broker import IDEMPOTENCY_TTL, MemoryBroker, random_epoch
@@ -38,3 +39,11 @@ class MemoryEngine:
         """Close the broker, then the presence manager. Idempotent."""
         await self.broker.close()
         await self.presence.close()
+
+
+if TYPE_CHECKING:
+    from rotary.engines.base import Broker, PresenceManager
+
+    def _conforms(b: MemoryBroker, p: MemoryPresenceManager) -> tuple[Broker, PresenceManager]:
+        """Fails type checking if either class drifts from its protocol."""
+        return b, p
