@@ -1,10 +1,451 @@
-"""Command line: parse, call one function, print. (Filled in by the CLI work.)"""
+"""Command line: parse, call one function, print (spec §7).
+
+Every command prints to stdout. Every failure is one line on stdout and exit status 1,
+never a traceback. ``rotary`` without a command runs the server.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import base64
+import importlib
+import os
+import platform
+import secrets
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rotary import __version__
+from rotary.auth import TokenRejected, TokenVerifier
+from rotary.channels import ChannelResolver
+from rotary.clock import SystemClock
+from rotary.config import DEFAULT_CONFIG_PATH, Config, format_duration, load_config
+from rotary.config.templates import dev_config, generated_config, write_new_config
+from rotary.errors import ConfigError, RotaryError
+
 __all__ = ["main"]
 
+_WEEK = 604_800
+_DEV_CONFIG_PATH = "config.dev.json"
+_DEV_USER = "dev-user"
+_DEV_TTL = 86_400
+_ALG_NAMES = {
+    "HS256": "HMAC SHA-256",
+    "HS384": "HMAC SHA-384",
+    "HS512": "HMAC SHA-512",
+    "RS256": "RSA SHA-256",
+    "RS384": "RSA SHA-384",
+    "RS512": "RSA SHA-512",
+    "ES256": "ECDSA SHA-256",
+    "ES384": "ECDSA SHA-384",
+    "ES512": "ECDSA SHA-512",
+    "EdDSA": "EdDSA Ed25519",
+}
+#: Plain words for `TokenRejected.reason` values, printed by checktoken/checksubtoken.
+_REASON_WORDS = {
+    "signature": "the signature does not match the configured key",
+    "expired": "the token's exp is in the past",
+    "not_yet_valid": "the token's nbf is in the future",
+    "audience": "the token's aud does not match the configured audience",
+    "issuer": "the token's iss does not match the configured issuer",
+    "algorithm": "the token's alg is not enabled by the configured keys",
+    "malformed": "the token is not a well-formed JWT",
+    "claims": "a claim has the wrong JSON type",
+    "channel_claim": "a connection token must not carry a channel claim",
+    "missing_channel": "a subscription token needs a channel claim",
+    "unknown_key": "no key matches the token's kid",
+    "unknown_channel": "a channel named by the token has no configured namespace",
+    "jwks_unavailable": "the JWKS endpoint could not be fetched",
+    "too_large": "the token is longer than token_max_size",
+    "b64": "b64info or b64data is not valid standard base64",
+    "channel_mismatch": "the token is for another channel",
+    "user_mismatch": "the token is for another user",
+    "client_mismatch": "the token is for another client",
+}
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+
+class _Failure(Exception):
+    """A command failed; `line` is printed as is and the exit status is 1."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _Failure(f"error: {message}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with `argv` (default: sys.argv[1:]); return the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except _Failure as failure:
+        _say(failure.line)
+    except ConfigError as exc:
+        _say(f"error: {'; '.join(exc.problems) or exc}")
+    except (RotaryError, OSError) as exc:
+        _say(f"error: {exc}")
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the promise is one line, never a traceback
+        _say(f"error: unexpected {type(exc).__name__}: {exc}")
+    return 1
+
+
+def _say(line: str = "", *, end: str = "\n") -> None:
+    sys.stdout.write(line + end)
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- argument parsing
+
+
+def _parser() -> _Parser:
+    config = _Parser(add_help=False)
+    config.add_argument(
+        "-c", "--config", default=argparse.SUPPRESS, help="config file (default config.json)"
+    )
+    server = _Parser(add_help=False)
+    _add_server_flags(server)
+    root = _Parser(
+        prog="rotary",
+        description="Rotary: a real-time messaging server speaking Centrifugo's protocol.",
+        parents=[config, server],
+    )
+    root.set_defaults(handler=_cmd_serve)
+    commands = root.add_subparsers(title="commands", metavar="COMMAND")
+    _add(commands, "serve", "run the server (the default)", _cmd_serve, config, server)
+    dev = _add(commands, "dev", "write a development config if missing and run", _cmd_dev)
+    dev.add_argument("-c", "--config", default=_DEV_CONFIG_PATH, help="development config file")
+    _add_server_flags(dev)
+    _add_token_commands(commands, config)
+    _add(commands, "genconfig", "write a new config file", _cmd_genconfig, config)
+    _add(commands, "checkconfig", "check a config file", _cmd_checkconfig, config)
+    _add(commands, "version", "print the version", _cmd_version)
+    return root
+
+
+def _add_server_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, help="port to listen on")
+    parser.add_argument("--address", help="address to listen on")
+    parser.add_argument("--log_level", help="none, trace, debug, info, warn or error")
+
+
+def _add(
+    commands: Any,
+    name: str,
+    text: str,
+    handler: Callable[[argparse.Namespace], int],
+    *parents: argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=text, description=text, parents=list(parents)
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_token_commands(commands: Any, config: argparse.ArgumentParser) -> None:
+    for name, text, handler in (
+        ("gentoken", "generate a connection token", _cmd_gentoken),
+        ("gensubtoken", "generate a subscription token", _cmd_gensubtoken),
+    ):
+        parser = _add(commands, name, text, handler, config)
+        parser.add_argument("-u", "--user", default="", help='user id (default "" = anonymous)')
+        if name == "gensubtoken":
+            parser.add_argument("-s", "--channel", default="", help="channel (required)")
+        parser.add_argument(
+            "-t", "--ttl", type=int, default=_WEEK, help="seconds; -1 = no expiration"
+        )
+        parser.add_argument("-q", "--quiet", action="store_true", help="print the token only")
+        parser.add_argument("--alg", help="signing algorithm (default HS256, or by key type)")
+        parser.add_argument("--private-key", help="PEM file of an RSA, ECDSA or Ed25519 key")
+    for name, text, handler in (
+        ("checktoken", "verify a connection token", _cmd_checktoken),
+        ("checksubtoken", "verify a subscription token", _cmd_checksubtoken),
+    ):
+        parser = _add(commands, name, text, handler, config)
+        parser.add_argument("token", nargs="*", help="the token")
+
+
+def _config_path(args: argparse.Namespace) -> str:
+    return str(getattr(args, "config", DEFAULT_CONFIG_PATH))
+
+
+def _load(args: argparse.Namespace, overrides: dict[str, object] | None = None) -> Config:
+    return load_config(_config_path(args), overrides=overrides)
+
+
+# ---------------------------------------------------------------- server commands
+
+
+def _server_overrides(args: argparse.Namespace) -> dict[str, object]:
+    flags = {"port": args.port, "address": args.address, "log_level": args.log_level}
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    return _run_server(_load(args, _server_overrides(args)))
+
+
+def _run_server(config: Config) -> int:
+    try:
+        # Imported late: the server wires every layer, which token and config commands
+        # never need.
+        server = importlib.import_module("rotary.server")
+    except ImportError as exc:
+        raise _Failure(f"error: the server is not available: {exc}") from None
+    return int(server.run(config))
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    if not Path(path).exists():
+        content = dev_config(hmac_secret=secrets.token_hex(32), api_key=secrets.token_hex(16))
+        write_new_config(path, content)
+        _say(f"created development config {path}")
+    config = _load(args, _server_overrides(args))
+    _say(f"using config {path}")
+    token = _connection_token(config, _DEV_USER, _DEV_TTL, alg=None, private_key=None)
+    _say(f"{token.header}:")
+    _say(token.token)
+    _say(f"WebSocket endpoint: {_websocket_url(config)}")
+    return _run_server(config)
+
+
+def _websocket_url(config: Config) -> str:
+    host = config.server.address or "localhost"
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - only shown, never bound
+        host = "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"ws://{host}:{config.server.port}{config.websocket.handler_prefix}"
+
+
+# ---------------------------------------------------------------- token generation
+
+
+class _Generated:
+    def __init__(self, header: str, token: str) -> None:
+        self.header = header
+        self.token = token
+
+
+def _cmd_gentoken(args: argparse.Namespace) -> int:
+    config = _load(args)
+    generated = _connection_token(
+        config, args.user, args.ttl, alg=args.alg, private_key=args.private_key
+    )
+    _print_generated(generated, quiet=args.quiet)
+    return 0
+
+
+def _cmd_gensubtoken(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not args.channel:
+        raise _Failure("channel is required")
+    settings = config.auth.subscription or config.auth.connection
+    claims = _base_claims(args.user, args.ttl, settings.user_id_claim)
+    claims["channel"] = args.channel
+    alg, key = _signing_key(settings.hmac_secret_key, args.alg, args.private_key)
+    who = f'user "{args.user}"' if args.user else "anonymous user"
+    header = f'{_ALG_NAMES.get(alg, alg)} JWT for {who} and channel "{args.channel}" '
+    header += _expiration_words(args.ttl)
+    _print_generated(_Generated(header, _sign(claims, alg, key)), quiet=args.quiet)
+    return 0
+
+
+def _connection_token(
+    config: Config, user: str, ttl: int, *, alg: str | None, private_key: str | None
+) -> _Generated:
+    settings = config.auth.connection
+    claims = _base_claims(user, ttl, settings.user_id_claim)
+    alg, key = _signing_key(settings.hmac_secret_key, alg, private_key)
+    who = f'user "{user}"' if user else "anonymous user"
+    header = f"{_ALG_NAMES.get(alg, alg)} JWT for {who} {_expiration_words(ttl)}"
+    return _Generated(header, _sign(claims, alg, key))
+
+
+def _base_claims(user: str, ttl: int, user_id_claim: str) -> dict[str, object]:
+    now = int(SystemClock().now())
+    claims: dict[str, object] = {}
+    if user:
+        claims["sub"] = user
+        if user_id_claim:
+            claims[user_id_claim] = user
+    # Centrifugo's quirk kept on purpose (spec §7): ttl 0 announces "0s" but sets no exp.
+    if ttl > 0:
+        claims["exp"] = now + ttl
+    claims["iat"] = now
+    return claims
+
+
+def _expiration_words(ttl: int) -> str:
+    if ttl < 0:
+        return "without expiration"
+    return f"with expiration TTL {format_duration(ttl)}"
+
+
+def _signing_key(hmac_secret: str, alg: str | None, private_key: str | None) -> tuple[str, bytes]:
+    """The algorithm and key bytes (HMAC secret or private key PEM) to sign with."""
+    if private_key is not None:
+        pem = Path(private_key).read_bytes()
+        return alg or _alg_of_private_key(pem), pem
+    if alg is not None and not alg.startswith("HS"):
+        raise _Failure(f"error: --alg {alg} needs --private-key FILE")
+    if not hmac_secret:
+        raise _Failure("error: no HMAC secret key set")
+    return alg or "HS256", hmac_secret.encode()
+
+
+def _alg_of_private_key(pem: bytes) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise _Failure(f"error: cannot load private key: {exc}") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS256"
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "EdDSA"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        curves = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+        if key.curve.name in curves:
+            return curves[key.curve.name]
+    raise _Failure("error: unsupported private key type (use RSA, ECDSA P-256/384/521 or Ed25519)")
+
+
+def _sign(claims: dict[str, object], alg: str, key: bytes) -> str:
+    from rotary.auth.signing import sign_token
+
+    try:
+        return sign_token(claims, alg=alg, key=key)
+    except ValueError as exc:
+        raise _Failure(f"error: cannot sign token: {exc}") from None
+
+
+def _print_generated(generated: _Generated, *, quiet: bool) -> None:
+    if quiet:
+        _say(generated.token, end="")
+    else:
+        _say(f"{generated.header}:")
+        _say(generated.token)
+
+
+# ---------------------------------------------------------------- token checks
+
+
+def _cmd_checktoken(args: argparse.Namespace) -> int:
+    return _check(args, "checktoken", subscription=False)
+
+
+def _cmd_checksubtoken(args: argparse.Namespace) -> int:
+    return _check(args, "checksubtoken", subscription=True)
+
+
+def _check(args: argparse.Namespace, command: str, *, subscription: bool) -> int:
+    if len(args.token) != 1:
+        raise _Failure(f"error: provide token to check [rotary {command} <TOKEN>]")
+    token = args.token[0]
+    config = _load(args)
+    try:
+        line = asyncio.run(_verify(config, token, subscription=subscription))
+    except TokenRejected as rejected:
+        for out in _refusal_lines(rejected):
+            _say(out)
+        return 1
+    _say(line)
+    _say(f"payload: {_payload_text(token)}")
+    return 0
+
+
+async def _verify(config: Config, token: str, *, subscription: bool) -> str:
+    known = ChannelResolver(config.channels).namespace_known
+    verifier = TokenVerifier(config.auth, channel_known=known)
+    now = SystemClock().now()
+    try:
+        if subscription:
+            sub = await verifier.verify_subscription(token, now=now)
+            who = f'user "{sub.user}"' if sub.user else "anonymous user"
+            return f'valid subscription token for {who} and channel "{sub.channel}"'
+        conn = await verifier.verify_connection(token, now=now)
+        return (
+            f"valid token for user {conn.user}" if conn.user else "valid token for anonymous user"
+        )
+    finally:
+        await verifier.close()
+
+
+def _refusal_lines(rejected: Any) -> list[str]:
+    """§7's error line for a `TokenRejected`, then its machine reason in plain words."""
+    reason, detail = str(rejected.reason), str(rejected.detail)
+    explained = f"reason: {reason} ({_REASON_WORDS.get(reason, detail)})"
+    if reason == "malformed" or (rejected.claims is None and reason != "too_large"):
+        return ["error: token format is not valid", explained]
+    if reason == "claims":
+        return [f"error: {detail}", explained]
+    claims = rejected.claims.decode(errors="replace") if rejected.claims else "null"
+    outcome = str(rejected.outcome.value)
+    if outcome == "expired":
+        text = "token expired"
+    elif outcome == "unknown_channel":
+        text = "102: unknown channel"
+    else:
+        text = f"invalid token: {detail}"
+    return [
+        f"error: token with algorithm {rejected.alg} and claims {claims} has error: {text}",
+        explained,
+    ]
+
+
+def _payload_text(token: str) -> str:
+    part = token.split(".")[1]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode(errors="replace")
+
+
+# ---------------------------------------------------------------- config commands
+
+
+def _cmd_genconfig(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    content = generated_config(
+        hmac_secret=str(uuid.uuid4()),
+        admin_password=str(uuid.uuid4()),
+        admin_secret=str(uuid.uuid4()),
+        api_key=str(uuid.uuid4()),
+    )
+    write_new_config(path, content)
+    try:
+        load_config(path, env={})
+    except ConfigError:
+        os.remove(path)
+        raise
+    return 0
+
+
+def _cmd_checkconfig(args: argparse.Namespace) -> int:
+    try:
+        load_config(_config_path(args))
+    except ConfigError as exc:
+        for problem in exc.problems or [str(exc)]:
+            _say(f"error: {problem}")
+        return 1
+    return 0
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    _say(
+        f"Rotary v{__version__} (Centrifugo protocol compatible, "
+        f"Python {platform.python_version()})"
+    )
     return 0

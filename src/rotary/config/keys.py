@@ -124,6 +124,8 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("token_jwks_cache_ttl", "client.token.jwks_cache_ttl", "duration", "auth.jwks_cache_ttl"),
     ("token_jwks_timeout", "client.token.jwks_timeout", "duration", "auth.jwks_timeout"),
     ("token_max_size", "client.token.max_size", "int", "auth.max_token_size"),
+    ("token_jwks_refetch_interval", "client.token.jwks_refetch_interval", "duration",
+     "auth.jwks_refetch_interval"),
     # channels
     ("channel_private_prefix", "channel.private_prefix", "str", "channels.private_prefix"),
     ("channel_namespace_boundary", "channel.namespace_boundary", "str",
@@ -166,6 +168,9 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("redis_cluster_address", "engine.redis.cluster_address", "addrs",
      "engine.redis.cluster_addresses"),
     ("redis_presence_ttl", "engine.redis.presence_ttl", "duration", "engine.redis.presence_ttl"),
+    ("redis_connect_timeout", "engine.redis.connect_timeout", "duration",
+     "engine.redis.connect_timeout"),
+    ("redis_io_timeout", "engine.redis.io_timeout", "duration", "engine.redis.io_timeout"),
     # accepted so that generated Centrifugo configs load; Rotary has no admin web interface
     ("admin", "admin.enabled", "ignored", "ignored.admin"),
     ("admin_password", "admin.password", "ignored", "ignored.admin_password"),
