@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import AbstractConnection, Connection
+from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool, Connection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
@@ -19,6 +19,10 @@ from rotary.config.model import RedisSettings
 
 __all__ = ["Keys", "Shard", "build_shards", "close_shards", "shard_index"]
 
+#: Command connections per shard; callers beyond it wait up to ``io_timeout`` for one.
+_POOL_SIZE = 64
+#: The Sentinel pool cannot block, so it gets more room before refusing.
+_SENTINEL_POOL_SIZE = 1024
 _JUMP_MULTIPLIER = 2862933555777941757
 _U64_MASK = (1 << 64) - 1
 
@@ -122,9 +126,16 @@ def _url(address: str) -> str:
 
 
 def _plain_shard(index: int, address: str, settings: RedisSettings) -> Shard:
-    client = Redis.from_url(
-        _url(address), db=settings.db, retry=_no_retry(), **_common_kwargs(settings)
+    # A blocking pool queues bursts (hundreds of concurrent publishes) instead of failing.
+    pool = BlockingConnectionPool.from_url(
+        _url(address),
+        db=settings.db,
+        retry=_no_retry(),
+        max_connections=_POOL_SIZE,
+        timeout=settings.io_timeout,
+        **_common_kwargs(settings),
     )
+    client = Redis.from_pool(pool)
     return Shard(index, client, _pool_connection_factory(client))
 
 
@@ -135,6 +146,7 @@ def _sentinel_shard(settings: RedisSettings) -> Shard:
         sentinel_kwargs={"socket_connect_timeout": settings.connect_timeout},
         db=settings.db,
         retry=_no_retry(),
+        max_connections=_SENTINEL_POOL_SIZE,
         **_common_kwargs(settings),
     )
     client = manager.master_for(settings.sentinel_master_name)
