@@ -58,5 +58,8 @@ class AuthSettings:
     jwks_cache_ttl: float = 3600.0
     #: One JWKS fetch may take at most this many seconds (``token_jwks_timeout``).
     jwks_timeout: float = 1.0
+    #: After a JWKS fetch, no new one starts for this many seconds: unknown ``kid`` values
+    #: (including an attacker's random ones) are refused from the cache meanwhile.
+    jwks_refetch_interval: float = 5.0
     #: Longest token accepted, in bytes (``token_max_size``); longer ones are refused unread.
     max_token_size: int = 16384

@@ -1,0 +1,72 @@
+"""Token signing for the CLI (``gentoken``, ``gensubtoken``) and for tests.
+
+Produces compact JWS with the header ``{"alg":…,"typ":"JWT"}`` and the claims as compact
+JSON. The key is the HMAC secret for HS* (text taken as UTF-8, or bytes), a private key
+PEM for RS*/ES*/EdDSA. ES* signatures come out in JOSE form (raw ``r||s``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from rotary.errors import ConfigError
+
+__all__ = ["sign_token"]
+
+_HMAC = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
+_RSA: dict[str, hashes.HashAlgorithm] = {
+    "RS256": hashes.SHA256(),
+    "RS384": hashes.SHA384(),
+    "RS512": hashes.SHA512(),
+}
+_EC: dict[str, tuple[hashes.HashAlgorithm, str, int]] = {
+    "ES256": (hashes.SHA256(), "secp256r1", 32),
+    "ES384": (hashes.SHA384(), "secp384r1", 48),
+    "ES512": (hashes.SHA512(), "secp521r1", 66),
+}
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def sign_token(claims: Mapping[str, object], *, alg: str, key: str | bytes) -> str:
+    """A compact JWS of `claims` signed with `alg`; raise ConfigError for a bad alg or key."""
+    header = _b64url(orjson.dumps({"alg": alg, "typ": "JWT"}))
+    signing_input = header + b"." + _b64url(orjson.dumps(dict(claims)))
+    signature = _sign(signing_input, alg, key.encode() if isinstance(key, str) else key)
+    return (signing_input + b"." + _b64url(signature)).decode("ascii")
+
+
+def _sign(signing_input: bytes, alg: str, key: bytes) -> bytes:
+    if alg in _HMAC:
+        return hmac.digest(key, signing_input, _HMAC[alg])
+    private = _private_key(key, alg)
+    if alg in _RSA and isinstance(private, rsa.RSAPrivateKey):
+        return private.sign(signing_input, padding.PKCS1v15(), _RSA[alg])
+    if alg in _EC and isinstance(private, ec.EllipticCurvePrivateKey):
+        hash_type, curve, size = _EC[alg]
+        if private.curve.name != curve:
+            raise ConfigError([f"signing key: {alg} needs curve {curve}"])
+        r, s = decode_dss_signature(private.sign(signing_input, ec.ECDSA(hash_type)))
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    if alg == "EdDSA" and isinstance(private, ed25519.Ed25519PrivateKey):
+        return private.sign(signing_input)
+    raise ConfigError([f"signing key: not usable for {alg}"])
+
+
+def _private_key(pem: bytes, alg: str) -> Any:
+    if alg not in _RSA and alg not in _EC and alg != "EdDSA":
+        raise ConfigError([f"signing: unsupported JWT algorithm {alg}"])
+    try:
+        return serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise ConfigError(["signing key: not a private key PEM"]) from None

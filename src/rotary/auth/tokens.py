@@ -1,0 +1,140 @@
+"""Values the token core hands out: verified tokens, and the one refusal exception.
+
+Every refusal is a `TokenRejected` carrying an `Outcome` (which decides the client-facing
+code, spec §3.2 and §4.3) and a machine-readable `reason`. Verified tokens are frozen values,
+safe to share between connections and to keep in the verified-token cache.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from rotary.errors import RotaryError
+
+__all__ = [
+    "ConnectionToken",
+    "Outcome",
+    "SubscribeOptions",
+    "SubscribeOverride",
+    "SubscriptionToken",
+    "TokenRejected",
+]
+
+
+class Outcome(enum.Enum):
+    """What a refusal means for the client.
+
+    INVALID: error 103 on subscribe, disconnect 3500 on connect, refresh and sub_refresh.
+    EXPIRED: error 109 (``exp`` passed, or ``nbf`` not reached yet: reason ``not_yet_valid``).
+    UNKNOWN_CHANNEL: error 102 (a channel named by the token has no namespace).
+    MISMATCH: the subscription token is bound to another channel, user or client: 3500.
+    """
+
+    INVALID = "invalid"
+    EXPIRED = "expired"
+    UNKNOWN_CHANNEL = "unknown_channel"
+    MISMATCH = "mismatch"
+
+
+class TokenRejected(RotaryError):
+    """A token was refused; nothing of it may be used.
+
+    `reason` is machine-readable (``signature``, ``expired``, ``not_yet_valid``, ``audience``,
+    ``issuer``, ``algorithm``, ``malformed``, ``claims``, ``channel_claim``,
+    ``missing_channel``, ``channel_mismatch``, ``user_mismatch``, ``client_mismatch``,
+    ``unknown_key``, ``unknown_channel``, ``jwks_unavailable``, ``too_large``, ``b64``).
+    `detail` says why in plain words, in Centrifugo's wording where it has one; it never
+    contains the token or a secret, so it is safe to log. `alg` is the header's algorithm when
+    the header could be read, else "". `claims` is the raw payload JSON when it could be
+    decoded (the CLI's ``checktoken`` prints it), else None.
+    """
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        reason: str,
+        detail: str,
+        *,
+        alg: str = "",
+        claims: bytes | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.reason = reason
+        self.detail = detail
+        self.alg = alg
+        self.claims = claims
+
+    def __repr__(self) -> str:
+        return f"TokenRejected({self.outcome.name}, {self.reason!r}, {self.detail!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeOverride:
+    """Per-channel overrides from a token; each None keeps the namespace default."""
+
+    presence: bool | None = None
+    join_leave: bool | None = None
+    force_push_join_leave: bool | None = None
+    force_recovery: bool | None = None
+    force_positioning: bool | None = None
+
+
+_NO_OVERRIDE = SubscribeOverride()
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeOptions:
+    """One entry of a connection token's ``subs``.
+
+    `info` and `data` are compact JSON, or the decoded ``b64info``/``b64data`` when those are
+    non-empty (they win).
+    """
+
+    info: bytes | None = None
+    data: bytes | None = None
+    override: SubscribeOverride = _NO_OVERRIDE
+
+
+_NO_SUBS: Mapping[str, SubscribeOptions] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionToken:
+    """A verified connection token (spec §3.1).
+
+    `expire_at` is the connection expiry in Unix seconds, 0 for never: the ``expire_at``
+    claim when present (>0 used as is, <=0 means never), else ``exp`` truncated to seconds,
+    else 0. Whether it already passed is the caller's decision (error 110).
+    `channels` are the server-side channels: the keys of `subs` when it is non-empty, else
+    the ``channels`` claim. `info` is compact one-line JSON, or decoded ``b64info``.
+    """
+
+    user: str
+    expire_at: int
+    exp: int | None = None
+    iat: int | None = None
+    jti: str = ""
+    info: bytes | None = None
+    channels: tuple[str, ...] = ()
+    subs: Mapping[str, SubscribeOptions] = field(default_factory=lambda: _NO_SUBS)
+    meta: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionToken:
+    """A verified subscription token (spec §4.1); `expire_at` follows the same rules."""
+
+    user: str
+    channel: str
+    client: str
+    expire_at: int
+    exp: int | None = None
+    iat: int | None = None
+    jti: str = ""
+    info: bytes | None = None
+    data: bytes | None = None
+    override: SubscribeOverride = _NO_OVERRIDE

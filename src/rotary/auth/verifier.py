@@ -1,0 +1,265 @@
+"""`TokenVerifier`: connection and subscription JWT verification with a verified-token cache.
+
+Order of work for every token (spec §3.2, §4.3), chosen for safety first:
+
+1. length (INVALID ``too_large``, before any decoding); then the verified-token cache;
+2. strict compact-JWS parsing (INVALID ``malformed``);
+3. the signature, before any claim is trusted (INVALID ``algorithm``/``signature``/
+   ``unknown_key``/``jwks_unavailable``). Centrifugo v5 checks aud/iss first and v6.5 moved
+   the exact checks after the signature; the outcome is INVALID either way;
+4. typed claims, aud/iss, the ``channel`` claim, time, namespaces, base64 fields, user
+   (see `rotary.auth.claims`).
+
+Rotary is safer than Centrifugo on two points: a bad top-level ``b64info`` in a connection
+token is INVALID ``b64`` (Centrifugo answers a temporary error 100, §12 quirk 6), and a JWKS
+URL is never built from token claims.
+
+The cache maps a whole token string (per token kind) to its verified result; a hit is a dict
+lookup plus an expiry comparison, the reconnect-storm path. An entry never outlives its
+token's ``exp`` (plus leeway), nor the rotation window of the previous HMAC secret that
+verified it. Namespace knowledge (`channel_known`) is assumed fixed for a verifier's life:
+a configuration reload builds a new verifier.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TypeVar
+
+from rotary.auth.claims import connection_from_claims, load_claims, subscription_from_claims
+from rotary.auth.jwks import AiohttpJwksFetch, JwksFetch, JwksKeySet
+from rotary.auth.jws import parse_compact
+from rotary.auth.keyring import JwksMiss, Keyring, compile_keyring
+from rotary.auth.settings import AuthSettings
+from rotary.auth.tokens import (
+    ConnectionToken,
+    Outcome,
+    SubscribeOptions,
+    SubscribeOverride,
+    SubscriptionToken,
+    TokenRejected,
+)
+from rotary.errors import ConfigError
+
+__all__ = [
+    "ConnectionToken",
+    "JwksFetch",
+    "Outcome",
+    "SubscribeOptions",
+    "SubscribeOverride",
+    "SubscriptionToken",
+    "TokenRejected",
+    "TokenVerifier",
+]
+
+_T = TypeVar("_T", ConnectionToken, SubscriptionToken)
+_Cache = OrderedDict[str, tuple[_T, float]]
+
+
+def _always_known(channel: str) -> bool:
+    return True
+
+
+class TokenVerifier:
+    """Verifies connection and subscription tokens against one `AuthSettings`.
+
+    Keys are parsed and patterns compiled here, once; any problem raises ConfigError listing
+    every bad key. `channel_known(channel)` says whether a channel's namespace exists.
+    `jwks_fetch` is the HTTP seam for JWKS (default: aiohttp, closed by `close`).
+    Subscription tokens use `settings.subscription` alone when it is set (no fallback).
+    """
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        *,
+        channel_known: Callable[[str], bool] = _always_known,
+        jwks_fetch: JwksFetch | None = None,
+    ) -> None:
+        self._settings = settings
+        self._channel_known = channel_known
+        self._own_fetch = AiohttpJwksFetch() if jwks_fetch is None else None
+        self._fetch: JwksFetch = jwks_fetch or self._own_fetch  # type: ignore[assignment]
+        self._jwks: dict[str, JwksKeySet] = {}
+        problems: list[str] = []
+        skip = settings.insecure_skip_signature
+        self._conn = compile_keyring(
+            settings.connection,
+            prefix="token_",
+            skip_signature=skip,
+            jwks_for=self._jwks_for,
+            problems=problems,
+        )
+        self._sub = compile_keyring(
+            settings.subscription or settings.connection,
+            prefix="subscription_token_" if settings.subscription else "token_",
+            skip_signature=skip,
+            jwks_for=self._jwks_for,
+            problems=[] if settings.subscription is None else problems,
+        )
+        if problems:
+            raise ConfigError(problems)
+        self._max_size = settings.max_token_size
+        self._leeway = settings.leeway
+        self._cache_size = settings.cache_size
+        self._conn_cache: _Cache[ConnectionToken] = OrderedDict()
+        self._sub_cache: _Cache[SubscriptionToken] = OrderedDict()
+        self._hits = 0
+        self._misses = 0
+
+    def _jwks_for(self, url: str) -> JwksKeySet:
+        keys = self._jwks.get(url)
+        if keys is None:
+            keys = self._jwks[url] = JwksKeySet(
+                url,
+                self._fetch,
+                ttl=self._settings.jwks_cache_ttl,
+                timeout=self._settings.jwks_timeout,
+                refetch_interval=self._settings.jwks_refetch_interval,
+            )
+        return keys
+
+    @property
+    def cache_hits(self) -> int:
+        """Verifications answered from the verified-token cache."""
+        return self._hits
+
+    @property
+    def cache_misses(self) -> int:
+        """Verifications that did the full work (whether they succeeded or not)."""
+        return self._misses
+
+    @property
+    def jwks_fetches(self) -> int:
+        """JWKS fetches started so far, over every configured URL."""
+        return sum(keys.fetches for keys in self._jwks.values())
+
+    async def verify_connection(self, token: str, *, now: float) -> ConnectionToken:
+        """Verify a connection token at Unix time `now`; raise TokenRejected."""
+        try:
+            return self._connection(token, now, True)
+        except JwksMiss as miss:
+            await miss.keys.refresh(now)
+        return self._connection(token, now, False)
+
+    async def verify_subscription(
+        self,
+        token: str,
+        *,
+        now: float,
+        channel: str | None = None,
+        user: str | None = None,
+        client: str | None = None,
+    ) -> SubscriptionToken:
+        """Verify a subscription token; raise TokenRejected.
+
+        With `channel`/`user`/`client` given, the token must be bound to them (MISMATCH
+        ``channel_mismatch``/``user_mismatch``/``client_mismatch``); the ``client`` claim is
+        compared only when non-empty. Binding is checked after verification, cached or not.
+        """
+        try:
+            found = self._subscription(token, now, True)
+        except JwksMiss as miss:
+            await miss.keys.refresh(now)
+            found = self._subscription(token, now, False)
+        return _bind(found, channel, user, client)
+
+    def verify_connection_sync(self, token: str, *, now: float) -> ConnectionToken:
+        """`verify_connection` for static keys (CLI, benchmarks).
+
+        With JWKS configured a key that is not cached yet cannot be fetched here: that is
+        refused as INVALID ``jwks_unavailable``; use the async method instead.
+        """
+        return self._connection(token, now, False)
+
+    def verify_subscription_sync(
+        self,
+        token: str,
+        *,
+        now: float,
+        channel: str | None = None,
+        user: str | None = None,
+        client: str | None = None,
+    ) -> SubscriptionToken:
+        """`verify_subscription` for static keys; same JWKS limitation as above."""
+        return _bind(self._subscription(token, now, False), channel, user, client)
+
+    def _connection(self, token: str, now: float, may_fetch: bool) -> ConnectionToken:
+        if len(token) > self._max_size:
+            raise _too_large()
+        hit = self._conn_cache.get(token)
+        if hit is not None and now < hit[1]:
+            self._hits += 1
+            self._conn_cache.move_to_end(token)
+            return hit[0]
+        self._misses += 1
+        found, keep_until = self._full(token, now, self._conn, may_fetch, connection_from_claims)
+        self._remember(self._conn_cache, token, found, keep_until)
+        return found
+
+    def _subscription(self, token: str, now: float, may_fetch: bool) -> SubscriptionToken:
+        if len(token) > self._max_size:
+            raise _too_large()
+        hit = self._sub_cache.get(token)
+        if hit is not None and now < hit[1]:
+            self._hits += 1
+            self._sub_cache.move_to_end(token)
+            return hit[0]
+        self._misses += 1
+        found, keep_until = self._full(token, now, self._sub, may_fetch, subscription_from_claims)
+        self._remember(self._sub_cache, token, found, keep_until)
+        return found
+
+    def _full(
+        self,
+        token: str,
+        now: float,
+        keyring: Keyring,
+        may_fetch: bool,
+        decode: Callable[..., _T],
+    ) -> tuple[_T, float]:
+        """Parse, check the signature, then the claims; return (result, cache deadline)."""
+        jws = parse_compact(token)
+        try:
+            keep_until = keyring.verify(jws, now, may_fetch)
+            claims = load_claims(jws[3])
+            found = decode(claims, keyring.rules, self._channel_known, now, self._leeway)
+        except TokenRejected as exc:
+            exc.alg = exc.alg or jws[0]
+            exc.claims = jws[3] if exc.claims is None else exc.claims
+            raise
+        # The deadline uses exp truncated to seconds: at most one second early, never late.
+        if found.exp is not None:
+            keep_until = min(keep_until, found.exp + self._leeway)
+        return found, keep_until
+
+    def _remember(self, cache: _Cache[_T], token: str, found: _T, keep_until: float) -> None:
+        if self._cache_size <= 0:
+            return
+        cache[token] = (found, keep_until)
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)
+
+    async def close(self) -> None:
+        """Stop JWKS fetches in flight and close the default HTTP session."""
+        for keys in self._jwks.values():
+            await keys.close()
+        if self._own_fetch is not None:
+            await self._own_fetch.close()
+
+
+def _too_large() -> TokenRejected:
+    return TokenRejected(Outcome.INVALID, "too_large", "token is larger than token_max_size")
+
+
+def _bind(
+    found: SubscriptionToken, channel: str | None, user: str | None, client: str | None
+) -> SubscriptionToken:
+    if channel is not None and found.channel != channel:
+        raise TokenRejected(Outcome.MISMATCH, "channel_mismatch", "token channel does not match")
+    if user is not None and found.user != user:
+        raise TokenRejected(Outcome.MISMATCH, "user_mismatch", "token user does not match")
+    if client is not None and found.client and found.client != client:
+        raise TokenRejected(Outcome.MISMATCH, "client_mismatch", "token client does not match")
+    return found
