@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotary.auth.tokens import SubscribeOverride
+from rotary.auth import SubscribeOverride
 from rotary.engines.base import (
     ClientInfo,
     HistoryFilter,

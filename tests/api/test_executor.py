@@ -11,7 +11,7 @@ import pytest
 
 from rotary.api.errors import ApiError, RequestDecodeError
 from rotary.api.executor import ApiExecutor
-from rotary.auth.tokens import SubscribeOverride
+from rotary.auth import SubscribeOverride
 from rotary.engines.base import (
     ClientInfo,
     HistoryFilter,
@@ -479,3 +479,11 @@ async def test_methods_lists_every_centrifugo_oss_method(executor: ApiExecutor) 
         "rpc",
         "batch",
     }
+
+
+def test_the_executor_imports_no_http_library() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, rotary.api.executor; sys.exit('aiohttp' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

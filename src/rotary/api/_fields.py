@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from rotary.api.errors import ApiError, RequestDecodeError
-from rotary.auth.tokens import SubscribeOverride
+from rotary.auth import SubscribeOverride
 from rotary.engines.base import StreamPosition
 from rotary.protocol.codes import Disconnect, DisconnectCode
 

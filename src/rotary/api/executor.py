@@ -25,7 +25,7 @@ import orjson
 
 from rotary.api import _fields as f
 from rotary.api.errors import ApiError, RequestDecodeError, api_error
-from rotary.auth.tokens import SubscribeOverride
+from rotary.auth import SubscribeOverride
 from rotary.engines.base import (
     ClientInfo,
     HistoryFilter,
