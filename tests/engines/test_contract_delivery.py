@@ -165,3 +165,23 @@ async def test_positions_delivered_carry_the_epoch_of_history(engine: EngineUnde
 
     assert [sp for _, sp in delivered][-1] == top
     assert {sp.epoch for _, sp in delivered} == {top.epoch}
+
+
+async def test_concurrent_publishes_to_two_channels_keep_each_channel_in_offset_order(
+    engine: EngineUnderTest,
+) -> None:
+    await engine.broker.subscribe("left")
+    await engine.broker.subscribe("right")
+
+    await asyncio.gather(
+        *(
+            engine.broker.publish(ch, b"%d" % n, HISTORY)
+            for n in range(50)
+            for ch in ("left", "right")
+        )
+    )
+    left = await engine.handler.wait_publications("left", 50, timeout=5)
+    right = await engine.handler.wait_publications("right", 50, timeout=5)
+
+    assert [pub.offset for pub, _ in left] == list(range(1, 51))
+    assert [pub.offset for pub, _ in right] == list(range(1, 51))

@@ -216,3 +216,14 @@ async def test_an_idempotency_key_is_per_channel(engine: EngineUnderTest) -> Non
 
     assert other.offset == 1
     assert len(await all_history(engine.broker, "b")) == 1
+
+
+async def test_since_offset_0_of_the_current_epoch_returns_everything(
+    engine: EngineUnderTest,
+) -> None:
+    positions = await publish_many(engine.broker, "h", 3)
+    since = StreamPosition(0, positions[0].epoch)
+
+    result = await engine.broker.history("h", HistoryFilter(since=since, limit=-1))
+
+    assert offsets(result.publications) == [1, 2, 3]
