@@ -1,1 +1,1 @@
-"""policy package."""
+"""Centrifugo's rules: which token or option allows a connect, subscribe, publish…"""

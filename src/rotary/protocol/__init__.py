@@ -1,1 +1,1 @@
-"""Centrifugo client protocol v2: messages, codes and the JSON codec. No I/O here."""
+"""Protocol v2: commands, replies, pushes, codes and the JSON codec. No I/O here."""

@@ -19,8 +19,8 @@ from rotary.errors import RotaryError
 __all__ = [
     "CommandError",
     "Disconnect",
-    "DisconnectError",
     "DisconnectCode",
+    "DisconnectError",
     "ErrorCode",
     "ProtocolError",
     "Unsubscribe",
@@ -120,7 +120,9 @@ class DisconnectCode:
     TOO_MANY_ERRORS = Disconnect(3509, "too many errors")
 
 
-def _index(holder: type, kind: type) -> dict[int, object]:
+def _index(
+    holder: type, kind: type[ProtocolError] | type[Disconnect] | type[Unsubscribe]
+) -> dict[int, object]:
     return {v.code: v for v in vars(holder).values() if isinstance(v, kind)}
 
 

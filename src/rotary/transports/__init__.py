@@ -1,1 +1,1 @@
-"""transports package."""
+"""Transports: WebSocket (aiohttp)."""

@@ -1,0 +1,105 @@
+"""What the node needs from token verification, without knowing anything about JWT.
+
+`rotary.policy.tokens` adapts `rotary.auth.TokenVerifier` to `Authenticator`; node tests use
+fakes. Failures are raised as `TokenProblem`, whose `kind` the command handlers map onto the
+codes of spec §3.2, §3.4, §4.3 and §4.5 (the same outcome means different codes in
+different commands).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from rotary.errors import RotaryError
+
+__all__ = [
+    "Authenticator",
+    "ConnectCredentials",
+    "Override",
+    "ServerSubOptions",
+    "SubscribeCredentials",
+    "TokenProblem",
+    "TokenProblemKind",
+]
+
+TokenProblemKind = Literal["invalid", "expired", "unknown_channel", "mismatch"]
+
+
+class TokenProblem(RotaryError):
+    """A token was refused. `reason` is a short machine word for logs (never the token)."""
+
+    def __init__(self, kind: TokenProblemKind, reason: str = "") -> None:
+        self.kind: TokenProblemKind = kind
+        self.reason = reason
+        super().__init__(f"{kind}: {reason}" if reason else kind)
+
+
+class Override(Protocol):
+    """Per-subscriber overrides of namespace options; None keeps the namespace's value."""
+
+    @property
+    def presence(self) -> bool | None: ...
+    @property
+    def join_leave(self) -> bool | None: ...
+    @property
+    def force_push_join_leave(self) -> bool | None: ...
+    @property
+    def force_recovery(self) -> bool | None: ...
+    @property
+    def force_positioning(self) -> bool | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSubOptions:
+    """Options of one server-side subscription named in a connection token's ``subs``."""
+
+    info: bytes | None = None
+    data: bytes | None = None
+    override: Override | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectCredentials:
+    """A verified connection token. `expire_at` is the computed expiry (0: never)."""
+
+    user: str
+    expire_at: int = 0
+    info: bytes | None = None
+    channels: tuple[str, ...] = ()
+    subs: Mapping[str, ServerSubOptions] = field(default_factory=dict)
+    meta: bytes | None = None
+
+    def server_channels(self) -> dict[str, ServerSubOptions]:
+        """Channels to subscribe at connect: `subs` when non-empty, else `channels`."""
+        if self.subs:
+            return dict(self.subs)
+        return {ch: ServerSubOptions() for ch in self.channels}
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeCredentials:
+    """A verified subscription token. `expire_at` is the computed expiry (0: never)."""
+
+    user: str
+    channel: str
+    client: str = ""
+    expire_at: int = 0
+    info: bytes | None = None
+    data: bytes | None = None
+    override: Override | None = None
+
+
+class Authenticator(Protocol):
+    """Verifies tokens. Both methods raise `TokenProblem` for a refused token.
+
+    `subscribe_token` also checks the token against `channel`, `user` and `client` and
+    raises kind "mismatch" when they differ.
+    """
+
+    async def connect_token(self, token: str, *, now: float) -> ConnectCredentials: ...
+
+    async def subscribe_token(
+        self, token: str, *, now: float, channel: str, user: str, client: str
+    ) -> SubscribeCredentials: ...

@@ -1,0 +1,305 @@
+"""The client session: one connection's state machine (spec §1.3, §1.5).
+
+Frames come in through `handle_frame` and are processed one command at a time, in order.
+Replies and pushes leave through the session's `Outbox`. Timers (stale, ping/pong,
+connection expiry, the periodic presence/expiry check) go through the node's `Scheduler`;
+async work a timer starts is a task the session owns and cancels when it ends.
+
+States: CONNECTING → CONNECTED → CLOSED, or CONNECTING → UNUSABLE (a connect answered with
+an error: further commands are not read) → CLOSED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from rotary.engines.base import ClientInfo
+from rotary.node import commands, connect, subscribe
+from rotary.node.outbox import Outbox, Transport
+from rotary.node.scheduler import TimerHandle
+from rotary.node.state import State
+from rotary.node.subscription import Subscription
+from rotary.protocol.codec import (
+    PING,
+    ProtocolViolation,
+    decode_frame,
+    encode_error,
+    encode_push,
+    encode_reply,
+)
+from rotary.protocol.codes import (
+    CommandError,
+    Disconnect,
+    DisconnectCode,
+    DisconnectError,
+    ErrorCode,
+    Unsubscribe,
+)
+from rotary.protocol.messages import Command, Request
+
+if TYPE_CHECKING:
+    from rotary.node.node import Node
+
+__all__ = ["ClientSession", "State"]
+
+_log = logging.getLogger("rotary.client")
+
+Handler = Callable[["ClientSession", int, Any], Awaitable[dict[str, Any] | None]]
+
+
+class ClientSession:
+    """One client connection. Created by `Node.new_session`.
+
+    `app_pings` False (``cf_ws_frame_ping_pong``) leaves liveness to the transport: no
+    application pings and no ``ping``/``pong`` in the connect result.
+    """
+
+    def __init__(
+        self, node: Node, transport: Transport, *, client_id: str, app_pings: bool = True
+    ) -> None:
+        self.node = node
+        self.id = client_id
+        self.app_pings = app_pings
+        self.state = State.CONNECTING
+        self.user = ""
+        self.conn_info: bytes | None = None
+        self.meta: bytes | None = None
+        self.expire_at = 0
+        self.subs: dict[str, Subscription] = {}
+        self.subscribing: set[str] = set()
+        self.disconnect_reason: Disconnect | None = None
+        settings = node.settings
+        self.outbox = Outbox(
+            transport,
+            max_size=settings.queue_max_size,
+            write_timeout=node.write_timeout,
+            on_failure=self._on_write_failure,
+        )
+        self._timers: dict[str, TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pong_pending = False
+        self._cleaned = False
+        self._schedule("stale", settings.stale_close_delay, self._on_stale)
+
+    # ------------------------------------------------------------------ identity
+
+    def client_info(self, chan_info: bytes | None = None) -> ClientInfo:
+        """This connection as seen by others, with a channel's info."""
+        return ClientInfo(self.user, self.id, self.conn_info, chan_info)
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    # ------------------------------------------------------------------ input
+
+    async def handle_frame(self, frame: bytes) -> None:
+        """Process every command of one frame in order (nothing once unusable or closed)."""
+        if self.state in (State.UNUSABLE, State.CLOSED):
+            return
+        try:
+            commands = decode_frame(frame)
+        except ProtocolViolation as exc:
+            self._violation(str(exc))
+            return
+        for cmd in commands:
+            if self.state in (State.UNUSABLE, State.CLOSED):
+                return
+            await self._handle(cmd)
+
+    async def _handle(self, cmd: Command) -> None:
+        if cmd.id == 0 and cmd.method != "send":
+            self._handle_pong()
+            return
+        if self.state is State.CONNECTING and cmd.method != "connect":
+            self._violation(f"{cmd.method or 'empty command'} before connect")
+            return
+        handler = _HANDLERS.get(cmd.method)
+        if handler is None:
+            self._violation(f"unsupported command {cmd.method or 'without method'}")
+            return
+        await self._run(handler, cmd.id, cmd.method, cmd.request)
+
+    async def _run(self, handler: Handler, cmd_id: int, method: str, req: Request | None) -> None:
+        try:
+            result = await handler(self, cmd_id, req)
+        except CommandError as exc:
+            self._reply_error(cmd_id, method, exc)
+        except DisconnectError as exc:
+            self.disconnect(exc.disconnect)
+        except ProtocolViolation as exc:
+            self._violation(str(exc))
+        except Exception:
+            _log.exception("client %s: %s failed", self.id, method)
+            self._reply_error(cmd_id, method, CommandError(ErrorCode.INTERNAL))
+        else:
+            if result is not None:
+                self.push(encode_reply(cmd_id, method, result))
+
+    def _reply_error(self, cmd_id: int, method: str, exc: CommandError) -> None:
+        self.push(encode_error(cmd_id, exc.error))
+        if method == "connect":
+            # Spec §1.5 rule 4: stop reading; the stale timer drops a peer that lingers.
+            self.state = State.UNUSABLE
+            _log.info("client %s: connect refused with %d", self.id, exc.error.code)
+
+    def _handle_pong(self) -> None:
+        if self.state is not State.CONNECTED or not self._pong_pending:
+            self._violation("unexpected pong")
+            return
+        self._pong_pending = False
+        self._cancel("pong")
+
+    def _violation(self, why: str) -> None:
+        _log.info("client %s: protocol violation: %s", self.id, why)
+        self.disconnect(DisconnectCode.BAD_REQUEST)
+
+    # ------------------------------------------------------------------ output
+
+    def push(self, message: bytes) -> None:
+        """Queue one encoded message for the client; never awaits."""
+        self.outbox.push(message)
+
+    def send_unsubscribe(self, channel: str, unsub: Unsubscribe) -> None:
+        """Queue an Unsubscribe push for `channel`."""
+        body = {"code": unsub.code, "reason": unsub.reason}
+        self.push(encode_push("unsubscribe", body, channel))
+
+    async def run_writer(self) -> None:
+        """Write queued messages until the session ends, then close the transport."""
+        await self.outbox.run()
+
+    # ------------------------------------------------------------------ life cycle
+
+    def authenticated(self, *, user: str, info: bytes | None, expire_at: int) -> None:
+        """Move to CONNECTED after a successful connect; arm the connected-state timers."""
+        self.user, self.conn_info, self.expire_at = user, info, expire_at
+        self.state = State.CONNECTED
+        self._cancel("stale")
+        self.node.register(self)
+
+    def start_timers(self) -> None:
+        """Arm ping, connection expiry and the periodic check (after the connect reply)."""
+        settings = self.node.settings
+        if self.app_pings and settings.ping_interval > 0:
+            half = settings.ping_interval / 2
+            self._schedule("ping", half + self.node.rand() * half, self._on_ping)
+        self.arm_expiry()
+        interval = settings.presence_update_interval
+        if interval > 0:
+            self._schedule("periodic", interval, self._on_periodic)
+
+    def arm_expiry(self) -> None:
+        """(Re)arm the connection expiry check, or cancel it when there is no expiry."""
+        self._cancel("expire")
+        if self.expire_at > 0:
+            delay = self.expire_at - self.node.clock.now() + self.node.settings.expired_close_delay
+            self._schedule("expire", delay, self._on_expire)
+
+    def disconnect(self, disconnect: Disconnect, *, flush: bool = True) -> None:
+        """End the session with `disconnect`: queued messages are written first if `flush`."""
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self.disconnect_reason = disconnect
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        _log.info(
+            "client %s (user %r): disconnect %d %s",
+            self.id,
+            self.user,
+            disconnect.code,
+            disconnect.reason,
+        )
+        self.outbox.close(disconnect, flush=flush)
+
+    async def cleanup(self) -> None:
+        """Release everything once the transport is gone: subscriptions, presence, tasks."""
+        if self._cleaned:
+            return
+        self._cleaned = True
+        self.disconnect(DisconnectCode.CONNECTION_CLOSED, flush=False)
+        for task in list(self._tasks):
+            task.cancel()
+        for channel in list(self.subs):
+            sub = self.subs.pop(channel)
+            sub.ended = True
+            await subscribe.remove_subscription(self, sub)
+        self.node.unregister(self)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` as a task this session owns (cancelled by `cleanup`)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("client %s: background task failed", self.id, exc_info=task.exception())
+
+    def _on_write_failure(self, disconnect: Disconnect) -> None:
+        self.disconnect(disconnect, flush=False)
+
+    # ------------------------------------------------------------------ timers
+
+    def _schedule(self, name: str, delay: float, callback: Callable[[], None]) -> None:
+        self._cancel(name)
+        self._timers[name] = self.node.scheduler.call_later(delay, callback)
+
+    def _cancel(self, name: str) -> None:
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _on_stale(self) -> None:
+        self._timers.pop("stale", None)
+        if self.state in (State.CONNECTING, State.UNUSABLE):
+            self.disconnect(DisconnectCode.STALE)
+
+    def _on_ping(self) -> None:
+        settings = self.node.settings
+        self._timers.pop("ping", None)
+        if self.state is not State.CONNECTED:
+            return
+        self.push(PING)
+        if settings.pong_timeout > 0 and not self._pong_pending:
+            self._pong_pending = True
+            self._schedule("pong", settings.pong_timeout, self._on_pong_timeout)
+        self._schedule("ping", settings.ping_interval, self._on_ping)
+
+    def _on_pong_timeout(self) -> None:
+        self._timers.pop("pong", None)
+        if self._pong_pending:
+            self.disconnect(DisconnectCode.NO_PONG)
+
+    def _on_expire(self) -> None:
+        self._timers.pop("expire", None)
+        if self.expire_at > 0 and self.expire_at <= self.node.clock.now():
+            self.disconnect(DisconnectCode.EXPIRED)
+
+    def _on_periodic(self) -> None:
+        self._timers.pop("periodic", None)
+        if self.state is not State.CONNECTED:
+            return
+        self.spawn(subscribe.check_subscriptions(self))
+        self._schedule("periodic", self.node.settings.presence_update_interval, self._on_periodic)
+
+
+_HANDLERS: dict[str, Handler] = {
+    "connect": connect.handle_connect,
+    "refresh": connect.handle_refresh,
+    "subscribe": subscribe.handle_subscribe,
+    "unsubscribe": subscribe.handle_unsubscribe,
+    "sub_refresh": subscribe.handle_sub_refresh,
+    "publish": commands.handle_publish,
+    "presence": commands.handle_presence,
+    "presence_stats": commands.handle_presence_stats,
+    "history": commands.handle_history,
+    "rpc": commands.handle_rpc,
+    "send": commands.handle_send,
+}

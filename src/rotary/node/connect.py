@@ -1,0 +1,194 @@
+"""connect and refresh (spec §3.2 connect-handler part, §3.3, §3.4).
+
+Rotary fixes Centrifugo's refresh QUIRK 4 (spec §3.4, §12 item 4): a refresh whose token
+has no expiry removes the connection's expiry and cancels its timer, instead of keeping the
+old deadline and closing the connection with 3005 later.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+from rotary.channels.resolver import ResolvedChannel
+from rotary.node.auth import ConnectCredentials, ServerSubOptions, TokenProblem
+from rotary.node.state import State
+from rotary.node.subscribe import activate, server_subscription
+from rotary.policy.permissions import subscribe_allowed
+from rotary.protocol.codec import ProtocolViolation, encode_reply
+from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
+from rotary.protocol.messages import ConnectRequest, RefreshRequest
+
+if TYPE_CHECKING:
+    from rotary.node.client import ClientSession
+
+__all__ = ["VERSION", "handle_connect", "handle_refresh"]
+
+#: The Centrifugo version Rotary reports to clients.
+VERSION = "5.4.9"
+
+_log = logging.getLogger("rotary.connect")
+
+_CONNECT_TOKEN_ERRORS = {
+    "invalid": DisconnectError(DisconnectCode.INVALID_TOKEN),
+    "mismatch": DisconnectError(DisconnectCode.INVALID_TOKEN),
+    "expired": CommandError(ErrorCode.TOKEN_EXPIRED),
+    "unknown_channel": CommandError(ErrorCode.UNKNOWN_CHANNEL),
+}
+
+_REFRESH_TOKEN_ERRORS = {
+    "invalid": DisconnectError(DisconnectCode.INVALID_TOKEN),
+    "mismatch": DisconnectError(DisconnectCode.INVALID_TOKEN),
+    "expired": DisconnectError(DisconnectCode.EXPIRED),
+    "unknown_channel": CommandError(ErrorCode.UNKNOWN_CHANNEL),
+}
+
+#: A server-side channel to subscribe at connect: (resolved, options, from connection token).
+_Planned = tuple[ResolvedChannel, ServerSubOptions, bool]
+
+
+async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> None:
+    """validate → authenticate → plan server-side channels → subscribe them → reply."""
+    if s.state is not State.CONNECTING:
+        raise DisconnectError(DisconnectCode.BAD_REQUEST)
+    node = s.node
+    now = node.clock.now()
+    creds = await _credentials(s, req.token, now)
+    planned = _plan_channels(s, creds, req)
+    if len(planned) > node.settings.channel_limit:
+        raise DisconnectError(DisconnectCode.CHANNEL_LIMIT)
+    limit = node.settings.user_connection_limit
+    if limit > 0 and creds.user and node.user_connections(creds.user) >= limit:
+        raise DisconnectError(DisconnectCode.CONNECTION_LIMIT)
+    expire_at = 0 if node.settings.insecure else creds.expire_at
+    if expire_at and expire_at <= now:
+        raise CommandError(ErrorCode.EXPIRED)
+    s.meta = creds.meta
+    s.authenticated(user=creds.user, info=creds.info, expire_at=expire_at)
+    _log.info("client %s: connected as user %r", s.id, creds.user)
+    subs, results = [], {}
+    for ch, opts, from_token in planned:
+        sub, result = await server_subscription(
+            s, ch, opts, recover=req.subs.get(ch.name), from_token=from_token
+        )
+        subs.append(sub)
+        results[ch.name] = result
+    s.push(encode_reply(cmd_id, "connect", _connect_result(s, results, now)))
+    for sub in subs:
+        activate(s, sub)
+    s.start_timers()
+
+
+async def _credentials(s: ClientSession, token: str, now: float) -> ConnectCredentials:
+    settings = s.node.settings
+    if not token:
+        if settings.allow_anonymous_connect_without_token or settings.insecure:
+            return ConnectCredentials(user="")
+        _log.info("client %s: no credentials", s.id)
+        raise DisconnectError(DisconnectCode.BAD_REQUEST)
+    try:
+        creds = await s.node.auth.connect_token(token, now=now)
+    except TokenProblem as exc:
+        _log.info("client %s: connection token refused: %s", s.id, exc)
+        raise _CONNECT_TOKEN_ERRORS[exc.kind] from exc
+    if settings.disallow_anonymous_connection_tokens and not creds.user:
+        raise DisconnectError(DisconnectCode.PERMISSION_DENIED)
+    return creds
+
+
+def _plan_channels(
+    s: ClientSession, creds: ConnectCredentials, req: ConnectRequest
+) -> list[_Planned]:
+    """Token channels, the personal channel, then permitted channels of ConnectRequest.subs."""
+    node = s.node
+    planned: dict[str, _Planned] = {}
+    for name, opts in creds.server_channels().items():
+        planned[name] = (_resolve_or_102(s, name), opts, True)
+    settings = node.settings
+    if settings.subscribe_to_personal and creds.user:
+        name = node.resolver.personal_channel(creds.user, settings.personal_channel_namespace)
+        planned.setdefault(name, (_resolve_or_102(s, name), ServerSubOptions(), False))
+    for name in req.subs:
+        if name not in planned:
+            ch = _requested_channel(s, name, creds.user)
+            if ch is not None:
+                planned[name] = (ch, ServerSubOptions(), False)
+    return list(planned.values())
+
+
+def _resolve_or_102(s: ClientSession, name: str) -> ResolvedChannel:
+    resolved = s.node.resolver.resolve(name)
+    if resolved is None:
+        raise CommandError(ErrorCode.UNKNOWN_CHANNEL)
+    return resolved
+
+
+def _requested_channel(s: ClientSession, name: str, user: str) -> ResolvedChannel | None:
+    """A ConnectRequest.subs channel the client may have (spec §3.2); unknown ns → 3501."""
+    resolver = s.node.resolver
+    ch = resolver.resolve(name)
+    if ch is None:
+        raise DisconnectError(DisconnectCode.BAD_REQUEST)
+    if ch.private or not resolver.name_valid(ch):
+        return None
+    allowed = subscribe_allowed(ch, user=user, insecure=s.node.settings.insecure)
+    return ch if allowed else None
+
+
+def _connect_result(s: ClientSession, subs: dict[str, Any], now: float) -> dict[str, Any]:
+    settings = s.node.settings
+    result: dict[str, Any] = {"client": s.id, "version": VERSION}
+    if s.expire_at:
+        result.update(expires=True, ttl=max(int(s.expire_at - now), 0))
+    if subs:
+        result["subs"] = subs
+    if s.app_pings and settings.ping_interval > 0:
+        result["ping"] = max(1, math.ceil(settings.ping_interval))
+        if settings.pong_timeout > 0:
+            result["pong"] = True
+    if settings.connect_include_server_time:
+        result["time"] = int(now * 1000)
+    return result
+
+
+# ---------------------------------------------------------------------------- refresh
+
+
+async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> dict[str, Any]:
+    """Client-side refresh (spec §3.4), with expiry 0 meaning "no expiry" (quirk 4 fixed)."""
+    if not req.token:
+        raise ProtocolViolation("refresh without token")
+    node = s.node
+    now = node.clock.now()
+    try:
+        creds = await node.auth.connect_token(req.token, now=now)
+    except TokenProblem as exc:
+        _log.info("client %s: refresh token refused: %s", s.id, exc)
+        raise _REFRESH_TOKEN_ERRORS[exc.kind] from exc
+    if creds.user != s.user:
+        raise DisconnectError(DisconnectCode.INVALID_TOKEN)
+    if creds.meta is not None:
+        s.meta = creds.meta
+    token_channels = set(creds.server_channels())
+    current = {ch for ch, sub in s.subs.items() if sub.from_token}
+    if token_channels != current:
+        raise DisconnectError(DisconnectCode.INSUFFICIENT_STATE)
+    expire_at = 0 if node.settings.insecure else creds.expire_at
+    if expire_at and expire_at <= now:
+        raise CommandError(ErrorCode.EXPIRED)
+    return refresh_connection(s, expire_at=expire_at, info=creds.info, now=now)
+
+
+def refresh_connection(
+    s: ClientSession, *, expire_at: int, info: bytes | None, now: float
+) -> dict[str, Any]:
+    """Store a new expiry (0: none) and info, re-arm the timer; return the refresh result."""
+    s.expire_at = expire_at
+    if info:
+        s.conn_info = info
+    s.arm_expiry()
+    result: dict[str, Any] = {"client": s.id, "version": VERSION}
+    if expire_at:
+        result.update(expires=True, ttl=max(int(expire_at - now), 0))
+    return result

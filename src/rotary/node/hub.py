@@ -1,0 +1,137 @@
+"""The hub: which local clients are subscribed to which channel, and the fan-out.
+
+A publication is encoded once per channel and handed to every subscriber's queue by a
+plain synchronous loop: fan-out never awaits a single subscriber, and nothing in it
+mutates the hub (sessions leave the hub later, from their own cleanup).
+
+A subscriber goes through two states. While its subscribe is being answered it is
+*pending*: publications for the channel are buffered for it, so that the subscribe reply
+can be queued first and the buffered publications after it (spec §1.5 rule 5). Then it is
+*active*: plain subscribers get the encoded bytes; *tracked* (positioned) subscribers get
+them through a callback that checks offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rotary.engines.base import ClientInfo, Publication, StreamPosition
+from rotary.protocol.codec import client_info_obj, encode_push, publication_push
+
+__all__ = ["Buffered", "Hub", "TrackedDelivery"]
+
+#: One publication buffered for a pending subscriber: (encoded push, offset, epoch).
+Buffered = tuple[bytes, int, str]
+
+#: Delivery to a positioned subscriber: (encoded push, offset, epoch).
+TrackedDelivery = Callable[[bytes, int, str], None]
+
+
+@dataclass(slots=True)
+class _Channel:
+    plain: dict[str, Callable[[bytes], None]] = field(default_factory=dict)
+    tracked: dict[str, TrackedDelivery] = field(default_factory=dict)
+    join_leave: dict[str, Callable[[bytes], None]] = field(default_factory=dict)
+    pending: dict[str, list[Buffered]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.plain) + len(self.tracked) + len(self.pending)
+
+
+class Hub:
+    """Subscriptions of this node's clients, by channel."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, _Channel] = {}
+        self._num_subs = 0
+
+    def add_pending(self, channel: str, client_id: str) -> bool:
+        """Start buffering `channel` for `client_id`; True when the channel is new here."""
+        ch = self._channels.get(channel)
+        created = ch is None
+        if ch is None:
+            ch = self._channels[channel] = _Channel()
+        if client_id not in ch.pending:
+            ch.pending[client_id] = []
+            self._num_subs += 1
+        return created
+
+    def activate(
+        self,
+        channel: str,
+        client_id: str,
+        *,
+        push: Callable[[bytes], None],
+        tracked: TrackedDelivery | None = None,
+        join_leave: bool = False,
+    ) -> list[Buffered]:
+        """Make a pending subscriber active; return what was buffered for it meanwhile."""
+        ch = self._channels[channel]
+        buffered = ch.pending.pop(client_id, [])
+        if tracked is not None:
+            ch.tracked[client_id] = tracked
+        else:
+            ch.plain[client_id] = push
+        if join_leave:
+            ch.join_leave[client_id] = push
+        return buffered
+
+    def remove(self, channel: str, client_id: str) -> bool:
+        """Forget one subscriber; True when it was the channel's last one here."""
+        ch = self._channels.get(channel)
+        if ch is None:
+            return False
+        hits = (
+            ch.plain.pop(client_id, None),
+            ch.tracked.pop(client_id, None),
+            ch.pending.pop(client_id, None),
+        )
+        found = any(hit is not None for hit in hits)
+        ch.join_leave.pop(client_id, None)
+        if found:
+            self._num_subs -= 1
+        if not ch:
+            del self._channels[channel]
+            return True
+        return False
+
+    def has_channel(self, channel: str) -> bool:
+        """Whether any local client is subscribed (or subscribing) to `channel`."""
+        return channel in self._channels
+
+    def broadcast_publication(self, channel: str, pub: Publication, sp: StreamPosition) -> None:
+        """Queue `pub` to every local subscriber of `channel`, encoding it once."""
+        ch = self._channels.get(channel)
+        if ch is None:
+            return
+        data = publication_push(channel, pub)
+        for push in ch.plain.values():
+            push(data)
+        if ch.tracked:
+            offset, epoch = pub.offset, sp.epoch
+            for deliver in ch.tracked.values():
+                deliver(data, offset, epoch)
+        for buf in ch.pending.values():
+            buf.append((data, pub.offset, sp.epoch))
+
+    def broadcast_join_leave(self, channel: str, kind: str, info: ClientInfo) -> None:
+        """Queue a ``join`` or ``leave`` push to the subscribers that receive them."""
+        ch = self._channels.get(channel)
+        if ch is None or not ch.join_leave:
+            return
+        data = encode_push(kind, {"info": client_info_obj(info)}, channel)
+        for push in ch.join_leave.values():
+            push(data)
+
+    def channels(self) -> dict[str, int]:
+        """Channel → number of local subscribers."""
+        return {name: len(ch) for name, ch in self._channels.items()}
+
+    @property
+    def num_channels(self) -> int:
+        return len(self._channels)
+
+    @property
+    def num_subs(self) -> int:
+        return self._num_subs

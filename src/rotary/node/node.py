@@ -1,0 +1,395 @@
+"""The Node: owns the hub, the engine and the client sessions of one Rotary process.
+
+It is the broker's event handler (publications come in here and go out through the hub)
+and implements the server-API surface the HTTP API executor calls (`api_*`, agreed in
+notes/nodeapi.md). Operations addressed to users or clients (subscribe, unsubscribe,
+disconnect, refresh) travel as control messages through the broker, so that with the Redis
+engine they reach every node; the broker delivers them to this node as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from rotary.channels.resolver import ChannelResolver, ResolvedChannel
+from rotary.clock import Clock, SystemClock
+from rotary.config.model import ClientSettings
+from rotary.engines.base import (
+    Broker,
+    ClientInfo,
+    HistoryFilter,
+    HistoryResult,
+    PresenceManager,
+    PresenceStats,
+    Publication,
+    PublishOptions,
+    StreamPosition,
+    UnrecoverablePosition,
+)
+from rotary.node import control
+from rotary.node.auth import Authenticator, Override
+from rotary.node.client import ClientSession
+from rotary.node.connect import VERSION
+from rotary.node.hub import Hub
+from rotary.node.outbox import Transport
+from rotary.node.scheduler import LoopScheduler, Scheduler
+from rotary.protocol.codes import CommandError, Disconnect, DisconnectCode, ErrorCode
+
+__all__ = ["Node"]
+
+_log = logging.getLogger("rotary.node")
+
+
+def _uuid4() -> str:
+    return str(uuid.uuid4())
+
+
+class Node:
+    """One Rotary node. Call `start` before accepting clients and `close` at shutdown.
+
+    Time comes from `clock`, timers from `scheduler`, client ids from `id_factory` and the
+    random part of the first ping delay from `rand` (a float in [0, 1)).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: ClientSettings,
+        resolver: ChannelResolver,
+        broker: Broker,
+        presence: PresenceManager,
+        auth: Authenticator,
+        clock: Clock | None = None,
+        scheduler: Scheduler | None = None,
+        id_factory: Callable[[], str] = _uuid4,
+        rand: Callable[[], float] = random.random,
+        name: str = "",
+        uid: str = "",
+        write_timeout: float = 1.0,
+        presence_ttl: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self.resolver = resolver
+        self.broker = broker
+        self.presence = presence
+        self.auth = auth
+        self.clock: Clock = clock or SystemClock()
+        self.scheduler: Scheduler = scheduler or LoopScheduler()
+        self.new_id = id_factory
+        self.rand = rand
+        self.uid = uid or id_factory()
+        self.name = name or self.uid
+        self.write_timeout = write_timeout
+        self.presence_ttl = max(presence_ttl, 3 * settings.presence_update_interval)
+        self.hub = Hub()
+        self._live: dict[str, ClientSession] = {}
+        self._clients: dict[str, ClientSession] = {}
+        self._users: dict[str, set[str]] = {}
+        self._broker_channels: set[str] = set()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._started_at = self.clock.monotonic()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._gone = asyncio.Event()
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        """Start receiving broker events."""
+        await self.broker.start(self)
+
+    def disconnect_all(self, disconnect: Disconnect = DisconnectCode.SHUTDOWN) -> None:
+        """Disconnect every session, connected or not, with `disconnect`."""
+        for session in list(self._live.values()):
+            session.disconnect(disconnect)
+
+    async def wait_sessions_gone(self) -> None:
+        """Return once every session has cleaned up (bound it with ``asyncio.timeout``)."""
+        while self._live:
+            self._gone.clear()
+            await self._gone.wait()
+
+    async def close(self) -> None:
+        """Close the engine (after `disconnect_all`). Idempotent."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.broker.close()
+        await self.presence.close()
+
+    @property
+    def num_sessions(self) -> int:
+        """Open sessions, connected or not."""
+        return len(self._live)
+
+    def new_session(self, transport: Transport, *, app_pings: bool = True) -> ClientSession:
+        """A session for a new connection (registered with the node once it connects)."""
+        session = ClientSession(self, transport, client_id=self.new_id(), app_pings=app_pings)
+        self._live[session.id] = session
+        return session
+
+    def register(self, session: ClientSession) -> None:
+        """Count an authenticated session (called by the session)."""
+        self._clients[session.id] = session
+        self._users.setdefault(session.user, set()).add(session.id)
+
+    def unregister(self, session: ClientSession) -> None:
+        """Forget a session (called by the session's cleanup)."""
+        self._live.pop(session.id, None)
+        if not self._live:
+            self._gone.set()
+        if self._clients.pop(session.id, None) is None:
+            return
+        ids = self._users.get(session.user)
+        if ids is not None:
+            ids.discard(session.id)
+            if not ids:
+                del self._users[session.user]
+
+    def user_connections(self, user: str) -> int:
+        """Connections of `user` on this node."""
+        return len(self._users.get(user, ()))
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the loop soon, outside the current call stack."""
+        asyncio.get_running_loop().call_soon(callback)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ channels
+
+    def meta_ttl(self, channel: str) -> float:
+        """History meta TTL of `channel`'s namespace (the global default when unset)."""
+        resolved = self.resolver.resolve(channel)
+        ttl = resolved.options.history_meta_ttl if resolved else 0.0
+        return ttl or self.resolver.settings.history_meta_ttl
+
+    async def hub_subscribe(self, channel: str, client_id: str) -> None:
+        """Add `client_id` to `channel` as pending; make sure the broker delivers it here."""
+        self.hub.add_pending(channel, client_id)
+        async with self._lock(channel):
+            if channel not in self._broker_channels and self.hub.has_channel(channel):
+                await self.broker.subscribe(channel)
+                self._broker_channels.add(channel)
+
+    async def broker_release(self, channel: str) -> None:
+        """Stop broker delivery of `channel` when no local client needs it any more."""
+        async with self._lock(channel):
+            if channel in self._broker_channels and not self.hub.has_channel(channel):
+                self._broker_channels.discard(channel)
+                await self.broker.unsubscribe(channel)
+
+    def _lock(self, channel: str) -> asyncio.Lock:
+        lock = self._locks.get(channel)
+        if lock is None:
+            lock = self._locks[channel] = asyncio.Lock()
+        return lock
+
+    async def publish(
+        self,
+        ch: ResolvedChannel,
+        data: bytes,
+        *,
+        info: ClientInfo | None = None,
+        tags: Mapping[str, str] | None = None,
+        skip_history: bool = False,
+        idempotency_key: str = "",
+    ) -> StreamPosition:
+        """Publish to a resolved channel with its namespace's history settings."""
+        opts = ch.options
+        history = opts.history_enabled
+        return await self.broker.publish(
+            ch.name,
+            data,
+            PublishOptions(
+                history_size=opts.history_size if history else 0,
+                history_ttl=opts.history_ttl if history else 0.0,
+                history_meta_ttl=self.meta_ttl(ch.name),
+                info=info,
+                tags=tags,
+                idempotency_key=idempotency_key,
+                skip_history=skip_history,
+            ),
+        )
+
+    # ------------------------------------------------------------------ broker events
+
+    def handle_publication(self, channel: str, pub: Publication, sp: StreamPosition) -> None:
+        self.hub.broadcast_publication(channel, pub, sp)
+
+    def handle_join(self, channel: str, info: ClientInfo) -> None:
+        self.hub.broadcast_join_leave(channel, "join", info)
+
+    def handle_leave(self, channel: str, info: ClientInfo) -> None:
+        self.hub.broadcast_join_leave(channel, "leave", info)
+
+    def handle_control(self, data: bytes) -> None:
+        try:
+            control.apply(self, data)
+        except Exception:
+            _log.exception("bad control message ignored")
+
+    def handle_resubscribed(self, shard: object = None) -> None:
+        """The broker lost and regained delivery: positioned subscribers must recover."""
+        _log.info("broker resubscribed (shard %s): making positioned subscribers recover", shard)
+        for session in list(self._clients.values()):
+            control.force_recover(session)
+
+    # ------------------------------------------------------------------ sessions
+
+    def sessions(self, user: str, client: str = "", session: str = "") -> list[ClientSession]:
+        """Local sessions of `user` (or only `client` when given)."""
+        if client:
+            found = self._clients.get(client)
+            return [found] if found is not None and found.user == user else []
+        return [self._clients[c] for c in self._users.get(user, ()) if c in self._clients]
+
+    # ------------------------------------------------------------------ server API
+
+    def _resolve(self, channel: str) -> ResolvedChannel:
+        resolved = self.resolver.resolve(channel) if channel else None
+        if resolved is None:
+            raise CommandError(ErrorCode.UNKNOWN_CHANNEL if channel else ErrorCode.BAD_REQUEST)
+        return resolved
+
+    async def api_publish(
+        self,
+        channel: str,
+        data: bytes,
+        *,
+        tags: Mapping[str, str] | None = None,
+        skip_history: bool = False,
+        idempotency_key: str = "",
+    ) -> StreamPosition:
+        ch = self._resolve(channel)
+        return await self.publish(
+            ch, data, tags=tags, skip_history=skip_history, idempotency_key=idempotency_key
+        )
+
+    async def api_presence(self, channel: str) -> dict[str, ClientInfo]:
+        if not self._resolve(channel).options.presence:
+            raise CommandError(ErrorCode.NOT_AVAILABLE)
+        return await self.presence.presence(channel)
+
+    async def api_presence_stats(self, channel: str) -> PresenceStats:
+        if not self._resolve(channel).options.presence:
+            raise CommandError(ErrorCode.NOT_AVAILABLE)
+        return await self.presence.presence_stats(channel)
+
+    async def api_history(self, channel: str, flt: HistoryFilter) -> HistoryResult:
+        if not self._resolve(channel).options.history_enabled:
+            raise CommandError(ErrorCode.NOT_AVAILABLE)
+        try:
+            return await self.broker.history(channel, flt, meta_ttl=self.meta_ttl(channel))
+        except UnrecoverablePosition as exc:
+            raise CommandError(ErrorCode.UNRECOVERABLE_POSITION) from exc
+
+    async def api_history_remove(self, channel: str) -> None:
+        self._resolve(channel)
+        await self.broker.remove_history(channel)
+
+    async def api_subscribe(
+        self,
+        user: str,
+        channel: str,
+        *,
+        client: str = "",
+        session: str = "",
+        expire_at: int = 0,
+        info: bytes | None = None,
+        data: bytes | None = None,
+        recover_since: StreamPosition | None = None,
+        override: Override | None = None,
+    ) -> None:
+        self._resolve(channel)
+        msg = control.subscribe_message(
+            user,
+            channel,
+            client=client,
+            expire_at=expire_at,
+            info=info,
+            data=data,
+            recover_since=recover_since,
+            override=override,
+        )
+        await self.broker.publish_control(msg)
+
+    async def api_unsubscribe(
+        self, user: str, channel: str, *, client: str = "", session: str = ""
+    ) -> None:
+        self._resolve(channel)
+        msg = {"op": "unsubscribe", "user": user, "channel": channel, "client": client}
+        await self.broker.publish_control(orjson.dumps(msg))
+
+    async def api_disconnect(
+        self,
+        user: str,
+        *,
+        client: str = "",
+        session: str = "",
+        whitelist: Sequence[str] = (),
+        disconnect: Disconnect | None = None,
+    ) -> None:
+        d = disconnect or DisconnectCode.FORCE_NO_RECONNECT
+        msg = {
+            "op": "disconnect",
+            "user": user,
+            "client": client,
+            "whitelist": list(whitelist),
+            "code": d.code,
+            "reason": d.reason,
+        }
+        await self.broker.publish_control(orjson.dumps(msg))
+
+    async def api_refresh(
+        self,
+        user: str,
+        *,
+        client: str = "",
+        session: str = "",
+        expired: bool = False,
+        expire_at: int = 0,
+        info: bytes | None = None,
+    ) -> None:
+        msg: dict[str, Any] = {
+            "op": "refresh",
+            "user": user,
+            "client": client,
+            "expired": expired,
+            "expire_at": expire_at,
+            "info": info.decode() if info else None,
+        }
+        await self.broker.publish_control(orjson.dumps(msg))
+
+    async def api_channels(self, pattern: str = "") -> dict[str, int]:
+        channels = self.hub.channels()
+        if not pattern:
+            return channels
+        import fnmatch
+
+        return {ch: n for ch, n in channels.items() if fnmatch.fnmatchcase(ch, pattern)}
+
+    async def api_info(self) -> list[dict[str, object]]:
+        return [self.info()]
+
+    def info(self) -> dict[str, object]:
+        """This node's counts, as the ``info`` API shows them."""
+        return {
+            "uid": self.uid,
+            "name": self.name,
+            "version": VERSION,
+            "num_clients": len(self._clients),
+            "num_users": len(self._users),
+            "num_channels": self.hub.num_channels,
+            "num_subs": self.hub.num_subs,
+            "uptime": int(self.clock.monotonic() - self._started_at),
+        }

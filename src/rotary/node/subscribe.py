@@ -1,0 +1,412 @@
+"""subscribe, unsubscribe, sub_refresh, server-side subscriptions and their expiry.
+
+Spec §1.6 (subscribe checks, in that exact order), §4.3 (token outcomes), §4.4 (expiry),
+§4.5 (sub_refresh), §10 (recovery and positioning).
+
+sub_refresh is deliberately STRICTER than Centrifugo (spec §4.5 QUIRK, §12 item 1):
+Centrifugo answers a sub_refresh carrying an *expired* subscription token with success and
+silently removes the subscription's expiry. Rotary replies ``{}`` and then immediately ends
+the subscription with the Unsubscribe push 2501 "subscription expired"; the SDKs
+resubscribe on their own, draw 109 for the stale token and fetch a fresh one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rotary.channels.resolver import ResolvedChannel
+from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
+from rotary.node.auth import Override, ServerSubOptions, SubscribeCredentials, TokenProblem
+from rotary.node.hub import TrackedDelivery
+from rotary.node.subscription import Subscription
+from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
+from rotary.protocol.codec import ProtocolViolation, encode_push, encode_reply, publication_obj, raw
+from rotary.protocol.codes import (
+    CommandError,
+    DisconnectCode,
+    DisconnectError,
+    ErrorCode,
+    Unsubscribe,
+    UnsubscribeCode,
+)
+from rotary.protocol.messages import SubRefreshRequest, SubscribeRequest, UnsubscribeRequest
+
+if TYPE_CHECKING:
+    from rotary.node.client import ClientSession
+
+__all__ = [
+    "Grant",
+    "activate",
+    "check_subscriptions",
+    "end_subscription",
+    "establish",
+    "handle_sub_refresh",
+    "handle_subscribe",
+    "handle_unsubscribe",
+    "remove_subscription",
+    "server_subscription",
+]
+
+_log = logging.getLogger("rotary.subscribe")
+
+_SUB_TOKEN_ERRORS = {
+    "expired": CommandError(ErrorCode.TOKEN_EXPIRED),
+    "invalid": CommandError(ErrorCode.PERMISSION_DENIED),
+    "unknown_channel": CommandError(ErrorCode.UNKNOWN_CHANNEL),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What authorized a subscription: the token's info, data, expiry and overrides."""
+
+    chan_info: bytes | None = None
+    data: bytes | None = None
+    expire_at: int = 0
+    override: Override | None = None
+
+
+# ---------------------------------------------------------------------------- subscribe
+
+
+async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
+    """validate → authorize → establish → reply, then deliver what arrived meanwhile."""
+    resolved = _validate(s, req)
+    grant = await _authorize(s, req, resolved)
+    sub = _client_subscription(s, resolved, req, grant)
+    now = s.node.clock.now()
+    if sub.expire_at and sub.expire_at <= now:
+        raise CommandError(ErrorCode.EXPIRED)
+    result = await establish(s, sub, req if sub.recoverable else None)
+    _add_expiry(result, sub.expire_at, now)
+    if grant.data:
+        result["data"] = raw(grant.data)
+    s.push(encode_reply(cmd_id, "subscribe", result))
+    activate(s, sub)
+
+
+def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
+    """Spec §1.6 steps 1–8, in order."""
+    channel, node = req.channel, s.node
+    if not channel or req.delta not in ("", "fossil"):
+        raise ProtocolViolation("bad subscribe request")
+    if node.resolver.too_long(channel):
+        raise CommandError(ErrorCode.BAD_REQUEST)
+    if channel in s.subs or channel in s.subscribing:
+        raise CommandError(ErrorCode.ALREADY_SUBSCRIBED)
+    if len(s.subs) + len(s.subscribing) >= node.settings.channel_limit:
+        raise CommandError(ErrorCode.LIMIT_EXCEEDED)
+    resolved = node.resolver.resolve(channel)
+    if resolved is None:
+        raise CommandError(ErrorCode.UNKNOWN_CHANNEL)
+    if not node.resolver.name_valid(resolved):
+        raise CommandError(ErrorCode.BAD_REQUEST)
+    if resolved.private and not req.token:
+        raise CommandError(ErrorCode.PERMISSION_DENIED)
+    return resolved
+
+
+async def _authorize(s: ClientSession, req: SubscribeRequest, ch: ResolvedChannel) -> Grant:
+    """A token alone decides when present (spec §4.3); else the namespace rules (§4.6)."""
+    if req.token:
+        creds = await _verify(s, req.token, req.channel)
+        return Grant(creds.info, creds.data, creds.expire_at, creds.override)
+    if subscribe_allowed(ch, user=s.user, insecure=s.node.settings.insecure):
+        return Grant()
+    raise CommandError(ErrorCode.PERMISSION_DENIED)
+
+
+async def _verify(
+    s: ClientSession, token: str, channel: str, *, refresh: bool = False
+) -> SubscribeCredentials:
+    try:
+        creds = await s.node.auth.subscribe_token(
+            token, now=s.node.clock.now(), channel=channel, user=s.user, client=s.id
+        )
+    except TokenProblem as exc:
+        _log.info("client %s: subscription token for %r refused: %s", s.id, channel, exc)
+        if exc.kind == "mismatch" or (refresh and exc.kind == "invalid"):
+            raise DisconnectError(DisconnectCode.INVALID_TOKEN) from exc
+        raise _SUB_TOKEN_ERRORS[exc.kind] from exc
+    if creds.channel != channel or creds.user != s.user or creds.client not in ("", s.id):
+        raise DisconnectError(DisconnectCode.INVALID_TOKEN)
+    return creds
+
+
+def _pick(ov: Override | None, name: str, default: bool) -> bool:
+    value: bool | None = None if ov is None else getattr(ov, name)
+    return default if value is None else value
+
+
+def _client_subscription(
+    s: ClientSession, ch: ResolvedChannel, req: SubscribeRequest, grant: Grant
+) -> Subscription:
+    """Options granted (spec §1.6 step 10), the token's overrides applied."""
+    opts, ov, insecure = ch.options, grant.override, s.node.settings.insecure
+    sub = _base_subscription(s, ch, grant.chan_info, ov)
+    sub.expire_at = grant.expire_at
+    history_ok = history_allowed(ch, user=s.user, subscribed=True, insecure=insecure)
+    if req.recoverable and (opts.allow_recovery or history_ok):
+        sub.recoverable = True
+    if req.positioned and (opts.allow_positioning or history_ok):
+        sub.positioned = True
+    sub.positioned = sub.positioned or sub.recoverable
+    presence_ok = presence_allowed(ch, user=s.user, subscribed=True, insecure=insecure)
+    if req.join_leave and sub.emit_join_leave and presence_ok:
+        sub.push_join_leave = True
+    return sub
+
+
+def _base_subscription(
+    s: ClientSession, ch: ResolvedChannel, chan_info: bytes | None, ov: Override | None
+) -> Subscription:
+    opts = ch.options
+    recoverable = _pick(ov, "force_recovery", opts.force_recovery)
+    positioned = _pick(ov, "force_positioning", opts.force_positioning) or recoverable
+    return Subscription(
+        channel=ch.name,
+        info=s.client_info(chan_info),
+        presence=_pick(ov, "presence", opts.presence),
+        emit_join_leave=_pick(ov, "join_leave", opts.join_leave),
+        push_join_leave=_pick(ov, "force_push_join_leave", opts.force_push_join_leave),
+        positioned=positioned,
+        recoverable=recoverable,
+    )
+
+
+def _add_expiry(result: dict[str, Any], expire_at: int, now: float) -> None:
+    if expire_at > 0:
+        result["expires"] = True
+        result["ttl"] = max(int(expire_at - now), 0)
+
+
+# ---------------------------------------------------------------------------- establishing
+
+
+async def establish(
+    s: ClientSession, sub: Subscription, recover: SubscribeRequest | None
+) -> dict[str, Any]:
+    """Join the hub (pending), position or recover, add presence.
+
+    Returns the SubscribeResult fields and nothing else is queued yet: the caller queues
+    its reply and then calls `activate` without awaiting in between.
+    """
+    node, channel = s.node, sub.channel
+    s.subscribing.add(channel)
+    try:
+        await node.hub_subscribe(channel, s.id)
+        try:
+            result = await _position(s, sub, recover) if sub.positioned else {}
+            if sub.presence:
+                await node.presence.add_presence(channel, s.id, sub.info, ttl=node.presence_ttl)
+        except BaseException:
+            node.hub.remove(channel, s.id)
+            await node.broker_release(channel)
+            raise
+    finally:
+        s.subscribing.discard(channel)
+    return result
+
+
+async def _position(
+    s: ClientSession, sub: Subscription, recover: SubscribeRequest | None
+) -> dict[str, Any]:
+    """Spec §10: the stream position, and recovered publications when asked."""
+    node, channel = s.node, sub.channel
+    meta_ttl = node.meta_ttl(channel)
+    top = (await node.broker.history(channel, HistoryFilter(limit=0), meta_ttl=meta_ttl)).position
+    result: dict[str, Any] = {}
+    if sub.recoverable:
+        result["recoverable"] = True
+    result.update(positioned=True, epoch=top.epoch, offset=top.offset)
+    sub.epoch, sub.offset = top.epoch, top.offset
+    if recover is not None and recover.recover:
+        result["was_recovering"] = True
+        pubs = await _recover(s, channel, recover, top, meta_ttl)
+        if pubs is not None:
+            result.update(recovered=True, offset=recover.offset)
+            if pubs:
+                result["publications"] = [publication_obj(p) for p in pubs]
+                sub.offset = pubs[-1].offset
+    return result
+
+
+async def _recover(
+    s: ClientSession, channel: str, req: SubscribeRequest, top: StreamPosition, meta_ttl: float
+) -> list[Any] | None:
+    """Publications after the client's position, or None when it cannot be recovered."""
+    if (req.epoch and req.epoch != top.epoch) or req.offset > top.offset:
+        return None
+    if req.offset == top.offset:
+        return []
+    limit = s.node.settings.recovery_max_publication_limit
+    flt = HistoryFilter(since=StreamPosition(req.offset, top.epoch), limit=limit)
+    try:
+        hist = await s.node.broker.history(channel, flt, meta_ttl=meta_ttl)
+    except UnrecoverablePosition:
+        return None
+    pubs = hist.publications
+    if pubs and pubs[0].offset == req.offset + 1 and pubs[-1].offset == hist.position.offset:
+        return pubs
+    return None
+
+
+def activate(s: ClientSession, sub: Subscription) -> None:
+    """Make `sub` live: deliver publications buffered while subscribing, announce the join."""
+    node, channel = s.node, sub.channel
+    s.subs[channel] = sub
+    tracked = _tracker(s, sub) if sub.positioned else None
+    buffered = node.hub.activate(
+        channel, s.id, push=s.push, tracked=tracked, join_leave=sub.push_join_leave
+    )
+    for data, offset, epoch in buffered:
+        if tracked is not None:
+            tracked(data, offset, epoch)
+        else:
+            s.push(data)
+    if sub.emit_join_leave:
+        s.spawn(node.broker.publish_join(channel, sub.info))
+
+
+def _tracker(s: ClientSession, sub: Subscription) -> TrackedDelivery:
+    """Delivery with position checks (spec §10): a gap ends the subscription (2500/3010)."""
+    push = s.push
+
+    def deliver(data: bytes, offset: int, epoch: str) -> None:
+        if sub.ended:
+            return
+        if offset == 0:
+            push(data)
+        elif epoch != sub.epoch or offset > sub.offset + 1:
+            sub.ended = True
+            # Not from inside the hub's fan-out loop, which must not see the hub change.
+            s.node.call_soon(lambda: _position_lost(s, sub))
+        elif offset > sub.offset:
+            sub.offset = offset
+            push(data)
+
+    return deliver
+
+
+def _position_lost(s: ClientSession, sub: Subscription) -> None:
+    _log.info("client %s: position lost in %r", s.id, sub.channel)
+    if sub.server_side:
+        s.disconnect(DisconnectCode.INSUFFICIENT_STATE)
+    else:
+        end_subscription(s, sub, UnsubscribeCode.INSUFFICIENT_STATE)
+
+
+# ---------------------------------------------------------------------------- ending
+
+
+def end_subscription(s: ClientSession, sub: Subscription, unsub: Unsubscribe | None) -> None:
+    """End `sub` now (optionally telling the client why); release the rest in the background."""
+    if s.subs.get(sub.channel) is sub:
+        del s.subs[sub.channel]
+    sub.ended = True
+    if unsub is not None:
+        s.send_unsubscribe(sub.channel, unsub)
+    s.spawn(remove_subscription(s, sub))
+
+
+async def remove_subscription(s: ClientSession, sub: Subscription) -> None:
+    """Leave the hub, presence and (when it emits them) announce the leave."""
+    node, channel = s.node, sub.channel
+    node.hub.remove(channel, s.id)
+    if sub.presence:
+        await node.presence.remove_presence(channel, s.id, s.user)
+    if sub.emit_join_leave:
+        await node.broker.publish_leave(channel, sub.info)
+    await node.broker_release(channel)
+
+
+async def handle_unsubscribe(
+    s: ClientSession, cmd_id: int, req: UnsubscribeRequest
+) -> dict[str, Any]:
+    """Always succeeds, subscribed or not (spec §1.5 rule 7)."""
+    if not req.channel:
+        raise ProtocolViolation("unsubscribe without channel")
+    sub = s.subs.pop(req.channel, None)
+    if sub is not None:
+        sub.ended = True
+        await remove_subscription(s, sub)
+    return {}
+
+
+async def check_subscriptions(s: ClientSession) -> None:
+    """The periodic check (spec §4.4): end expired subscriptions, refresh presence."""
+    node = s.node
+    now = node.clock.now()
+    delay = node.settings.expired_sub_close_delay
+    for sub in list(s.subs.values()):
+        if sub.expire_at and now > sub.expire_at + delay:
+            if sub.server_side:
+                s.disconnect(DisconnectCode.SUBSCRIPTION_EXPIRED)
+                return
+            _log.info("client %s: subscription to %r expired", s.id, sub.channel)
+            end_subscription(s, sub, UnsubscribeCode.EXPIRED)
+    for sub in list(s.subs.values()):
+        if sub.presence and not sub.ended:
+            await node.presence.add_presence(sub.channel, s.id, sub.info, ttl=node.presence_ttl)
+
+
+# ---------------------------------------------------------------------------- sub_refresh
+
+
+async def handle_sub_refresh(
+    s: ClientSession, cmd_id: int, req: SubRefreshRequest
+) -> dict[str, Any] | None:
+    """Spec §4.5, except that an expired token ends the subscription with 2501 (see above)."""
+    if not req.channel:
+        raise ProtocolViolation("sub_refresh without channel")
+    sub = s.subs.get(req.channel)
+    if sub is None:
+        raise CommandError(ErrorCode.PERMISSION_DENIED)
+    if not req.token:
+        raise CommandError(ErrorCode.BAD_REQUEST)
+    try:
+        creds = await _verify(s, req.token, req.channel, refresh=True)
+    except CommandError as exc:
+        if exc.error is not ErrorCode.TOKEN_EXPIRED:
+            raise
+        s.push(encode_reply(cmd_id, "sub_refresh", {}))
+        end_subscription(s, sub, UnsubscribeCode.EXPIRED)
+        return None
+    now = s.node.clock.now()
+    if creds.expire_at and creds.expire_at <= now:
+        raise CommandError(ErrorCode.EXPIRED)
+    sub.expire_at = creds.expire_at
+    sub.info = s.client_info(creds.info)
+    result: dict[str, Any] = {}
+    _add_expiry(result, sub.expire_at, now)
+    return result
+
+
+# ---------------------------------------------------------------------------- server-side
+
+
+async def server_subscription(
+    s: ClientSession,
+    ch: ResolvedChannel,
+    opts: ServerSubOptions,
+    *,
+    recover: SubscribeRequest | None = None,
+    from_token: bool = False,
+    expire_at: int = 0,
+) -> tuple[Subscription, dict[str, Any]]:
+    """Establish one server-side subscription; the caller queues its result, then activates."""
+    sub = _base_subscription(s, ch, opts.info, opts.override)
+    sub.server_side, sub.from_token, sub.expire_at = True, from_token, expire_at
+    result = await establish(s, sub, recover if sub.recoverable else None)
+    if opts.data:
+        result["data"] = raw(opts.data)
+    _add_expiry(result, expire_at, s.node.clock.now())
+    return sub, result
+
+
+def subscribe_push(channel: str, result: dict[str, Any]) -> bytes:
+    """The Subscribe push announcing a server-side subscription made while connected."""
+    keys = ("recoverable", "epoch", "offset", "positioned", "data")
+    return encode_push("subscribe", {k: result[k] for k in keys if k in result}, channel)

@@ -1,0 +1,35 @@
+"""One subscription of one client session: what was granted and where its stream stands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rotary.engines.base import ClientInfo
+
+__all__ = ["Subscription"]
+
+
+@dataclass(slots=True)
+class Subscription:
+    """Mutable state of one subscription, owned by its client session.
+
+    `server_side` subscriptions come from the connection token, the personal channel, the
+    connect request or the server API; ending them badly disconnects (3006, 3010) instead
+    of sending an unsubscribe push. `from_token` marks those the connection token lists
+    (a refresh must list the same set). `offset`/`epoch` are the last position delivered
+    when `positioned`. `expire_at` 0 means no expiry.
+    """
+
+    channel: str
+    info: ClientInfo
+    server_side: bool = False
+    from_token: bool = False
+    expire_at: int = 0
+    presence: bool = False
+    emit_join_leave: bool = False
+    push_join_leave: bool = False
+    positioned: bool = False
+    recoverable: bool = False
+    epoch: str = ""
+    offset: int = 0
+    ended: bool = False

@@ -1,0 +1,265 @@
+"""JSON codec of protocol v2 (spec §1.2, §1.4): frames in, commands out; replies out as bytes.
+
+Sans-I/O. `decode_frame` raises only `ProtocolViolation` (the session answers it with
+disconnect 3501), whatever bytes it is given. Encoders return one line of compact JSON each;
+raw payloads (``data``, ``conn_info``, ``chan_info``) are embedded verbatim with newlines
+removed, so every encoded message stays a single line (the SDKs split frames on ``\\n``).
+Empty results are written as ``{}`` and the fields the SDKs index are always present
+(spec §12.11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from rotary.engines.base import ClientInfo, Publication
+from rotary.errors import RotaryError
+from rotary.protocol.codes import ProtocolError
+from rotary.protocol.messages import (
+    REQUEST_ORDER,
+    Command,
+    ConnectRequest,
+    HistoryRequest,
+    PingRequest,
+    PresenceRequest,
+    PresenceStatsRequest,
+    PublishRequest,
+    RefreshRequest,
+    Request,
+    RpcRequest,
+    SendRequest,
+    SubRefreshRequest,
+    SubscribeRequest,
+    UnsubscribeRequest,
+)
+
+__all__ = [
+    "PING",
+    "ProtocolViolation",
+    "client_info_obj",
+    "decode_frame",
+    "encode_error",
+    "encode_push",
+    "encode_reply",
+    "join_frame",
+    "publication_obj",
+    "publication_push",
+    "raw",
+]
+
+#: A server ping: the empty Reply.
+PING = b"{}"
+
+_UINT32 = 0xFFFFFFFF
+_UINT64 = 0xFFFFFFFFFFFFFFFF
+
+
+class ProtocolViolation(RotaryError):
+    """The client broke the framing or schema rules (answered with disconnect 3501)."""
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+def decode_frame(frame: bytes) -> list[Command]:
+    """Every command of one text frame, in order.
+
+    One trailing newline is tolerated; an empty frame, a blank line, a line that is not a
+    JSON object or a field of the wrong type raises `ProtocolViolation`.
+    """
+    if frame.endswith(b"\n"):
+        frame = frame[:-1]
+    if not frame:
+        raise ProtocolViolation("empty request")
+    return [_decode_command(line) for line in frame.split(b"\n")]
+
+
+def _decode_command(line: bytes) -> Command:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolViolation("malformed JSON") from exc
+    if not isinstance(obj, dict):
+        raise ProtocolViolation("command is not an object")
+    cmd_id = _uint(obj, "id", _UINT32)
+    for method in REQUEST_ORDER:
+        value = obj.get(method)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ProtocolViolation(f"{method} is not an object")
+        return Command(cmd_id, method, _DECODERS[method](value))
+    return Command(cmd_id)
+
+
+def _field(obj: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = obj.get(key)
+    if value is None:
+        return default
+    # bool is an int subclass in Python; JSON keeps them apart.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolViolation(f"{key} has the wrong type")
+    return value
+
+
+def _str(obj: dict[str, Any], key: str) -> str:
+    value: str = _field(obj, key, str, "")
+    return value
+
+
+def _bool(obj: dict[str, Any], key: str) -> bool:
+    value: bool = _field(obj, key, bool, False)
+    return value
+
+
+def _uint(obj: dict[str, Any], key: str, top: int) -> int:
+    value: int = _field(obj, key, int, 0)
+    if not 0 <= value <= top:
+        raise ProtocolViolation(f"{key} out of range")
+    return value
+
+
+def _int32(obj: dict[str, Any], key: str) -> int:
+    value: int = _field(obj, key, int, 0)
+    if not -(2**31) <= value < 2**31:
+        raise ProtocolViolation(f"{key} out of range")
+    return value
+
+
+def _raw(obj: dict[str, Any], key: str) -> bytes | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:  # nesting deeper than the encoder allows
+        raise ProtocolViolation(f"{key} cannot be re-encoded") from exc
+
+
+def _subscribe(obj: dict[str, Any]) -> SubscribeRequest:
+    return SubscribeRequest(
+        channel=_str(obj, "channel"),
+        token=_str(obj, "token"),
+        recover=_bool(obj, "recover"),
+        epoch=_str(obj, "epoch"),
+        offset=_uint(obj, "offset", _UINT64),
+        data=_raw(obj, "data"),
+        positioned=_bool(obj, "positioned"),
+        recoverable=_bool(obj, "recoverable"),
+        join_leave=_bool(obj, "join_leave"),
+        delta=_str(obj, "delta"),
+    )
+
+
+def _connect(obj: dict[str, Any]) -> ConnectRequest:
+    subs_obj = _field(obj, "subs", dict, {})
+    subs: dict[str, SubscribeRequest] = {}
+    for channel, sub in subs_obj.items():
+        if not isinstance(sub, dict):
+            raise ProtocolViolation("subs entry is not an object")
+        subs[channel] = _subscribe(sub)
+    return ConnectRequest(
+        token=_str(obj, "token"),
+        data=_raw(obj, "data"),
+        subs=subs,
+        name=_str(obj, "name"),
+        version=_str(obj, "version"),
+    )
+
+
+def _history(obj: dict[str, Any]) -> HistoryRequest:
+    since_obj = _field(obj, "since", dict, None)
+    since = None
+    if since_obj is not None:
+        since = (_uint(since_obj, "offset", _UINT64), _str(since_obj, "epoch"))
+    return HistoryRequest(
+        channel=_str(obj, "channel"),
+        limit=_int32(obj, "limit"),
+        since=since,
+        reverse=_bool(obj, "reverse"),
+    )
+
+
+_DECODERS: dict[str, Callable[[dict[str, Any]], Request]] = {
+    "connect": _connect,
+    "subscribe": _subscribe,
+    "unsubscribe": lambda o: UnsubscribeRequest(_str(o, "channel")),
+    "publish": lambda o: PublishRequest(_str(o, "channel"), _raw(o, "data")),
+    "presence": lambda o: PresenceRequest(_str(o, "channel")),
+    "presence_stats": lambda o: PresenceStatsRequest(_str(o, "channel")),
+    "history": _history,
+    "rpc": lambda o: RpcRequest(_raw(o, "data"), _str(o, "method")),
+    "send": lambda o: SendRequest(_raw(o, "data")),
+    "refresh": lambda o: RefreshRequest(_str(o, "token")),
+    "sub_refresh": lambda o: SubRefreshRequest(_str(o, "channel"), _str(o, "token")),
+    "ping": lambda o: PingRequest(),
+}
+
+
+# ---------------------------------------------------------------------------- encoding
+
+
+def raw(payload: bytes) -> orjson.Fragment:
+    """`payload` (JSON bytes) embedded verbatim, newlines removed so it stays one line.
+
+    Removing newline bytes is safe for valid JSON: a raw newline can only be whitespace
+    outside strings.
+    """
+    if b"\n" in payload:
+        payload = payload.replace(b"\n", b"")
+    return orjson.Fragment(payload)
+
+
+def client_info_obj(info: ClientInfo) -> dict[str, Any]:
+    """ClientInfo as JSON: `user` and `client` always, the infos only when present."""
+    obj: dict[str, Any] = {"user": info.user, "client": info.client}
+    if info.conn_info:
+        obj["conn_info"] = raw(info.conn_info)
+    if info.chan_info:
+        obj["chan_info"] = raw(info.chan_info)
+    return obj
+
+
+def publication_obj(pub: Publication) -> dict[str, Any]:
+    """A Publication as JSON (``data``, then ``info``, ``offset``, ``tags`` when set)."""
+    obj: dict[str, Any] = {"data": raw(pub.data) if pub.data else raw(b"null")}
+    if pub.info is not None:
+        obj["info"] = client_info_obj(pub.info)
+    if pub.offset:
+        obj["offset"] = pub.offset
+    if pub.tags:
+        obj["tags"] = dict(pub.tags)
+    return obj
+
+
+def publication_push(channel: str, pub: Publication) -> bytes:
+    """The push of one publication, encoded once for every subscriber of `channel`."""
+    return orjson.dumps({"push": {"channel": channel, "pub": publication_obj(pub)}})
+
+
+def encode_push(kind: str, body: Mapping[str, Any], channel: str = "") -> bytes:
+    """A push ``{"push":{"channel":…, kind: body}}`` (no channel key when `channel` is "")."""
+    push: dict[str, Any] = {"channel": channel} if channel else {}
+    push[kind] = body
+    return orjson.dumps({"push": push})
+
+
+def encode_reply(cmd_id: int, method: str, result: Mapping[str, Any]) -> bytes:
+    """A successful reply; an empty `result` is written as ``{}``, never omitted."""
+    return orjson.dumps({"id": cmd_id, method: result})
+
+
+def encode_error(cmd_id: int, error: ProtocolError) -> bytes:
+    """An error reply; `code` and `message` always, `temporary` only when true."""
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.temporary:
+        body["temporary"] = True
+    return orjson.dumps({"id": cmd_id, "error": body})
+
+
+def join_frame(messages: Iterable[bytes]) -> bytes:
+    """Several encoded messages as one frame: joined by ``\\n``, no trailing newline."""
+    return b"\n".join(messages)

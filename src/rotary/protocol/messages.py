@@ -1,0 +1,157 @@
+"""Typed client commands of protocol v2 (spec §1.4), as the codec hands them to the node.
+
+Raw JSON payloads (``data``) are carried as compact one-line JSON bytes, or None when the
+client sent none. Unknown JSON fields are dropped by the codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "REQUEST_ORDER",
+    "Command",
+    "ConnectRequest",
+    "HistoryRequest",
+    "PresenceRequest",
+    "PresenceStatsRequest",
+    "PublishRequest",
+    "RefreshRequest",
+    "Request",
+    "RpcRequest",
+    "SendRequest",
+    "SubRefreshRequest",
+    "SubscribeRequest",
+    "UnsubscribeRequest",
+]
+
+#: Request fields of a Command, in the order the first non-null one is chosen (spec §1.4).
+REQUEST_ORDER = (
+    "connect",
+    "subscribe",
+    "unsubscribe",
+    "publish",
+    "presence",
+    "presence_stats",
+    "history",
+    "rpc",
+    "send",
+    "refresh",
+    "sub_refresh",
+    "ping",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeRequest:
+    """``subscribe`` (also the value type of ``ConnectRequest.subs``)."""
+
+    channel: str = ""
+    token: str = ""
+    recover: bool = False
+    epoch: str = ""
+    offset: int = 0
+    data: bytes | None = None
+    positioned: bool = False
+    recoverable: bool = False
+    join_leave: bool = False
+    delta: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectRequest:
+    """``connect``: `subs` asks recovery of server-side subscriptions, by channel."""
+
+    token: str = ""
+    data: bytes | None = None
+    subs: Mapping[str, SubscribeRequest] = field(default_factory=dict)
+    name: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeRequest:
+    channel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    channel: str = ""
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceRequest:
+    channel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceStatsRequest:
+    channel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    """``history``: `since` is (offset, epoch) or None."""
+
+    channel: str = ""
+    limit: int = 0
+    since: tuple[int, str] | None = None
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RpcRequest:
+    data: bytes | None = None
+    method: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRequest:
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SubRefreshRequest:
+    channel: str = ""
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PingRequest:
+    """The legacy ``ping`` command: decoded only so that it can be refused (spec §1.3)."""
+
+
+Request = (
+    ConnectRequest
+    | SubscribeRequest
+    | UnsubscribeRequest
+    | PublishRequest
+    | PresenceRequest
+    | PresenceStatsRequest
+    | HistoryRequest
+    | RpcRequest
+    | SendRequest
+    | RefreshRequest
+    | SubRefreshRequest
+    | PingRequest
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One decoded command: `method` is the JSON key of `request`, or "" with no request.
+
+    `id` 0 with a method other than ``send`` is a pong by the protocol's rules; the codec
+    does not decide that, the client session does.
+    """
+
+    id: int
+    method: str = ""
+    request: Request | None = None

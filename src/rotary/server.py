@@ -1,0 +1,180 @@
+"""Wiring and life cycle: config → engine, verifier, resolver, node → one aiohttp app.
+
+One port serves the WebSocket endpoint, the server HTTP API and ``GET /health``. Shutdown
+has a fixed order: stop accepting, disconnect every client with 3001 "shutdown", wait
+briefly for them to go, close the HTTP runner, close the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from rotary.channels.resolver import ChannelResolver
+from rotary.clock import Clock, SystemClock
+from rotary.config.model import Config
+from rotary.engines.base import Broker, PresenceManager
+from rotary.node.auth import Authenticator
+from rotary.node.node import Node
+from rotary.protocol.codes import DisconnectCode
+from rotary.transports.websocket import websocket_handler
+
+__all__ = ["build_app", "build_node", "run", "serve"]
+
+_log = logging.getLogger("rotary.server")
+
+#: Seconds clients get to receive their shutdown close frame before the runner stops.
+_SHUTDOWN_GRACE = 3.0
+
+
+def _engine(config: Config, uid: str, clock: Clock) -> tuple[Broker, PresenceManager]:
+    if config.engine.type == "redis":
+        from rotary.engines.redis import RedisBroker, RedisPresenceManager
+
+        redis = config.engine.redis
+        return (
+            RedisBroker(redis, node_id=uid, clock=clock),
+            RedisPresenceManager(redis, clock=clock),
+        )
+    from rotary.engines.memory.broker import MemoryBroker
+    from rotary.engines.memory.presence import MemoryPresenceManager
+
+    return MemoryBroker(clock), MemoryPresenceManager(clock)
+
+
+def _authenticator(config: Config, resolver: ChannelResolver) -> Authenticator:
+    from rotary.auth import TokenVerifier
+    from rotary.policy.tokens import VerifierAuthenticator
+
+    return VerifierAuthenticator(TokenVerifier(config.auth, channel_known=resolver.namespace_known))
+
+
+def build_node(config: Config, *, clock: Clock | None = None) -> Node:
+    """A node wired from `config` (not started). Raises ConfigError for bad settings."""
+    clock = clock or SystemClock()
+    uid = str(uuid.uuid4())
+    resolver = ChannelResolver(config.channels)
+    broker, presence = _engine(config, uid, clock)
+    presence_ttl = config.engine.redis.presence_ttl if config.engine.type == "redis" else 60.0
+    return Node(
+        settings=config.client,
+        resolver=resolver,
+        broker=broker,
+        presence=presence,
+        auth=_authenticator(config, resolver),
+        clock=clock,
+        uid=uid,
+        name=config.server.name,
+        write_timeout=config.websocket.write_timeout,
+        presence_ttl=presence_ttl,
+    )
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({})
+
+
+def build_app(config: Config, node: Node) -> web.Application:
+    """The aiohttp application: WebSocket endpoint, server API, health check."""
+    app = web.Application(client_max_size=max(config.websocket.message_size_limit, 1 << 20))
+    if not config.websocket.disabled:
+        handler = websocket_handler(
+            node,
+            allowed_origins=config.client.allowed_origins,
+            message_size_limit=config.websocket.message_size_limit,
+        )
+        app.router.add_get(config.websocket.handler_prefix, handler)
+    if config.server.health:
+        app.router.add_get("/health", _health)
+    _add_api(app, config, node)
+    return app
+
+
+def _add_api(app: web.Application, config: Config, node: Node) -> None:
+    try:
+        from rotary.api.executor import ApiExecutor
+        from rotary.api.http import add_api_routes
+    except ImportError as exc:  # the API package is optional while it is being built
+        _log.warning("server API not available: %s", exc)
+        return
+    add_api_routes(app, ApiExecutor(node), config.api)
+
+
+async def serve(
+    config: Config,
+    *,
+    started: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until `stop` is set (or the task is cancelled), then shut down in order."""
+    node = build_node(config)
+    await node.start()
+    runner = web.AppRunner(build_app(config, node), handle_signals=False, access_log=None)
+    await runner.setup()
+    address = config.server.address or "0.0.0.0"  # noqa: S104 - Centrifugo's default
+    site = web.TCPSite(runner, address, config.server.port)
+    await site.start()
+    _log.info(
+        "rotary node %s listening on %s:%d, engine %s",
+        node.uid,
+        address,
+        config.server.port,
+        config.engine.type,
+    )
+    if started is not None:
+        started.set()
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await _shutdown(node, runner, site)
+
+
+async def _shutdown(node: Node, runner: web.AppRunner, site: web.TCPSite) -> None:
+    _log.info("shutting down: disconnecting %d clients", node.num_sessions)
+    await site.stop()
+    node.disconnect_all(DisconnectCode.SHUTDOWN)
+    try:
+        async with asyncio.timeout(_SHUTDOWN_GRACE):
+            await node.wait_sessions_gone()
+    except TimeoutError:
+        _log.warning("%d clients did not close in time", node.num_sessions)
+    await runner.cleanup()
+    await node.close()
+    _log.info("shutdown complete")
+
+
+def _configure_logging(config: Config) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = logging.getLevelName(config.log.level.upper())
+    root.setLevel(level if isinstance(level, int) else logging.INFO)
+
+
+def run(config: Config) -> int:
+    """Run the server until SIGINT/SIGTERM; return the exit status (0 after a clean stop)."""
+    _configure_logging(config)
+    return asyncio.run(_main(config))
+
+
+async def _main(config: Config) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _on_signal, stop, sig)
+    try:
+        await serve(config, stop=stop)
+    except OSError as exc:
+        _log.error("cannot serve: %s", exc)
+        return 1
+    return 0
+
+
+def _on_signal(stop: asyncio.Event, sig: Any) -> None:
+    _log.info("received %s", signal.Signals(sig).name)
+    stop.set()
