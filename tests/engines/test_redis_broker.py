@@ -29,6 +29,8 @@ from rotary.engines.base import (
     UnrecoverablePosition,
 )
 from rotary.engines.redis import RedisBroker, RedisEngineError, RedisPresenceManager
+from rotary.engines.redis._pubsub import ShardSubscriber
+from rotary.engines.redis._shards import build_shards, close_shards
 from tests.engines.conftest import REDIS_HOST, REDIS_PORT, skip_or_fail
 from tests.engines.recording import RecordingHandler
 
@@ -80,7 +82,7 @@ def private_redis() -> Iterator[str]:
         skip_or_fail("redis-server is not installed")
     port = _free_port()
     args = [binary, "--port", str(port), "--bind", REDIS_HOST, "--save", ""]
-    args += ["--appendonly", "no", "--daemonize", "no"]
+    args += ["--appendonly", "no", "--daemonize", "no", "--enable-debug-command", "yes"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_until_answering(port, process)
@@ -354,3 +356,36 @@ async def test_an_unreachable_redis_raises_engine_error_not_a_redis_error(prefix
     await broker.close()
 
     assert isinstance(caught.value.__cause__, redis.exceptions.RedisError)
+
+
+async def test_a_pubsub_connection_that_stops_answering_is_replaced(private_redis: str) -> None:
+    [shard] = build_shards(RedisSettings(addresses=(private_redis,)))
+    messages: list[bytes] = []
+    arrived = asyncio.Event()
+    resubscribed = asyncio.Event()
+
+    def dispatch(_channel: bytes, payload: bytes) -> None:
+        messages.append(payload)
+        arrived.set()
+
+    subscriber = ShardSubscriber(
+        name="rotary-test-silent",
+        new_connection=shard.new_pubsub_connection,
+        dispatch=dispatch,
+        on_resubscribed=resubscribed.set,
+        timeout=5.0,
+        ping_interval=0.1,
+    )
+    subscriber.start()
+    try:
+        await subscriber.subscribe(["silent"])
+        # The whole server stops answering (as behind a dead link) for longer than 3 PINGs.
+        await shard.client.execute_command("DEBUG", "SLEEP", "1")
+        await asyncio.wait_for(resubscribed.wait(), 10)
+        await shard.client.publish("silent", b"after")
+        await asyncio.wait_for(arrived.wait(), 5)
+    finally:
+        await subscriber.close()
+        await close_shards([shard])
+
+    assert messages == [b"after"]

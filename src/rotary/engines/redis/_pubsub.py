@@ -24,6 +24,10 @@ _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 2.0
 #: Channels per SUBSCRIBE command when resubscribing everything at once.
 _CHUNK = 512
+#: Seconds between PINGs on an idle PUB/SUB connection; after this many intervals without
+#: any reply the connection counts as dead (a half-open TCP connection never errors).
+PING_INTERVAL = 5.0
+_MISSED_PINGS = 3
 
 #: A message handed to the dispatcher: (Redis channel, payload).
 Dispatch = Callable[[bytes, bytes], None]
@@ -62,6 +66,7 @@ class ShardSubscriber:
         dispatch: Dispatch,
         on_resubscribed: Callable[[], None],
         timeout: float,
+        ping_interval: float = PING_INTERVAL,
     ) -> None:
         self.channels: set[str] = set()
         self._name = name
@@ -69,6 +74,8 @@ class ShardSubscriber:
         self._dispatch = dispatch
         self._on_resubscribed = on_resubscribed
         self._timeout = timeout
+        self._ping_interval = ping_interval
+        self._last_reply = 0.0
         self._conn: AbstractConnection | None = None
         self._ready = False
         self._ops: list[tuple[bool, str, asyncio.Future[None]]] = []
@@ -140,7 +147,12 @@ class ShardSubscriber:
     async def _write_loop(self) -> None:
         """Send queued (un)subscribes, merging consecutive ones of a kind into one command."""
         while True:
-            await self._wake.wait()
+            try:
+                async with asyncio.timeout(self._ping_interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                await self._ping()
+                continue
             self._wake.clear()
             ops, self._ops = self._ops, []
             if not ops:
@@ -163,6 +175,22 @@ class ShardSubscriber:
             except (RedisError, OSError) as exc:
                 # The reader sees the same broken socket and reconnects.
                 logger.warning("%s: sending (un)subscribe failed: %s", self._name, exc)
+
+    async def _ping(self) -> None:
+        """PING an idle connection; drop it when it stopped answering altogether."""
+        conn = self._conn
+        if conn is None or not self._ready:
+            return
+        silent_for = asyncio.get_running_loop().time() - self._last_reply
+        if silent_for > self._ping_interval * _MISSED_PINGS:
+            logger.warning("%s: no reply for %.1f s, reconnecting", self._name, silent_for)
+            await conn.disconnect(nowait=True)
+            return
+        async with self._send_lock:
+            try:
+                await conn.send_command("PING")
+            except (RedisError, OSError) as exc:
+                logger.warning("%s: PING failed: %s", self._name, exc)
 
     async def _run(self) -> None:
         attempt = 0
@@ -197,6 +225,7 @@ class ShardSubscriber:
                 for chan in chunk:
                     self._waiters.setdefault(chan.encode(), deque()).append(None)
             self._ready = True
+            self._last_reply = asyncio.get_running_loop().time()
             if commands:
                 await conn.send_packed_command(_pack(conn, commands))
         if not wanted:
@@ -205,6 +234,7 @@ class ShardSubscriber:
     async def _read_loop(self, conn: AbstractConnection) -> None:
         while True:
             reply = await conn.read_response()
+            self._last_reply = asyncio.get_running_loop().time()
             if not isinstance(reply, list) or len(reply) < 3:
                 continue
             kind = reply[0]
