@@ -18,6 +18,8 @@ from typing import NoReturn
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from rotary.clock import Clock, SystemClock
 from rotary.engines.base import Broker, PresenceManager
@@ -111,7 +113,9 @@ async def _redis_engine() -> AsyncIterator[EngineUnderTest]:
 
 async def _redis_client() -> aioredis.Redis:
     """A client to the test Redis, or skip/fail when it does not answer."""
-    client = aioredis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=1.0)
+    client = aioredis.Redis(
+        host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
+    )
     try:
         await client.ping()
     except Exception as exc:
