@@ -74,22 +74,52 @@ def _wait_until_answering(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"private redis-server on port {port} did not start")
 
 
+class RedisProcess:
+    """A throw-away ``redis-server`` without persistence on a free loopback port."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            skip_or_fail("redis-server is not installed")
+        self.port = _free_port()
+        self.address = f"{REDIS_HOST}:{self.port}"
+        self._args = [binary, "--port", str(self.port), "--bind", REDIS_HOST, "--save", ""]
+        self._args += ["--appendonly", "no", "--daemonize", "no", "--enable-debug-command", "yes"]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait_until_answering(self.port, self._process)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+
+
 @pytest.fixture(scope="module")
 def private_redis() -> Iterator[str]:
-    """A throw-away redis-server (no persistence) for this module; its ``host:port``."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        skip_or_fail("redis-server is not installed")
-    port = _free_port()
-    args = [binary, "--port", str(port), "--bind", REDIS_HOST, "--save", ""]
-    args += ["--appendonly", "no", "--daemonize", "no", "--enable-debug-command", "yes"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """A private redis-server shared by this module's tests; its ``host:port``."""
+    server = RedisProcess()
     try:
-        _wait_until_answering(port, process)
-        yield f"{REDIS_HOST}:{port}"
+        server.start()
+        yield server.address
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.stop()
+
+
+@pytest.fixture
+def restartable_redis() -> Iterator[RedisProcess]:
+    """A private redis-server for one test, which may stop and start it again."""
+    server = RedisProcess()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -389,3 +419,36 @@ async def test_a_pubsub_connection_that_stops_answering_is_replaced(private_redi
         await close_shards([shard])
 
     assert messages == [b"after"]
+
+
+async def test_a_redis_restart_without_persistence_gives_a_new_epoch_and_resubscribes(
+    restartable_redis: RedisProcess, prefix: str
+) -> None:
+    recorder = ResubscribeRecorder()
+    address = restartable_redis.address
+    async with started_broker(address, prefix=prefix, handler=recorder) as (broker, _):
+        await broker.subscribe("ch")
+        before = await broker.publish("ch", b"1", HISTORY)
+        restartable_redis.stop()
+        restartable_redis.start()
+        await asyncio.wait_for(recorder.resubscribed_event.wait(), 10)
+
+        after = await broker.publish("ch", b"2", HISTORY)
+        delivered = await recorder.wait_publications("ch", 2)
+        with pytest.raises(UnrecoverablePosition):
+            await broker.history("ch", HistoryFilter(since=before, limit=-1))
+
+    assert (before.offset, after.offset) == (1, 1)
+    assert after.epoch != before.epoch
+    assert [sp for _, sp in delivered] == [before, after]
+
+
+async def test_sentinel_and_cluster_settings_build_a_single_shard_without_connecting() -> None:
+    sentinel = RedisSettings(sentinel_addresses=("127.0.0.1:26379",), sentinel_master_name="m")
+    cluster = RedisSettings(cluster_addresses=("127.0.0.1:7000", "127.0.0.1:7001"))
+
+    for settings in (sentinel, cluster):
+        broker = RedisBroker(settings, node_id="n", clock=SystemClock())
+        assert broker.shard_count == 1
+        assert broker.shard_of("any") == 0
+        await broker.close()
