@@ -227,3 +227,23 @@ async def test_since_offset_0_of_the_current_epoch_returns_everything(
     result = await engine.broker.history("h", HistoryFilter(since=since, limit=-1))
 
     assert offsets(result.publications) == [1, 2, 3]
+
+
+async def test_history_expires_after_its_ttl_without_a_publish_but_the_position_stays(
+    engine: EngineUnderTest,
+) -> None:
+    # Redis expires keys in real time, so this polls in small steps (instant on the memory
+    # engine's manual clock). The meta TTL is memory-only (test_memory_broker.py): reading
+    # the position to poll would itself keep the meta alive.
+    opts = PublishOptions(history_size=10, history_ttl=1.0, history_meta_ttl=3600.0)
+    positions = await publish_many(engine.broker, "h", 2, opts)
+
+    for _ in range(50):
+        await engine.elapse(0.1)
+        if not await all_history(engine.broker, "h"):
+            break
+
+    result = await engine.broker.history("h", ALL)
+    assert result.publications == []
+    assert result.position == positions[-1]
+    assert await engine.broker.publish("h", b"{}", opts) == StreamPosition(3, positions[0].epoch)
