@@ -1,0 +1,493 @@
+"""Drive the official SDKs (centrifuge-js, centrifuge-python) through one interface.
+
+Both drivers turn SDK callbacks into plain event dicts with the same shape, so one test body
+checks both SDKs:
+
+- ``{"ev": "connecting" | "disconnected", "code", "reason"}``, ``{"ev": "connected", "client"}``,
+  ``{"ev": "error", "code", "message"}`` — client events;
+- ``{"ev": "sub_subscribing" | "sub_unsubscribed", "channel", "code", "reason"}``,
+  ``{"ev": "sub_subscribed", "channel", "recovered", "was_recovering", "recoverable",
+  "positioned", "offset", "epoch"}``, ``{"ev": "sub_error", "channel", "code", "message"}``,
+  ``{"ev": "publication", "channel", "data", "offset"}`` — subscription events;
+- ``{"ev": "token_request", "kind": "connection" | "subscription", "channel"}`` — a getToken
+  callback ran; the token it got comes from the test's Python callable, signed at that moment;
+- ``{"ev": "frame", "dir": "in" | "out", "data": str}`` — a raw WebSocket text frame, so tests
+  can assert what crossed the wire and a failure shows the server's exact frames.
+
+Tokens are PyJWT HS256 tokens (the independent oracle), never made by the server under test.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+__all__ = [
+    "JS_DIR",
+    "SDKS",
+    "JsSdkDriver",
+    "PythonSdkDriver",
+    "SdkDriver",
+    "TokenFactory",
+    "frames",
+    "open_driver",
+    "replies_to",
+]
+
+JS_DIR = Path(__file__).parent / "js"
+SDKS = ("js", "python")
+Event = dict[str, Any]
+Predicate = Callable[[Event], bool]
+ConnTokenSource = Callable[[], str]
+SubTokenSource = Callable[[str], str]
+
+
+class TokenFactory:
+    """Signs connection and subscription tokens with HS256 for one secret."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def connection(self, user: str, *, ttl: float | None = 3600, **claims: Any) -> str:
+        """A connection token for `user`; `ttl` seconds from now (None: no `exp`)."""
+        return self._sign({"sub": user, **_exp(ttl), **claims})
+
+    def subscription(
+        self, user: str, channel: str, *, ttl: float | None = 3600, **claims: Any
+    ) -> str:
+        """A subscription token for `user` on `channel`; `ttl` may be negative (expired)."""
+        return self._sign({"sub": user, "channel": channel, **_exp(ttl), **claims})
+
+    def forged(self, token: str) -> str:
+        """`token` with a signature made by another key (same header and claims)."""
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return jwt.encode(claims, self._secret + "-not-the-server-key", algorithm="HS256")
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+
+def _exp(ttl: float | None) -> dict[str, int]:
+    # exp is whole seconds: round up so a "2 s" token never has less than 1 s left.
+    return {} if ttl is None else {"exp": int(time.time() + ttl + 0.999)}
+
+
+def frames(events: Iterable[Event], direction: str) -> list[dict[str, Any]]:
+    """Every JSON message in the raw frames of `direction` ("in" or "out"), in order.
+
+    A frame may pack several messages separated by newlines (protocol §1.2); an empty object
+    is a ping (in) or pong (out).
+    """
+    out: list[dict[str, Any]] = []
+    for e in events:
+        if e["ev"] == "frame" and e["dir"] == direction:
+            out.extend(json.loads(line) for line in e["data"].split("\n") if line.strip())
+    return out
+
+
+def replies_to(events: Iterable[Event], method: str) -> list[tuple[dict[str, Any], Any]]:
+    """(command, reply-or-None) pairs for every `method` command the SDK sent."""
+    events = list(events)
+    by_id = {m["id"]: m for m in frames(events, "in") if m.get("id")}
+    sent = [c for c in frames(events, "out") if method in c]
+    return [(c, by_id.get(c.get("id"))) for c in sent]
+
+
+class SdkDriver(abc.ABC):
+    """One SDK client under test: commands in, normalised events out."""
+
+    sdk: str
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._changed = asyncio.Event()
+
+    def record(self, event: Event) -> None:
+        """Append one event and wake waiters."""
+        event.setdefault("t", time.monotonic())
+        self.events.append(event)
+        self._changed.set()
+
+    def find(self, pred: Predicate, *, start: int = 0) -> list[Event]:
+        """Events from index `start` matching `pred`."""
+        return [e for e in self.events[start:] if pred(e)]
+
+    async def wait_for(self, pred: Predicate, *, within: float = 10.0, start: int = 0) -> Event:
+        """The first event from index `start` matching `pred`; AssertionError after `within` s."""
+        deadline = time.monotonic() + within
+        while True:
+            found = self.find(pred, start=start)
+            if found:
+                return found[0]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.sdk}: no matching event in {within}s\n{self.dump()}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+
+    def dump(self) -> str:
+        """The event log, one event per line, for failure messages."""
+        return "\n".join(json.dumps(_without_time(e), default=str) for e in self.events)
+
+    @abc.abstractmethod
+    async def connect(
+        self,
+        url: str,
+        *,
+        token: str = "",
+        get_token: ConnTokenSource | None = None,
+        min_reconnect_delay: float = 0.5,
+    ) -> None:
+        """Start connecting (returns at once; wait for the `connected` event)."""
+
+    @abc.abstractmethod
+    async def subscribe(
+        self,
+        channel: str,
+        *,
+        token: str = "",
+        get_token: SubTokenSource | None = None,
+        recoverable: bool = False,
+        min_resubscribe_delay: float = 0.2,
+    ) -> None:
+        """Create a subscription and start subscribing (wait for `sub_subscribed`)."""
+
+    @abc.abstractmethod
+    async def presence(self, channel: str) -> dict[str, dict[str, Any]]:
+        """The SDK's `presence()` of a subscription: client id → ClientInfo fields (snake)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Disconnect and release every resource (process, tasks)."""
+
+
+def _without_time(e: Event) -> Event:
+    return {k: v for k, v in e.items() if k != "t"}
+
+
+class JsSdkDriver(SdkDriver):
+    """centrifuge-js + ws in a `node` child process (tests/sdk/js/driver.mjs)."""
+
+    sdk = "js"
+
+    def __init__(self, hard_timeout: float) -> None:
+        super().__init__()
+        self._hard_timeout = hard_timeout
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._conn_tokens: ConnTokenSource | None = None
+        self._sub_tokens: dict[str, SubTokenSource] = {}
+        self._req = 0
+
+    async def start(self) -> None:
+        """Spawn node and wait for the driver's `ready` line."""
+        node = shutil.which("node")
+        if node is None or not (JS_DIR / "node_modules" / "centrifuge").is_dir():
+            raise RuntimeError("centrifuge-js is not installed: run `make js-deps`")
+        self._proc = await asyncio.create_subprocess_exec(
+            node,
+            str(JS_DIR / "driver.mjs"),
+            str(int(self._hard_timeout * 1000)),
+            cwd=str(JS_DIR),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.create_task(self._read())
+        await self.wait_for(lambda e: e["ev"] == "ready", within=10)
+
+    async def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        async for raw in self._proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"ev": "stderr", "line": line}
+            if event.get("ev") == "token_request":
+                self._answer_token(event)
+            self.record(event)
+        self.record({"ev": "exit", "status": await self._proc.wait()})
+
+    def _answer_token(self, event: Event) -> None:
+        try:
+            if event["kind"] == "connection":
+                assert self._conn_tokens is not None, "connection getToken not configured"
+                token = self._conn_tokens()
+            else:
+                token = self._sub_tokens[event["channel"]](event["channel"])
+            self._send({"op": "token", "seq": event["seq"], "token": token})
+        except Exception as exc:  # reported to the SDK as a rejected getToken promise
+            self._send({"op": "token", "seq": event["seq"], "error": repr(exc)})
+
+    def _send(self, cmd: dict[str, Any]) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write((json.dumps(cmd) + "\n").encode())
+
+    async def connect(
+        self,
+        url: str,
+        *,
+        token: str = "",
+        get_token: ConnTokenSource | None = None,
+        min_reconnect_delay: float = 0.5,
+    ) -> None:
+        self._conn_tokens = get_token
+        options = {"minReconnectDelay": int(min_reconnect_delay * 1000)}
+        cmd = {"op": "connect", "url": url, "token": token, "options": options}
+        self._send({**cmd, "use_get_token": get_token is not None})
+
+    async def subscribe(
+        self,
+        channel: str,
+        *,
+        token: str = "",
+        get_token: SubTokenSource | None = None,
+        recoverable: bool = False,
+        min_resubscribe_delay: float = 0.2,
+    ) -> None:
+        if get_token is not None:
+            self._sub_tokens[channel] = get_token
+        options: dict[str, Any] = {"minResubscribeDelay": int(min_resubscribe_delay * 1000)}
+        if recoverable:
+            options["recoverable"] = True
+        cmd = {"op": "subscribe", "channel": channel, "token": token, "options": options}
+        self._send({**cmd, "use_get_token": get_token is not None})
+
+    async def _call(self, cmd: dict[str, Any]) -> Any:
+        self._req += 1
+        req = self._req
+        self._send({**cmd, "req": req})
+        reply = await self.wait_for(lambda e: e["ev"] == "reply" and e["req"] == req)
+        if "error" in reply:
+            raise AssertionError(f"js {cmd['op']} failed: {reply['error']}")
+        return reply["result"]
+
+    async def presence(self, channel: str) -> dict[str, dict[str, Any]]:
+        result = await self._call({"op": "presence", "channel": channel})
+        clients: dict[str, dict[str, Any]] = result["clients"]
+        return clients
+
+    async def close(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(OSError):
+                self._send({"op": "exit"})
+                assert proc.stdin is not None
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 3)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        if self._reader is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reader, 3)
+
+
+class _FrameTap(logging.Handler):
+    """Turns centrifuge-python's DEBUG logs of sent commands and received data into frames."""
+
+    def __init__(self, driver: SdkDriver) -> None:
+        super().__init__(logging.DEBUG)
+        self._driver = driver
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "send commands: %s" and record.args:
+            commands = record.args[0] if isinstance(record.args, tuple) else record.args
+            data = "\n".join(json.dumps(c) for c in commands)  # type: ignore[union-attr]
+            self._driver.record({"ev": "frame", "dir": "out", "data": data})
+        elif record.msg == "data received %s" and record.args:
+            raw = record.args[0] if isinstance(record.args, tuple) else record.args
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            self._driver.record({"ev": "frame", "dir": "in", "data": text})
+
+
+class PythonSdkDriver(SdkDriver):
+    """centrifuge-python running in the test's own event loop."""
+
+    sdk = "python"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._client: Any = None
+        self._subs: dict[str, Any] = {}
+        self._tap = _FrameTap(self)
+        self._logger = logging.getLogger("centrifuge")
+        self._old_level = self._logger.level
+
+    async def start(self) -> None:
+        """Start tapping the SDK's frame logs."""
+        self._logger.setLevel(logging.DEBUG)
+        self._logger.addHandler(self._tap)
+
+    async def connect(
+        self,
+        url: str,
+        *,
+        token: str = "",
+        get_token: ConnTokenSource | None = None,
+        min_reconnect_delay: float = 0.5,
+    ) -> None:
+        from centrifuge import Client
+
+        tokens = None if get_token is None else self._conn_token_callback(get_token)
+        self._client = Client(
+            url,
+            events=_client_events(self),
+            token=token,
+            get_token=tokens,
+            min_reconnect_delay=min_reconnect_delay,
+            proxy=None,
+        )
+        await self._client.connect()
+
+    def _conn_token_callback(self, source: ConnTokenSource) -> Callable[[], Any]:
+        async def get_token() -> str:
+            self.record({"ev": "token_request", "kind": "connection", "channel": ""})
+            return source()
+
+        return get_token
+
+    def _sub_token_callback(self, source: SubTokenSource) -> Callable[[str], Any]:
+        async def get_token(channel: str) -> str:
+            self.record({"ev": "token_request", "kind": "subscription", "channel": channel})
+            return source(channel)
+
+        return get_token
+
+    async def subscribe(
+        self,
+        channel: str,
+        *,
+        token: str = "",
+        get_token: SubTokenSource | None = None,
+        recoverable: bool = False,
+        min_resubscribe_delay: float = 0.2,
+    ) -> None:
+        tokens = None if get_token is None else self._sub_token_callback(get_token)
+        sub = self._client.new_subscription(
+            channel,
+            events=_subscription_events(self, channel),
+            token=token,
+            get_token=tokens,
+            recoverable=recoverable,
+            min_resubscribe_delay=min_resubscribe_delay,
+        )
+        self._subs[channel] = sub
+        await sub.subscribe()
+
+    async def presence(self, channel: str) -> dict[str, dict[str, Any]]:
+        result = await self._subs[channel].presence()
+        return {cid: _client_info(info) for cid, info in result.clients.items()}
+
+    async def close(self) -> None:
+        try:
+            if self._client is not None:
+                await self._client.disconnect()
+                # Let the SDK's teardown tasks run before the loop goes away.
+                await asyncio.sleep(0.05)
+        finally:
+            self._logger.removeHandler(self._tap)
+            self._logger.setLevel(self._old_level)
+
+
+def _client_info(info: Any) -> dict[str, Any]:
+    return {
+        "client": info.client,
+        "user": info.user,
+        "conn_info": info.conn_info,
+        "chan_info": info.chan_info,
+    }
+
+
+def _error_fields(ctx: Any) -> dict[str, Any]:
+    # A server error arrives as ReplyError(code, message); others carry an SDK-side code.
+    error = ctx.error
+    return {"code": int(getattr(error, "code", ctx.code)), "message": str(error)}
+
+
+def _client_events(driver: SdkDriver) -> Any:
+    from centrifuge import ClientEventHandler
+
+    class Events(ClientEventHandler):  # type: ignore[misc]
+        async def on_connecting(self, ctx: Any) -> None:
+            driver.record({"ev": "connecting", "code": ctx.code, "reason": ctx.reason})
+
+        async def on_connected(self, ctx: Any) -> None:
+            driver.record({"ev": "connected", "client": ctx.client})
+
+        async def on_disconnected(self, ctx: Any) -> None:
+            driver.record({"ev": "disconnected", "code": ctx.code, "reason": ctx.reason})
+
+        async def on_error(self, ctx: Any) -> None:
+            driver.record({"ev": "error", **_error_fields(ctx)})
+
+    return Events()
+
+
+def _subscription_events(driver: SdkDriver, channel: str) -> Any:
+    from centrifuge import SubscriptionEventHandler
+
+    class Events(SubscriptionEventHandler):  # type: ignore[misc]
+        async def on_subscribing(self, ctx: Any) -> None:
+            ev = {"ev": "sub_subscribing", "channel": channel}
+            driver.record({**ev, "code": ctx.code, "reason": ctx.reason})
+
+        async def on_subscribed(self, ctx: Any) -> None:
+            pos = ctx.stream_position
+            driver.record(
+                {
+                    "ev": "sub_subscribed",
+                    "channel": channel,
+                    "recoverable": ctx.recoverable,
+                    "positioned": ctx.positioned,
+                    "was_recovering": ctx.was_recovering,
+                    "recovered": ctx.recovered,
+                    "offset": pos.offset if pos else None,
+                    "epoch": pos.epoch if pos else None,
+                }
+            )
+
+        async def on_unsubscribed(self, ctx: Any) -> None:
+            ev = {"ev": "sub_unsubscribed", "channel": channel}
+            driver.record({**ev, "code": ctx.code, "reason": ctx.reason})
+
+        async def on_publication(self, ctx: Any) -> None:
+            ev = {"ev": "publication", "channel": channel}
+            driver.record({**ev, "data": ctx.pub.data, "offset": ctx.pub.offset or 0})
+
+        async def on_error(self, ctx: Any) -> None:
+            driver.record({"ev": "sub_error", "channel": channel, **_error_fields(ctx)})
+
+    return Events()
+
+
+@contextlib.asynccontextmanager
+async def open_driver(sdk: str, *, hard_timeout: float = 40.0) -> AsyncIterator[SdkDriver]:
+    """A started driver for `sdk` ("js" or "python"), closed on exit.
+
+    `hard_timeout` bounds the node process's life on its own, whatever the test does.
+    """
+    driver: JsSdkDriver | PythonSdkDriver
+    driver = JsSdkDriver(hard_timeout) if sdk == "js" else PythonSdkDriver()
+    try:
+        await driver.start()
+        yield driver
+    finally:
+        await driver.close()

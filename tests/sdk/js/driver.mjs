@@ -1,0 +1,233 @@
+// Drives the official centrifuge-js SDK for the Python tests in tests/functional/test_sdk_*.py.
+//
+// Protocol with the parent process (one JSON object per line):
+//   stdin  (commands): {"op": "connect" | "subscribe" | "presence" | "history" | "unsubscribe" |
+//                       "disconnect" | "token" | "exit", ...}
+//   stdout (events):   {"ev": "...", ...} — SDK events normalised to the same shape the Python
+//                       SDK driver (tests/sdk/harness.py) produces, plus every raw WebSocket
+//                       frame in both directions ({"ev": "frame", "dir": "in" | "out", "data"}).
+// Tokens are never made here: a getToken callback emits {"ev": "token_request", "seq": N, ...}
+// and waits for {"op": "token", "seq": N, "token": "..."} from the parent, which signs it with
+// the current time (pre-made short-lived tokens would drift relative to the SDK's refresh timer).
+//
+// The process bounds itself: it exits with status 3 after argv[2] milliseconds (default 30000),
+// and with status 0 when stdin closes.
+import readline from 'node:readline';
+
+import { Centrifuge } from 'centrifuge';
+import WebSocket from 'ws';
+
+const hardTimeoutMs = Number(process.argv[2] || 30000);
+
+function emit(event) {
+  process.stdout.write(`${JSON.stringify(event)}\n`);
+}
+
+setTimeout(() => {
+  emit({ ev: 'fatal', reason: `driver hard timeout after ${hardTimeoutMs} ms` });
+  process.exit(3);
+}, hardTimeoutMs);
+
+// A ws WebSocket that reports every frame: the tests assert on what crossed the wire, and a
+// failing test shows the exact frames the server sent.
+class TappedWebSocket extends WebSocket {
+  constructor(url, protocols) {
+    super(url, protocols);
+    this.addEventListener('message', (e) => {
+      emit({ ev: 'frame', dir: 'in', data: String(e.data) });
+    });
+    this.addEventListener('close', (e) => {
+      emit({ ev: 'ws_close', code: e.code, reason: String(e.reason) });
+    });
+  }
+
+  send(data, ...rest) {
+    emit({ ev: 'frame', dir: 'out', data: String(data) });
+    return super.send(data, ...rest);
+  }
+}
+
+let tokenSeq = 0;
+const pendingTokens = new Map();
+
+function askToken(kind, channel) {
+  tokenSeq += 1;
+  const seq = tokenSeq;
+  emit({ ev: 'token_request', kind, channel: channel || '', seq });
+  return new Promise((resolve, reject) => {
+    pendingTokens.set(seq, { resolve, reject });
+  });
+}
+
+function answerToken(cmd) {
+  const waiter = pendingTokens.get(cmd.seq);
+  if (!waiter) {
+    emit({ ev: 'driver_error', message: `no token request ${cmd.seq}` });
+    return;
+  }
+  pendingTokens.delete(cmd.seq);
+  if (cmd.error) {
+    waiter.reject(new Error(cmd.error));
+  } else {
+    waiter.resolve(cmd.token);
+  }
+}
+
+function errorFields(error) {
+  if (!error) {
+    return { code: 0, message: '' };
+  }
+  return { code: Number(error.code || 0), message: String(error.message || error) };
+}
+
+function clientInfo(info) {
+  return {
+    client: info.client,
+    user: info.user,
+    conn_info: info.connInfo ?? null,
+    chan_info: info.chanInfo ?? null,
+  };
+}
+
+let client = null;
+const subs = new Map();
+
+function connect(cmd) {
+  const options = {
+    websocket: TappedWebSocket,
+    debug: false,
+    ...(cmd.options || {}),
+  };
+  if (cmd.token) {
+    options.token = cmd.token;
+  }
+  if (cmd.use_get_token) {
+    options.getToken = () => askToken('connection', '');
+  }
+  client = new Centrifuge(cmd.url, options);
+  client.on('connecting', (ctx) => emit({ ev: 'connecting', code: ctx.code, reason: ctx.reason }));
+  client.on('connected', (ctx) => emit({ ev: 'connected', client: ctx.client }));
+  client.on('disconnected', (ctx) =>
+    emit({ ev: 'disconnected', code: ctx.code, reason: ctx.reason }),
+  );
+  client.on('error', (ctx) => emit({ ev: 'error', type: ctx.type, ...errorFields(ctx.error) }));
+  client.connect();
+}
+
+function subscribe(cmd) {
+  const options = { ...(cmd.options || {}) };
+  if (cmd.token) {
+    options.token = cmd.token;
+  }
+  if (cmd.use_get_token) {
+    options.getToken = (ctx) => askToken('subscription', ctx.channel);
+  }
+  const sub = client.newSubscription(cmd.channel, options);
+  const channel = cmd.channel;
+  sub.on('subscribing', (ctx) =>
+    emit({ ev: 'sub_subscribing', channel, code: ctx.code, reason: ctx.reason }),
+  );
+  sub.on('subscribed', (ctx) =>
+    emit({
+      ev: 'sub_subscribed',
+      channel,
+      recoverable: Boolean(ctx.recoverable),
+      positioned: Boolean(ctx.positioned),
+      was_recovering: Boolean(ctx.wasRecovering),
+      recovered: Boolean(ctx.recovered),
+      offset: ctx.streamPosition ? ctx.streamPosition.offset : null,
+      epoch: ctx.streamPosition ? ctx.streamPosition.epoch : null,
+    }),
+  );
+  sub.on('unsubscribed', (ctx) =>
+    emit({ ev: 'sub_unsubscribed', channel, code: ctx.code, reason: ctx.reason }),
+  );
+  sub.on('publication', (ctx) =>
+    emit({ ev: 'publication', channel, data: ctx.data, offset: ctx.offset ?? 0 }),
+  );
+  sub.on('error', (ctx) =>
+    emit({ ev: 'sub_error', channel, type: ctx.type, ...errorFields(ctx.error) }),
+  );
+  subs.set(channel, sub);
+  sub.subscribe();
+}
+
+async function reply(cmd, call) {
+  try {
+    const result = await call();
+    emit({ ev: 'reply', req: cmd.req, result });
+  } catch (e) {
+    emit({ ev: 'reply', req: cmd.req, error: errorFields(e) });
+  }
+}
+
+async function presence(cmd) {
+  await reply(cmd, async () => {
+    const result = await subs.get(cmd.channel).presence();
+    const clients = {};
+    for (const [id, info] of Object.entries(result.clients)) {
+      clients[id] = clientInfo(info);
+    }
+    return { clients };
+  });
+}
+
+async function history(cmd) {
+  await reply(cmd, async () => {
+    const result = await subs.get(cmd.channel).history(cmd.options || {});
+    return {
+      offset: result.offset,
+      epoch: result.epoch,
+      publications: result.publications.map((p) => ({ data: p.data, offset: p.offset ?? 0 })),
+    };
+  });
+}
+
+function unsubscribe(cmd) {
+  subs.get(cmd.channel).unsubscribe();
+}
+
+const handlers = {
+  connect,
+  subscribe,
+  presence,
+  history,
+  unsubscribe,
+  token: answerToken,
+  disconnect: () => client && client.disconnect(),
+  exit: () => {
+    if (client) {
+      client.disconnect();
+    }
+    process.exit(0);
+  },
+};
+
+const input = readline.createInterface({ input: process.stdin });
+input.on('line', (line) => {
+  if (!line.trim()) {
+    return;
+  }
+  let cmd;
+  try {
+    cmd = JSON.parse(line);
+  } catch (e) {
+    emit({ ev: 'driver_error', message: `bad command line: ${e}` });
+    return;
+  }
+  const handler = handlers[cmd.op];
+  if (!handler) {
+    emit({ ev: 'driver_error', message: `unknown op ${cmd.op}` });
+    return;
+  }
+  try {
+    const maybe = handler(cmd);
+    if (maybe && typeof maybe.catch === 'function') {
+      maybe.catch((e) => emit({ ev: 'driver_error', message: String(e && e.stack) }));
+    }
+  } catch (e) {
+    emit({ ev: 'driver_error', message: String(e && e.stack) });
+  }
+});
+input.on('close', () => process.exit(0));
+emit({ ev: 'ready', sdk: 'centrifuge-js' });
