@@ -468,3 +468,11 @@ def test_dev_keeps_an_existing_config(tmp_path: Path) -> None:
     assert (tmp_path / "config.dev.json").read_text() == before
     assert result.returncode == 1
     assert result.stdout.strip().splitlines()[-1].startswith("error: port")
+
+
+def test_checkconfig_reports_a_public_key_that_does_not_load(cwd: Path) -> None:
+    write_config(cwd, {"token_rsa_public_key": "not a PEM"})
+    result = run(cwd, "checkconfig")
+    assert result.returncode == 1
+    assert result.stdout.startswith("error: token_rsa_public_key")
+    assert "Traceback" not in result.stdout + result.stderr

@@ -435,7 +435,11 @@ def _cmd_genconfig(args: argparse.Namespace) -> int:
 
 def _cmd_checkconfig(args: argparse.Namespace) -> int:
     try:
-        load_config(_config_path(args))
+        config = load_config(_config_path(args))
+        # Keys (PEM text) and channel patterns are compiled only by their users: build them
+        # so that a bad key is reported here rather than at the first connection.
+        ChannelResolver(config.channels)
+        TokenVerifier(config.auth)
     except ConfigError as exc:
         for problem in exc.problems or [str(exc)]:
             _say(f"error: {problem}")

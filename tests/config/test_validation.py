@@ -151,3 +151,13 @@ def test_problems_join_into_the_exception_message(config_file: ConfigFile) -> No
         load_config(config_file({"port": "x", "engine": "y"}), env={})
     assert str(caught.value) == "; ".join(caught.value.problems)
     assert len(caught.value.problems) == 2
+
+
+def test_proxy_switches_are_accepted_off_and_refused_on(config_file: ConfigFile) -> None:
+    off = {"proxy_subscribe": False, "namespaces": [{"name": "ns", "proxy_publish": False}]}
+    assert load_config(config_file(off), env={}).channels.namespaces[0].name == "ns"
+    on = {"channel": {"without_namespace": {"subscribe_proxy_enabled": True}}}
+    [problem] = problems_of(config_file(on))
+    assert problem == (
+        "channel.without_namespace.subscribe_proxy_enabled: proxies are not supported by Rotary"
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from rotary.config.build import build_config
-from rotary.config.keys import Key, env_names, keys_by_v5, keys_by_v6, v6_sections
+from rotary.config.keys import PROXY_OPTIONS, Key, env_names, keys_by_v5, keys_by_v6, v6_sections
 from rotary.config.model import Config
 from rotary.config.values import Raw
 from rotary.errors import ConfigError
@@ -123,6 +123,8 @@ def _file_layer(doc: Mapping[str, object], problems: list[str]) -> _Layer:
             _walk(name, value, layer, problems)
         elif name in _BY_V5:
             _put(layer, _BY_V5[name], Raw(value, name), problems)
+        elif name in PROXY_OPTIONS:
+            problems += _proxy_problem(name, value)
         else:
             problems.append(_unknown(name, [*_BY_V5, *_SECTIONS]))
     return layer
@@ -137,8 +139,15 @@ def _walk(path: str, section: Mapping[object, object], layer: _Layer, problems: 
             _put(layer, _BY_V6[dotted], Raw(value, dotted), problems)
         elif dotted in _V6_PREFIXES and isinstance(value, Mapping):
             _walk(dotted, value, layer, problems)
+        elif path == "channel.without_namespace" and name in PROXY_OPTIONS:
+            problems += _proxy_problem(dotted, value)
         else:
             problems.append(_unknown(dotted, _BY_V6))
+
+
+def _proxy_problem(label: str, value: object) -> list[str]:
+    """Proxy switches are accepted when off; Rotary has no proxies to turn on."""
+    return [f"{label}: proxies are not supported by Rotary"] if value else []
 
 
 def _put(layer: _Layer, key: Key, raw: Raw, problems: list[str]) -> None:
