@@ -1,0 +1,31 @@
+"""`python -m bench SCENARIO [--quick] [--json FILE] [--plot FILE.png]`.
+
+Scenarios: verify, storm, fanout, memory, cluster, or `all` (every one that exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.harness import SCENARIOS, load_scenario, main_run
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("scenario", choices=[*SCENARIOS, "all"])
+    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    parser.add_argument("--json", type=Path, help="write every figure and the ratios here")
+    parser.add_argument("--plot", type=Path, help="PNG: overview here, one more per curve")
+    args = parser.parse_args(argv)
+    if args.scenario == "all":
+        names = [n for n in SCENARIOS if load_scenario(n) is not None]
+    else:
+        names = [args.scenario]
+    return main_run(names, quick=args.quick, json_path=args.json, plot_path=args.plot)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

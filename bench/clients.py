@@ -1,0 +1,278 @@
+"""Load clients on picows: many WebSocket connections on one event loop, C-speed framing.
+
+Three wire dialects, one life cycle (open the WebSocket, authenticate, join channels, then
+count publications):
+
+- `RotaryClient` speaks Centrifugo client protocol v2 in JSON: connect (with a token when
+  given), then every subscribe in one frame, as the SDKs batch them; pings are answered.
+- `SocketIOClient` speaks Engine.IO 4 / Socket.IO 5 directly over the WebSocket transport:
+  CONNECT with `{"token": …}` as auth, then one `join` event carrying the channel tokens,
+  acknowledged by the server.
+- `BareClient` is ready as soon as the WebSocket is open; every text frame is one delivery.
+
+`open_clients` opens a batch with a bound on concurrent TCP/WebSocket handshakes (the
+listen backlog of the servers is 128; bursting past it measures SYN retransmits, not the
+server) and returns when every client is ready or failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from bench.tokens import client_tokens
+
+__all__ = [
+    "BareClient",
+    "OpenResult",
+    "OpenSpec",
+    "RotaryClient",
+    "SocketIOClient",
+    "Tally",
+    "open_clients",
+]
+
+
+class Tally:
+    """Publications counted across every client of a worker, with the time a target is hit."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.target: int | None = None
+        self.t_done: float | None = None
+        self.done = asyncio.Event()
+
+    def reset(self, target: int) -> None:
+        """Zero the count; `done` is set when `target` publications have arrived."""
+        self.total, self.target, self.t_done = 0, target, None
+        self.done = asyncio.Event()
+        if target == 0:
+            self._finish()
+
+    def add(self, n: int) -> None:
+        self.total += n
+        if self.target is not None and self.t_done is None and self.total >= self.target:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.t_done = time.monotonic()
+        self.done.set()
+
+
+class _Client(WSListener):  # type: ignore[misc]
+    """Common state: the transport, a `ready` future, the per-client publication count."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+        self.transport: WSTransport | None = None
+        self.ready: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.received = 0
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self._fail("connection closed")
+
+    def begin(self) -> None:
+        """Start the dialect's handshake (after the WebSocket is open)."""
+
+    def _send(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.send(WSMsgType.TEXT, data)
+
+    def _count(self, n: int) -> None:
+        self.received += n
+        self.tally.add(n)
+
+    def _succeed(self) -> None:
+        if not self.ready.done():
+            self.ready.set_result(time.monotonic())
+
+    def _fail(self, why: str) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(why))
+
+    def _closing(self, frame: WSFrame) -> None:
+        self._fail(f"close frame {frame.get_close_code()} {frame.get_close_message()!r}")
+        if self.transport is not None:
+            self.transport.disconnect()
+
+
+class RotaryClient(_Client):
+    """Centrifugo protocol v2 (JSON) client: connect, subscribe to `channels`, count pubs."""
+
+    def __init__(
+        self, tally: Tally, *, token: str, channels: tuple[str, ...], sub_tokens: tuple[str, ...]
+    ) -> None:
+        super().__init__(tally)
+        self._token, self._channels, self._sub_tokens = token, channels, sub_tokens
+        self._pending: set[int] = set()
+
+    def begin(self) -> None:
+        connect = {"token": self._token} if self._token else {}
+        self._send(orjson.dumps({"id": 1, "connect": connect}))
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is WSMsgType.CLOSE:
+            self._closing(frame)
+            return
+        data = frame.get_payload_as_bytes()
+        if self.ready.done():
+            # Fan-out fast path: count publications without decoding them.
+            pubs = data.count(b'"pub":')
+            if pubs:
+                self._count(pubs)
+            if b"{}" in data and b"{}" in data.split(b"\n"):
+                self._send(b"{}")
+            return
+        for line in data.split(b"\n"):
+            self._line(orjson.loads(line))
+
+    def _line(self, msg: dict[str, object]) -> None:
+        if not msg:
+            self._send(b"{}")  # server ping
+        elif "error" in msg:
+            self._fail(f"error reply {msg['error']}")
+        elif msg.get("id") == 1:
+            self._subscribe_all()
+        elif msg.get("id") in self._pending:
+            self._pending.discard(msg["id"])  # type: ignore[arg-type]
+            if not self._pending:
+                self._succeed()
+        elif "push" in msg and "pub" in msg["push"]:  # type: ignore[operator]
+            self._count(1)
+
+    def _subscribe_all(self) -> None:
+        commands = []
+        for n, channel in enumerate(self._channels):
+            req: dict[str, object] = {"channel": channel}
+            if self._sub_tokens:
+                req["token"] = self._sub_tokens[n]
+            commands.append(orjson.dumps({"id": n + 2, "subscribe": req}))
+            self._pending.add(n + 2)
+        if not commands:
+            self._succeed()
+            return
+        self._send(b"\n".join(commands))
+
+
+class SocketIOClient(_Client):
+    """Engine.IO 4 / Socket.IO 5 over WebSocket: CONNECT with auth, `join` with tokens."""
+
+    def __init__(self, tally: Tally, *, token: str, sub_tokens: tuple[str, ...]) -> None:
+        super().__init__(tally)
+        self._token, self._sub_tokens = token, sub_tokens
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is WSMsgType.CLOSE:
+            self._closing(frame)
+            return
+        data = frame.get_payload_as_bytes()
+        if data == b"2":
+            self._send(b"3")  # Engine.IO ping → pong
+        elif data.startswith(b"42"):
+            self._count(1)
+        elif data.startswith(b"0"):
+            self._send(b"40" + orjson.dumps({"token": self._token}))
+        elif data.startswith(b"40"):
+            join = ["join", {"tokens": list(self._sub_tokens)}]
+            self._send(b"421" + orjson.dumps(join))
+        elif data.startswith(b"431"):
+            ack = orjson.loads(data[3:])
+            self._succeed() if ack and ack[0] == "ok" else self._fail(f"join refused {ack}")
+        elif data.startswith(b"44"):
+            self._fail(f"connect refused {data[:200]!r}")
+
+
+class BareClient(_Client):
+    """A plain WebSocket: ready once open; every text frame counts as one delivery."""
+
+    def begin(self) -> None:
+        self._succeed()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is WSMsgType.TEXT:
+            self._count(1)
+        elif frame.msg_type is WSMsgType.CLOSE:
+            self._closing(frame)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSpec:
+    """A batch of clients to open: indices `start`..`start+count-1` of one dialect.
+
+    `channels` are templates formatted with `i=<index>`. With `secret`, each client gets a
+    connection token and one subscription token per channel (expiring at `exp`).
+    """
+
+    kind: str
+    url: str
+    start: int
+    count: int
+    channels: tuple[str, ...] = ()
+    secret: str = ""
+    exp: int = 0
+    max_inflight: int = 100
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class OpenResult:
+    """When the batch started, which clients became ready and when, and why others failed."""
+
+    t_start: float
+    ready_at: list[float]
+    failures: list[str]
+
+
+def _factory(spec: OpenSpec, index: int, tally: Tally) -> Callable[[], _Client]:
+    channels = tuple(c.format(i=index) for c in spec.channels)
+    tokens = client_tokens(spec.secret, index, channels, exp=spec.exp) if spec.secret else None
+    token = tokens.connect if tokens else ""
+    subs = tokens.subscribe if tokens else ()
+    if spec.kind == "rotary":
+        return lambda: RotaryClient(tally, token=token, channels=channels, sub_tokens=subs)
+    if spec.kind == "socketio":
+        return lambda: SocketIOClient(tally, token=token, sub_tokens=subs)
+    if spec.kind == "bare":
+        return lambda: BareClient(tally)
+    raise ValueError(f"unknown client kind {spec.kind!r}")
+
+
+async def _open_one(
+    url: str, factory: Callable[[], _Client], gate: asyncio.Semaphore, out: list[_Client]
+) -> float:
+    async with gate:
+        _, client = await ws_connect(factory, url, websocket_handshake_timeout=30)
+    out.append(client)
+    client.begin()
+    return await client.ready
+
+
+async def open_clients(spec: OpenSpec, tally: Tally, out: list[_Client]) -> OpenResult:
+    """Open `spec.count` clients at once; append each opened client to `out`.
+
+    Token signing happens before the clock starts. Bounded by `spec.timeout` seconds.
+    """
+    factories = [_factory(spec, spec.start + n, tally) for n in range(spec.count)]
+    gate = asyncio.Semaphore(spec.max_inflight)
+    t_start = time.monotonic()
+    tasks = [asyncio.ensure_future(_open_one(spec.url, f, gate, out)) for f in factories]
+    await asyncio.wait(tasks, timeout=spec.timeout)
+    ready_at: list[float] = []
+    failures: list[str] = []
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+            failures.append("timeout")
+        elif task.exception() is not None:
+            failures.append(repr(task.exception())[:200])
+        else:
+            ready_at.append(task.result() - t_start)
+    return OpenResult(t_start, sorted(ready_at), failures)

@@ -1,0 +1,213 @@
+"""Process plumbing shared by every scenario: CPU pinning, fd limits, ports, server processes.
+
+The machine is split in two: servers run on CPU 0, the harness and its load workers on the
+other CPUs (on a one-CPU machine nothing is pinned). Every server is a child process started
+with `start_server` and stopped by `ServerProcess.stop`, which callers put in a `finally`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "API_KEY",
+    "REPO",
+    "SECRET",
+    "ServerProcess",
+    "ServerUnavailable",
+    "cpu_seconds",
+    "free_port",
+    "load_cpus",
+    "pin_self_to_load",
+    "raise_fd_limit",
+    "rss_kb",
+    "server_cpus",
+    "start_rotary",
+    "start_server",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "bench-hmac-secret-0123456789abcdef0123456789"
+API_KEY = "bench-api-key"
+_STARTUP_TIMEOUT = 20.0
+
+
+class ServerUnavailable(RuntimeError):
+    """A server process exited or never became ready; the message says why."""
+
+
+def server_cpus() -> set[int]:
+    """CPUs the servers under test run on: CPU 0 when the machine has two or more."""
+    return {0} if (os.cpu_count() or 1) >= 2 else set(range(os.cpu_count() or 1))
+
+
+def load_cpus() -> set[int]:
+    """CPUs for the harness and its load workers: every CPU except the servers' one."""
+    every = set(range(os.cpu_count() or 1))
+    rest = every - server_cpus()
+    return rest or every
+
+
+def pin_self_to_load() -> None:
+    """Move the calling process onto the load CPUs (no-op where affinity is unsupported)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, load_cpus())
+
+
+def raise_fd_limit(wanted: int = 65536) -> int:
+    """Raise RLIMIT_NOFILE's soft limit towards `wanted` (capped at the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (each server gets a fresh one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of `pid` in KiB, from /proc/<pid>/status VmRSS."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise ServerUnavailable(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds consumed so far by `pid` (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ServerProcess:
+    """A server child process pinned to the server CPUs, listening on 127.0.0.1:`port`."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def url(self, path: str, scheme: str = "ws") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def log_tail(self, chars: int = 1500) -> str:
+        """The end of what the process printed (for error messages)."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, *, sig: int = signal.SIGTERM) -> None:
+        """Stop the process (given signal, SIGKILL after 10 s). Safe to call twice."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_server(
+    name: str,
+    argv: Sequence[str],
+    *,
+    port: int,
+    health_path: str | None = "/health",
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
+    """Start `argv` as a child pinned to the server CPUs; return once it is ready.
+
+    Ready means GET `health_path` answers 200, or (with `health_path=None`) the port accepts
+    TCP connections. Raises `ServerUnavailable` (after stopping the child) when the process
+    exits or is not ready within 20 s.
+    """
+    log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            list(argv), stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=full_env
+        )
+    server = ServerProcess(name, port, proc, log)
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(proc.pid, server_cpus())
+    try:
+        _wait_ready(server, health_path)
+    except BaseException:
+        server.stop(sig=signal.SIGKILL)
+        raise
+    return server
+
+
+def _wait_ready(server: ServerProcess, health_path: str | None) -> None:
+    deadline = time.monotonic() + _STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise ServerUnavailable(
+                f"{server.name} exited with {server.process.returncode}: {server.log_tail(400)}"
+            )
+        if _answers(server.port, health_path):
+            return
+        time.sleep(0.05)
+    raise ServerUnavailable(f"{server.name} not ready within {_STARTUP_TIMEOUT:.0f} s")
+
+
+def _answers(port: int, health_path: str | None) -> bool:
+    if health_path is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+    try:
+        url = f"http://127.0.0.1:{port}{health_path}"
+        with urllib.request.urlopen(url, timeout=0.5) as resp:
+            return bool(resp.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def start_rotary(config: dict[str, Any], *, profile_to: Path | None = None) -> ServerProcess:
+    """Start `python -m rotary -c CONFIG --port P --address 127.0.0.1` with `config`.
+
+    `config` holds Centrifugo v5 flat keys. With `profile_to`, the server runs under
+    cProfile and writes its stats there when stopped with SIGINT.
+    """
+    port = free_port()
+    fd, cfg_path = tempfile.mkstemp(prefix="bench-rotary-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(config, f)
+    runner = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
+    argv = [sys.executable, *runner, "-m", "rotary", "-c", cfg_path]
+    argv += ["--port", str(port), "--address", "127.0.0.1"]
+    server = start_server("rotary", argv, port=port)
+    server.extra["config_path"] = cfg_path
+    return server

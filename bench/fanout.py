@@ -1,0 +1,353 @@
+"""`fanout`: N subscribers on one channel, M publications of ~100 bytes; deliveries per second.
+
+The clock starts before the first publication and stops when every client holds every
+message (counted at the clients). Servers, each on CPU 0 with the load on the other CPU:
+
+- Rotary (connection token checked, public channel `news`), publications via POST
+  /api/publish with X-API-Key, up to 8 requests in flight;
+- a bare broadcast on picows (publications over a control WebSocket);
+- a bare broadcast on aiohttp (POST /publish);
+- python-socketio emitting `msg` to the room (POST /publish calling `sio.emit`).
+
+When Rotary delivers less than 0.8× picows, a further Rotary run under cProfile records
+where the server's time goes (`json.profile`), unless BENCH_PROFILE=0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pstats
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench import progress
+from bench.clients import OpenSpec
+from bench.common import API_KEY, SECRET, ServerProcess, ServerUnavailable, cpu_seconds
+from bench.profiling import pyspy_path, spy_on, summarize
+from bench.results import ratio, rounded
+from bench.servers import ROTARY_STANDARD, start_peer, start_rotary_with, ws_path
+from bench.worker import LoadPool
+
+__all__ = ["run"]
+
+_KINDS = ("rotary", "picows", "aiohttp", "socketio")
+_LABELS = {
+    "rotary": "Rotary (HTTP API publish)",
+    "picows": "bare broadcast, picows",
+    "aiohttp": "bare broadcast, aiohttp",
+    "socketio": "python-socketio room emit",
+}
+_IN_FLIGHT = 8
+_PROFILE_THRESHOLD = 0.8
+
+
+def _plan(quick: bool) -> list[tuple[int, int]]:
+    """(subscribers, publications) pairs: about 20k deliveries quick, 200-250k full."""
+    if quick:
+        return [(500, 40)]
+    return [(1000, 200), (5000, 50)]
+
+
+def run(*, quick: bool) -> dict[str, Any]:
+    """Run every server at every size; see the module docstring."""
+    plan = _plan(quick)
+    progress.expect(len(_KINDS) * len(plan))
+    exp = int(time.time()) + 3600
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    notes: list[str] = []
+    with LoadPool() as pool:
+        for kind in _KINDS:
+            try:
+                results[kind] = _kind(pool, kind, plan, exp=exp, repeats=1 if quick else 3)
+            except (ServerUnavailable, RuntimeError, TimeoutError) as exc:
+                notes.append(f"{kind} not measured: {exc}")
+                progress.step()
+        profile = _maybe_profile(pool, results, plan, exp=exp, quick=quick)
+    return _result(plan, results, notes, profile)
+
+
+def _start(kind: str, profile_to: Path | None = None) -> ServerProcess:
+    if kind == "rotary":
+        return start_rotary_with(ROTARY_STANDARD, profile_to=profile_to)
+    return start_peer(kind)
+
+
+def _kind(
+    pool: LoadPool, kind: str, plan: list[tuple[int, int]], *, exp: int, repeats: int
+) -> dict[int, dict[str, Any]]:
+    progress.note(f"fanout: {kind}")
+    server = _start(kind)
+    out: dict[int, dict[str, Any]] = {}
+    try:
+        for n, m in plan:
+            progress.note(f"fanout: {kind} N={n}")
+            out[n] = _measure(pool, server, kind, n=n, m=m, exp=exp, repeats=repeats)
+            progress.step()
+    finally:
+        server.stop()
+    return out
+
+
+def _measure(
+    pool: LoadPool, server: ServerProcess, kind: str, *, n: int, m: int, exp: int, repeats: int
+) -> dict[str, Any]:
+    """Open N subscribers; `repeats` times publish M messages and wait for every delivery.
+
+    Returns the repetition with the highest deliveries/s (the machine may be shared, and
+    other processes only ever slow a run down) plus every repetition's rate.
+    """
+    client_kind = {"picows": "bare", "aiohttp": "bare"}.get(kind, kind)
+    channels = ("news",) if kind == "rotary" else ("$news",) if kind == "socketio" else ()
+    spec = OpenSpec(client_kind, server.url(ws_path(kind)), 0, n, channels, SECRET, exp)
+    try:
+        opened = pool.open(spec)
+        if opened["failures"]:
+            raise RuntimeError(f"{kind}: {len(opened['failures'])} clients failed to open")
+        runs = [_deliver(pool, server, kind, n=n, m=m) for _ in range(repeats)]
+    finally:
+        pool.broadcast({"op": "close"})
+        time.sleep(0.3)
+    best = max(runs, key=lambda r: r["deliveries_per_s"] or 0)
+    return {**best, "repeats": [r["deliveries_per_s"] for r in runs]}
+
+
+def _deliver(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, m: int) -> dict[str, Any]:
+    pool.broadcast({"op": "arm", "per_client": m})
+    cpu0 = cpu_seconds(server.pid)
+    t0 = time.monotonic()
+    asyncio.run(_publish(kind, server, m))
+    t_pub = time.monotonic()
+    replies = pool.broadcast({"op": "wait", "timeout": max(30.0, m * n / 20_000)})
+    done = [r["t_done"] for r in replies]
+    complete = all(t is not None for t in done)
+    elapsed = (max(done) - t0) if complete else None
+    server_cpu = cpu_seconds(server.pid) - cpu0
+    wall = elapsed or (time.monotonic() - t0)
+    return {
+        "subscribers": n,
+        "publications": m,
+        "deliveries": sum(r["total"] for r in replies),
+        "complete": complete,
+        "seconds": rounded(elapsed, 4),
+        "deliveries_per_s": round(n * m / elapsed) if elapsed else None,
+        "deliveries_per_server_cpu_s": round(n * m / server_cpu)
+        if complete and server_cpu
+        else None,
+        "publish_seconds": round(t_pub - t0, 4),
+        "server_cpu_share": rounded(server_cpu / wall, 2),
+        "load_cpu_share": rounded(sum(r["cpu_s"] for r in replies) / wall / pool.size, 2),
+        "short_clients": sum(r["short_clients"] for r in replies),
+    }
+
+
+def _payload(seq: int) -> dict[str, Any]:
+    """A publication of about 100 bytes once encoded."""
+    return {"seq": seq, "text": "fan-out benchmark payload " + "x" * (62 - len(str(seq)))}
+
+
+def _bodies(kind: str, m: int) -> list[bytes]:
+    """The M request bodies for `kind`'s publish endpoint."""
+    if kind == "rotary":
+        return [orjson.dumps({"channel": "news", "data": _payload(s)}) for s in range(m)]
+    if kind == "socketio":
+        return [orjson.dumps({"room": "$news", "data": _payload(s)}) for s in range(m)]
+    return [orjson.dumps(_payload(s)) for s in range(m)]
+
+
+async def _publish(kind: str, server: ServerProcess, m: int) -> None:
+    if kind == "picows":
+        await _publish_ws(server, m)
+        return
+    path = "/api/publish" if kind == "rotary" else "/publish"
+    headers = {"X-API-Key": API_KEY} if kind == "rotary" else {}
+    await _publish_http(server.url(path, "http"), headers, _bodies(kind, m))
+
+
+async def _publish_http(url: str, headers: dict[str, str], bodies: list[bytes]) -> None:
+    gate = asyncio.Semaphore(_IN_FLIGHT)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def one(body: bytes) -> None:
+            async with gate, session.post(url, data=body, headers=headers) as resp:
+                reply = await resp.read()
+                if resp.status != 200 or b'"error"' in reply:
+                    raise RuntimeError(f"publish failed: {resp.status} {reply[:200]!r}")
+
+        await asyncio.gather(*(one(b) for b in bodies))
+
+
+async def _publish_ws(server: ServerProcess, m: int) -> None:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.ws_connect(server.url("/publish")) as ws,
+    ):
+        for s in range(m):
+            await ws.send_str(orjson.dumps(_payload(s)).decode())
+
+
+def _maybe_profile(
+    pool: LoadPool,
+    results: dict[str, dict[int, dict[str, Any]]],
+    plan: list[tuple[int, int]],
+    *,
+    exp: int,
+    quick: bool,
+) -> dict[str, Any] | None:
+    """Profile Rotary's fan-out when it trails picows by more than 20 %.
+
+    Off in quick runs unless BENCH_PROFILE=1; BENCH_PROFILE=0 turns it off everywhere.
+    py-spy samples the server during the delivery phase only; without py-spy the whole
+    server process runs under cProfile instead (start-up included).
+    """
+    n, m = plan[-1]
+    share = ratio(_rate(results, "rotary", n), _rate(results, "picows", n))
+    wanted = os.environ.get("BENCH_PROFILE", "0" if quick else "1") == "1"
+    if share is None or share >= _PROFILE_THRESHOLD or not wanted:
+        return None
+    progress.expect(1)
+    progress.note("fanout: profiling rotary")
+    try:
+        return (
+            _profile_pyspy(pool, n=n, m=m, exp=exp)
+            if pyspy_path()
+            else _profile_cprofile(pool, n=n, m=m, exp=exp)
+        )
+    finally:
+        progress.step()
+
+
+def _rate(results: dict[str, dict[int, dict[str, Any]]], kind: str, n: int) -> float | None:
+    rate: float | None = results.get(kind, {}).get(n, {}).get("deliveries_per_s")
+    return rate
+
+
+def _profile_pyspy(pool: LoadPool, *, n: int, m: int, exp: int) -> dict[str, Any]:
+    out = Path(tempfile.mkstemp(prefix="bench-rotary-fanout-", suffix=".pyspy.txt")[1])
+    server = _start("rotary")
+    spec = OpenSpec("rotary", server.url(ws_path("rotary")), 0, n, ("news",), SECRET, exp)
+    try:
+        pool.open(spec)
+        with spy_on(server.pid, out):
+            figures = _deliver(pool, server, "rotary", n=n, m=m)
+    finally:
+        pool.broadcast({"op": "close"})
+        server.stop()
+    return {
+        "tool": "py-spy (delivery phase only)",
+        "subscribers": n,
+        "publications": m,
+        "under_profiler": figures,
+        "samples_file": str(out),
+        **summarize(out),
+    }
+
+
+def _profile_cprofile(pool: LoadPool, *, n: int, m: int, exp: int) -> dict[str, Any]:
+    stats_path = Path(tempfile.mkstemp(prefix="bench-rotary-", suffix=".prof")[1])
+    server = _start("rotary", profile_to=stats_path)
+    try:
+        figures = _measure(pool, server, "rotary", n=n, m=m, exp=exp, repeats=1)
+    finally:
+        server.stop(sig=signal.SIGINT)
+    return {
+        "tool": "cProfile (whole process)",
+        "subscribers": n,
+        "publications": m,
+        "under_profiler": figures,
+        "stats_file": str(stats_path),
+        "own": _top(stats_path),
+    }
+
+
+def _top(stats_path: Path, limit: int = 25) -> list[str]:
+    """The functions with the most own time, as text lines (empty when no stats were saved)."""
+    if not stats_path.exists() or stats_path.stat().st_size == 0:
+        return []
+    stats = pstats.Stats(str(stats_path))
+    total = stats.total_tt or 1.0  # type: ignore[attr-defined]
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
+    lines = []
+    for (file, line, func), (_cc, calls, tottime, cumtime, _callers) in rows[:limit]:
+        where = f"{Path(file).name}:{line}({func})"
+        lines.append(
+            f"{100 * tottime / total:5.1f}% own {tottime:7.3f}s cum {cumtime:7.3f}s "
+            f"{calls:9d} calls  {where}"
+        )
+    return lines
+
+
+def _result(
+    plan: list[tuple[int, int]],
+    results: dict[str, dict[int, dict[str, Any]]],
+    notes: list[str],
+    profile: dict[str, Any] | None,
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    table = []
+    for kind, by_n in results.items():
+        for n, r in by_n.items():
+            figures[f"fanout_{kind}_{n}_deliveries_per_s"] = r["deliveries_per_s"]
+            table.append(
+                [
+                    _LABELS[kind],
+                    n,
+                    r["publications"],
+                    r["deliveries"],
+                    r["seconds"],
+                    r["deliveries_per_s"],
+                    r["server_cpu_share"],
+                    r["load_cpu_share"],
+                ]
+            )
+    n_big = plan[-1][0]
+
+    def rate(kind: str) -> float | None:
+        return results.get(kind, {}).get(n_big, {}).get("deliveries_per_s")
+
+    ratios = {
+        "fanout_rotary_over_picows": ratio(rate("rotary"), rate("picows")),
+        "fanout_rotary_over_socketio": ratio(rate("rotary"), rate("socketio")),
+        "fanout_rotary_over_aiohttp": ratio(rate("rotary"), rate("aiohttp")),
+    }
+    curves = {
+        f"fanout_{kind}": {
+            "x": list(by_n),
+            "y": [r["deliveries_per_s"] or 0 for r in by_n.values()],
+            "xlabel": "subscribers on the channel",
+            "ylabel": f"deliveries/s ({_LABELS[kind]})",
+        }
+        for kind, by_n in results.items()
+    }
+    extra: dict[str, Any] = {
+        "runs": {k: {str(n): r for n, r in v.items()} for k, v in results.items()},
+        "notes": notes,
+        "ratio_at_subscribers": n_big,
+    }
+    if profile:
+        extra["profile"] = profile
+    return {
+        "figures": figures,
+        "ratios": {k: v for k, v in ratios.items() if v is not None},
+        "table_header": [
+            "fan-out server",
+            "subscribers",
+            "pubs",
+            "delivered",
+            "seconds",
+            "deliveries/s",
+            "server CPU",
+            "load CPU",
+        ],
+        "table": table,
+        "curves": curves,
+        "json": extra,
+    }

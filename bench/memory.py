@@ -1,0 +1,123 @@
+"""`memory`: server RSS per connection, each connection holding one subscription.
+
+For each N, a fresh server: VmRSS (from /proc/<pid>/status) once it is ready, then N clients
+connect (Rotary: connection token checked, subscribe to the public channel `news`), a short
+settle, VmRSS again. KB per connection = (after − before) / N. Beside it a bare aiohttp
+WebSocket server holding the same number of connections (nothing else), since aiohttp is the
+library Rotary's transport is built on.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench import progress
+from bench.clients import OpenSpec
+from bench.common import SECRET, ServerProcess, ServerUnavailable, rss_kb
+from bench.results import ratio
+from bench.servers import ROTARY_STANDARD, start_aiohttp_bare, start_rotary_with, ws_path
+from bench.worker import LoadPool
+
+__all__ = ["run"]
+
+_SETTLE_S = 1.0
+_LABELS = {"rotary": "Rotary (token + 1 subscription)", "aiohttp": "bare aiohttp WebSocket"}
+
+
+def run(*, quick: bool) -> dict[str, Any]:
+    """Measure at N = 1,000 (quick) or 1,000 and 10,000 (full); see the module docstring."""
+    sizes = [1000] if quick else [1000, 10_000]
+    progress.expect(2 * len(sizes))
+    exp = int(time.time()) + 3600
+    results: dict[str, dict[int, dict[str, Any]]] = {"rotary": {}, "aiohttp": {}}
+    notes: list[str] = []
+    with LoadPool() as pool:
+        for n in sizes:
+            for kind in ("rotary", "aiohttp"):
+                progress.note(f"memory: {kind} N={n}")
+                try:
+                    results[kind][n] = _measure(pool, kind, n, exp)
+                except (ServerUnavailable, RuntimeError) as exc:
+                    notes.append(f"{kind} N={n} not measured: {exc}")
+                progress.step()
+    return _result(sizes, results, notes)
+
+
+def _start(kind: str) -> ServerProcess:
+    return start_rotary_with(ROTARY_STANDARD) if kind == "rotary" else start_aiohttp_bare()
+
+
+def _measure(pool: LoadPool, kind: str, n: int, exp: int) -> dict[str, Any]:
+    server = _start(kind)
+    try:
+        time.sleep(_SETTLE_S)
+        before = rss_kb(server.pid)
+        client = "rotary" if kind == "rotary" else "bare"
+        channels = ("news",) if kind == "rotary" else ()
+        spec = OpenSpec(client, server.url(ws_path(kind)), 0, n, channels, SECRET, exp)
+        opened = pool.open(spec)
+        if opened["failures"]:
+            raise RuntimeError(f"{len(opened['failures'])} clients failed: {opened['failures'][0]}")
+        time.sleep(_SETTLE_S)
+        after = rss_kb(server.pid)
+    finally:
+        pool.broadcast({"op": "close"})
+        server.stop()
+    return {
+        "connections": n,
+        "rss_before_kb": before,
+        "rss_after_kb": after,
+        "kb_per_connection": round((after - before) / n, 2),
+    }
+
+
+def _result(
+    sizes: list[int], results: dict[str, dict[int, dict[str, Any]]], notes: list[str]
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    table = []
+    for kind, by_n in results.items():
+        for n, r in by_n.items():
+            figures[f"memory_{kind}_{n}_kb_per_connection"] = r["kb_per_connection"]
+            table.append(
+                [
+                    _LABELS[kind],
+                    n,
+                    r["rss_before_kb"] // 1024,
+                    r["rss_after_kb"] // 1024,
+                    r["kb_per_connection"],
+                ]
+            )
+    big = sizes[-1]
+    rot = results["rotary"].get(big, {}).get("kb_per_connection")
+    bare = results["aiohttp"].get(big, {}).get("kb_per_connection")
+    ratios = {"memory_kb_per_connection": rot, "memory_rotary_over_bare": ratio(rot, bare)}
+    curves = {
+        f"memory_{kind}": {
+            "x": list(by_n),
+            "y": [r["kb_per_connection"] for r in by_n.values()],
+            "xlabel": "connections",
+            "ylabel": f"KB per connection ({_LABELS[kind]})",
+        }
+        for kind, by_n in results.items()
+        if by_n
+    }
+    return {
+        "figures": figures,
+        "ratios": {k: v for k, v in ratios.items() if v is not None},
+        "table_header": [
+            "memory server",
+            "connections",
+            "RSS before MB",
+            "RSS after MB",
+            "KB/connection",
+        ],
+        "table": table,
+        "curves": curves,
+        "json": {
+            "runs": {k: {str(n): r for n, r in v.items()} for k, v in results.items()},
+            "notes": notes,
+            "ratio_at_connections": big,
+        },
+    }

@@ -1,0 +1,76 @@
+"""Start the servers under test: Rotary in its configurations, and the peers.
+
+Every function returns a running `ServerProcess` (callers stop it in a `finally`) or raises
+`ServerUnavailable`. URLs: `ws_path` is where load clients connect.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from bench.common import API_KEY, SECRET, ServerProcess, free_port, start_rotary, start_server
+
+__all__ = [
+    "ROTARY_CHECKED",
+    "ROTARY_INSECURE",
+    "ROTARY_STANDARD",
+    "start_aiohttp_bare",
+    "start_peer",
+    "start_picows_bare",
+    "start_rotary_with",
+    "start_socketio",
+    "ws_path",
+]
+
+# Private (`$`) channels: every subscribe needs a subscription token.
+ROTARY_CHECKED: dict[str, Any] = {"token_hmac_secret_key": SECRET, "api_key": API_KEY}
+# Token checks off: anonymous connect, subscribe allowed to any client.
+ROTARY_INSECURE: dict[str, Any] = {
+    **ROTARY_CHECKED,
+    "client_insecure": True,
+    "allow_subscribe_for_client": True,
+}
+# Connection token checked; public channels open to authenticated users (fan-out, memory).
+ROTARY_STANDARD: dict[str, Any] = {**ROTARY_CHECKED, "allow_subscribe_for_client": True}
+
+_WS_PATHS = {
+    "rotary": "/connection/websocket",
+    "socketio": "/socket.io/?EIO=4&transport=websocket",
+    "picows": "/ws",
+    "aiohttp": "/ws",
+}
+
+
+def ws_path(kind: str) -> str:
+    """The WebSocket path load clients use for server `kind`."""
+    return _WS_PATHS[kind]
+
+
+def start_rotary_with(config: dict[str, Any], **kwargs: Any) -> ServerProcess:
+    return start_rotary(config, **kwargs)
+
+
+def _peer(module: str, *, health: str | None, env: dict[str, str] | None = None) -> ServerProcess:
+    port = free_port()
+    argv = [sys.executable, "-m", f"bench.peers.{module}", "--port", str(port)]
+    return start_server(module, argv, port=port, health_path=health, env=env)
+
+
+def start_picows_bare() -> ServerProcess:
+    return _peer("picows_broadcast", health=None)
+
+
+def start_aiohttp_bare() -> ServerProcess:
+    return _peer("aiohttp_broadcast", health="/health")
+
+
+def start_socketio() -> ServerProcess:
+    return _peer("socketio_server", health="/health", env={"BENCH_SECRET": SECRET})
+
+
+def start_peer(kind: str) -> ServerProcess:
+    """Start the peer named `kind` (``picows``, ``aiohttp`` or ``socketio``)."""
+    starters = {"picows": start_picows_bare, "aiohttp": start_aiohttp_bare}
+    starters["socketio"] = start_socketio
+    return starters[kind]()

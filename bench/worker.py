@@ -1,0 +1,207 @@
+"""Load worker processes: each runs one event loop holding many clients, driven over a pipe.
+
+The parent (`LoadPool`) sends small dict commands; a worker answers each with a dict:
+
+- ``{"op": "open", "spec": OpenSpec}`` → open a batch of clients (kept open afterwards);
+  answers ``{"t_start", "ready_at", "failures"}`` (times from `time.monotonic`, which is one
+  clock for every process on Linux, so the parent can compare workers).
+- ``{"op": "arm", "per_client": M}`` → zero the publication count; the worker notes when
+  every open client could have received M (the total reaches clients × M).
+- ``{"op": "wait", "timeout": s}`` → wait (bounded) for that moment; answers ``{"t_done",
+  "total", "target", "short_clients", "cpu_s"}`` (`cpu_s`: worker CPU since `arm`).
+- ``{"op": "close"}`` → disconnect every client; ``{"op": "exit"}`` ends the process.
+
+Workers pin themselves to the load CPUs and raise their fd limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from bench.clients import OpenSpec, Tally, open_clients
+from bench.common import load_cpus, raise_fd_limit
+
+__all__ = ["LoadPool", "worker_count"]
+
+_REPLY_TIMEOUT = 180.0
+
+
+def worker_count() -> int:
+    """How many load processes: BENCH_WORKERS, else one per load CPU."""
+    wanted = os.environ.get("BENCH_WORKERS")
+    return max(1, int(wanted)) if wanted else len(load_cpus())
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.clients: list[Any] = []
+        self.cpu_mark = 0.0
+
+    async def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
+        op = msg["op"]
+        if op == "open":
+            res = await open_clients(msg["spec"], self.tally, self.clients)
+            return {"t_start": res.t_start, "ready_at": res.ready_at, "failures": res.failures}
+        if op == "arm":
+            live = [c for c in self.clients if c.ready.done() and not c.ready.exception()]
+            for c in live:
+                c.received = 0
+            self.tally.reset(len(live) * msg["per_client"])
+            self.cpu_mark = time.process_time()
+            return {"armed": len(live)}
+        if op == "wait":
+            return await self._wait(within=msg["timeout"])
+        if op == "close":
+            return await self._close()
+        raise ValueError(f"unknown op {op!r}")
+
+    async def _wait(self, *, within: float) -> dict[str, Any]:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.tally.done.wait(), within)
+        target = self.tally.target or 0
+        live = [c for c in self.clients if c.ready.done() and not c.ready.exception()]
+        per_client = target // len(live) if live else 0
+        return {
+            "t_done": self.tally.t_done,
+            "total": self.tally.total,
+            "target": target,
+            "short_clients": sum(1 for c in live if c.received < per_client),
+            "cpu_s": time.process_time() - self.cpu_mark,
+        }
+
+    async def _close(self) -> dict[str, Any]:
+        clients, self.clients = self.clients, []
+        for c in clients:
+            if c.transport is not None:
+                c.transport.disconnect()
+        waits = [c.transport.wait_disconnected() for c in clients if c.transport is not None]
+        if waits:
+            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=20)
+        return {"closed": len(clients)}
+
+
+async def _serve(conn: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    loop.add_reader(conn.fileno(), lambda: inbox.put_nowait(conn.recv()))
+    worker = _Worker()
+    while True:
+        msg = await inbox.get()
+        if msg["op"] == "exit":
+            await worker._close()
+            return
+        try:
+            reply = await worker.handle(msg)
+        except Exception as exc:  # reported to the parent, which raises it
+            reply = {"error": repr(exc)}
+        conn.send(reply)
+
+
+def _worker_main(conn: Connection, cpus: set[int]) -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, cpus)
+    raise_fd_limit()
+    asyncio.run(_serve(conn))
+
+
+class LoadPool:
+    """`n` worker processes (spawned, pinned to the load CPUs), used as a context manager."""
+
+    def __init__(self, n: int | None = None) -> None:
+        ctx = mp.get_context("spawn")
+        cpus = sorted(load_cpus())
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        for k in range(n or worker_count()):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, args=(child, {cpus[k % len(cpus)]}))
+            proc.daemon = True
+            proc.start()
+            self._conns.append(parent)
+            self._procs.append(proc)
+
+    def __enter__(self) -> LoadPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    @property
+    def size(self) -> int:
+        return len(self._conns)
+
+    def send(self, msgs: list[dict[str, Any]]) -> None:
+        """Send one command to each worker (`msgs[k]` to worker k) without waiting."""
+        for conn, msg in zip(self._conns, msgs, strict=True):
+            conn.send(msg)
+
+    def collect(self) -> list[dict[str, Any]]:
+        """Each worker's answer to the last command, in worker order; raises on errors."""
+        replies = []
+        for conn in self._conns:
+            if not conn.poll(_REPLY_TIMEOUT):
+                raise TimeoutError("load worker did not answer")
+            reply = conn.recv()
+            if "error" in reply:
+                raise RuntimeError(f"load worker failed: {reply['error']}")
+            replies.append(reply)
+        return replies
+
+    def call(self, msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.send(msgs)
+        return self.collect()
+
+    def broadcast(self, msg: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.call([msg] * self.size)
+
+    def open(self, spec: OpenSpec) -> dict[str, Any]:
+        """Open `spec.count` clients split across the workers; merge their answers.
+
+        Returns ``{"elapsed", "ready", "failures", "ready_at"}`` with `elapsed` from the
+        earliest start to the last client ready (or to the deadline when some failed).
+        """
+        shares = _split(spec.count, self.size)
+        msgs, start = [], spec.start
+        for share in shares:
+            msgs.append({"op": "open", "spec": _with(spec, start=start, count=share)})
+            start += share
+        replies = self.call(msgs)
+        t0 = min(r["t_start"] for r in replies)
+        ready_at = sorted(r["t_start"] - t0 + x for r in replies for x in r["ready_at"])
+        failures = [f for r in replies for f in r["failures"]]
+        return {
+            "elapsed": ready_at[-1] if ready_at else float("nan"),
+            "ready": len(ready_at),
+            "failures": failures,
+            "ready_at": ready_at,
+        }
+
+    def shutdown(self) -> None:
+        """Ask every worker to exit; terminate the ones that do not within 10 s."""
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.send({"op": "exit"})
+        for proc in self._procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+        self._conns, self._procs = [], []
+
+
+def _split(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (1 if k < extra else 0) for k in range(parts)]
+
+
+def _with(spec: OpenSpec, *, start: int, count: int) -> OpenSpec:
+    from dataclasses import replace
+
+    return replace(spec, start=start, count=count)
