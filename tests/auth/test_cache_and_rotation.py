@@ -1,0 +1,187 @@
+"""Verified-token cache, HMAC secret rotation and separate subscription-token settings."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+
+from rotary.auth import Outcome, TokenRejected, TokenVerifier
+from rotary.auth.settings import TokenSettings
+from tests.auth.helpers import (
+    NOW,
+    OTHER_SECRET,
+    SECRET,
+    KeyPair,
+    assert_refused,
+    hs256,
+    settings,
+    verifier,
+)
+
+
+def test_second_verification_of_a_token_is_a_cache_hit() -> None:
+    check = verifier()
+    token = hs256({"sub": "a", "exp": NOW + 60})
+    first = check.verify_connection_sync(token, now=NOW)
+    second = check.verify_connection_sync(token, now=NOW + 1)
+    assert second is first
+    assert (check.cache_hits, check.cache_misses) == (1, 1)
+
+
+def test_cached_entry_expires_with_the_token_exp() -> None:
+    check = verifier()
+    token = hs256({"sub": "a", "exp": NOW + 60})
+    check.verify_connection_sync(token, now=NOW)
+    assert_refused(
+        lambda: check.verify_connection_sync(token, now=NOW + 60), Outcome.EXPIRED, "expired"
+    )
+    assert check.cache_hits == 0
+
+
+def test_cached_entry_honours_the_leeway() -> None:
+    check = verifier(leeway=10.0)
+    token = hs256({"sub": "a", "exp": NOW + 60})
+    check.verify_connection_sync(token, now=NOW)
+    assert check.verify_connection_sync(token, now=NOW + 65).user == "a"
+    assert check.cache_hits == 1
+    assert_refused(
+        lambda: check.verify_connection_sync(token, now=NOW + 70), Outcome.EXPIRED, "expired"
+    )
+
+
+def test_connection_and_subscription_caches_are_separate() -> None:
+    check = verifier()
+    token = hs256({"sub": "a", "exp": NOW + 60})
+    check.verify_connection_sync(token, now=NOW)
+    # the same string as a subscription token has no channel: not answered from the other cache
+    assert_refused(
+        lambda: check.verify_subscription_sync(token, now=NOW), Outcome.INVALID, "missing_channel"
+    )
+
+
+def test_refused_tokens_are_not_cached() -> None:
+    check = verifier()
+    token = hs256({"sub": "a"}, secret=OTHER_SECRET)
+    for _ in range(2):
+        assert_refused(
+            lambda: check.verify_connection_sync(token, now=NOW), Outcome.INVALID, "signature"
+        )
+    assert (check.cache_hits, check.cache_misses) == (0, 2)
+
+
+def test_cache_size_zero_disables_the_cache() -> None:
+    check = verifier(cache_size=0)
+    token = hs256({"sub": "a"})
+    check.verify_connection_sync(token, now=NOW)
+    check.verify_connection_sync(token, now=NOW)
+    assert (check.cache_hits, check.cache_misses) == (0, 2)
+
+
+def test_cache_evicts_the_least_recently_used_token() -> None:
+    check = verifier(cache_size=2)
+    first, second, third = (hs256({"sub": str(n)}) for n in range(3))
+    for token in (first, second, first, third):  # `second` is now the oldest
+        check.verify_connection_sync(token, now=NOW)
+    hits = check.cache_hits
+    check.verify_connection_sync(first, now=NOW)
+    check.verify_connection_sync(second, now=NOW)
+    assert check.cache_hits == hits + 1
+
+
+async def test_async_subscription_hits_the_cache_and_still_checks_binding() -> None:
+    check = verifier()
+    token = hs256({"sub": "u", "channel": "c"})
+    await check.verify_subscription(token, now=NOW, channel="c", user="u")
+    found = await check.verify_subscription(token, now=NOW, channel="c", user="u")
+    assert found.channel == "c" and check.cache_hits == 1
+    with pytest.raises(TokenRejected) as caught:
+        await check.verify_subscription(token, now=NOW, channel="c", user="other")
+    assert caught.value.reason == "user_mismatch"
+    await check.close()
+
+
+def rotating(valid_until: int) -> TokenVerifier:
+    return verifier(
+        hmac_secret_key=SECRET,
+        hmac_previous_secret_key=OTHER_SECRET,
+        hmac_previous_secret_key_valid_until=valid_until,
+    )
+
+
+def test_previous_secret_is_accepted_before_valid_until() -> None:
+    check = rotating(int(NOW) + 10)
+    assert check.verify_connection_sync(hs256({"sub": "old"}, OTHER_SECRET), now=NOW).user == "old"
+    assert check.verify_connection_sync(hs256({"sub": "new"}), now=NOW).user == "new"
+
+
+def test_previous_secret_is_refused_from_valid_until_on() -> None:
+    check = rotating(int(NOW))
+    token = hs256({"sub": "old"}, OTHER_SECRET)
+    assert_refused(
+        lambda: check.verify_connection_sync(token, now=NOW), Outcome.INVALID, "signature"
+    )
+
+
+def test_cached_token_of_the_previous_secret_drops_out_at_valid_until() -> None:
+    check = rotating(int(NOW) + 10)
+    token = hs256({"sub": "old"}, OTHER_SECRET)
+    check.verify_connection_sync(token, now=NOW)
+    assert check.verify_connection_sync(token, now=NOW + 9).user == "old"
+    assert_refused(
+        lambda: check.verify_connection_sync(token, now=NOW + 10), Outcome.INVALID, "signature"
+    )
+
+
+SUB_SECRET = "subscription-secret-" + "z" * 64
+
+
+def separate(**sub_fields: object) -> TokenVerifier:
+    fields = {"hmac_secret_key": SUB_SECRET, **sub_fields}
+    return TokenVerifier(
+        settings(hmac_secret_key=SECRET, subscription=TokenSettings(**fields))  # type: ignore[arg-type]
+    )
+
+
+def test_separate_subscription_config_verifies_with_its_own_secret() -> None:
+    check = separate()
+    token = hs256({"sub": "u", "channel": "c"}, SUB_SECRET)
+    assert check.verify_subscription_sync(token, now=NOW).channel == "c"
+    assert check.verify_connection_sync(hs256({"sub": "u"}), now=NOW).user == "u"
+
+
+def test_separate_subscription_config_does_not_fall_back_to_the_connection_secret() -> None:
+    check = separate()
+    token = hs256({"sub": "u", "channel": "c"})
+    assert_refused(
+        lambda: check.verify_subscription_sync(token, now=NOW), Outcome.INVALID, "signature"
+    )
+    conn = hs256({"sub": "u"}, SUB_SECRET)
+    assert_refused(
+        lambda: check.verify_connection_sync(conn, now=NOW), Outcome.INVALID, "signature"
+    )
+
+
+def test_separate_subscription_config_without_rsa_refuses_rs256(rsa_key: KeyPair) -> None:
+    check = TokenVerifier(
+        settings(
+            rsa_public_key=rsa_key.public_pem,
+            subscription=TokenSettings(hmac_secret_key=SUB_SECRET),
+        )
+    )
+    conn = jwt.encode({"sub": "u"}, rsa_key.private, algorithm="RS256")
+    assert check.verify_connection_sync(conn, now=NOW).user == "u"
+    token = jwt.encode({"channel": "c"}, rsa_key.private, algorithm="RS256")
+    assert_refused(
+        lambda: check.verify_subscription_sync(token, now=NOW), Outcome.INVALID, "algorithm"
+    )
+
+
+def test_separate_subscription_config_has_its_own_audience_and_user_claim() -> None:
+    check = separate(audience="subs", user_id_claim="uid")
+    good = hs256({"aud": "subs", "uid": 7, "channel": "c"}, SUB_SECRET)
+    assert check.verify_subscription_sync(good, now=NOW).user == "7"
+    bad = hs256({"aud": "other", "channel": "c"}, SUB_SECRET)
+    assert_refused(
+        lambda: check.verify_subscription_sync(bad, now=NOW), Outcome.INVALID, "audience"
+    )
+    assert check.verify_connection_sync(hs256({"aud": "x", "sub": "s"}), now=NOW).user == "s"
