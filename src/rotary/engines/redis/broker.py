@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import random
 import re
-import secrets
 import string
 from typing import Any
 
@@ -48,12 +48,15 @@ logger = logging.getLogger("rotary.engines.redis")
 IDEMPOTENCY_TTL = 300.0
 
 _EPOCH_ALPHABET = string.ascii_letters
+# One candidate epoch goes with every publish (the script uses it only for a new stream),
+# so it must be cheap: one call on an OS-seeded generator.
+_EPOCH_RANDOM = random.SystemRandom()
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.:-]")
 
 
 def random_epoch() -> str:
     """A random 8-letter epoch (the stream's incarnation name)."""
-    return "".join(secrets.choice(_EPOCH_ALPHABET) for _ in range(8))
+    return "".join(_EPOCH_RANDOM.choices(_EPOCH_ALPHABET, k=8))
 
 
 class RedisBroker:
