@@ -1,0 +1,188 @@
+"""The JSON codec: framing rules of spec §1.2, schema of §1.4, and fuzzing."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import orjson
+import pytest
+
+from rotary.engines.base import ClientInfo, Publication
+from rotary.protocol.codec import (
+    PING,
+    ProtocolViolation,
+    client_info_obj,
+    decode_frame,
+    encode_error,
+    encode_push,
+    encode_reply,
+    join_frame,
+    publication_push,
+)
+from rotary.protocol.codes import ErrorCode
+from rotary.protocol.messages import (
+    ConnectRequest,
+    HistoryRequest,
+    PublishRequest,
+    SubscribeRequest,
+)
+
+
+def test_one_command_decodes_into_its_typed_request() -> None:
+    [cmd] = decode_frame(b'{"id":1,"subscribe":{"channel":"news","recover":true,"offset":5}}')
+    assert cmd.id == 1
+    assert cmd.method == "subscribe"
+    assert cmd.request == SubscribeRequest(channel="news", recover=True, offset=5)
+
+
+def test_several_newline_separated_commands_decode_in_order() -> None:
+    frame = b'{"id":1,"connect":{}}\n{"id":2,"publish":{"channel":"a","data":{"x":1}}}'
+    cmds = decode_frame(frame)
+    assert [c.id for c in cmds] == [1, 2]
+    assert cmds[1].request == PublishRequest("a", b'{"x":1}')
+
+
+def test_one_trailing_newline_is_tolerated() -> None:
+    assert len(decode_frame(b'{"id":1,"connect":{}}\n')) == 1
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"",
+        b"\n",
+        b'{"id":1,"connect":{}}\n\n',
+        b'{"id":1,"connect":{}}\n\n{"id":2,"connect":{}}',
+        b"\n{}",
+        b"not json",
+        b"[1,2]",
+        b'"string"',
+        b'{"id":-1}',
+        b'{"id":"1"}',
+        b'{"id":1.5}',
+        b'{"id":4294967296}',
+        b'{"id":1,"subscribe":"news"}',
+        b'{"id":1,"subscribe":{"channel":5}}',
+        b'{"id":1,"subscribe":{"recover":"yes"}}',
+        b'{"id":1,"history":{"channel":"a","limit":true}}',
+        b'{"id":1,"connect":{"subs":{"a":1}}}',
+        b"\xff\xfe",
+    ],
+)
+def test_framing_or_schema_violations_raise_protocol_violation(frame: bytes) -> None:
+    with pytest.raises(ProtocolViolation):
+        decode_frame(frame)
+
+
+def test_unknown_fields_are_ignored() -> None:
+    frame = b'{"id":3,"subscribe":{"channel":"a","flag":1,"tf":2},"headers":{"x":"y"}}'
+    [cmd] = decode_frame(frame)
+    assert cmd.request == SubscribeRequest(channel="a")
+
+
+def test_only_the_first_request_field_in_protocol_order_is_used() -> None:
+    [cmd] = decode_frame(b'{"id":1,"publish":{"channel":"p"},"subscribe":{"channel":"s"}}')
+    assert cmd.method == "subscribe"
+
+
+def test_null_request_fields_count_as_absent() -> None:
+    [cmd] = decode_frame(b'{"id":1,"connect":null,"presence":{"channel":"a"}}')
+    assert cmd.method == "presence"
+
+
+def test_an_empty_command_decodes_as_id_zero_without_method() -> None:
+    [cmd] = decode_frame(b"{}")
+    assert (cmd.id, cmd.method, cmd.request) == (0, "", None)
+
+
+def test_connect_subs_carry_recovery_positions() -> None:
+    frame = (
+        b'{"id":1,"connect":{"token":"t","subs":{"ch":{"recover":true,"offset":2,"epoch":"e"}}}}'
+    )
+    [cmd] = decode_frame(frame)
+    assert isinstance(cmd.request, ConnectRequest)
+    assert cmd.request.subs["ch"] == SubscribeRequest(recover=True, offset=2, epoch="e")
+
+
+def test_history_since_decodes_as_offset_and_epoch() -> None:
+    [cmd] = decode_frame(b'{"id":1,"history":{"channel":"a","since":{"offset":3,"epoch":"x"}}}')
+    assert cmd.request == HistoryRequest(channel="a", since=(3, "x"))
+
+
+def test_raw_data_is_reencoded_compactly_on_one_line() -> None:
+    [cmd] = decode_frame(b'{"id":1,"publish":{"channel":"a","data":{ "k" : [1, 2] }}}')
+    assert isinstance(cmd.request, PublishRequest)
+    assert cmd.request.data == b'{"k":[1,2]}'
+
+
+def test_empty_results_are_written_as_empty_objects() -> None:
+    assert encode_reply(4, "publish", {}) == b'{"id":4,"publish":{}}'
+
+
+def test_error_replies_always_carry_code_and_message() -> None:
+    assert orjson.loads(encode_error(3, ErrorCode.PERMISSION_DENIED)) == {
+        "id": 3,
+        "error": {"code": 103, "message": "permission denied"},
+    }
+    assert orjson.loads(encode_error(3, ErrorCode.INTERNAL))["error"]["temporary"] is True
+
+
+def test_client_info_always_has_user_and_client() -> None:
+    assert client_info_obj(ClientInfo("", "c1")) == {"user": "", "client": "c1"}
+
+
+def test_raw_payloads_are_embedded_verbatim_without_newlines() -> None:
+    pub = Publication(data=b'{"a":\n1}', offset=7, info=ClientInfo("u", "c", b'{"n":\n2}'))
+    encoded = publication_push("ch", pub)
+    assert b"\n" not in encoded
+    assert orjson.loads(encoded) == {
+        "push": {
+            "channel": "ch",
+            "pub": {
+                "data": {"a": 1},
+                "info": {"user": "u", "client": "c", "conn_info": {"n": 2}},
+                "offset": 7,
+            },
+        }
+    }
+
+
+def test_a_push_without_channel_omits_the_key() -> None:
+    assert encode_push("refresh", {}) == b'{"push":{"refresh":{}}}'
+
+
+def test_joined_frames_split_back_into_valid_json_objects() -> None:
+    frame = join_frame([PING, encode_reply(1, "publish", {}), encode_push("join", {}, "c")])
+    assert next(orjson.loads(line) for line in frame.split(b"\n")) == {}
+
+
+def test_random_bytes_never_raise_anything_but_protocol_violation() -> None:
+    rng = random.Random(1234)
+    alphabet = b'{}[]":,\n 0123456789idconetsubrclphay-.\\\xff'
+    for _ in range(5000):
+        size = rng.randint(0, 60)
+        frame = bytes(rng.choice(alphabet) for _ in range(size))
+        with contextlib.suppress(ProtocolViolation):
+            decode_frame(frame)
+
+
+def test_mutated_valid_commands_never_raise_anything_but_protocol_violation() -> None:
+    rng = random.Random(99)
+    seeds = [
+        b'{"id":1,"connect":{"token":"t","subs":{"a":{"recover":true}}}}',
+        b'{"id":2,"history":{"channel":"a","since":{"offset":1,"epoch":"e"},"limit":3}}',
+        b'{"id":3,"publish":{"channel":"a","data":{"x":[1,2,{"y":null}]}}}',
+    ]
+    for _ in range(5000):
+        frame = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            frame[rng.randrange(len(frame))] = rng.randrange(256)
+        with contextlib.suppress(ProtocolViolation):
+            decode_frame(bytes(frame))
+
+
+def test_deeply_nested_data_is_a_violation_not_a_crash() -> None:
+    deep = b"[" * 600 + b"]" * 600
+    with pytest.raises(ProtocolViolation):
+        decode_frame(b'{"id":1,"publish":{"channel":"a","data":' + deep + b"}}")
