@@ -9,7 +9,10 @@ Connections (`RedisSettings`)
     Sentinel and Cluster clients are built but untested here: that needs infrastructure the
     test suite does not have. Each shard has one command pool per broker or presence
     manager, and each broker holds ONE PUB/SUB connection per shard, named
-    ``rotary-<node_id>-pubsub-<shard>`` in CLIENT LIST.
+    ``rotary-<node_id>-pubsub-<shard>`` in CLIENT LIST. Command pools block (64
+    connections per shard, waiting up to ``io_timeout``) and never retry a command, so a
+    lost reply cannot publish twice. An idle PUB/SUB connection is PINGed every 5 s and
+    replaced after 15 s without any reply.
 
 Sharding
     A channel lives on shard ``jump_consistent_hash(crc32(utf8(channel)), n_shards)``: its
