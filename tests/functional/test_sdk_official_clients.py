@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 
 from tests.functional.conftest import SECRET, ServerHandle, default_config
-from tests.sdk.harness import SDKS, SdkDriver, TokenFactory, frames, open_driver, replies_to
+from tests.sdk.harness import (
+    SDKS,
+    SdkDriver,
+    TokenFactory,
+    exp_of,
+    frames,
+    open_driver,
+    replies_to,
+)
 
 pytestmark = [pytest.mark.sdk, pytest.mark.timeout(40)]
 
@@ -104,7 +112,7 @@ class SubTokens:
     def __call__(self, channel: str) -> str:
         ttl = self._ttls[min(len(self.exps), len(self._ttls) - 1)]
         token = TOKENS.subscription(self._user, channel, ttl=ttl, **self._claims)
-        self.exps.append(int(time.time() + ttl + 0.999))
+        self.exps.append(exp_of(token))
         return token
 
 
@@ -189,11 +197,11 @@ async def test_expired_connection_token_is_refreshed_by_the_sdk_and_the_connecti
     sdk: SdkDriver, rotary_server: Callable[..., ServerHandle]
 ) -> None:
     server = rotary_server(server_config(allow_subscribe_for_client=True))
-    first_exp = int(time.time() + 2.999)
+    first_token = TOKENS.connection(USER, ttl=2)
     event = await connected(
         sdk,
         server,
-        token=TOKENS.connection(USER, ttl=2),
+        token=first_token,
         get_token=lambda: TOKENS.connection(USER, ttl=3600),
     )
     after_connect = sdk.events.index(event)
@@ -209,7 +217,7 @@ async def test_expired_connection_token_is_refreshed_by_the_sdk_and_the_connecti
     assert refreshed["refresh"]["ttl"] > 60, sdk.dump()
 
     # Past the first token's expiry plus the close delay, the old deadline no longer applies.
-    await sleep_until(first_exp + EXPIRED_CLOSE_DELAY + CHECK_INTERVAL + 0.5)
+    await sleep_until(exp_of(first_token) + EXPIRED_CLOSE_DELAY + CHECK_INTERVAL + 0.5)
     await publish_and_receive(sdk, server, "news", {"after": "expiry"})
     assert len(token_requests(sdk, "connection")) >= 1
     assert_no_events(sdk, after_connect, "disconnected", "connecting")

@@ -39,6 +39,7 @@ __all__ = [
     "PythonSdkDriver",
     "SdkDriver",
     "TokenFactory",
+    "exp_of",
     "frames",
     "open_driver",
     "replies_to",
@@ -78,8 +79,13 @@ class TokenFactory:
 
 
 def _exp(ttl: float | None) -> dict[str, int]:
-    # exp is whole seconds: round up so a "2 s" token never has less than 1 s left.
-    return {} if ttl is None else {"exp": int(time.time() + ttl + 0.999)}
+    # exp is whole seconds; a "2 s" token has between 1 and 2 s left.
+    return {} if ttl is None else {"exp": int(time.time()) + int(ttl)}
+
+
+def exp_of(token: str) -> int:
+    """The `exp` claim of `token` (signature not checked: the token is our own)."""
+    return int(jwt.decode(token, options={"verify_signature": False})["exp"])
 
 
 def frames(events: Iterable[Event], direction: str) -> list[dict[str, Any]]:
