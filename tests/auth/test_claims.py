@@ -14,6 +14,7 @@ from rotary.auth import (
     SubscribeOverride,
     SubscriptionToken,
 )
+from rotary.auth.tokens import new_connection_token, new_subscription_token
 from tests.auth.helpers import NOW, assert_refused, hs256, verifier
 
 EXP = int(NOW) + 3600
@@ -203,3 +204,14 @@ def test_subscription_bound_elsewhere_is_a_mismatch(bound: dict[str, str], reaso
             Outcome.MISMATCH,
             reason,
         )
+
+
+def test_fast_constructors_build_the_same_values_as_the_dataclasses() -> None:
+    subs = {"c": SubscribeOptions(info=b"1")}
+    conn = ("u", 5, 4, 3, "j", b"i", ("c",), subs, b"m")
+    assert new_connection_token(*conn) == ConnectionToken(*conn)
+    override = SubscribeOverride(presence=True)
+    sub = ("u", "ch", "cl", 5, 4, 3, "j", b"i", b"d", override)
+    assert new_subscription_token(*sub) == SubscriptionToken(*sub)
+    with pytest.raises(AttributeError):
+        new_connection_token(*conn).user = "x"  # type: ignore[misc]

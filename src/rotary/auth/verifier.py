@@ -193,10 +193,9 @@ class TokenVerifier:
             self._hits += 1
             self._conn_cache.move_to_end(token)
             return hit[0]
-        self._misses += 1
-        found, keep_until = self._full(token, now, self._conn, may_fetch, connection_from_claims)
-        self._remember(self._conn_cache, token, found, keep_until)
-        return found
+        return self._full(
+            token, now, may_fetch, self._conn, connection_from_claims, self._conn_cache
+        )
 
     def _subscription(self, token: str, now: float, may_fetch: bool) -> SubscriptionToken:
         if len(token) > self._max_size:
@@ -206,40 +205,39 @@ class TokenVerifier:
             self._hits += 1
             self._sub_cache.move_to_end(token)
             return hit[0]
-        self._misses += 1
-        found, keep_until = self._full(token, now, self._sub, may_fetch, subscription_from_claims)
-        self._remember(self._sub_cache, token, found, keep_until)
-        return found
+        return self._full(
+            token, now, may_fetch, self._sub, subscription_from_claims, self._sub_cache
+        )
 
     def _full(
         self,
         token: str,
         now: float,
-        keyring: Keyring,
         may_fetch: bool,
+        keyring: Keyring,
         decode: Callable[..., _T],
-    ) -> tuple[_T, float]:
-        """Parse, check the signature, then the claims; return (result, cache deadline)."""
+        cache: _Cache[_T],
+    ) -> _T:
+        """Parse, check the signature, then the claims; remember a success in `cache`."""
+        self._misses += 1
         jws = parse_compact(token)
         try:
             keep_until = keyring.verify(jws, now, may_fetch)
-            claims = load_claims(jws[3])
-            found = decode(claims, keyring.rules, self._channel_known, now, self._leeway)
+            found = decode(
+                load_claims(jws[3]), keyring.rules, self._channel_known, now, self._leeway
+            )
         except TokenRejected as exc:
             exc.alg = exc.alg or jws[0]
             exc.claims = jws[3] if exc.claims is None else exc.claims
             raise
-        # The deadline uses exp truncated to seconds: at most one second early, never late.
-        if found.exp is not None:
-            keep_until = min(keep_until, found.exp + self._leeway)
-        return found, keep_until
-
-    def _remember(self, cache: _Cache[_T], token: str, found: _T, keep_until: float) -> None:
-        if self._cache_size <= 0:
-            return
-        cache[token] = (found, keep_until)
-        if len(cache) > self._cache_size:
-            cache.popitem(last=False)
+        if self._cache_size > 0:
+            # exp truncated to seconds: the entry may leave at most a second early, never late
+            if found.exp is not None and found.exp + self._leeway < keep_until:
+                keep_until = found.exp + self._leeway
+            cache[token] = (found, keep_until)
+            if len(cache) > self._cache_size:
+                cache.popitem(last=False)
+        return found
 
     async def close(self) -> None:
         """Stop JWKS fetches in flight and close the default HTTP session."""
