@@ -134,3 +134,90 @@ def rotary_server(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
     yield start
     for h in handles:
         h.stop()
+
+
+# ---------------------------------------------------------------- raw WebSocket clients
+# (server-core tests: tests/functional/test_ws_*.py)
+
+
+def make_token(sub: str = "42", *, exp_in: float | None = 3600, **claims: Any) -> str:
+    """An HS256 token signed with SECRET; `exp_in` None leaves ``exp`` out."""
+    import jwt
+
+    payload: dict[str, Any] = {"sub": sub, **claims}
+    if exp_in is not None:
+        payload["exp"] = int(time.time() + exp_in)
+    return str(jwt.encode(payload, SECRET, algorithm="HS256"))
+
+
+class WsClient:
+    """A raw protocol client over aiohttp's WebSocket: frames in, decoded messages out."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.frames: list[str] = []
+
+    async def send(self, *commands: dict[str, Any] | str) -> None:
+        lines = [c if isinstance(c, str) else json.dumps(c) for c in commands]
+        await self.ws.send_str("\n".join(lines))
+
+    async def recv(self, timeout: float = 10) -> list[dict[str, Any]]:
+        """The messages of the next text frame; AssertionError on a close frame."""
+        import aiohttp
+
+        msg = await self.ws.receive(timeout=timeout)
+        assert msg.type == aiohttp.WSMsgType.TEXT, f"expected text, got {msg.type} {msg.data}"
+        self.frames.append(msg.data)
+        return [json.loads(line) for line in msg.data.split("\n")]
+
+    async def reply(self, cmd_id: int, timeout: float = 10) -> dict[str, Any]:
+        """Read until the reply to `cmd_id`; pushes read on the way are kept in `pushes`."""
+        while True:
+            for message in await self.recv(timeout):
+                if message.get("id") == cmd_id:
+                    return message
+                self.pushes.append(message)
+
+    async def request(self, command: dict[str, Any]) -> dict[str, Any]:
+        await self.send(command)
+        return await self.reply(int(command["id"]))
+
+    async def push(self, timeout: float = 10) -> dict[str, Any]:
+        """The next push (server pings are skipped)."""
+        while not self.pushes:
+            self.pushes.extend(m for m in await self.recv(timeout) if m)
+        return self.pushes.pop(0)
+
+    async def closed(self, timeout: float = 20) -> tuple[int, str]:
+        """Read until the close frame; return (code, reason). Text frames are kept."""
+        import aiohttp
+
+        while True:
+            msg = await self.ws.receive(timeout=timeout)
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                self.frames.append(msg.data)
+                continue
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
+            return int(self.ws.close_code or 0), str(msg.extra or "")
+
+    @property
+    def pushes(self) -> list[dict[str, Any]]:
+        return self.__dict__.setdefault("_pushes", [])
+
+
+@pytest.fixture
+async def ws_connect() -> Any:
+    """Factory: `await ws_connect(server, query="", headers=None)` → a connected `WsClient`."""
+    import aiohttp
+
+    session = aiohttp.ClientSession()
+
+    async def connect(
+        server: ServerHandle, *, query: str = "", headers: dict[str, str] | None = None
+    ) -> WsClient:
+        url = server.ws_url + (f"?{query}" if query else "")
+        ws = await session.ws_connect(url, headers=headers, autoclose=False, autoping=True)
+        return WsClient(ws)
+
+    yield connect
+    await session.close()
