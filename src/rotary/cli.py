@@ -16,6 +16,7 @@ import secrets
 import sys
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -233,10 +234,12 @@ def _websocket_url(config: Config) -> str:
 # ---------------------------------------------------------------- token generation
 
 
+@dataclass(frozen=True, slots=True)
 class _Generated:
-    def __init__(self, header: str, token: str) -> None:
-        self.header = header
-        self.token = token
+    """A signed token and the header line that announces it (without the colon)."""
+
+    header: str
+    token: str
 
 
 def _cmd_gentoken(args: argparse.Namespace) -> int:
