@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from rotary.clock import Clock
 from rotary.engines.memory.broker import IDEMPOTENCY_TTL, MemoryBroker, random_epoch
 from rotary.engines.memory.presence import MemoryPresenceManager
+from rotary.engines.memory.revocation import MemoryRevocationStore
 from rotary.engines.memory.stream import HistoryStream
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "MemoryBroker",
     "MemoryEngine",
     "MemoryPresenceManager",
+    "MemoryRevocationStore",
     "random_epoch",
 ]
 

@@ -47,11 +47,13 @@ make clients of that shard's channels (`RedisBroker.shard_of`) recover from hist
 from rotary.engines.redis._pubsub import RedisEngineError
 from rotary.engines.redis.broker import IDEMPOTENCY_TTL, RedisBroker, random_epoch
 from rotary.engines.redis.presence import RedisPresenceManager
+from rotary.engines.redis.revocation import RedisRevocationStore
 
 __all__ = [
     "IDEMPOTENCY_TTL",
     "RedisBroker",
     "RedisEngineError",
     "RedisPresenceManager",
+    "RedisRevocationStore",
     "random_epoch",
 ]
