@@ -328,28 +328,32 @@ def connection_from_claims(
         detail = "connection JWT can not contain channel claim, only subscription JWT can"
         raise _invalid("channel_claim", detail)
     nbf = get("nbf")
-    if (exp is not None and not exp > now - leeway) or (nbf is not None):
+    if (exp is not None and not exp > now - leeway) or nbf is not None:
         _check_time(exp, nbf, now, leeway)
-    server_side = tuple(raw_subs) if raw_subs else _channels(channels)
+    server_side = tuple(raw_subs) if raw_subs else _channels(channels) if channels else ()
     if server_side:
         _require_known(server_side, channel_known)
     expire_at, iat, info, meta = get("expire_at"), get("iat"), get("info"), get("meta")
+    if expire_at is None:
+        expire_at = 0 if exp is None else int(exp)
+    elif expire_at < 0:
+        expire_at = 0
+    if "b64info" in claims:
+        info = _decoded(info, claims["b64info"], "b64info")
+    elif info is not None:
+        info = orjson.dumps(info)
+    sub = get("sub") or ""
     return new_connection_token(
-        rules.user(claims, get("sub") or "") if rules.user_id_claim else get("sub") or "",
-        _expire_at(expire_at, exp),
+        rules.user(claims, sub) if rules.user_id_claim else sub,
+        expire_at,
         None if exp is None else int(exp),
         None if iat is None else int(iat),
         get("jti") or "",
-        _decoded(info, get("b64info"), "b64info") if info is not None else _b64info(claims),
+        info,
         server_side,
         _options_of(raw_subs) if raw_subs else _NO_SUBS,
         None if meta is None else orjson.dumps(meta),
     )
-
-
-def _b64info(claims: Claims) -> bytes | None:
-    b64info = claims.get("b64info")
-    return _decoded(None, b64info, "b64info") if b64info else None
 
 
 def subscription_from_claims(

@@ -79,27 +79,11 @@ class TokenVerifier:
     ) -> None:
         self._settings = settings
         self._channel_known = channel_known
-        self._own_fetch = AiohttpJwksFetch() if jwks_fetch is None else None
-        self._fetch: JwksFetch = jwks_fetch or self._own_fetch  # type: ignore[assignment]
+        default = AiohttpJwksFetch()
+        self._fetch: JwksFetch = default if jwks_fetch is None else jwks_fetch
+        self._own_fetch = default if jwks_fetch is None else None
         self._jwks: dict[str, JwksKeySet] = {}
-        problems: list[str] = []
-        skip = settings.insecure_skip_signature
-        self._conn = compile_keyring(
-            settings.connection,
-            prefix="token_",
-            skip_signature=skip,
-            jwks_for=self._jwks_for,
-            problems=problems,
-        )
-        self._sub = compile_keyring(
-            settings.subscription or settings.connection,
-            prefix="subscription_token_" if settings.subscription else "token_",
-            skip_signature=skip,
-            jwks_for=self._jwks_for,
-            problems=[] if settings.subscription is None else problems,
-        )
-        if problems:
-            raise ConfigError(problems)
+        self._conn, self._sub = self._compile(settings)
         self._max_size = settings.max_token_size
         self._leeway = settings.leeway
         self._cache_size = settings.cache_size
@@ -107,6 +91,27 @@ class TokenVerifier:
         self._sub_cache: _Cache[SubscriptionToken] = OrderedDict()
         self._hits = 0
         self._misses = 0
+
+    def _compile(self, settings: AuthSettings) -> tuple[Keyring, Keyring]:
+        """(connection, subscription) keyrings; raise ConfigError listing every problem."""
+        problems: list[str] = []
+        separate = settings.subscription
+        connection, subscription = (
+            compile_keyring(
+                token_settings,
+                prefix=prefix,
+                skip_signature=settings.insecure_skip_signature,
+                jwks_for=self._jwks_for,
+                problems=problems if report else [],
+            )
+            for token_settings, prefix, report in (
+                (settings.connection, "token_", True),
+                (separate or settings.connection, "subscription_token_", separate is not None),
+            )
+        )
+        if problems:
+            raise ConfigError(problems)
+        return connection, subscription
 
     def _jwks_for(self, url: str) -> JwksKeySet:
         keys = self._jwks.get(url)
@@ -168,8 +173,9 @@ class TokenVerifier:
     def verify_connection_sync(self, token: str, *, now: float) -> ConnectionToken:
         """`verify_connection` for static keys (CLI, benchmarks).
 
-        With JWKS configured a key that is not cached yet cannot be fetched here: that is
-        refused as INVALID ``jwks_unavailable``; use the async method instead.
+        With JWKS configured only keys already cached are used: a key that would need a fetch
+        is refused as INVALID ``unknown_key`` (``jwks_unavailable`` when the last fetch
+        failed). Use the async method wherever JWKS may be configured.
         """
         return self._connection(token, now, False)
 
