@@ -161,19 +161,19 @@ class WsClient:
         lines = [c if isinstance(c, str) else json.dumps(c) for c in commands]
         await self.ws.send_str("\n".join(lines))
 
-    async def recv(self, timeout: float = 10) -> list[dict[str, Any]]:
+    async def recv(self, wait: float = 10) -> list[dict[str, Any]]:
         """The messages of the next text frame; AssertionError on a close frame."""
         import aiohttp
 
-        msg = await self.ws.receive(timeout=timeout)
+        msg = await self.ws.receive(timeout=wait)
         assert msg.type == aiohttp.WSMsgType.TEXT, f"expected text, got {msg.type} {msg.data}"
         self.frames.append(msg.data)
         return [json.loads(line) for line in msg.data.split("\n")]
 
-    async def reply(self, cmd_id: int, timeout: float = 10) -> dict[str, Any]:
+    async def reply(self, cmd_id: int, wait: float = 10) -> dict[str, Any]:
         """Read until the reply to `cmd_id`; pushes read on the way are kept in `pushes`."""
         while True:
-            for message in await self.recv(timeout):
+            for message in await self.recv(wait):
                 if message.get("id") == cmd_id:
                     return message
                 self.pushes.append(message)
@@ -182,18 +182,18 @@ class WsClient:
         await self.send(command)
         return await self.reply(int(command["id"]))
 
-    async def push(self, timeout: float = 10) -> dict[str, Any]:
+    async def push(self, wait: float = 10) -> dict[str, Any]:
         """The next push (server pings are skipped)."""
         while not self.pushes:
-            self.pushes.extend(m for m in await self.recv(timeout) if m)
+            self.pushes.extend(m for m in await self.recv(wait) if m)
         return self.pushes.pop(0)
 
-    async def closed(self, timeout: float = 20) -> tuple[int, str]:
+    async def closed(self, wait: float = 20) -> tuple[int, str]:
         """Read until the close frame; return (code, reason). Text frames are kept."""
         import aiohttp
 
         while True:
-            msg = await self.ws.receive(timeout=timeout)
+            msg = await self.ws.receive(timeout=wait)
             if msg.type == aiohttp.WSMsgType.TEXT:
                 self.frames.append(msg.data)
                 continue

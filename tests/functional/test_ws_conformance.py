@@ -11,6 +11,7 @@ import jwt
 
 from tests.functional.conftest import API_KEY, SECRET, make_token
 
+EXPIRED = {"code": 2501, "reason": "subscription expired"}
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
