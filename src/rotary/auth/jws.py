@@ -58,10 +58,7 @@ def b64std_decode(text: str) -> bytes:
 
 
 def _header(encoded: bytes) -> tuple[str, str]:
-    """(alg, kid) of a header given in the standard alphabet; raise TokenRejected."""
-    memo = _HEADER_MEMO.get(encoded)
-    if memo is not None:
-        return memo
+    """(alg, kid) of a header given in the standard alphabet, memoised; raise TokenRejected."""
     try:
         header = orjson.loads(_b64_strict(encoded))
     except ValueError:
@@ -94,7 +91,8 @@ def parse_compact(token: str) -> Jws:
     if len(parts) != 3:
         raise _malformed("token format is not valid: expected three parts")
     header, payload, signature = parts
-    alg, kid = _header(header)
+    memo = _HEADER_MEMO.get(header)
+    alg, kid = memo if memo is not None else _header(header)
     try:
         payload_bytes = binascii.a2b_base64(payload + _PADDING[len(payload) & 3], strict_mode=True)
         signature_bytes = binascii.a2b_base64(

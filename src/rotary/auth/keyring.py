@@ -42,6 +42,13 @@ def _invalid(reason: str, detail: str) -> TokenRejected:
     return TokenRejected(Outcome.INVALID, reason, detail)
 
 
+def _algorithm_refused(alg: str) -> TokenRejected:
+    """Unknown algorithms (``none`` included) and known ones without a configured key."""
+    if alg not in SUPPORTED_ALGORITHMS:
+        return _invalid("algorithm", f"unsupported JWT algorithm: {alg}")
+    return _invalid("algorithm", f"disabled JWT algorithm: {alg}")
+
+
 class Keyring:
     """Which checker verifies a token of this kind, and the claim rules that go with it."""
 
@@ -78,14 +85,13 @@ class Keyring:
         if self._skip:
             return _NO_CAP
         alg, kid, signing_input, _, signature = jws
-        if alg not in SUPPORTED_ALGORITHMS:
-            raise _invalid("algorithm", f"unsupported JWT algorithm: {alg}")
+        check: Checker | None
         if self._jwks is not None:
             check = self._jwks_checker(self._jwks, alg, kid, now, may_fetch)
-        elif alg in self._checkers:
-            check = self._checkers[alg]
         else:
-            raise _invalid("algorithm", f"disabled JWT algorithm: {alg}")
+            check = self._checkers.get(alg)
+        if check is None:
+            raise _algorithm_refused(alg)
         if check(signing_input, signature):
             return _NO_CAP
         previous = self._previous.get(alg)
@@ -99,6 +105,8 @@ class Keyring:
 
     @staticmethod
     def _jwks_checker(keys: JwksKeySet, alg: str, kid: str, now: float, may_fetch: bool) -> Checker:
+        if alg not in SUPPORTED_ALGORITHMS:
+            raise _algorithm_refused(alg)
         if not kid:
             raise _invalid("unknown_key", "JWKS verification needs a kid in the token header")
         found = keys.lookup(kid, now)
