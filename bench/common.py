@@ -28,6 +28,7 @@ __all__ = [
     "API_KEY",
     "REPO",
     "SECRET",
+    "CpuWatch",
     "ServerProcess",
     "ServerUnavailable",
     "cpu_seconds",
@@ -101,6 +102,44 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_busy_seconds(cpus: set[int]) -> float:
+    """Busy (non-idle, non-iowait) seconds of `cpus` since boot, from /proc/stat."""
+    busy = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            ticks = [int(v) for v in values[:8]]
+            busy += sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class CpuWatch:
+    """CPU use of a server process and of everyone else on the server CPUs, over a span.
+
+    `foreign_share` is the fraction of the span during which the server CPUs ran something
+    other than the server (other processes on a shared machine); it tells how much a
+    wall-clock figure was disturbed.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._t0 = time.monotonic()
+        self._proc0 = cpu_seconds(pid)
+        self._busy0 = _cpu_busy_seconds(server_cpus())
+
+    def stop(self) -> dict[str, float]:
+        """``{"server_cpu_s", "server_share", "foreign_share"}`` since construction."""
+        wall = max(time.monotonic() - self._t0, 1e-9)
+        proc = cpu_seconds(self._pid) - self._proc0
+        busy = _cpu_busy_seconds(server_cpus()) - self._busy0
+        ncpu = len(server_cpus())
+        return {
+            "server_cpu_s": round(proc, 3),
+            "server_share": round(proc / wall / ncpu, 3),
+            "foreign_share": round(max(0.0, busy - proc) / wall / ncpu, 3),
+        }
+
+
 @dataclass
 class ServerProcess:
     """A server child process pinned to the server CPUs, listening on 127.0.0.1:`port`."""
@@ -144,7 +183,7 @@ def start_server(
     health_path: str | None = "/health",
     env: dict[str, str] | None = None,
 ) -> ServerProcess:
-    """Start `argv` as a child pinned to the server CPUs; return once it is ready.
+    """Start `argv` as a child; return once it is ready, pinned to the server CPUs.
 
     Ready means GET `health_path` answers 200, or (with `health_path=None`) the port accepts
     TCP connections. Raises `ServerUnavailable` (after stopping the child) when the process
@@ -157,13 +196,14 @@ def start_server(
             list(argv), stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=full_env
         )
     server = ServerProcess(name, port, proc, log)
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setaffinity(proc.pid, server_cpus())
     try:
         _wait_ready(server, health_path)
     except BaseException:
         server.stop(sig=signal.SIGKILL)
         raise
+    # Pinned once ready: start-up (imports) may use every CPU, the measured work only CPU 0.
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(proc.pid, server_cpus())
     return server
 
 

@@ -29,11 +29,18 @@ import orjson
 
 from bench import progress
 from bench.clients import OpenSpec
-from bench.common import API_KEY, SECRET, ServerProcess, ServerUnavailable, cpu_seconds
+from bench.common import API_KEY, SECRET, CpuWatch, ServerProcess
 from bench.profiling import pyspy_path, spy_on, summarize
 from bench.results import ratio, rounded
-from bench.servers import ROTARY_STANDARD, start_peer, start_rotary_with, ws_path
-from bench.worker import LoadPool
+from bench.servers import (
+    ROTARY_STANDARD,
+    start_all,
+    start_peer,
+    start_rotary_with,
+    stop_all,
+    ws_path,
+)
+from bench.worker import LoadPool, shared_pool
 
 __all__ = ["run"]
 
@@ -60,16 +67,28 @@ def run(*, quick: bool) -> dict[str, Any]:
     plan = _plan(quick)
     progress.expect(len(_KINDS) * len(plan))
     exp = int(time.time()) + 3600
+    repeats = 1 if quick else 3
     results: dict[str, dict[int, dict[str, Any]]] = {}
     notes: list[str] = []
-    with LoadPool() as pool:
+    pool = shared_pool()
+    progress.note("fanout: starting servers")
+    servers = start_all({kind: (lambda k=kind: _start(k)) for kind in _KINDS})
+    try:
         for kind in _KINDS:
-            try:
-                results[kind] = _kind(pool, kind, plan, exp=exp, repeats=1 if quick else 3)
-            except (ServerUnavailable, RuntimeError, TimeoutError) as exc:
-                notes.append(f"{kind} not measured: {exc}")
+            server = servers[kind]
+            if not isinstance(server, ServerProcess):
+                notes.append(f"{kind} not available: {server}")
                 progress.step()
-        profile = _maybe_profile(pool, results, plan, exp=exp, quick=quick)
+                continue
+            try:
+                results[kind] = _kind(pool, server, kind, plan, exp=exp, repeats=repeats)
+            except (RuntimeError, TimeoutError) as exc:
+                notes.append(f"{kind} not measured: {exc}")
+            finally:
+                server.stop()  # nothing else may run on CPU 0 during the next measurement
+    finally:
+        stop_all(servers)
+    profile = _maybe_profile(pool, results, plan, exp=exp, quick=quick)
     return _result(plan, results, notes, profile)
 
 
@@ -80,18 +99,19 @@ def _start(kind: str, profile_to: Path | None = None) -> ServerProcess:
 
 
 def _kind(
-    pool: LoadPool, kind: str, plan: list[tuple[int, int]], *, exp: int, repeats: int
+    pool: LoadPool,
+    server: ServerProcess,
+    kind: str,
+    plan: list[tuple[int, int]],
+    *,
+    exp: int,
+    repeats: int,
 ) -> dict[int, dict[str, Any]]:
-    progress.note(f"fanout: {kind}")
-    server = _start(kind)
     out: dict[int, dict[str, Any]] = {}
-    try:
-        for n, m in plan:
-            progress.note(f"fanout: {kind} N={n}")
-            out[n] = _measure(pool, server, kind, n=n, m=m, exp=exp, repeats=repeats)
-            progress.step()
-    finally:
-        server.stop()
+    for n, m in plan:
+        progress.note(f"fanout: {kind} N={n}")
+        out[n] = _measure(pool, server, kind, n=n, m=m, exp=exp, repeats=repeats)
+        progress.step()
     return out
 
 
@@ -120,7 +140,7 @@ def _measure(
 
 def _deliver(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, m: int) -> dict[str, Any]:
     pool.broadcast({"op": "arm", "per_client": m})
-    cpu0 = cpu_seconds(server.pid)
+    watch = CpuWatch(server.pid)
     t0 = time.monotonic()
     asyncio.run(_publish(kind, server, m))
     t_pub = time.monotonic()
@@ -128,7 +148,8 @@ def _deliver(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, m: int
     done = [r["t_done"] for r in replies]
     complete = all(t is not None for t in done)
     elapsed = (max(done) - t0) if complete else None
-    server_cpu = cpu_seconds(server.pid) - cpu0
+    cpu = watch.stop()
+    server_cpu = cpu["server_cpu_s"]
     wall = elapsed or (time.monotonic() - t0)
     return {
         "subscribers": n,
@@ -141,7 +162,8 @@ def _deliver(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, m: int
         if complete and server_cpu
         else None,
         "publish_seconds": round(t_pub - t0, 4),
-        "server_cpu_share": rounded(server_cpu / wall, 2),
+        "server_cpu_share": cpu["server_share"],
+        "foreign_cpu_share": cpu["foreign_share"],
         "load_cpu_share": rounded(sum(r["cpu_s"] for r in replies) / wall / pool.size, 2),
         "short_clients": sum(r["short_clients"] for r in replies),
     }
@@ -296,6 +318,7 @@ def _result(
     for kind, by_n in results.items():
         for n, r in by_n.items():
             figures[f"fanout_{kind}_{n}_deliveries_per_s"] = r["deliveries_per_s"]
+            figures[f"fanout_{kind}_{n}_per_server_cpu_s"] = r["deliveries_per_server_cpu_s"]
             table.append(
                 [
                     _LABELS[kind],
@@ -304,8 +327,10 @@ def _result(
                     r["deliveries"],
                     r["seconds"],
                     r["deliveries_per_s"],
+                    r["deliveries_per_server_cpu_s"],
                     r["server_cpu_share"],
                     r["load_cpu_share"],
+                    r["foreign_cpu_share"],
                 ]
             )
     n_big = plan[-1][0]
@@ -313,9 +338,14 @@ def _result(
     def rate(kind: str) -> float | None:
         return results.get(kind, {}).get(n_big, {}).get("deliveries_per_s")
 
+    def per_cpu(kind: str) -> float | None:
+        return results.get(kind, {}).get(n_big, {}).get("deliveries_per_server_cpu_s")
+
     ratios = {
         "fanout_rotary_over_picows": ratio(rate("rotary"), rate("picows")),
         "fanout_rotary_over_socketio": ratio(rate("rotary"), rate("socketio")),
+        "fanout_rotary_over_picows_cpu": ratio(per_cpu("rotary"), per_cpu("picows")),
+        "fanout_rotary_over_socketio_cpu": ratio(per_cpu("rotary"), per_cpu("socketio")),
         "fanout_rotary_over_aiohttp": ratio(rate("rotary"), rate("aiohttp")),
     }
     curves = {
@@ -344,8 +374,10 @@ def _result(
             "delivered",
             "seconds",
             "deliveries/s",
+            "per server CPU-s",
             "server CPU",
             "load CPU",
+            "foreign CPU0",
         ],
         "table": table,
         "curves": curves,

@@ -23,6 +23,7 @@ from typing import Any
 
 from bench import progress
 from bench.common import REPO, load_cpus, pin_self_to_load, raise_fd_limit, server_cpus
+from bench.worker import close_shared_pool
 
 __all__ = ["SCENARIOS", "load_scenario", "main_run", "plot", "render_tables"]
 
@@ -62,6 +63,7 @@ def main_run(
             results[name] = outcome
             status = 1 if "error" in outcome else status
     finally:
+        close_shared_pool()
         progress.close_bar()
     ratios = {k: v for r in results.values() for k, v in r.get("ratios", {}).items()}
     print(render_tables(results, ratios))
@@ -162,25 +164,26 @@ def _write_json(
 
 def plot(results: dict[str, dict[str, Any]], path: Path) -> list[Path]:
     """One PNG per curve (`<stem>_<curve>.png`) plus an overview per scenario in `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     written: list[Path] = []
     curves = {n: r.get("curves", {}) for n, r in results.items() if r.get("curves")}
     for curve_set in curves.values():
         for name, c in curve_set.items():
-            fig, ax = plt.subplots(figsize=(6, 4))
+            fig = Figure(figsize=(6, 4))
+            FigureCanvasAgg(fig)
+            ax = fig.add_subplot()
             _draw(ax, c, label=None)
             ax.set_title(name)
             target = path.with_name(f"{path.stem}_{name}{path.suffix or '.png'}")
             fig.tight_layout()
-            fig.savefig(target, dpi=100)
-            plt.close(fig)
+            fig.savefig(target, dpi=80)
             written.append(target)
     if curves:
-        fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4), squeeze=False)
+        fig = Figure(figsize=(6 * len(curves), 4.5))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(curves), squeeze=False)
         for ax, (scenario, curve_set) in zip(axes[0], curves.items(), strict=True):
             for name, c in curve_set.items():
                 _draw(ax, c, label=c["ylabel"].split("(", 1)[-1].rstrip(")") or name)
@@ -188,8 +191,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> list[Path]:
             ax.set_ylabel(next(iter(curve_set.values()))["ylabel"].split(" (")[0])
             ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        fig.savefig(path, dpi=80)
         written.append(path)
     return written
 

@@ -14,14 +14,21 @@ from typing import Any
 
 from bench import progress
 from bench.clients import OpenSpec
-from bench.common import SECRET, ServerProcess, ServerUnavailable, rss_kb
+from bench.common import SECRET, ServerProcess, rss_kb
 from bench.results import ratio
-from bench.servers import ROTARY_STANDARD, start_aiohttp_bare, start_rotary_with, ws_path
-from bench.worker import LoadPool
+from bench.servers import (
+    ROTARY_STANDARD,
+    start_aiohttp_bare,
+    start_all,
+    start_rotary_with,
+    stop_all,
+    ws_path,
+)
+from bench.worker import LoadPool, shared_pool
 
 __all__ = ["run"]
 
-_SETTLE_S = 1.0
+_SETTLE_S = 0.5
 _LABELS = {"rotary": "Rotary (token + 1 subscription)", "aiohttp": "bare aiohttp WebSocket"}
 
 
@@ -32,24 +39,45 @@ def run(*, quick: bool) -> dict[str, Any]:
     exp = int(time.time()) + 3600
     results: dict[str, dict[int, dict[str, Any]]] = {"rotary": {}, "aiohttp": {}}
     notes: list[str] = []
-    with LoadPool() as pool:
-        for n in sizes:
-            for kind in ("rotary", "aiohttp"):
+    pool = shared_pool()
+    for n in sizes:
+        progress.note(f"memory: starting servers N={n}")
+        servers = start_all({kind: (lambda k=kind: _start(k)) for kind in _LABELS})
+        try:
+            for kind, server in servers.items():
                 progress.note(f"memory: {kind} N={n}")
-                try:
-                    results[kind][n] = _measure(pool, kind, n, exp)
-                except (ServerUnavailable, RuntimeError) as exc:
-                    notes.append(f"{kind} N={n} not measured: {exc}")
+                if not isinstance(server, ServerProcess):
+                    notes.append(f"{kind} not available: {server}")
+                else:
+                    _measure_into(pool, server, n=n, exp=exp, into=results[kind], notes=notes)
                 progress.step()
+        finally:
+            stop_all(servers)
     return _result(sizes, results, notes)
+
+
+def _measure_into(
+    pool: LoadPool,
+    server: ServerProcess,
+    *,
+    n: int,
+    exp: int,
+    into: dict[int, dict[str, Any]],
+    notes: list[str],
+) -> None:
+    kind = "rotary" if server.name == "rotary" else "aiohttp"
+    try:
+        into[n] = _measure(pool, server, kind, n, exp)
+    except (RuntimeError, TimeoutError) as exc:
+        notes.append(f"{kind} N={n} not measured: {exc}")
 
 
 def _start(kind: str) -> ServerProcess:
     return start_rotary_with(ROTARY_STANDARD) if kind == "rotary" else start_aiohttp_bare()
 
 
-def _measure(pool: LoadPool, kind: str, n: int, exp: int) -> dict[str, Any]:
-    server = _start(kind)
+def _measure(pool: LoadPool, server: ServerProcess, kind: str, n: int, exp: int) -> dict[str, Any]:
+    """RSS before and after N clients connect; the server is stopped afterwards."""
     try:
         time.sleep(_SETTLE_S)
         before = rss_kb(server.pid)

@@ -7,19 +7,31 @@ Every function returns a running `ServerProcess` (callers stop it in a `finally`
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.common import API_KEY, SECRET, ServerProcess, free_port, start_rotary, start_server
+from bench.common import (
+    API_KEY,
+    SECRET,
+    ServerProcess,
+    ServerUnavailable,
+    free_port,
+    start_rotary,
+    start_server,
+)
 
 __all__ = [
     "ROTARY_CHECKED",
     "ROTARY_INSECURE",
     "ROTARY_STANDARD",
     "start_aiohttp_bare",
+    "start_all",
     "start_peer",
     "start_picows_bare",
     "start_rotary_with",
     "start_socketio",
+    "stop_all",
     "ws_path",
 ]
 
@@ -74,3 +86,31 @@ def start_peer(kind: str) -> ServerProcess:
     starters = {"picows": start_picows_bare, "aiohttp": start_aiohttp_bare}
     starters["socketio"] = start_socketio
     return starters[kind]()
+
+
+def start_all(
+    starters: dict[str, Callable[[], ServerProcess]],
+) -> dict[str, ServerProcess | ServerUnavailable]:
+    """Start several servers concurrently (start-up dominates short runs).
+
+    Each value is the running server or the `ServerUnavailable` explaining why not; the
+    caller stops the running ones with `stop_all` in a `finally`.
+    """
+    with ThreadPoolExecutor(max_workers=len(starters)) as ex:
+        futures = {name: ex.submit(start) for name, start in starters.items()}
+    out: dict[str, ServerProcess | ServerUnavailable] = {}
+    for name, fut in futures.items():
+        try:
+            out[name] = fut.result()
+        except ServerUnavailable as exc:
+            out[name] = exc
+        except Exception as exc:  # any start-up failure: keep the others stoppable
+            out[name] = ServerUnavailable(f"{name}: {exc!r}")
+    return out
+
+
+def stop_all(servers: dict[str, ServerProcess | ServerUnavailable]) -> None:
+    """Stop every running server of a `start_all` result (safe to call twice)."""
+    for server in servers.values():
+        if isinstance(server, ServerProcess):
+            server.stop()

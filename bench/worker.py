@@ -17,6 +17,7 @@ Workers pin themselves to the load CPUs and raise their fd limit.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import multiprocessing as mp
 import os
@@ -27,7 +28,7 @@ from typing import Any
 from bench.clients import OpenSpec, Tally, open_clients
 from bench.common import load_cpus, raise_fd_limit
 
-__all__ = ["LoadPool", "worker_count"]
+__all__ = ["LoadPool", "close_shared_pool", "shared_pool", "worker_count"]
 
 _REPLY_TIMEOUT = 180.0
 
@@ -47,8 +48,15 @@ class _Worker:
     async def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
         op = msg["op"]
         if op == "open":
+            cpu = time.process_time()
             res = await open_clients(msg["spec"], self.tally, self.clients)
-            return {"t_start": res.t_start, "ready_at": res.ready_at, "failures": res.failures}
+            cpu = time.process_time() - cpu
+            return {
+                "t_start": res.t_start,
+                "ready_at": res.ready_at,
+                "failures": res.failures,
+                "cpu_s": cpu,
+            }
         if op == "arm":
             live = [c for c in self.clients if c.ready.done() and not c.ready.exception()]
             for c in live:
@@ -164,8 +172,8 @@ class LoadPool:
     def open(self, spec: OpenSpec) -> dict[str, Any]:
         """Open `spec.count` clients split across the workers; merge their answers.
 
-        Returns ``{"elapsed", "ready", "failures", "ready_at"}`` with `elapsed` from the
-        earliest start to the last client ready (or to the deadline when some failed).
+        Returns ``{"elapsed", "ready", "failures", "ready_at", "load_cpu_s"}``; `elapsed`
+        runs from the earliest start to the last client ready.
         """
         shares = _split(spec.count, self.size)
         msgs, start = [], spec.start
@@ -177,6 +185,7 @@ class LoadPool:
         ready_at = sorted(r["t_start"] - t0 + x for r in replies for x in r["ready_at"])
         failures = [f for r in replies for f in r["failures"]]
         return {
+            "load_cpu_s": round(sum(r["cpu_s"] for r in replies), 3),
             "elapsed": ready_at[-1] if ready_at else float("nan"),
             "ready": len(ready_at),
             "failures": failures,
@@ -205,3 +214,25 @@ def _with(spec: OpenSpec, *, start: int, count: int) -> OpenSpec:
     from dataclasses import replace
 
     return replace(spec, start=start, count=count)
+
+
+_shared: LoadPool | None = None
+
+
+def shared_pool() -> LoadPool:
+    """One pool for the whole invocation (spawning workers costs about a second each time).
+
+    Scenarios borrow it and never shut it down; `close_shared_pool` (also run at exit) does.
+    """
+    global _shared
+    if _shared is None:
+        _shared = LoadPool()
+        atexit.register(close_shared_pool)
+    return _shared
+
+
+def close_shared_pool() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.shutdown()
+        _shared = None
