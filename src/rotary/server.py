@@ -87,6 +87,7 @@ def build_app(config: Config, node: Node) -> web.Application:
             node,
             allowed_origins=config.client.allowed_origins,
             message_size_limit=config.websocket.message_size_limit,
+            connection_limit=config.client.connection_limit,
         )
         app.router.add_get(config.websocket.handler_prefix, handler)
     if config.server.health:

@@ -70,6 +70,8 @@ class ClientSession:
         self.expire_at = 0
         self.subs: dict[str, Subscription] = {}
         self.subscribing: set[str] = set()
+        #: Ended subscriptions whose release (presence, leave, broker) is still running.
+        self.releasing: set[Subscription] = set()
         self.disconnect_reason: Disconnect | None = None
         settings = node.settings
         self.outbox = Outbox(
@@ -225,8 +227,9 @@ class ClientSession:
         self.disconnect(DisconnectCode.CONNECTION_CLOSED, flush=False)
         for task in list(self._tasks):
             task.cancel()
-        for channel in list(self.subs):
-            sub = self.subs.pop(channel)
+        pending = [*self.subs.values(), *self.releasing]
+        self.subs.clear()
+        for sub in pending:
             sub.ended = True
             await subscribe.remove_subscription(self, sub)
         self.node.unregister(self)

@@ -85,7 +85,7 @@ class Node:
         self.scheduler: Scheduler = scheduler or LoopScheduler()
         self.new_id = id_factory
         self.rand = rand
-        self.uid = uid or id_factory()
+        self.uid = uid or _uuid4()
         self.name = name or self.uid
         self.write_timeout = write_timeout
         self.presence_ttl = max(presence_ttl, 3 * settings.presence_update_interval)

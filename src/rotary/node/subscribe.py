@@ -306,13 +306,22 @@ def end_subscription(s: ClientSession, sub: Subscription, unsub: Unsubscribe | N
     if s.subs.get(sub.channel) is sub:
         del s.subs[sub.channel]
     sub.ended = True
+    # Leave the hub at once, so that a resubscribe right after starts from a clean slate.
+    s.node.hub.remove(sub.channel, s.id)
     if unsub is not None:
         s.send_unsubscribe(sub.channel, unsub)
+    s.releasing.add(sub)
     s.spawn(remove_subscription(s, sub))
 
 
 async def remove_subscription(s: ClientSession, sub: Subscription) -> None:
-    """Leave the hub, presence and (when it emits them) announce the leave."""
+    """Leave the hub and presence, announce the leave (when it emits them), free the broker.
+
+    Runs to completion once per subscription; a run cut short (the session's tasks are
+    cancelled) is repeated by the session's cleanup.
+    """
+    if sub.released:
+        return
     node, channel = s.node, sub.channel
     node.hub.remove(channel, s.id)
     if sub.presence:
@@ -320,6 +329,8 @@ async def remove_subscription(s: ClientSession, sub: Subscription) -> None:
     if sub.emit_join_leave:
         await node.broker.publish_leave(channel, sub.info)
     await node.broker_release(channel)
+    sub.released = True
+    s.releasing.discard(sub)
 
 
 async def handle_unsubscribe(

@@ -9,7 +9,7 @@ from rotary.engines.base import ClientInfo
 __all__ = ["Subscription"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Subscription:
     """Mutable state of one subscription, owned by its client session.
 
@@ -17,7 +17,8 @@ class Subscription:
     connect request or the server API; ending them badly disconnects (3006, 3010) instead
     of sending an unsubscribe push. `from_token` marks those the connection token lists
     (a refresh must list the same set). `offset`/`epoch` are the last position delivered
-    when `positioned`. `expire_at` 0 means no expiry.
+    when `positioned`. `expire_at` 0 means no expiry. `ended`: no more deliveries;
+    `released`: hub, presence and broker interest are all let go.
     """
 
     channel: str
@@ -33,3 +34,4 @@ class Subscription:
     epoch: str = ""
     offset: int = 0
     ended: bool = False
+    released: bool = False

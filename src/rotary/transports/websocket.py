@@ -3,6 +3,7 @@
 JSON protocol only: a client asking for protobuf (query ``format=protobuf`` /
 ``cf_protocol=protobuf``, or only the ``centrifuge-protobuf`` subprotocol) is refused with
 HTTP 400 before the upgrade. Origins are checked against ``allowed_origins`` (403).
+Past ``client_connection_limit`` open sessions new upgrades get HTTP 503.
 Frames over ``message_size_limit`` close the connection with 1009 (aiohttp does it).
 ``cf_ws_frame_ping_pong=true`` swaps application pings for WebSocket ping frames.
 """
@@ -69,6 +70,7 @@ def websocket_handler(
     *,
     allowed_origins: Sequence[str],
     message_size_limit: int,
+    connection_limit: int = 0,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler serving one WebSocket connection per request."""
 
@@ -76,6 +78,9 @@ def websocket_handler(
         if not origin_allowed(request.headers.get("Origin"), allowed_origins):
             _log.info("websocket refused: origin %r not allowed", request.headers.get("Origin"))
             return web.Response(status=403, text="origin not allowed")
+        if connection_limit > 0 and node.num_sessions >= connection_limit:
+            _log.info("websocket refused: connection limit %d reached", connection_limit)
+            return web.Response(status=503, text="connection limit reached")
         if _wants_protobuf(request):
             return web.Response(status=400, text="protobuf protocol is not supported")
         frame_pings = request.query.get("cf_ws_frame_ping_pong") == "true"
