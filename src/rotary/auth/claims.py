@@ -30,7 +30,13 @@ from rotary.auth.tokens import (
     new_subscription_token,
 )
 
-__all__ = ["ClaimRules", "connection_from_claims", "load_claims", "subscription_from_claims"]
+__all__ = [
+    "ClaimRules",
+    "connection_from_claims",
+    "load_claims",
+    "payload_refusal",
+    "subscription_from_claims",
+]
 
 Claims = dict[str, Any]
 ChannelKnown = Callable[[str], bool]
@@ -55,14 +61,19 @@ def _wrong_type(name: str, expected: str) -> TokenRejected:
     return _invalid("claims", f"claim {name} must be {expected}")
 
 
+def payload_refusal() -> TokenRejected:
+    """The refusal of a payload that is not a JSON object (INVALID ``malformed``)."""
+    return _invalid("malformed", "token payload is not a JSON object")
+
+
 def load_claims(payload: bytes) -> Claims:
     """Parse the payload JSON; it must be an object (INVALID ``malformed`` otherwise)."""
     try:
         claims = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        raise _invalid("malformed", "token payload is not valid JSON") from None
+        raise payload_refusal() from None
     if type(claims) is not dict:
-        raise _invalid("malformed", "token payload is not a JSON object")
+        raise payload_refusal()
     return claims
 
 
@@ -175,6 +186,9 @@ _COMMON_TYPES = {
     "b64info": _STR,
 }
 _CONNECTION_TYPES = {**_COMMON_TYPES, "channels": _LIST, "subs": _OBJECT}
+#: Claims whose types the connection fast path checks inline (sub, exp, iat, jti) or that
+#: may hold any JSON (info, meta).
+_GATED = frozenset(["sub", "exp", "iat", "jti", "info", "meta"])
 _SUBSCRIPTION_TYPES = {
     **_COMMON_TYPES,
     "client": _STR,
@@ -318,9 +332,18 @@ def connection_from_claims(
     ``b64info`` is INVALID ``b64`` (disconnect 3500), not an internal error.
     This is the hot path of every uncached connect: the common cases are inlined.
     """
-    _check_types(claims, _CONNECTION_TYPES)
     get = claims.get
-    exp, channels, subs = get("exp"), get("channels"), get("subs")
+    sub, exp, iat, jti = get("sub"), get("exp"), get("iat"), get("jti")
+    # Fast gate: tokens made only of these claims are type-checked right here.
+    if not (
+        claims.keys() <= _GATED
+        and type(sub) in _STR
+        and type(exp) in _NUMBER
+        and type(iat) in _NUMBER
+        and type(jti) in _STR
+    ):
+        _check_types(claims, _CONNECTION_TYPES)
+    channels, subs = get("channels"), get("subs")
     raw_subs = _subs(subs) if subs else None
     if rules.active:
         rules.check(claims)
@@ -333,7 +356,7 @@ def connection_from_claims(
     server_side = tuple(raw_subs) if raw_subs else _channels(channels) if channels else ()
     if server_side:
         _require_known(server_side, channel_known)
-    expire_at, iat, info, meta = get("expire_at"), get("iat"), get("info"), get("meta")
+    expire_at, info, meta = get("expire_at"), get("info"), get("meta")
     if expire_at is None:
         expire_at = 0 if exp is None else int(exp)
     elif expire_at < 0:
@@ -342,13 +365,13 @@ def connection_from_claims(
         info = _decoded(info, claims["b64info"], "b64info")
     elif info is not None:
         info = orjson.dumps(info)
-    sub = get("sub") or ""
+    sub = sub or ""
     return new_connection_token(
         rules.user(claims, sub) if rules.user_id_claim else sub,
         expire_at,
         None if exp is None else int(exp),
         None if iat is None else int(iat),
-        get("jti") or "",
+        jti or "",
         info,
         server_side,
         _options_of(raw_subs) if raw_subs else _NO_SUBS,

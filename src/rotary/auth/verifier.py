@@ -27,7 +27,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
-from rotary.auth.claims import connection_from_claims, load_claims, subscription_from_claims
+from orjson import JSONDecodeError
+from orjson import loads as _loads
+
+from rotary.auth.claims import connection_from_claims, payload_refusal, subscription_from_claims
 from rotary.auth.jwks import AiohttpJwksFetch, JwksFetch, JwksKeySet
 from rotary.auth.jws import parse_compact
 from rotary.auth.keyring import JwksMiss, Keyring, compile_keyring
@@ -229,9 +232,14 @@ class TokenVerifier:
         jws = parse_compact(token)
         try:
             keep_until = keyring.verify(jws, now, may_fetch)
-            found = decode(
-                load_claims(jws[3]), keyring.rules, self._channel_known, now, self._leeway
-            )
+            # load_claims, inlined: this is the hot path
+            try:
+                claims = _loads(jws[3])
+            except JSONDecodeError:
+                claims = None
+            if type(claims) is not dict:
+                raise payload_refusal()
+            found = decode(claims, keyring.rules, self._channel_known, now, self._leeway)
         except TokenRejected as exc:
             exc.alg = exc.alg or jws[0]
             exc.claims = jws[3] if exc.claims is None else exc.claims
