@@ -3,19 +3,24 @@
 Every test runs once per SDK. The SDKs are used unchanged, with public options only; tokens
 are signed here with PyJWT, the HTTP API is called directly. Intervals come from the server
 config (spec §3.4, §4.4), so expiries happen within seconds; waits are event-driven, each
-bounded.
+bounded. One server process serves the whole module (its start-up dominated the run time);
+every test uses channels of its own, suffixed with the SDK's name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Callable
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.functional.conftest import SECRET, ServerHandle, default_config
+from tests.functional.conftest import SECRET, ServerHandle, default_config, free_port
 from tests.sdk.harness import (
     SDKS,
     SdkDriver,
@@ -35,24 +40,71 @@ EXPIRED_CLOSE_DELAY = 2.0
 CHECK_INTERVAL = 0.5
 
 
-def server_config(**extra: Any) -> dict[str, Any]:
-    """The default test config with short expiry checks (spec §3.4, §4.4)."""
+ROOM = {"name": "room", "presence": True, "allow_presence_for_subscriber": True}
+HIST = {
+    "name": "hist",
+    "history_size": 50,
+    "history_ttl": "300s",
+    "force_recovery": True,
+    "allow_subscribe_for_client": True,
+}
+
+
+def server_config() -> dict[str, Any]:
+    """The default test config with short expiry checks (spec §3.4, §4.4) and namespaces:
+    top level open to subscribers with an id, `room` with presence, `hist` with recovery."""
     return {
         **default_config(),
         "client_expired_close_delay": f"{EXPIRED_CLOSE_DELAY:g}s",
         "client_expired_sub_close_delay": f"{EXPIRED_CLOSE_DELAY:g}s",
         "client_presence_update_interval": f"{int(CHECK_INTERVAL * 1000)}ms",
-        **extra,
+        "allow_subscribe_for_client": True,
+        "namespaces": [ROOM, HIST],
     }
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    """One `python -m rotary` for the module, started as the functional fixture does."""
+    folder = tmp_path_factory.mktemp("rotary-sdk")
+    config = server_config()
+    (folder / "config.json").write_text(json.dumps(config))
+    port = free_port()
+    cmd = [sys.executable, "-m", "rotary", "-c", str(folder / "config.json")]
+    cmd += ["--port", str(port), "--address", "127.0.0.1"]
+    log_path = folder / "rotary.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    handle = ServerHandle(port=port, config=config, process=proc, log_path=log_path)
+    try:
+        _wait_healthy(handle)
+        yield handle
+    finally:
+        handle.stop()
+
+
+def _wait_healthy(handle: ServerHandle) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert handle.process.poll() is None, f"rotary exited:\n{handle.log()}"
+        try:
+            with urllib.request.urlopen(f"{handle.http_url}/health", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"rotary not healthy:\n{handle.log()}")
+
+
 @pytest.fixture(params=SDKS)
-async def sdk(
-    request: pytest.FixtureRequest, rotary_server: Callable[..., ServerHandle]
-) -> AsyncIterator[SdkDriver]:
-    """A started SDK driver; it closes before any server of the test stops."""
+async def sdk(request: pytest.FixtureRequest, server: ServerHandle) -> AsyncIterator[SdkDriver]:
+    """A started SDK driver; closed before the module's server stops."""
     async with open_driver(request.param) as driver:
         yield driver
+
+
+def chan(sdk: SdkDriver, name: str) -> str:
+    """`name` made unique to this SDK's run (the server is shared by the module)."""
+    return f"{name}-{sdk.sdk}"
 
 
 async def api(server: ServerHandle, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -120,9 +172,8 @@ class SubTokens:
 
 
 async def test_sdk_connects_with_a_token_and_reports_its_client_id(
-    sdk: SdkDriver, rotary_server: Callable[..., ServerHandle]
+    sdk: SdkDriver, server: ServerHandle
 ) -> None:
-    server = rotary_server(server_config())
     event = await connected(sdk, server)
     assert isinstance(event["client"], str) and event["client"]
     [(_, reply)] = replies_to(sdk.events, "connect")
@@ -133,13 +184,13 @@ async def test_sdk_connects_with_a_token_and_reports_its_client_id(
 
 
 async def test_sdk_subscribes_to_a_private_channel_with_a_token_from_its_get_token_callback(
-    sdk: SdkDriver, rotary_server: Callable[..., ServerHandle]
+    sdk: SdkDriver, server: ServerHandle
 ) -> None:
-    server = rotary_server(server_config())
+    channel = chan(sdk, "$news")
     await connected(sdk, server)
-    await sdk.subscribe("$news", get_token=SubTokens(3600))
-    await sdk.wait_for(is_ev("sub_subscribed", channel="$news"))
-    assert [r["channel"] for r in token_requests(sdk, "subscription")] == ["$news"]
+    await sdk.subscribe(channel, get_token=SubTokens(3600))
+    await sdk.wait_for(is_ev("sub_subscribed", channel=channel))
+    assert [r["channel"] for r in token_requests(sdk, "subscription")] == [channel]
     [(command, reply)] = replies_to(sdk.events, "subscribe")
     assert command["subscribe"]["token"], "the SDK sent the token it got from getToken"
     assert "error" not in reply, sdk.dump()
@@ -149,40 +200,40 @@ async def test_sdk_subscribes_to_a_private_channel_with_a_token_from_its_get_tok
 
 
 async def test_publication_sent_through_the_http_api_reaches_the_sdk_subscriber(
-    sdk: SdkDriver, rotary_server: Callable[..., ServerHandle]
+    sdk: SdkDriver, server: ServerHandle
 ) -> None:
-    server = rotary_server(server_config())
+    channel = chan(sdk, "$news")
     await connected(sdk, server)
-    await sdk.subscribe("$news", get_token=SubTokens(3600))
-    await sdk.wait_for(is_ev("sub_subscribed", channel="$news"))
-    await publish_and_receive(sdk, server, "$news", {"text": "hello", "n": 1})
-    await publish_and_receive(sdk, server, "$news", {"text": "world", "n": 2})
+    await sdk.subscribe(channel, get_token=SubTokens(3600))
+    await sdk.wait_for(is_ev("sub_subscribed", channel=channel))
+    await publish_and_receive(sdk, server, channel, {"text": "hello", "n": 1})
+    await publish_and_receive(sdk, server, channel, {"text": "world", "n": 2})
 
 
 # 4 ------------------------------------------------------------------------------------------
 
 
 async def test_subscription_token_of_another_user_disconnects_with_3500(
-    sdk: SdkDriver, rotary_server: Callable[..., ServerHandle]
+    sdk: SdkDriver, server: ServerHandle
 ) -> None:
+    channel = chan(sdk, "$news")
     # Spec §4.3: token user ≠ connection user → disconnect 3500 (terminal, no reconnect).
-    server = rotary_server(server_config())
     await connected(sdk, server)
-    await sdk.subscribe("$news", get_token=SubTokens(3600, user="mallory"))
+    await sdk.subscribe(channel, get_token=SubTokens(3600, user="mallory"))
     event = await sdk.wait_for(is_ev("disconnected"))
     assert event["code"] == 3500, sdk.dump()
     assert_no_events(sdk, 0, "sub_subscribed", "publication")
 
 
 async def test_subscription_token_with_a_bad_signature_ends_unsubscribed_with_103(
-    sdk: SdkDriver, rotary_server: Callable[..., ServerHandle]
+    sdk: SdkDriver, server: ServerHandle
 ) -> None:
-    server = rotary_server(server_config())
+    channel = chan(sdk, "$news")
     start = len(sdk.events)
     await connected(sdk, server)
-    forged = TOKENS.forged(TOKENS.subscription(USER, "$news"))
-    await sdk.subscribe("$news", token=forged)
-    event = await sdk.wait_for(is_ev("sub_unsubscribed", channel="$news"))
+    forged = TOKENS.forged(TOKENS.subscription(USER, channel))
+    await sdk.subscribe(channel, token=forged)
+    event = await sdk.wait_for(is_ev("sub_unsubscribed", channel=channel))
     assert event["code"] == 103, sdk.dump()
     [(_, reply)] = replies_to(sdk.events, "subscribe")
     assert reply["error"]["code"] == 103, sdk.dump()
@@ -194,9 +245,9 @@ async def test_subscription_token_with_a_bad_signature_ends_unsubscribed_with_10
 
 
 async def test_expired_connection_token_is_refreshed_by_the_sdk_and_the_connection_stays_up(
-    sdk: SdkDriver, rotary_server: Callable[..., ServerHandle]
+    sdk: SdkDriver, server: ServerHandle
 ) -> None:
-    server = rotary_server(server_config(allow_subscribe_for_client=True))
+    channel = chan(sdk, "news")
     first_token = TOKENS.connection(USER, ttl=2)
     event = await connected(
         sdk,
@@ -207,8 +258,8 @@ async def test_expired_connection_token_is_refreshed_by_the_sdk_and_the_connecti
     after_connect = sdk.events.index(event)
     [(_, reply)] = replies_to(sdk.events, "connect")
     assert reply["connect"]["expires"] is True and reply["connect"]["ttl"] > 0, sdk.dump()
-    await sdk.subscribe("news")
-    await sdk.wait_for(is_ev("sub_subscribed", channel="news"))
+    await sdk.subscribe(channel)
+    await sdk.wait_for(is_ev("sub_subscribed", channel=channel))
 
     # The server answers the SDK's refresh with a new expiry (spec §3.4).
     await sdk.wait_for(lambda e: bool(_refresh_replies(sdk)), within=6)
@@ -218,7 +269,7 @@ async def test_expired_connection_token_is_refreshed_by_the_sdk_and_the_connecti
 
     # Past the first token's expiry plus the close delay, the old deadline no longer applies.
     await sleep_until(exp_of(first_token) + EXPIRED_CLOSE_DELAY + CHECK_INTERVAL + 0.5)
-    await publish_and_receive(sdk, server, "news", {"after": "expiry"})
+    await publish_and_receive(sdk, server, channel, {"after": "expiry"})
     assert len(token_requests(sdk, "connection")) >= 1
     assert_no_events(sdk, after_connect, "disconnected", "connecting")
 
@@ -231,13 +282,13 @@ def _refresh_replies(sdk: SdkDriver) -> list[tuple[dict[str, Any], Any]]:
 
 
 async def test_short_lived_subscription_is_kept_alive_through_sub_refresh(
-    sdk: SdkDriver, rotary_server: Callable[..., ServerHandle]
+    sdk: SdkDriver, server: ServerHandle
 ) -> None:
-    server = rotary_server(server_config())
+    channel = chan(sdk, "$ticker")
     await connected(sdk, server)
     tokens = SubTokens(2)
-    await sdk.subscribe("$ticker", get_token=tokens)
-    subscribed = await sdk.wait_for(is_ev("sub_subscribed", channel="$ticker"))
+    await sdk.subscribe(channel, get_token=tokens)
+    subscribed = await sdk.wait_for(is_ev("sub_subscribed", channel=channel))
     after_subscribe = sdk.events.index(subscribed)
 
     # Three refreshes: the subscription outlives three token expiries.
@@ -247,7 +298,7 @@ async def test_short_lived_subscription_is_kept_alive_through_sub_refresh(
         assert reply["sub_refresh"].get("expires") is True, sdk.dump()
         assert reply["sub_refresh"]["ttl"] > 0, sdk.dump()
     await sleep_until(tokens.exps[1] + EXPIRED_CLOSE_DELAY + CHECK_INTERVAL + 0.3)
-    await publish_and_receive(sdk, server, "$ticker", {"tick": 1})
+    await publish_and_receive(sdk, server, channel, {"tick": 1})
     assert len(tokens.exps) >= 4
     assert_no_events(sdk, after_subscribe, "sub_subscribing", "sub_unsubscribed", "disconnected")
 
@@ -260,16 +311,15 @@ def _sub_refresh_replies(sdk: SdkDriver) -> list[tuple[dict[str, Any], Any]]:
 
 
 async def test_presence_from_the_sdk_shows_conn_info_and_chan_info_from_the_tokens(
-    sdk: SdkDriver, rotary_server: Callable[..., ServerHandle]
+    sdk: SdkDriver, server: ServerHandle
 ) -> None:
-    namespace = {"name": "room", "presence": True, "allow_presence_for_subscriber": True}
-    server = rotary_server(server_config(namespaces=[namespace]))
+    channel = chan(sdk, "$room:lobby")
     conn_info = {"name": "Alice", "tags": ["a", "b"]}
     chan_info = {"seat": 7, "role": "speaker"}
     event = await connected(sdk, server, token=TOKENS.connection(USER, info=conn_info))
-    await sdk.subscribe("$room:lobby", get_token=SubTokens(3600, info=chan_info))
-    await sdk.wait_for(is_ev("sub_subscribed", channel="$room:lobby"))
-    clients = await sdk.presence("$room:lobby")
+    await sdk.subscribe(channel, get_token=SubTokens(3600, info=chan_info))
+    await sdk.wait_for(is_ev("sub_subscribed", channel=channel))
+    clients = await sdk.presence(channel)
     assert clients == {
         event["client"]: {
             "client": event["client"],
@@ -284,19 +334,12 @@ async def test_presence_from_the_sdk_shows_conn_info_and_chan_info_from_the_toke
 
 
 async def test_sdk_recovers_publications_missed_while_reconnecting_without_gap_or_duplicate(
-    sdk: SdkDriver, rotary_server: Callable[..., ServerHandle]
+    sdk: SdkDriver, server: ServerHandle
 ) -> None:
-    namespace = {
-        "name": "hist",
-        "history_size": 50,
-        "history_ttl": "300s",
-        "force_recovery": True,
-        "allow_subscribe_for_client": True,
-    }
-    server = rotary_server(server_config(namespaces=[namespace]))
-    channel = "hist:feed"
+    channel = chan(sdk, "hist:feed")
     # A reconnect delay of ≥1 s leaves time to publish while the client is away.
-    await connected(sdk, server, min_reconnect_delay=1.0)
+    user = chan(sdk, "bob")  # the API disconnect below is by user: no one else is him
+    await connected(sdk, server, token=TOKENS.connection(user), min_reconnect_delay=1.0)
     await sdk.subscribe(channel)
     first = await sdk.wait_for(is_ev("sub_subscribed", channel=channel))
     assert first["recoverable"] is True, sdk.dump()
@@ -305,7 +348,7 @@ async def test_sdk_recovers_publications_missed_while_reconnecting_without_gap_o
 
     away = len(sdk.events)
     drop = {"code": 3011, "reason": "force reconnect"}
-    await api(server, "disconnect", {"user": USER, "disconnect": drop})
+    await api(server, "disconnect", {"user": user, "disconnect": drop})
     await sdk.wait_for(is_ev("connecting", code=3011), start=away)
     for n in (3, 4, 5):
         await api(server, "publish", {"channel": channel, "data": {"n": n}})
@@ -334,12 +377,11 @@ def _assert_recovered_on_the_wire(sdk: SdkDriver, start: int, last_seen: int) ->
 
 
 async def test_expired_token_at_sub_refresh_ends_with_2501_and_the_sdk_resubscribes(
-    sdk: SdkDriver, rotary_server: Callable[..., ServerHandle]
+    sdk: SdkDriver, server: ServerHandle
 ) -> None:
     # Rotary's deliberate difference (spec §4.5 QUIRK, option b): the expired token is
     # answered {} and the subscription is ended with unsubscribe push 2501.
-    server = rotary_server(server_config())
-    channel = "$alerts"
+    channel = chan(sdk, "$alerts")
     await connected(sdk, server)
     tokens = SubTokens(2, -30, 3600)
     await sdk.subscribe(channel, get_token=tokens)
@@ -361,3 +403,31 @@ async def test_expired_token_at_sub_refresh_ends_with_2501_and_the_sdk_resubscri
 
 
 _EXPIRED = {"code": 2501, "reason": "subscription expired"}
+
+
+# 10 -----------------------------------------------------------------------------------------
+
+
+async def test_expiry_ttl_counts_whole_seconds_from_the_current_second(
+    sdk: SdkDriver, server: ServerHandle
+) -> None:
+    # Centrifugo sends ttl = exp - unix_now_in_seconds (spec §1.6 step 11, §3.2, §12.11): a
+    # token expiring in the next second gets ttl 1, never `expires: true, ttl: 0` while the
+    # expiry is still ahead. ttl 0 makes both SDKs refresh at once, in a loop until the second
+    # turns when the new token expires in the same second.
+    channel = chan(sdk, "$brief")
+    await _mid_second()
+    token = TOKENS.connection(USER, ttl=1)  # expires at the next whole second
+    await connected(sdk, server, token=token, get_token=lambda: TOKENS.connection(USER))
+    await sdk.subscribe(channel, get_token=SubTokens(1, 3600))
+    await sdk.wait_for(is_ev("sub_subscribed", channel=channel))
+    [(_, connect), *_] = replies_to(sdk.events, "connect")
+    [(_, subscribe), *_] = replies_to(sdk.events, "subscribe")
+    assert connect["connect"]["expires"] is True, sdk.dump()
+    assert subscribe["subscribe"]["expires"] is True, sdk.dump()
+    assert (connect["connect"]["ttl"], subscribe["subscribe"]["ttl"]) == (1, 1), sdk.dump()
+
+
+async def _mid_second() -> None:
+    """Wait for the start of the next second plus 0.2 s, leaving 0.8 s before it turns."""
+    await asyncio.sleep(1.2 - time.time() % 1)
