@@ -17,8 +17,9 @@ URL is never built from token claims.
 The cache maps a whole token string (per token kind) to its verified result; a hit is a dict
 lookup plus an expiry comparison, the reconnect-storm path. An entry never outlives its
 token's ``exp`` (plus leeway), nor the rotation window of the previous HMAC secret that
-verified it. Namespace knowledge (`channel_known`) is assumed fixed for a verifier's life:
-a configuration reload builds a new verifier.
+verified it. A cached result does survive the removal of its JWKS key upstream until then.
+Namespace knowledge (`channel_known`) is assumed fixed for a verifier's life: a
+configuration reload builds a new verifier (with an empty cache).
 """
 
 from __future__ import annotations
