@@ -435,3 +435,26 @@ async def test_token_subscription_override_uses_presence_for_its_connection_toke
     )
     await h.connect(token="t")
     assert (await h.node.api_presence_stats("pp:a")).num_clients == 0
+
+
+async def test_binary_token_info_closes_3506_for_a_json_client(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    h.auth.subscribe["t"] = SubscribeCredentials("1", "$a", info=b"\x00\x01binary")
+    conn = await h.connect(user="1")
+    await conn.send({"id": 2, "subscribe": {"channel": "$a", "token": "t"}})
+    assert conn.closed is not None and conn.closed.code == 3506
+
+
+async def test_publications_carry_the_publishers_chan_info(make_harness: MakeHarness) -> None:
+    channels = ChannelSettings(
+        without_namespace=ChannelOptions(
+            allow_subscribe_for_client=True, allow_publish_for_subscriber=True
+        )
+    )
+    h = await make_harness(settings=NO_PING, channels=channels)
+    h.auth.subscribe["t"] = SubscribeCredentials("1", "$a", info=b'{"seat":3}')
+    conn = await h.connect(user="1")
+    await _sub(conn, "$a", token="t")
+    await conn.send({"id": 3, "publish": {"channel": "$a", "data": {}}})
+    pub = conn.messages()[0]["push"]["pub"]
+    assert pub["info"] == {"user": "1", "client": "client-1", "chan_info": {"seat": 3}}

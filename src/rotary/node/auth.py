@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import orjson
+
 from rotary.errors import RotaryError
+from rotary.protocol.codes import DisconnectCode, DisconnectError
 
 __all__ = [
     "Authenticator",
@@ -22,9 +25,25 @@ __all__ = [
     "SubscribeCredentials",
     "TokenProblem",
     "TokenProblemKind",
+    "json_payload",
 ]
 
 TokenProblemKind = Literal["invalid", "expired", "unknown_channel", "mismatch"]
+
+
+def json_payload(payload: bytes | None) -> bytes | None:
+    """`payload` if it is JSON a JSON client can receive; else disconnect 3506.
+
+    Token ``b64info``/``b64data`` may carry arbitrary bytes, which only protobuf clients
+    could take (spec §1.2); Rotary speaks JSON only.
+    """
+    if payload is None:
+        return None
+    try:
+        orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise DisconnectError(DisconnectCode.INAPPROPRIATE_PROTOCOL) from None
+    return payload
 
 
 class TokenProblem(RotaryError):

@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from rotary.channels.resolver import ResolvedChannel
-from rotary.node.auth import ConnectCredentials, ServerSubOptions, TokenProblem
+from rotary.node.auth import ConnectCredentials, ServerSubOptions, TokenProblem, json_payload
 from rotary.node.state import State
 from rotary.node.subscribe import activate, server_subscription
 from rotary.policy.permissions import subscribe_allowed
@@ -65,7 +65,7 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
     if expire_at and expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
     s.meta = creds.meta
-    s.authenticated(user=creds.user, info=creds.info, expire_at=expire_at)
+    s.authenticated(user=creds.user, info=json_payload(creds.info), expire_at=expire_at)
     _log.info("client %s: connected as user %r", s.id, creds.user)
     subs, results = [], {}
     for ch, opts, from_token in planned:
@@ -177,7 +177,8 @@ async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> 
     expire_at = 0 if node.settings.insecure else creds.expire_at
     if expire_at and expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
-    return refresh_connection(s, expire_at=expire_at, info=creds.info, now=now)
+    info = json_payload(creds.info)
+    return refresh_connection(s, expire_at=expire_at, info=info, now=now)
 
 
 def refresh_connection(

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
-from rotary.node.auth import Override, ServerSubOptions, SubscribeCredentials, TokenProblem
+from rotary.node.auth import (
+    Override,
+    ServerSubOptions,
+    SubscribeCredentials,
+    TokenProblem,
+    json_payload,
+)
 from rotary.node.hub import TrackedDelivery
 from rotary.node.subscription import Subscription
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
@@ -112,7 +118,8 @@ async def _authorize(s: ClientSession, req: SubscribeRequest, ch: ResolvedChanne
     """A token alone decides when present (spec §4.3); else the namespace rules (§4.6)."""
     if req.token:
         creds = await _verify(s, req.token, req.channel)
-        return Grant(creds.info, creds.data, creds.expire_at, creds.override)
+        info, data = json_payload(creds.info), json_payload(creds.data)
+        return Grant(info, data, creds.expire_at, creds.override)
     if subscribe_allowed(ch, user=s.user, insecure=s.node.settings.insecure):
         return Grant()
     raise CommandError(ErrorCode.PERMISSION_DENIED)
@@ -389,7 +396,7 @@ async def handle_sub_refresh(
     if creds.expire_at and creds.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
     sub.expire_at = creds.expire_at
-    sub.info = s.client_info(creds.info)
+    sub.info = s.client_info(json_payload(creds.info))
     result: dict[str, Any] = {}
     _add_expiry(result, sub.expire_at, now)
     return result
@@ -408,11 +415,11 @@ async def server_subscription(
     expire_at: int = 0,
 ) -> tuple[Subscription, dict[str, Any]]:
     """Establish one server-side subscription; the caller queues its result, then activates."""
-    sub = _base_subscription(s, ch, opts.info, opts.override)
+    sub = _base_subscription(s, ch, json_payload(opts.info), opts.override)
     sub.server_side, sub.from_token, sub.expire_at = True, from_token, expire_at
     result = await establish(s, sub, recover if sub.recoverable else None)
     if opts.data:
-        result["data"] = raw(opts.data)
+        result["data"] = raw(json_payload(opts.data) or b"null")
     _add_expiry(result, expire_at, s.node.clock.now())
     return sub, result
 
