@@ -22,6 +22,7 @@ from rotary.engines.revocation import (
     RevocationEvent,
     RevocationStore,
     TokenIdentity,
+    revocation_store_for,
 )
 from rotary.testing import ManualClock
 from tests.engines.test_revocation_support import delete_prefixed, redis_reachable
@@ -226,3 +227,25 @@ def test_an_event_affects_exactly_the_tokens_its_record_refuses() -> None:
     assert scoped.affects(subscription("$a", iat=99))
     assert not scoped.affects(connection(iat=99))
     assert not scoped.affects(subscription("$b", iat=99))
+
+
+def test_identities_are_taken_from_verified_tokens() -> None:
+    from rotary.auth.tokens import ConnectionToken, SubscriptionToken
+
+    conn_token = ConnectionToken(user="42", expire_at=0, iat=100, jti="t-1")
+    sub_token = SubscriptionToken(user="42", channel="$a", client="", expire_at=0)
+
+    assert TokenIdentity.of_connection(conn_token) == connection(jti="t-1", iat=100)
+    assert TokenIdentity.of_subscription(sub_token) == subscription("$a")
+
+
+async def test_the_store_follows_the_configured_engine() -> None:
+    from rotary.config.model import EngineSettings
+    from rotary.engines.redis.revocation import RedisRevocationStore
+
+    clock = ManualClock()
+
+    assert isinstance(revocation_store_for(EngineSettings(), clock=clock), MemoryRevocationStore)
+    redis_store = revocation_store_for(EngineSettings(type="redis"), clock=clock)
+    await redis_store.close()
+    assert isinstance(redis_store, RedisRevocationStore)

@@ -177,7 +177,7 @@ async def test_after_its_pubsub_connection_is_killed_a_node_reloads_and_misses_n
     now = int(clock.now())
     async with node(private_redis, prefix, clock) as a, node(private_redis, prefix, clock) as b:
         client = client_for(private_redis)
-        await client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await client.client_kill_filter(_type="pubsub")
         # Written while b's notification channel is (most likely) down: only a reload
         # can bring it, and b must reload in any case.
         await a.store.revoke_token("t-1", expire_at=now + 60)

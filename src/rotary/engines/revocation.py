@@ -25,7 +25,11 @@ import heapq
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from rotary.clock import Clock
+    from rotary.config.model import EngineSettings
 
 __all__ = [
     "DEFAULT_RECORD_TTL",
@@ -38,6 +42,7 @@ __all__ = [
     "TokenIdentity",
     "call_listeners",
     "record_expiry",
+    "revocation_store_for",
 ]
 
 _log = logging.getLogger("rotary.revocation")
@@ -47,6 +52,21 @@ DEFAULT_RECORD_TTL = 30 * 24 * 3600
 #: Reasons `RevocationStore.is_revoked` returns.
 REVOKED_JTI = "revoked_jti"
 REVOKED_USER = "revoked_user"
+
+
+class _Claimed(Protocol):
+    # Structural, so that this layer needs nothing of rotary.auth.
+    @property
+    def user(self) -> str: ...
+    @property
+    def jti(self) -> str: ...
+    @property
+    def iat(self) -> int | None: ...
+
+
+class _ChannelClaimed(_Claimed, Protocol):
+    @property
+    def channel(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +83,16 @@ class TokenIdentity:
     jti: str
     iat: int | None
     channel: str = ""
+
+    @classmethod
+    def of_connection(cls, token: _Claimed) -> TokenIdentity:
+        """The identity of a verified connection token (`rotary.auth.ConnectionToken`)."""
+        return cls("connection", token.user, token.jti, token.iat)
+
+    @classmethod
+    def of_subscription(cls, token: _ChannelClaimed) -> TokenIdentity:
+        """The identity of a verified subscription token (`rotary.auth.SubscriptionToken`)."""
+        return cls("subscription", token.user, token.jti, token.iat, token.channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +173,17 @@ def record_expiry(expire_at: int, now: float) -> int | None:
     if expire_at <= now:
         return None
     return expire_at
+
+
+def revocation_store_for(engine: EngineSettings, *, clock: Clock) -> RevocationStore:
+    """The store that goes with the configured engine: memory, or Redis on its settings."""
+    if engine.type == "redis":
+        from rotary.engines.redis.revocation import RedisRevocationStore
+
+        return RedisRevocationStore(engine.redis, clock=clock)
+    from rotary.engines.memory.revocation import MemoryRevocationStore
+
+    return MemoryRevocationStore(clock)
 
 
 def call_listeners(listeners: Iterable[RevocationListener], event: RevocationEvent) -> None:

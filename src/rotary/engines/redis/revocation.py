@@ -87,7 +87,10 @@ class RedisRevocationStore:
         return self._channel
 
     async def start(self) -> None:
-        """Subscribe the notification channel, then load every record."""
+        """Subscribe the notification channel, then load every record.
+
+        Call `close` even when this raises: the PUB/SUB task keeps reconnecting until then.
+        """
         shard = self._shards[0]
         self._subscriber = ShardSubscriber(
             name=f"rotary-revocation-{id(self):x}",
