@@ -15,6 +15,7 @@ from rotary.channels.resolver import ResolvedChannel
 from rotary.node.auth import ConnectCredentials, ServerSubOptions, TokenProblem, json_payload
 from rotary.node.state import State
 from rotary.node.subscribe import activate, server_subscription
+from rotary.node.subscription import ttl_seconds
 from rotary.policy.permissions import subscribe_allowed
 from rotary.protocol.codec import ProtocolViolation, encode_reply
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
@@ -140,7 +141,7 @@ def _connect_result(s: ClientSession, subs: dict[str, Any], now: float) -> dict[
     settings = s.node.settings
     result: dict[str, Any] = {"client": s.id, "version": VERSION}
     if s.expire_at:
-        result.update(expires=True, ttl=max(int(s.expire_at - now), 0))
+        result.update(expires=True, ttl=ttl_seconds(s.expire_at, now))
     if subs:
         result["subs"] = subs
     if s.app_pings and settings.ping_interval > 0:
@@ -191,5 +192,5 @@ def refresh_connection(
     s.arm_expiry()
     result: dict[str, Any] = {"client": s.id, "version": VERSION}
     if expire_at:
-        result.update(expires=True, ttl=max(int(expire_at - now), 0))
+        result.update(expires=True, ttl=ttl_seconds(expire_at, now))
     return result

@@ -26,7 +26,7 @@ from rotary.node.auth import (
     json_payload,
 )
 from rotary.node.hub import TrackedDelivery
-from rotary.node.subscription import Subscription
+from rotary.node.subscription import Subscription, ttl_seconds
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
 from rotary.protocol.codec import ProtocolViolation, encode_push, encode_reply, publication_obj, raw
 from rotary.protocol.codes import (
@@ -186,7 +186,7 @@ def _base_subscription(
 def _add_expiry(result: dict[str, Any], expire_at: int, now: float) -> None:
     if expire_at > 0:
         result["expires"] = True
-        result["ttl"] = max(int(expire_at - now), 0)
+        result["ttl"] = ttl_seconds(expire_at, now)
 
 
 # ---------------------------------------------------------------------------- establishing

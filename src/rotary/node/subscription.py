@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rotary.engines.base import ClientInfo
 
-__all__ = ["Subscription"]
+__all__ = ["Subscription", "ttl_seconds"]
 
 
 @dataclass(slots=True, eq=False)
@@ -35,3 +35,9 @@ class Subscription:
     offset: int = 0
     ended: bool = False
     released: bool = False
+
+
+def ttl_seconds(expire_at: int, now: float) -> int:
+    """Whole seconds left until `expire_at`, counted as Centrifugo does (from the current
+    whole second), so an expiry in the future always leaves at least 1."""
+    return max(expire_at - int(now), 0)
