@@ -25,6 +25,7 @@ from rotary.auth import TokenRejected, TokenVerifier
 from rotary.channels import ChannelResolver
 from rotary.clock import SystemClock
 from rotary.config import DEFAULT_CONFIG_PATH, Config, format_duration, load_config
+from rotary.config.doc import config_reference
 from rotary.config.templates import dev_config, generated_config, write_new_config
 from rotary.errors import ConfigError, RotaryError
 
@@ -130,6 +131,7 @@ def _parser() -> _Parser:
     _add_token_commands(commands, config)
     _add(commands, "genconfig", "write a new config file", _cmd_genconfig, config)
     _add(commands, "checkconfig", "check a config file", _cmd_checkconfig, config)
+    _add(commands, "configdoc", "print the configuration reference (Markdown)", _cmd_configdoc)
     _add(commands, "version", "print the version", _cmd_version)
     return root
 
@@ -447,6 +449,11 @@ def _cmd_checkconfig(args: argparse.Namespace) -> int:
         for problem in exc.problems or [str(exc)]:
             _say(f"error: {problem}")
         return 1
+    return 0
+
+
+def _cmd_configdoc(args: argparse.Namespace) -> int:
+    _say(config_reference(), end="")
     return 0
 
 

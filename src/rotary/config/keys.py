@@ -42,13 +42,15 @@ class Key:
     `dest` is a dotted path into `Config` (``client.ping_interval``,
     ``auth.connection.audience``, ``channels.without_namespace.presence``) or
     ``ignored.<name>`` for keys that are accepted and have no effect in Rotary.
-    `v6` is "" for keys that exist only in the flat layout (aliases).
+    `v6` is "" for keys that exist only in the flat layout (aliases). `description` is one
+    line of plain words for the generated reference (``rotary configdoc``).
     """
 
     v5: str
     v6: str
     kind: Kind
     dest: str
+    description: str = ""
 
 
 def _kind_of(field: dataclasses.Field[object]) -> Kind:
@@ -179,13 +181,247 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
 )
 # fmt: on
 
+# One line per key, in plain words, for the generated reference (``rotary configdoc``). A key
+# missing here still loads; tests/config/test_doc.py insists that none is missing.
+# fmt: off
+_DESCRIPTIONS: dict[str, str] = {
+    "allow_anonymous_connect_without_token":
+        "Let clients connect without any token; they become anonymous users (empty user id).",
+    "client_anonymous":
+        "Centrifugo v3 name, accepted as an alias of allow_anonymous_connect_without_token.",
+    "disallow_anonymous_connection_tokens":
+        "Refuse connection tokens whose sub claim is empty (anonymous tokens).",
+    "client_insecure":
+        "Development only: anonymous connect, token expiry ignored, any non-private channel "
+        "open to subscribe, publish, presence and history.",
+    "client_insecure_skip_token_signature_verify":
+        "Development only: trust token claims without checking their signature.",
+    "allowed_origins":
+        "Browser origins allowed to open WebSockets (glob patterns, \"*\" for any); empty "
+        "accepts only requests without an Origin header.",
+    "ping_interval":
+        "How often the server sends an application-level ping to each client.",
+    "pong_timeout":
+        "How long a client may take to answer a ping before it is disconnected; must be "
+        "shorter than ping_interval.",
+    "client_expired_close_delay":
+        "Grace time after a connection token expires before the connection is closed "
+        "(the client refreshes meanwhile).",
+    "client_expired_sub_close_delay":
+        "Grace time after a subscription token expires before the client is unsubscribed.",
+    "client_stale_close_delay":
+        "Close a connection that has not sent its connect command within this time.",
+    "client_channel_limit":
+        "Most channels one connection may be subscribed to at once.",
+    "client_queue_max_size":
+        "Bytes a connection's outgoing queue may hold before it is closed as too slow.",
+    "client_presence_update_interval":
+        "How often presence entries of connected clients are refreshed.",
+    "client_user_connection_limit":
+        "Most simultaneous connections per user on this node (0: no limit).",
+    "client_connection_limit":
+        "Most simultaneous connections on this node; more are refused before the WebSocket "
+        "upgrade (0: no limit).",
+    "client_connection_rate_limit":
+        "Most new connections per second on this node (0: no limit).",
+    "client_concurrency":
+        "How many commands of one connection may be processed at the same time (0: in "
+        "order, one at a time).",
+    "client_channel_position_check_delay":
+        "How often the stream position of recoverable subscriptions is checked.",
+    "client_history_max_publication_limit":
+        "Largest number of publications a client may ask for in one history call.",
+    "client_recovery_max_publication_limit":
+        "Largest number of publications recovered on resubscribe; more means recovery fails.",
+    "client_connect_include_server_time":
+        "Add the server's time to every connect reply.",
+    "user_subscribe_to_personal":
+        "Subscribe every authenticated connection to its user's personal channel.",
+    "user_personal_channel_namespace":
+        "Namespace of personal channels (empty: channels without a namespace).",
+    "user_personal_single_connection":
+        "Keep only one connection per user, closing older ones (needs presence on the "
+        "personal channel).",
+    "rpc_ping":
+        "Answer RPC calls of the ping method without a proxy (a round-trip check).",
+    "rpc_ping_method":
+        "Name of the RPC method answered by rpc_ping.",
+    "separate_subscription_token_config":
+        "Check subscription tokens with the subscription_token_* settings instead of the "
+        "connection token settings.",
+    "token_leeway":
+        "Clock skew tolerated when checking exp and nbf of every token.",
+    "token_cache_size":
+        "Entries in the cache of already verified tokens (0 turns the cache off).",
+    "token_jwks_cache_ttl":
+        "How long keys fetched from a JWKS endpoint are kept.",
+    "token_jwks_timeout":
+        "Longest time one fetch of the JWKS endpoint may take.",
+    "token_max_size":
+        "Longest token accepted, in bytes; longer ones are refused without being read.",
+    "token_jwks_refetch_interval":
+        "Least time between two JWKS fetches, so that unknown kid values cannot force "
+        "a fetch each.",
+    "channel_private_prefix":
+        "Prefix of private channels (subscription needs a token).",
+    "channel_namespace_boundary":
+        "Separator between a namespace and the rest of a channel name.",
+    "channel_user_boundary":
+        "Marks the user list of user-limited channels (news#42).",
+    "channel_user_separator":
+        "Separator between user ids of user-limited channels (dialog#42,43).",
+    "channel_max_length":
+        "Longest channel name allowed, in bytes.",
+    "global_history_meta_ttl":
+        "How long a channel's stream position (epoch and offset) is kept, unless a namespace "
+        "sets history_meta_ttl.",
+    "namespaces":
+        "Named namespaces: a list of objects with a name and any channel options below.",
+    "api_key":
+        "Key the server HTTP API requires (X-API-Key header, Authorization: apikey <key>, "
+        "or api_key query parameter).",
+    "api_insecure":
+        "Serve the HTTP API without checking the API key (only behind a trusted network).",
+    "api_error_mode":
+        "\"transport\" answers API errors with HTTP status codes instead of an error in the "
+        "body.",
+    "api_handler_prefix":
+        "URL path of the HTTP API.",
+    "websocket_disable":
+        "Turn the WebSocket endpoint off.",
+    "websocket_handler_prefix":
+        "URL path of the WebSocket endpoint.",
+    "websocket_message_size_limit":
+        "Largest incoming WebSocket message, in bytes; larger closes with code 1009.",
+    "websocket_write_timeout":
+        "Longest time one write to a client may take before the connection is closed.",
+    "address":
+        "Address to listen on (empty: every interface).",
+    "port":
+        "Port to listen on.",
+    "name":
+        "Name of this node, shown by the info API.",
+    "health":
+        "Serve a health check at /health.",
+    "prometheus":
+        "Serve Prometheus metrics at /metrics.",
+    "log_level":
+        "Least severe log level written: none, trace, debug, info, warn or error.",
+    "log_file":
+        "Write logs to this file instead of standard error.",
+    "log_json":
+        "Write each log line as one JSON object.",
+    "engine":
+        "Where publications, history and presence live: memory (one node) or redis.",
+    "redis_address":
+        "Redis servers (host:port or redis:// URL); channels are sharded over several.",
+    "redis_prefix":
+        "Prefix of every Redis key and PUB/SUB channel Rotary uses.",
+    "redis_password":
+        "Password for Redis AUTH.",
+    "redis_user":
+        "User name for Redis ACL AUTH.",
+    "redis_db":
+        "Redis database number.",
+    "redis_sentinel_address":
+        "Redis Sentinel addresses, to find the master through Sentinel.",
+    "redis_sentinel_master_name":
+        "Name of the master Sentinel watches.",
+    "redis_cluster_address":
+        "Redis Cluster seed addresses.",
+    "redis_presence_ttl":
+        "How long a presence entry lives in Redis without being refreshed.",
+    "redis_connect_timeout":
+        "Longest time to establish a Redis connection.",
+    "redis_io_timeout":
+        "Longest time to wait for one Redis command's reply.",
+    "admin":
+        "Accepted and ignored: Rotary has no admin web interface.",
+    "admin_password":
+        "Accepted and ignored: Rotary has no admin web interface.",
+    "admin_secret":
+        "Accepted and ignored: Rotary has no admin web interface.",
+    "admin_insecure":
+        "Accepted and ignored: Rotary has no admin web interface.",
+}
+
+#: Descriptions of the `TokenSettings` fields, shared by connection and subscription keys.
+_TOKEN_DESCRIPTIONS: dict[str, str] = {
+    "hmac_secret_key": "HMAC secret; enables HS256, HS384 and HS512.",
+    "hmac_previous_secret_key":
+        "previous HMAC secret, still accepted until hmac_previous_secret_key_valid_until "
+        "(key rotation; Centrifugo v6.8 name).",
+    "hmac_previous_secret_key_valid_until":
+        "Unix time after which the previous HMAC secret is refused.",
+    "rsa_public_key": "RSA public key (PEM, public key or certificate); enables RS256/384/512.",
+    "ecdsa_public_key":
+        "ECDSA public key (PEM, public key or certificate); enables the ES algorithm of its "
+        "curve.",
+    "ed25519_public_key": "Ed25519 public key (PEM); enables EdDSA without a JWKS endpoint.",
+    "jwks_public_endpoint":
+        "JWKS URL; when set every signature is checked with its keys (by kid) and static "
+        "keys are ignored.",
+    "audience": "the aud claim every token must carry.",
+    "audience_regex": "regular expression the aud claim must match (not with audience).",
+    "issuer": "the iss claim every token must carry.",
+    "issuer_regex": "regular expression the iss claim must match (not with issuer).",
+    "user_id_claim": "claim holding the user id instead of sub.",
+}
+
+#: Descriptions of the channel options (spec §6.4), top level and per namespace.
+_OPTION_DESCRIPTIONS: dict[str, str] = {
+    "presence": "Keep presence (who is subscribed) for the channels.",
+    "join_leave": "Subscribers emit join and leave events.",
+    "force_push_join_leave":
+        "Push join and leave events to every subscriber, not only those who asked.",
+    "history_size": "Most publications kept in history (history needs size and TTL).",
+    "history_ttl": "How long publications stay in history (at most the history meta TTL).",
+    "history_meta_ttl":
+        "How long the stream position survives (0s: global_history_meta_ttl).",
+    "force_positioning": "Check the stream position of every subscription.",
+    "allow_positioning":
+        "Let clients ask for positioning without history permission.",
+    "force_recovery":
+        "Recover missed publications on every resubscribe (needs history).",
+    "allow_recovery": "Let clients ask for recovery without history permission.",
+    "force_recovery_mode": "Recovery mode: \"\", \"stream\" or \"cache\".",
+    "allow_subscribe_for_client":
+        "Authenticated clients may subscribe without a subscription token.",
+    "allow_subscribe_for_anonymous":
+        "Anonymous clients may subscribe without a subscription token.",
+    "allow_publish_for_client": "Authenticated clients may publish.",
+    "allow_publish_for_subscriber": "Subscribers of the channel may publish.",
+    "allow_publish_for_anonymous": "Anonymous clients may publish (with a client permission).",
+    "allow_presence_for_client": "Authenticated clients may ask for presence.",
+    "allow_presence_for_subscriber": "Subscribers of the channel may ask for presence.",
+    "allow_presence_for_anonymous":
+        "Anonymous clients may ask for presence (with a client permission).",
+    "allow_history_for_client": "Authenticated clients may ask for history.",
+    "allow_history_for_subscriber": "Subscribers of the channel may ask for history.",
+    "allow_history_for_anonymous":
+        "Anonymous clients may ask for history (with a client permission).",
+    "allow_user_limited_channels":
+        "Channels naming users after the user boundary (#) admit only those users.",
+    "channel_regex": "Regular expression the channel name after the namespace must match.",
+    "allowed_delta_types": "Delta compressions subscribers may ask for (only fossil).",
+    "delta_publish": "Publish as deltas by default.",
+}
+# fmt: on
+
 
 def _token_keys() -> list[Key]:
     keys: list[Key] = []
     for f in dataclasses.fields(TokenSettings):
         kind: Kind = "unix" if f.name.endswith("_valid_until") else "str"
+        text = _TOKEN_DESCRIPTIONS.get(f.name, "")
         keys.append(
-            Key(f"token_{f.name}", f"client.token.{f.name}", kind, f"auth.connection.{f.name}")
+            Key(
+                f"token_{f.name}",
+                f"client.token.{f.name}",
+                kind,
+                f"auth.connection.{f.name}",
+                f"Connection tokens: {text}" if text else "",
+            )
         )
         keys.append(
             Key(
@@ -193,6 +429,7 @@ def _token_keys() -> list[Key]:
                 f"client.subscription_token.{f.name}",
                 kind,
                 f"auth.subscription.{f.name}",
+                f"Subscription tokens (when configured apart): {text}" if text else "",
             )
         )
     return keys
@@ -200,14 +437,20 @@ def _token_keys() -> list[Key]:
 
 def _option_keys() -> list[Key]:
     return [
-        Key(name, f"channel.without_namespace.{name}", kind, f"channels.without_namespace.{name}")
+        Key(
+            name,
+            f"channel.without_namespace.{name}",
+            kind,
+            f"channels.without_namespace.{name}",
+            _OPTION_DESCRIPTIONS.get(name, ""),
+        )
         for name, kind in NAMESPACE_OPTION_KINDS.items()
     ]
 
 
 #: Every key, in a stable order.
 KEYS: tuple[Key, ...] = (
-    *(Key(*row) for row in _SIMPLE),
+    *(Key(*row, _DESCRIPTIONS.get(row[0], "")) for row in _SIMPLE),
     *_token_keys(),
     *_option_keys(),
 )
