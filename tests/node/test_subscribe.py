@@ -458,3 +458,36 @@ async def test_publications_carry_the_publishers_chan_info(make_harness: MakeHar
     await conn.send({"id": 3, "publish": {"channel": "$a", "data": {}}})
     pub = conn.messages()[0]["push"]["pub"]
     assert pub["info"] == {"user": "1", "client": "client-1", "chan_info": {"seat": 3}}
+
+
+async def test_publication_arriving_while_subscribing_follows_the_reply(
+    make_harness: MakeHarness,
+) -> None:
+    h = await _h(make_harness)
+    await h.node.api_publish("hh:a", b'{"n":1}')
+    real_history = h.node.broker.history
+    injected = []
+
+    async def history_with_a_publication_in_flight(*args: object, **kwargs: object) -> object:
+        result = await real_history(*args, **kwargs)  # type: ignore[arg-type]
+        if not injected:
+            injected.append(await h.node.api_publish("hh:a", b'{"n":2}'))
+        return result
+
+    h.node.broker.history = history_with_a_publication_in_flight  # type: ignore[method-assign]
+    conn = await h.connect(user="1")
+    await conn.send({"id": 2, "subscribe": {"channel": "hh:a"}})
+    messages = conn.messages()
+    assert messages[0]["id"] == 2 and messages[0]["subscribe"]["offset"] == 1
+    assert messages[1] == {"push": {"channel": "hh:a", "pub": {"data": {"n": 2}, "offset": 2}}}
+
+
+async def test_resubscription_of_one_shard_spares_other_shards(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    h.node.broker.shard_of = lambda channel: 0 if channel == "hh:a" else 1  # type: ignore[attr-defined]
+    conn = await h.connect(user="1")
+    await _sub(conn, "hh:a", 2)
+    await _sub(conn, "hh:b", 3)
+    h.node.handle_resubscribed(1)
+    await settle()
+    assert [m["push"]["channel"] for m in conn.messages()] == ["hh:b"]

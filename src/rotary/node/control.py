@@ -6,6 +6,7 @@ Unknown ops are ignored (a newer node may send them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -122,10 +123,11 @@ async def _subscribe(s: ClientSession, msg: dict[str, Any]) -> None:
     activate(s, sub)
 
 
-def force_recover(s: ClientSession) -> None:
-    """Make every positioned subscription of `s` recover (after a broker reconnect)."""
+def force_recover(s: ClientSession, affected: Callable[[str], bool] = lambda _: True) -> None:
+    """Make positioned subscriptions of `s` to `affected` channels recover (after a broker
+    reconnect): client-side ones get Unsubscribe 2500, a server-side one disconnects 3010."""
     for sub in list(s.subs.values()):
-        if not sub.positioned:
+        if not sub.positioned or not affected(sub.channel):
             continue
         if sub.server_side:
             s.disconnect(DisconnectCode.INSUFFICIENT_STATE)

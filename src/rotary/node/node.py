@@ -238,11 +238,17 @@ class Node:
         except Exception:
             _log.exception("bad control message ignored")
 
-    def handle_resubscribed(self, shard: object = None) -> None:
-        """The broker lost and regained delivery: positioned subscribers must recover."""
+    def handle_resubscribed(self, shard: int | None = None) -> None:
+        """The broker lost and regained delivery (of one shard's channels, when `shard` is
+        given and the broker has ``shard_of``): those positioned subscribers must recover."""
         _log.info("broker resubscribed (shard %s): making positioned subscribers recover", shard)
+        shard_of = getattr(self.broker, "shard_of", None)
+
+        def affected(channel: str) -> bool:
+            return shard is None or shard_of is None or bool(shard_of(channel) == shard)
+
         for session in list(self._clients.values()):
-            control.force_recover(session)
+            control.force_recover(session, affected)
 
     # ------------------------------------------------------------------ sessions
 
