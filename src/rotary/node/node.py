@@ -96,7 +96,6 @@ class Node:
         self._broker_channels: set[str] = set()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._started_at = self.clock.monotonic()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._gone = asyncio.Event()
 
     # ------------------------------------------------------------------ life cycle
@@ -118,8 +117,6 @@ class Node:
 
     async def close(self) -> None:
         """Close the engine (after `disconnect_all`). Idempotent."""
-        for task in list(self._tasks):
-            task.cancel()
         await self.broker.close()
         await self.presence.close()
 
@@ -159,11 +156,6 @@ class Node:
     def call_soon(self, callback: Callable[[], None]) -> None:
         """Run `callback` on the loop soon, outside the current call stack."""
         asyncio.get_running_loop().call_soon(callback)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ channels
 
