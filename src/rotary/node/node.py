@@ -40,6 +40,7 @@ from rotary.node.client import ClientSession
 from rotary.node.connect import VERSION
 from rotary.node.hub import Hub
 from rotary.node.outbox import Transport
+from rotary.node.position import PositionChecker
 from rotary.node.scheduler import LoopScheduler, Scheduler
 from rotary.protocol.codes import CommandError, Disconnect, DisconnectCode, ErrorCode
 
@@ -97,12 +98,14 @@ class Node:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._started_at = self.clock.monotonic()
         self._gone = asyncio.Event()
+        self._position_check = PositionChecker(self)
 
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:
         """Start receiving broker events."""
         await self.broker.start(self)
+        self._position_check.start()
 
     def disconnect_all(self, disconnect: Disconnect = DisconnectCode.SHUTDOWN) -> None:
         """Disconnect every session, connected or not, with `disconnect`."""
@@ -117,6 +120,7 @@ class Node:
 
     async def close(self) -> None:
         """Close the engine (after `disconnect_all`). Idempotent."""
+        self._position_check.stop()
         await self.broker.close()
         await self.presence.close()
 
@@ -148,6 +152,10 @@ class Node:
             ids.discard(session.id)
             if not ids:
                 del self._users[session.user]
+
+    def connected_sessions(self) -> list[ClientSession]:
+        """Every authenticated session of this node (a snapshot)."""
+        return list(self._clients.values())
 
     def user_connections(self, user: str) -> int:
         """Connections of `user` on this node."""

@@ -17,7 +17,8 @@ class Subscription:
     connect request or the server API; ending them badly disconnects (3006, 3010) instead
     of sending an unsubscribe push. `from_token` marks those the connection token lists
     (a refresh must list the same set). `offset`/`epoch` are the last position delivered
-    when `positioned`. `expire_at` 0 means no expiry. `ended`: no more deliveries;
+    when `positioned`; `position_failures` counts periodic stream-top checks failed in a
+    row (see `rotary.node.position`). `expire_at` 0 means no expiry. `ended`: no more deliveries;
     `released`: hub, presence and broker interest are all let go.
     """
 
@@ -33,6 +34,7 @@ class Subscription:
     recoverable: bool = False
     epoch: str = ""
     offset: int = 0
+    position_failures: int = 0
     ended: bool = False
     released: bool = False
 
