@@ -12,6 +12,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from rotary.channels.resolver import ResolvedChannel
+from rotary.node import single_connection
 from rotary.node.auth import ConnectCredentials, ServerSubOptions, TokenProblem, json_payload
 from rotary.node.state import State
 from rotary.node.subscribe import activate, server_subscription
@@ -79,6 +80,7 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
     for sub in subs:
         activate(s, sub)
     s.start_timers()
+    single_connection.after_connect(s)
 
 
 async def _credentials(s: ClientSession, token: str, now: float) -> ConnectCredentials:
