@@ -72,6 +72,7 @@ def build_node(config: Config, *, clock: Clock | None = None) -> Node:
         name=config.server.name,
         write_timeout=config.websocket.write_timeout,
         presence_ttl=presence_ttl,
+        node_info_interval=config.server.node_info_interval,
     )
 
 

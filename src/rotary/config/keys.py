@@ -152,6 +152,8 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("address", "http_server.address", "str", "server.address"),
     ("port", "http_server.port", "port", "server.port"),
     ("name", "node.name", "str", "server.name"),
+    ("node_info_publish_interval", "node.info_publish_interval", "duration",
+     "server.node_info_interval"),
     ("health", "health.enabled", "bool", "server.health"),
     ("prometheus", "prometheus.enabled", "bool", "server.prometheus"),
     ("log_level", "log.level", "str", "log.level"),
@@ -301,6 +303,8 @@ _DESCRIPTIONS: dict[str, str] = {
         "Port to listen on.",
     "name":
         "Name of this node, shown by the info API.",
+    "node_info_publish_interval":
+        "How often a node announces itself to the others; unheard of for 3 intervals, it is gone.",
     "health":
         "Serve a health check at /health.",
     "prometheus":

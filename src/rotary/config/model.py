@@ -85,6 +85,10 @@ class ServerSettings:
     health: bool = True
     #: Expose Prometheus metrics at /metrics (v5 ``prometheus``, v6 ``prometheus.enabled``).
     prometheus: bool = False
+    #: Seconds between this node's announcements to the other nodes (Rotary's own key,
+    #: v5 ``node_info_publish_interval``, v6 ``node.info_publish_interval``); a node unheard
+    #: of for three intervals leaves the ``info`` API's list.
+    node_info_interval: float = 3.0
 
 
 @dataclass(frozen=True, slots=True)

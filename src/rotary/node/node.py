@@ -37,6 +37,7 @@ from rotary.engines.base import (
 from rotary.node import control
 from rotary.node.auth import Authenticator, Override
 from rotary.node.client import ClientSession
+from rotary.node.cluster import Cluster, is_cluster_message
 from rotary.node.connect import VERSION
 from rotary.node.hub import Hub
 from rotary.node.outbox import Transport
@@ -76,6 +77,7 @@ class Node:
         uid: str = "",
         write_timeout: float = 1.0,
         presence_ttl: float = 60.0,
+        node_info_interval: float = 3.0,
     ) -> None:
         self.settings = settings
         self.resolver = resolver
@@ -99,13 +101,22 @@ class Node:
         self._started_at = self.clock.monotonic()
         self._gone = asyncio.Event()
         self._position_check = PositionChecker(self)
+        self.cluster = Cluster(
+            uid=self.uid,
+            own_info=self.info,
+            publish=broker.publish_control,
+            clock=self.clock,
+            scheduler=self.scheduler,
+            interval=node_info_interval,
+        )
 
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:
-        """Start receiving broker events."""
+        """Start receiving broker events, then announce this node to the others."""
         await self.broker.start(self)
         self._position_check.start()
+        self.cluster.start()
 
     def disconnect_all(self, disconnect: Disconnect = DisconnectCode.SHUTDOWN) -> None:
         """Disconnect every session, connected or not, with `disconnect`."""
@@ -119,7 +130,8 @@ class Node:
             await self._gone.wait()
 
     async def close(self) -> None:
-        """Close the engine (after `disconnect_all`). Idempotent."""
+        """Leave the cluster and close the engine (after `disconnect_all`). Idempotent."""
+        await self.cluster.close()
         self._position_check.stop()
         await self.broker.close()
         await self.presence.close()
@@ -233,6 +245,9 @@ class Node:
         self.hub.broadcast_join_leave(channel, "leave", info)
 
     def handle_control(self, data: bytes) -> None:
+        if is_cluster_message(data):
+            self.cluster.receive(data)
+            return
         try:
             control.apply(self, data)
         except Exception:
@@ -385,7 +400,8 @@ class Node:
         return {ch: n for ch, n in channels.items() if fnmatch.fnmatchcase(ch, pattern)}
 
     async def api_info(self) -> list[dict[str, object]]:
-        return [self.info()]
+        """Every live node of the cluster (this one included), from their announcements."""
+        return self.cluster.nodes()
 
     def info(self) -> dict[str, object]:
         """This node's counts, as the ``info`` API shows them."""
