@@ -231,7 +231,8 @@ async def _position(
     sub.epoch, sub.offset = top.epoch, top.offset
     if recover is not None and recover.recover:
         result["was_recovering"] = True
-        pubs = await _recover(s, channel, recover, top, meta_ttl)
+        recover_from = _recover_cache if _cache_mode(s, channel) else _recover
+        pubs = await recover_from(s, channel, recover, top, meta_ttl)
         if pubs is not None:
             result.update(recovered=True, offset=recover.offset)
             if pubs:
@@ -258,6 +259,31 @@ async def _recover(
     if pubs and pubs[0].offset == req.offset + 1 and pubs[-1].offset == hist.position.offset:
         return pubs
     return None
+
+
+def _cache_mode(s: ClientSession, channel: str) -> bool:
+    resolved = s.node.resolver.resolve(channel)
+    return resolved is not None and resolved.options.force_recovery_mode == "cache"
+
+
+async def _recover_cache(
+    s: ClientSession, channel: str, req: SubscribeRequest, top: StreamPosition, meta_ttl: float
+) -> list[Any] | None:
+    """Cache recovery mode (spec §10): only the latest publication, whatever the epoch.
+
+    A client already at the top gets nothing; otherwise it gets the latest publication
+    while history still holds it. None (not recovered) when history lost it.
+    """
+    flt = HistoryFilter(limit=1, reverse=True)
+    hist = await s.node.broker.history(channel, flt, meta_ttl=meta_ttl)
+    current = hist.position  # read after `top`: the latest publication belongs to it
+    up_to_date = req.offset > 0 and req.offset == current.offset and req.epoch == current.epoch
+    latest = hist.publications[0] if hist.publications else None
+    if latest is None:
+        return [] if up_to_date else None
+    if latest.offset != current.offset:
+        return None
+    return [] if up_to_date else [latest]
 
 
 def activate(s: ClientSession, sub: Subscription) -> None:
