@@ -25,7 +25,7 @@ from bench import progress
 from bench.common import REPO, load_cpus, pin_self_to_load, raise_fd_limit, server_cpus
 from bench.worker import close_shared_pool
 
-__all__ = ["SCENARIOS", "load_scenario", "main_run", "plot", "render_tables"]
+__all__ = ["SCENARIOS", "cell", "load_scenario", "main_run", "plot", "render_tables"]
 
 SCENARIOS = ("verify", "storm", "fanout", "memory", "cluster")
 _OPTIONAL = {"verify", "cluster"}
@@ -112,7 +112,7 @@ def render_tables(results: dict[str, dict[str, Any]], ratios: dict[str, Any]) ->
 
 
 def _grid(header: list[Any], rows: list[list[Any]]) -> str:
-    cells = [[_cell(c) for c in row] for row in [header, *rows]]
+    cells = [[cell(c) for c in row] for row in [header, *rows]]
     widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(header))]
     lines = [
         "  ".join(
@@ -125,7 +125,8 @@ def _grid(header: list[Any], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
+    """One table cell: thousands separators, three decimals below 100, "-" for None."""
     if value is None:
         return "-"
     if isinstance(value, float):

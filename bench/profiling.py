@@ -48,19 +48,24 @@ def spy_on(pid: int, out: Path, *, rate: int = 200) -> Iterator[None]:
 
 
 def summarize(path: Path, *, limit: int = 20) -> dict[str, list[str]]:
-    """Top functions by own samples and by inclusive samples, as "share% function" lines."""
+    """Top functions by own samples, and Rotary functions by inclusive samples.
+
+    Returns ``{"own": [...], "inclusive": [...], "samples": [total]}``, lines "share% function".
+    """
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
+    # Inclusive counts only for Rotary's own frames: asyncio resumes coroutines from the
+    # event loop, so the generic frames above them say nothing about where time goes.
     total = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_short(f) for f in stack.split(";")]
+        raw = stack.split(";")
         total += count
-        own[frames[-1]] += count
-        for frame in set(frames):
+        own[_short(raw[-1])] += count
+        for frame in {_short(f) for f in raw if "rotary/" in f}:
             inclusive[frame] += count
     if total == 0:
         return {"own": [], "inclusive": [], "samples": []}
@@ -76,4 +81,7 @@ def _short(frame: str) -> str:
     name, _, where = frame.partition(" (")
     if not where:
         return frame
-    return f"{name} ({Path(where.rstrip(')')).name})"
+    path = where.rstrip(")")
+    parts = Path(path).parts
+    short = "/".join(parts[parts.index("rotary") :]) if "rotary" in parts else Path(path).name
+    return f"{name} ({short})"

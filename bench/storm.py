@@ -10,6 +10,7 @@ in a `join` event, two `enter_room`). Clients: connection token + one subscripti
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from typing import Any
@@ -38,11 +39,11 @@ _PUBLIC = ("lobby", "u{i}")
 def run(*, quick: bool) -> dict[str, Any]:
     """Run the storm; see the module docstring. Returns the harness result dict.
 
-    Full runs repeat every variant twice on fresh servers and keep the faster of the two
-    (the machine may be shared; other processes only ever slow a run down).
+    BENCH_STORM_REPEATS=k repeats every variant k times on fresh servers and keeps the
+    fastest (on a shared machine other processes only ever slow a run down).
     """
     n = 500 if quick else 5000
-    repeats = 1 if quick else 2
+    repeats = int(os.environ.get("BENCH_STORM_REPEATS", "1"))
     timeout = 30.0 if quick else 120.0
     exp = int(time.time()) + 3600
     progress.expect(4 * repeats)
