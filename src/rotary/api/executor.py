@@ -58,6 +58,9 @@ class NodeApi(Protocol):
 
     Failures are raised as `CommandError` (102 unknown channel, 107, 108 not available,
     112 unrecoverable position, …); user-targeted calls succeed when no connection matches.
+    Rotary has no sessions (no unidirectional transports): a non-empty `session` in
+    subscribe, unsubscribe, disconnect or refresh matches no connection, so those calls
+    succeed and change nothing.
     """
 
     async def api_publish(

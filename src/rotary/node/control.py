@@ -81,13 +81,19 @@ def apply(node: Node, data: bytes) -> None:
         if op == "disconnect" and s.id not in msg.get("whitelist", ()):
             s.disconnect(Disconnect(int(msg["code"]), str(msg["reason"])))
         elif op == "unsubscribe":
-            sub = s.subs.get(msg["channel"])
-            if sub is not None:
-                end_subscription(s, sub, UnsubscribeCode.SERVER)
+            _unsubscribe(s, msg["channel"])
         elif op == "refresh":
             _refresh(s, msg)
         elif op == "subscribe":
             s.spawn(_subscribe(s, msg))
+
+
+def _unsubscribe(s: ClientSession, channel: str) -> None:
+    """End `s`'s subscription to `channel`, or every subscription when `channel` is ""."""
+    subs = list(s.subs.values()) if not channel else [s.subs.get(channel)]
+    for sub in subs:
+        if sub is not None:
+            end_subscription(s, sub, UnsubscribeCode.SERVER)
 
 
 def _refresh(s: ClientSession, msg: dict[str, Any]) -> None:

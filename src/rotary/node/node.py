@@ -315,7 +315,8 @@ class Node:
             raise CommandError(ErrorCode.UNRECOVERABLE_POSITION) from exc
 
     async def api_history_remove(self, channel: str) -> None:
-        self._resolve(channel)
+        if not self._resolve(channel).options.history_enabled:
+            raise CommandError(ErrorCode.NOT_AVAILABLE)
         await self.broker.remove_history(channel)
 
     async def api_subscribe(
@@ -331,7 +332,10 @@ class Node:
         recover_since: StreamPosition | None = None,
         override: Override | None = None,
     ) -> None:
+        """Server-side subscribe of the user's connections; a `session` matches none."""
         self._resolve(channel)
+        if session:
+            return
         msg = control.subscribe_message(
             user,
             channel,
@@ -347,7 +351,15 @@ class Node:
     async def api_unsubscribe(
         self, user: str, channel: str, *, client: str = "", session: str = ""
     ) -> None:
-        self._resolve(channel)
+        """Unsubscribe the user's connections from `channel` ("" = from every channel).
+
+        Rotary has no sessions (no unidirectional transports): a non-empty `session`
+        matches no connection, so the call succeeds and changes nothing.
+        """
+        if channel:
+            self._resolve(channel)
+        if session:
+            return
         msg = {"op": "unsubscribe", "user": user, "channel": channel, "client": client}
         await self.broker.publish_control(orjson.dumps(msg))
 
@@ -360,6 +372,9 @@ class Node:
         whitelist: Sequence[str] = (),
         disconnect: Disconnect | None = None,
     ) -> None:
+        """Disconnect the user's connections but the whitelisted; a `session` matches none."""
+        if session:
+            return
         d = disconnect or DisconnectCode.FORCE_NO_RECONNECT
         msg = {
             "op": "disconnect",
@@ -381,6 +396,9 @@ class Node:
         expire_at: int = 0,
         info: bytes | None = None,
     ) -> None:
+        """Refresh (or expire) the user's connections; a `session` matches none."""
+        if session:
+            return
         msg: dict[str, Any] = {
             "op": "refresh",
             "user": user,
