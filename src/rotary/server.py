@@ -1,14 +1,21 @@
 """Wiring and life cycle: config → engine, verifier, resolver, node → one aiohttp app.
 
-One port serves the WebSocket endpoint, the server HTTP API and ``GET /health``. Shutdown
-has a fixed order: stop accepting, disconnect every client with 3001 "shutdown", wait
-briefly for them to go, close the HTTP runner, close the engine.
+One port serves the WebSocket endpoint, the server HTTP API, ``GET /health`` and, with
+``prometheus`` on, ``GET /metrics``. Start-up loads the token revocation records (memory
+engine: none; Redis: every node's shared set) before the node accepts anyone. Shutdown has
+a fixed order: stop accepting, disconnect every client with 3001 "shutdown", wait briefly
+for them to go, close the HTTP runner, close the engine and the revocation store.
+
+The environment variable ``ROTARY_REVOCATION_CHECKS=off`` builds a node without a
+revocation store (no checks, revocation API answers 108). It exists to measure what the
+checks cost (bench/storm.py); never set it in production.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import uuid
 from typing import Any
@@ -19,6 +26,10 @@ from rotary.channels.resolver import ChannelResolver
 from rotary.clock import Clock, SystemClock
 from rotary.config.model import Config
 from rotary.engines.base import Broker, PresenceManager
+from rotary.engines.revocation import RevocationStore, revocation_store_for
+from rotary.logs import configure_logging
+from rotary.metrics import Metrics
+from rotary.node import revocation as node_revocation
 from rotary.node.auth import Authenticator
 from rotary.node.node import Node
 from rotary.protocol.codes import DisconnectCode
@@ -47,11 +58,24 @@ def _engine(config: Config, uid: str, clock: Clock) -> tuple[Broker, PresenceMan
     return MemoryBroker(clock), MemoryPresenceManager(clock)
 
 
-def _authenticator(config: Config, resolver: ChannelResolver) -> Authenticator:
+def _authenticator(
+    config: Config,
+    resolver: ChannelResolver,
+    revocation: RevocationStore | None,
+    metrics: Metrics | None,
+) -> Authenticator:
     from rotary.auth import TokenVerifier
     from rotary.policy.tokens import VerifierAuthenticator
 
-    return VerifierAuthenticator(TokenVerifier(config.auth, channel_known=resolver.namespace_known))
+    verifier = TokenVerifier(config.auth, channel_known=resolver.namespace_known)
+    return VerifierAuthenticator(verifier, revocation=revocation, metrics=metrics)
+
+
+def _revocation(config: Config, clock: Clock) -> RevocationStore | None:
+    if os.environ.get("ROTARY_REVOCATION_CHECKS", "").lower() == "off":
+        _log.warning("token revocation checks are OFF (ROTARY_REVOCATION_CHECKS=off)")
+        return None
+    return revocation_store_for(config.engine, clock=clock)
 
 
 def build_node(config: Config, *, clock: Clock | None = None) -> Node:
@@ -61,12 +85,16 @@ def build_node(config: Config, *, clock: Clock | None = None) -> Node:
     resolver = ChannelResolver(config.channels)
     broker, presence = _engine(config, uid, clock)
     presence_ttl = config.engine.redis.presence_ttl if config.engine.type == "redis" else 60.0
-    return Node(
+    revocation = _revocation(config, clock)
+    metrics = Metrics() if config.server.prometheus else None
+    node = Node(
         settings=config.client,
         resolver=resolver,
         broker=broker,
         presence=presence,
-        auth=_authenticator(config, resolver),
+        auth=_authenticator(config, resolver, revocation, metrics),
+        revocation=revocation,
+        metrics=metrics,
         clock=clock,
         uid=uid,
         name=config.server.name,
@@ -74,10 +102,25 @@ def build_node(config: Config, *, clock: Clock | None = None) -> Node:
         presence_ttl=presence_ttl,
         node_info_interval=config.server.node_info_interval,
     )
+    node_revocation.watch(node)
+    return node
 
 
 async def _health(request: web.Request) -> web.Response:
     return web.json_response({})
+
+
+def _metrics_handler(node: Node, metrics: Metrics) -> Any:
+    async def handle(request: web.Request) -> web.Response:
+        info = node.info()
+        metrics.set_connections(int(str(info["num_clients"])))
+        metrics.set_subscriptions(int(str(info["num_subs"])))
+        body, content_type = metrics.render()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    return handle
 
 
 def build_app(config: Config, node: Node) -> web.Application:
@@ -93,6 +136,8 @@ def build_app(config: Config, node: Node) -> web.Application:
         app.router.add_get(config.websocket.handler_prefix, handler)
     if config.server.health:
         app.router.add_get("/health", _health)
+    if config.server.prometheus and node.metrics is not None:
+        app.router.add_get("/metrics", _metrics_handler(node, node.metrics))
     _add_api(app, config, node)
     return app
 
@@ -115,6 +160,8 @@ async def serve(
 ) -> None:
     """Serve until `stop` is set (or the task is cancelled), then shut down in order."""
     node = build_node(config)
+    if node.revocation is not None:
+        await node.revocation.start()
     await node.start()
     runner = web.AppRunner(build_app(config, node), handle_signals=False, access_log=None)
     await runner.setup()
@@ -147,20 +194,17 @@ async def _shutdown(node: Node, runner: web.AppRunner, site: web.TCPSite) -> Non
         _log.warning("%d clients did not close in time", node.num_sessions)
     await runner.cleanup()
     await node.close()
+    if node.revocation is not None:
+        await node.revocation.close()
     _log.info("shutdown complete")
 
 
-def _configure_logging(config: Config) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    level = logging.getLevelName(config.log.level.upper())
-    root.setLevel(level if isinstance(level, int) else logging.INFO)
-
-
 def run(config: Config) -> int:
-    """Run the server until SIGINT/SIGTERM; return the exit status (0 after a clean stop)."""
-    _configure_logging(config)
+    """Run the server until SIGINT/SIGTERM; return the exit status (0 after a clean stop).
+
+    Logs go to stderr or ``log_file``, plain or (``log_json``) one JSON object per line.
+    """
+    configure_logging(config.log.level, json=config.log.json, file=config.log.file)
     return asyncio.run(_main(config))
 
 

@@ -135,6 +135,18 @@ class NodeApi(Protocol):
     async def api_info(self) -> list[dict[str, object]]:
         """One info object per node (spec §8.3 ``info``)."""
 
+    async def api_revoke_token(self, uid: str, *, expire_at: int = 0) -> None:
+        """Refuse the token whose ``jti`` is `uid` on every node until `expire_at` (0: 30 days).
+
+        108 when the node has no revocation store.
+        """
+
+    async def api_invalidate_user_tokens(
+        self, user: str, *, issued_before: int = 0, expire_at: int = 0, channel: str = ""
+    ) -> None:
+        """Refuse `user`'s tokens whose ``iat`` is before `issued_before` (0: now) until
+        `expire_at`; `channel` limits it to subscription tokens of that channel."""
+
 
 def api_method(name: str) -> Callable[[_Method], _Method]:
     """Register an `ApiExecutor` method as API method `name`.
@@ -333,6 +345,25 @@ class ApiExecutor:
     async def info(self, request: Request) -> Result:
         """``{"nodes": [...]}``, one object per node."""
         return {"nodes": await self._node.api_info()}
+
+    @api_method("revoke_token")
+    async def revoke_token(self, request: Request) -> Result:
+        """Centrifugo PRO's token revocation (spec §9): ``uid`` is the token's ``jti``; ``{}``."""
+        await self._node.api_revoke_token(
+            f.required_string(request, "uid"), expire_at=f.integer(request, "expire_at")
+        )
+        return {}
+
+    @api_method("invalidate_user_tokens")
+    async def invalidate_user_tokens(self, request: Request) -> Result:
+        """Centrifugo PRO's user token invalidation (spec §9); ``{}``."""
+        await self._node.api_invalidate_user_tokens(
+            f.required_string(request, "user"),
+            issued_before=f.integer(request, "issued_before"),
+            expire_at=f.integer(request, "expire_at"),
+            channel=f.string(request, "channel"),
+        )
+        return {}
 
     @api_method("rpc")
     async def rpc(self, request: Request) -> Result:

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 import orjson
 
+from rotary.engines.revocation import TokenIdentity
 from rotary.errors import RotaryError
 from rotary.protocol.codes import DisconnectCode, DisconnectError
 
@@ -28,7 +29,7 @@ __all__ = [
     "json_payload",
 ]
 
-TokenProblemKind = Literal["invalid", "expired", "unknown_channel", "mismatch"]
+TokenProblemKind = Literal["invalid", "expired", "unknown_channel", "mismatch", "revoked"]
 
 
 def json_payload(payload: bytes | None) -> bytes | None:
@@ -47,11 +48,19 @@ def json_payload(payload: bytes | None) -> bytes | None:
 
 
 class TokenProblem(RotaryError):
-    """A token was refused. `reason` is a short machine word for logs (never the token)."""
+    """A token was refused. `reason` is a short machine word for logs (never the token).
 
-    def __init__(self, kind: TokenProblemKind, reason: str = "") -> None:
+    `user` is the token's user when it was verified before being refused (kind "revoked"),
+    else ""; `detail` is a short human explanation, free of token material.
+    """
+
+    def __init__(
+        self, kind: TokenProblemKind, reason: str = "", *, user: str = "", detail: str = ""
+    ) -> None:
         self.kind: TokenProblemKind = kind
         self.reason = reason
+        self.user = user
+        self.detail = detail
         super().__init__(f"{kind}: {reason}" if reason else kind)
 
 
@@ -81,7 +90,10 @@ class ServerSubOptions:
 
 @dataclass(frozen=True, slots=True)
 class ConnectCredentials:
-    """A verified connection token. `expire_at` is the computed expiry (0: never)."""
+    """A verified connection token. `expire_at` is the computed expiry (0: never).
+
+    `identity` says which token it was, for revocation (None: no token, or not tracked).
+    """
 
     user: str
     expire_at: int = 0
@@ -89,6 +101,7 @@ class ConnectCredentials:
     channels: tuple[str, ...] = ()
     subs: Mapping[str, ServerSubOptions] = field(default_factory=dict)
     meta: bytes | None = None
+    identity: TokenIdentity | None = None
 
     def server_channels(self) -> dict[str, ServerSubOptions]:
         """Channels to subscribe at connect: `subs` when non-empty, else `channels`."""
@@ -99,7 +112,10 @@ class ConnectCredentials:
 
 @dataclass(frozen=True, slots=True)
 class SubscribeCredentials:
-    """A verified subscription token. `expire_at` is the computed expiry (0: never)."""
+    """A verified subscription token. `expire_at` is the computed expiry (0: never).
+
+    `identity` says which token it was, for revocation (None: not tracked).
+    """
 
     user: str
     channel: str
@@ -108,13 +124,16 @@ class SubscribeCredentials:
     info: bytes | None = None
     data: bytes | None = None
     override: Override | None = None
+    identity: TokenIdentity | None = None
 
 
 class Authenticator(Protocol):
     """Verifies tokens. Both methods raise `TokenProblem` for a refused token.
 
     `subscribe_token` also checks the token against `channel`, `user` and `client` and
-    raises kind "mismatch" when they differ.
+    raises kind "mismatch" when they differ. Kind "revoked" means the token verified but a
+    revocation record refuses it (`rotary.engines.revocation`); handlers answer it as they
+    answer an expired token, so that SDKs fetch a new one.
     """
 
     async def connect_token(self, token: str, *, now: float) -> ConnectCredentials: ...

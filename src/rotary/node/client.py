@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from rotary.engines.base import ClientInfo
+from rotary.engines.revocation import TokenIdentity
 from rotary.node import commands, connect, subscribe
 from rotary.node.outbox import Outbox, Transport
 from rotary.node.scheduler import TimerHandle
@@ -68,6 +69,8 @@ class ClientSession:
         self.conn_info: bytes | None = None
         self.meta: bytes | None = None
         self.expire_at = 0
+        #: The connection token in force (set by connect and refresh), for revocation.
+        self.token_identity: TokenIdentity | None = None
         self.subs: dict[str, Subscription] = {}
         self.subscribing: set[str] = set()
         #: Ended subscriptions whose release (presence, leave, broker) is still running.
@@ -120,6 +123,8 @@ class ClientSession:
             self._violation(f"{cmd.method or 'empty command'} before connect")
             return
         handler = _HANDLERS.get(cmd.method)
+        if self.node.metrics is not None:
+            self.node.metrics.command(cmd.method)
         if handler is None:
             self._violation(f"unsupported command {cmd.method or 'without method'}")
             return
@@ -207,6 +212,8 @@ class ClientSession:
             return
         self.state = State.CLOSED
         self.disconnect_reason = disconnect
+        if self.node.metrics is not None:
+            self.node.metrics.disconnected(disconnect.code)
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()

@@ -12,6 +12,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from rotary.channels.resolver import ResolvedChannel
+from rotary.logs import log_denial
 from rotary.node import single_connection
 from rotary.node.auth import ConnectCredentials, ServerSubOptions, TokenProblem, json_payload
 from rotary.node.state import State
@@ -37,6 +38,7 @@ _CONNECT_TOKEN_ERRORS = {
     "mismatch": DisconnectError(DisconnectCode.INVALID_TOKEN),
     "expired": CommandError(ErrorCode.TOKEN_EXPIRED),
     "unknown_channel": CommandError(ErrorCode.UNKNOWN_CHANNEL),
+    "revoked": CommandError(ErrorCode.TOKEN_EXPIRED),
 }
 
 _REFRESH_TOKEN_ERRORS = {
@@ -44,6 +46,7 @@ _REFRESH_TOKEN_ERRORS = {
     "mismatch": DisconnectError(DisconnectCode.INVALID_TOKEN),
     "expired": DisconnectError(DisconnectCode.EXPIRED),
     "unknown_channel": CommandError(ErrorCode.UNKNOWN_CHANNEL),
+    "revoked": DisconnectError(DisconnectCode.EXPIRED),
 }
 
 #: A server-side channel to subscribe at connect: (resolved, options, from connection token).
@@ -67,6 +70,7 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
     if expire_at and expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
     s.meta = creds.meta
+    s.token_identity = creds.identity
     s.authenticated(user=creds.user, info=json_payload(creds.info), expire_at=expire_at)
     _log.info("client %s: connected as user %r", s.id, creds.user)
     subs, results = [], {}
@@ -93,7 +97,7 @@ async def _credentials(s: ClientSession, token: str, now: float) -> ConnectCrede
     try:
         creds = await s.node.auth.connect_token(token, now=now)
     except TokenProblem as exc:
-        _log.info("client %s: connection token refused: %s", s.id, exc)
+        _deny(s, "connect", exc, user=exc.user)
         raise _CONNECT_TOKEN_ERRORS[exc.kind] from exc
     if settings.disallow_anonymous_connection_tokens and not creds.user:
         raise DisconnectError(DisconnectCode.PERMISSION_DENIED)
@@ -167,9 +171,10 @@ async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> 
     try:
         creds = await node.auth.connect_token(req.token, now=now)
     except TokenProblem as exc:
-        _log.info("client %s: refresh token refused: %s", s.id, exc)
+        _deny(s, "refresh", exc, user=s.user)
         raise _REFRESH_TOKEN_ERRORS[exc.kind] from exc
     if creds.user != s.user:
+        _deny(s, "refresh", TokenProblem("mismatch", "user_mismatch"), user=s.user)
         raise DisconnectError(DisconnectCode.INVALID_TOKEN)
     if creds.meta is not None:
         s.meta = creds.meta
@@ -181,7 +186,22 @@ async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> 
     if expire_at and expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
     info = json_payload(creds.info)
+    s.token_identity = creds.identity
     return refresh_connection(s, expire_at=expire_at, info=info, now=now)
+
+
+def _deny(s: ClientSession, action: str, exc: TokenProblem, *, user: str) -> None:
+    """The one denial line for a refused connection token (`rotary.logs.log_denial`)."""
+    reason = exc.reason or exc.kind
+    log_denial(
+        _log,
+        action=action,
+        reason=reason,
+        user=user,
+        client=s.id,
+        outcome=exc.kind,
+        detail=exc.detail,
+    )
 
 
 def refresh_connection(

@@ -15,7 +15,7 @@ import random
 import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -45,6 +45,10 @@ from rotary.node.position import PositionChecker
 from rotary.node.scheduler import LoopScheduler, Scheduler
 from rotary.protocol.codes import CommandError, Disconnect, DisconnectCode, ErrorCode
 
+if TYPE_CHECKING:
+    from rotary.engines.revocation import RevocationStore
+    from rotary.metrics import Metrics
+
 __all__ = ["Node"]
 
 _log = logging.getLogger("rotary.node")
@@ -69,6 +73,8 @@ class Node:
         broker: Broker,
         presence: PresenceManager,
         auth: Authenticator,
+        revocation: RevocationStore | None = None,
+        metrics: Metrics | None = None,
         clock: Clock | None = None,
         scheduler: Scheduler | None = None,
         id_factory: Callable[[], str] = _uuid4,
@@ -84,6 +90,9 @@ class Node:
         self.broker = broker
         self.presence = presence
         self.auth = auth
+        #: Token revocation records (see `rotary.node.revocation`); None: no revocation API.
+        self.revocation = revocation
+        self.metrics = metrics
         self.clock: Clock = clock or SystemClock()
         self.scheduler: Scheduler = scheduler or LoopScheduler()
         self.new_id = id_factory
@@ -219,6 +228,8 @@ class Node:
         """Publish to a resolved channel with its namespace's history settings."""
         opts = ch.options
         history = opts.history_enabled
+        if self.metrics is not None:
+            self.metrics.publication("api" if info is None else "client")
         return await self.broker.publish(
             ch.name,
             data,
@@ -408,6 +419,20 @@ class Node:
             "info": info.decode() if info else None,
         }
         await self.broker.publish_control(orjson.dumps(msg))
+
+    async def api_revoke_token(self, uid: str, *, expire_at: int = 0) -> None:
+        from rotary.node import revocation
+
+        await revocation.revoke_token(self, uid, expire_at=expire_at)
+
+    async def api_invalidate_user_tokens(
+        self, user: str, *, issued_before: int = 0, expire_at: int = 0, channel: str = ""
+    ) -> None:
+        from rotary.node import revocation
+
+        await revocation.invalidate_user_tokens(
+            self, user, issued_before=issued_before, expire_at=expire_at, channel=channel
+        )
 
     async def api_channels(self, pattern: str = "") -> dict[str, int]:
         channels = self.hub.channels()

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
+from rotary.engines.revocation import TokenIdentity
+from rotary.logs import log_denial
+from rotary.node import revocation
 from rotary.node.auth import (
     Override,
     ServerSubOptions,
@@ -61,17 +64,19 @@ _SUB_TOKEN_ERRORS = {
     "expired": CommandError(ErrorCode.TOKEN_EXPIRED),
     "invalid": CommandError(ErrorCode.PERMISSION_DENIED),
     "unknown_channel": CommandError(ErrorCode.UNKNOWN_CHANNEL),
+    "revoked": CommandError(ErrorCode.TOKEN_EXPIRED),
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """What authorized a subscription: the token's info, data, expiry and overrides."""
+    """What authorized a subscription: the token's info, data, expiry, overrides, identity."""
 
     chan_info: bytes | None = None
     data: bytes | None = None
     expire_at: int = 0
     override: Override | None = None
+    identity: TokenIdentity | None = None
 
 
 # ---------------------------------------------------------------------------- subscribe
@@ -91,6 +96,7 @@ async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest)
         result["data"] = raw(grant.data)
     s.push(encode_reply(cmd_id, "subscribe", result))
     activate(s, sub)
+    revocation.recheck_subscription(s, sub)
 
 
 def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
@@ -119,9 +125,10 @@ async def _authorize(s: ClientSession, req: SubscribeRequest, ch: ResolvedChanne
     if req.token:
         creds = await _verify(s, req.token, req.channel)
         info, data = json_payload(creds.info), json_payload(creds.data)
-        return Grant(info, data, creds.expire_at, creds.override)
+        return Grant(info, data, creds.expire_at, creds.override, creds.identity)
     if subscribe_allowed(ch, user=s.user, insecure=s.node.settings.insecure):
         return Grant()
+    _deny(s, "subscribe", req.channel, reason="not_allowed", outcome="permission_denied")
     raise CommandError(ErrorCode.PERMISSION_DENIED)
 
 
@@ -133,13 +140,32 @@ async def _verify(
             token, now=s.node.clock.now(), channel=channel, user=s.user, client=s.id
         )
     except TokenProblem as exc:
-        _log.info("client %s: subscription token for %r refused: %s", s.id, channel, exc)
+        action = "sub_refresh" if refresh else "subscribe"
+        _deny(s, action, channel, reason=exc.reason, outcome=exc.kind, detail=exc.detail)
         if exc.kind == "mismatch" or (refresh and exc.kind == "invalid"):
             raise DisconnectError(DisconnectCode.INVALID_TOKEN) from exc
         raise _SUB_TOKEN_ERRORS[exc.kind] from exc
     if creds.channel != channel or creds.user != s.user or creds.client not in ("", s.id):
+        action = "sub_refresh" if refresh else "subscribe"
+        _deny(s, action, channel, reason="binding", outcome="mismatch")
         raise DisconnectError(DisconnectCode.INVALID_TOKEN)
     return creds
+
+
+def _deny(
+    s: ClientSession, action: str, channel: str, *, reason: str, outcome: str, detail: str = ""
+) -> None:
+    """The one denial line for a refused subscription (`rotary.logs.log_denial`)."""
+    log_denial(
+        _log,
+        action=action,
+        reason=reason or outcome,
+        user=s.user,
+        client=s.id,
+        channel=channel,
+        outcome=outcome,
+        detail=detail,
+    )
 
 
 def _pick(ov: Override | None, name: str, default: bool) -> bool:
@@ -154,6 +180,7 @@ def _client_subscription(
     opts, ov, insecure = ch.options, grant.override, s.node.settings.insecure
     sub = _base_subscription(s, ch, grant.chan_info, ov)
     sub.expire_at = grant.expire_at
+    sub.token_identity = grant.identity
     history_ok = history_allowed(ch, user=s.user, subscribed=True, insecure=insecure)
     if req.recoverable and (opts.allow_recovery or history_ok):
         sub.recoverable = True
@@ -422,6 +449,7 @@ async def handle_sub_refresh(
     if creds.expire_at and creds.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
     sub.expire_at = creds.expire_at
+    sub.token_identity = creds.identity
     sub.info = s.client_info(json_payload(creds.info))
     result: dict[str, Any] = {}
     _add_expiry(result, sub.expire_at, now)

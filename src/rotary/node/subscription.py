@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rotary.engines.base import ClientInfo
+from rotary.engines.revocation import TokenIdentity
 
 __all__ = ["Subscription", "ttl_seconds"]
 
@@ -24,6 +25,8 @@ class Subscription:
 
     channel: str
     info: ClientInfo
+    #: The subscription token that granted it (client-side, with a token), for revocation.
+    token_identity: TokenIdentity | None = None
     server_side: bool = False
     from_token: bool = False
     expire_at: int = 0

@@ -3,7 +3,8 @@
 JSON protocol only: a client asking for protobuf (query ``format=protobuf`` /
 ``cf_protocol=protobuf``, or only the ``centrifuge-protobuf`` subprotocol) is refused with
 HTTP 400 before the upgrade. Origins are checked against ``allowed_origins`` (403).
-Past ``client_connection_limit`` open sessions new upgrades get HTTP 503.
+Past ``client_connection_limit`` open sessions, or past ``client_connection_rate_limit`` new
+connections per second (`rotary.transports.limits`), new upgrades get HTTP 503.
 Frames over ``message_size_limit`` close the connection with 1009 (aiohttp does it).
 ``cf_ws_frame_ping_pong=true`` swaps application pings for WebSocket ping frames.
 """
@@ -19,6 +20,7 @@ from aiohttp import WSMsgType, web
 
 from rotary.node.node import Node
 from rotary.protocol.codes import Disconnect
+from rotary.transports.limits import ConnectionRateLimiter
 
 __all__ = ["origin_allowed", "websocket_handler"]
 
@@ -71,8 +73,13 @@ def websocket_handler(
     allowed_origins: Sequence[str],
     message_size_limit: int,
     connection_limit: int = 0,
+    connection_rate_limit: int = 0,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The aiohttp handler serving one WebSocket connection per request."""
+    """The aiohttp handler serving one WebSocket connection per request.
+
+    Limits of 0 are off; the rate limit takes time from `node.clock`.
+    """
+    rate = ConnectionRateLimiter(connection_rate_limit, node.clock)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if not origin_allowed(request.headers.get("Origin"), allowed_origins):
@@ -81,6 +88,11 @@ def websocket_handler(
         if connection_limit > 0 and node.num_sessions >= connection_limit:
             _log.info("websocket refused: connection limit %d reached", connection_limit)
             return web.Response(status=503, text="connection limit reached")
+        if not rate.allow():
+            _log.info(
+                "websocket refused: more than %d connections per second", connection_rate_limit
+            )
+            return web.Response(status=503, text="connection rate limit reached")
         if _wants_protobuf(request):
             return web.Response(status=400, text="protobuf protocol is not supported")
         frame_pings = request.query.get("cf_ws_frame_ping_pong") == "true"
