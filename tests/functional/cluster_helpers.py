@@ -1,0 +1,246 @@
+"""Helpers of the multi-node tests (tests/functional/test_cluster_*.py).
+
+- `RedisProcess`: a private ``redis-server`` on a free loopback port, without persistence,
+  that a test may restart or whose PUB/SUB connections it may kill without disturbing the
+  shared Redis on 6379;
+- `cluster_config`: a v5 flat config for nodes sharing Redis under one prefix;
+- `until`: poll a condition (tests never assert timings, they wait for outcomes);
+- `skip_or_fail`: skip locally, fail under CI=true (a multi-node test must never be skipped
+  in CI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+import redis
+
+from tests.functional.conftest import API_KEY, SECRET, free_port
+from tests.sdk.harness import SdkDriver, TokenFactory, open_driver
+
+__all__ = [
+    "SHARED_REDIS",
+    "TOKENS",
+    "RedisProcess",
+    "assert_each_got_everything_once_in_order",
+    "cluster_config",
+    "publish_series",
+    "received",
+    "resubscriptions",
+    "sdk_subscribers",
+    "shared_redis_or_skip",
+    "skip_or_fail",
+    "until",
+]
+
+SHARED_REDIS = "127.0.0.1:6379"
+#: Short announcements so that `info` reflects joins and deaths within a second or two.
+NODE_INFO_INTERVAL = "300ms"
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test locally; fail it when CI is set, where nothing may be skipped."""
+    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+def shared_redis_or_skip() -> None:
+    """Skip (fail under CI) when the shared Redis on 6379 does not answer."""
+    client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        skip_or_fail(f"Redis at {SHARED_REDIS} is unreachable: {exc!r}")
+    finally:
+        client.close()
+
+
+def cluster_config(addresses: list[str], prefix: str = "", **extra: Any) -> dict[str, Any]:
+    """Nodes on the Redis engine: history, presence, join/leave and client API allowed."""
+    return {
+        "token_hmac_secret_key": SECRET,
+        "api_key": API_KEY,
+        "engine": "redis",
+        "redis_address": addresses[0] if len(addresses) == 1 else addresses,
+        "redis_prefix": prefix or f"rotary-cluster-{uuid.uuid4().hex[:8]}",
+        "node_info_publish_interval": NODE_INFO_INTERVAL,
+        "allow_subscribe_for_client": True,
+        "allow_presence_for_client": True,
+        "allow_history_for_client": True,
+        "presence": True,
+        "join_leave": True,
+        "history_size": 500,
+        "history_ttl": "300s",
+        **extra,
+    }
+
+
+async def until(
+    check: Callable[[], Any | Awaitable[Any]], *, within: float = 15.0, what: str = ""
+) -> Any:
+    """Call `check` until it returns something truthy; return that. AssertionError after
+    `within` seconds, showing the last value (or exception)."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while True:
+        try:
+            value = check()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return value
+            last = value
+        except Exception as exc:  # kept for the failure message; the condition may settle
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {within}s: {what} (last: {last!r})")
+        await asyncio.sleep(0.05)
+
+
+class RedisProcess:
+    """A ``redis-server`` child without persistence on 127.0.0.1:`port`."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            skip_or_fail("redis-server is not installed")
+        self._binary = binary
+        self._workdir = workdir
+        self.port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def start(self) -> RedisProcess:
+        """Start (again, on the same port) and wait until it answers PING."""
+        self.starts += 1
+        argv = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(self._workdir)]
+        log = (self._workdir / f"redis-{self.port}-{self.starts}.log").open("wb")
+        with log:
+            self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with self.client() as c:
+                    c.ping()
+                return self
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on {self.port} did not start")
+
+    def stop(self) -> None:
+        """Kill the server at once (no save: it keeps nothing)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(10)
+
+    def restart(self) -> None:
+        """Stop and start again: every key is gone, every connection is broken."""
+        self.stop()
+        self.start()
+
+    def kill_pubsub(self) -> int:
+        """``CLIENT KILL TYPE pubsub``: how many PUB/SUB connections were dropped."""
+        with self.client() as c:
+            return int(c.execute_command("CLIENT", "KILL", "TYPE", "pubsub"))
+
+    def broker_listeners(self) -> list[str]:
+        """Names of the brokers' PUB/SUB connections now open (``rotary-<node>-pubsub-<shard>``;
+        other PUB/SUB users, such as the revocation store, are left out)."""
+        with self.client() as c:
+            clients = c.client_list(_type="pubsub")
+        names = [str(entry.get("name", "")) for entry in clients]
+        return [n for n in names if n.startswith("rotary-") and "-pubsub-" in n]
+
+    def keys(self, pattern: str) -> list[str]:
+        with self.client() as c:
+            return sorted(k.decode() for k in c.keys(pattern))
+
+
+# ---------------------------------------------------------------- SDK subscribers and checks
+
+TOKENS = TokenFactory(SECRET)
+
+
+async def sdk_subscribers(
+    stack: contextlib.AsyncExitStack, servers: list[Any], channels: list[str]
+) -> list[SdkDriver]:
+    """One centrifuge-python client per server, subscribed (recoverable) to every channel."""
+    drivers: list[SdkDriver] = []
+    for n, server in enumerate(servers):
+        driver = await stack.enter_async_context(open_driver("python"))
+        await driver.connect(server.ws_url, token=TOKENS.connection(f"user-{n}"))
+        await driver.wait_for(lambda e: e["ev"] == "connected")
+        for ch in channels:
+            await driver.subscribe(ch, recoverable=True)
+        for ch in channels:
+            await driver.wait_for(
+                lambda e, ch=ch: e["ev"] == "sub_subscribed" and e["channel"] == ch
+            )
+        drivers.append(driver)
+    return drivers
+
+
+async def publish_series(
+    server: Any, channels: list[str], total: int, faults: dict[int, Callable[[], Any]]
+) -> None:
+    """Publish ``{"seq": 1..total}`` to every channel through `server`'s HTTP API, running
+    ``faults[seq]`` (in a thread) right after publication `seq`."""
+    for seq in range(1, total + 1):
+        for ch in channels:
+            params = {"channel": ch, "data": {"seq": seq}}
+            reply = await asyncio.to_thread(server.api, "publish", params)
+            assert "error" not in reply, reply
+        if seq in faults:
+            await asyncio.to_thread(faults[seq])
+        await asyncio.sleep(0.01)
+
+
+def received(driver: SdkDriver, channel: str) -> list[tuple[int, int]]:
+    """(offset, seq) of every publication `driver` got on `channel`, in arrival order."""
+    return [
+        (int(e["offset"]), int(e["data"]["seq"]))
+        for e in driver.events
+        if e["ev"] == "publication" and e["channel"] == channel
+    ]
+
+
+async def assert_each_got_everything_once_in_order(
+    drivers: list[SdkDriver], channels: list[str], total: int
+) -> None:
+    """Every driver holds publications 1..total of every channel: none missing, none twice."""
+    expected = [(n, n) for n in range(1, total + 1)]
+    for driver in drivers:
+        for ch in channels:
+            await until(
+                lambda d=driver, c=ch: len(received(d, c)) >= total,
+                within=30,
+                what=f"{total} publications on {ch}",
+            )
+            assert received(driver, ch) == expected, driver.dump()[-4000:]
+
+
+def resubscriptions(driver: SdkDriver, channel: str) -> list[dict[str, Any]]:
+    """The `sub_subscribed` events of `channel` after the first one."""
+    subscribed = [
+        e for e in driver.events if e["ev"] == "sub_subscribed" and e["channel"] == channel
+    ]
+    return subscribed[1:]
