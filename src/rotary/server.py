@@ -18,10 +18,13 @@ import logging
 import os
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from rotary.api.executor import ApiExecutor
+from rotary.api.http import add_api_routes
 from rotary.channels.resolver import ChannelResolver
 from rotary.clock import Clock, SystemClock
 from rotary.config.model import Config
@@ -41,6 +44,12 @@ _log = logging.getLogger("rotary.server")
 
 #: Seconds clients get to receive their shutdown close frame before the runner stops.
 _SHUTDOWN_GRACE = 3.0
+
+#: Set once shutdown begins (the legacy API endpoint then answers 503).
+_SHUTTING_DOWN = web.AppKey("rotary_shutting_down", asyncio.Event)
+
+#: Something to await at shutdown, after the node closed.
+Closer = Callable[[], Awaitable[None]]
 
 
 def _engine(config: Config, uid: str, clock: Clock) -> tuple[Broker, PresenceManager]:
@@ -62,12 +71,16 @@ def _authenticator(
     config: Config,
     resolver: ChannelResolver,
     revocation: RevocationStore | None,
+    *,
     metrics: Metrics | None,
+    on_close: list[Closer] | None,
 ) -> Authenticator:
     from rotary.auth import TokenVerifier
     from rotary.policy.tokens import VerifierAuthenticator
 
     verifier = TokenVerifier(config.auth, channel_known=resolver.namespace_known)
+    if on_close is not None:  # the verifier holds an HTTP session when JWKS is configured
+        on_close.append(verifier.close)
     return VerifierAuthenticator(verifier, revocation=revocation, metrics=metrics)
 
 
@@ -78,8 +91,14 @@ def _revocation(config: Config, clock: Clock) -> RevocationStore | None:
     return revocation_store_for(config.engine, clock=clock)
 
 
-def build_node(config: Config, *, clock: Clock | None = None) -> Node:
-    """A node wired from `config` (not started). Raises ConfigError for bad settings."""
+def build_node(
+    config: Config, *, clock: Clock | None = None, on_close: list[Closer] | None = None
+) -> Node:
+    """A node wired from `config` (not started). Raises ConfigError for bad settings.
+
+    `on_close`, when given, receives what the caller must await after `Node.close` (the
+    token verifier's close).
+    """
     clock = clock or SystemClock()
     uid = str(uuid.uuid4())
     resolver = ChannelResolver(config.channels)
@@ -92,7 +111,7 @@ def build_node(config: Config, *, clock: Clock | None = None) -> Node:
         resolver=resolver,
         broker=broker,
         presence=presence,
-        auth=_authenticator(config, resolver, revocation, metrics),
+        auth=_authenticator(config, resolver, revocation, metrics=metrics, on_close=on_close),
         revocation=revocation,
         metrics=metrics,
         clock=clock,
@@ -132,6 +151,7 @@ def build_app(config: Config, node: Node) -> web.Application:
             allowed_origins=config.client.allowed_origins,
             message_size_limit=config.websocket.message_size_limit,
             connection_limit=config.client.connection_limit,
+            connection_rate_limit=config.client.connection_rate_limit,
         )
         app.router.add_get(config.websocket.handler_prefix, handler)
     if config.server.health:
@@ -143,13 +163,8 @@ def build_app(config: Config, node: Node) -> web.Application:
 
 
 def _add_api(app: web.Application, config: Config, node: Node) -> None:
-    try:
-        from rotary.api.executor import ApiExecutor
-        from rotary.api.http import add_api_routes
-    except ImportError as exc:  # the API package is optional while it is being built
-        _log.warning("server API not available: %s", exc)
-        return
-    add_api_routes(app, ApiExecutor(node), config.api)
+    shutting_down = app[_SHUTTING_DOWN] = asyncio.Event()
+    add_api_routes(app, ApiExecutor(node), config.api, shutting_down=shutting_down.is_set)
 
 
 async def serve(
@@ -159,7 +174,8 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until `stop` is set (or the task is cancelled), then shut down in order."""
-    node = build_node(config)
+    closers: list[Closer] = []
+    node = build_node(config, on_close=closers)
     if node.revocation is not None:
         await node.revocation.start()
     await node.start()
@@ -180,11 +196,14 @@ async def serve(
     try:
         await (stop or asyncio.Event()).wait()
     finally:
-        await _shutdown(node, runner, site)
+        await _shutdown(node, runner, site, closers)
 
 
-async def _shutdown(node: Node, runner: web.AppRunner, site: web.TCPSite) -> None:
+async def _shutdown(
+    node: Node, runner: web.AppRunner, site: web.TCPSite, closers: list[Closer]
+) -> None:
     _log.info("shutting down: disconnecting %d clients", node.num_sessions)
+    runner.app[_SHUTTING_DOWN].set()
     await site.stop()
     node.disconnect_all(DisconnectCode.SHUTDOWN)
     try:
@@ -196,6 +215,8 @@ async def _shutdown(node: Node, runner: web.AppRunner, site: web.TCPSite) -> Non
     await node.close()
     if node.revocation is not None:
         await node.revocation.close()
+    for close in closers:
+        await close()
     _log.info("shutdown complete")
 
 

@@ -393,7 +393,7 @@ async def test_rpc_without_method_is_107_and_with_any_method_is_104(
 
 
 async def test_unknown_method_is_104_not_found(executor: ApiExecutor) -> None:
-    assert (await error_of(executor, "revoke_token", {"uid": "x"})).code == 104
+    assert (await error_of(executor, "block_user", {"user": "x"})).code == 104
 
 
 async def test_request_that_is_not_an_object_is_a_decode_error(executor: ApiExecutor) -> None:
@@ -462,7 +462,9 @@ async def test_parallel_batch_runs_commands_concurrently_and_keeps_order() -> No
     }
 
 
-async def test_methods_lists_every_centrifugo_oss_method(executor: ApiExecutor) -> None:
+async def test_methods_lists_every_centrifugo_oss_method_and_token_revocation(
+    executor: ApiExecutor,
+) -> None:
     assert executor.methods == {
         "publish",
         "broadcast",
@@ -478,6 +480,8 @@ async def test_methods_lists_every_centrifugo_oss_method(executor: ApiExecutor) 
         "info",
         "rpc",
         "batch",
+        "revoke_token",
+        "invalidate_user_tokens",
     }
 
 

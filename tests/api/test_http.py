@@ -147,7 +147,7 @@ async def test_wrongly_typed_field_gets_400_bad_request(
     assert await post(client, "/api/publish", {"channel": 1, "data": 1}) == (400, b"Bad Request")
 
 
-@pytest.mark.parametrize("path", ["/api/revoke_token", "/api/nope"])
+@pytest.mark.parametrize("path", ["/api/block_user", "/api/nope"])
 async def test_method_not_served_is_404(
     client: TestClient[web.Request, web.Application], path: str
 ) -> None:
@@ -242,7 +242,7 @@ async def test_legacy_endpoint_answers_one_line_per_command_in_order(
         b'{"id":2,"method":"PRESENCE_STATS","params":{"channel":"c"}}  '
         b'{"id":3,"method":9}\n'
         b'{"id":4,"method":"presence","params":{}}\n'
-        b'{"method":"revoke_token","params":{"uid":"x"}}\n'
+        b'{"method":"block_user","params":{"user":"x"}}\n'
         b'{"id":6,"method":"no_such_thing"}\n'
     )
     status, raw = await post(client, "/api", body)

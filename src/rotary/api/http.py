@@ -7,7 +7,8 @@ Routes, both POST only (any other method gets 405 with an empty body):
   Centrifugo's batch response has no result field). A method the executor does not serve is
   404, as in Centrifugo OSS.
 - ``{prefix}`` (legacy): one or more ``{"id", "method", "params"}`` objects separated by
-  whitespace; one reply line per command, errors always HTTP-200 style.
+  whitespace; one reply line per command, errors always HTTP-200 style. Once
+  `shutting_down()` is true it answers 503 with an empty body (spec §8.1).
 
 Authorization unless ``insecure``: ``X-API-Key`` header; when that header is absent,
 ``Authorization: apikey KEY``; failing both, the ``api_key`` query parameter. Keys are
@@ -20,7 +21,7 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -79,9 +80,11 @@ def add_api_routes(
     settings: ApiSettings,
     *,
     max_body_size: int = MAX_BODY_SIZE,
+    shutting_down: Callable[[], bool] = lambda: False,
 ) -> None:
     """Mount the per-method endpoints and the legacy endpoint under ``settings.handler_prefix``."""
     binding = _ApiBinding(executor, settings, max_body_size)
+    binding.shutting_down = shutting_down
     prefix = settings.handler_prefix.rstrip("/")
     names = "|".join(re.escape(name) for name in sorted(executor.methods))
     app.router.add_route("*", f"{prefix}/{{method:(?:{names})}}", binding.handle_method)
@@ -96,6 +99,7 @@ class _ApiBinding:
         self._settings = settings
         self._max_body = max_body
         self._key = settings.key.encode()
+        self.shutting_down: Callable[[], bool] = lambda: False
 
     async def handle_method(self, request: web.Request) -> web.StreamResponse:
         """POST {prefix}/{method}: one call, HTTP-200 or transport error mode."""
@@ -124,6 +128,8 @@ class _ApiBinding:
         body = await self._admit(request)
         if isinstance(body, web.StreamResponse):
             return body
+        if self.shutting_down():  # after the key check, as Centrifugo's auth middleware
+            return web.Response(status=503)
         try:
             commands = _split_commands(body)
         except ValueError:
