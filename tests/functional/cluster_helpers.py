@@ -111,12 +111,13 @@ async def until(
 class RedisProcess:
     """A ``redis-server`` child without persistence on 127.0.0.1:`port`."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, password: str = "") -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             skip_or_fail("redis-server is not installed")
         self._binary = binary
         self._workdir = workdir
+        self.password = password
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -126,13 +127,16 @@ class RedisProcess:
         return f"127.0.0.1:{self.port}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        password = self.password or None
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, password=password)
 
     def start(self) -> RedisProcess:
         """Start (again, on the same port) and wait until it answers PING."""
         self.starts += 1
         argv = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self._workdir)]
+        if self.password:
+            argv += ["--requirepass", self.password]
         log = (self._workdir / f"redis-{self.port}-{self.starts}.log").open("wb")
         with log:
             self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -170,8 +174,10 @@ class RedisProcess:
         names = [str(entry.get("name", "")) for entry in clients]
         return [n for n in names if n.startswith("rotary-") and "-pubsub-" in n]
 
-    def keys(self, pattern: str) -> list[str]:
+    def keys(self, pattern: str, *, db: int = 0) -> list[str]:
+        """Key names matching `pattern` in database `db`."""
         with self.client() as c:
+            c.select(db)
             return sorted(k.decode() for k in c.keys(pattern))
 
 
