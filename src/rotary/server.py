@@ -14,12 +14,14 @@ checks cost (bench/storm.py); never set it in production.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import os
 import signal
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -31,7 +33,7 @@ from rotary.config.model import Config
 from rotary.engines.base import Broker, PresenceManager
 from rotary.engines.revocation import RevocationStore, revocation_store_for
 from rotary.logs import configure_logging
-from rotary.metrics import Metrics
+from rotary.metrics import ENGINE_OPS, Metrics
 from rotary.node import revocation as node_revocation
 from rotary.node.auth import Authenticator
 from rotary.node.node import Node
@@ -65,6 +67,38 @@ def _engine(config: Config, uid: str, clock: Clock) -> tuple[Broker, PresenceMan
     from rotary.engines.memory.presence import MemoryPresenceManager
 
     return MemoryBroker(clock), MemoryPresenceManager(clock)
+
+
+class _Metered:
+    """An engine (broker, presence manager) whose failed operations are counted by name.
+
+    Every coroutine method named in `ENGINE_OPS` counts an exception it raises in
+    `Metrics.engine_error` and re-raises it; everything else passes through untouched.
+    """
+
+    def __init__(self, target: object, metrics: Metrics) -> None:
+        self._target = target
+        self._metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if name in ENGINE_OPS and inspect.iscoroutinefunction(value):
+            value = self._counted(name, value)
+            setattr(self, name, value)  # wrapped once; later look-ups skip __getattr__
+        return value
+
+    def _counted(
+        self, op: str, method: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(method)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await method(*args, **kwargs)
+            except Exception:
+                self._metrics.engine_error(op)
+                raise
+
+        return call
 
 
 def _authenticator(
@@ -106,6 +140,9 @@ def build_node(
     presence_ttl = config.engine.redis.presence_ttl if config.engine.type == "redis" else 60.0
     revocation = _revocation(config, clock)
     metrics = Metrics() if config.server.prometheus else None
+    if metrics is not None:
+        broker = cast(Broker, _Metered(broker, metrics))
+        presence = cast(PresenceManager, _Metered(presence, metrics))
     node = Node(
         settings=config.client,
         resolver=resolver,
