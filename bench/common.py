@@ -248,6 +248,10 @@ def start_rotary(config: dict[str, Any], *, profile_to: Path | None = None) -> S
     runner = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
     argv = [sys.executable, *runner, "-m", "rotary", "-c", cfg_path]
     argv += ["--port", str(port), "--address", "127.0.0.1"]
-    server = start_server("rotary", argv, port=port)
+    # BENCH_ROTARY_SRC: measure another tree (e.g. a `git archive` of a commit) instead of
+    # the working tree the editable install points at.
+    src = os.environ.get("BENCH_ROTARY_SRC")
+    env = {"PYTHONPATH": src} if src else None
+    server = start_server("rotary", argv, port=port, env=env)
     server.extra["config_path"] = cfg_path
     return server
