@@ -111,13 +111,15 @@ async def until(
 class RedisProcess:
     """A ``redis-server`` child without persistence on 127.0.0.1:`port`."""
 
-    def __init__(self, workdir: Path, *, password: str = "") -> None:
+    def __init__(self, workdir: Path, *, password: str = "", extra: tuple[str, ...] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             skip_or_fail("redis-server is not installed")
         self._binary = binary
         self._workdir = workdir
         self.password = password
+        #: More ``--option value`` arguments (cluster mode, ...).
+        self.extra = extra
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -137,9 +139,13 @@ class RedisProcess:
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self._workdir)]
         if self.password:
             argv += ["--requirepass", self.password]
+        argv += list(self.extra)
         log = (self._workdir / f"redis-{self.port}-{self.starts}.log").open("wb")
         with log:
             self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        return self._wait_ping()
+
+    def _wait_ping(self) -> RedisProcess:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -149,6 +155,19 @@ class RedisProcess:
             except redis.RedisError:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server on {self.port} did not start")
+
+    def start_sentinel(self, master: RedisProcess, name: str) -> RedisProcess:
+        """Start this process as a Sentinel watching `master` under `name`."""
+        conf = self._workdir / f"sentinel-{self.port}.conf"
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self._workdir}\n"
+            f"sentinel monitor {name} 127.0.0.1 {master.port} 1\n"
+        )
+        log = (self._workdir / f"sentinel-{self.port}.log").open("wb")
+        with log:
+            argv = [self._binary, str(conf), "--sentinel"]
+            self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        return self._wait_ping()
 
     def stop(self) -> None:
         """Kill the server at once (no save: it keeps nothing)."""
