@@ -9,6 +9,11 @@ message (counted at the clients). Servers, each on CPU 0 with the load on the ot
 - a bare broadcast on aiohttp (POST /publish);
 - python-socketio emitting `msg` to the room (POST /publish calling `sio.emit`).
 
+Rotary and picows hold their subscribers at the same time and deliveries alternate between
+them (three rounds in a full run, order swapped each round); their ratio is the median of
+the per-round ratios, so both sides see the same background load. The other peers are
+measured once each.
+
 When Rotary delivers less than 0.8× picows, a further Rotary run under cProfile records
 where the server's time goes (`json.profile`), unless BENCH_PROFILE=0.
 """
@@ -19,6 +24,7 @@ import asyncio
 import os
 import pstats
 import signal
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +35,7 @@ import orjson
 
 from bench import progress
 from bench.clients import OpenSpec
-from bench.common import API_KEY, SECRET, CpuWatch, ServerProcess
+from bench.common import API_KEY, SECRET, CpuWatch, ServerProcess, ServerUnavailable
 from bench.profiling import pyspy_path, spy_on, summarize
 from bench.results import ratio, rounded
 from bench.servers import (
@@ -53,6 +59,7 @@ _LABELS = {
 }
 _IN_FLIGHT = 8
 _PROFILE_THRESHOLD = 0.8
+_PAIR = ("rotary", "picows")
 
 
 def _plan(quick: bool) -> list[tuple[int, int]]:
@@ -67,31 +74,128 @@ def run(*, quick: bool) -> dict[str, Any]:
     plan = _plan(quick)
     progress.expect(len(_KINDS) * len(plan))
     exp = int(time.time()) + 3600
-    repeats = 1 if quick else 2
+    rounds = 1 if quick else 3
     results: dict[str, dict[int, dict[str, Any]]] = {}
+    paired: dict[int, dict[str, Any]] = {}
     notes: list[str] = []
     pool = shared_pool()
     progress.note("fanout: starting servers")
     servers = start_all({kind: (lambda k=kind: _start(k)) for kind in _KINDS})
     try:
-        for kind in _KINDS:
-            server = servers[kind]
+        for kind, server in servers.items():
             if not isinstance(server, ServerProcess):
                 notes.append(f"{kind} not available: {server}")
-                progress.step()
+        if all(isinstance(servers[k], ServerProcess) for k in _PAIR):
+            _run_pair(
+                pool, servers, plan, exp=exp, rounds=rounds, into=(results, paired), notes=notes
+            )
+        for kind in _KINDS:
+            server = servers[kind]
+            if kind in results or not isinstance(server, ServerProcess):
                 continue
             try:
-                # socket.io is an order of magnitude slower: one repetition keeps the run short
-                reps = 1 if kind == "socketio" else repeats
-                results[kind] = _kind(pool, server, kind, plan, exp=exp, repeats=reps)
+                # one repetition each: these peers are only compared at the order of magnitude
+                results[kind] = _kind(pool, server, kind, plan, exp=exp, repeats=1)
             except (RuntimeError, TimeoutError) as exc:
                 notes.append(f"{kind} not measured: {exc}")
             finally:
-                server.stop()  # nothing else may run on CPU 0 during the next measurement
+                server.stop()
     finally:
         stop_all(servers)
-    profile = _maybe_profile(pool, results, plan, exp=exp, quick=quick)
-    return _result(plan, results, notes, profile)
+    n_big = plan[-1][0]
+    shares = [_headline(plan, results, paired), paired.get(n_big, {}).get("median_cpu")]
+    worst = min((x for x in shares if x is not None), default=None)
+    profile = _maybe_profile(pool, worst, plan, exp=exp, quick=quick)
+    return _result(plan, results, paired, notes, profile)
+
+
+def _headline(
+    plan: list[tuple[int, int]],
+    results: dict[str, dict[int, dict[str, Any]]],
+    paired: dict[int, dict[str, Any]],
+) -> float | None:
+    """Rotary / picows at the largest N: the paired median, else the ratio of the bests."""
+    n = plan[-1][0]
+    if n in paired and paired[n]["median"] is not None:
+        median: float = paired[n]["median"]
+        return median
+    return ratio(_rate(results, "rotary", n), _rate(results, "picows", n))
+
+
+def _run_pair(
+    pool: LoadPool,
+    servers: dict[str, ServerProcess | ServerUnavailable],
+    plan: list[tuple[int, int]],
+    *,
+    exp: int,
+    rounds: int,
+    into: tuple[dict[str, dict[int, dict[str, Any]]], dict[int, dict[str, Any]]],
+    notes: list[str],
+) -> None:
+    """Rotary and picows with subscribers on both at once, deliveries alternating.
+
+    Each round measures both back to back (order swapped every round), so both see the same
+    background load; the ratio reported is the median of the per-round ratios.
+    """
+    results, paired = into
+    for n, m in plan:
+        progress.note(f"fanout: rotary vs picows N={n}")
+        try:
+            runs = _alternate(pool, servers, n=n, m=m, exp=exp, rounds=rounds)
+        except (RuntimeError, TimeoutError) as exc:
+            notes.append(f"rotary/picows N={n} not measured: {exc}")
+            continue
+        for kind in _PAIR:
+            best = max(runs[kind], key=lambda r: r["deliveries_per_s"] or 0)
+            reps = [r["deliveries_per_s"] for r in runs[kind]]
+            results.setdefault(kind, {})[n] = {**best, "repeats": reps}
+            progress.step()
+        paired[n] = _pair_ratios(runs)
+
+
+def _alternate(
+    pool: LoadPool,
+    servers: dict[str, ServerProcess | ServerUnavailable],
+    *,
+    n: int,
+    m: int,
+    exp: int,
+    rounds: int,
+) -> dict[str, list[dict[str, Any]]]:
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in _PAIR}
+    try:
+        for kind in _PAIR:
+            _open(pool, _server(servers, kind), kind, n=n, exp=exp)
+        for r in range(rounds):
+            for kind in _PAIR if r % 2 == 0 else tuple(reversed(_PAIR)):
+                runs[kind].append(_deliver(pool, _server(servers, kind), kind, n=n, m=m))
+    finally:
+        pool.broadcast({"op": "close"})
+        time.sleep(0.3)
+    return runs
+
+
+def _server(servers: dict[str, ServerProcess | ServerUnavailable], kind: str) -> ServerProcess:
+    server = servers[kind]
+    assert isinstance(server, ServerProcess)
+    return server
+
+
+def _pair_ratios(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    pairs = list(zip(runs["rotary"], runs["picows"], strict=True))
+    wall = [ratio(a["deliveries_per_s"], b["deliveries_per_s"]) for a, b in pairs]
+    key = "deliveries_per_server_cpu_s"
+    cpu = [ratio(a[key], b[key]) for a, b in pairs]
+    return {
+        "per_round": [x for x in wall if x is not None],
+        "per_round_cpu": [x for x in cpu if x is not None],
+        "median": _median([x for x in wall if x is not None]),
+        "median_cpu": _median([x for x in cpu if x is not None]),
+    }
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
 
 
 def _start(kind: str, profile_to: Path | None = None) -> ServerProcess:
@@ -125,13 +229,8 @@ def _measure(
     Returns the repetition with the highest deliveries/s (the machine may be shared, and
     other processes only ever slow a run down) plus every repetition's rate.
     """
-    client_kind = {"picows": "bare", "aiohttp": "bare"}.get(kind, kind)
-    channels = ("news",) if kind == "rotary" else ("$news",) if kind == "socketio" else ()
-    spec = OpenSpec(client_kind, server.url(ws_path(kind)), 0, n, channels, SECRET, exp)
     try:
-        opened = pool.open(spec)
-        if opened["failures"]:
-            raise RuntimeError(f"{kind}: {len(opened['failures'])} clients failed to open")
+        _open(pool, server, kind, n=n, exp=exp)
         runs = [_deliver(pool, server, kind, n=n, m=m) for _ in range(repeats)]
     finally:
         pool.broadcast({"op": "close"})
@@ -140,13 +239,24 @@ def _measure(
     return {**best, "repeats": [r["deliveries_per_s"] for r in runs]}
 
 
+def _open(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, exp: int) -> None:
+    """Open N subscribers of `server` in the load group named `kind`."""
+    client_kind = {"picows": "bare", "aiohttp": "bare"}.get(kind, kind)
+    channels = ("news",) if kind == "rotary" else ("$news",) if kind == "socketio" else ()
+    spec = OpenSpec(client_kind, server.url(ws_path(kind)), 0, n, channels, SECRET, exp)
+    opened = pool.open(spec, group=kind)
+    if opened["failures"]:
+        raise RuntimeError(f"{kind}: {len(opened['failures'])} clients failed to open")
+
+
 def _deliver(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, m: int) -> dict[str, Any]:
-    pool.broadcast({"op": "arm", "per_client": m})
+    """Publish M messages to the `kind` group's N subscribers; wait for every delivery."""
+    pool.broadcast({"op": "arm", "per_client": m, "group": kind})
     watch = CpuWatch(server.pid)
     t0 = time.monotonic()
     asyncio.run(_publish(kind, server, m))
     t_pub = time.monotonic()
-    replies = pool.broadcast({"op": "wait", "timeout": max(60.0, m * n / 5_000)})
+    replies = pool.broadcast({"op": "wait", "timeout": max(120.0, m * n / 2_000), "group": kind})
     done = [r["t_done"] for r in replies]
     complete = all(t is not None for t in done)
     elapsed = (max(done) - t0) if complete else None
@@ -220,20 +330,20 @@ async def _publish_ws(server: ServerProcess, m: int) -> None:
 
 def _maybe_profile(
     pool: LoadPool,
-    results: dict[str, dict[int, dict[str, Any]]],
+    share: float | None,
     plan: list[tuple[int, int]],
     *,
     exp: int,
     quick: bool,
 ) -> dict[str, Any] | None:
-    """Profile Rotary's fan-out when it trails picows by more than 20 %.
+    """Profile Rotary's fan-out when it trails picows by more than 20 % (`share`: the worse
+    of the wall-clock and per-CPU-second ratios).
 
     Off in quick runs unless BENCH_PROFILE=1; BENCH_PROFILE=0 turns it off everywhere.
     py-spy samples the server during the delivery phase only; without py-spy the whole
     server process runs under cProfile instead (start-up included).
     """
     n, m = plan[-1]
-    share = ratio(_rate(results, "rotary", n), _rate(results, "picows", n))
     wanted = os.environ.get("BENCH_PROFILE", "0" if quick else "1") == "1"
     if share is None or share >= _PROFILE_THRESHOLD or not wanted:
         return None
@@ -257,9 +367,8 @@ def _rate(results: dict[str, dict[int, dict[str, Any]]], kind: str, n: int) -> f
 def _profile_pyspy(pool: LoadPool, *, n: int, m: int, exp: int) -> dict[str, Any]:
     out = Path(tempfile.mkstemp(prefix="bench-rotary-fanout-", suffix=".pyspy.txt")[1])
     server = _start("rotary")
-    spec = OpenSpec("rotary", server.url(ws_path("rotary")), 0, n, ("news",), SECRET, exp)
     try:
-        pool.open(spec)
+        _open(pool, server, "rotary", n=n, exp=exp)
         with spy_on(server.pid, out):
             figures = _deliver(pool, server, "rotary", n=n, m=m)
     finally:
@@ -312,6 +421,7 @@ def _top(stats_path: Path, limit: int = 25) -> list[str]:
 def _result(
     plan: list[tuple[int, int]],
     results: dict[str, dict[int, dict[str, Any]]],
+    paired: dict[int, dict[str, Any]],
     notes: list[str],
     profile: dict[str, Any] | None,
 ) -> dict[str, Any]:
@@ -343,10 +453,12 @@ def _result(
     def per_cpu(kind: str) -> float | None:
         return results.get(kind, {}).get(n_big, {}).get("deliveries_per_server_cpu_s")
 
+    pair = paired.get(n_big, {})
     ratios = {
-        "fanout_rotary_over_picows": ratio(rate("rotary"), rate("picows")),
+        "fanout_rotary_over_picows": _headline(plan, results, paired),
         "fanout_rotary_over_socketio": ratio(rate("rotary"), rate("socketio")),
-        "fanout_rotary_over_picows_cpu": ratio(per_cpu("rotary"), per_cpu("picows")),
+        "fanout_rotary_over_picows_cpu": pair.get("median_cpu")
+        or ratio(per_cpu("rotary"), per_cpu("picows")),
         "fanout_rotary_over_socketio_cpu": ratio(per_cpu("rotary"), per_cpu("socketio")),
         "fanout_rotary_over_aiohttp": ratio(rate("rotary"), rate("aiohttp")),
     }
@@ -363,6 +475,7 @@ def _result(
         "runs": {k: {str(n): r for n, r in v.items()} for k, v in results.items()},
         "notes": notes,
         "ratio_at_subscribers": n_big,
+        "rotary_over_picows_paired": {str(n): p for n, p in paired.items()},
     }
     if profile:
         extra["profile"] = profile

@@ -3,13 +3,17 @@
 The parent (`LoadPool`) sends small dict commands; a worker answers each with a dict:
 
 - ``{"op": "open", "spec": OpenSpec}`` → open a batch of clients (kept open afterwards);
-  answers ``{"t_start", "ready_at", "failures"}`` (times from `time.monotonic`, which is one
-  clock for every process on Linux, so the parent can compare workers).
+  answers ``{"t_start", "ready_at", "failures", "cpu_s"}`` (times from `time.monotonic`,
+  one clock for every process on Linux, so the parent can compare workers).
 - ``{"op": "arm", "per_client": M}`` → zero the publication count; the worker notes when
   every open client could have received M (the total reaches clients × M).
 - ``{"op": "wait", "timeout": s}`` → wait (bounded) for that moment; answers ``{"t_done",
   "total", "target", "short_clients", "cpu_s"}`` (`cpu_s`: worker CPU since `arm`).
 - ``{"op": "close"}`` → disconnect every client; ``{"op": "exit"}`` ends the process.
+
+Every command but ``exit`` takes an optional ``"group"``: clients opened under different
+group names are counted separately (so two servers' subscribers can stay connected while
+deliveries alternate between them); ``close`` without a group closes every group.
 
 Workers pin themselves to the load CPUs and raise their fd limit.
 """
@@ -39,17 +43,31 @@ def worker_count() -> int:
     return max(1, int(wanted)) if wanted else len(load_cpus())
 
 
-class _Worker:
+class _Group:
+    """Clients opened under one name, with their own publication tally."""
+
     def __init__(self) -> None:
         self.tally = Tally()
         self.clients: list[Any] = []
         self.cpu_mark = 0.0
 
+    def live(self) -> list[Any]:
+        return [c for c in self.clients if c.ready.done() and not c.ready.exception()]
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.groups: dict[str, _Group] = {}
+
+    def _group(self, msg: dict[str, Any]) -> _Group:
+        return self.groups.setdefault(msg.get("group", ""), _Group())
+
     async def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
         op = msg["op"]
         if op == "open":
+            group = self._group(msg)
             cpu = time.process_time()
-            res = await open_clients(msg["spec"], self.tally, self.clients)
+            res = await open_clients(msg["spec"], group.tally, group.clients)
             cpu = time.process_time() - cpu
             return {
                 "t_start": res.t_start,
@@ -58,41 +76,45 @@ class _Worker:
                 "cpu_s": cpu,
             }
         if op == "arm":
-            live = [c for c in self.clients if c.ready.done() and not c.ready.exception()]
-            for c in live:
-                c.received = 0
-            self.tally.reset(len(live) * msg["per_client"])
-            self.cpu_mark = time.process_time()
-            return {"armed": len(live)}
+            return self._arm(self._group(msg), msg["per_client"])
         if op == "wait":
-            return await self._wait(within=msg["timeout"])
+            return await self._wait(self._group(msg), within=msg["timeout"])
         if op == "close":
-            return await self._close()
+            names = [msg["group"]] if "group" in msg else list(self.groups)
+            return {"closed": sum([await self._close(self.groups.pop(n, _Group())) for n in names])}
         raise ValueError(f"unknown op {op!r}")
 
-    async def _wait(self, *, within: float) -> dict[str, Any]:
+    def _arm(self, group: _Group, per_client: int) -> dict[str, Any]:
+        live = group.live()
+        for c in live:
+            c.received = 0
+        group.tally.reset(len(live) * per_client)
+        group.cpu_mark = time.process_time()
+        return {"armed": len(live)}
+
+    async def _wait(self, group: _Group, *, within: float) -> dict[str, Any]:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.tally.done.wait(), within)
-        target = self.tally.target or 0
-        live = [c for c in self.clients if c.ready.done() and not c.ready.exception()]
+            await asyncio.wait_for(group.tally.done.wait(), within)
+        target = group.tally.target or 0
+        live = group.live()
         per_client = target // len(live) if live else 0
         return {
-            "t_done": self.tally.t_done,
-            "total": self.tally.total,
+            "t_done": group.tally.t_done,
+            "total": group.tally.total,
             "target": target,
             "short_clients": sum(1 for c in live if c.received < per_client),
-            "cpu_s": time.process_time() - self.cpu_mark,
+            "cpu_s": time.process_time() - group.cpu_mark,
         }
 
-    async def _close(self) -> dict[str, Any]:
-        clients, self.clients = self.clients, []
+    async def _close(self, group: _Group) -> int:
+        clients = group.clients
         for c in clients:
             if c.transport is not None:
                 c.transport.disconnect()
         waits = [c.transport.wait_disconnected() for c in clients if c.transport is not None]
         if waits:
             await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=20)
-        return {"closed": len(clients)}
+        return len(clients)
 
 
 async def _serve(conn: Connection) -> None:
@@ -103,7 +125,7 @@ async def _serve(conn: Connection) -> None:
     while True:
         msg = await inbox.get()
         if msg["op"] == "exit":
-            await worker._close()
+            await worker.handle({"op": "close"})
             return
         try:
             reply = await worker.handle(msg)
@@ -169,7 +191,7 @@ class LoadPool:
     def broadcast(self, msg: dict[str, Any]) -> list[dict[str, Any]]:
         return self.call([msg] * self.size)
 
-    def open(self, spec: OpenSpec) -> dict[str, Any]:
+    def open(self, spec: OpenSpec, *, group: str = "") -> dict[str, Any]:
         """Open `spec.count` clients split across the workers; merge their answers.
 
         Returns ``{"elapsed", "ready", "failures", "ready_at", "load_cpu_s"}``; `elapsed`
@@ -178,7 +200,8 @@ class LoadPool:
         shares = _split(spec.count, self.size)
         msgs, start = [], spec.start
         for share in shares:
-            msgs.append({"op": "open", "spec": _with(spec, start=start, count=share)})
+            part = _with(spec, start=start, count=share)
+            msgs.append({"op": "open", "spec": part, "group": group})
             start += share
         replies = self.call(msgs)
         t0 = min(r["t_start"] for r in replies)
