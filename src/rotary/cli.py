@@ -27,7 +27,9 @@ from rotary.clock import SystemClock
 from rotary.config import DEFAULT_CONFIG_PATH, Config, format_duration, load_config
 from rotary.config.doc import config_reference
 from rotary.config.templates import dev_config, generated_config, write_new_config
+from rotary.engines.revocation import TokenIdentity, revocation_store_for
 from rotary.errors import ConfigError, RotaryError
+from rotary.policy.tokens import REVOCATION_WORDS
 
 __all__ = ["main"]
 
@@ -369,6 +371,10 @@ def _check(args: argparse.Namespace, command: str, *, subscription: bool) -> int
         for out in _refusal_lines(rejected):
             _say(out)
         return 1
+    except _Revoked as revoked:
+        _say("error: token revoked")
+        _say(f"reason: {revoked.reason} ({REVOCATION_WORDS.get(revoked.reason, revoked.reason)})")
+        return 1
     _say(line)
     _say(f"payload: {_payload_text(token)}")
     return 0
@@ -381,14 +387,43 @@ async def _verify(config: Config, token: str, *, subscription: bool) -> str:
     try:
         if subscription:
             sub = await verifier.verify_subscription(token, now=now)
+            await _check_revocation(config, TokenIdentity.of_subscription(sub), now)
             who = f'user "{sub.user}"' if sub.user else "anonymous user"
             return f'valid subscription token for {who} and channel "{sub.channel}"'
         conn = await verifier.verify_connection(token, now=now)
+        await _check_revocation(config, TokenIdentity.of_connection(conn), now)
         return (
             f"valid token for user {conn.user}" if conn.user else "valid token for anonymous user"
         )
     finally:
         await verifier.close()
+
+
+class _Revoked(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _check_revocation(config: Config, identity: TokenIdentity, now: float) -> None:
+    """Raise `_Revoked` when the Redis engine's revocation records refuse the token.
+
+    With the memory engine the records live in the server's memory, out of the CLI's
+    reach; Redis that cannot be reached is reported and the token not judged on it.
+    """
+    if config.engine.type != "redis":
+        return
+    store = revocation_store_for(config.engine, clock=SystemClock())
+    try:
+        await store.start()
+        reason = store.is_revoked(identity, now=now)
+    except RotaryError as exc:
+        _say(f"warning: revocation not checked: {exc}")
+        return
+    finally:
+        await store.close()
+    if reason is not None:
+        raise _Revoked(reason)
 
 
 def _refusal_lines(rejected: Any) -> list[str]:

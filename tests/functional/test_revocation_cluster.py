@@ -211,6 +211,41 @@ async def test_invalidation_limited_to_a_channel_cuts_only_that_channels_subscri
     assert pub == {"push": {"channel": other, "pub": {"data": {"still": True}}}}
 
 
+async def test_refresh_with_a_revoked_token_disconnects_with_3005(
+    nodes: tuple[ServerHandle, ServerHandle], ws_connect: Any
+) -> None:
+    a, b = nodes
+    user, jti = unique("u"), unique("jti")
+    client = await connected(ws_connect, a, make_token(user))
+    await api(b, "revoke_token", {"uid": jti})
+    await client.send({"id": 2, "refresh": {"token": make_token(user, jti=jti)}})
+    assert await client.closed(wait=10) == (3005, "connection expired")
+
+
+async def test_sub_refresh_with_a_revoked_token_is_answered_then_unsubscribed_with_2501(
+    nodes: tuple[ServerHandle, ServerHandle], ws_connect: Any
+) -> None:
+    a, b = nodes
+    user, jti, channel = unique("u"), unique("sjti"), unique("$refresh")
+    client = await connected(ws_connect, a, make_token(user))
+    first = make_token(user, channel=channel)
+    assert "subscribe" in await client.request(
+        {"id": 2, "subscribe": {"channel": channel, "token": first}}
+    )
+    await api(b, "revoke_token", {"uid": jti})
+    revoked = make_token(user, channel=channel, jti=jti)
+    await client.send({"id": 3, "sub_refresh": {"channel": channel, "token": revoked}})
+    # The reply and the push may share one frame: read messages, not replies.
+    messages: list[dict[str, Any]] = []
+    while len(messages) < 2:
+        messages.extend(m for m in await client.recv() if m)
+    expected = {"code": 2501, "reason": "subscription expired"}
+    assert messages == [
+        {"id": 3, "sub_refresh": {}},
+        {"push": {"channel": channel, "unsubscribe": expected}},
+    ]
+
+
 async def test_every_refusal_and_cut_is_one_denial_line_without_the_token(
     nodes: tuple[ServerHandle, ServerHandle], ws_connect: Any
 ) -> None:
@@ -261,3 +296,24 @@ async def test_revocations_outlive_a_node_restart(tmp_path: Path, ws_connect: An
 def teardown_module() -> None:
     if CUT_LATENCIES:
         print("revocation cut latencies (s):", {k: round(v, 4) for k, v in CUT_LATENCIES.items()})
+
+
+async def test_checktoken_explains_a_revoked_token_in_the_words_of_the_log(
+    nodes: tuple[ServerHandle, ServerHandle], ws_connect: Any, tmp_path: Path
+) -> None:
+    a, b = nodes
+    user, jti = unique("u"), unique("jti")
+    token = make_token(user, jti=jti)
+    await api(b, "revoke_token", {"uid": jti})
+    await connect_reply(ws_connect, a, token)
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(a.config))
+    cmd = [sys.executable, "-m", "rotary", "checktoken", "-c", str(cfg), token]
+    done = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1, done
+    assert done.stdout.splitlines()[:2] == [
+        "error: token revoked",
+        "reason: revoked_jti (the token's jti was revoked (revoke_token))",
+    ]
+    [logged] = [line for line in a.log().splitlines() if f'user="{user}"' in line]
+    assert "denied connect: reason=revoked_jti" in logged
