@@ -40,6 +40,7 @@ __all__ = [
     "server_cpus",
     "start_rotary",
     "start_server",
+    "wait_idle",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,6 +139,23 @@ class CpuWatch:
             "server_share": round(proc / wall / ncpu, 3),
             "foreign_share": round(max(0.0, busy - proc) / wall / ncpu, 3),
         }
+
+
+def wait_idle(pid: int, *, quiet_s: float = 0.3, limit_s: float = 15.0) -> float:
+    """Wait until `pid` burns (almost) no CPU for `quiet_s`; return the seconds waited.
+
+    Used after closing a batch of clients, so the server's clean-up of the previous batch
+    is not billed to the next measurement. Bounded by `limit_s`.
+    """
+    start = time.monotonic()
+    last = cpu_seconds(pid)
+    while time.monotonic() - start < limit_s:
+        time.sleep(quiet_s)
+        now = cpu_seconds(pid)
+        if now - last < 0.02 * quiet_s + 0.011:  # 2 % of a CPU, plus one clock tick
+            break
+        last = now
+    return time.monotonic() - start
 
 
 @dataclass

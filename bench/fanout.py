@@ -35,7 +35,14 @@ import orjson
 
 from bench import progress
 from bench.clients import OpenSpec
-from bench.common import API_KEY, SECRET, CpuWatch, ServerProcess, ServerUnavailable
+from bench.common import (
+    API_KEY,
+    SECRET,
+    CpuWatch,
+    ServerProcess,
+    ServerUnavailable,
+    wait_idle,
+)
 from bench.profiling import pyspy_path, spy_on, summarize
 from bench.results import ratio, rounded
 from bench.servers import (
@@ -171,7 +178,8 @@ def _alternate(
                 runs[kind].append(_deliver(pool, _server(servers, kind), kind, n=n, m=m))
     finally:
         pool.broadcast({"op": "close"})
-        time.sleep(0.3)
+        for kind in _PAIR:
+            wait_idle(_server(servers, kind).pid)
     return runs
 
 
@@ -234,7 +242,7 @@ def _measure(
         runs = [_deliver(pool, server, kind, n=n, m=m) for _ in range(repeats)]
     finally:
         pool.broadcast({"op": "close"})
-        time.sleep(0.3)
+        wait_idle(server.pid)
     best = max(runs, key=lambda r: r["deliveries_per_s"] or 0)
     return {**best, "repeats": [r["deliveries_per_s"] for r in runs]}
 
@@ -251,6 +259,7 @@ def _open(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, exp: int)
 
 def _deliver(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, m: int) -> dict[str, Any]:
     """Publish M messages to the `kind` group's N subscribers; wait for every delivery."""
+    wait_idle(server.pid)  # e.g. the other server's round or the subscribe storm just ended
     pool.broadcast({"op": "arm", "per_client": m, "group": kind})
     watch = CpuWatch(server.pid)
     t0 = time.monotonic()

@@ -17,7 +17,7 @@ from typing import Any
 
 from bench import progress
 from bench.clients import OpenSpec
-from bench.common import SECRET, CpuWatch, ServerProcess, ServerUnavailable
+from bench.common import SECRET, CpuWatch, ServerProcess, ServerUnavailable, wait_idle
 from bench.results import cumulative_curve, ratio, rounded
 from bench.servers import (
     ROTARY_CHECKED,
@@ -120,7 +120,7 @@ def _best(outs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _storm(pool: LoadPool, spec: OpenSpec, server: ServerProcess) -> dict[str, Any]:
-    """One storm; clients are closed afterwards (and the server given a moment to settle)."""
+    """One storm; the clients are closed afterwards and the server left to go idle."""
     spec = replace(spec, url=server.url(ws_path(spec.kind)))
     watch = CpuWatch(server.pid)
     try:
@@ -128,8 +128,9 @@ def _storm(pool: LoadPool, spec: OpenSpec, server: ServerProcess) -> dict[str, A
         out |= watch.stop()
     finally:
         pool.broadcast({"op": "close"})
-        time.sleep(0.5)
+        out_idle = wait_idle(server.pid)
     out["complete"] = not out["failures"]
+    out["settle_s"] = round(out_idle, 2)
     return out
 
 
