@@ -227,8 +227,8 @@ _DESCRIPTIONS: dict[str, str] = {
     "client_connection_rate_limit":
         "Most new connections per second on this node (0: no limit).",
     "client_concurrency":
-        "How many commands of one connection may be processed at the same time (0: in "
-        "order, one at a time).",
+        "Accepted for compatibility and ignored: Rotary always processes one connection's "
+        "commands in order, one at a time.",
     "client_channel_position_check_delay":
         "How often the stream position of recoverable subscriptions is checked.",
     "client_history_max_publication_limit":
