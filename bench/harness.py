@@ -153,6 +153,7 @@ def _meta(quick: bool) -> dict[str, Any]:
         "load_cpus": sorted(load_cpus()),
         "loadavg_at_end": os.getloadavg(),
         "commit": commit,
+        "rotary_src": os.environ.get("BENCH_ROTARY_SRC", "working tree (editable install)"),
     }
 
 
@@ -188,7 +189,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> list[Path]:
         axes = fig.subplots(1, len(curves), squeeze=False)
         for ax, (scenario, curve_set) in zip(axes[0], curves.items(), strict=True):
             for name, c in curve_set.items():
-                _draw(ax, c, label=c["ylabel"].split("(", 1)[-1].rstrip(")") or name)
+                _draw(ax, c, label=_series_label(c["ylabel"]) or name)
             ax.set_title(scenario)
             ax.set_ylabel(next(iter(curve_set.values()))["ylabel"].split(" (")[0])
             ax.legend(fontsize=7)
@@ -196,6 +197,12 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> list[Path]:
         fig.savefig(path, dpi=80)
         written.append(path)
     return written
+
+
+def _series_label(ylabel: str) -> str:
+    """``"clients subscribed (Rotary, warm (cache))"`` → ``"Rotary, warm (cache)"``."""
+    head, sep, _ = ylabel.partition(" (")
+    return ylabel[len(head) + len(sep) : -1] if sep and ylabel.endswith(")") else ""
 
 
 def _draw(ax: Any, curve: dict[str, Any], *, label: str | None) -> None:
