@@ -264,6 +264,25 @@ async def test_every_refusal_and_cut_is_one_denial_line_without_the_token(
     assert token not in a.log() and token.split(".")[2] not in a.log()
 
 
+async def test_the_cent_client_revokes_and_invalidates_with_pros_request_shapes(
+    nodes: tuple[ServerHandle, ServerHandle], ws_connect: Any
+) -> None:
+    from cent import AsyncClient, InvalidateUserTokensRequest, RevokeTokenRequest
+
+    a, b = nodes
+    user, jti = unique("u"), unique("jti")
+    by_jti = await connected(ws_connect, a, make_token(user, jti=jti))
+    by_user = await connected(ws_connect, a, make_token(user, iat=int(time.time()) - 60))
+    async with AsyncClient(b.api_url, API_KEY) as cent:
+        await cent.revoke_token(RevokeTokenRequest(uid=jti, expire_at=int(time.time()) + 60))
+        assert await by_jti.closed(wait=10) == (3011, "force reconnect")
+        before = int(time.time()) - 30
+        await cent.invalidate_user_tokens(
+            InvalidateUserTokensRequest(user=user, issued_before=before)
+        )
+    assert await by_user.closed(wait=10) == (3011, "force reconnect")
+
+
 async def test_revoke_token_without_uid_is_107_bad_request(
     nodes: tuple[ServerHandle, ServerHandle],
 ) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "CONNECTION_CUT",
     "SUBSCRIPTION_CUT",
     "invalidate_user_tokens",
+    "on_record",
     "recheck_subscription",
     "revoke_token",
     "watch",
