@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
+import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -33,6 +35,7 @@ __all__ = [
     "TOKENS",
     "RedisProcess",
     "assert_each_got_everything_once_in_order",
+    "closing_ws",
     "cluster_config",
     "publish_series",
     "received",
@@ -46,6 +49,27 @@ __all__ = [
 SHARED_REDIS = "127.0.0.1:6379"
 #: Short announcements so that `info` reflects joins and deaths within a second or two.
 NODE_INFO_INTERVAL = "300ms"
+
+
+@contextlib.asynccontextmanager
+async def closing_ws(ws_connect: Any) -> AsyncIterator[Any]:
+    """conftest's `ws_connect`, closing every WebSocket it opened on exit (before the
+    fixture closes its session): a WebSocket left open would warn when collected later,
+    in whatever test runs then."""
+    opened: list[Any] = []
+
+    async def connect(server: Any, **kwargs: Any) -> Any:
+        client = await ws_connect(server, **kwargs)
+        opened.append(client)
+        return client
+
+    try:
+        yield connect
+    finally:
+        for client in opened:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(3):
+                    await client.ws.close()
 
 
 def skip_or_fail(reason: str) -> NoReturn:
@@ -108,6 +132,20 @@ async def until(
         await asyncio.sleep(0.05)
 
 
+def _port_pair() -> int:
+    """A port P ≤ 55535 with P and P + 10000 both free on 127.0.0.1 right now."""
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 class RedisProcess:
     """A ``redis-server`` child without persistence on 127.0.0.1:`port`."""
 
@@ -120,7 +158,8 @@ class RedisProcess:
         self.password = password
         #: More ``--option value`` arguments (cluster mode, ...).
         self.extra = extra
-        self.port = free_port()
+        # Cluster mode also listens on port + 10000 (its bus): both must be free.
+        self.port = _port_pair() if "--cluster-enabled" in extra else free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -153,8 +192,11 @@ class RedisProcess:
                     c.ping()
                 return self
             except redis.RedisError:
+                if self._proc is not None and self._proc.poll() is not None:
+                    break
                 time.sleep(0.05)
-        raise RuntimeError(f"redis-server on {self.port} did not start")
+        self.stop()
+        raise RuntimeError(f"redis-server on {self.port} did not start (see its log)")
 
     def start_sentinel(self, master: RedisProcess, name: str) -> RedisProcess:
         """Start this process as a Sentinel watching `master` under `name`."""

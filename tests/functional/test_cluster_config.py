@@ -9,16 +9,24 @@ variables. If any of them mapped a key wrongly they would not form one cluster.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.functional.cluster_helpers import RedisProcess, until
+from tests.functional.cluster_helpers import RedisProcess, closing_ws, until
 from tests.functional.conftest import API_KEY, SECRET, make_token
 
 pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def ws_connect(ws_connect: Any) -> AsyncIterator[Any]:
+    """WebSocket clients closed at the end of each test."""
+    async with closing_ws(ws_connect) as connect:
+        yield connect
+
 
 PASSWORD = "cluster-test-password"
 DB = 3

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from tests.functional.cluster_helpers import (
     SHARED_REDIS,
+    closing_ws,
     cluster_config,
     shared_redis_or_skip,
     until,
@@ -23,6 +25,14 @@ from tests.functional.cluster_helpers import (
 from tests.functional.conftest import make_token
 
 pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def ws_connect(ws_connect: Any) -> AsyncIterator[Any]:
+    """WebSocket clients closed at the end of each test."""
+    async with closing_ws(ws_connect) as connect:
+        yield connect
+
 
 #: One prefix for the whole module, as with Centrifugo's ``redis_prefix``.
 PREFIX = f"rotary-cluster-nodes-{uuid.uuid4().hex[:8]}"

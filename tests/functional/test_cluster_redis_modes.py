@@ -9,16 +9,24 @@ sharing the 16384 slots (``CLUSTER ADDSLOTSRANGE`` + ``CLUSTER MEET``); the node
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.functional.cluster_helpers import RedisProcess, cluster_config, until
+from tests.functional.cluster_helpers import RedisProcess, closing_ws, cluster_config, until
 from tests.functional.conftest import make_token
 
 pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def ws_connect(ws_connect: Any) -> AsyncIterator[Any]:
+    """WebSocket clients closed at the end of each test."""
+    async with closing_ws(ws_connect) as connect:
+        yield connect
+
 
 SLOTS = 16384
 

@@ -9,7 +9,7 @@ that shard's channels.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from rotary.engines.redis._shards import shard_index
 from tests.functional.cluster_helpers import (
     RedisProcess,
     assert_each_got_everything_once_in_order,
+    closing_ws,
     cluster_config,
     publish_series,
     received,
@@ -29,6 +30,13 @@ from tests.functional.cluster_helpers import (
 from tests.functional.conftest import make_token
 
 pytestmark = [pytest.mark.redis, pytest.mark.sdk]
+
+
+@pytest.fixture
+async def ws_connect(ws_connect: Any) -> AsyncIterator[Any]:
+    """WebSocket clients closed at the end of each test."""
+    async with closing_ws(ws_connect) as connect:
+        yield connect
 
 
 @pytest.fixture
