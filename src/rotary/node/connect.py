@@ -92,7 +92,7 @@ async def _credentials(s: ClientSession, token: str, now: float) -> ConnectCrede
     if not token:
         if settings.allow_anonymous_connect_without_token or settings.insecure:
             return ConnectCredentials(user="")
-        _log.info("client %s: no credentials", s.id)
+        _deny(s, "connect", TokenProblem("invalid", "no_token"), user="")
         raise DisconnectError(DisconnectCode.BAD_REQUEST)
     try:
         creds = await s.node.auth.connect_token(token, now=now)
@@ -100,6 +100,7 @@ async def _credentials(s: ClientSession, token: str, now: float) -> ConnectCrede
         _deny(s, "connect", exc, user=exc.user)
         raise _CONNECT_TOKEN_ERRORS[exc.kind] from exc
     if settings.disallow_anonymous_connection_tokens and not creds.user:
+        _deny(s, "connect", TokenProblem("invalid", "anonymous_token"), user="")
         raise DisconnectError(DisconnectCode.PERMISSION_DENIED)
     return creds
 
