@@ -1,23 +1,43 @@
-"""Per-client outbound queue and its writer: the only place a client's bytes are written.
+"""Per-client outbound queue: the only place a client's bytes are written.
 
 `Outbox.push` never awaits, so the hub can fan a publication out to every subscriber in one
-synchronous loop. The writer task drains the queue, joining queued messages into one frame
-(spec §1.2), and bounds every write by `write_timeout`.
+synchronous loop. Queued messages are joined into one frame (spec §1.2).
+
+Two ways out:
+
+* A `DirectTransport` (the WebSocket) is written without any task switch: the first push of
+  an event-loop turn registers the outbox with its loop's flusher, and one ``call_soon``
+  callback per turn writes every registered outbox. The same message pushed to many clients
+  is framed once per flush. Only when the transport is backed up (above its high-water mark)
+  does the outbox hand the queue to its writer task, which waits for the transport to drain,
+  bounded by `write_timeout`, and hands it back once everything is written.
+* Any other `Transport` is written by the writer task, each write bounded by `write_timeout`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import weakref
 from collections import deque
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol, cast
 
 from rotary.protocol.codes import Disconnect, DisconnectCode
 
-__all__ = ["Outbox", "Transport"]
+__all__ = ["DirectTransport", "Outbox", "Transport"]
+
+_log = logging.getLogger("rotary.outbox")
 
 #: Most messages joined into one frame (Centrifugo packs up to 16; more saves syscalls).
 _MAX_BATCH = 64
+
+#: What a failed or closed connection raises on write.
+_WRITE_ERRORS = (TimeoutError, OSError, ConnectionError, RuntimeError)
+
+#: Bytes on the wire, by the identity of what was framed, for one flush (see `_Flusher`).
+_FrameCache = dict[object, tuple[object, bytes]]
 
 
 class Transport(Protocol):
@@ -30,12 +50,88 @@ class Transport(Protocol):
         """Close with `disconnect`'s code and reason. Idempotent; never raises."""
 
 
+class DirectTransport(Transport, Protocol):
+    """A `Transport` that can also be written synchronously (the outbox's fast path)."""
+
+    def frame(self, message: bytes) -> bytes:
+        """The wire bytes of one text frame carrying `message` (the same for every client)."""
+
+    def write_frame(self, wire: bytes) -> bool:
+        """Write bytes made by `frame` now. False: the transport is now above its high-water
+        mark and `drain` must be awaited before writing more. Raises ConnectionError (or
+        OSError, RuntimeError) once the connection is closing."""
+
+    async def drain(self) -> None:
+        """Return once the transport is below its low-water mark (at once when it is)."""
+
+
+class _Flusher:
+    """Writes the outboxes pushed to during one event-loop turn, in one callback."""
+
+    __slots__ = ("__weakref__", "_cache", "_dirty", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[Outbox] = []
+        self._cache: _FrameCache = {}
+
+    def add(self, outbox: Outbox) -> None:
+        if not self._dirty:
+            self._loop.call_soon(self._run)
+        self._dirty.append(outbox)
+
+    def _run(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        cache = self._cache
+        try:
+            for outbox in dirty:
+                try:
+                    outbox._flush(cache)
+                except Exception:  # one client's failure must not stop the others' writes
+                    _log.exception("flushing a client's outbox failed")
+        finally:
+            cache.clear()
+
+
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _loop_flusher() -> _Flusher:
+    loop = asyncio.get_running_loop()
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = _Flusher(loop)
+    return flusher
+
+
 class Outbox:
     """Queued frames of one client and the loop that writes them.
 
     `on_failure` is called (once) with 3008 when the queued bytes exceed `max_size`, or with
-    3009 when a write fails or outlasts `write_timeout`.
+    3009 when a write fails, or a write (or, for a `DirectTransport`, a backed-up transport's
+    drain) outlasts `write_timeout`. `run` must be running for the outbox's whole life: it
+    writes what the fast path cannot and closes the transport at the end.
     """
+
+    __slots__ = (
+        "_closing",
+        "_deadline",
+        "_direct",
+        "_flush_first",
+        "_flusher",
+        "_items",
+        "_max_size",
+        "_on_failure",
+        "_scheduled",
+        "_size",
+        "_transport",
+        "_wake",
+        "_write_timeout",
+        "_writer_owns",
+        "closed",
+    )
 
     def __init__(
         self,
@@ -46,6 +142,7 @@ class Outbox:
         on_failure: Callable[[Disconnect], None],
     ) -> None:
         self._transport = transport
+        self._direct: DirectTransport | None = _as_direct(transport)
         self._max_size = max_size
         self._write_timeout = write_timeout
         self._on_failure = on_failure
@@ -54,6 +151,14 @@ class Outbox:
         self._wake = asyncio.Event()
         self._closing: Disconnect | None = None
         self._flush_first = True
+        #: The write timeout of the writer task's current wait, if it is waiting.
+        self._deadline: asyncio.Timeout | None = None
+        self._flusher: _Flusher | None = None
+        #: In the flusher's list for this loop turn.
+        self._scheduled = False
+        #: The writer task writes the queue (always without a direct transport; else while
+        #: the transport is backed up, or once closing).
+        self._writer_owns = self._direct is None
         self.closed = False
 
     def push(self, message: bytes) -> None:
@@ -64,8 +169,14 @@ class Outbox:
         self._size += len(message)
         if self._size > self._max_size > 0:
             self._fail(DisconnectCode.SLOW)
-            return
-        self._wake.set()
+        elif self._writer_owns:
+            self._wake.set()
+        elif not self._scheduled:
+            self._scheduled = True
+            flusher = self._flusher
+            if flusher is None:
+                flusher = self._flusher = _loop_flusher()
+            flusher.add(self)
 
     def close(self, disconnect: Disconnect, *, flush: bool = True) -> None:
         """Stop accepting messages; write the queued ones if `flush`, then close."""
@@ -73,10 +184,14 @@ class Outbox:
             return
         self._closing = disconnect
         self._flush_first = flush
+        self._writer_owns = True
         self._wake.set()
+        if not flush and self._deadline is not None:
+            # Nothing more will be written: stop waiting for the transport now.
+            self._deadline.reschedule(0)
 
     async def run(self) -> None:
-        """Write queued messages until closed, then close the transport."""
+        """Write what the fast path hands over until closed, then close the transport."""
         try:
             while self._closing is None or (self._items and self._flush_first):
                 await self._wake.wait()
@@ -87,22 +202,101 @@ class Outbox:
             self.closed = True
             await self._transport.close(self._closing or DisconnectCode.CONNECTION_CLOSED)
 
+    # ------------------------------------------------------------------ fast path
+
+    def _flush(self, cache: _FrameCache) -> None:
+        """Write the queue now, unless the writer task owns it (called by `_Flusher`)."""
+        self._scheduled = False
+        if self._writer_owns:
+            return
+        try:
+            if not self._write_queued(cache):
+                self._writer_owns = True
+                self._wake.set()
+        except _WRITE_ERRORS:
+            self._fail(DisconnectCode.WRITE_ERROR)
+
+    def _write_queued(self, cache: _FrameCache) -> bool:
+        """Write queued messages while the transport takes them; False when backed up."""
+        direct = self._direct
+        assert direct is not None
+        items = self._items
+        while items:
+            if not direct.write_frame(self._next_wire(direct, cache)):
+                return False
+        return True
+
+    def _next_wire(self, direct: DirectTransport, cache: _FrameCache) -> bytes:
+        """Frame the next batch, reusing the frame of an identical batch in this flush."""
+        items = self._items
+        if len(items) == 1:
+            message = items.popleft()
+            self._size -= len(message)
+            key: object = id(message)
+            keep: object = message
+        else:
+            batch = [items.popleft() for _ in range(min(len(items), _MAX_BATCH))]
+            self._size -= sum(len(m) for m in batch)
+            key, keep, message = tuple(map(id, batch)), batch, b"\n".join(batch)
+        # Identity keys are safe: `keep` holds the framed objects alive until the flush ends.
+        hit = cache.get(key)
+        if hit is not None:
+            return hit[1]
+        wire = direct.frame(message)
+        cache[key] = (keep, wire)
+        return wire
+
+    # ------------------------------------------------------------------ writer task
+
     async def _drain(self) -> None:
+        try:
+            if self._direct is not None:
+                await self._drain_direct(self._direct)
+            else:
+                await self._drain_plain(self._transport)
+        except _WRITE_ERRORS:
+            self._fail(DisconnectCode.WRITE_ERROR)
+
+    async def _drain_direct(self, direct: DirectTransport) -> None:
+        """Wait for the backed-up transport, write the queue, then hand it back."""
+        done = False
+        while not done:
+            async with self._timeout():
+                await direct.drain()
+            # Done once writing is no longer wanted, or all is written without backing up.
+            done = (self._closing is not None and not self._flush_first) or self._write_queued({})
+        if self._closing is None:
+            self._writer_owns = False
+
+    async def _drain_plain(self, transport: Transport) -> None:
         items = self._items
         while items and (self._closing is None or self._flush_first):
             count = min(len(items), _MAX_BATCH)
             batch = [items.popleft() for _ in range(count)]
             self._size -= sum(len(m) for m in batch)
             frame = batch[0] if count == 1 else b"\n".join(batch)
+            async with self._timeout():
+                await transport.write(frame)
+
+    @contextlib.asynccontextmanager
+    async def _timeout(self) -> AsyncIterator[None]:
+        """Bound one wait of the writer task by `write_timeout` (cut short by a hard close)."""
+        async with asyncio.timeout(self._write_timeout or None) as deadline:
+            self._deadline = deadline
             try:
-                async with asyncio.timeout(self._write_timeout or None):
-                    await self._transport.write(frame)
-            except (TimeoutError, OSError, ConnectionError, RuntimeError):
-                self._fail(DisconnectCode.WRITE_ERROR)
-                return
+                yield
+            finally:
+                self._deadline = None
 
     def _fail(self, disconnect: Disconnect) -> None:
         self._items.clear()
         self._size = 0
-        self.close(disconnect, flush=False)
-        self._on_failure(disconnect)
+        if self._closing is None:
+            self.close(disconnect, flush=False)
+            self._on_failure(disconnect)
+
+
+def _as_direct(transport: Transport) -> DirectTransport | None:
+    if all(hasattr(transport, name) for name in ("frame", "write_frame", "drain")):
+        return cast(DirectTransport, transport)
+    return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import struct
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import WSMsgType, web
@@ -22,7 +23,7 @@ from rotary.node.node import Node
 from rotary.protocol.codes import Disconnect
 from rotary.transports.limits import ConnectionRateLimiter
 
-__all__ = ["origin_allowed", "websocket_handler"]
+__all__ = ["origin_allowed", "text_frame", "websocket_handler"]
 
 _log = logging.getLogger("rotary.websocket")
 
@@ -43,14 +44,58 @@ def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
     return any(p == "*" or fnmatch.fnmatchcase(origin, p.lower()) for p in allowed)
 
 
-class _AiohttpTransport:
-    """`rotary.node.outbox.Transport` over an aiohttp WebSocketResponse (text frames)."""
+_HEADER_16 = struct.Struct("!BBH").pack
+_HEADER_64 = struct.Struct("!BBQ").pack
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+#: FIN bit and the text opcode: every frame Rotary sends is one whole text message.
+_FIN_TEXT = 0x81
+
+
+def text_frame(payload: bytes) -> bytes:
+    """The bytes of one unmasked, uncompressed, final text frame (RFC 6455 §5.2) of `payload`."""
+    size = len(payload)
+    if size < 126:
+        return bytes((_FIN_TEXT, size)) + payload
+    if size < 65536:
+        return _HEADER_16(_FIN_TEXT, 126, size) + payload
+    return _HEADER_64(_FIN_TEXT, 127, size) + payload
+
+
+class _AiohttpTransport:
+    """`rotary.node.outbox.DirectTransport` over an aiohttp WebSocketResponse.
+
+    Data frames are framed here and written straight to the asyncio transport; aiohttp
+    itself only writes control frames (pong, ping, close). Both write whole frames
+    synchronously on the loop thread, so frames never interleave. Compression is off
+    (`compress=False` at the handshake), so no frame needs aiohttp's compressor state.
+    """
+
+    __slots__ = ("_high_water", "_protocol", "_raw", "_ws")
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self._ws = ws
+        self._raw = request.transport
+        self._protocol = request.protocol
+        self._high_water = self._raw.get_write_buffer_limits()[1] if self._raw else 0
+
+    def frame(self, message: bytes) -> bytes:
+        return text_frame(message)
+
+    def write_frame(self, wire: bytes) -> bool:
+        raw = self._raw
+        if raw is None or raw.is_closing() or self._ws.closed:
+            raise ConnectionResetError("the WebSocket is closing")
+        raw.write(wire)
+        return raw.get_write_buffer_size() <= self._high_water
+
+    async def drain(self) -> None:
+        # aiohttp's protocol tracks pause_writing/resume_writing of this very transport;
+        # its drain helper returns at once unless writing is paused.
+        await self._protocol._drain_helper()
 
     async def write(self, frame: bytes) -> None:
-        await self._ws.send_frame(frame, WSMsgType.TEXT)
+        if not self.write_frame(text_frame(frame)):
+            await self.drain()
 
     async def close(self, disconnect: Disconnect) -> None:
         try:
@@ -101,16 +146,19 @@ def websocket_handler(
             max_msg_size=message_size_limit,
             heartbeat=_FRAME_PING_INTERVAL if frame_pings else None,
             decode_text=False,
+            compress=False,
         )
         await ws.prepare(request)
-        await _serve(node, ws, app_pings=not frame_pings)
+        await _serve(node, ws, request, app_pings=not frame_pings)
         return ws
 
     return handle
 
 
-async def _serve(node: Node, ws: web.WebSocketResponse, *, app_pings: bool) -> None:
-    session = node.new_session(_AiohttpTransport(ws), app_pings=app_pings)
+async def _serve(
+    node: Node, ws: web.WebSocketResponse, request: web.Request, *, app_pings: bool
+) -> None:
+    session = node.new_session(_AiohttpTransport(ws, request), app_pings=app_pings)
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(session.run_writer())
         try:
