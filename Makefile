@@ -39,7 +39,7 @@ unit: install
 	$(VENV)/bin/pytest -q
 
 test: install js-deps redis lint typecheck
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 bench: install
 	$(PY) -m bench all --quick
