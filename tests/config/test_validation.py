@@ -122,7 +122,7 @@ def test_wrong_types_are_named(config_file: ConfigFile) -> None:
     assert sorted(problems) == sorted(
         [
             'presence: expected true or false, got "yes"',
-            "api_key: expected a string, got 5",
+            "api_key: expected a string, got a number",  # a key's value is never echoed
             "redis_db: expected an integer, got true",
             "port: expected a port number from 0 to 65535, got 70000",
         ]

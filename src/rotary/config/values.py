@@ -3,6 +3,10 @@
 A value comes either from a file (already typed by JSON/YAML/TOML: ``true`` is a bool) or
 from text (environment variables and command-line flags: ``"true"``, ``"25s"``,
 ``"a,b"``). Every failure is a `ValueError` whose message says what was expected.
+
+A key whose name contains ``secret``, ``key``, ``password`` or ``token`` may hold a secret, so
+its failure messages name only the type of the value given ("expected a string, got a list"),
+never the value itself.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from dataclasses import dataclass
 from rotary.config.durations import parse_duration
 from rotary.config.keys import Kind
 
-__all__ = ["Raw", "convert"]
+__all__ = ["Raw", "convert", "is_sensitive"]
+
+#: Words that mark a key as possibly holding a secret (matched in its last name segment).
+_SENSITIVE_WORDS = ("secret", "key", "password", "token")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +33,38 @@ class Raw:
     from_text: bool = False
 
 
+def is_sensitive(label: str) -> bool:
+    """Whether the key named `label` (dotted path or variable name) may hold a secret."""
+    name = label.rsplit(".", 1)[-1].lower()
+    return any(word in name for word in _SENSITIVE_WORDS)
+
+
+class _Mismatch(ValueError):
+    """A value of the wrong type or range; keeps what was expected and the value apart."""
+
+    def __init__(self, expected: str, value: object, shown: str | None = None) -> None:
+        super().__init__(f"expected {expected}, got {_show(value) if shown is None else shown}")
+        self.expected, self.value = expected, value
+
+
 def convert(kind: Kind, raw: Raw) -> object:
-    """The typed value of `raw` for a key of `kind`; ValueError when it does not fit."""
+    """The typed value of `raw` for a key of `kind`; ValueError when it does not fit.
+
+    The error message never contains the value when `is_sensitive(raw.label)`.
+    """
+    try:
+        return _convert(kind, raw)
+    except _Mismatch as exc:
+        if is_sensitive(raw.label):
+            raise ValueError(f"expected {exc.expected}, got {_type_name(exc.value)}") from None
+        raise
+    except ValueError:
+        if is_sensitive(raw.label):
+            raise ValueError(f"not a valid {kind} value (not shown: it may be a secret)") from None
+        raise
+
+
+def _convert(kind: Kind, raw: Raw) -> object:
     value = raw.value
     if raw.from_text and isinstance(value, str) and kind not in ("str", "ignored"):
         value = _from_text(kind, value)
@@ -41,12 +78,12 @@ def _from_text(kind: Kind, text: str) -> object:
             return True
         if lowered in ("false", "0"):
             return False
-        raise ValueError(f"expected true, false, 1 or 0, got {text!r}")
+        raise _Mismatch("true, false, 1 or 0", text, repr(text))
     if kind in ("int", "port", "unix"):
         try:
             return int(text.strip())
         except ValueError:
-            raise ValueError(f"expected an integer, got {text!r}") from None
+            raise _Mismatch("an integer", text, repr(text)) from None
     if kind in ("strs", "addrs", "namespaces"):
         return _text_list(kind, text)
     return text
@@ -65,13 +102,13 @@ def _text_list(kind: Kind, text: str) -> object:
 def _bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
-    raise ValueError(f"expected true or false, got {_show(value)}")
+    raise _Mismatch("true or false", value)
 
 
 def _int(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise ValueError(f"expected an integer, got {_show(value)}")
+    raise _Mismatch("an integer", value)
 
 
 def _port(value: object) -> int:
@@ -80,14 +117,14 @@ def _port(value: object) -> int:
         value = int(value)
     port = _int(value)
     if not 0 <= port <= 65535:
-        raise ValueError(f"expected a port number from 0 to 65535, got {port}")
+        raise _Mismatch("a port number from 0 to 65535", port, str(port))
     return port
 
 
 def _str(value: object) -> str:
     if isinstance(value, str):
         return value
-    raise ValueError(f"expected a string, got {_show(value)}")
+    raise _Mismatch("a string", value)
 
 
 def _duration(value: object) -> float:
@@ -106,7 +143,7 @@ def _duration(value: object) -> float:
 def _strs(value: object) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ValueError(f"expected a list of strings, got {_show(value)}")
+    raise _Mismatch("a list of strings", value)
 
 
 def _addrs(value: object) -> tuple[str, ...]:
@@ -118,12 +155,27 @@ def _addrs(value: object) -> tuple[str, ...]:
 def _namespaces(value: object) -> list[Mapping[str, object]]:
     if isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
         return value
-    raise ValueError(f"expected a list of namespace objects, got {_show(value)}")
+    raise _Mismatch("a list of namespace objects", value)
 
 
 def _show(value: object) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _type_name(value: object) -> str:
+    """A value's JSON type in words ("a list"), for messages that must not show the value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "an object" if isinstance(value, Mapping) else f"a {type(value).__name__}"
 
 
 def _any(value: object) -> object:
