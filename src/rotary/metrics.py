@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
 from rotary.protocol.codes import DisconnectCode
+from rotary.protocol.messages import REQUEST_ORDER
 
 __all__ = [
     "COMMAND_METHODS",
@@ -31,23 +32,8 @@ __all__ = [
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: The label value for anything outside a vocabulary.
 OTHER = "other"
-#: Client protocol commands (spec §1.4).
-COMMAND_METHODS = frozenset(
-    {
-        "connect",
-        "subscribe",
-        "unsubscribe",
-        "publish",
-        "presence",
-        "presence_stats",
-        "history",
-        "rpc",
-        "send",
-        "refresh",
-        "sub_refresh",
-        "ping",
-    }
-)
+#: Client protocol commands (spec §1.4): the protocol's own list, ``ping`` included.
+COMMAND_METHODS = frozenset(REQUEST_ORDER)
 PUBLICATION_SOURCES = frozenset({"client", "api"})
 TOKEN_KINDS = frozenset({"connection", "subscription"})
 TOKEN_OUTCOMES = frozenset({"ok", "invalid", "expired", "unknown_channel", "mismatch", "revoked"})
