@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
 import socket
 import subprocess
+import sys
 import time
+import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 import redis
 
-from tests.functional.conftest import API_KEY, SECRET, free_port
+from tests.functional.conftest import API_KEY, SECRET, ServerHandle, free_port
 from tests.sdk.harness import SdkDriver, TokenFactory, open_driver
 
 __all__ = [
@@ -36,13 +39,17 @@ __all__ = [
     "RedisProcess",
     "assert_each_got_everything_once_in_order",
     "closing_ws",
+    "closing_ws_fixture",
     "cluster_config",
+    "node_pair_fixture",
+    "pair_config",
     "publish_series",
     "received",
     "resubscriptions",
     "sdk_subscribers",
     "shared_redis_or_skip",
     "skip_or_fail",
+    "start_node",
     "until",
 ]
 
@@ -70,6 +77,87 @@ async def closing_ws(ws_connect: Any) -> AsyncIterator[Any]:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(3):
                     await client.ws.close()
+
+
+def closing_ws_fixture() -> Any:
+    """A function-scoped ``ws_connect`` fixture overriding conftest's with `closing_ws`.
+
+    Assign it in a module (``ws_connect = closing_ws_fixture()``) whose tests leave clients
+    open that must be closed before the next test starts.
+    """
+
+    @pytest.fixture(name="ws_connect")
+    async def _ws_connect(ws_connect: Any) -> AsyncIterator[Any]:
+        async with closing_ws(ws_connect) as connect:
+            yield connect
+
+    return _ws_connect
+
+
+def pair_config(prefix: str, **extra: Any) -> dict[str, Any]:
+    """A v5 flat config: Redis engine under `prefix`, metrics on, private channels by token."""
+    return {
+        "token_hmac_secret_key": SECRET,
+        "api_key": API_KEY,
+        "engine": "redis",
+        "redis_address": SHARED_REDIS,
+        "redis_prefix": prefix,
+        "allow_subscribe_for_client": True,
+        "prometheus": True,
+        **extra,
+    }
+
+
+def start_node(config: dict[str, Any], folder: Path, name: str) -> ServerHandle:
+    """Start one `python -m rotary` with `config`; return once ``/health`` answers."""
+    cfg_path = folder / f"{name}.json"
+    cfg_path.write_text(json.dumps(config))
+    port = free_port()
+    cmd = [sys.executable, "-m", "rotary", "-c", str(cfg_path), "--port", str(port)]
+    cmd += ["--address", "127.0.0.1"]
+    log_path = folder / f"{name}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    handle = ServerHandle(port=port, config=config, process=proc, log_path=log_path)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"rotary exited early:\n{handle.log()}")
+        try:
+            with urllib.request.urlopen(f"{handle.http_url}/health", timeout=1):
+                return handle
+        except OSError:
+            time.sleep(0.05)
+    handle.stop()
+    raise AssertionError(f"rotary did not become healthy:\n{handle.log()}")
+
+
+def node_pair_fixture(label: str) -> Any:
+    """A module-scoped ``nodes`` fixture: nodes A and B (`pair_config`) sharing Redis.
+
+    The Redis prefix is ``rotary-<label>-<random>``, unique to the module run; assign it in
+    a module as ``nodes = node_pair_fixture("…")``.
+    """
+
+    @pytest.fixture(name="nodes", scope="module")
+    def _nodes(
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[tuple[ServerHandle, ServerHandle]]:
+        folder = tmp_path_factory.mktemp(label)
+        config = pair_config(f"rotary-{label}-{uuid.uuid4().hex[:10]}")
+        a = start_node(config, folder, "a")
+        try:
+            b = start_node(config, folder, "b")
+        except BaseException:
+            a.stop()
+            raise
+        try:
+            yield a, b
+        finally:
+            a.stop()
+            b.stop()
+
+    return _nodes
 
 
 def skip_or_fail(reason: str) -> NoReturn:

@@ -9,7 +9,7 @@ that shard's channels.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from rotary.engines.redis._shards import shard_index
 from tests.functional.cluster_helpers import (
     RedisProcess,
     assert_each_got_everything_once_in_order,
-    closing_ws,
+    closing_ws_fixture,
     cluster_config,
     publish_series,
     received,
@@ -32,11 +32,8 @@ from tests.functional.conftest import make_token
 pytestmark = [pytest.mark.redis, pytest.mark.sdk]
 
 
-@pytest.fixture
-async def ws_connect(ws_connect: Any) -> AsyncIterator[Any]:
-    """WebSocket clients closed at the end of each test."""
-    async with closing_ws(ws_connect) as connect:
-        yield connect
+#: WebSocket clients closed at the end of each test.
+ws_connect = closing_ws_fixture()
 
 
 @pytest.fixture

@@ -14,22 +14,14 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.functional.conftest import (
-    API_KEY,
-    SECRET,
-    ServerHandle,
-    WsClient,
-    free_port,
-    make_token,
-)
+from tests.functional.cluster_helpers import node_pair_fixture, pair_config, start_node
+from tests.functional.conftest import API_KEY, ServerHandle, WsClient, make_token
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
 
@@ -37,60 +29,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
 CUT_LATENCIES: dict[str, float] = {}
 
 
-def pair_config(prefix: str, **extra: Any) -> dict[str, Any]:
-    """A v5 flat config: Redis engine under `prefix`, metrics on, private channels by token."""
-    return {
-        "token_hmac_secret_key": SECRET,
-        "api_key": API_KEY,
-        "engine": "redis",
-        "redis_address": "127.0.0.1:6379",
-        "redis_prefix": prefix,
-        "allow_subscribe_for_client": True,
-        "prometheus": True,
-        **extra,
-    }
-
-
-def start_node(config: dict[str, Any], folder: Path, name: str) -> ServerHandle:
-    """Start one `python -m rotary` with `config`; return once ``/health`` answers."""
-    cfg_path = folder / f"{name}.json"
-    cfg_path.write_text(json.dumps(config))
-    port = free_port()
-    cmd = [sys.executable, "-m", "rotary", "-c", str(cfg_path), "--port", str(port)]
-    cmd += ["--address", "127.0.0.1"]
-    log_path = folder / f"{name}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    handle = ServerHandle(port=port, config=config, process=proc, log_path=log_path)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"rotary exited early:\n{handle.log()}")
-        try:
-            with urllib.request.urlopen(f"{handle.http_url}/health", timeout=1):
-                return handle
-        except OSError:
-            time.sleep(0.05)
-    handle.stop()
-    raise AssertionError(f"rotary did not become healthy:\n{handle.log()}")
-
-
-@pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerHandle, ServerHandle]]:
-    """Nodes A and B sharing Redis under a prefix unique to this module run."""
-    folder = tmp_path_factory.mktemp("revocation-pair")
-    config = pair_config(f"rotary-revocation-{uuid.uuid4().hex[:10]}")
-    a = start_node(config, folder, "a")
-    try:
-        b = start_node(config, folder, "b")
-    except BaseException:
-        a.stop()
-        raise
-    try:
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+nodes = node_pair_fixture("revocation")
 
 
 async def api(server: ServerHandle, method: str, params: dict[str, Any]) -> dict[str, Any]:

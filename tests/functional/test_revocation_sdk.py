@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from tests.functional.cluster_helpers import node_pair_fixture
 from tests.functional.conftest import SECRET, ServerHandle
-from tests.functional.test_revocation_cluster import pair_config, start_node
 from tests.sdk.harness import SDKS, SdkDriver, TokenFactory, open_driver, replies_to
 
 pytestmark = [pytest.mark.sdk, pytest.mark.redis, pytest.mark.timeout(45)]
@@ -28,21 +28,7 @@ TOKENS = TokenFactory(SECRET)
 _TOKEN_EXPIRED = {"code": 109, "message": "token expired"}
 
 
-@pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerHandle, ServerHandle]]:
-    folder = tmp_path_factory.mktemp("revocation-sdk")
-    config = pair_config(f"rotary-revocation-sdk-{uuid.uuid4().hex[:10]}")
-    a = start_node(config, folder, "a")
-    try:
-        b = start_node(config, folder, "b")
-    except BaseException:
-        a.stop()
-        raise
-    try:
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+nodes = node_pair_fixture("revocation-sdk")
 
 
 @pytest.fixture(params=SDKS)
