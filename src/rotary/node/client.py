@@ -217,7 +217,11 @@ class ClientSession:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        _log.info(
+        # A client going away is routine (debug, as in Centrifugo); a server-side cut is not.
+        routine = disconnect.code == DisconnectCode.CONNECTION_CLOSED.code
+        level = logging.DEBUG if routine else logging.INFO
+        _log.log(
+            level,
             "client %s (user %r): disconnect %d %s",
             self.id,
             self.user,

@@ -72,7 +72,7 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
     s.meta = creds.meta
     s.token_identity = creds.identity
     s.authenticated(user=creds.user, info=json_payload(creds.info), expire_at=expire_at)
-    _log.info("client %s: connected as user %r", s.id, creds.user)
+    _log.debug("client %s: connected as user %r", s.id, creds.user)
     subs, results = [], {}
     for ch, opts, from_token in planned:
         sub, result = await server_subscription(

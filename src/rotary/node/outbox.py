@@ -8,10 +8,11 @@ Two ways out:
 * A `DirectTransport` (the WebSocket) is written without any task switch: the first push of
   an event-loop turn registers the outbox with its loop's flusher, and one ``call_soon``
   callback per turn writes every registered outbox. The same message pushed to many clients
-  is framed once per flush. Only when the transport is backed up (above its high-water mark)
-  does the outbox hand the queue to its writer task, which waits for the transport to drain,
-  bounded by `write_timeout`, and hands it back once everything is written.
-* Any other `Transport` is written by the writer task, each write bounded by `write_timeout`.
+  is framed once per flush. A task is started only when the transport is backed up (above
+  its high-water mark): it waits for the transport to drain, bounded by `write_timeout`,
+  writes what queued up meanwhile and ends; and one more at the end, to close the transport.
+* Any other `Transport` is written by `run`, a task for the outbox's whole life, each write
+  bounded by `write_timeout`.
 """
 
 from __future__ import annotations
@@ -119,11 +120,13 @@ class Outbox:
         "_closing",
         "_deadline",
         "_direct",
+        "_done",
         "_flush_first",
         "_flusher",
         "_items",
         "_max_size",
         "_on_failure",
+        "_runner",
         "_scheduled",
         "_size",
         "_transport",
@@ -148,7 +151,12 @@ class Outbox:
         self._on_failure = on_failure
         self._items: deque[bytes] = deque()
         self._size = 0
-        self._wake = asyncio.Event()
+        #: Wakes `run` of a plain transport (a direct one starts `_runner` instead).
+        self._wake = asyncio.Event() if self._direct is None else None
+        #: The task writing for a direct transport while it is backed up, or closing it.
+        self._runner: asyncio.Task[None] | None = None
+        #: Resolved when a direct transport's outbox is closed (for `run`).
+        self._done: asyncio.Future[None] | None = None
         self._closing: Disconnect | None = None
         self._flush_first = True
         #: The write timeout of the writer task's current wait, if it is waiting.
@@ -169,9 +177,9 @@ class Outbox:
         self._size += len(message)
         if self._size > self._max_size > 0:
             self._fail(DisconnectCode.SLOW)
-        elif self._writer_owns:
+        elif self._wake is not None:
             self._wake.set()
-        elif not self._scheduled:
+        elif not self._writer_owns and not self._scheduled:
             self._scheduled = True
             flusher = self._flusher
             if flusher is None:
@@ -184,18 +192,22 @@ class Outbox:
             return
         self._closing = disconnect
         self._flush_first = flush
-        self._writer_owns = True
-        self._wake.set()
+        self._hand_over()
         if not flush and self._deadline is not None:
             # Nothing more will be written: stop waiting for the transport now.
             self._deadline.reschedule(0)
 
     async def run(self) -> None:
-        """Write what the fast path hands over until closed, then close the transport."""
+        """Until closed: write (plain transport) or wait (direct). Then close the transport."""
+        wake = self._wake
+        if wake is None:
+            # Shielded: a cancelled waiter must not cancel the future other waiters share.
+            await asyncio.shield(self._finished())
+            return
         try:
             while self._closing is None or (self._items and self._flush_first):
-                await self._wake.wait()
-                self._wake.clear()
+                await wake.wait()
+                wake.clear()
                 if self._closing is None or self._flush_first:
                     await self._drain()
         finally:
@@ -211,8 +223,7 @@ class Outbox:
             return
         try:
             if not self._write_queued(cache):
-                self._writer_owns = True
-                self._wake.set()
+                self._hand_over()
         except _WRITE_ERRORS:
             self._fail(DisconnectCode.WRITE_ERROR)
 
@@ -247,6 +258,39 @@ class Outbox:
         return wire
 
     # ------------------------------------------------------------------ writer task
+
+    def _hand_over(self) -> None:
+        """Make the writer task responsible for the queue (and, once closing, the close)."""
+        self._writer_owns = True
+        if self._wake is not None:
+            self._wake.set()
+        elif self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._run_direct())
+
+    async def _run_direct(self) -> None:
+        """A backed-up or closing direct transport: drain and write; close when closing."""
+        try:
+            if self._closing is None or self._flush_first:
+                await self._drain()
+        finally:
+            self._runner = None
+            if self._closing is not None:
+                await self._close_transport()
+
+    async def _close_transport(self) -> None:
+        self.closed = True
+        try:
+            await self._transport.close(self._closing or DisconnectCode.CONNECTION_CLOSED)
+        finally:
+            done = self._finished()
+            if not done.done():
+                done.set_result(None)
+
+    def _finished(self) -> asyncio.Future[None]:
+        """Resolved once a direct transport is closed (made on first need)."""
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+        return self._done
 
     async def _drain(self) -> None:
         try:

@@ -11,7 +11,6 @@ Frames over ``message_size_limit`` close the connection with 1009 (aiohttp does 
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import logging
 import struct
@@ -159,14 +158,15 @@ async def _serve(
     node: Node, ws: web.WebSocketResponse, request: web.Request, *, app_pings: bool
 ) -> None:
     session = node.new_session(_AiohttpTransport(ws, request), app_pings=app_pings)
-    async with asyncio.TaskGroup() as tasks:
-        tasks.create_task(session.run_writer())
-        try:
-            async for msg in ws:
-                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    data = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
-                    await session.handle_frame(data)
-                if session.closed:
-                    break
-        finally:
-            await session.cleanup()
+    # No writer task: the outbox writes this transport directly and starts a task only
+    # while it is backed up, or to close it; `run_writer` waits for that close.
+    try:
+        async for msg in ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                data = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+                await session.handle_frame(data)
+            if session.closed:
+                break
+    finally:
+        await session.cleanup()
+        await session.run_writer()
