@@ -108,12 +108,13 @@ def _loop_flusher() -> _Flusher:
 
 
 class Outbox:
-    """Queued frames of one client and the loop that writes them.
+    """Queued frames of one client and the way they are written.
 
     `on_failure` is called (once) with 3008 when the queued bytes exceed `max_size`, or with
     3009 when a write fails, or a write (or, for a `DirectTransport`, a backed-up transport's
-    drain) outlasts `write_timeout`. `run` must be running for the outbox's whole life: it
-    writes what the fast path cannot and closes the transport at the end.
+    drain) outlasts `write_timeout`. `run` returns once the outbox is closed and the transport
+    closed: for a plain `Transport` it must run for the outbox's whole life (it is the
+    writer); for a `DirectTransport` it only waits, and may be awaited at the end.
     """
 
     __slots__ = (
