@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol, cast
 
@@ -150,7 +149,8 @@ class Outbox:
         self._max_size = max_size
         self._write_timeout = write_timeout
         self._on_failure = on_failure
-        self._items: deque[bytes] = deque()
+        # A list, not a deque: an empty deque keeps a 64-slot block (~0.7 KB per client).
+        self._items: list[bytes] = []
         self._size = 0
         #: Wakes `run` of a plain transport (a direct one starts `_runner` instead).
         self._wake = asyncio.Event() if self._direct is None else None
@@ -242,13 +242,12 @@ class Outbox:
         """Frame the next batch, reusing the frame of an identical batch in this flush."""
         items = self._items
         if len(items) == 1:
-            message = items.popleft()
+            message = items.pop()
             self._size -= len(message)
             key: object = id(message)
             keep: object = message
         else:
-            batch = [items.popleft() for _ in range(min(len(items), _MAX_BATCH))]
-            self._size -= sum(len(m) for m in batch)
+            batch = self._take(_MAX_BATCH)
             key, keep, message = tuple(map(id, batch)), batch, b"\n".join(batch)
         # Identity keys are safe: `keep` holds the framed objects alive until the flush ends.
         hit = cache.get(key)
@@ -316,12 +315,18 @@ class Outbox:
     async def _drain_plain(self, transport: Transport) -> None:
         items = self._items
         while items and (self._closing is None or self._flush_first):
-            count = min(len(items), _MAX_BATCH)
-            batch = [items.popleft() for _ in range(count)]
-            self._size -= sum(len(m) for m in batch)
-            frame = batch[0] if count == 1 else b"\n".join(batch)
+            batch = self._take(_MAX_BATCH)
+            frame = batch[0] if len(batch) == 1 else b"\n".join(batch)
             async with self._timeout():
                 await transport.write(frame)
+
+    def _take(self, count: int) -> list[bytes]:
+        """Remove and return the first `count` queued messages (in place: callers alias it)."""
+        items = self._items
+        batch = items[:count]
+        del items[:count]
+        self._size -= sum(map(len, batch))
+        return batch
 
     @contextlib.asynccontextmanager
     async def _timeout(self) -> AsyncIterator[None]:
