@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -72,9 +73,10 @@ class ClientSession:
         #: The connection token in force (set by connect and refresh), for revocation.
         self.token_identity: TokenIdentity | None = None
         self.subs: dict[str, Subscription] = {}
-        self.subscribing: set[str] = set()
-        #: Ended subscriptions whose release (presence, leave, broker) is still running.
-        self.releasing: set[Subscription] = set()
+        # `subscribing`, `releasing` and `_tasks` are made on first use and dropped once
+        # empty: most sessions hold them empty, and an empty set costs 216 bytes.
+        self._subscribing: set[str] | None = None
+        self._releasing: set[Subscription] | None = None
         self.disconnect_reason: Disconnect | None = None
         settings = node.settings
         self.outbox = Outbox(
@@ -83,11 +85,15 @@ class ClientSession:
             write_timeout=node.write_timeout,
             on_failure=self._on_write_failure,
         )
-        self._timers: dict[str, TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Timer operation name → when it is due (on `node.clock.monotonic`). One scheduler
+        #: handle serves them all (see `_schedule`).
+        self._due: dict[str, float] = {}
+        self._timer: TimerHandle | None = None
+        self._timer_at = math.inf
+        self._tasks: set[asyncio.Task[None]] | None = None
         self._pong_pending = False
         self._cleaned = False
-        self._schedule("stale", settings.stale_close_delay, self._on_stale)
+        self._schedule("stale", settings.stale_close_delay)
 
     # ------------------------------------------------------------------ identity
 
@@ -98,6 +104,20 @@ class ClientSession:
     @property
     def closed(self) -> bool:
         return self.state is State.CLOSED
+
+    @property
+    def subscribing(self) -> set[str]:
+        """Channels whose subscribe is being answered (made on first use)."""
+        if self._subscribing is None:
+            self._subscribing = set()
+        return self._subscribing
+
+    @property
+    def releasing(self) -> set[Subscription]:
+        """Ended subscriptions whose release (presence, leave, broker) is still running."""
+        if self._releasing is None:
+            self._releasing = set()
+        return self._releasing
 
     # ------------------------------------------------------------------ input
 
@@ -132,7 +152,7 @@ class ClientSession:
 
     async def _run(self, handler: Handler, cmd_id: int, method: str, req: Request | None) -> None:
         try:
-            result = await handler(self, cmd_id, req)
+            result = await _call(handler, self, cmd_id, req)
         except CommandError as exc:
             self._reply_error(cmd_id, method, exc)
         except DisconnectError as exc:
@@ -193,18 +213,18 @@ class ClientSession:
         settings = self.node.settings
         if self.app_pings and settings.ping_interval > 0:
             half = settings.ping_interval / 2
-            self._schedule("ping", half + self.node.rand() * half, self._on_ping)
+            self._schedule("ping", half + self.node.rand() * half)
         self.arm_expiry()
         interval = settings.presence_update_interval
         if interval > 0:
-            self._schedule("periodic", interval, self._on_periodic)
+            self._schedule("periodic", interval)
 
     def arm_expiry(self) -> None:
         """(Re)arm the connection expiry check, or cancel it when there is no expiry."""
         self._cancel("expire")
         if self.expire_at > 0:
             delay = self.expire_at - self.node.clock.now() + self.node.settings.expired_close_delay
-            self._schedule("expire", delay, self._on_expire)
+            self._schedule("expire", delay)
 
     def disconnect(self, disconnect: Disconnect, *, flush: bool = True) -> None:
         """End the session with `disconnect`: queued messages are written first if `flush`."""
@@ -214,9 +234,10 @@ class ClientSession:
         self.disconnect_reason = disconnect
         if self.node.metrics is not None:
             self.node.metrics.disconnected(disconnect.code)
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self._due.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
         # A client going away is routine (debug, as in Centrifugo); a server-side cut is not.
         routine = disconnect.code == DisconnectCode.CONNECTION_CLOSED.code
         level = logging.DEBUG if routine else logging.INFO
@@ -236,7 +257,7 @@ class ClientSession:
             return
         self._cleaned = True
         self.disconnect(DisconnectCode.CONNECTION_CLOSED, flush=False)
-        for task in list(self._tasks):
+        for task in list(self._tasks or ()):
             task.cancel()
         pending = [*self.subs.values(), *self.releasing]
         self.subs.clear()
@@ -248,11 +269,16 @@ class ClientSession:
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run `coro` as a task this session owns (cancelled by `cleanup`)."""
         task = asyncio.get_running_loop().create_task(coro)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        if self._tasks is not None:
+            self._tasks.discard(task)
+            if not self._tasks:
+                self._tasks = None
         if not task.cancelled() and task.exception() is not None:
             _log.error("client %s: background task failed", self.id, exc_info=task.exception())
 
@@ -261,47 +287,89 @@ class ClientSession:
 
     # ------------------------------------------------------------------ timers
 
-    def _schedule(self, name: str, delay: float, callback: Callable[[], None]) -> None:
-        self._cancel(name)
-        self._timers[name] = self.node.scheduler.call_later(delay, callback)
+    # One scheduler handle per session, for its earliest due operation (as Centrifugo does):
+    # a handle per operation cost ~0.25 KB each, and a cancelled one stays in the loop's heap
+    # until its time comes.
+
+    def _schedule(self, name: str, delay: float) -> None:
+        """Run operation `name` (see `_TIMER_OPS`) after `delay` s, replacing a pending one."""
+        due = self.node.clock.monotonic() + max(delay, 0.0)
+        self._due[name] = due
+        if due < self._timer_at:
+            self._arm(due)
 
     def _cancel(self, name: str) -> None:
-        handle = self._timers.pop(name, None)
-        if handle is not None:
-            handle.cancel()
+        # The handle stays armed: firing with nothing due only re-arms for the next operation.
+        self._due.pop(name, None)
+
+    def _arm(self, due: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = due
+        delay = due - self.node.clock.monotonic()
+        self._timer = self.node.scheduler.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        """Run every operation due by now (in due order), then arm for the next one."""
+        # A handle may fire a hair early, or on a clock that did not move: its own time counts.
+        now = max(self.node.clock.monotonic(), self._timer_at)
+        self._timer, self._timer_at = None, math.inf
+        for due, name in sorted((d, n) for n, d in self._due.items() if d <= now):
+            if self._due.get(name) == due:  # an earlier operation may have cancelled it
+                del self._due[name]
+                _TIMER_OPS[name](self)
+        upcoming = min(self._due.values(), default=math.inf)
+        if upcoming < self._timer_at:
+            self._arm(upcoming)
 
     def _on_stale(self) -> None:
-        self._timers.pop("stale", None)
         if self.state in (State.CONNECTING, State.UNUSABLE):
             self.disconnect(DisconnectCode.STALE)
 
     def _on_ping(self) -> None:
         settings = self.node.settings
-        self._timers.pop("ping", None)
         if self.state is not State.CONNECTED:
             return
         self.push(PING)
         if settings.pong_timeout > 0 and not self._pong_pending:
             self._pong_pending = True
-            self._schedule("pong", settings.pong_timeout, self._on_pong_timeout)
-        self._schedule("ping", settings.ping_interval, self._on_ping)
+            self._schedule("pong", settings.pong_timeout)
+        self._schedule("ping", settings.ping_interval)
 
     def _on_pong_timeout(self) -> None:
-        self._timers.pop("pong", None)
         if self._pong_pending:
             self.disconnect(DisconnectCode.NO_PONG)
 
     def _on_expire(self) -> None:
-        self._timers.pop("expire", None)
         if self.expire_at > 0 and self.expire_at <= self.node.clock.now():
             self.disconnect(DisconnectCode.EXPIRED)
 
     def _on_periodic(self) -> None:
-        self._timers.pop("periodic", None)
         if self.state is not State.CONNECTED:
             return
         self.spawn(subscribe.check_subscriptions(self))
-        self._schedule("periodic", self.node.settings.presence_update_interval, self._on_periodic)
+        self._schedule("periodic", self.node.settings.presence_update_interval)
+
+
+#: What each named timer operation runs.
+_TIMER_OPS: dict[str, Callable[[ClientSession], None]] = {
+    "stale": ClientSession._on_stale,
+    "ping": ClientSession._on_ping,
+    "pong": ClientSession._on_pong_timeout,
+    "expire": ClientSession._on_expire,
+    "periodic": ClientSession._on_periodic,
+}
+
+
+async def _call(
+    handler: Handler, s: ClientSession, cmd_id: int, req: Request | None
+) -> dict[str, Any] | None:
+    """Run one command handler, then drop the session's `subscribing` set if left empty."""
+    try:
+        return await handler(s, cmd_id, req)
+    finally:
+        if not s._subscribing:
+            s._subscribing = None
 
 
 _HANDLERS: dict[str, Handler] = {
