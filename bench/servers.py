@@ -63,9 +63,15 @@ def start_rotary_with(config: dict[str, Any], **kwargs: Any) -> ServerProcess:
     return start_rotary(config, **kwargs)
 
 
-def _peer(module: str, *, health: str | None, env: dict[str, str] | None = None) -> ServerProcess:
+def _peer(
+    module: str,
+    *,
+    health: str | None,
+    env: dict[str, str] | None = None,
+    flags: tuple[str, ...] = (),
+) -> ServerProcess:
     port = free_port()
-    argv = [sys.executable, "-m", f"bench.peers.{module}", "--port", str(port)]
+    argv = [sys.executable, "-m", f"bench.peers.{module}", "--port", str(port), *flags]
     return start_server(module, argv, port=port, health_path=health, env=env)
 
 
@@ -77,8 +83,10 @@ def start_aiohttp_bare() -> ServerProcess:
     return _peer("aiohttp_broadcast", health="/health")
 
 
-def start_socketio() -> ServerProcess:
-    return _peer("socketio_server", health="/health", env={"BENCH_SECRET": SECRET})
+def start_socketio(*, uvloop: bool = False) -> ServerProcess:
+    """python-socketio as documented (asyncio's loop), or on uvloop with `uvloop`."""
+    flags = ("--uvloop",) if uvloop else ()
+    return _peer("socketio_server", health="/health", env={"BENCH_SECRET": SECRET}, flags=flags)
 
 
 def start_peer(kind: str) -> ServerProcess:

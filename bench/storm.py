@@ -4,8 +4,13 @@ Rotary three times in one invocation: tokens checked on a fresh server (cold ver
 cache), the same storm again on the same server with the same tokens (warm cache), and a
 server with token checks off (`client_insecure`, public channels). Then python-socketio
 doing the equivalent PyJWT checks (connect token in the connect handler, two channel tokens
-in a `join` event, two `enter_room`). Clients: connection token + one subscription token per
-`$`-private channel (`$lobby`, shared by all, and `$u<i>`, the client's own).
+in a `join` event, two `enter_room`), as documented (asyncio's loop) and, for information,
+on uvloop like Rotary. Clients: connection token + one subscription token per `$`-private
+channel (`$lobby`, shared by all, and `$u<i>`, the client's own).
+
+A full run repeats every variant (3 rounds, `BENCH_STORM_REPEATS` to change) on fresh
+servers, each round running all of them one after the other, and reports the median of each:
+on a shared two-core machine one storm can move by a fifth between identical runs.
 """
 
 from __future__ import annotations
@@ -39,14 +44,14 @@ _PUBLIC = ("lobby", "u{i}")
 def run(*, quick: bool) -> dict[str, Any]:
     """Run the storm; see the module docstring. Returns the harness result dict.
 
-    BENCH_STORM_REPEATS=k repeats every variant k times on fresh servers and keeps the
-    fastest (on a shared machine other processes only ever slow a run down).
+    BENCH_STORM_REPEATS=k runs k rounds (default 1 with `quick`, else 3); figures and
+    ratios are the medians over the complete runs of each variant.
     """
     n = 500 if quick else 5000
-    repeats = int(os.environ.get("BENCH_STORM_REPEATS", "1"))
+    repeats = int(os.environ.get("BENCH_STORM_REPEATS", "1" if quick else "3"))
     timeout = 30.0 if quick else 120.0
     exp = int(time.time()) + 3600
-    progress.expect(4 * repeats)
+    progress.expect(len(_LABELS) * repeats)
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in _LABELS}
     notes: list[str] = []
     specs = {
@@ -57,8 +62,8 @@ def run(*, quick: bool) -> dict[str, Any]:
     pool = shared_pool()
     for _ in range(repeats):
         _one_round(pool, specs, runs, notes)
-    best = {k: _best(v) for k, v in runs.items() if v}
-    return _result(n, best, notes)
+    typical = {k: _median(v) for k, v in runs.items() if v}
+    return _result(n, typical, notes)
 
 
 def _one_round(
@@ -74,6 +79,7 @@ def _one_round(
             "checked": lambda: start_rotary_with(ROTARY_CHECKED),
             "insecure": lambda: start_rotary_with(ROTARY_INSECURE),
             "socketio": start_socketio,
+            "socketio_uvloop": lambda: start_socketio(uvloop=True),
         }
     )
     try:
@@ -90,6 +96,9 @@ def _one_round(
         _storm_into(pool, specs["insecure"], servers, "insecure", runs["rotary_insecure"], notes)
         progress.step("storm: python-socketio")
         _storm_into(pool, specs["socketio"], servers, "socketio", runs["socketio"], notes)
+        progress.step("storm: python-socketio on uvloop")
+        into = runs["socketio_uvloop"]
+        _storm_into(pool, specs["socketio"], servers, "socketio_uvloop", into, notes)
         progress.step()
     finally:
         stop_all(servers)
@@ -110,13 +119,24 @@ def _storm_into(
         notes.append(f"{name} not available: {server}")
 
 
-def _best(outs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The fastest complete run (or the first one when none completed)."""
-    complete = [o for o in outs if o["complete"]]
+def _median(outs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The complete run of median time (the first run when none completed).
+
+    With an even count the slower of the two middle runs is taken. The server CPU figure is
+    the median of the complete runs' CPU, which need not come from the same run.
+    """
+    complete = sorted((o for o in outs if o["complete"]), key=lambda o: o["elapsed"])
     if not complete:
         return outs[0]
-    best = min(complete, key=lambda o: o["elapsed"])
-    return {**best, "all_seconds": [round(o["elapsed"], 3) for o in outs]}
+    middle = complete[len(complete) // 2]
+    cpus = sorted(o["server_cpu_s"] for o in complete if o.get("server_cpu_s") is not None)
+    cpu = cpus[len(cpus) // 2] if cpus else middle.get("server_cpu_s")
+    return {
+        **middle,
+        "server_cpu_s": cpu,
+        "all_seconds": [round(o["elapsed"], 3) for o in outs],
+        "all_server_cpu_s": [o.get("server_cpu_s") for o in outs],
+    }
 
 
 def _storm(pool: LoadPool, spec: OpenSpec, server: ServerProcess) -> dict[str, Any]:
@@ -139,6 +159,7 @@ _LABELS = {
     "rotary_warm": "Rotary, same tokens again (warm cache)",
     "rotary_insecure": "Rotary, token checks off",
     "socketio": "python-socketio + PyJWT",
+    "socketio_uvloop": "python-socketio + PyJWT on uvloop (informative)",
 }
 
 
@@ -166,6 +187,10 @@ def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[s
         ),
         "storm_warm_over_insecure_cpu": ratio(cpu.get("rotary_warm"), cpu.get("rotary_insecure")),
         "storm_socketio_over_rotary_cpu": ratio(cpu.get("socketio"), cpu.get("rotary_checked")),
+        # informative: the peer on the same event loop as Rotary
+        "storm_socketio_uvloop_over_rotary": ratio(
+            secs.get("socketio_uvloop"), secs.get("rotary_checked")
+        ),
     }
     curves = {
         f"storm_{k}": cumulative_curve(
