@@ -2,7 +2,8 @@
 
 No protocol and no auth; the body goes out once per connection with `send_str`. It is the
 ceiling for anything built on aiohttp's WebSocket writer (as Rotary is), and the baseline
-for the memory scenario (a connection held, nothing else).
+for the memory scenario (a connection held, nothing else). Runs on Rotary's event loop
+(uvloop when installed).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 
 from aiohttp import WSMsgType, web
+
+from bench.peers import same_loop
 
 __all__ = ["main"]
 
@@ -49,7 +52,8 @@ def main() -> None:
     app[_SOCKETS] = set()
     app.add_routes([web.get("/ws", _ws), web.post("/publish", _publish)])
     app.add_routes([web.get("/health", _health)])
-    web.run_app(app, host="127.0.0.1", port=parser.parse_args().port, print=None, backlog=1024)
+    port = parser.parse_args().port
+    web.run_app(app, host="127.0.0.1", port=port, print=None, backlog=1024, loop=same_loop())
 
 
 if __name__ == "__main__":
