@@ -185,3 +185,73 @@ def test_separate_subscription_config_has_its_own_audience_and_user_claim() -> N
         lambda: check.verify_subscription_sync(bad, now=NOW), Outcome.INVALID, "audience"
     )
     assert check.verify_connection_sync(hs256({"aud": "x", "sub": "s"}), now=NOW).user == "s"
+
+
+# ---------------------------------------------------------------------------- cache entries
+
+
+def test_a_cache_look_up_that_misses_counts_nothing_and_a_hit_counts_one() -> None:
+    check = verifier()
+    token = hs256({"sub": "a", "exp": NOW + 60})
+    assert check.cached_connection(token, NOW) is None
+    assert check.cached_connection("x" * 20000, NOW) is None
+    assert (check.cache_hits, check.cache_misses) == (0, 0)
+    first = check.verify_connection_sync(token, now=NOW)
+    entry = check.cached_connection(token, NOW + 1)
+    assert entry is not None and entry.token is first
+    assert (check.cache_hits, check.cache_misses) == (1, 1)
+
+
+def test_an_entry_lasts_until_exp_plus_leeway_and_not_a_moment_longer() -> None:
+    check = verifier(leeway=5.0)
+    token = hs256({"sub": "a", "channel": "c", "exp": NOW + 60})
+    check.verify_subscription_sync(token, now=NOW)
+    entry = check.cached_subscription(token, NOW)
+    assert entry is not None and entry.until == NOW + 65
+    assert check.cached_subscription(token, NOW + 64.9) is entry
+    assert check.cached_subscription(token, NOW + 65) is None
+
+
+def test_an_entry_of_the_previous_secret_lasts_until_its_window_closes() -> None:
+    check = rotating(int(NOW) + 10)
+    token = hs256({"sub": "old", "exp": NOW + 60}, OTHER_SECRET)
+    check.verify_connection_sync(token, now=NOW)
+    entry = check.cached_connection(token, NOW)
+    assert entry is not None and entry.until == NOW + 10
+    assert check.cached_connection(token, NOW + 10) is None
+
+
+def test_a_cached_entry_is_not_bound_to_a_channel_or_user() -> None:
+    check = verifier()
+    token = hs256({"sub": "u", "channel": "c"})
+    check.verify_subscription_sync(token, now=NOW, channel="c", user="u")
+    assert_refused(
+        lambda: check.verify_subscription_sync(token, now=NOW, channel="d"),
+        Outcome.MISMATCH,
+        "channel_mismatch",
+    )
+    assert check.cache_hits == 1
+
+
+async def test_the_callers_memo_lives_and_dies_with_the_entry() -> None:
+    check = verifier(cache_size=1)
+    first, second = hs256({"sub": "1"}), hs256({"sub": "2"})
+    entry = await check.verified_connection(first, now=NOW)
+    assert entry.memo is None
+    entry.memo = "derived"
+    again = await check.verified_connection(first, now=NOW)
+    assert again is entry and again.memo == "derived"
+    await check.verified_connection(second, now=NOW)  # evicts `first`
+    fresh = await check.verified_connection(first, now=NOW)
+    assert fresh is not entry and fresh.memo is None
+    await check.close()
+
+
+async def test_without_a_cache_every_verification_gives_a_fresh_entry() -> None:
+    check = verifier(cache_size=0)
+    token = hs256({"sub": "u", "channel": "c"})
+    one = await check.verified_subscription(token, now=NOW)
+    two = await check.verified_subscription(token, now=NOW)
+    assert one is not two and one.token == two.token
+    assert check.cached_subscription(token, NOW) is None
+    await check.close()

@@ -1,4 +1,5 @@
-"""`VerifierAuthenticator`: revocation checked after every verification, and its metrics."""
+"""`VerifierAuthenticator`: revocation checked after every verification (cache hits included),
+binding checked on every use, credentials kept with the verified-token cache, and metrics."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any
 import jwt
 import pytest
 
-from rotary.auth import TokenVerifier
+from rotary.auth import SubscribeOverride, TokenVerifier
 from rotary.auth.settings import AuthSettings, TokenSettings
 from rotary.engines.memory.revocation import MemoryRevocationStore
+from rotary.engines.revocation import TokenIdentity
 from rotary.metrics import Metrics
-from rotary.node.auth import TokenProblem
+from rotary.node.auth import SubscribeCredentials, TokenProblem
 from rotary.policy.tokens import REVOCATION_WORDS, VerifierAuthenticator
 from rotary.testing import ManualClock
 
@@ -139,3 +141,122 @@ async def test_without_a_store_nothing_is_revoked_and_no_check_is_counted(
     auth = VerifierAuthenticator(TokenVerifier(settings), metrics=metrics)
     assert (await auth.connect_token(token(jti="j"), now=NOW)).user == "42"
     assert sample(metrics, "rotary_revocation_checks_total", result="ok") == 0
+
+
+# ---------------------------------------------------------------------------- warm cache
+
+
+def sub_token(channel: str = "$c", **claims: Any) -> str:
+    return token(channel=channel, **claims)
+
+
+async def subscribe(
+    auth: VerifierAuthenticator, tok: str, *, now: float = NOW, **binding: str
+) -> SubscribeCredentials:
+    where = {"channel": "$c", "user": "42", "client": "c1", **binding}
+    return await auth.subscribe_token(tok, now=now, **where)
+
+
+async def test_a_cache_hit_hands_out_the_credentials_built_at_the_first_verification(
+    auth: VerifierAuthenticator, metrics: Metrics
+) -> None:
+    conn, sub = token(jti="c"), sub_token(jti="s")
+    first = (await auth.connect_token(conn, now=NOW), await subscribe(auth, sub))
+    second = (await auth.connect_token(conn, now=NOW + 1), await subscribe(auth, sub))
+    assert second[0] is first[0] and second[1] is first[1]
+    assert second[1].identity == TokenIdentity("subscription", "42", "s", None, "$c")
+    assert sample(metrics, "rotary_token_cache_total", result="hit") == 2
+    assert sample(metrics, "rotary_token_cache_total", result="miss") == 2
+
+
+async def test_a_subscription_token_revoked_after_it_was_cached_is_refused_on_a_hit(
+    auth: VerifierAuthenticator, store: MemoryRevocationStore, metrics: Metrics
+) -> None:
+    tok = sub_token(jti="s1", iat=NOW - 10)
+    await subscribe(auth, tok)
+    await store.revoke_token("s1", expire_at=NOW + 60)
+    problem = await refusal(subscribe(auth, tok))
+    assert (problem.kind, problem.reason, problem.user) == ("revoked", "revoked_jti", "42")
+    assert sample(metrics, "rotary_token_cache_total", result="hit") == 1
+    assert sample(metrics, "rotary_revocation_checks_total", result="revoked") == 1
+
+
+async def test_a_user_invalidated_after_the_tokens_were_cached_is_refused_on_a_hit(
+    auth: VerifierAuthenticator, store: MemoryRevocationStore
+) -> None:
+    conn, sub = token(iat=NOW - 10), sub_token(iat=NOW - 10)
+    await auth.connect_token(conn, now=NOW)
+    await subscribe(auth, sub)
+    await store.invalidate_user_tokens("42", issued_before=NOW, expire_at=NOW + 60)
+    assert (await refusal(auth.connect_token(conn, now=NOW))).reason == "revoked_user"
+    assert (await refusal(subscribe(auth, sub))).reason == "revoked_user"
+
+
+async def test_a_cached_subscription_token_is_refused_for_another_channel_user_or_client(
+    auth: VerifierAuthenticator, metrics: Metrics
+) -> None:
+    tok = sub_token(client="c1")
+    await subscribe(auth, tok)
+    for binding, reason in (
+        ({"channel": "$other"}, "channel_mismatch"),
+        ({"user": "7"}, "user_mismatch"),
+        ({"client": "c2"}, "client_mismatch"),
+    ):
+        problem = await refusal(subscribe(auth, tok, **binding))
+        assert (problem.kind, problem.reason) == ("mismatch", reason)
+    assert sample(metrics, "rotary_token_cache_total", result="hit") == 3
+    counted = "rotary_token_verifications_total"
+    mismatch = {"kind": "subscription", "outcome": "mismatch", "reason": "user_mismatch"}
+    assert sample(metrics, counted, **mismatch) == 1
+    assert (await subscribe(auth, tok)).channel == "$c"
+
+
+async def test_a_cached_token_is_not_used_from_its_exp_on(auth: VerifierAuthenticator) -> None:
+    conn, sub = token(exp=NOW + 60), sub_token(exp=NOW + 60)
+    await auth.connect_token(conn, now=NOW)
+    await subscribe(auth, sub)
+    assert (await auth.connect_token(conn, now=NOW + 59.5)).user == "42"
+    assert (await refusal(auth.connect_token(conn, now=NOW + 60))).kind == "expired"
+    assert (await refusal(subscribe(auth, sub, now=NOW + 60))).kind == "expired"
+
+
+async def test_a_token_of_the_previous_secret_is_not_reused_after_its_window() -> None:
+    settings = AuthSettings(
+        connection=TokenSettings(
+            hmac_secret_key=SECRET + "-new",
+            hmac_previous_secret_key=SECRET,
+            hmac_previous_secret_key_valid_until=NOW + 10,
+        )
+    )
+    auth = VerifierAuthenticator(TokenVerifier(settings))
+    tok = token()
+    assert (await auth.connect_token(tok, now=NOW)).user == "42"
+    assert (await auth.connect_token(tok, now=NOW + 9)).user == "42"
+    problem = await refusal(auth.connect_token(tok, now=NOW + 10))
+    assert (problem.kind, problem.reason) == ("invalid", "signature")
+
+
+async def test_without_a_cache_every_use_is_verified_and_still_checked(
+    store: MemoryRevocationStore, metrics: Metrics
+) -> None:
+    settings = AuthSettings(connection=TokenSettings(hmac_secret_key=SECRET), cache_size=0)
+    auth = VerifierAuthenticator(TokenVerifier(settings), revocation=store, metrics=metrics)
+    tok = sub_token(jti="s2")
+    await subscribe(auth, tok)
+    await store.revoke_token("s2", expire_at=NOW + 60)
+    assert (await refusal(subscribe(auth, tok))).reason == "revoked_jti"
+    assert sample(metrics, "rotary_token_cache_total", result="miss") == 2
+    assert sample(metrics, "rotary_token_cache_total", result="hit") == 0
+
+
+async def test_an_override_that_sets_nothing_reaches_the_node_as_none(
+    auth: VerifierAuthenticator,
+) -> None:
+    plain = await subscribe(auth, sub_token())
+    assert plain.override is None
+    forced = await subscribe(auth, sub_token(override={"presence": {"value": False}}))
+    assert forced.override == SubscribeOverride(presence=False)
+    subs = {"$a": {}, "$b": {"override": {"join_leave": {"value": True}}}}
+    creds = await auth.connect_token(token(subs=subs), now=NOW)
+    assert creds.subs["$a"].override is None
+    assert creds.subs["$b"].override == SubscribeOverride(join_leave=True)

@@ -14,10 +14,14 @@ Rotary is safer than Centrifugo on two points: a bad top-level ``b64info`` in a 
 token is INVALID ``b64`` (Centrifugo answers a temporary error 100, §12 quirk 6), and a JWKS
 URL is never built from token claims.
 
-The cache maps a whole token string (per token kind) to its verified result; a hit is a dict
-lookup plus an expiry comparison, the reconnect-storm path. An entry never outlives its
-token's ``exp`` (plus leeway), nor the rotation window of the previous HMAC secret that
-verified it. A cached result does survive the removal of its JWKS key upstream until then.
+The cache maps a whole token string (per token kind) to its verified result, a `Verified`
+entry; a hit is a dict lookup plus an expiry comparison, the reconnect-storm path. An entry
+never outlives its token's ``exp`` (plus leeway), nor the rotation window of the previous
+HMAC secret that verified it (`Verified.until`, computed here and nowhere else). A cached
+result does survive the removal of its JWKS key upstream until then. Callers that derive
+something from a verified token (`rotary.policy.tokens`) keep it in the entry's `memo`, so
+that it lives and dies with the entry. A subscription token's binding to a channel, user
+and client is never cached: `bind_subscription` checks it on every use.
 Namespace knowledge (`channel_known`) is assumed fixed for a verifier's life: a
 configuration reload builds a new verifier (with an empty cache).
 """
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from orjson import JSONDecodeError
 from orjson import loads as _loads
@@ -55,10 +59,36 @@ __all__ = [
     "SubscriptionToken",
     "TokenRejected",
     "TokenVerifier",
+    "Verified",
+    "bind_subscription",
 ]
 
 _T = TypeVar("_T", ConnectionToken, SubscriptionToken)
-_Cache = OrderedDict[str, tuple[_T, float]]
+
+
+class Verified(Generic[_T]):
+    """One successful verification, as the verified-token cache keeps it.
+
+    `token` is the verified token. `until` is the Unix time from which the verification must
+    not be reused: the token's ``exp`` plus leeway, or the end of the previous HMAC
+    secret's window when that secret verified it, whichever comes first (infinite when
+    neither applies). `memo` belongs to the caller: something it derived from `token` alone
+    (never from a request), kept and dropped with the entry; None until the caller sets it.
+    """
+
+    __slots__ = ("memo", "token", "until")
+
+    token: _T
+    until: float
+    memo: Any
+
+    def __init__(self, token: _T, until: float) -> None:
+        self.token = token
+        self.until = until
+        self.memo = None
+
+
+_Cache = OrderedDict[str, Verified[_T]]
 
 
 def _always_known(channel: str) -> bool:
@@ -144,13 +174,54 @@ class TokenVerifier:
         """JWKS fetches started so far, over every configured URL."""
         return sum(keys.fetches for keys in self._jwks.values())
 
-    async def verify_connection(self, token: str, *, now: float) -> ConnectionToken:
-        """Verify a connection token at Unix time `now`; raise TokenRejected."""
+    def cached_connection(self, token: str, now: float) -> Verified[ConnectionToken] | None:
+        """The cache entry of connection token `token` still valid at `now` (a hit), or None.
+
+        None counts nothing: the caller then verifies with `verified_connection`.
+        """
+        if len(token) > self._max_size:
+            return None
+        hit = self._conn_cache.get(token)
+        if hit is None or not now < hit.until:
+            return None
+        self._hits += 1
+        self._conn_cache.move_to_end(token)
+        return hit
+
+    def cached_subscription(self, token: str, now: float) -> Verified[SubscriptionToken] | None:
+        """`cached_connection` for subscription tokens; the binding is not checked."""
+        if len(token) > self._max_size:
+            return None
+        hit = self._sub_cache.get(token)
+        if hit is None or not now < hit.until:
+            return None
+        self._hits += 1
+        self._sub_cache.move_to_end(token)
+        return hit
+
+    async def verified_connection(self, token: str, *, now: float) -> Verified[ConnectionToken]:
+        """Verify a connection token at Unix time `now` (cached or not); raise TokenRejected.
+
+        The entry is the cache's own when the cache is on (its `memo` is shared with later
+        hits), a fresh one otherwise.
+        """
         try:
             return self._connection(token, now, True)
         except JwksMiss as miss:
             await miss.keys.refresh(now)
         return self._connection(token, now, False)
+
+    async def verified_subscription(self, token: str, *, now: float) -> Verified[SubscriptionToken]:
+        """`verified_connection` for a subscription token, whose binding is not checked."""
+        try:
+            return self._subscription(token, now, True)
+        except JwksMiss as miss:
+            await miss.keys.refresh(now)
+        return self._subscription(token, now, False)
+
+    async def verify_connection(self, token: str, *, now: float) -> ConnectionToken:
+        """Verify a connection token at Unix time `now`; raise TokenRejected."""
+        return (await self.verified_connection(token, now=now)).token
 
     async def verify_subscription(
         self,
@@ -163,16 +234,11 @@ class TokenVerifier:
     ) -> SubscriptionToken:
         """Verify a subscription token; raise TokenRejected.
 
-        With `channel`/`user`/`client` given, the token must be bound to them (MISMATCH
-        ``channel_mismatch``/``user_mismatch``/``client_mismatch``); the ``client`` claim is
-        compared only when non-empty. Binding is checked after verification, cached or not.
+        With `channel`/`user`/`client` given, the token must be bound to them (see
+        `bind_subscription`). Binding is checked after verification, cached or not.
         """
-        try:
-            found = self._subscription(token, now, True)
-        except JwksMiss as miss:
-            await miss.keys.refresh(now)
-            found = self._subscription(token, now, False)
-        return _bind(found, channel, user, client)
+        found = (await self.verified_subscription(token, now=now)).token
+        return bind_subscription(found, channel=channel, user=user, client=client)
 
     def verify_connection_sync(self, token: str, *, now: float) -> ConnectionToken:
         """`verify_connection` for static keys (CLI, benchmarks).
@@ -181,7 +247,7 @@ class TokenVerifier:
         is refused as INVALID ``unknown_key`` (``jwks_unavailable`` when the last fetch
         failed). Use the async method wherever JWKS may be configured.
         """
-        return self._connection(token, now, False)
+        return self._connection(token, now, False).token
 
     def verify_subscription_sync(
         self,
@@ -193,28 +259,29 @@ class TokenVerifier:
         client: str | None = None,
     ) -> SubscriptionToken:
         """`verify_subscription` for static keys; same JWKS limitation as above."""
-        return _bind(self._subscription(token, now, False), channel, user, client)
+        found = self._subscription(token, now, False).token
+        return bind_subscription(found, channel=channel, user=user, client=client)
 
-    def _connection(self, token: str, now: float, may_fetch: bool) -> ConnectionToken:
+    def _connection(self, token: str, now: float, may_fetch: bool) -> Verified[ConnectionToken]:
         if len(token) > self._max_size:
             raise _too_large()
         hit = self._conn_cache.get(token)
-        if hit is not None and now < hit[1]:
+        if hit is not None and now < hit.until:
             self._hits += 1
             self._conn_cache.move_to_end(token)
-            return hit[0]
+            return hit
         return self._full(
             token, now, may_fetch, self._conn, connection_from_claims, self._conn_cache
         )
 
-    def _subscription(self, token: str, now: float, may_fetch: bool) -> SubscriptionToken:
+    def _subscription(self, token: str, now: float, may_fetch: bool) -> Verified[SubscriptionToken]:
         if len(token) > self._max_size:
             raise _too_large()
         hit = self._sub_cache.get(token)
-        if hit is not None and now < hit[1]:
+        if hit is not None and now < hit.until:
             self._hits += 1
             self._sub_cache.move_to_end(token)
-            return hit[0]
+            return hit
         return self._full(
             token, now, may_fetch, self._sub, subscription_from_claims, self._sub_cache
         )
@@ -227,7 +294,7 @@ class TokenVerifier:
         keyring: Keyring,
         decode: Callable[..., _T],
         cache: _Cache[_T],
-    ) -> _T:
+    ) -> Verified[_T]:
         """Parse, check the signature, then the claims; remember a success in `cache`."""
         self._misses += 1
         jws = parse_compact(token)
@@ -245,14 +312,15 @@ class TokenVerifier:
             exc.alg = exc.alg or jws[0]
             exc.claims = jws[3] if exc.claims is None else exc.claims
             raise
+        # exp truncated to seconds: the entry may leave at most a second early, never late
+        if found.exp is not None and found.exp + self._leeway < keep_until:
+            keep_until = found.exp + self._leeway
+        entry = Verified(found, keep_until)
         if self._cache_size > 0:
-            # exp truncated to seconds: the entry may leave at most a second early, never late
-            if found.exp is not None and found.exp + self._leeway < keep_until:
-                keep_until = found.exp + self._leeway
-            cache[token] = (found, keep_until)
+            cache[token] = entry
             if len(cache) > self._cache_size:
                 cache.popitem(last=False)
-        return found
+        return entry
 
     async def close(self) -> None:
         """Stop JWKS fetches in flight and close the default HTTP session."""
@@ -266,9 +334,14 @@ def _too_large() -> TokenRejected:
     return TokenRejected(Outcome.INVALID, "too_large", "token is larger than token_max_size")
 
 
-def _bind(
-    found: SubscriptionToken, channel: str | None, user: str | None, client: str | None
+def bind_subscription(
+    found: SubscriptionToken, *, channel: str | None, user: str | None, client: str | None
 ) -> SubscriptionToken:
+    """`found` when it is bound to `channel`, `user` and `client`; raise TokenRejected.
+
+    MISMATCH ``channel_mismatch``/``user_mismatch``/``client_mismatch``; None skips that
+    comparison, and the ``client`` claim is compared only when non-empty.
+    """
     if channel is not None and found.channel != channel:
         raise TokenRejected(Outcome.MISMATCH, "channel_mismatch", "token channel does not match")
     if user is not None and found.user != user:

@@ -18,7 +18,13 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from rotary.auth import Outcome, TokenRejected, TokenVerifier
+from rotary.auth import Outcome, SubscribeOverride, TokenRejected, TokenVerifier
+from rotary.auth.verifier import (
+    ConnectionToken,
+    SubscriptionToken,
+    Verified,
+    bind_subscription,
+)
 from rotary.engines.revocation import RevocationStore, TokenIdentity
 from rotary.metrics import Metrics
 from rotary.node.auth import (
@@ -31,7 +37,7 @@ from rotary.node.auth import (
 
 __all__ = ["REVOCATION_WORDS", "VerifierAuthenticator"]
 
-_T = TypeVar("_T")
+_T = TypeVar("_T", ConnectionToken, SubscriptionToken)
 
 _KINDS: dict[Outcome, TokenProblemKind] = {
     Outcome.INVALID: "invalid",
@@ -47,15 +53,60 @@ REVOCATION_WORDS = {
     "(invalidate_user_tokens), and this token's iat is older or missing",
 }
 
+_NO_OVERRIDE = SubscribeOverride()
+
 
 def _problem(exc: TokenRejected) -> TokenProblem:
     return TokenProblem(_KINDS.get(exc.outcome, "invalid"), exc.reason, detail=exc.detail)
 
 
+def _override(override: SubscribeOverride) -> SubscribeOverride | None:
+    """None for an override that overrides nothing, which the node then skips."""
+    return None if override == _NO_OVERRIDE else override
+
+
+def _connect_memo(tok: ConnectionToken) -> tuple[ConnectCredentials, TokenIdentity]:
+    """The credentials and identity of a verified connection token (pure: kept in the cache)."""
+    identity = TokenIdentity.of_connection(tok)
+    subs = {
+        ch: ServerSubOptions(info=o.info, data=o.data, override=_override(o.override))
+        for ch, o in tok.subs.items()
+    }
+    creds = ConnectCredentials(
+        user=tok.user,
+        expire_at=tok.expire_at,
+        info=tok.info,
+        channels=tok.channels,
+        subs=subs,
+        meta=tok.meta,
+        identity=identity,
+    )
+    return creds, identity
+
+
+def _subscribe_memo(tok: SubscriptionToken) -> tuple[SubscribeCredentials, TokenIdentity]:
+    """The credentials and identity of a verified subscription token (pure, like above)."""
+    identity = TokenIdentity.of_subscription(tok)
+    creds = SubscribeCredentials(
+        user=tok.user,
+        channel=tok.channel,
+        client=tok.client,
+        expire_at=tok.expire_at,
+        info=tok.info,
+        data=tok.data,
+        override=_override(tok.override),
+        identity=identity,
+    )
+    return creds, identity
+
+
 class VerifierAuthenticator:
     """An `Authenticator` backed by a `TokenVerifier` and, optionally, a revocation store.
 
-    `revocation` None checks no revocation; `metrics` None counts nothing.
+    `revocation` None checks no revocation; `metrics` None counts nothing. The credentials
+    of a verified token are built once and kept in the verifier's cache entry (`memo`), so a
+    cache hit costs a look-up, the binding check (subscriptions) and the revocation check;
+    the entry's lifetime is the verifier's alone.
     """
 
     def __init__(
@@ -70,66 +121,73 @@ class VerifierAuthenticator:
         self._metrics = metrics
 
     async def connect_token(self, token: str, *, now: float) -> ConnectCredentials:
-        tok = await self._verified("connection", self._verifier.verify_connection(token, now=now))
-        identity = TokenIdentity.of_connection(tok)
-        self._check_revocation(identity, now)
-        subs = {
-            ch: ServerSubOptions(info=o.info, data=o.data, override=o.override)
-            for ch, o in tok.subs.items()
-        }
-        return ConnectCredentials(
-            user=tok.user,
-            expire_at=tok.expire_at,
-            info=tok.info,
-            channels=tok.channels,
-            subs=subs,
-            meta=tok.meta,
-            identity=identity,
-        )
+        verifier = self._verifier
+        entry = verifier.cached_connection(token, now)
+        if entry is None:
+            entry = await self._verify("connection", verifier.verified_connection(token, now=now))
+        elif self._metrics is not None:
+            self._metrics.token_cache(hit=True)
+        memo: tuple[ConnectCredentials, TokenIdentity] | None = entry.memo
+        if memo is None:
+            memo = entry.memo = _connect_memo(entry.token)
+        creds, identity = memo
+        store = self._revocation
+        reason = None if store is None else store.is_revoked(identity, now=now)
+        if reason is not None or self._metrics is not None:
+            self._revocation_outcome(identity, reason)
+        return creds
 
     async def subscribe_token(
         self, token: str, *, now: float, channel: str, user: str, client: str
     ) -> SubscribeCredentials:
-        verifying = self._verifier.verify_subscription(
-            token, now=now, channel=channel, user=user, client=client
-        )
-        tok = await self._verified("subscription", verifying)
-        identity = TokenIdentity.of_subscription(tok)
-        self._check_revocation(identity, now)
-        return SubscribeCredentials(
-            user=tok.user,
-            channel=tok.channel,
-            client=tok.client,
-            expire_at=tok.expire_at,
-            info=tok.info,
-            data=tok.data,
-            override=tok.override,
-            identity=identity,
-        )
+        verifier = self._verifier
+        entry = verifier.cached_subscription(token, now)
+        if entry is None:
+            verifying = verifier.verified_subscription(token, now=now)
+            entry = await self._verify("subscription", verifying)
+        elif self._metrics is not None:
+            self._metrics.token_cache(hit=True)
+        try:
+            bind_subscription(entry.token, channel=channel, user=user, client=client)
+        except TokenRejected as exc:
+            raise self._refused("subscription", exc) from exc
+        memo: tuple[SubscribeCredentials, TokenIdentity] | None = entry.memo
+        if memo is None:
+            memo = entry.memo = _subscribe_memo(entry.token)
+        creds, identity = memo
+        store = self._revocation
+        reason = None if store is None else store.is_revoked(identity, now=now)
+        if reason is not None or self._metrics is not None:
+            self._revocation_outcome(identity, reason)
+        return creds
 
-    async def _verified(self, kind: str, verifying: Awaitable[_T]) -> _T:
-        """Await the verifier; count the cache look-up and a refusal; map TokenRejected."""
+    async def _verify(self, kind: str, verifying: Awaitable[Verified[_T]]) -> Verified[_T]:
+        """Await the verifier (cache missed); count the look-up and a refusal; map refusals."""
         metrics, verifier = self._metrics, self._verifier
         hits, misses = verifier.cache_hits, verifier.cache_misses
         try:
             return await verifying
         except TokenRejected as exc:
-            problem = _problem(exc)
-            if metrics is not None:
-                metrics.token_verified(kind, problem.kind, problem.reason)
-            raise problem from exc
+            raise self._refused(kind, exc) from exc
         finally:
+            # A JWKS fetch in between may let another caller fill the cache: then it is a hit.
             if metrics is not None and verifier.cache_hits > hits:
                 metrics.token_cache(hit=True)
             elif metrics is not None and verifier.cache_misses > misses:
                 metrics.token_cache(hit=False)
 
-    def _check_revocation(self, identity: TokenIdentity, now: float) -> None:
-        """Raise TokenProblem "revoked" when a record refuses `identity`; count the check."""
-        store, metrics = self._revocation, self._metrics
-        reason = None if store is None else store.is_revoked(identity, now=now)
+    def _refused(self, kind: str, exc: TokenRejected) -> TokenProblem:
+        """The TokenProblem for a refusal, counted."""
+        problem = _problem(exc)
+        if self._metrics is not None:
+            self._metrics.token_verified(kind, problem.kind, problem.reason)
+        return problem
+
+    def _revocation_outcome(self, identity: TokenIdentity, reason: str | None) -> None:
+        """Count the check (with a `Metrics`); raise TokenProblem "revoked" for a `reason`."""
+        metrics = self._metrics
         if metrics is not None:
-            if store is not None:
+            if self._revocation is not None:
                 metrics.revocation_checked(revoked=reason is not None)
             metrics.token_verified(identity.kind, "revoked" if reason else "ok", reason or "")
         if reason is not None:
