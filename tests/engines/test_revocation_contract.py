@@ -89,6 +89,19 @@ async def test_a_revoked_jti_is_refused_and_other_tokens_are_not(subject: StoreU
     assert subject.check(connection(jti="", iat=subject.now)) is None
 
 
+async def test_a_store_refuses_again_after_all_its_records_expired_and_a_new_one_came(
+    subject: StoreUnderTest,
+) -> None:
+    assert subject.check(connection(jti="t-1")) is None
+    await subject.store.revoke_token("t-1", expire_at=subject.now + 10)
+    subject.clock.advance(10)
+    assert subject.check(connection(jti="t-1")) is None
+
+    await subject.store.invalidate_user_tokens("42", issued_before=subject.now, expire_at=0)
+
+    assert subject.check(connection(jti="t-1", iat=subject.now - 1)) == REVOKED_USER
+
+
 async def test_a_token_record_is_forgotten_at_its_expire_at(subject: StoreUnderTest) -> None:
     await subject.store.revoke_token("t-1", expire_at=subject.now + 600)
     subject.clock.advance(599)

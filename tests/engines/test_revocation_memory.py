@@ -7,7 +7,13 @@ import logging
 import pytest
 
 from rotary.engines.memory import MemoryRevocationStore
-from rotary.engines.revocation import REVOKED_JTI, RevocationEvent, TokenIdentity
+from rotary.engines.revocation import (
+    REVOKED_JTI,
+    REVOKED_USER,
+    RevocationEvent,
+    RevocationTable,
+    TokenIdentity,
+)
 from rotary.testing import ManualClock
 
 
@@ -51,3 +57,16 @@ async def test_expired_records_leave_the_table() -> None:
 
     assert store.is_revoked(TokenIdentity("connection", "", "t-9", None), now=clock.now()) is None
     assert len(store._table) == 0
+
+
+def test_the_table_holds_records_until_the_last_one_expires() -> None:
+    table = RevocationTable()
+    token = TokenIdentity("subscription", "42", "t-1", 5, "$c")
+    assert not table.holding and table.check(token, 100) is None
+    table.merge_token("t-1", 110, 100)
+    table.merge_user("42", "$c", issued_before=10, expire_at=120, now=100)
+    assert table.holding and table.check(token, 100) == REVOKED_JTI
+    table.purge(110)
+    assert table.holding and table.check(token, 110) == REVOKED_USER
+    table.purge(120)
+    assert not table.holding and len(table) == 0

@@ -96,6 +96,7 @@ async def test_a_revocation_on_one_node_reaches_another_nodes_listener_and_check
     shared: str, prefix: str, clock: ManualClock
 ) -> None:
     async with node(shared, prefix, clock) as a, node(shared, prefix, clock) as b:
+        assert b.store.is_revoked(conn(jti="t-1"), now=clock.now()) is None
         await a.store.revoke_token("t-1", expire_at=int(clock.now()) + 60)
 
         assert await eventually(lambda: bool(b.events), within=PROPAGATION_DEADLINE)

@@ -204,12 +204,16 @@ class RevocationTable:
     `merge_*` apply a record with the max rule of the module docstring and return the
     resulting event when something changed, else None. Expired records are dropped lazily,
     through a heap ordered by expiry, whenever the table is read or written.
+
+    `holding` is False only when the table has no record at all: then `check` refuses
+    nothing, and a store may answer without calling it (the usual case, on the hot path).
     """
 
     def __init__(self) -> None:
         self._tokens: dict[str, int] = {}
         self._users: dict[_UserKey, tuple[int, int]] = {}
         self._expiries: list[tuple[int, str, str, str]] = []
+        self.holding = False
 
     def __len__(self) -> int:
         return len(self._tokens) + len(self._users)
@@ -220,6 +224,7 @@ class RevocationTable:
         if expire_at <= now or self._tokens.get(jti, 0) >= expire_at:
             return None
         self._tokens[jti] = expire_at
+        self.holding = True
         heapq.heappush(self._expiries, (expire_at, "t", jti, ""))
         return RevocationEvent("token", expire_at, jti=jti)
 
@@ -233,12 +238,18 @@ class RevocationTable:
         if expiry <= now or (before, expiry) == (old_before, old_expiry):
             return None
         self._users[(user, channel)] = (before, expiry)
+        self.holding = True
         if expiry != old_expiry:
             heapq.heappush(self._expiries, (expiry, "u", user, channel))
         return RevocationEvent("user", expiry, user=user, issued_before=before, channel=channel)
 
     def check(self, token: TokenIdentity, now: float) -> str | None:
-        """`REVOKED_JTI`, `REVOKED_USER` or None for `token` at `now`."""
+        """`REVOKED_JTI`, `REVOKED_USER` or None for `token` at `now`.
+
+        With no record at all (see `holding`) this is one attribute test.
+        """
+        if not self.holding:
+            return None
         if self._expiries and self._expiries[0][0] <= now:
             self.purge(now)
         if token.jti and self._tokens.get(token.jti, 0) > now:
@@ -266,3 +277,4 @@ class RevocationTable:
                     del self._tokens[first]
             elif self._users.get((first, second), (0, 0))[1] == expiry:
                 del self._users[(first, second)]
+        self.holding = bool(self._tokens or self._users)

@@ -57,7 +57,8 @@ class MemoryRevocationStore:
             self._emit(event)
 
     def is_revoked(self, token: TokenIdentity, *, now: float) -> str | None:
-        return self._table.check(token, now)
+        table = self._table
+        return table.check(token, now) if table.holding else None
 
     def _emit(self, event: RevocationEvent | None) -> None:
         if event is not None:

@@ -142,7 +142,8 @@ class RedisRevocationStore:
         self._emit(event)
 
     def is_revoked(self, token: TokenIdentity, *, now: float) -> str | None:
-        return self._table.check(token, now)
+        table = self._table
+        return table.check(token, now) if table.holding else None
 
     async def _run_write(
         self, now: float, kind: str, field: str, before: int, expiry: int
