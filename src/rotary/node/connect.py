@@ -17,7 +17,7 @@ from rotary.node import single_connection
 from rotary.node.auth import ConnectCredentials, ServerSubOptions, TokenProblem, json_payload
 from rotary.node.state import State
 from rotary.node.subscribe import activate, server_subscription
-from rotary.node.subscription import ttl_seconds
+from rotary.node.subscription import add_expiry
 from rotary.policy.permissions import subscribe_allowed
 from rotary.protocol.codec import ProtocolViolation, encode_reply
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
@@ -147,8 +147,7 @@ def _requested_channel(s: ClientSession, name: str, user: str) -> ResolvedChanne
 def _connect_result(s: ClientSession, subs: dict[str, Any], now: float) -> dict[str, Any]:
     settings = s.node.settings
     result: dict[str, Any] = {"client": s.id, "version": VERSION}
-    if s.expire_at:
-        result.update(expires=True, ttl=ttl_seconds(s.expire_at, now))
+    add_expiry(result, s.expire_at, now)
     if subs:
         result["subs"] = subs
     if s.app_pings and settings.ping_interval > 0:
@@ -214,6 +213,5 @@ def refresh_connection(
         s.conn_info = info
     s.arm_expiry()
     result: dict[str, Any] = {"client": s.id, "version": VERSION}
-    if expire_at:
-        result.update(expires=True, ttl=ttl_seconds(expire_at, now))
+    add_expiry(result, expire_at, now)
     return result

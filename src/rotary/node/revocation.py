@@ -142,12 +142,16 @@ def _cut_subscription(
     _subscribe.end_subscription(s, sub, SUBSCRIPTION_CUT)
 
 
-def recheck_subscription(s: ClientSession, sub: Subscription) -> None:
-    """End `sub` now if a record that arrived while it was being established refuses it."""
+def recheck_subscription(s: ClientSession, sub: Subscription, now: float) -> None:
+    """End `sub` now if a record that arrived while it was being established refuses it.
+
+    `now` may be any time since `sub` was authorized: a record in force later was in force
+    then too (records only leave by expiring), so an earlier time is never more lenient.
+    """
     store, ident = s.node.revocation, sub.token_identity
     if store is None or ident is None or sub.ended:
         return
-    reason = store.is_revoked(ident, now=s.node.clock.now())
+    reason = store.is_revoked(ident, now=now)
     if reason is not None:
         _cut_subscription(s, sub, reason, ident)
 

@@ -29,7 +29,7 @@ from rotary.node.auth import (
     json_payload,
 )
 from rotary.node.hub import TrackedDelivery
-from rotary.node.subscription import Subscription, ttl_seconds
+from rotary.node.subscription import Subscription, add_expiry
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
 from rotary.protocol.codec import ProtocolViolation, encode_push, encode_reply, publication_obj, raw
 from rotary.protocol.codes import (
@@ -91,12 +91,13 @@ async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest)
     if sub.expire_at and sub.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
     result = await establish(s, sub, req if sub.recoverable else None)
-    _add_expiry(result, sub.expire_at, now)
+    add_expiry(result, sub.expire_at, now)
     if grant.data:
         result["data"] = raw(grant.data)
     s.push(encode_reply(cmd_id, "subscribe", result))
     activate(s, sub)
-    revocation.recheck_subscription(s, sub)
+    if sub.token_identity is not None:
+        revocation.recheck_subscription(s, sub, now)
 
 
 def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
@@ -124,7 +125,8 @@ async def _authorize(s: ClientSession, req: SubscribeRequest, ch: ResolvedChanne
     """A token alone decides when present (spec §4.3); else the namespace rules (§4.6)."""
     if req.token:
         creds = await _verify(s, req.token, req.channel)
-        info, data = json_payload(creds.info), json_payload(creds.data)
+        info = None if creds.info is None else json_payload(creds.info)
+        data = None if creds.data is None else json_payload(creds.data)
         return Grant(info, data, creds.expire_at, creds.override, creds.identity)
     if subscribe_allowed(ch, user=s.user, insecure=s.node.settings.insecure):
         return Grant()
@@ -208,12 +210,6 @@ def _base_subscription(
         positioned=positioned,
         recoverable=recoverable,
     )
-
-
-def _add_expiry(result: dict[str, Any], expire_at: int, now: float) -> None:
-    if expire_at > 0:
-        result["expires"] = True
-        result["ttl"] = ttl_seconds(expire_at, now)
 
 
 # ---------------------------------------------------------------------------- establishing
@@ -452,7 +448,7 @@ async def handle_sub_refresh(
     sub.token_identity = creds.identity
     sub.info = s.client_info(json_payload(creds.info))
     result: dict[str, Any] = {}
-    _add_expiry(result, sub.expire_at, now)
+    add_expiry(result, sub.expire_at, now)
     return result
 
 
@@ -474,7 +470,7 @@ async def server_subscription(
     result = await establish(s, sub, recover if sub.recoverable else None)
     if opts.data:
         result["data"] = raw(json_payload(opts.data) or b"null")
-    _add_expiry(result, expire_at, s.node.clock.now())
+    add_expiry(result, expire_at, s.node.clock.now())
     return sub, result
 
 

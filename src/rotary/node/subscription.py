@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rotary.engines.base import ClientInfo
 from rotary.engines.revocation import TokenIdentity
 
-__all__ = ["Subscription", "ttl_seconds"]
+__all__ = ["Subscription", "add_expiry"]
 
 
 @dataclass(slots=True, eq=False)
@@ -42,7 +43,13 @@ class Subscription:
     released: bool = False
 
 
-def ttl_seconds(expire_at: int, now: float) -> int:
-    """Whole seconds left until `expire_at`, counted as Centrifugo does (from the current
-    whole second), so an expiry in the future always leaves at least 1."""
-    return max(expire_at - int(now), 0)
+def add_expiry(result: dict[str, Any], expire_at: int, now: float) -> None:
+    """Add ``expires`` and ``ttl`` to a reply's `result` when `expire_at` > 0.
+
+    ``ttl`` is the whole seconds left, counted as Centrifugo does (from the current whole
+    second), so an expiry in the future always leaves at least 1.
+    """
+    if expire_at > 0:
+        left = expire_at - int(now)
+        result["expires"] = True
+        result["ttl"] = left if left > 0 else 0
