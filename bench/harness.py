@@ -27,8 +27,8 @@ from bench.worker import close_shared_pool
 
 __all__ = ["SCENARIOS", "cell", "load_scenario", "main_run", "plot", "render_tables"]
 
-SCENARIOS = ("verify", "storm", "fanout", "memory", "cluster")
-_OPTIONAL = {"verify", "cluster"}
+SCENARIOS = ("verify", "nodecost", "storm", "fanout", "memory", "cluster")
+_OPTIONAL = {"verify", "nodecost", "cluster"}
 
 Runner = Callable[..., dict[str, Any]]
 
