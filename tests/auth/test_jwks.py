@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from rotary.auth import Outcome, TokenRejected, TokenVerifier
+from rotary.metrics import Metrics
+from rotary.policy.tokens import VerifierAuthenticator
 from tests.auth.helpers import NOW, SECRET, KeyPair, settings
 
 
@@ -232,3 +234,20 @@ async def test_sync_verification_uses_only_keys_already_fetched(
         check.verify_connection_sync(token, now=NOW)
     await check.verify_connection(signed(rsa_key, "RS256", "k1", "async"), now=NOW)
     assert check.verify_connection_sync(token, now=NOW).user == "sync"
+
+
+async def test_the_authenticator_waits_for_the_jwks_fetch_and_counts_one_miss(
+    server: JwksServer, check: TokenVerifier, rsa_key: KeyPair
+) -> None:
+    metrics = Metrics()
+    auth = VerifierAuthenticator(check, metrics=metrics)
+    server.keys = [jwk(rsa_key, "k1")]
+    token = signed(rsa_key, "RS256", "k1", "a")
+    sub = jwt.encode({"sub": "a", "channel": "$c"}, rsa_key.private, "RS256", {"kid": "k1"})
+    assert (await auth.connect_token(token, now=NOW)).user == "a"
+    assert (await auth.connect_token(token, now=NOW)).user == "a"
+    found = await auth.subscribe_token(sub, now=NOW, channel="$c", user="a", client="c")
+    assert found.channel == "$c" and server.requests == 1
+    cache = "rotary_token_cache_total"
+    assert metrics.registry.get_sample_value(cache, {"result": "miss"}) == 2
+    assert metrics.registry.get_sample_value(cache, {"result": "hit"}) == 1

@@ -13,7 +13,7 @@ from rotary.auth.settings import AuthSettings, TokenSettings
 from rotary.engines.memory.revocation import MemoryRevocationStore
 from rotary.engines.revocation import TokenIdentity
 from rotary.metrics import Metrics
-from rotary.node.auth import SubscribeCredentials, TokenProblem
+from rotary.node.auth import ConnectCredentials, SubscribeCredentials, TokenProblem
 from rotary.policy.tokens import REVOCATION_WORDS, VerifierAuthenticator
 from rotary.testing import ManualClock
 
@@ -260,3 +260,23 @@ async def test_an_override_that_sets_nothing_reaches_the_node_as_none(
     creds = await auth.connect_token(token(subs=subs), now=NOW)
     assert creds.subs["$a"].override is None
     assert creds.subs["$b"].override == SubscribeOverride(join_leave=True)
+
+
+async def test_credentials_equal_what_their_dataclasses_build_from_the_same_claims(
+    auth: VerifierAuthenticator,
+) -> None:
+    conn = await auth.connect_token(token(jti="j", iat=NOW - 1, info={"a": 1}), now=NOW)
+    identity = TokenIdentity("connection", "42", "j", NOW - 1)
+    assert conn == ConnectCredentials(
+        user="42", expire_at=NOW + 3600, info=b'{"a":1}', subs={}, identity=identity
+    )
+    sub = await subscribe(auth, sub_token(client="c1", data={"d": 2}))
+    identity = TokenIdentity("subscription", "42", "", None, "$c")
+    assert sub == SubscribeCredentials(
+        user="42",
+        channel="$c",
+        client="c1",
+        expire_at=NOW + 3600,
+        data=b'{"d":2}',
+        identity=identity,
+    )

@@ -20,6 +20,7 @@ import orjson
 
 from rotary.auth.jws import b64std_decode
 from rotary.auth.tokens import (
+    NO_OVERRIDE,
     ConnectionToken,
     Outcome,
     SubscribeOptions,
@@ -49,7 +50,7 @@ _OVERRIDE_FIELDS = (
     "force_recovery",
     "force_positioning",
 )
-_NO_OVERRIDE = SubscribeOverride()
+_NO_OVERRIDE = NO_OVERRIDE
 _NO_SUBS: Mapping[str, SubscribeOptions] = MappingProxyType({})
 
 

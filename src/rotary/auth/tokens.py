@@ -15,6 +15,7 @@ from types import MappingProxyType
 from rotary.errors import RotaryError
 
 __all__ = [
+    "NO_OVERRIDE",
     "ConnectionToken",
     "Outcome",
     "SubscribeOptions",
@@ -85,7 +86,9 @@ class SubscribeOverride:
     force_positioning: bool | None = None
 
 
-_NO_OVERRIDE = SubscribeOverride()
+#: The override that overrides nothing: every token without one shares this instance.
+NO_OVERRIDE = SubscribeOverride()
+_NO_OVERRIDE = NO_OVERRIDE
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,8 @@ __all__ = [
     "TokenProblem",
     "TokenProblemKind",
     "json_payload",
+    "new_connect_credentials",
+    "new_subscribe_credentials",
 ]
 
 TokenProblemKind = Literal["invalid", "expired", "unknown_channel", "mismatch", "revoked"]
@@ -125,6 +127,64 @@ class SubscribeCredentials:
     data: bytes | None = None
     override: Override | None = None
     identity: TokenIdentity | None = None
+
+
+# Positional constructors for the token hot path (credentials are built once per verified
+# token): a frozen dataclass's __init__ goes through object.__setattr__ for every field,
+# while the slot descriptors store the same values for a fraction of the cost.
+_new = object.__new__
+_c_user, _c_expire_at, _c_info, _c_channels, _c_subs, _c_meta, _c_identity = (
+    ConnectCredentials.__dict__[name].__set__
+    for name in ("user", "expire_at", "info", "channels", "subs", "meta", "identity")
+)
+_s_user, _s_channel, _s_client, _s_expire_at, _s_info, _s_data, _s_override, _s_identity = (
+    SubscribeCredentials.__dict__[name].__set__
+    for name in ("user", "channel", "client", "expire_at", "info", "data", "override", "identity")
+)
+
+
+def new_connect_credentials(
+    user: str,
+    expire_at: int,
+    info: bytes | None,
+    channels: tuple[str, ...],
+    subs: Mapping[str, ServerSubOptions],
+    meta: bytes | None,
+    identity: TokenIdentity | None,
+) -> ConnectCredentials:
+    """``ConnectCredentials(...)`` with every field given in order, about twice as fast."""
+    creds: ConnectCredentials = _new(ConnectCredentials)
+    _c_user(creds, user)
+    _c_expire_at(creds, expire_at)
+    _c_info(creds, info)
+    _c_channels(creds, channels)
+    _c_subs(creds, subs)
+    _c_meta(creds, meta)
+    _c_identity(creds, identity)
+    return creds
+
+
+def new_subscribe_credentials(
+    user: str,
+    channel: str,
+    client: str,
+    expire_at: int,
+    info: bytes | None,
+    data: bytes | None,
+    override: Override | None,
+    identity: TokenIdentity | None,
+) -> SubscribeCredentials:
+    """``SubscribeCredentials(...)`` with every field given in order, about twice as fast."""
+    creds: SubscribeCredentials = _new(SubscribeCredentials)
+    _s_user(creds, user)
+    _s_channel(creds, channel)
+    _s_client(creds, client)
+    _s_expire_at(creds, expire_at)
+    _s_info(creds, info)
+    _s_data(creds, data)
+    _s_override(creds, override)
+    _s_identity(creds, identity)
+    return creds
 
 
 class Authenticator(Protocol):

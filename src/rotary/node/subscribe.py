@@ -13,12 +13,10 @@ resubscribe on their own, draw 109 for the stale token and fetch a fresh one.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
-from rotary.engines.revocation import TokenIdentity
 from rotary.logs import log_denial
 from rotary.node import revocation
 from rotary.node.auth import (
@@ -46,7 +44,6 @@ if TYPE_CHECKING:
     from rotary.node.client import ClientSession
 
 __all__ = [
-    "Grant",
     "activate",
     "check_subscriptions",
     "end_subscription",
@@ -68,32 +65,21 @@ _SUB_TOKEN_ERRORS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """What authorized a subscription: the token's info, data, expiry, overrides, identity."""
-
-    chan_info: bytes | None = None
-    data: bytes | None = None
-    expire_at: int = 0
-    override: Override | None = None
-    identity: TokenIdentity | None = None
-
-
 # ---------------------------------------------------------------------------- subscribe
 
 
 async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
     """validate → authorize → establish → reply, then deliver what arrived meanwhile."""
     resolved = _validate(s, req)
-    grant = await _authorize(s, req, resolved)
-    sub = _client_subscription(s, resolved, req, grant)
+    creds = await _authorize(s, req, resolved)
+    sub = _client_subscription(s, resolved, req, creds)
     now = s.node.clock.now()
     if sub.expire_at and sub.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
     result = await establish(s, sub, req if sub.recoverable else None)
     add_expiry(result, sub.expire_at, now)
-    if grant.data:
-        result["data"] = raw(grant.data)
+    if creds is not None and creds.data:
+        result["data"] = raw(creds.data)
     s.push(encode_reply(cmd_id, "subscribe", result))
     activate(s, sub)
     if sub.token_identity is not None:
@@ -121,15 +107,23 @@ def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
     return resolved
 
 
-async def _authorize(s: ClientSession, req: SubscribeRequest, ch: ResolvedChannel) -> Grant:
-    """A token alone decides when present (spec §4.3); else the namespace rules (§4.6)."""
+async def _authorize(
+    s: ClientSession, req: SubscribeRequest, ch: ResolvedChannel
+) -> SubscribeCredentials | None:
+    """A token alone decides when present (spec §4.3); else the namespace rules (§4.6).
+
+    Returns the token's credentials (its info and data fit for a JSON client), or None when
+    the namespace rules let the client in without a token.
+    """
     if req.token:
         creds = await _verify(s, req.token, req.channel)
-        info = None if creds.info is None else json_payload(creds.info)
-        data = None if creds.data is None else json_payload(creds.data)
-        return Grant(info, data, creds.expire_at, creds.override, creds.identity)
+        if creds.info is not None:
+            json_payload(creds.info)
+        if creds.data is not None:
+            json_payload(creds.data)
+        return creds
     if subscribe_allowed(ch, user=s.user, insecure=s.node.settings.insecure):
-        return Grant()
+        return None
     _deny(s, "subscribe", req.channel, reason="not_allowed", outcome="permission_denied")
     raise CommandError(ErrorCode.PERMISSION_DENIED)
 
@@ -176,13 +170,16 @@ def _pick(ov: Override | None, name: str, default: bool) -> bool:
 
 
 def _client_subscription(
-    s: ClientSession, ch: ResolvedChannel, req: SubscribeRequest, grant: Grant
+    s: ClientSession, ch: ResolvedChannel, req: SubscribeRequest, creds: SubscribeCredentials | None
 ) -> Subscription:
     """Options granted (spec §1.6 step 10), the token's overrides applied."""
-    opts, ov, insecure = ch.options, grant.override, s.node.settings.insecure
-    sub = _base_subscription(s, ch, grant.chan_info, ov)
-    sub.expire_at = grant.expire_at
-    sub.token_identity = grant.identity
+    opts, insecure = ch.options, s.node.settings.insecure
+    if creds is None:
+        sub = _base_subscription(s, ch, None, None)
+    else:
+        sub = _base_subscription(s, ch, creds.info, creds.override)
+        sub.expire_at = creds.expire_at
+        sub.token_identity = creds.identity
     history_ok = history_allowed(ch, user=s.user, subscribed=True, insecure=insecure)
     if req.recoverable and (opts.allow_recovery or history_ok):
         sub.recoverable = True

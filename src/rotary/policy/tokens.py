@@ -19,6 +19,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from rotary.auth import Outcome, SubscribeOverride, TokenRejected, TokenVerifier
+from rotary.auth.tokens import NO_OVERRIDE
 from rotary.auth.verifier import (
     ConnectionToken,
     SubscriptionToken,
@@ -33,6 +34,8 @@ from rotary.node.auth import (
     SubscribeCredentials,
     TokenProblem,
     TokenProblemKind,
+    new_connect_credentials,
+    new_subscribe_credentials,
 )
 
 __all__ = ["REVOCATION_WORDS", "VerifierAuthenticator"]
@@ -53,8 +56,6 @@ REVOCATION_WORDS = {
     "(invalidate_user_tokens), and this token's iat is older or missing",
 }
 
-_NO_OVERRIDE = SubscribeOverride()
-
 
 def _problem(exc: TokenRejected) -> TokenProblem:
     return TokenProblem(_KINDS.get(exc.outcome, "invalid"), exc.reason, detail=exc.detail)
@@ -62,7 +63,7 @@ def _problem(exc: TokenRejected) -> TokenProblem:
 
 def _override(override: SubscribeOverride) -> SubscribeOverride | None:
     """None for an override that overrides nothing, which the node then skips."""
-    return None if override == _NO_OVERRIDE else override
+    return None if override is NO_OVERRIDE or override == NO_OVERRIDE else override
 
 
 def _connect_memo(tok: ConnectionToken) -> tuple[ConnectCredentials, TokenIdentity]:
@@ -72,14 +73,8 @@ def _connect_memo(tok: ConnectionToken) -> tuple[ConnectCredentials, TokenIdenti
         ch: ServerSubOptions(info=o.info, data=o.data, override=_override(o.override))
         for ch, o in tok.subs.items()
     }
-    creds = ConnectCredentials(
-        user=tok.user,
-        expire_at=tok.expire_at,
-        info=tok.info,
-        channels=tok.channels,
-        subs=subs,
-        meta=tok.meta,
-        identity=identity,
+    creds = new_connect_credentials(
+        tok.user, tok.expire_at, tok.info, tok.channels, subs, tok.meta, identity
     )
     return creds, identity
 
@@ -87,15 +82,9 @@ def _connect_memo(tok: ConnectionToken) -> tuple[ConnectCredentials, TokenIdenti
 def _subscribe_memo(tok: SubscriptionToken) -> tuple[SubscribeCredentials, TokenIdentity]:
     """The credentials and identity of a verified subscription token (pure, like above)."""
     identity = TokenIdentity.of_subscription(tok)
-    creds = SubscribeCredentials(
-        user=tok.user,
-        channel=tok.channel,
-        client=tok.client,
-        expire_at=tok.expire_at,
-        info=tok.info,
-        data=tok.data,
-        override=_override(tok.override),
-        identity=identity,
+    override = _override(tok.override)
+    creds = new_subscribe_credentials(
+        tok.user, tok.channel, tok.client, tok.expire_at, tok.info, tok.data, override, identity
     )
     return creds, identity
 
@@ -164,7 +153,9 @@ class VerifierAuthenticator:
     async def _verify(self, kind: str, verifying: Awaitable[Verified[_T]]) -> Verified[_T]:
         """Await the verifier (cache missed); count the look-up and a refusal; map refusals."""
         metrics, verifier = self._metrics, self._verifier
-        hits, misses = verifier.cache_hits, verifier.cache_misses
+        hits = misses = 0
+        if metrics is not None:
+            hits, misses = verifier.cache_hits, verifier.cache_misses
         try:
             return await verifying
         except TokenRejected as exc:
