@@ -172,6 +172,9 @@ def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[s
         figures[f"storm_{key}_per_s"] = rounded(n / secs[key], 1) if secs[key] else None
         figures[f"storm_{key}_failures"] = len(r["failures"])
         figures[f"storm_{key}_server_cpu_s"] = r.get("server_cpu_s")
+        figures[f"storm_{key}_load_cpu_s"] = r.get("load_cpu_s")
+        figures[f"storm_{key}_rounds_s"] = r.get("all_seconds", [rounded(secs[key])])
+        figures[f"storm_{key}_rounds_server_cpu_s"] = r.get("all_server_cpu_s")
         table.append(_row(key, n, r))
     ratios = {
         "storm_checked_over_insecure": ratio(

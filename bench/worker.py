@@ -146,6 +146,8 @@ def _worker_main(conn: Connection, cpus: set[int]) -> None:
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if os.environ.get("BENCH_LOAD_LOOP") == "asyncio":
+        return None
     try:
         import uvloop
     except ImportError:
