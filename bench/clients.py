@@ -229,6 +229,8 @@ class OpenResult:
     t_start: float
     ready_at: list[float]
     failures: list[str]
+    #: This process's CPU seconds from `t_start` on (token signing before it is not counted).
+    cpu_s: float = 0.0
 
 
 def _factory(spec: OpenSpec, index: int, tally: Tally) -> Callable[[], _Client]:
@@ -262,6 +264,7 @@ async def open_clients(spec: OpenSpec, tally: Tally, out: list[_Client]) -> Open
     """
     factories = [_factory(spec, spec.start + n, tally) for n in range(spec.count)]
     gate = asyncio.Semaphore(spec.max_inflight)
+    cpu_start = time.process_time()
     t_start = time.monotonic()
     tasks = [asyncio.ensure_future(_open_one(spec.url, f, gate, out)) for f in factories]
     await asyncio.wait(tasks, timeout=spec.timeout)
@@ -275,4 +278,4 @@ async def open_clients(spec: OpenSpec, tally: Tally, out: list[_Client]) -> Open
             failures.append(repr(task.exception())[:200])
         else:
             ready_at.append(task.result() - t_start)
-    return OpenResult(t_start, sorted(ready_at), failures)
+    return OpenResult(t_start, sorted(ready_at), failures, time.process_time() - cpu_start)

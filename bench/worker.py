@@ -3,7 +3,8 @@
 The parent (`LoadPool`) sends small dict commands; a worker answers each with a dict:
 
 - ``{"op": "open", "spec": OpenSpec}`` → open a batch of clients (kept open afterwards);
-  answers ``{"t_start", "ready_at", "failures", "cpu_s"}`` (times from `time.monotonic`,
+  answers ``{"t_start", "ready_at", "failures", "cpu_s"}`` (`cpu_s` from the start of the
+  clock, after token signing; times from `time.monotonic`,
   one clock for every process on Linux, so the parent can compare workers).
 - ``{"op": "arm", "per_client": M}`` → zero the publication count; the worker notes when
   every open client could have received M (the total reaches clients × M).
@@ -68,14 +69,12 @@ class _Worker:
         op = msg["op"]
         if op == "open":
             group = self._group(msg)
-            cpu = time.process_time()
             res = await open_clients(msg["spec"], group.tally, group.clients)
-            cpu = time.process_time() - cpu
             return {
                 "t_start": res.t_start,
                 "ready_at": res.ready_at,
                 "failures": res.failures,
-                "cpu_s": cpu,
+                "cpu_s": res.cpu_s,
             }
         if op == "arm":
             return self._arm(self._group(msg), msg["per_client"])
