@@ -206,7 +206,7 @@ def test_subscription_bound_elsewhere_is_a_mismatch(bound: dict[str, str], reaso
         )
 
 
-def test_fast_constructors_build_the_same_values_as_the_dataclasses() -> None:
+def test_fast_constructors_build_the_same_records_as_the_classes() -> None:
     subs = {"c": SubscribeOptions(info=b"1")}
     conn = ("u", 5, 4, 3, "j", b"i", ("c",), subs, b"m")
     assert new_connection_token(*conn) == ConnectionToken(*conn)

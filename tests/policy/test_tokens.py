@@ -13,7 +13,14 @@ from rotary.auth.settings import AuthSettings, TokenSettings
 from rotary.engines.memory.revocation import MemoryRevocationStore
 from rotary.engines.revocation import TokenIdentity
 from rotary.metrics import Metrics
-from rotary.node.auth import ConnectCredentials, SubscribeCredentials, TokenProblem
+from rotary.node.auth import (
+    ConnectCredentials,
+    ServerSubOptions,
+    SubscribeCredentials,
+    TokenProblem,
+    new_connect_credentials,
+    new_subscribe_credentials,
+)
 from rotary.policy.tokens import REVOCATION_WORDS, VerifierAuthenticator
 from rotary.testing import ManualClock
 
@@ -280,3 +287,15 @@ async def test_credentials_equal_what_their_dataclasses_build_from_the_same_clai
         data=b'{"d":2}',
         identity=identity,
     )
+
+
+def test_fast_credential_constructors_fill_every_field_in_order_and_stay_frozen() -> None:
+    identity = TokenIdentity("subscription", "u", "j", 1, "ch")
+    sub = ("u", "ch", "cl", 5, b"i", b"d", SubscribeOverride(presence=True), identity)
+    assert new_subscribe_credentials(*sub) == SubscribeCredentials(*sub)
+    subs = {"c": ServerSubOptions(info=b"s")}
+    conn = ("u", 5, b"i", ("c",), subs, b"m", identity)
+    built = new_connect_credentials(*conn)
+    assert built == ConnectCredentials(*conn) and type(built) is ConnectCredentials
+    with pytest.raises(AttributeError):
+        built.user = "x"  # type: ignore[misc]

@@ -27,8 +27,6 @@ from rotary.auth.tokens import (
     SubscribeOverride,
     SubscriptionToken,
     TokenRejected,
-    new_connection_token,
-    new_subscription_token,
 )
 
 __all__ = [
@@ -51,6 +49,8 @@ _OVERRIDE_FIELDS = (
     "force_positioning",
 )
 _NO_OVERRIDE = NO_OVERRIDE
+# Verified tokens are named tuples; tuple.__new__ builds one without the generated __new__.
+_tuple_new: Any = tuple.__new__
 _NO_SUBS: Mapping[str, SubscribeOptions] = MappingProxyType({})
 
 
@@ -226,12 +226,6 @@ def _check_time(exp: float | None, nbf: float | None, now: float, leeway: float)
         raise TokenRejected(Outcome.EXPIRED, "not_yet_valid", "token expired: not valid yet")
 
 
-def _expire_at(expire_at: int | None, exp: float | None) -> int:
-    if expire_at is not None:
-        return expire_at if expire_at > 0 else 0
-    return int(exp) if exp is not None else 0
-
-
 def _raw_json(value: object) -> bytes | None:
     return None if value is None else orjson.dumps(value)
 
@@ -370,7 +364,7 @@ def connection_from_claims(
     elif info is not None:
         info = orjson.dumps(info)
     sub = sub or ""
-    return new_connection_token(
+    values = (
         rules.user(claims, sub) if rules.user_id_claim else sub,
         expire_at,
         None if exp is None else int(exp),
@@ -381,6 +375,8 @@ def connection_from_claims(
         _options_of(raw_subs) if raw_subs else _NO_SUBS,
         None if meta is None else orjson.dumps(meta),
     )
+    token: ConnectionToken = _tuple_new(ConnectionToken, values)  # new_connection_token
+    return token
 
 
 def subscription_from_claims(
@@ -400,7 +396,7 @@ def subscription_from_claims(
         and type(iat) in _NUMBER
     ):
         _check_types(claims, _SUBSCRIPTION_TYPES)
-    expire_at, override = get("expire_at"), get("override")
+    override = get("override")
     override = _override(override, "") if override is not None else _NO_OVERRIDE
     if rules.active:
         rules.check(claims)
@@ -411,16 +407,27 @@ def subscription_from_claims(
         raise _invalid("missing_channel", "channel claim is required in subscription JWT")
     if not channel_known(channel):
         raise TokenRejected(Outcome.UNKNOWN_CHANNEL, "unknown_channel", "unknown channel")
+    expire_at, info, data = get("expire_at"), get("info"), get("data")
+    if expire_at is None:
+        expire_at = 0 if exp is None else int(exp)
+    elif expire_at < 0:
+        expire_at = 0
+    if info is not None or "b64info" in claims:
+        info = _decoded(info, get("b64info"), "b64info")
+    if data is not None or "b64data" in claims:
+        data = _decoded(data, get("b64data"), "b64data")
     sub = sub or ""
-    return new_subscription_token(
+    values = (
         rules.user(claims, sub) if rules.user_id_claim else sub,
         channel,
         get("client") or "",
-        _expire_at(expire_at, exp),
+        expire_at,
         None if exp is None else int(exp),
         None if iat is None else int(iat),
         get("jti") or "",
-        _decoded(get("info"), get("b64info"), "b64info"),
-        _decoded(get("data"), get("b64data"), "b64data"),
+        info,
+        data,
         override,
     )
+    token: SubscriptionToken = _tuple_new(SubscriptionToken, values)  # new_subscription_token
+    return token

@@ -82,10 +82,11 @@ def _connect_memo(tok: ConnectionToken) -> tuple[ConnectCredentials, TokenIdenti
 def _subscribe_memo(tok: SubscriptionToken) -> tuple[SubscribeCredentials, TokenIdentity]:
     """The credentials and identity of a verified subscription token (pure, like above)."""
     identity = TokenIdentity.of_subscription(tok)
-    override = _override(tok.override)
-    creds = new_subscribe_credentials(
-        tok.user, tok.channel, tok.client, tok.expire_at, tok.info, tok.data, override, identity
-    )
+    user, channel, client, expire_at, _, _, _, info, data, override = tok
+    plain: SubscribeOverride | None = override
+    if override is NO_OVERRIDE or override == NO_OVERRIDE:  # _override, inlined
+        plain = None
+    creds = new_subscribe_credentials(user, channel, client, expire_at, info, data, plain, identity)
     return creds, identity
 
 
