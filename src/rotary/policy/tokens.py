@@ -15,7 +15,8 @@ and misses and revocation checks.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
+from types import MappingProxyType
 from typing import TypeVar
 
 from rotary.auth import Outcome, SubscribeOverride, TokenRejected, TokenVerifier
@@ -57,6 +58,9 @@ REVOCATION_WORDS = {
 }
 
 
+_NO_SERVER_SUBS: Mapping[str, ServerSubOptions] = MappingProxyType({})
+
+
 def _problem(exc: TokenRejected) -> TokenProblem:
     return TokenProblem(_KINDS.get(exc.outcome, "invalid"), exc.reason, detail=exc.detail)
 
@@ -69,10 +73,12 @@ def _override(override: SubscribeOverride) -> SubscribeOverride | None:
 def _connect_memo(tok: ConnectionToken) -> tuple[ConnectCredentials, TokenIdentity]:
     """The credentials and identity of a verified connection token (pure: kept in the cache)."""
     identity = TokenIdentity.of_connection(tok)
-    subs = {
-        ch: ServerSubOptions(info=o.info, data=o.data, override=_override(o.override))
-        for ch, o in tok.subs.items()
-    }
+    subs = _NO_SERVER_SUBS
+    if tok.subs:
+        subs = {
+            ch: ServerSubOptions(info=o.info, data=o.data, override=_override(o.override))
+            for ch, o in tok.subs.items()
+        }
     creds = new_connect_credentials(
         tok.user, tok.expire_at, tok.info, tok.channels, subs, tok.meta, identity
     )
@@ -137,14 +143,14 @@ class VerifierAuthenticator:
             entry = await self._verify("subscription", verifying)
         elif self._metrics is not None:
             self._metrics.token_cache(hit=True)
-        try:
-            bind_subscription(entry.token, channel=channel, user=user, client=client)
-        except TokenRejected as exc:
-            raise self._refused("subscription", exc) from exc
         memo: tuple[SubscribeCredentials, TokenIdentity] | None = entry.memo
         if memo is None:
             memo = entry.memo = _subscribe_memo(entry.token)
         creds, identity = memo
+        # bind_subscription's rule on the credentials (copies of the token's claims), which
+        # then says what does not match.
+        if creds.channel != channel or creds.user != user or creds.client not in ("", client):
+            raise self._unbound(entry.token, channel, user, client)
         store = self._revocation
         reason = None if store is None else store.is_revoked(identity, now=now)
         if reason is not None or self._metrics is not None:
@@ -167,6 +173,19 @@ class VerifierAuthenticator:
                 metrics.token_cache(hit=True)
             elif metrics is not None and verifier.cache_misses > misses:
                 metrics.token_cache(hit=False)
+
+    def _unbound(
+        self, found: SubscriptionToken, channel: str, user: str, client: str
+    ) -> TokenProblem:
+        """The refusal of `found` bound to another channel, user or client, counted."""
+        try:
+            bind_subscription(found, channel=channel, user=user, client=client)
+        except TokenRejected as exc:
+            problem = self._refused("subscription", exc)
+            problem.__cause__ = exc
+            return problem
+        mismatch = TokenRejected(Outcome.MISMATCH, "binding", "token binding does not match")
+        return self._refused("subscription", mismatch)
 
     def _refused(self, kind: str, exc: TokenRejected) -> TokenProblem:
         """The TokenProblem for a refusal, counted."""
