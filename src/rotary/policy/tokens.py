@@ -70,8 +70,8 @@ def _override(override: SubscribeOverride) -> SubscribeOverride | None:
     return None if override is NO_OVERRIDE or override == NO_OVERRIDE else override
 
 
-def _connect_memo(tok: ConnectionToken) -> tuple[ConnectCredentials, TokenIdentity]:
-    """The credentials and identity of a verified connection token (pure: kept in the cache)."""
+def _connect_memo(tok: ConnectionToken) -> ConnectCredentials:
+    """The credentials (with identity) of a verified connection token (pure: cached)."""
     identity = TokenIdentity.of_connection(tok)
     subs = _NO_SERVER_SUBS
     if tok.subs:
@@ -82,18 +82,17 @@ def _connect_memo(tok: ConnectionToken) -> tuple[ConnectCredentials, TokenIdenti
     creds = new_connect_credentials(
         tok.user, tok.expire_at, tok.info, tok.channels, subs, tok.meta, identity
     )
-    return creds, identity
+    return creds
 
 
-def _subscribe_memo(tok: SubscriptionToken) -> tuple[SubscribeCredentials, TokenIdentity]:
-    """The credentials and identity of a verified subscription token (pure, like above)."""
+def _subscribe_memo(tok: SubscriptionToken) -> SubscribeCredentials:
+    """The credentials (with identity) of a verified subscription token (pure, like above)."""
     identity = TokenIdentity.of_subscription(tok)
     user, channel, client, expire_at, _, _, _, info, data, override = tok
     plain: SubscribeOverride | None = override
     if override is NO_OVERRIDE or override == NO_OVERRIDE:  # _override, inlined
         plain = None
-    creds = new_subscribe_credentials(user, channel, client, expire_at, info, data, plain, identity)
-    return creds, identity
+    return new_subscribe_credentials(user, channel, client, expire_at, info, data, plain, identity)
 
 
 class VerifierAuthenticator:
@@ -123,10 +122,11 @@ class VerifierAuthenticator:
             entry = await self._verify("connection", verifier.verified_connection(token, now=now))
         elif self._metrics is not None:
             self._metrics.token_cache(hit=True)
-        memo: tuple[ConnectCredentials, TokenIdentity] | None = entry.memo
-        if memo is None:
-            memo = entry.memo = _connect_memo(entry.token)
-        creds, identity = memo
+        creds: ConnectCredentials | None = entry.memo
+        if creds is None:
+            creds = entry.memo = _connect_memo(entry.token)
+        identity = creds.identity
+        assert identity is not None  # set by _connect_memo
         store = self._revocation
         reason = None if store is None else store.is_revoked(identity, now=now)
         if reason is not None or self._metrics is not None:
@@ -143,10 +143,11 @@ class VerifierAuthenticator:
             entry = await self._verify("subscription", verifying)
         elif self._metrics is not None:
             self._metrics.token_cache(hit=True)
-        memo: tuple[SubscribeCredentials, TokenIdentity] | None = entry.memo
-        if memo is None:
-            memo = entry.memo = _subscribe_memo(entry.token)
-        creds, identity = memo
+        creds: SubscribeCredentials | None = entry.memo
+        if creds is None:
+            creds = entry.memo = _subscribe_memo(entry.token)
+        identity = creds.identity
+        assert identity is not None  # set by _subscribe_memo
         # bind_subscription's rule on the credentials (copies of the token's claims), which
         # then says what does not match.
         if creds.channel != channel or creds.user != user or creds.client not in ("", client):
