@@ -16,7 +16,9 @@ figures are the medians over the rounds. The ratios ``nodecost_checked_over_inse
 ``nodecost_warm_over_insecure`` (the token checks' share of the node's own work) are the
 medians of each round's own ratio: on a shared machine the speed drifts between rounds more
 than within one. The garbage collector is set up as the server sets it (start-up objects
-frozen, gen-0 threshold 50,000).
+frozen, gen-0 threshold 50,000), and as in the storm each fresh node starts without
+garbage of earlier runs (collected before its first storm, untimed), while the warm storm
+inherits what the cold one left, as the storm's warm run does on the same server.
 
 Run alone with ``python -m bench.nodecost [--quick] [N]``; ``python -m bench nodecost``
 calls `run` once the harness lists it.
@@ -128,9 +130,11 @@ async def _measure(n: int, reps: int) -> dict[str, list[float]]:
     runs: dict[str, list[float]] = {k: [] for k in _VARIANTS}
     for _ in range(reps):
         node = await _node(ROTARY_INSECURE)
+        gc.collect()
         runs["insecure"].append(await _storm(node, insecure))
         await node.close()
         node = await _node(ROTARY_CHECKED)
+        gc.collect()
         runs["checked"].append(await _storm(node, checked))
         runs["warm"].append(await _storm(node, checked))
         await node.close()

@@ -89,6 +89,7 @@ class Verified(Generic[_T]):
 
 
 _Cache = OrderedDict[str, Verified[_T]]
+_new = object.__new__
 
 
 def _always_known(channel: str) -> bool:
@@ -315,7 +316,8 @@ class TokenVerifier:
         # exp truncated to seconds: the entry may leave at most a second early, never late
         if found.exp is not None and found.exp + self._leeway < keep_until:
             keep_until = found.exp + self._leeway
-        entry = Verified(found, keep_until)
+        entry: Verified[_T] = _new(Verified)  # Verified(found, keep_until) minus the call
+        entry.token, entry.until, entry.memo = found, keep_until, None
         if self._cache_size > 0:
             cache[token] = entry
             if len(cache) > self._cache_size:

@@ -138,16 +138,23 @@ class SubscribeCredentials:
 class _ConnectCredentialsBuilder:
     __slots__ = ConnectCredentials.__slots__
 
-    def __init__(self, *values: Any) -> None:
-        (
-            self.user,
-            self.expire_at,
-            self.info,
-            self.channels,
-            self.subs,
-            self.meta,
-            self.identity,
-        ) = values
+    def __init__(
+        self,
+        user: str,
+        expire_at: int,
+        info: bytes | None,
+        channels: tuple[str, ...],
+        subs: Mapping[str, ServerSubOptions],
+        meta: bytes | None,
+        identity: TokenIdentity | None,
+    ) -> None:
+        self.user = user
+        self.expire_at = expire_at
+        self.info = info
+        self.channels = channels
+        self.subs = subs
+        self.meta = meta
+        self.identity = identity
 
 
 def new_connect_credentials(
@@ -169,17 +176,25 @@ def new_connect_credentials(
 class _SubscribeCredentialsBuilder:
     __slots__ = SubscribeCredentials.__slots__
 
-    def __init__(self, *values: Any) -> None:
-        (
-            self.user,
-            self.channel,
-            self.client,
-            self.expire_at,
-            self.info,
-            self.data,
-            self.override,
-            self.identity,
-        ) = values
+    def __init__(
+        self,
+        user: str,
+        channel: str,
+        client: str,
+        expire_at: int,
+        info: bytes | None,
+        data: bytes | None,
+        override: Override | None,
+        identity: TokenIdentity | None,
+    ) -> None:
+        self.user = user
+        self.channel = channel
+        self.client = client
+        self.expire_at = expire_at
+        self.info = info
+        self.data = data
+        self.override = override
+        self.identity = identity
 
 
 def new_subscribe_credentials(
