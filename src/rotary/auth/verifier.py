@@ -21,7 +21,7 @@ HMAC secret that verified it (`Verified.until`, computed here and nowhere else).
 result does survive the removal of its JWKS key upstream until then. Callers that derive
 something from a verified token (`rotary.policy.tokens`) keep it in the entry's `memo`, so
 that it lives and dies with the entry. A subscription token's binding to a channel, user
-and client is never cached: `bind_subscription` checks it on every use.
+and client is never cached: it is checked on every use (the rule of `bind_subscription`).
 Namespace knowledge (`channel_known`) is assumed fixed for a verifier's life: a
 configuration reload builds a new verifier (with an empty cache).
 """
