@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import importlib.metadata
 import inspect
 import logging
 import os
@@ -42,7 +41,7 @@ from rotary.node.node import Node
 from rotary.protocol.codes import DisconnectCode
 from rotary.transports.websocket import websocket_handler
 
-__all__ = ["build_app", "build_node", "event_loop_factory", "run", "serve"]
+__all__ = ["build_app", "build_node", "run", "serve"]
 
 _log = logging.getLogger("rotary.server")
 
@@ -224,12 +223,11 @@ async def serve(
     site = web.TCPSite(runner, address, config.server.port)
     await site.start()
     _log.info(
-        "rotary node %s listening on %s:%d, engine %s, event loop %s",
+        "rotary node %s listening on %s:%d, engine %s",
         node.uid,
         address,
         config.server.port,
         config.engine.type,
-        _loop_name(asyncio.get_running_loop()),
     )
     if started is not None:
         started.set()
@@ -269,42 +267,8 @@ def run(config: Config) -> int:
     Logs go to stderr or ``log_file``, plain or (``log_json``) one JSON object per line.
     """
     configure_logging(config.log.level, json=config.log.json, file=config.log.file)
-    try:
-        loop_factory = event_loop_factory(config.server.event_loop)
-    except ImportError:
-        _log.error('cannot start: event_loop is "uvloop" but uvloop is not installed')
-        return 1
     _tune_gc()
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_main(config))
-
-
-LoopFactory = Callable[[], asyncio.AbstractEventLoop]
-
-
-def event_loop_factory(choice: str) -> LoopFactory | None:
-    """The loop factory for the ``event_loop`` setting; None means asyncio's own loop.
-
-    "auto" takes uvloop when it can be imported and asyncio's loop otherwise; "uvloop"
-    raises ImportError when uvloop is missing; "asyncio" never tries uvloop.
-    """
-    if choice == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        if choice == "uvloop":
-            raise
-        return None
-    factory: LoopFactory = uvloop.new_event_loop
-    return factory
-
-
-def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
-    module = type(loop).__module__.partition(".")[0]
-    if module == "uvloop":
-        return f"uvloop {importlib.metadata.version('uvloop')}"
-    return "asyncio"
+    return asyncio.run(_main(config))
 
 
 def _tune_gc() -> None:

@@ -154,7 +154,6 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("name", "node.name", "str", "server.name"),
     ("node_info_publish_interval", "node.info_publish_interval", "duration",
      "server.node_info_interval"),
-    ("event_loop", "node.event_loop", "str", "server.event_loop"),
     ("health", "health.enabled", "bool", "server.health"),
     ("prometheus", "prometheus.enabled", "bool", "server.prometheus"),
     ("log_level", "log.level", "str", "log.level"),
@@ -306,9 +305,6 @@ _DESCRIPTIONS: dict[str, str] = {
         "Name of this node, shown by the info API.",
     "node_info_publish_interval":
         "How often a node announces itself to the others; unheard of for 3 intervals, it is gone.",
-    "event_loop":
-        'Event loop of the server process: "auto" (uvloop when installed), "uvloop" or '
-        '"asyncio". Rotary\'s own key.',
     "health":
         "Serve a health check at /health.",
     "prometheus":

@@ -89,10 +89,6 @@ class ServerSettings:
     #: v5 ``node_info_publish_interval``, v6 ``node.info_publish_interval``); a node unheard
     #: of for three intervals leaves the ``info`` API's list.
     node_info_interval: float = 3.0
-    #: Which asyncio event loop runs the server (Rotary's own key, v5 ``event_loop``, v6
-    #: ``node.event_loop``): "auto" (uvloop when installed, else asyncio's own), "uvloop"
-    #: or "asyncio".
-    event_loop: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,10 @@ from rotary.config.durations import format_duration
 from rotary.config.keys import KEYS
 from rotary.config.model import Config
 
-__all__ = ["ENGINE_TYPES", "EVENT_LOOPS", "LOG_LEVELS", "Labels", "validate"]
+__all__ = ["ENGINE_TYPES", "LOG_LEVELS", "Labels", "validate"]
 
 ENGINE_TYPES = ("memory", "redis")
 LOG_LEVELS = ("none", "trace", "debug", "info", "warn", "error")
-EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 _USER_ID_CLAIM = re.compile(r"^[a-zA-Z_]+$")
 _RECOVERY_MODES = ("", "stream", "cache")
 _DELTA_TYPES = ("fossil",)
@@ -158,8 +157,6 @@ def _misc_problems(config: Config, label: Labels) -> list[str]:
         )
     if config.log.level not in LOG_LEVELS:
         problems.append(f"{label('log.level')}: must be one of {', '.join(LOG_LEVELS)}")
-    if config.server.event_loop not in EVENT_LOOPS:
-        problems.append(f"{label('server.event_loop')}: must be one of {', '.join(EVENT_LOOPS)}")
     if config.api.error_mode not in ("", "transport"):
         problems.append(f'{label("api.error_mode")}: must be "" or "transport"')
     return problems
