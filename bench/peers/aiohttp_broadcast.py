@@ -2,8 +2,7 @@
 
 No protocol and no auth; the body goes out once per connection with `send_str`. It is the
 ceiling for anything built on aiohttp's WebSocket writer (as Rotary is), and the baseline
-for the memory scenario (a connection held, nothing else). Runs on Rotary's event loop
-(uvloop when installed).
+for the memory scenario (a connection held, nothing else).
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ from __future__ import annotations
 import argparse
 
 from aiohttp import WSMsgType, web
-
-from bench.peers import same_loop
 
 __all__ = ["main"]
 
@@ -52,8 +49,7 @@ def main() -> None:
     app[_SOCKETS] = set()
     app.add_routes([web.get("/ws", _ws), web.post("/publish", _publish)])
     app.add_routes([web.get("/health", _health)])
-    port = parser.parse_args().port
-    web.run_app(app, host="127.0.0.1", port=port, print=None, backlog=1024, loop=same_loop())
+    web.run_app(app, host="127.0.0.1", port=parser.parse_args().port, print=None, backlog=1024)
 
 
 if __name__ == "__main__":

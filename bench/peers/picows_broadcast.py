@@ -1,8 +1,7 @@
 """Bare broadcast on picows: whatever arrives on `/publish` goes to every other connection.
 
 No protocol, no auth, no queues: one `send` per connection per message, the floor a Python
-fan-out server can reach on asyncio. Runs on Rotary's event loop (uvloop when installed).
-Ready when the port accepts connections.
+fan-out server can reach on asyncio. Ready when the port accepts connections.
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ import asyncio
 import signal
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
-
-from bench.peers import same_loop
 
 __all__ = ["main"]
 
@@ -59,9 +56,7 @@ async def _serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    loop = same_loop()
-    with asyncio.Runner(loop_factory=(lambda: loop) if loop else None) as runner:
-        runner.run(_serve(parser.parse_args().port))
+    asyncio.run(_serve(parser.parse_args().port))
 
 
 if __name__ == "__main__":
