@@ -83,10 +83,8 @@ def start_aiohttp_bare() -> ServerProcess:
     return _peer("aiohttp_broadcast", health="/health")
 
 
-def start_socketio(*, uvloop: bool = False) -> ServerProcess:
-    """python-socketio as documented (asyncio's loop), or on uvloop with `uvloop`."""
-    flags = ("--uvloop",) if uvloop else ()
-    return _peer("socketio_server", health="/health", env={"BENCH_SECRET": SECRET}, flags=flags)
+def start_socketio() -> ServerProcess:
+    return _peer("socketio_server", health="/health", env={"BENCH_SECRET": SECRET})
 
 
 def start_peer(kind: str) -> ServerProcess:

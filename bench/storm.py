@@ -4,8 +4,7 @@ Rotary three times in one invocation: tokens checked on a fresh server (cold ver
 cache), the same storm again on the same server with the same tokens (warm cache), and a
 server with token checks off (`client_insecure`, public channels). Then python-socketio
 doing the equivalent PyJWT checks (connect token in the connect handler, two channel tokens
-in a `join` event, two `enter_room`), as documented (asyncio's loop) and, for information,
-on uvloop like Rotary. Clients: connection token + one subscription token per `$`-private
+in a `join` event, two `enter_room`). Clients: connection token + one subscription token per `$`-private
 channel (`$lobby`, shared by all, and `$u<i>`, the client's own).
 
 A full run repeats every variant (3 rounds, `BENCH_STORM_REPEATS` to change) on fresh
@@ -79,7 +78,6 @@ def _one_round(
             "checked": lambda: start_rotary_with(ROTARY_CHECKED),
             "insecure": lambda: start_rotary_with(ROTARY_INSECURE),
             "socketio": start_socketio,
-            "socketio_uvloop": lambda: start_socketio(uvloop=True),
         }
     )
     try:
@@ -96,9 +94,6 @@ def _one_round(
         _storm_into(pool, specs["insecure"], servers, "insecure", runs["rotary_insecure"], notes)
         progress.step("storm: python-socketio")
         _storm_into(pool, specs["socketio"], servers, "socketio", runs["socketio"], notes)
-        progress.step("storm: python-socketio on uvloop")
-        into = runs["socketio_uvloop"]
-        _storm_into(pool, specs["socketio"], servers, "socketio_uvloop", into, notes)
         progress.step()
     finally:
         stop_all(servers)
@@ -159,7 +154,6 @@ _LABELS = {
     "rotary_warm": "Rotary, same tokens again (warm cache)",
     "rotary_insecure": "Rotary, token checks off",
     "socketio": "python-socketio + PyJWT",
-    "socketio_uvloop": "python-socketio + PyJWT on uvloop (informative)",
 }
 
 
@@ -190,10 +184,6 @@ def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[s
         ),
         "storm_warm_over_insecure_cpu": ratio(cpu.get("rotary_warm"), cpu.get("rotary_insecure")),
         "storm_socketio_over_rotary_cpu": ratio(cpu.get("socketio"), cpu.get("rotary_checked")),
-        # informative: the peer on the same event loop as Rotary
-        "storm_socketio_uvloop_over_rotary": ratio(
-            secs.get("socketio_uvloop"), secs.get("rotary_checked")
-        ),
     }
     curves = {
         f"storm_{k}": cumulative_curve(

@@ -7,9 +7,6 @@
   The event is acknowledged with ``["ok"]`` or ``["denied"]``.
 The HMAC secret comes from the BENCH_SECRET environment variable.
 
-With ``--uvloop`` the server runs on uvloop instead of asyncio's own loop (python-socketio's
-documented set-up uses the default loop; the storm reports both).
-
 - POST /publish ``{"room": …, "data": …}`` emits ``msg`` with `data` to the room (the
   socket.io equivalent of Rotary's HTTP publish).
 """
@@ -75,15 +72,9 @@ def _build(secret: str) -> tuple[socketio.AsyncServer, web.Application]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (informative)")
     args = parser.parse_args()
     _, app = _build(os.environ["BENCH_SECRET"])
-    loop = None
-    if args.uvloop:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    web.run_app(app, host="127.0.0.1", port=args.port, print=None, backlog=1024, loop=loop)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None, backlog=1024)
 
 
 if __name__ == "__main__":
