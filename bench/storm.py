@@ -4,8 +4,8 @@ Rotary three times in one invocation: tokens checked on a fresh server (cold ver
 cache), the same storm again on the same server with the same tokens (warm cache), and a
 server with token checks off (`client_insecure`, public channels). Then python-socketio
 doing the equivalent PyJWT checks (connect token in the connect handler, two channel tokens
-in a `join` event, two `enter_room`). Clients: connection token + one subscription token per `$`-private
-channel (`$lobby`, shared by all, and `$u<i>`, the client's own).
+in a `join` event, two `enter_room`). Clients: connection token + one subscription token
+per `$`-private channel (`$lobby`, shared by all, and `$u<i>`, the client's own).
 
 A full run repeats every variant (3 rounds, `BENCH_STORM_REPEATS` to change) on fresh
 servers, each round running all of them one after the other, and reports the median of each:
