@@ -133,3 +133,17 @@ def test_every_metric_is_documented_and_every_documented_metric_exists() -> None
     documented = set(re.findall(r"`(rotary_[a-z_]+)`", DOCS.read_text(encoding="utf-8")))
 
     assert exposed == documented
+
+
+def test_repeated_counts_of_one_label_set_add_up_and_stay_apart_from_other_sets() -> None:
+    metrics = Metrics()
+    for _ in range(3):
+        metrics.token_verified("subscription", "ok")
+    metrics.token_verified("subscription", "invalid", "signature")
+    metrics.token_cache(hit=True)
+    metrics.token_cache(hit=True)
+    name = "rotary_token_verifications_total"
+    assert value(metrics, name, kind="subscription", outcome="ok", reason="none") == 3
+    assert value(metrics, name, kind="subscription", outcome="invalid", reason="signature") == 1
+    assert value(metrics, "rotary_token_cache_total", result="hit") == 2
+    assert ("rotary_token_cache_total", (("result", "miss"),)) in samples(metrics)

@@ -9,6 +9,8 @@ time series.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
@@ -103,6 +105,32 @@ def _disconnect_label(code: int) -> str:
     return OTHER
 
 
+class _Series:
+    """A labelled Counter whose children are found by a dict look-up after their first use.
+
+    prometheus_client's ``labels()`` validates, takes a lock and builds a key on every call;
+    Rotary counts several times per connect and subscribe, always over small bounded label
+    sets (`_bounded`), so each child is asked for once and kept.
+    """
+
+    __slots__ = ("_children", "_counter")
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def inc(self, *labels: str) -> None:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._counter.labels(*labels)
+        child.inc()
+
+    def touch(self, *labels: str) -> None:
+        """Create the series for `labels` (it then reads 0 instead of missing)."""
+        if labels not in self._children:
+            self._children[labels] = self._counter.labels(*labels)
+
+
 class Metrics:
     """The counters and gauges of one node; call the methods, then `render` for /metrics."""
 
@@ -113,43 +141,59 @@ class Metrics:
         self._subscriptions = Gauge(
             "rotary_subscriptions", "Client subscriptions (one per client and channel).", registry=r
         )
-        self._publications = Counter(
-            "rotary_publications", "Publications accepted, by source.", ["source"], registry=r
+        self._publications = _Series(
+            Counter(
+                "rotary_publications", "Publications accepted, by source.", ["source"], registry=r
+            )
         )
-        self._commands = Counter(
-            "rotary_client_commands", "Client protocol commands received.", ["method"], registry=r
+        self._commands = _Series(
+            Counter(
+                "rotary_client_commands",
+                "Client protocol commands received.",
+                ["method"],
+                registry=r,
+            )
         )
-        self._verifications = Counter(
-            "rotary_token_verifications",
-            "Token checks and their outcome.",
-            ["kind", "outcome", "reason"],
-            registry=r,
+        self._verifications = _Series(
+            Counter(
+                "rotary_token_verifications",
+                "Token checks and their outcome.",
+                ["kind", "outcome", "reason"],
+                registry=r,
+            )
         )
-        self._cache = Counter(
-            "rotary_token_cache", "Verified-token cache look-ups.", ["result"], registry=r
+        self._cache = _Series(
+            Counter("rotary_token_cache", "Verified-token cache look-ups.", ["result"], registry=r)
         )
-        self._revocation = Counter(
-            "rotary_revocation_checks",
-            "Revocation checks of verified tokens.",
-            ["result"],
-            registry=r,
+        self._revocation = _Series(
+            Counter(
+                "rotary_revocation_checks",
+                "Revocation checks of verified tokens.",
+                ["result"],
+                registry=r,
+            )
         )
-        self._engine_errors = Counter(
-            "rotary_engine_errors", "Engine operations that failed.", ["op"], registry=r
+        self._engine_errors = _Series(
+            Counter("rotary_engine_errors", "Engine operations that failed.", ["op"], registry=r)
         )
-        self._disconnects = Counter(
-            "rotary_disconnects", "Connections closed by the server, by code.", ["code"], registry=r
+        self._disconnects = _Series(
+            Counter(
+                "rotary_disconnects",
+                "Connections closed by the server, by code.",
+                ["code"],
+                registry=r,
+            )
         )
         self._init_series()
 
     def _init_series(self) -> None:
         """Create the small label sets up front, so that they read 0 instead of missing."""
         for source in PUBLICATION_SOURCES:
-            self._publications.labels(source)
+            self._publications.touch(source)
         for result in ("hit", "miss"):
-            self._cache.labels(result)
+            self._cache.touch(result)
         for result in ("revoked", "ok"):
-            self._revocation.labels(result)
+            self._revocation.touch(result)
 
     def connection_opened(self) -> None:
         self._connections.inc()
@@ -171,33 +215,33 @@ class Metrics:
 
     def publication(self, source: str) -> None:
         """One publication accepted; `source` is ``"client"`` or ``"api"``."""
-        self._publications.labels(_bounded(source, PUBLICATION_SOURCES)).inc()
+        self._publications.inc(_bounded(source, PUBLICATION_SOURCES))
 
     def command(self, method: str) -> None:
         """One client command received (`method` as named in the protocol)."""
-        self._commands.labels(_bounded(method, COMMAND_METHODS)).inc()
+        self._commands.inc(_bounded(method, COMMAND_METHODS))
 
     def token_verified(self, kind: str, outcome: str, reason: str = "") -> None:
         """One token check: `outcome` ``ok`` (reason "") or the refusal's outcome and reason."""
-        self._verifications.labels(
+        self._verifications.inc(
             _bounded(kind, TOKEN_KINDS),
             _bounded(outcome, TOKEN_OUTCOMES),
             _bounded(reason or "none", TOKEN_REASONS),
-        ).inc()
+        )
 
     def token_cache(self, *, hit: bool) -> None:
-        self._cache.labels("hit" if hit else "miss").inc()
+        self._cache.inc("hit" if hit else "miss")
 
     def revocation_checked(self, *, revoked: bool) -> None:
-        self._revocation.labels("revoked" if revoked else "ok").inc()
+        self._revocation.inc("revoked" if revoked else "ok")
 
     def engine_error(self, op: str) -> None:
         """One failed engine operation (a method name of Broker, PresenceManager or store)."""
-        self._engine_errors.labels(_bounded(op, ENGINE_OPS)).inc()
+        self._engine_errors.inc(_bounded(op, ENGINE_OPS))
 
     def disconnected(self, code: int) -> None:
         """The server closed a connection with `code`."""
-        self._disconnects.labels(_disconnect_label(code)).inc()
+        self._disconnects.inc(_disconnect_label(code))
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition of every metric and its content type, for ``GET /metrics``."""
