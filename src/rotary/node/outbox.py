@@ -192,6 +192,10 @@ class Outbox:
         if self._closing is not None:
             return
         self._closing = disconnect
+        # A closing outbox reports no failure; the callback usually refers back to the
+        # session that owns this outbox, and keeping it would make the two a reference
+        # cycle, left for the rarely running full garbage collection.
+        self._on_failure = _no_failure_report
         self._flush_first = flush
         self._hand_over()
         if not flush and self._deadline is not None:
@@ -342,8 +346,13 @@ class Outbox:
         self._items.clear()
         self._size = 0
         if self._closing is None:
+            report = self._on_failure
             self.close(disconnect, flush=False)
-            self._on_failure(disconnect)
+            report(disconnect)
+
+
+def _no_failure_report(disconnect: Disconnect) -> None:
+    """The failure callback of a closing outbox: failures are no longer reported."""
 
 
 def _as_direct(transport: Transport) -> DirectTransport | None:

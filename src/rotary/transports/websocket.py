@@ -97,6 +97,13 @@ class _AiohttpTransport:
             await self.drain()
 
     async def close(self, disconnect: Disconnect) -> None:
+        raw = self._raw
+        if self._ws.closed or raw is None or raw.is_closing():
+            # Nobody left to read a close frame. Asking aiohttp anyway would fail, and it
+            # keeps that error on the response: a reference cycle (error → traceback →
+            # frame → response) that holds the whole connection's objects until a full
+            # garbage collection, which the server's GC settings make rare.
+            return
         try:
             await self._ws.close(code=disconnect.code, message=disconnect.reason.encode()[:123])
         except Exception:  # the peer may already be gone; closing is best effort
@@ -148,7 +155,10 @@ def websocket_handler(
             compress=False,
         )
         await ws.prepare(request)
-        await _serve(node, ws, request, app_pings=not frame_pings)
+        try:
+            await _serve(node, ws, request, app_pings=not frame_pings)
+        finally:
+            _forget_close_error(ws)
         return ws
 
     return handle
@@ -171,6 +181,23 @@ async def _serve(
     finally:
         await session.cleanup()
         await session.run_writer()
+
+
+def _forget_close_error(ws: web.WebSocketResponse) -> None:
+    """Drop the traceback of the error aiohttp kept while closing `ws`, if any.
+
+    When a peer vanishes without a close frame, aiohttp answers the end of stream by trying
+    to send one, fails on the closing transport and keeps that error on the response. Its
+    traceback holds the frames that hold the response: a reference cycle that keeps every
+    object of the connection (about 55, with its buffers) alive until a full collection,
+    which the server's GC settings make rare. Without the traceback and its chained
+    end-of-stream error, reference counting frees the connection as the handler returns.
+    """
+    error = ws.exception()
+    if error is not None:
+        error.__traceback__ = None
+        error.__context__ = None
+        error.__cause__ = None
 
 
 def _payload(data: bytes | str) -> bytes:
