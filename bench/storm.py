@@ -1,21 +1,25 @@
 """`storm`: N clients connect and subscribe to two channels at once; time until all are in.
 
-Rotary three times in one invocation: tokens checked on a fresh server (cold verified-token
-cache), the same storm again on the same server with the same tokens (warm cache), and a
-server with token checks off (`client_insecure`, public channels). Then python-socketio
-doing the equivalent PyJWT checks (connect token in the connect handler, two channel tokens
-in a `join` event, two `enter_room`). Clients: connection token + one subscription token
-per `$`-private channel (`$lobby`, shared by all, and `$u<i>`, the client's own).
+Rotary four times in a round: tokens checked on a fresh server (cold verified-token cache),
+the same storm again on the same server with the same tokens (warm cache), and twice on a
+server with token checks off (`client_insecure`, public channels): the first is the
+baseline the issue names, the second is like for like with the warm storm (both the second
+storm on their server). Then python-socketio doing the equivalent PyJWT checks (connect
+token in the connect handler, two channel tokens in a `join` event, two `enter_room`).
+Clients: connection token + one subscription token per `$`-private channel (`$lobby`,
+shared by all, and `$u<i>`, the client's own).
 
-A full run repeats every variant (3 rounds, `BENCH_STORM_REPEATS` to change) on fresh
-servers, each round running all of them one after the other, and reports the median of each:
-on a shared two-core machine one storm can move by a fifth between identical runs.
+A full run plays 7 rounds of Rotary's storms (`BENCH_STORM_REPEATS`), socket.io in the
+first 3 of them (`BENCH_STORM_PEER_REPEATS`: it is ~3x slower and moves far less), every
+round on fresh servers, and reports the median of each variant: on a shared two-core
+machine one storm can move by a fifth or more between identical runs.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -43,14 +47,18 @@ _PUBLIC = ("lobby", "u{i}")
 def run(*, quick: bool) -> dict[str, Any]:
     """Run the storm; see the module docstring. Returns the harness result dict.
 
-    BENCH_STORM_REPEATS=k runs k rounds (default 1 with `quick`, else 3); figures and
-    ratios are the medians over the complete runs of each variant.
+    BENCH_STORM_REPEATS=k runs k rounds of Rotary's storms (default 1 with `quick`, else 7);
+    BENCH_STORM_PEER_REPEATS=j runs the socket.io storm in the first j of them (default 1
+    with `quick`, else 3). Figures and ratios are the medians over the complete runs of each
+    variant.
     """
     n = 500 if quick else 5000
-    repeats = int(os.environ.get("BENCH_STORM_REPEATS", "1" if quick else "3"))
+    repeats = max(1, int(os.environ.get("BENCH_STORM_REPEATS", "1" if quick else "7")))
+    peer_default = "1" if quick else "3"
+    peer_repeats = min(repeats, int(os.environ.get("BENCH_STORM_PEER_REPEATS", peer_default)))
     timeout = 30.0 if quick else 120.0
     exp = int(time.time()) + 3600
-    progress.expect(len(_LABELS) * repeats)
+    progress.expect(len(_ROTARY_LABELS) * repeats + peer_repeats)
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in _LABELS}
     notes: list[str] = []
     specs = {
@@ -59,8 +67,8 @@ def run(*, quick: bool) -> dict[str, Any]:
         "socketio": OpenSpec("socketio", "", 0, n, _PRIVATE, SECRET, exp, timeout=timeout),
     }
     pool = shared_pool()
-    for _ in range(repeats):
-        _one_round(pool, specs, runs, notes)
+    for k in range(repeats):
+        _one_round(pool, specs, runs, notes, with_peer=k < peer_repeats, insecure_first=k % 2 == 1)
     typical = {k: _median(v) for k, v in runs.items() if v}
     return _result(n, typical, notes)
 
@@ -70,31 +78,41 @@ def _one_round(
     specs: dict[str, OpenSpec],
     runs: dict[str, list[dict[str, Any]]],
     notes: list[str],
+    *,
+    with_peer: bool,
+    insecure_first: bool,
 ) -> None:
-    """Checked (cold, warm), insecure and socket.io storms, each on its own fresh server."""
+    """Two storms on a fresh checked server (cold, then warm), two on a fresh insecure one.
+
+    The pairs swap order every other round, so a drift of the machine's speed within a
+    round does not always favour the same pair; with `with_peer`, socket.io follows.
+    """
     progress.note("storm: starting servers")
-    servers = start_all(
-        {
-            "checked": lambda: start_rotary_with(ROTARY_CHECKED),
-            "insecure": lambda: start_rotary_with(ROTARY_INSECURE),
-            "socketio": start_socketio,
-        }
-    )
+    starters: dict[str, Callable[[], ServerProcess]] = {
+        "checked": lambda: start_rotary_with(ROTARY_CHECKED),
+        "insecure": lambda: start_rotary_with(ROTARY_INSECURE),
+    }
+    if with_peer:
+        starters["socketio"] = start_socketio
+    servers = start_all(starters)
     try:
-        checked = servers["checked"]
-        if isinstance(checked, ServerProcess):
-            progress.note("storm: rotary checked (cold)")
-            runs["rotary_checked"].append(_storm(pool, specs["checked"], checked))
-            progress.step("storm: rotary checked (warm)")
-            runs["rotary_warm"].append(_storm(pool, specs["checked"], checked))
-        else:
-            notes.append(f"rotary not available: {checked}")
+        pairs = [
+            ("checked", ("rotary_checked", "rotary_warm")),
+            ("insecure", ("rotary_insecure", "rotary_insecure_again")),
+        ]
+        for server_name, keys in reversed(pairs) if insecure_first else pairs:
+            server = servers[server_name]
+            for key in keys:
+                progress.note(f"storm: {_LABELS[key]}")
+                if isinstance(server, ServerProcess):
+                    runs[key].append(_storm(pool, specs[server_name], server))
+                else:
+                    notes.append(f"{key} not available: {server}")
+                progress.step()
+        if with_peer:
+            progress.note("storm: python-socketio")
+            _storm_into(pool, specs["socketio"], servers, "socketio", runs["socketio"], notes)
             progress.step()
-        progress.step("storm: rotary insecure")
-        _storm_into(pool, specs["insecure"], servers, "insecure", runs["rotary_insecure"], notes)
-        progress.step("storm: python-socketio")
-        _storm_into(pool, specs["socketio"], servers, "socketio", runs["socketio"], notes)
-        progress.step()
     finally:
         stop_all(servers)
 
@@ -149,12 +167,13 @@ def _storm(pool: LoadPool, spec: OpenSpec, server: ServerProcess) -> dict[str, A
     return out
 
 
-_LABELS = {
+_ROTARY_LABELS = {
     "rotary_checked": "Rotary, tokens checked (cold cache)",
     "rotary_warm": "Rotary, same tokens again (warm cache)",
     "rotary_insecure": "Rotary, token checks off",
-    "socketio": "python-socketio + PyJWT",
+    "rotary_insecure_again": "Rotary, token checks off, again (same server)",
 }
+_LABELS = {**_ROTARY_LABELS, "socketio": "python-socketio + PyJWT"}
 
 
 def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[str, Any]:
@@ -176,6 +195,10 @@ def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[s
         ),
         "storm_warm_over_insecure": ratio(secs.get("rotary_warm"), secs.get("rotary_insecure")),
         "storm_socketio_over_rotary": ratio(secs.get("socketio"), secs.get("rotary_checked")),
+        # Like for like: both the second storm on their server (the heap already grown).
+        "storm_warm_over_insecure_again": ratio(
+            secs.get("rotary_warm"), secs.get("rotary_insecure_again")
+        ),
     }
     cpu = {k: (r.get("server_cpu_s") if r["complete"] else None) for k, r in runs.items()}
     ratios |= {
@@ -183,6 +206,9 @@ def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[s
             cpu.get("rotary_checked"), cpu.get("rotary_insecure")
         ),
         "storm_warm_over_insecure_cpu": ratio(cpu.get("rotary_warm"), cpu.get("rotary_insecure")),
+        "storm_warm_over_insecure_again_cpu": ratio(
+            cpu.get("rotary_warm"), cpu.get("rotary_insecure_again")
+        ),
         "storm_socketio_over_rotary_cpu": ratio(cpu.get("socketio"), cpu.get("rotary_checked")),
     }
     curves = {
