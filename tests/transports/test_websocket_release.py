@@ -14,6 +14,7 @@ import base64
 import gc
 import os
 import struct
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -98,8 +99,22 @@ async def _connected_client(node: Node, port: int) -> tuple[asyncio.StreamWriter
     return writer, session
 
 
-def _alive(kind: type[Any]) -> int:
-    return sum(1 for o in gc.get_objects() if isinstance(o, kind))
+_KINDS = (ClientSession, web.WebSocketResponse, web.Request)
+
+
+def _existing() -> set[int]:
+    return {id(o) for o in gc.get_objects() if isinstance(o, _KINDS)}
+
+
+def _new_since(before: set[int]) -> list[weakref.ref[Any]]:
+    """Weak references to the connection objects made since `before` was taken."""
+    return [
+        weakref.ref(o) for o in gc.get_objects() if isinstance(o, _KINDS) and id(o) not in before
+    ]
+
+
+def _alive(refs: list[weakref.ref[Any]]) -> list[str]:
+    return [type(o).__name__ for o in (r() for r in refs) if o is not None]
 
 
 async def _until_gone(node: Node) -> None:
@@ -113,24 +128,26 @@ async def test_client_vanishing_without_a_close_frame_leaves_no_connection_objec
     served: tuple[Node, int], no_cycle_collector: None
 ) -> None:
     node, port = served
+    before = _existing()
     writer, session = await _connected_client(node, port)
-    assert _alive(ClientSession) == 1 and _alive(web.WebSocketResponse) == 1
+    refs = _new_since(before)
+    assert sorted(_alive(refs)) == ["ClientSession", "Request", "WebSocketResponse"]
     del session
     writer.transport.abort()  # TCP reset, no close frame: aiohttp's own close then fails
     await _until_gone(node)
-    assert _alive(ClientSession) == 0
-    assert _alive(web.WebSocketResponse) == 0
-    assert _alive(web.Request) == 0
+    assert _alive(refs) == []
 
 
 async def test_client_disconnected_by_the_server_leaves_no_connection_object_alive(
     served: tuple[Node, int], no_cycle_collector: None
 ) -> None:
     node, port = served
+    before = _existing()
     writer, session = await _connected_client(node, port)
+    refs = _new_since(before)
+    assert len(_alive(refs)) == 3
     session.disconnect(DisconnectCode.FORCE_NO_RECONNECT)
     del session
     await _until_gone(node)
     writer.close()
-    assert _alive(ClientSession) == 0
-    assert _alive(web.WebSocketResponse) == 0
+    assert _alive(refs) == []
