@@ -186,3 +186,63 @@ def test_deeply_nested_data_is_a_violation_not_a_crash() -> None:
     deep = b"[" * 600 + b"]" * 600
     with pytest.raises(ProtocolViolation):
         decode_frame(b'{"id":1,"publish":{"channel":"a","data":' + deep + b"}}")
+
+
+# The common connect and subscribe requests are checked inline; these pin the inline path to
+# the field-by-field one it short-cuts.
+_PLAIN_VALUES = ["", "a", "$u1", "eyJ.x.y", None, 0, 1, True, [], {}, 1.5]
+
+
+@pytest.mark.parametrize("token", _PLAIN_VALUES)
+@pytest.mark.parametrize("channel", _PLAIN_VALUES)
+def test_plain_subscribe_decodes_as_the_general_path_does(channel: object, token: object) -> None:
+    from rotary.protocol.codec import _any_subscribe
+
+    request = {"channel": channel, "token": token}
+    frame = orjson.dumps({"id": 2, "subscribe": request})
+    try:
+        expected: object = _any_subscribe(request)
+    except ProtocolViolation:
+        with pytest.raises(ProtocolViolation):
+            decode_frame(frame)
+        return
+    [cmd] = decode_frame(frame)
+    assert cmd.request == expected
+    assert type(cmd.request) is SubscribeRequest
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"token": "t", "name": "js", "version": "5.0"},
+        {"token": "t"},
+        {},
+        {"name": None},
+        {"token": 1},
+        {"version": ["x"]},
+        {"token": "t", "data": {"k": 1}},
+        {"token": "t", "subs": {"a": {"recover": True, "offset": 3, "epoch": "e"}}},
+        {"token": "t", "other": 1},
+    ],
+)
+def test_plain_connect_decodes_as_the_general_path_does(request_: dict[str, object]) -> None:
+    from rotary.protocol.codec import _any_connect
+
+    frame = orjson.dumps({"id": 1, "connect": request_})
+    try:
+        expected: object = _any_connect(request_)
+    except ProtocolViolation:
+        with pytest.raises(ProtocolViolation):
+            decode_frame(frame)
+        return
+    [cmd] = decode_frame(frame)
+    assert cmd.request == expected
+    assert type(cmd.request) is ConnectRequest
+
+
+def test_requests_stay_immutable() -> None:
+    [cmd] = decode_frame(b'{"id":1,"subscribe":{"channel":"a","token":"t"}}')
+    with pytest.raises(AttributeError):
+        cmd.request.channel = "b"  # type: ignore[misc, union-attr]
+    with pytest.raises(AttributeError):
+        cmd.id = 2  # type: ignore[misc]

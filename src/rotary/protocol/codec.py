@@ -19,6 +19,7 @@ from rotary.engines.base import ClientInfo, Publication
 from rotary.errors import RotaryError
 from rotary.protocol.codes import ProtocolError
 from rotary.protocol.messages import (
+    NO_SUBS,
     REQUEST_ORDER,
     Command,
     ConnectRequest,
@@ -139,7 +140,21 @@ def _raw(obj: dict[str, Any], key: str) -> bytes | None:
         raise ProtocolViolation(f"{key} cannot be re-encoded") from exc
 
 
+#: Keys of the common subscribe (a channel, maybe a token) and connect requests, which are
+#: checked inline; anything else takes the field-by-field path.
+_PLAIN_SUBSCRIBE = frozenset(("channel", "token"))
+_PLAIN_CONNECT = frozenset(("token", "name", "version"))
+
+
 def _subscribe(obj: dict[str, Any]) -> SubscribeRequest:
+    """A subscribe request; raise ProtocolViolation for a field of the wrong type."""
+    channel, token = obj.get("channel", ""), obj.get("token", "")
+    if obj.keys() <= _PLAIN_SUBSCRIBE and type(channel) is str and type(token) is str:
+        return SubscribeRequest(channel, token)
+    return _any_subscribe(obj)
+
+
+def _any_subscribe(obj: dict[str, Any]) -> SubscribeRequest:
     return SubscribeRequest(
         channel=_str(obj, "channel"),
         token=_str(obj, "token"),
@@ -155,6 +170,16 @@ def _subscribe(obj: dict[str, Any]) -> SubscribeRequest:
 
 
 def _connect(obj: dict[str, Any]) -> ConnectRequest:
+    """A connect request; raise ProtocolViolation for a field of the wrong type."""
+    get = obj.get
+    token, name, version = get("token", ""), get("name", ""), get("version", "")
+    plain = type(token) is str and type(name) is str and type(version) is str
+    if plain and obj.keys() <= _PLAIN_CONNECT:
+        return ConnectRequest(token, None, NO_SUBS, name, version)
+    return _any_connect(obj)
+
+
+def _any_connect(obj: dict[str, Any]) -> ConnectRequest:
     subs_obj = _field(obj, "subs", dict, {})
     subs: dict[str, SubscribeRequest] = {}
     for channel, sub in subs_obj.items():

@@ -7,9 +7,12 @@ client sent none. Unknown JSON fields are dropped by the codec.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple
 
 __all__ = [
+    "NO_SUBS",
     "REQUEST_ORDER",
     "Command",
     "ConnectRequest",
@@ -43,9 +46,14 @@ REQUEST_ORDER = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SubscribeRequest:
-    """``subscribe`` (also the value type of ``ConnectRequest.subs``)."""
+class SubscribeRequest(NamedTuple):
+    """``subscribe`` (also the value type of ``ConnectRequest.subs``).
+
+    This, `ConnectRequest` and `Command` are named tuples rather than frozen dataclasses like
+    the other requests: every client of a reconnect storm makes them, and a frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) took 2.8 µs for this
+    one against 0.5 µs for the tuple. They are just as immutable.
+    """
 
     channel: str = ""
     token: str = ""
@@ -59,13 +67,16 @@ class SubscribeRequest:
     delta: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectRequest:
+#: `ConnectRequest.subs` when the client asked for no recovery (shared, read-only).
+NO_SUBS: Mapping[str, SubscribeRequest] = MappingProxyType({})
+
+
+class ConnectRequest(NamedTuple):
     """``connect``: `subs` asks recovery of server-side subscriptions, by channel."""
 
     token: str = ""
     data: bytes | None = None
-    subs: Mapping[str, SubscribeRequest] = field(default_factory=dict)
+    subs: Mapping[str, SubscribeRequest] = NO_SUBS
     name: str = ""
     version: str = ""
 
@@ -144,8 +155,7 @@ Request = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(NamedTuple):
     """One decoded command: `method` is the JSON key of `request`, or "" with no request.
 
     `id` 0 with a method other than ``send`` is a pong by the protocol's rules; the codec
