@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 import pytest
@@ -190,7 +192,23 @@ def test_deeply_nested_data_is_a_violation_not_a_crash() -> None:
 
 # The common connect and subscribe requests are checked inline; these pin the inline path to
 # the field-by-field one it short-cuts.
-_PLAIN_VALUES = ["", "a", "$u1", "eyJ.x.y", None, 0, 1, True, [], {}, 1.5]
+_PLAIN_VALUES: list[object] = ["", "a", "$u1", "eyJ.x.y", None, 0, 1, True, [], {}, 1.5]
+
+
+def _assert_decodes_as_general_path(
+    method: str, request: dict[str, object], general: Callable[[dict[str, Any]], object]
+) -> None:
+    """`decode_frame` gives what `general` gives for `request`, or refuses it as well."""
+    frame = orjson.dumps({"id": 1, method: request})
+    try:
+        expected = general(request)
+    except ProtocolViolation:
+        with pytest.raises(ProtocolViolation):
+            decode_frame(frame)
+        return
+    [cmd] = decode_frame(frame)
+    assert cmd.request == expected
+    assert type(cmd.request) is type(expected)
 
 
 @pytest.mark.parametrize("token", _PLAIN_VALUES)
@@ -199,16 +217,7 @@ def test_plain_subscribe_decodes_as_the_general_path_does(channel: object, token
     from rotary.protocol.codec import _any_subscribe
 
     request = {"channel": channel, "token": token}
-    frame = orjson.dumps({"id": 2, "subscribe": request})
-    try:
-        expected: object = _any_subscribe(request)
-    except ProtocolViolation:
-        with pytest.raises(ProtocolViolation):
-            decode_frame(frame)
-        return
-    [cmd] = decode_frame(frame)
-    assert cmd.request == expected
-    assert type(cmd.request) is SubscribeRequest
+    _assert_decodes_as_general_path("subscribe", request, _any_subscribe)
 
 
 @pytest.mark.parametrize(
@@ -228,16 +237,7 @@ def test_plain_subscribe_decodes_as_the_general_path_does(channel: object, token
 def test_plain_connect_decodes_as_the_general_path_does(request_: dict[str, object]) -> None:
     from rotary.protocol.codec import _any_connect
 
-    frame = orjson.dumps({"id": 1, "connect": request_})
-    try:
-        expected: object = _any_connect(request_)
-    except ProtocolViolation:
-        with pytest.raises(ProtocolViolation):
-            decode_frame(frame)
-        return
-    [cmd] = decode_frame(frame)
-    assert cmd.request == expected
-    assert type(cmd.request) is ConnectRequest
+    _assert_decodes_as_general_path("connect", request_, _any_connect)
 
 
 def test_requests_stay_immutable() -> None:

@@ -124,14 +124,22 @@ async def _until_gone(node: Node) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_client_vanishing_without_a_close_frame_leaves_no_connection_object_alive(
-    served: tuple[Node, int], no_cycle_collector: None
-) -> None:
-    node, port = served
+async def _watched_client(
+    node: Node, port: int
+) -> tuple[asyncio.StreamWriter, ClientSession, list[weakref.ref[Any]]]:
+    """A connected client, its session, and weak references to its connection's objects."""
     before = _existing()
     writer, session = await _connected_client(node, port)
     refs = _new_since(before)
     assert sorted(_alive(refs)) == ["ClientSession", "Request", "WebSocketResponse"]
+    return writer, session, refs
+
+
+async def test_client_vanishing_without_a_close_frame_leaves_no_connection_object_alive(
+    served: tuple[Node, int], no_cycle_collector: None
+) -> None:
+    node, port = served
+    writer, session, refs = await _watched_client(node, port)
     del session
     writer.transport.abort()  # TCP reset, no close frame: aiohttp's own close then fails
     await _until_gone(node)
@@ -142,10 +150,7 @@ async def test_client_disconnected_by_the_server_leaves_no_connection_object_ali
     served: tuple[Node, int], no_cycle_collector: None
 ) -> None:
     node, port = served
-    before = _existing()
-    writer, session = await _connected_client(node, port)
-    refs = _new_since(before)
-    assert len(_alive(refs)) == 3
+    writer, session, refs = await _watched_client(node, port)
     session.disconnect(DisconnectCode.FORCE_NO_RECONNECT)
     del session
     await _until_gone(node)
