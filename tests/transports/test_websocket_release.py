@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gc
 import os
 import struct
@@ -27,6 +28,7 @@ from rotary.node.client import ClientSession
 from rotary.node.node import Node
 from rotary.protocol.codes import DisconnectCode
 from rotary.server import build_app, build_node
+from tests.functional.conftest import SECRET, make_token
 
 _CONFIG = {"client_insecure": True, "allow_subscribe_for_client": True}
 
@@ -41,30 +43,37 @@ def no_cycle_collector() -> Iterator[None]:
         gc.enable()
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[tuple[Node, int]]:
+@contextlib.asynccontextmanager
+async def _serving(overrides: dict[str, Any]) -> AsyncIterator[tuple[Node, int]]:
     """A started node behind the real aiohttp app on a free loopback port."""
-    config = load_config(None, env={}, overrides=_CONFIG)
+    config = load_config(None, env={}, overrides=overrides)
     node = build_node(config)
     await node.start()
     runner = web.AppRunner(build_app(config, node), handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = runner.addresses[0][1]
     try:
-        yield node, port
+        yield node, runner.addresses[0][1]
     finally:
         await runner.cleanup()
         await node.close()
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[Node, int]]:
+    async with _serving(_CONFIG) as both:
+        yield both
 
 
 def _masked_text(payload: bytes) -> bytes:
     """One final, masked text frame (clients must mask, RFC 6455 §5.3)."""
     mask = os.urandom(4)
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    assert len(payload) < 126
-    return bytes((0x81, 0x80 | len(payload))) + mask + body
+    if len(payload) < 126:
+        return bytes((0x81, 0x80 | len(payload))) + mask + body
+    assert len(payload) < 65536
+    return struct.pack("!BBH", 0x81, 0x80 | 126, len(payload)) + mask + body
 
 
 async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -156,3 +165,51 @@ async def test_client_disconnected_by_the_server_leaves_no_connection_object_ali
     await _until_gone(node)
     writer.close()
     assert _alive(refs) == []
+
+
+_CHECKED = {"token_hmac_secret_key": SECRET}
+_FORGED = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.AAAA"
+
+
+async def test_clients_refused_at_connect_leave_no_connection_object_alive(
+    no_cycle_collector: None,
+) -> None:
+    # A storm of bad tokens must leave nothing behind: refusals raise and chain exceptions,
+    # and an exception kept anywhere keeps the frames (and sessions) of its traceback.
+    async with _serving(_CHECKED) as (node, port):
+        refs = []
+        for _ in range(3):
+            before = _existing()
+            reader, writer = await _open(port)
+            writer.write(_masked_text(orjson.dumps({"id": 1, "connect": {"token": _FORGED}})))
+            await reader.readexactly(2)  # the refusal
+            refs += _new_since(before)
+            writer.transport.abort()
+            await _until_gone(node)
+        assert len(refs) == 9
+        assert _alive(refs) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "answer"),
+    [
+        ({"subscribe": {"channel": "$private", "token": _FORGED}}, 0x81),  # error 103
+        ({"refresh": {"token": _FORGED}}, 0x88),  # close frame, 3500
+    ],
+    ids=["subscribe", "refresh"],
+)
+async def test_client_refused_a_token_after_connect_leaves_no_connection_object_alive(
+    command: dict[str, Any], answer: int, no_cycle_collector: None
+) -> None:
+    async with _serving(_CHECKED) as (node, port):
+        before = _existing()
+        reader, writer = await _open(port)
+        writer.write(_masked_text(orjson.dumps({"id": 1, "connect": {"token": make_token()}})))
+        assert "connect" in orjson.loads(await _read_text(reader))
+        refs = _new_since(before)
+        writer.write(_masked_text(orjson.dumps({"id": 2, **command})))
+        first, _ = await reader.readexactly(2)
+        assert first == answer
+        writer.transport.abort()
+        await _until_gone(node)
+        assert _alive(refs) == []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rotary.channels.resolver import ResolvedChannel
@@ -33,20 +35,23 @@ VERSION = "5.4.9"
 
 _log = logging.getLogger("rotary.connect")
 
-_CONNECT_TOKEN_ERRORS = {
-    "invalid": DisconnectError(DisconnectCode.INVALID_TOKEN),
-    "mismatch": DisconnectError(DisconnectCode.INVALID_TOKEN),
-    "expired": CommandError(ErrorCode.TOKEN_EXPIRED),
-    "unknown_channel": CommandError(ErrorCode.UNKNOWN_CHANNEL),
-    "revoked": CommandError(ErrorCode.TOKEN_EXPIRED),
+#: What a refused token becomes, by TokenProblem kind. Factories, not instances: a raised
+#: exception keeps its traceback, so a shared instance would keep the frames (and the
+#: sessions in them) of every refusal alive, its traceback growing with each raise.
+_CONNECT_TOKEN_ERRORS: dict[str, Callable[[], Exception]] = {
+    "invalid": partial(DisconnectError, DisconnectCode.INVALID_TOKEN),
+    "mismatch": partial(DisconnectError, DisconnectCode.INVALID_TOKEN),
+    "expired": partial(CommandError, ErrorCode.TOKEN_EXPIRED),
+    "unknown_channel": partial(CommandError, ErrorCode.UNKNOWN_CHANNEL),
+    "revoked": partial(CommandError, ErrorCode.TOKEN_EXPIRED),
 }
 
-_REFRESH_TOKEN_ERRORS = {
-    "invalid": DisconnectError(DisconnectCode.INVALID_TOKEN),
-    "mismatch": DisconnectError(DisconnectCode.INVALID_TOKEN),
-    "expired": DisconnectError(DisconnectCode.EXPIRED),
-    "unknown_channel": CommandError(ErrorCode.UNKNOWN_CHANNEL),
-    "revoked": DisconnectError(DisconnectCode.EXPIRED),
+_REFRESH_TOKEN_ERRORS: dict[str, Callable[[], Exception]] = {
+    "invalid": partial(DisconnectError, DisconnectCode.INVALID_TOKEN),
+    "mismatch": partial(DisconnectError, DisconnectCode.INVALID_TOKEN),
+    "expired": partial(DisconnectError, DisconnectCode.EXPIRED),
+    "unknown_channel": partial(CommandError, ErrorCode.UNKNOWN_CHANNEL),
+    "revoked": partial(DisconnectError, DisconnectCode.EXPIRED),
 }
 
 #: A server-side channel to subscribe at connect: (resolved, options, from connection token).
@@ -98,7 +103,7 @@ async def _credentials(s: ClientSession, token: str, now: float) -> ConnectCrede
         creds = await s.node.auth.connect_token(token, now=now)
     except TokenProblem as exc:
         _deny(s, "connect", exc, user=exc.user)
-        raise _CONNECT_TOKEN_ERRORS[exc.kind] from exc
+        raise _CONNECT_TOKEN_ERRORS[exc.kind]() from exc
     if settings.disallow_anonymous_connection_tokens and not creds.user:
         _deny(s, "connect", TokenProblem("invalid", "anonymous_token"), user="")
         raise DisconnectError(DisconnectCode.PERMISSION_DENIED)
@@ -172,7 +177,7 @@ async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> 
         creds = await node.auth.connect_token(req.token, now=now)
     except TokenProblem as exc:
         _deny(s, "refresh", exc, user=s.user)
-        raise _REFRESH_TOKEN_ERRORS[exc.kind] from exc
+        raise _REFRESH_TOKEN_ERRORS[exc.kind]() from exc
     if creds.user != s.user:
         _deny(s, "refresh", TokenProblem("mismatch", "user_mismatch"), user=s.user)
         raise DisconnectError(DisconnectCode.INVALID_TOKEN)

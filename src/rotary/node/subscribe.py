@@ -13,6 +13,8 @@ resubscribe on their own, draw 109 for the stale token and fetch a fresh one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rotary.channels.resolver import ResolvedChannel
@@ -57,11 +59,14 @@ __all__ = [
 
 _log = logging.getLogger("rotary.subscribe")
 
-_SUB_TOKEN_ERRORS = {
-    "expired": CommandError(ErrorCode.TOKEN_EXPIRED),
-    "invalid": CommandError(ErrorCode.PERMISSION_DENIED),
-    "unknown_channel": CommandError(ErrorCode.UNKNOWN_CHANNEL),
-    "revoked": CommandError(ErrorCode.TOKEN_EXPIRED),
+#: What a refused token becomes, by TokenProblem kind. Factories, not instances: a raised
+#: exception keeps its traceback, so a shared instance would keep the frames (and the
+#: sessions in them) of every refusal alive, its traceback growing with each raise.
+_SUB_TOKEN_ERRORS: dict[str, Callable[[], Exception]] = {
+    "expired": partial(CommandError, ErrorCode.TOKEN_EXPIRED),
+    "invalid": partial(CommandError, ErrorCode.PERMISSION_DENIED),
+    "unknown_channel": partial(CommandError, ErrorCode.UNKNOWN_CHANNEL),
+    "revoked": partial(CommandError, ErrorCode.TOKEN_EXPIRED),
 }
 
 
@@ -140,7 +145,7 @@ async def _verify(
         _deny(s, action, channel, reason=exc.reason, outcome=exc.kind, detail=exc.detail)
         if exc.kind == "mismatch" or (refresh and exc.kind == "invalid"):
             raise DisconnectError(DisconnectCode.INVALID_TOKEN) from exc
-        raise _SUB_TOKEN_ERRORS[exc.kind] from exc
+        raise _SUB_TOKEN_ERRORS[exc.kind]() from exc
     if creds.channel != channel or creds.user != s.user or creds.client not in ("", s.id):
         action = "sub_refresh" if refresh else "subscribe"
         _deny(s, action, channel, reason="binding", outcome="mismatch")
