@@ -271,3 +271,27 @@ async def test_namespaced_personal_channel_needs_the_namespace(make_harness: Mak
     conn = await h.open()
     reply = await conn.request({"id": 1, "connect": {"token": "t"}})
     assert list(reply["connect"]["subs"]) == ["user:#7"]
+
+
+async def test_a_users_sessions_are_counted_and_found_as_they_come_and_go(
+    harness: Harness,
+) -> None:
+    node = harness.node
+    first = await harness.connect(token="a", user="7")
+    other = await harness.connect(token="b", user="8")
+    assert node.user_connections("7") == 1
+    second = await harness.connect(token="a")
+    third = await harness.connect(token="a")
+    assert node.user_connections("7") == 3
+    ids = {c.session.id for c in (first, second, third)}
+    assert {s.id for s in node.sessions("7")} == ids
+    assert [s.id for s in node.sessions("7", second.session.id)] == [second.session.id]
+    for gone in (second, first):
+        await gone.close()
+        ids.discard(gone.session.id)
+        assert {s.id for s in node.sessions("7")} == ids
+        assert node.user_connections("7") == len(ids)
+    await third.close()
+    assert node.user_connections("7") == 0 and node.sessions("7") == []
+    assert [s.id for s in node.sessions("8")] == [other.session.id]
+    assert node.info()["num_users"] == 1

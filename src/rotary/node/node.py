@@ -14,7 +14,7 @@ import logging
 import random
 import uuid
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -104,7 +104,9 @@ class Node:
         self.hub = Hub()
         self._live: dict[str, ClientSession] = {}
         self._clients: dict[str, ClientSession] = {}
-        self._users: dict[str, set[str]] = {}
+        #: user → the client id of its one session here, or a set when it has several (most
+        #: users hold one connection; an empty-ish set per user cost ~0.2 KB a connection).
+        self._users: dict[str, str | set[str]] = {}
         self._broker_channels: set[str] = set()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._started_at = self.clock.monotonic()
@@ -159,7 +161,14 @@ class Node:
     def register(self, session: ClientSession) -> None:
         """Count an authenticated session (called by the session)."""
         self._clients[session.id] = session
-        self._users.setdefault(session.user, set()).add(session.id)
+        user, held = session.user, self._users.get(session.user)
+        if held is None:
+            self._users[user] = session.id
+        elif isinstance(held, str):
+            if held != session.id:
+                self._users[user] = {held, session.id}
+        else:
+            held.add(session.id)
 
     def unregister(self, session: ClientSession) -> None:
         """Forget a session (called by the session's cleanup)."""
@@ -168,11 +177,13 @@ class Node:
             self._gone.set()
         if self._clients.pop(session.id, None) is None:
             return
-        ids = self._users.get(session.user)
-        if ids is not None:
-            ids.discard(session.id)
-            if not ids:
-                del self._users[session.user]
+        user, held = session.user, self._users.get(session.user)
+        if held == session.id:
+            del self._users[user]
+        elif isinstance(held, set):
+            held.discard(session.id)
+            if len(held) == 1:
+                self._users[user] = next(iter(held))
 
     def connected_sessions(self) -> list[ClientSession]:
         """Every authenticated session of this node (a snapshot)."""
@@ -180,7 +191,13 @@ class Node:
 
     def user_connections(self, user: str) -> int:
         """Connections of `user` on this node."""
-        return len(self._users.get(user, ()))
+        return len(self._user_ids(user))
+
+    def _user_ids(self, user: str) -> Collection[str]:
+        held = self._users.get(user)
+        if held is None:
+            return ()
+        return (held,) if isinstance(held, str) else held
 
     def call_soon(self, callback: Callable[[], None]) -> None:
         """Run `callback` on the loop soon, outside the current call stack."""
@@ -283,7 +300,7 @@ class Node:
         if client:
             found = self._clients.get(client)
             return [found] if found is not None and found.user == user else []
-        return [self._clients[c] for c in self._users.get(user, ()) if c in self._clients]
+        return [self._clients[c] for c in self._user_ids(user) if c in self._clients]
 
     # ------------------------------------------------------------------ server API
 
