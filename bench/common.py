@@ -200,12 +200,13 @@ def start_server(
     port: int,
     health_path: str | None = "/health",
     env: dict[str, str] | None = None,
+    ready_timeout: float = _STARTUP_TIMEOUT,
 ) -> ServerProcess:
     """Start `argv` as a child; return once it is ready, pinned to the server CPUs.
 
     Ready means GET `health_path` answers 200, or (with `health_path=None`) the port accepts
     TCP connections. Raises `ServerUnavailable` (after stopping the child) when the process
-    exits or is not ready within 20 s.
+    exits or is not ready within `ready_timeout` seconds (20 by default).
     """
     log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -215,7 +216,7 @@ def start_server(
         )
     server = ServerProcess(name, port, proc, log)
     try:
-        _wait_ready(server, health_path)
+        _wait_ready(server, health_path, ready_timeout)
     except BaseException:
         server.stop(sig=signal.SIGKILL)
         raise
@@ -225,8 +226,8 @@ def start_server(
     return server
 
 
-def _wait_ready(server: ServerProcess, health_path: str | None) -> None:
-    deadline = time.monotonic() + _STARTUP_TIMEOUT
+def _wait_ready(server: ServerProcess, health_path: str | None, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise ServerUnavailable(
@@ -235,7 +236,7 @@ def _wait_ready(server: ServerProcess, health_path: str | None) -> None:
         if _answers(server.port, health_path):
             return
         time.sleep(0.05)
-    raise ServerUnavailable(f"{server.name} not ready within {_STARTUP_TIMEOUT:.0f} s")
+    raise ServerUnavailable(f"{server.name} not ready within {timeout:.0f} s")
 
 
 def _answers(port: int, health_path: str | None) -> bool:
@@ -253,23 +254,32 @@ def _answers(port: int, health_path: str | None) -> bool:
         return False
 
 
-def start_rotary(config: dict[str, Any], *, profile_to: Path | None = None) -> ServerProcess:
+def start_rotary(
+    config: dict[str, Any],
+    *,
+    profile_to: Path | None = None,
+    wrapper: Sequence[str] = (),
+    ready_timeout: float = _STARTUP_TIMEOUT,
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
     """Start `python -m rotary -c CONFIG --port P --address 127.0.0.1` with `config`.
 
     `config` holds Centrifugo v5 flat keys. With `profile_to`, the server runs under
-    cProfile and writes its stats there when stopped with SIGINT.
+    cProfile and writes its stats there when stopped with SIGINT. `wrapper` is put before
+    the interpreter (``valgrind …``; give it a longer `ready_timeout`); `env` is added to
+    the environment.
     """
     port = free_port()
     fd, cfg_path = tempfile.mkstemp(prefix="bench-rotary-", suffix=".json")
     with os.fdopen(fd, "w") as f:
         json.dump(config, f)
     runner = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
-    argv = [sys.executable, *runner, "-m", "rotary", "-c", cfg_path]
+    argv = [*wrapper, sys.executable, *runner, "-m", "rotary", "-c", cfg_path]
     argv += ["--port", str(port), "--address", "127.0.0.1"]
     # BENCH_ROTARY_SRC: measure another tree (e.g. a `git archive` of a commit) instead of
     # the working tree the editable install points at.
     src = os.environ.get("BENCH_ROTARY_SRC")
-    env = {"PYTHONPATH": src} if src else None
-    server = start_server("rotary", argv, port=port, env=env)
+    full_env = {**(env or {}), **({"PYTHONPATH": src} if src else {})}
+    server = start_server("rotary", argv, port=port, env=full_env, ready_timeout=ready_timeout)
     server.extra["config_path"] = cfg_path
     return server

@@ -25,10 +25,13 @@ from bench import progress
 from bench.common import REPO, load_cpus, pin_self_to_load, raise_fd_limit, server_cpus
 from bench.worker import close_shared_pool
 
-__all__ = ["SCENARIOS", "cell", "load_scenario", "main_run", "plot", "render_tables"]
+__all__ = ["FULL_ONLY", "SCENARIOS", "cell", "load_scenario", "main_run", "plot", "render_tables"]
 
-SCENARIOS = ("verify", "nodecost", "storm", "fanout", "memory", "cluster")
+SCENARIOS = ("verify", "nodecost", "storm", "stormcount", "fanout", "memory", "cluster")
 _OPTIONAL = {"verify", "nodecost", "cluster"}
+#: Left out of ``all --quick``: valgrind's start-up alone would take the quick run past a
+#: minute (run it on its own with ``--quick``).
+FULL_ONLY = frozenset({"stormcount"})
 
 Runner = Callable[..., dict[str, Any]]
 

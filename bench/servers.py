@@ -7,7 +7,7 @@ Every function returns a running `ServerProcess` (callers stop it in a `finally`
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -69,10 +69,13 @@ def _peer(
     health: str | None,
     env: dict[str, str] | None = None,
     flags: tuple[str, ...] = (),
+    wrapper: Sequence[str] = (),
+    ready_timeout: float | None = None,
 ) -> ServerProcess:
     port = free_port()
-    argv = [sys.executable, "-m", f"bench.peers.{module}", "--port", str(port), *flags]
-    return start_server(module, argv, port=port, health_path=health, env=env)
+    argv = [*wrapper, sys.executable, "-m", f"bench.peers.{module}", "--port", str(port), *flags]
+    more = {} if ready_timeout is None else {"ready_timeout": ready_timeout}
+    return start_server(module, argv, port=port, health_path=health, env=env, **more)
 
 
 def start_picows_bare() -> ServerProcess:
@@ -83,8 +86,12 @@ def start_aiohttp_bare() -> ServerProcess:
     return _peer("aiohttp_broadcast", health="/health")
 
 
-def start_socketio() -> ServerProcess:
-    return _peer("socketio_server", health="/health", env={"BENCH_SECRET": SECRET})
+def start_socketio(
+    *, wrapper: Sequence[str] = (), env: dict[str, str] | None = None, **kwargs: Any
+) -> ServerProcess:
+    """The python-socketio peer; `wrapper` and `ready_timeout` as for `start_rotary`."""
+    full_env = {"BENCH_SECRET": SECRET, **(env or {})}
+    return _peer("socketio_server", health="/health", env=full_env, wrapper=wrapper, **kwargs)
 
 
 def start_peer(kind: str) -> ServerProcess:

@@ -38,7 +38,7 @@ from bench.servers import (
 )
 from bench.worker import LoadPool, shared_pool
 
-__all__ = ["run"]
+__all__ = ["run", "storm_specs"]
 
 _PRIVATE = ("$lobby", "$u{i}")
 _PUBLIC = ("lobby", "u{i}")
@@ -61,16 +61,25 @@ def run(*, quick: bool) -> dict[str, Any]:
     progress.expect(len(_ROTARY_LABELS) * repeats + peer_repeats)
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in _LABELS}
     notes: list[str] = []
-    specs = {
-        "checked": OpenSpec("rotary", "", 0, n, _PRIVATE, SECRET, exp, timeout=timeout),
-        "insecure": OpenSpec("rotary", "", 0, n, _PUBLIC, timeout=timeout),
-        "socketio": OpenSpec("socketio", "", 0, n, _PRIVATE, SECRET, exp, timeout=timeout),
-    }
+    specs = storm_specs(n, exp=exp, timeout=timeout)
     pool = shared_pool()
     for k in range(repeats):
         _one_round(pool, specs, runs, notes, with_peer=k < peer_repeats, insecure_first=k % 2 == 1)
     typical = {k: _median(v) for k, v in runs.items() if v}
     return _result(n, typical, notes)
+
+
+def storm_specs(n: int, *, exp: int, timeout: float) -> dict[str, OpenSpec]:
+    """The storm's clients per server kind; the caller fills in each server's URL.
+
+    ``checked``: Rotary, connection token and two subscription tokens; ``insecure``: Rotary,
+    no tokens, public channels; ``socketio``: the peer, the same tokens.
+    """
+    return {
+        "checked": OpenSpec("rotary", "", 0, n, _PRIVATE, SECRET, exp, timeout=timeout),
+        "insecure": OpenSpec("rotary", "", 0, n, _PUBLIC, timeout=timeout),
+        "socketio": OpenSpec("socketio", "", 0, n, _PRIVATE, SECRET, exp, timeout=timeout),
+    }
 
 
 def _one_round(
