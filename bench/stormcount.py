@@ -6,7 +6,7 @@ cent needs many rounds to resolve. This scenario runs the very storms of `bench.
 clients, tokens, channels and server configurations, on the same load workers) against
 servers running under valgrind's callgrind, and reads how many instructions each server
 executed from just before the first client connects until the last one is subscribed. The
-count is repeatable to a fraction of a per cent whatever else the machine does.
+count repeats within 1 % whatever else the machine does (two full counts: within 0.7 %).
 
 Rounds: one Rotary server with tokens checked (a cold storm, then the warm storm with the
 same tokens), one with checks off (two storms: the first is the baseline the time ratios
