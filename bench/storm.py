@@ -38,7 +38,7 @@ from bench.servers import (
 )
 from bench.worker import LoadPool, shared_pool
 
-__all__ = ["run", "storm_specs"]
+__all__ = ["run", "storm_ratios", "storm_specs"]
 
 _PRIVATE = ("$lobby", "$u{i}")
 _PUBLIC = ("lobby", "u{i}")
@@ -79,6 +79,27 @@ def storm_specs(n: int, *, exp: int, timeout: float) -> dict[str, OpenSpec]:
         "checked": OpenSpec("rotary", "", 0, n, _PRIVATE, SECRET, exp, timeout=timeout),
         "insecure": OpenSpec("rotary", "", 0, n, _PUBLIC, timeout=timeout),
         "socketio": OpenSpec("socketio", "", 0, n, _PRIVATE, SECRET, exp, timeout=timeout),
+    }
+
+
+def storm_ratios(
+    value: dict[str, float | None], *, prefix: str, suffix: str = ""
+) -> dict[str, float | None]:
+    """The storm's four ratios of `value` (seconds, CPU seconds, instructions) by variant.
+
+    Keys ``<prefix>_checked_over_insecure<suffix>`` and so on; None where a variant is
+    missing. ``…_warm_over_insecure_again`` is like for like: both the second storm on
+    their server (the heap already grown).
+    """
+    pairs = {
+        "checked_over_insecure": ("rotary_checked", "rotary_insecure"),
+        "warm_over_insecure": ("rotary_warm", "rotary_insecure"),
+        "socketio_over_rotary": ("socketio", "rotary_checked"),
+        "warm_over_insecure_again": ("rotary_warm", "rotary_insecure_again"),
+    }
+    return {
+        f"{prefix}_{name}{suffix}": ratio(value.get(top), value.get(bottom))
+        for name, (top, bottom) in pairs.items()
     }
 
 
@@ -198,28 +219,8 @@ def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[s
         figures[f"storm_{key}_rounds_s"] = r.get("all_seconds", [rounded(secs[key])])
         figures[f"storm_{key}_rounds_server_cpu_s"] = r.get("all_server_cpu_s")
         table.append(_row(key, n, r))
-    ratios = {
-        "storm_checked_over_insecure": ratio(
-            secs.get("rotary_checked"), secs.get("rotary_insecure")
-        ),
-        "storm_warm_over_insecure": ratio(secs.get("rotary_warm"), secs.get("rotary_insecure")),
-        "storm_socketio_over_rotary": ratio(secs.get("socketio"), secs.get("rotary_checked")),
-        # Like for like: both the second storm on their server (the heap already grown).
-        "storm_warm_over_insecure_again": ratio(
-            secs.get("rotary_warm"), secs.get("rotary_insecure_again")
-        ),
-    }
     cpu = {k: (r.get("server_cpu_s") if r["complete"] else None) for k, r in runs.items()}
-    ratios |= {
-        "storm_checked_over_insecure_cpu": ratio(
-            cpu.get("rotary_checked"), cpu.get("rotary_insecure")
-        ),
-        "storm_warm_over_insecure_cpu": ratio(cpu.get("rotary_warm"), cpu.get("rotary_insecure")),
-        "storm_warm_over_insecure_again_cpu": ratio(
-            cpu.get("rotary_warm"), cpu.get("rotary_insecure_again")
-        ),
-        "storm_socketio_over_rotary_cpu": ratio(cpu.get("socketio"), cpu.get("rotary_checked")),
-    }
+    ratios = storm_ratios(secs, prefix="storm") | storm_ratios(cpu, prefix="storm", suffix="_cpu")
     curves = {
         f"storm_{k}": cumulative_curve(
             r["ready_at"], xlabel="seconds since start", ylabel=f"clients subscribed ({_LABELS[k]})"

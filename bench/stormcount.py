@@ -41,7 +41,7 @@ from typing import Any
 from bench import progress
 from bench.clients import OpenSpec
 from bench.common import ServerProcess, start_rotary, wait_idle
-from bench.results import ratio, rounded
+from bench.results import rounded
 from bench.servers import (
     ROTARY_CHECKED,
     ROTARY_INSECURE,
@@ -50,7 +50,7 @@ from bench.servers import (
     stop_all,
     ws_path,
 )
-from bench.storm import storm_specs
+from bench.storm import storm_ratios, storm_specs
 from bench.worker import LoadPool, shared_pool
 
 __all__ = ["CallgrindCounter", "callgrind_wrapper", "read_total", "run"]
@@ -223,7 +223,9 @@ def _count_storm(
 
 
 def _result(n: int, counts: dict[str, dict[str, int]], notes: list[str]) -> dict[str, Any]:
-    per = {k: c["storm"] / n for k, c in counts.items() if c["failures"] == 0}
+    per: dict[str, float | None] = {
+        k: c["storm"] / n for k, c in counts.items() if c["failures"] == 0
+    }
     for key, c in counts.items():
         if c["failures"]:
             notes.append(f"{key}: {c['failures']} of {n} clients failed; not counted")
@@ -235,16 +237,7 @@ def _result(n: int, counts: dict[str, dict[str, int]], notes: list[str]) -> dict
         figures[f"stormcount_{key}_kinstr_per_client"] = storm_k
         figures[f"stormcount_{key}_cleanup_kinstr_per_client"] = cleanup_k
         table.append([_LABELS[key], n, c["ready"], c["failures"], storm_k, cleanup_k])
-    ratios = {
-        "stormcount_checked_over_insecure": ratio(
-            per.get("rotary_checked"), per.get("rotary_insecure")
-        ),
-        "stormcount_warm_over_insecure": ratio(per.get("rotary_warm"), per.get("rotary_insecure")),
-        "stormcount_warm_over_insecure_again": ratio(
-            per.get("rotary_warm"), per.get("rotary_insecure_again")
-        ),
-        "stormcount_socketio_over_rotary": ratio(per.get("socketio"), per.get("rotary_checked")),
-    }
+    ratios = storm_ratios(per, prefix="stormcount")
     return {
         "figures": figures,
         "ratios": {k: v for k, v in ratios.items() if v is not None},
