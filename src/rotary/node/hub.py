@@ -82,12 +82,10 @@ class Hub:
         ch = self._channels.get(channel)
         if ch is None:
             return False
-        hits = (
-            ch.plain.pop(client_id, None),
-            ch.tracked.pop(client_id, None),
-            ch.pending.pop(client_id, None),
-        )
-        found = any(hit is not None for hit in hits)
+        plain = ch.plain.pop(client_id, None)
+        tracked = ch.tracked.pop(client_id, None)
+        pending = ch.pending.pop(client_id, None)
+        found = plain is not None or tracked is not None or pending is not None
         ch.join_leave.pop(client_id, None)
         if found:
             self._num_subs -= 1

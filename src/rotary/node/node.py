@@ -13,7 +13,6 @@ import asyncio
 import logging
 import random
 import uuid
-import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -108,7 +107,8 @@ class Node:
         #: users hold one connection; an empty-ish set per user cost ~0.2 KB a connection).
         self._users: dict[str, str | set[str]] = {}
         self._broker_channels: set[str] = set()
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        #: channel → the lock serialising its broker subscribe/unsubscribe, while in use.
+        self._gates: dict[str, _Gate] = {}
         self._started_at = self.clock.monotonic()
         self._gone = asyncio.Event()
         self._position_check = PositionChecker(self)
@@ -214,23 +214,47 @@ class Node:
     async def hub_subscribe(self, channel: str, client_id: str) -> None:
         """Add `client_id` to `channel` as pending; make sure the broker delivers it here."""
         self.hub.add_pending(channel, client_id)
-        async with self._lock(channel):
-            if channel not in self._broker_channels and self.hub.has_channel(channel):
-                await self.broker.subscribe(channel)
-                self._broker_channels.add(channel)
+        if channel in self._broker_channels:
+            # Already delivered here. A release that could undo it has either not checked
+            # yet (it will see the pending client above) or has already taken the channel
+            # out of `_broker_channels`: no await separates its check from that.
+            return
+        gate = self._enter_gate(channel)
+        try:
+            async with gate.lock:
+                if channel not in self._broker_channels and self.hub.has_channel(channel):
+                    await self.broker.subscribe(channel)
+                    self._broker_channels.add(channel)
+        finally:
+            self._leave_gate(channel, gate)
 
     async def broker_release(self, channel: str) -> None:
         """Stop broker delivery of `channel` when no local client needs it any more."""
-        async with self._lock(channel):
-            if channel in self._broker_channels and not self.hub.has_channel(channel):
-                self._broker_channels.discard(channel)
-                await self.broker.unsubscribe(channel)
+        if self.hub.has_channel(channel):
+            # Others still need it here; whoever leaves last releases it.
+            return
+        gate = self._enter_gate(channel)
+        try:
+            async with gate.lock:
+                if channel in self._broker_channels and not self.hub.has_channel(channel):
+                    self._broker_channels.discard(channel)
+                    await self.broker.unsubscribe(channel)
+        finally:
+            self._leave_gate(channel, gate)
 
-    def _lock(self, channel: str) -> asyncio.Lock:
-        lock = self._locks.get(channel)
-        if lock is None:
-            lock = self._locks[channel] = asyncio.Lock()
-        return lock
+    def _enter_gate(self, channel: str) -> _Gate:
+        """The channel's gate, counted as used until `_leave_gate` (made on first use)."""
+        gate = self._gates.get(channel)
+        if gate is None:
+            gate = self._gates[channel] = _Gate()
+        gate.users += 1
+        return gate
+
+    def _leave_gate(self, channel: str, gate: _Gate) -> None:
+        """Drop the gate once nobody holds or waits for it (one lock per channel at a time)."""
+        gate.users -= 1
+        if gate.users == 0:
+            del self._gates[channel]
 
     async def publish(
         self,
@@ -475,3 +499,13 @@ class Node:
             "num_subs": self.hub.num_subs,
             "uptime": int(self.clock.monotonic() - self._started_at),
         }
+
+
+class _Gate:
+    """A channel's broker lock and how many coroutines hold it or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0

@@ -355,7 +355,14 @@ def _no_failure_report(disconnect: Disconnect) -> None:
     """The failure callback of a closing outbox: failures are no longer reported."""
 
 
+#: Transport class → whether it offers the direct-write methods (asked once per class).
+_DIRECT_CLASSES: dict[type, bool] = {}
+
+
 def _as_direct(transport: Transport) -> DirectTransport | None:
-    if all(hasattr(transport, name) for name in ("frame", "write_frame", "drain")):
-        return cast(DirectTransport, transport)
-    return None
+    kind = type(transport)
+    direct = _DIRECT_CLASSES.get(kind)
+    if direct is None:
+        names = ("frame", "write_frame", "drain")
+        direct = _DIRECT_CLASSES[kind] = all(hasattr(transport, name) for name in names)
+    return cast(DirectTransport, transport) if direct else None

@@ -201,6 +201,16 @@ def _base_subscription(
     s: ClientSession, ch: ResolvedChannel, chan_info: bytes | None, ov: Override | None
 ) -> Subscription:
     opts = ch.options
+    if ov is None:  # the common case: the namespace's options as they are
+        return Subscription(
+            channel=ch.name,
+            info=s.client_info(chan_info),
+            presence=opts.presence,
+            emit_join_leave=opts.join_leave,
+            push_join_leave=opts.force_push_join_leave,
+            positioned=opts.force_positioning or opts.force_recovery,
+            recoverable=opts.force_recovery,
+        )
     recoverable = _pick(ov, "force_recovery", opts.force_recovery)
     positioned = _pick(ov, "force_positioning", opts.force_positioning) or recoverable
     return Subscription(
