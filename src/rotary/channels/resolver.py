@@ -7,7 +7,7 @@ results are cached in a bounded dictionary.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
 from rotary.errors import ConfigError
@@ -18,16 +18,20 @@ __all__ = ["NAMESPACE_NAME_PATTERN", "ChannelResolver", "ResolvedChannel"]
 NAMESPACE_NAME_PATTERN = re.compile(r"^[-a-zA-Z0-9_.]{2,}$")
 
 _CACHE_LIMIT = 8192
+# Builds a ResolvedChannel from its field values in order without the generated __new__.
+_tuple_new: Any = tuple.__new__
+#: Not in the cache (None there means "unknown namespace"); a miss costs no exception.
+_UNSEEN: object = object()
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedChannel:
+class ResolvedChannel(NamedTuple):
     """One channel name taken apart (spec §6.1, §6.3).
 
     `rest` is the text after the namespace boundary, or the whole original channel when the
     channel has no namespace. `allowed_users` holds the non-empty ids after the last user
     boundary (Rotary requires non-empty ids: spec §6.3 edge); it is empty unless
-    `user_limited`.
+    `user_limited`. A named tuple: immutable, and one is built for every new channel name
+    (a frozen dataclass cost several times as much to build).
     """
 
     name: str
@@ -68,10 +72,9 @@ class ChannelResolver:
 
     def resolve(self, channel: str) -> ResolvedChannel | None:
         """The parsed channel, or None when its namespace is unknown (→ error 102)."""
-        try:
-            return self._cache[channel]
-        except KeyError:
-            pass
+        cached = self._cache.get(channel, _UNSEEN)
+        if cached is not _UNSEEN:
+            return cached  # type: ignore[return-value]  # a ResolvedChannel or None
         resolved = self._parse(channel)
         if len(self._cache) >= _CACHE_LIMIT:
             # Drop the oldest entry: insertion order is kept by dict.
@@ -115,7 +118,10 @@ class ChannelResolver:
         if user_limited:
             tail = channel.rpartition(s.user_boundary)[2]
             allowed = tuple(u for u in tail.split(s.user_separator) if u)
-        return ResolvedChannel(channel, namespace, rest, private, options, user_limited, allowed)
+        values = (channel, namespace, rest, private, options, user_limited, allowed)
+        # ResolvedChannel(*values), minus the generated __new__: one per new channel name
+        resolved: ResolvedChannel = _tuple_new(ResolvedChannel, values)
+        return resolved
 
 
 def _compile(options: ChannelOptions) -> re.Pattern[str] | None:

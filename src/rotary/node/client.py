@@ -133,26 +133,29 @@ class ClientSession:
         for cmd in commands:
             if self.state in (State.UNUSABLE, State.CLOSED):
                 return
-            await self._handle(cmd)
+            handler = self._handler_for(cmd)
+            if handler is not None:
+                await self._run(handler, cmd.id, cmd.method, cmd.request)
 
-    async def _handle(self, cmd: Command) -> None:
+    def _handler_for(self, cmd: Command) -> Handler | None:
+        """The handler to run for `cmd`, or None when it was dealt with here (pong, misuse)."""
         if cmd.id == 0 and cmd.method != "send":
             self._handle_pong()
-            return
+            return None
         if self.state is State.CONNECTING and cmd.method != "connect":
             self._violation(f"{cmd.method or 'empty command'} before connect")
-            return
+            return None
         handler = _HANDLERS.get(cmd.method)
         if self.node.metrics is not None:
             self.node.metrics.command(cmd.method)
         if handler is None:
             self._violation(f"unsupported command {cmd.method or 'without method'}")
-            return
-        await self._run(handler, cmd.id, cmd.method, cmd.request)
+        return handler
 
     async def _run(self, handler: Handler, cmd_id: int, method: str, req: Request | None) -> None:
+        """Run one command handler and answer for it; then drop `subscribing` if left empty."""
         try:
-            result = await _call(handler, self, cmd_id, req)
+            result = await handler(self, cmd_id, req)
         except CommandError as exc:
             self._reply_error(cmd_id, method, exc)
         except DisconnectError as exc:
@@ -165,6 +168,9 @@ class ClientSession:
         else:
             if result is not None:
                 self.push(encode_reply(cmd_id, method, result))
+        finally:
+            if not self._subscribing:
+                self._subscribing = None
 
     def _reply_error(self, cmd_id: int, method: str, exc: CommandError) -> None:
         self.push(encode_error(cmd_id, exc.error))
@@ -359,17 +365,6 @@ _TIMER_OPS: dict[str, Callable[[ClientSession], None]] = {
     "expire": ClientSession._on_expire,
     "periodic": ClientSession._on_periodic,
 }
-
-
-async def _call(
-    handler: Handler, s: ClientSession, cmd_id: int, req: Request | None
-) -> dict[str, Any] | None:
-    """Run one command handler, then drop the session's `subscribing` set if left empty."""
-    try:
-        return await handler(s, cmd_id, req)
-    finally:
-        if not s._subscribing:
-            s._subscribing = None
 
 
 _HANDLERS: dict[str, Handler] = {

