@@ -8,12 +8,12 @@ PEM for RS*/ES*/EdDSA. ES* signatures come out in JOSE form (raw ``r||s``).
 from __future__ import annotations
 
 import base64
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
@@ -21,7 +21,11 @@ from rotary.errors import ConfigError
 
 __all__ = ["sign_token"]
 
-_HMAC = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
+_HMAC: dict[str, hashes.HashAlgorithm] = {
+    "HS256": hashes.SHA256(),
+    "HS384": hashes.SHA384(),
+    "HS512": hashes.SHA512(),
+}
 _RSA: dict[str, hashes.HashAlgorithm] = {
     "RS256": hashes.SHA256(),
     "RS384": hashes.SHA384(),
@@ -48,7 +52,9 @@ def sign_token(claims: Mapping[str, object], *, alg: str, key: str | bytes) -> s
 
 def _sign(signing_input: bytes, alg: str, key: bytes) -> bytes:
     if alg in _HMAC:
-        return hmac.digest(key, signing_input, _HMAC[alg])
+        mac = crypto_hmac.HMAC(key, _HMAC[alg])
+        mac.update(signing_input)
+        return mac.finalize()
     private = _private_key(key, alg)
     if alg in _RSA and isinstance(private, rsa.RSAPrivateKey):
         return private.sign(signing_input, padding.PKCS1v15(), _RSA[alg])
