@@ -201,26 +201,22 @@ def _base_subscription(
     s: ClientSession, ch: ResolvedChannel, chan_info: bytes | None, ov: Override | None
 ) -> Subscription:
     opts = ch.options
-    if ov is None:  # the common case: the namespace's options as they are
-        return Subscription(
-            channel=ch.name,
-            info=s.client_info(chan_info),
-            presence=opts.presence,
-            emit_join_leave=opts.join_leave,
-            push_join_leave=opts.force_push_join_leave,
-            positioned=opts.force_positioning or opts.force_recovery,
-            recoverable=opts.force_recovery,
-        )
-    recoverable = _pick(ov, "force_recovery", opts.force_recovery)
-    positioned = _pick(ov, "force_positioning", opts.force_positioning) or recoverable
+    presence, join_leave, push = opts.presence, opts.join_leave, opts.force_push_join_leave
+    positioning, recovery = opts.force_positioning, opts.force_recovery
+    if ov is not None:  # a token's override (most subscriptions have none)
+        presence = _pick(ov, "presence", presence)
+        join_leave = _pick(ov, "join_leave", join_leave)
+        push = _pick(ov, "force_push_join_leave", push)
+        positioning = _pick(ov, "force_positioning", positioning)
+        recovery = _pick(ov, "force_recovery", recovery)
     return Subscription(
         channel=ch.name,
         info=s.client_info(chan_info),
-        presence=_pick(ov, "presence", opts.presence),
-        emit_join_leave=_pick(ov, "join_leave", opts.join_leave),
-        push_join_leave=_pick(ov, "force_push_join_leave", opts.force_push_join_leave),
-        positioned=positioned,
-        recoverable=recoverable,
+        presence=presence,
+        emit_join_leave=join_leave,
+        push_join_leave=push,
+        positioned=positioning or recovery,
+        recoverable=recovery,
     )
 
 
