@@ -108,7 +108,7 @@ class _Worker:
         }
 
     async def _close(self, group: _Group) -> int:
-        clients = group.clients
+        clients = [c for c in group.clients if c is not None]
         for c in clients:
             if c.transport is not None:
                 c.transport.disconnect()
@@ -186,11 +186,14 @@ class LoadPool:
         for conn, msg in zip(self._conns, msgs, strict=True):
             conn.send(msg)
 
-    def collect(self) -> list[dict[str, Any]]:
-        """Each worker's answer to the last command, in worker order; raises on errors."""
+    def collect(self, timeout: float = _REPLY_TIMEOUT) -> list[dict[str, Any]]:
+        """Each worker's answer to the last command, in worker order; raises on errors.
+
+        Waits at most `timeout` seconds for each answer (TimeoutError).
+        """
         replies = []
         for conn in self._conns:
-            if not conn.poll(_REPLY_TIMEOUT):
+            if not conn.poll(timeout):
                 raise TimeoutError("load worker did not answer")
             reply = conn.recv()
             if "error" in reply:
@@ -198,9 +201,11 @@ class LoadPool:
             replies.append(reply)
         return replies
 
-    def call(self, msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def call(
+        self, msgs: list[dict[str, Any]], timeout: float = _REPLY_TIMEOUT
+    ) -> list[dict[str, Any]]:
         self.send(msgs)
-        return self.collect()
+        return self.collect(timeout)
 
     def broadcast(self, msg: dict[str, Any]) -> list[dict[str, Any]]:
         return self.call([msg] * self.size)
@@ -217,7 +222,8 @@ class LoadPool:
             part = _with(spec, start=start, count=share)
             msgs.append({"op": "open", "spec": part, "group": group})
             start += share
-        replies = self.call(msgs)
+        # A worker answers once its clients are all in or `spec.timeout` has passed.
+        replies = self.call(msgs, max(_REPLY_TIMEOUT, spec.timeout + 60.0))
         t0 = min(r["t_start"] for r in replies)
         ready_at = sorted(r["t_start"] - t0 + x for r in replies for x in r["ready_at"])
         failures = [f for r in replies for f in r["failures"]]

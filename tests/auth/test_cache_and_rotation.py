@@ -190,35 +190,39 @@ def test_separate_subscription_config_has_its_own_audience_and_user_claim() -> N
 # ---------------------------------------------------------------------------- cache entries
 
 
-def test_a_cache_look_up_that_misses_counts_nothing_and_a_hit_counts_one() -> None:
+def test_verifying_at_hand_answers_from_the_cache_or_does_the_work_once() -> None:
     check = verifier()
     token = hs256({"sub": "a", "exp": NOW + 60})
-    assert check.cached_connection(token, NOW) is None
-    assert check.cached_connection("x" * 20000, NOW) is None
-    assert (check.cache_hits, check.cache_misses) == (0, 0)
-    first = check.verify_connection_sync(token, now=NOW)
-    entry = check.cached_connection(token, NOW + 1)
-    assert entry is not None and entry.token is first
+    entry = check.connection_at_hand(token, NOW)
+    assert entry is not None and entry.token.user == "a"
+    assert (check.cache_hits, check.cache_misses) == (0, 1)
+    assert check.connection_at_hand(token, NOW + 1) is entry
     assert (check.cache_hits, check.cache_misses) == (1, 1)
+
+
+def test_verifying_at_hand_refuses_a_bad_token_like_the_full_verification() -> None:
+    check = verifier()
+    assert_refused(lambda: check.connection_at_hand("x" * 20000, NOW), Outcome.INVALID, "too_large")
+    forged = hs256({"sub": "a"}, OTHER_SECRET)
+    assert_refused(lambda: check.subscription_at_hand(forged, NOW), Outcome.INVALID, "signature")
 
 
 def test_an_entry_lasts_until_exp_plus_leeway_and_not_a_moment_longer() -> None:
     check = verifier(leeway=5.0)
     token = hs256({"sub": "a", "channel": "c", "exp": NOW + 60})
-    check.verify_subscription_sync(token, now=NOW)
-    entry = check.cached_subscription(token, NOW)
+    entry = check.subscription_at_hand(token, NOW)
     assert entry is not None and entry.until == NOW + 65
-    assert check.cached_subscription(token, NOW + 64.9) is entry
-    assert check.cached_subscription(token, NOW + 65) is None
+    assert check.subscription_at_hand(token, NOW + 64.9) is entry
+    assert_refused(lambda: check.subscription_at_hand(token, NOW + 65), Outcome.EXPIRED, "expired")
 
 
 def test_an_entry_of_the_previous_secret_lasts_until_its_window_closes() -> None:
     check = rotating(int(NOW) + 10)
     token = hs256({"sub": "old", "exp": NOW + 60}, OTHER_SECRET)
-    check.verify_connection_sync(token, now=NOW)
-    entry = check.cached_connection(token, NOW)
+    entry = check.connection_at_hand(token, NOW)
     assert entry is not None and entry.until == NOW + 10
-    assert check.cached_connection(token, NOW + 10) is None
+    assert check.connection_at_hand(token, NOW + 9.9) is entry
+    assert_refused(lambda: check.connection_at_hand(token, NOW + 10), Outcome.INVALID, "signature")
 
 
 def test_a_cached_entry_is_not_bound_to_a_channel_or_user() -> None:
@@ -253,5 +257,6 @@ async def test_without_a_cache_every_verification_gives_a_fresh_entry() -> None:
     one = await check.verified_subscription(token, now=NOW)
     two = await check.verified_subscription(token, now=NOW)
     assert one is not two and one.token == two.token
-    assert check.cached_subscription(token, NOW) is None
+    three = check.subscription_at_hand(token, NOW)
+    assert three is not None and three is not one and three is not two
     await check.close()

@@ -141,6 +141,16 @@ async def test_every_verification_is_counted_by_kind_outcome_and_reason(
     assert sample(metrics, "rotary_revocation_checks_total", result="revoked") == 1
 
 
+async def test_a_refused_token_counts_a_cache_miss_and_an_oversized_one_no_look_up(
+    auth: VerifierAuthenticator, metrics: Metrics
+) -> None:
+    forged = jwt.encode({"sub": "42"}, SECRET + "-other", algorithm="HS256")
+    await refusal(auth.connect_token(forged, now=NOW))
+    await refusal(auth.subscribe_token("e" * 70_000, now=NOW, channel="$x", user="42", client="c"))
+    assert sample(metrics, "rotary_token_cache_total", result="miss") == 1
+    assert sample(metrics, "rotary_token_cache_total", result="hit") == 0
+
+
 async def test_without_a_store_nothing_is_revoked_and_no_check_is_counted(
     metrics: Metrics,
 ) -> None:

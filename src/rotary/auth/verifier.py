@@ -24,6 +24,10 @@ that it lives and dies with the entry. A subscription token's binding to a chann
 and client is never cached: it is checked on every use (the rule of `bind_subscription`).
 Namespace knowledge (`channel_known`) is assumed fixed for a verifier's life: a
 configuration reload builds a new verifier (with an empty cache).
+
+Two ways in: `connection_at_hand`/`subscription_at_hand` verify without waiting (a plain
+call, the node's path for every token) and raise `JwksMiss` when a JWKS key has to be
+fetched first; `verified_connection`/`verified_subscription` await that fetch and retry.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from rotary.errors import ConfigError
 __all__ = [
     "ConnectionToken",
     "JwksFetch",
+    "JwksMiss",
     "Outcome",
     "SubscribeOptions",
     "SubscribeOverride",
@@ -175,50 +180,60 @@ class TokenVerifier:
         """JWKS fetches started so far, over every configured URL."""
         return sum(keys.fetches for keys in self._jwks.values())
 
-    def cached_connection(self, token: str, now: float) -> Verified[ConnectionToken] | None:
-        """The cache entry of connection token `token` still valid at `now` (a hit), or None.
+    def connection_at_hand(
+        self, token: str, now: float, may_fetch: bool = True
+    ) -> Verified[ConnectionToken]:
+        """Verify a connection token at Unix time `now` without waiting; raise TokenRejected.
 
-        None counts nothing: the caller then verifies with `verified_connection`.
+        The cache entry when there is one, else the full verification with the keys at hand.
+        A token whose JWKS key is not cached raises `JwksMiss` when `may_fetch` (then await
+        `verified_connection`, which fetches the key and does the work again: the stopped
+        attempt counts as a miss), else is refused as INVALID ``unknown_key``
+        (``jwks_unavailable`` when the last fetch failed). The entry is the cache's own when
+        the cache is on (its `memo` is shared with later hits), a fresh one otherwise.
+        The hot path of every connect.
         """
         if len(token) > self._max_size:
-            return None
+            raise _too_large()
         hit = self._conn_cache.get(token)
-        if hit is None or not now < hit.until:
-            return None
-        self._hits += 1
-        self._conn_cache.move_to_end(token)
-        return hit
+        if hit is not None and now < hit.until:
+            self._hits += 1
+            self._conn_cache.move_to_end(token)
+            return hit
+        return self._full(
+            token, now, may_fetch, self._conn, connection_from_claims, self._conn_cache
+        )
 
-    def cached_subscription(self, token: str, now: float) -> Verified[SubscriptionToken] | None:
-        """`cached_connection` for subscription tokens; the binding is not checked."""
+    def subscription_at_hand(
+        self, token: str, now: float, may_fetch: bool = True
+    ) -> Verified[SubscriptionToken]:
+        """`connection_at_hand` for a subscription token, whose binding is not checked."""
         if len(token) > self._max_size:
-            return None
+            raise _too_large()
         hit = self._sub_cache.get(token)
-        if hit is None or not now < hit.until:
-            return None
-        self._hits += 1
-        self._sub_cache.move_to_end(token)
-        return hit
+        if hit is not None and now < hit.until:
+            self._hits += 1
+            self._sub_cache.move_to_end(token)
+            return hit
+        return self._full(
+            token, now, may_fetch, self._sub, subscription_from_claims, self._sub_cache
+        )
 
     async def verified_connection(self, token: str, *, now: float) -> Verified[ConnectionToken]:
-        """Verify a connection token at Unix time `now` (cached or not); raise TokenRejected.
-
-        The entry is the cache's own when the cache is on (its `memo` is shared with later
-        hits), a fresh one otherwise.
-        """
+        """`connection_at_hand`, fetching a JWKS key that is not cached first."""
         try:
-            return self._connection(token, now, True)
+            return self.connection_at_hand(token, now)
         except JwksMiss as miss:
             await miss.keys.refresh(now)
-        return self._connection(token, now, False)
+        return self.connection_at_hand(token, now, False)
 
     async def verified_subscription(self, token: str, *, now: float) -> Verified[SubscriptionToken]:
         """`verified_connection` for a subscription token, whose binding is not checked."""
         try:
-            return self._subscription(token, now, True)
+            return self.subscription_at_hand(token, now)
         except JwksMiss as miss:
             await miss.keys.refresh(now)
-        return self._subscription(token, now, False)
+        return self.subscription_at_hand(token, now, False)
 
     async def verify_connection(self, token: str, *, now: float) -> ConnectionToken:
         """Verify a connection token at Unix time `now`; raise TokenRejected."""
@@ -248,7 +263,7 @@ class TokenVerifier:
         is refused as INVALID ``unknown_key`` (``jwks_unavailable`` when the last fetch
         failed). Use the async method wherever JWKS may be configured.
         """
-        return self._connection(token, now, False).token
+        return self.connection_at_hand(token, now, False).token
 
     def verify_subscription_sync(
         self,
@@ -260,32 +275,8 @@ class TokenVerifier:
         client: str | None = None,
     ) -> SubscriptionToken:
         """`verify_subscription` for static keys; same JWKS limitation as above."""
-        found = self._subscription(token, now, False).token
+        found = self.subscription_at_hand(token, now, False).token
         return bind_subscription(found, channel=channel, user=user, client=client)
-
-    def _connection(self, token: str, now: float, may_fetch: bool) -> Verified[ConnectionToken]:
-        if len(token) > self._max_size:
-            raise _too_large()
-        hit = self._conn_cache.get(token)
-        if hit is not None and now < hit.until:
-            self._hits += 1
-            self._conn_cache.move_to_end(token)
-            return hit
-        return self._full(
-            token, now, may_fetch, self._conn, connection_from_claims, self._conn_cache
-        )
-
-    def _subscription(self, token: str, now: float, may_fetch: bool) -> Verified[SubscriptionToken]:
-        if len(token) > self._max_size:
-            raise _too_large()
-        hit = self._sub_cache.get(token)
-        if hit is not None and now < hit.until:
-            self._hits += 1
-            self._sub_cache.move_to_end(token)
-            return hit
-        return self._full(
-            token, now, may_fetch, self._sub, subscription_from_claims, self._sub_cache
-        )
 
     def _full(
         self,

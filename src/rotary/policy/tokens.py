@@ -15,14 +15,15 @@ and misses and revocation checks.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rotary.auth import Outcome, SubscribeOverride, TokenRejected, TokenVerifier
 from rotary.auth.tokens import NO_OVERRIDE
 from rotary.auth.verifier import (
     ConnectionToken,
+    JwksMiss,
     SubscriptionToken,
     Verified,
     bind_subscription,
@@ -70,25 +71,28 @@ def _override(override: SubscribeOverride) -> SubscribeOverride | None:
     return None if override is NO_OVERRIDE or override == NO_OVERRIDE else override
 
 
+# TokenIdentity records built once per verified token, every field in order: the named
+# tuple's generated __new__ (and TokenIdentity.of_*, which build the same) cost a call more.
+_tuple_new: Any = tuple.__new__
+
+
 def _connect_memo(tok: ConnectionToken) -> ConnectCredentials:
     """The credentials (with identity) of a verified connection token (pure: cached)."""
-    identity = TokenIdentity.of_connection(tok)
+    user, expire_at, _, iat, jti, info, channels, token_subs, meta = tok
+    identity = _tuple_new(TokenIdentity, ("connection", user, jti, iat, ""))  # of_connection
     subs = _NO_SERVER_SUBS
-    if tok.subs:
+    if token_subs:
         subs = {
             ch: ServerSubOptions(info=o.info, data=o.data, override=_override(o.override))
-            for ch, o in tok.subs.items()
+            for ch, o in token_subs.items()
         }
-    creds = new_connect_credentials(
-        tok.user, tok.expire_at, tok.info, tok.channels, subs, tok.meta, identity
-    )
-    return creds
+    return new_connect_credentials(user, expire_at, info, channels, subs, meta, identity)
 
 
 def _subscribe_memo(tok: SubscriptionToken) -> SubscribeCredentials:
     """The credentials (with identity) of a verified subscription token (pure, like above)."""
-    identity = TokenIdentity.of_subscription(tok)
-    user, channel, client, expire_at, _, _, _, info, data, override = tok
+    user, channel, client, expire_at, _, iat, jti, info, data, override = tok
+    identity = _tuple_new(TokenIdentity, ("subscription", user, jti, iat, channel))
     plain: SubscribeOverride | None = override
     if override is NO_OVERRIDE or override == NO_OVERRIDE:  # _override, inlined
         plain = None
@@ -117,11 +121,15 @@ class VerifierAuthenticator:
 
     async def connect_token(self, token: str, *, now: float) -> ConnectCredentials:
         verifier = self._verifier
-        entry = verifier.cached_connection(token, now)
-        if entry is None:
+        try:
+            if self._metrics is None:
+                entry = verifier.connection_at_hand(token, now)
+            else:
+                entry = self._counted(verifier.connection_at_hand, token, now)
+        except TokenRejected as exc:
+            raise self._refused("connection", exc) from exc
+        except JwksMiss:  # its key must be fetched first
             entry = await self._verify("connection", verifier.verified_connection(token, now=now))
-        elif self._metrics is not None:
-            self._metrics.token_cache(hit=True)
         creds: ConnectCredentials | None = entry.memo
         if creds is None:
             creds = entry.memo = _connect_memo(entry.token)
@@ -137,12 +145,16 @@ class VerifierAuthenticator:
         self, token: str, *, now: float, channel: str, user: str, client: str
     ) -> SubscribeCredentials:
         verifier = self._verifier
-        entry = verifier.cached_subscription(token, now)
-        if entry is None:
+        try:
+            if self._metrics is None:
+                entry = verifier.subscription_at_hand(token, now)
+            else:
+                entry = self._counted(verifier.subscription_at_hand, token, now)
+        except TokenRejected as exc:
+            raise self._refused("subscription", exc) from exc
+        except JwksMiss:  # its key must be fetched first
             verifying = verifier.verified_subscription(token, now=now)
             entry = await self._verify("subscription", verifying)
-        elif self._metrics is not None:
-            self._metrics.token_cache(hit=True)
         creds: SubscribeCredentials | None = entry.memo
         if creds is None:
             creds = entry.memo = _subscribe_memo(entry.token)
@@ -158,22 +170,44 @@ class VerifierAuthenticator:
             self._revocation_outcome(identity, reason)
         return creds
 
+    def _counted(
+        self, verify: Callable[[str, float], Verified[_T]], token: str, now: float
+    ) -> Verified[_T]:
+        """``verify(token, now)`` (a verifier's ``*_at_hand``), its cache look-up counted.
+
+        An attempt stopped by `JwksMiss` is not counted: `_verify` counts the retry.
+        """
+        verifier = self._verifier
+        hits, misses = verifier.cache_hits, verifier.cache_misses
+        try:
+            entry = verify(token, now)
+        except TokenRejected:
+            self._count_lookup(hits, misses)
+            raise
+        self._count_lookup(hits, misses)
+        return entry
+
     async def _verify(self, kind: str, verifying: Awaitable[Verified[_T]]) -> Verified[_T]:
-        """Await the verifier (cache missed); count the look-up and a refusal; map refusals."""
-        metrics, verifier = self._metrics, self._verifier
-        hits = misses = 0
-        if metrics is not None:
-            hits, misses = verifier.cache_hits, verifier.cache_misses
+        """Await the verifier (a JWKS key to fetch); count the look-up; map refusals."""
+        verifier = self._verifier
+        hits, misses = verifier.cache_hits, verifier.cache_misses
         try:
             return await verifying
         except TokenRejected as exc:
             raise self._refused(kind, exc) from exc
         finally:
-            # A JWKS fetch in between may let another caller fill the cache: then it is a hit.
-            if metrics is not None and verifier.cache_hits > hits:
-                metrics.token_cache(hit=True)
-            elif metrics is not None and verifier.cache_misses > misses:
-                metrics.token_cache(hit=False)
+            self._count_lookup(hits, misses)
+
+    def _count_lookup(self, hits: int, misses: int) -> None:
+        """Count one cache look-up from the verifier's counters taken before it (`metrics`).
+
+        A JWKS fetch in between may let another caller fill the cache: then it is a hit.
+        """
+        metrics, verifier = self._metrics, self._verifier
+        if metrics is not None and verifier.cache_hits > hits:
+            metrics.token_cache(hit=True)
+        elif metrics is not None and verifier.cache_misses > misses:
+            metrics.token_cache(hit=False)
 
     def _unbound(
         self, found: SubscriptionToken, channel: str, user: str, client: str
