@@ -5,7 +5,8 @@
 - A ``join`` event carries ``{"tokens": [<subscription JWT>, …]}``; each is verified the
   same way, must name the connection's user, and its ``channel`` claim is the room entered.
   The event is acknowledged with ``["ok"]`` or ``["denied"]``.
-The HMAC secret comes from the BENCH_SECRET environment variable.
+The HMAC secret comes from the BENCH_SECRET environment variable; BENCH_PING_INTERVAL sets
+engine.io's ping interval in seconds (default 25, engine.io's own).
 
 - POST /publish ``{"room": …, "data": …}`` emits ``msg`` with `data` to the room (the
   socket.io equivalent of Rotary's HTTP publish).
@@ -27,7 +28,10 @@ __all__ = ["main"]
 
 
 def _build(secret: str) -> tuple[socketio.AsyncServer, web.Application]:
-    sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False)
+    ping = float(os.environ.get("BENCH_PING_INTERVAL", "25"))  # engine.io's default: 25 s
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp", logger=False, engineio_logger=False, ping_interval=ping
+    )
     app = web.Application()
     sio.attach(app)
 
