@@ -122,12 +122,7 @@ class VerifierAuthenticator:
     async def connect_token(self, token: str, *, now: float) -> ConnectCredentials:
         verifier = self._verifier
         try:
-            if self._metrics is None:
-                entry = verifier.connection_at_hand(token, now)
-            else:
-                entry = self._counted(verifier.connection_at_hand, token, now)
-        except TokenRejected as exc:
-            raise self._refused("connection", exc) from exc
+            entry = self._at_hand("connection", verifier.connection_at_hand, token, now)
         except JwksMiss:  # its key must be fetched first
             entry = await self._verify("connection", verifier.verified_connection(token, now=now))
         creds: ConnectCredentials | None = entry.memo
@@ -146,12 +141,7 @@ class VerifierAuthenticator:
     ) -> SubscribeCredentials:
         verifier = self._verifier
         try:
-            if self._metrics is None:
-                entry = verifier.subscription_at_hand(token, now)
-            else:
-                entry = self._counted(verifier.subscription_at_hand, token, now)
-        except TokenRejected as exc:
-            raise self._refused("subscription", exc) from exc
+            entry = self._at_hand("subscription", verifier.subscription_at_hand, token, now)
         except JwksMiss:  # its key must be fetched first
             verifying = verifier.verified_subscription(token, now=now)
             entry = await self._verify("subscription", verifying)
@@ -170,21 +160,30 @@ class VerifierAuthenticator:
             self._revocation_outcome(identity, reason)
         return creds
 
-    def _counted(
-        self, verify: Callable[[str, float], Verified[_T]], token: str, now: float
+    def _at_hand(
+        self,
+        kind: str,
+        verify: Callable[[str, float], Verified[_T]],
+        token: str,
+        now: float,
     ) -> Verified[_T]:
-        """``verify(token, now)`` (a verifier's ``*_at_hand``), its cache look-up counted.
+        """``verify(token, now)`` (a verifier's ``*_at_hand``) with refusals mapped and counted.
 
-        An attempt stopped by `JwksMiss` is not counted: `_verify` counts the retry.
+        Raises TokenProblem for a refused token and lets `JwksMiss` through, uncounted (the
+        caller then awaits `_verify`, which counts the look-up). With a `Metrics` the cache
+        look-up is counted as a hit or a miss.
         """
-        verifier = self._verifier
-        hits, misses = verifier.cache_hits, verifier.cache_misses
+        metrics, verifier = self._metrics, self._verifier
+        hits = misses = 0
+        if metrics is not None:
+            hits, misses = verifier.cache_hits, verifier.cache_misses
         try:
             entry = verify(token, now)
-        except TokenRejected:
+        except TokenRejected as exc:
             self._count_lookup(hits, misses)
-            raise
-        self._count_lookup(hits, misses)
+            raise self._refused(kind, exc) from exc
+        if metrics is not None:
+            self._count_lookup(hits, misses)
         return entry
 
     async def _verify(self, kind: str, verifying: Awaitable[Verified[_T]]) -> Verified[_T]:
