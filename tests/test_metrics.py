@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from prometheus_client import REGISTRY
@@ -147,3 +148,15 @@ def test_repeated_counts_of_one_label_set_add_up_and_stay_apart_from_other_sets(
     assert value(metrics, name, kind="subscription", outcome="invalid", reason="signature") == 1
     assert value(metrics, "rotary_token_cache_total", result="hit") == 2
     assert ("rotary_token_cache_total", (("result", "miss"),)) in samples(metrics)
+
+
+def test_each_counted_series_has_a_created_sample_from_when_it_was_first_counted() -> None:
+    before = time.time()
+    metrics = Metrics()
+    metrics.command("subscribe")
+    metrics.command("subscribe")
+
+    found = samples(metrics)
+    created = found[("rotary_client_commands_created", (("method", "subscribe"),))]
+    assert before <= created <= time.time()
+    assert found[("rotary_client_commands_total", (("method", "subscribe"),))] == 2
