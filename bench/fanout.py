@@ -290,7 +290,7 @@ def _deliver(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, m: int
     }
 
 
-def _payload(seq: int) -> dict[str, Any]:
+def payload(seq: int) -> dict[str, Any]:
     """A publication of about 100 bytes once encoded."""
     return {"seq": seq, "text": "fan-out benchmark payload " + "x" * (62 - len(str(seq)))}
 
@@ -298,10 +298,10 @@ def _payload(seq: int) -> dict[str, Any]:
 def _bodies(kind: str, m: int) -> list[bytes]:
     """The M request bodies for `kind`'s publish endpoint."""
     if kind == "rotary":
-        return [orjson.dumps({"channel": "news", "data": _payload(s)}) for s in range(m)]
+        return [orjson.dumps({"channel": "news", "data": payload(s)}) for s in range(m)]
     if kind == "socketio":
-        return [orjson.dumps({"room": "$news", "data": _payload(s)}) for s in range(m)]
-    return [orjson.dumps(_payload(s)) for s in range(m)]
+        return [orjson.dumps({"room": "$news", "data": payload(s)}) for s in range(m)]
+    return [orjson.dumps(payload(s)) for s in range(m)]
 
 
 async def _publish(kind: str, server: ServerProcess, m: int) -> None:
@@ -310,10 +310,11 @@ async def _publish(kind: str, server: ServerProcess, m: int) -> None:
         return
     path = "/api/publish" if kind == "rotary" else "/publish"
     headers = {"X-API-Key": API_KEY} if kind == "rotary" else {}
-    await _publish_http(server.url(path, "http"), headers, _bodies(kind, m))
+    await publish_http(server.url(path, "http"), headers, _bodies(kind, m))
 
 
-async def _publish_http(url: str, headers: dict[str, str], bodies: list[bytes]) -> None:
+async def publish_http(url: str, headers: dict[str, str], bodies: list[bytes]) -> None:
+    """POST every body to `url`, a few in flight; RuntimeError on any refusal."""
     gate = asyncio.Semaphore(_IN_FLIGHT)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -334,7 +335,7 @@ async def _publish_ws(server: ServerProcess, m: int) -> None:
         session.ws_connect(server.url("/publish")) as ws,
     ):
         for s in range(m):
-            await ws.send_str(orjson.dumps(_payload(s)).decode())
+            await ws.send_str(orjson.dumps(payload(s)).decode())
 
 
 def _maybe_profile(

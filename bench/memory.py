@@ -5,16 +5,25 @@ connect (Rotary: connection token checked, subscribe to the public channel `news
 settle, VmRSS again. KB per connection = (after − before) / N. Beside it a bare aiohttp
 WebSocket server holding the same number of connections (nothing else), since aiohttp is the
 library Rotary's transport is built on.
+
+Then history: a fresh Rotary whose namespace `kept` keeps every publication, M publications of
+about 100 bytes through the HTTP API to one channel, VmRSS before and after: KB per kept
+publication (figure ``memory_history_kb_per_publication``; M 20,000, 5,000 with `quick`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
+import aiohttp
+import orjson
+
 from bench import progress
 from bench.clients import OpenSpec
-from bench.common import SECRET, ServerProcess, rss_kb
+from bench.common import API_KEY, SECRET, ServerProcess, ServerUnavailable, rss_kb
+from bench.fanout import payload, publish_http
 from bench.results import ratio
 from bench.servers import (
     ROTARY_STANDARD,
@@ -35,7 +44,7 @@ _LABELS = {"rotary": "Rotary (token + 1 subscription)", "aiohttp": "bare aiohttp
 def run(*, quick: bool) -> dict[str, Any]:
     """Measure at N = 1,000 (quick) or 1,000 and 10,000 (full); see the module docstring."""
     sizes = [1000] if quick else [1000, 10_000]
-    progress.expect(2 * len(sizes))
+    progress.expect(2 * len(sizes) + 1)
     exp = int(time.time()) + 3600
     results: dict[str, dict[int, dict[str, Any]]] = {"rotary": {}, "aiohttp": {}}
     notes: list[str] = []
@@ -53,7 +62,56 @@ def run(*, quick: bool) -> dict[str, Any]:
                 progress.step()
         finally:
             stop_all(servers)
-    return _result(sizes, results, notes)
+    progress.note("memory: history")
+    history = _history(5000 if quick else 20_000, notes)
+    progress.step()
+    out = _result(sizes, results, notes)
+    if history is not None:
+        out["figures"]["memory_history_kb_per_publication"] = history["kb_per_publication"]
+        out["json"]["history"] = history
+        out["table"].append(
+            [
+                f"Rotary history, {history['publications']:,} kept publications (per publication)",
+                history["publications"],
+                history["rss_before_kb"] // 1024,
+                history["rss_after_kb"] // 1024,
+                history["kb_per_publication"],
+            ]
+        )
+    return out
+
+
+#: A namespace that keeps every publication of the history measurement.
+_HISTORY_NAMESPACE = {"name": "kept", "history_size": 100_000, "history_ttl": "1h"}
+
+
+def _history(m: int, notes: list[str]) -> dict[str, Any] | None:
+    """RSS per publication kept in history: M publications of ~100 bytes to `kept:all`."""
+    config = {**ROTARY_STANDARD, "namespaces": [_HISTORY_NAMESPACE]}
+    try:
+        server = start_rotary_with(config)
+    except ServerUnavailable as exc:
+        notes.append(f"history not measured: {exc}")
+        return None
+    try:
+        time.sleep(_SETTLE_S)
+        before = rss_kb(server.pid)
+        bodies = [orjson.dumps({"channel": "kept:all", "data": payload(s)}) for s in range(m)]
+        url = server.url("/api/publish", "http")
+        asyncio.run(publish_http(url, {"X-API-Key": API_KEY}, bodies))
+        time.sleep(_SETTLE_S)
+        after = rss_kb(server.pid)
+    except (RuntimeError, OSError, aiohttp.ClientError) as exc:
+        notes.append(f"history not measured: {exc}")
+        return None
+    finally:
+        server.stop()
+    return {
+        "publications": m,
+        "rss_before_kb": before,
+        "rss_after_kb": after,
+        "kb_per_publication": round((after - before) / m, 3),
+    }
 
 
 def _measure_into(

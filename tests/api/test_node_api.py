@@ -3,6 +3,7 @@ without history, and the `session` argument (Rotary has no sessions: it matches 
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,10 +14,14 @@ from rotary.api.executor import ApiExecutor
 from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
 from rotary.config.model import ClientSettings
 from tests.node.fakes import Conn, Harness, settle
+from tests.test_jsonbytes import SMALL_ENCODING_BUDGET
 
 OPEN = ChannelOptions(allow_subscribe_for_client=True)
 HISTORY = ChannelOptions(allow_subscribe_for_client=True, history_size=5, history_ttl=60.0)
-CHANNELS = ChannelSettings(without_namespace=OPEN, namespaces=(Namespace("hh", HISTORY),))
+LONG_HISTORY = ChannelOptions(history_size=1000, history_ttl=600.0)
+CHANNELS = ChannelSettings(
+    without_namespace=OPEN, namespaces=(Namespace("hh", HISTORY), Namespace("long", LONG_HISTORY))
+)
 SERVER_UNSUBSCRIBE = {"code": 2000, "reason": "server unsubscribe"}
 
 
@@ -128,3 +133,22 @@ async def test_subscribe_and_refresh_with_a_session_match_no_connection(
     await _call(api, "refresh", {"user": "1", "session": "s", "expired": True})
     assert conn.session.subs == {} and conn.closed is None
     assert [m for m in conn.messages() if m] == []
+
+
+async def test_a_small_publication_kept_in_history_holds_little_memory(
+    h: Harness, api: ApiExecutor
+) -> None:
+    """The data is kept trimmed to its length, not in the encoder's 4 KiB buffer."""
+    await api.call("publish", {"channel": "long:warm", "data": {"n": -1}})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(500):
+            await api.call("publish", {"channel": "long:c", "data": {"n": n}})
+        per_publication = (tracemalloc.get_traced_memory()[0] - before) / 500
+    finally:
+        tracemalloc.stop()
+    history = await api.call("history", {"channel": "long:c", "limit": -1})
+
+    assert len(history["publications"]) == 500
+    assert per_publication < 4 * SMALL_ENCODING_BUDGET

@@ -16,6 +16,7 @@ from rotary.auth import (
 )
 from rotary.auth.tokens import new_connection_token, new_subscription_token
 from tests.auth.helpers import NOW, assert_refused, hs256, verifier
+from tests.test_jsonbytes import SMALL_ENCODING_BUDGET, traced_bytes_per_item
 
 EXP = int(NOW) + 3600
 
@@ -74,6 +75,17 @@ def test_info_is_kept_as_compact_json() -> None:
     assert found.info == b'{"name":"Ann","tags":[1,2]}'
     assert connect({"info": "plain"}).info == b'"plain"'
     assert connect({}).info is None
+
+
+def test_token_payloads_are_kept_trimmed_to_their_length() -> None:
+    check = verifier(cache_size=0)  # only the token's own fields stay
+    tokens = [hs256({"info": {"n": n}, "meta": {"m": n}}) for n in range(1000)]
+
+    def payloads(n: int) -> tuple[bytes | None, bytes | None]:
+        found = check.verify_connection_sync(tokens[n], now=NOW)
+        return found.info, found.meta
+
+    assert traced_bytes_per_item(payloads) < 2 * SMALL_ENCODING_BUDGET
 
 
 def test_b64info_wins_over_info_when_non_empty() -> None:

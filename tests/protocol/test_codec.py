@@ -29,6 +29,7 @@ from rotary.protocol.messages import (
     PublishRequest,
     SubscribeRequest,
 )
+from tests.test_jsonbytes import SMALL_ENCODING_BUDGET, traced_bytes_per_item
 
 
 def test_one_command_decodes_into_its_typed_request() -> None:
@@ -116,6 +117,17 @@ def test_raw_data_is_reencoded_compactly_on_one_line() -> None:
     [cmd] = decode_frame(b'{"id":1,"publish":{"channel":"a","data":{ "k" : [1, 2] }}}')
     assert isinstance(cmd.request, PublishRequest)
     assert cmd.request.data == b'{"k":[1,2]}'
+
+
+def test_decoded_data_is_kept_trimmed_to_its_length() -> None:
+    frames = [b'{"id":1,"publish":{"channel":"a","data":{"n":%d}}}' % n for n in range(1000)]
+
+    def data(n: int) -> bytes | None:
+        request = decode_frame(frames[n])[0].request
+        assert isinstance(request, PublishRequest)
+        return request.data
+
+    assert traced_bytes_per_item(data) < SMALL_ENCODING_BUDGET
 
 
 def test_empty_results_are_written_as_empty_objects() -> None:

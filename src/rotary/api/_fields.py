@@ -13,11 +13,10 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from rotary.api.errors import ApiError, RequestDecodeError
 from rotary.auth import SubscribeOverride
 from rotary.engines.base import StreamPosition
+from rotary.jsonbytes import dumps_kept
 from rotary.protocol.codes import Disconnect, DisconnectCode
 
 Request = Mapping[str, Any]
@@ -111,7 +110,7 @@ def raw_json(req: Request, key: str) -> bytes | None:
     if value is None:
         return None
     try:
-        return orjson.dumps(value)
+        return dumps_kept(value)  # kept: a publication's data may stay in history
     except TypeError as exc:
         raise RequestDecodeError(f"{key} is not encodable JSON") from exc
 

@@ -28,6 +28,7 @@ from rotary.auth.tokens import (
     SubscriptionToken,
     TokenRejected,
 )
+from rotary.jsonbytes import dumps_kept
 
 __all__ = [
     "ClaimRules",
@@ -227,7 +228,7 @@ def _check_time(exp: float | None, nbf: float | None, now: float, leeway: float)
 
 
 def _raw_json(value: object) -> bytes | None:
-    return None if value is None else orjson.dumps(value)
+    return None if value is None else dumps_kept(value)
 
 
 class _RawOptions(NamedTuple):
@@ -270,7 +271,7 @@ def _override(value: object, where: str) -> SubscribeOverride:
 def _decoded(raw: object, b64: str | None, name: str) -> bytes | None:
     """Compact JSON of `raw`, or the decoded base64 text when it is non-empty (it wins)."""
     if not b64:
-        return None if raw is None else orjson.dumps(raw)
+        return None if raw is None else dumps_kept(raw)
     try:
         return b64std_decode(b64)
     except ValueError:
@@ -362,7 +363,7 @@ def connection_from_claims(
     if "b64info" in claims:
         info = _decoded(info, claims["b64info"], "b64info")
     elif info is not None:
-        info = orjson.dumps(info)
+        info = dumps_kept(info)
     sub = sub or ""
     values = (
         rules.user(claims, sub) if rules.user_id_claim else sub,
@@ -373,7 +374,7 @@ def connection_from_claims(
         info,
         server_side,
         _options_of(raw_subs) if raw_subs else _NO_SUBS,
-        None if meta is None else orjson.dumps(meta),
+        None if meta is None else dumps_kept(meta),
     )
     token: ConnectionToken = _tuple_new(ConnectionToken, values)  # new_connection_token
     return token

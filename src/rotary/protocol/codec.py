@@ -17,6 +17,7 @@ import orjson
 
 from rotary.engines.base import ClientInfo, Publication
 from rotary.errors import RotaryError
+from rotary.jsonbytes import dumps_kept
 from rotary.protocol.codes import ProtocolError
 from rotary.protocol.messages import (
     NO_SUBS,
@@ -135,7 +136,7 @@ def _raw(obj: dict[str, Any], key: str) -> bytes | None:
     if value is None:
         return None
     try:
-        return orjson.dumps(value)
+        return dumps_kept(value)  # kept: a publication's data may stay in history
     except orjson.JSONEncodeError as exc:  # nesting deeper than the encoder allows
         raise ProtocolViolation(f"{key} cannot be re-encoded") from exc
 
