@@ -5,11 +5,11 @@ end. That buffer is at least 4 KiB from orjson 3.12 on (1 KiB before), however s
 JSON: a 100-byte publication kept in history, or a token's ``info`` kept for the life of a
 connection and in the verified-token cache, would each hold 4 KiB of memory. `dumps_kept`
 copies the output into a bytes object of exactly its length (one small copy, a fraction of
-a microsecond). Use it for every encoding that may outlive the request that made it: kept
-data, and the protocol's messages, which wait in a client's outbox while its connection is
-backed up (the outbox limit counts their lengths: untrimmed, a limit of 1 MB of 100-byte
-replies would hold 40 MB). Output written and dropped at once (API responses, cluster and
-control messages handed to the broker) needs no trimming.
+a microsecond). Use it for every encoding that outlives the request that made it. Output
+written and dropped within the event loop's turn (replies, pushes, API responses) needs no
+trimming; a client's outbox trims (`trimmed`) only what it must keep while its connection
+is backed up, where its limit counts message lengths (untrimmed, a limit of 1 MB of
+100-byte replies would hold 40 MB).
 
 A module of its own, at the bottom of the package: the protocol codec, the token claims and
 the server API all keep JSON bytes, and none of them may import the others.
@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps_kept"]
+__all__ = ["dumps_kept", "trimmed"]
 
 
 def dumps_kept(value: Any) -> bytes:
@@ -30,3 +30,8 @@ def dumps_kept(value: Any) -> bytes:
     Raises what ``orjson.dumps`` raises (`orjson.JSONEncodeError`, a `TypeError`).
     """
     return memoryview(orjson.dumps(value)).tobytes()
+
+
+def trimmed(data: bytes) -> bytes:
+    """A copy of `data` in a bytes object of its own length (for bytes that will be kept)."""
+    return memoryview(data).tobytes()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
+import orjson
 import pytest
 
 from rotary.node.outbox import Outbox
 from rotary.protocol.codes import Disconnect
 from tests.node.fakes import settle
+from tests.test_jsonbytes import SMALL_ENCODING_BUDGET
 
 
 class DirectRecorder:
@@ -109,6 +112,30 @@ async def test_messages_queued_while_backed_up_follow_in_order_after_drain() -> 
     outbox.push(b"4")
     await settle()
     assert transport.frames == [b"<1>", b"<2\n3>", b"<4>"]
+    outbox.close(Disconnect(3001, "shutdown"))
+    await runner
+    assert failures == []
+
+
+async def test_messages_queued_while_backed_up_hold_about_their_own_length() -> None:
+    transport, failures = DirectRecorder(), []
+    outbox, runner = _outbox(transport, failures, max_size=1_000_000, write_timeout=5)
+    transport.backed_up = True
+    outbox.push(b"first")
+    await settle()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(1000):  # each reply fresh from the encoder, as the session pushes it
+            outbox.push(orjson.dumps({"id": n, "publish": {}}))
+        per_message = (tracemalloc.get_traced_memory()[0] - before) / 1000
+    finally:
+        tracemalloc.stop()
+    transport.release()
+    await settle()
+
+    assert per_message < SMALL_ENCODING_BUDGET
+    assert transport.frames[-1].endswith(b'{"id":999,"publish":{}}>')
     outbox.close(Disconnect(3001, "shutdown"))
     await runner
     assert failures == []

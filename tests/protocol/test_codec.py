@@ -130,19 +130,6 @@ def test_decoded_data_is_kept_trimmed_to_its_length() -> None:
     assert traced_bytes_per_item(data) < SMALL_ENCODING_BUDGET
 
 
-def test_encoded_messages_waiting_in_an_outbox_hold_about_their_length() -> None:
-    info = ClientInfo(user="u", client="c")
-    pub = Publication(data=b'{"n":1}', offset=3, info=info)
-    encoders: list[Callable[[int], bytes]] = [
-        lambda n: encode_reply(n, "publish", {}),
-        lambda n: encode_error(n, ErrorCode.PERMISSION_DENIED),
-        lambda n: encode_push("join", {"info": client_info_obj(info)}, channel=f"c{n}"),
-        lambda n: publication_push(f"c{n}", pub),
-    ]
-    for encode in encoders:
-        assert traced_bytes_per_item(encode) < SMALL_ENCODING_BUDGET
-
-
 def test_empty_results_are_written_as_empty_objects() -> None:
     assert encode_reply(4, "publish", {}) == b'{"id":4,"publish":{}}'
 

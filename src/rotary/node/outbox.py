@@ -24,6 +24,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol, cast
 
+from rotary.jsonbytes import trimmed
 from rotary.protocol.codes import Disconnect, DisconnectCode
 
 __all__ = ["DirectTransport", "Outbox", "Transport"]
@@ -171,9 +172,16 @@ class Outbox:
         self.closed = False
 
     def push(self, message: bytes) -> None:
-        """Queue one encoded message; never awaits."""
+        """Queue one encoded message; never awaits.
+
+        While the writer task owns the queue (a backed-up transport) the message may wait a
+        long time, so it is kept as a copy of its own length (`rotary.jsonbytes`): an encoder's
+        output can sit in a buffer of several KiB, which the size limit would not see.
+        """
         if self._closing is not None:
             return
+        if self._writer_owns:
+            message = trimmed(message)
         self._items.append(message)
         self._size += len(message)
         if self._size > self._max_size > 0:

@@ -5,8 +5,7 @@ disconnect 3501), whatever bytes it is given. Encoders return one line of compac
 raw payloads (``data``, ``conn_info``, ``chan_info``) are embedded verbatim with newlines
 removed, so every encoded message stays a single line (the SDKs split frames on ``\\n``).
 Empty results are written as ``{}`` and the fields the SDKs index are always present
-(spec §12.11). Every encoded message is trimmed to its length (`rotary.jsonbytes`): it may
-wait in a backed-up client's outbox, whose limit counts message lengths.
+(spec §12.11).
 """
 
 from __future__ import annotations
@@ -264,19 +263,19 @@ def publication_obj(pub: Publication) -> dict[str, Any]:
 
 def publication_push(channel: str, pub: Publication) -> bytes:
     """The push of one publication, encoded once for every subscriber of `channel`."""
-    return dumps_kept({"push": {"channel": channel, "pub": publication_obj(pub)}})
+    return orjson.dumps({"push": {"channel": channel, "pub": publication_obj(pub)}})
 
 
 def encode_push(kind: str, body: Mapping[str, Any], channel: str = "") -> bytes:
     """A push ``{"push":{"channel":…, kind: body}}`` (no channel key when `channel` is "")."""
     push: dict[str, Any] = {"channel": channel} if channel else {}
     push[kind] = body
-    return dumps_kept({"push": push})
+    return orjson.dumps({"push": push})
 
 
 def encode_reply(cmd_id: int, method: str, result: Mapping[str, Any]) -> bytes:
     """A successful reply; an empty `result` is written as ``{}``, never omitted."""
-    return dumps_kept({"id": cmd_id, method: result})
+    return orjson.dumps({"id": cmd_id, method: result})
 
 
 def encode_error(cmd_id: int, error: ProtocolError) -> bytes:
@@ -284,7 +283,7 @@ def encode_error(cmd_id: int, error: ProtocolError) -> bytes:
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.temporary:
         body["temporary"] = True
-    return dumps_kept({"id": cmd_id, "error": body})
+    return orjson.dumps({"id": cmd_id, "error": body})
 
 
 def join_frame(messages: Iterable[bytes]) -> bytes:
