@@ -106,11 +106,8 @@ def _history(m: int, notes: list[str]) -> dict[str, Any] | None:
         return None
     finally:
         server.stop()
-    return {
-        "publications": m,
-        "rss_before_kb": before,
-        "rss_after_kb": after,
-        "kb_per_publication": round((after - before) / m, 3),
+    return _rss_growth("publications", m, before, after) | {
+        "kb_per_publication": round((after - before) / m, 3)
     }
 
 
@@ -150,12 +147,14 @@ def _measure(pool: LoadPool, server: ServerProcess, kind: str, n: int, exp: int)
     finally:
         pool.broadcast({"op": "close"})
         server.stop()
-    return {
-        "connections": n,
-        "rss_before_kb": before,
-        "rss_after_kb": after,
-        "kb_per_connection": round((after - before) / n, 2),
+    return _rss_growth("connections", n, before, after) | {
+        "kb_per_connection": round((after - before) / n, 2)
     }
+
+
+def _rss_growth(what: str, count: int, before: int, after: int) -> dict[str, Any]:
+    """The raw figures of one measurement: `count` of `what`, RSS before and after (KB)."""
+    return {what: count, "rss_before_kb": before, "rss_after_kb": after}
 
 
 def _result(

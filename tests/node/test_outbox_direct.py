@@ -67,6 +67,17 @@ def _outbox(
     return outbox, asyncio.get_running_loop().create_task(outbox.run())
 
 
+async def _backed_up(
+    transport: DirectRecorder, failures: list[Disconnect], *, max_size: int, write_timeout: float
+) -> tuple[Outbox, asyncio.Task[None]]:
+    """An outbox whose transport took one frame (``first``) and is now backed up."""
+    outbox, runner = _outbox(transport, failures, max_size=max_size, write_timeout=write_timeout)
+    transport.backed_up = True
+    outbox.push(b"first")
+    await settle()
+    return outbox, runner
+
+
 async def test_messages_pushed_in_one_loop_turn_leave_as_one_frame() -> None:
     transport, failures = DirectRecorder(), []
     outbox, runner = _outbox(transport, failures)
@@ -119,10 +130,7 @@ async def test_messages_queued_while_backed_up_follow_in_order_after_drain() -> 
 
 async def test_messages_queued_while_backed_up_hold_about_their_own_length() -> None:
     transport, failures = DirectRecorder(), []
-    outbox, runner = _outbox(transport, failures, max_size=1_000_000, write_timeout=5)
-    transport.backed_up = True
-    outbox.push(b"first")
-    await settle()
+    outbox, runner = await _backed_up(transport, failures, max_size=1_000_000, write_timeout=5)
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
@@ -153,10 +161,7 @@ async def test_transport_backed_up_longer_than_write_timeout_disconnects_3009() 
 
 async def test_queue_overflow_while_backed_up_disconnects_3008() -> None:
     transport, failures = DirectRecorder(), []
-    outbox, runner = _outbox(transport, failures, max_size=10, write_timeout=5)
-    transport.backed_up = True
-    outbox.push(b"first")
-    await settle()
+    outbox, runner = await _backed_up(transport, failures, max_size=10, write_timeout=5)
     outbox.push(b"123456")
     outbox.push(b"123456")
     await asyncio.wait_for(runner, 5)
