@@ -223,6 +223,8 @@ class OpenSpec:
     exp: int = 0
     max_inflight: int = 100
     timeout: float = 60.0
+    #: Bytes of ``info`` in each connection token (0: none).
+    info_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +240,9 @@ class OpenResult:
 
 def _factory(spec: OpenSpec, index: int, tally: Tally) -> Callable[[], _Client]:
     channels = tuple(c.format(i=index) for c in spec.channels)
-    tokens = client_tokens(spec.secret, index, channels, exp=spec.exp) if spec.secret else None
+    tokens = None
+    if spec.secret:
+        tokens = client_tokens(spec.secret, index, channels, exp=spec.exp, info_size=spec.info_size)
     token = tokens.connect if tokens else ""
     subs = tokens.subscribe if tokens else ()
     if spec.kind == "rotary":

@@ -6,15 +6,19 @@ settle, VmRSS again. KB per connection = (after − before) / N. Beside it a bar
 WebSocket server holding the same number of connections (nothing else), since aiohttp is the
 library Rotary's transport is built on.
 
-Then history: a fresh Rotary whose namespace `kept` keeps every publication, M publications of
-about 100 bytes through the HTTP API to one channel, VmRSS before and after: KB per kept
-publication (figure ``memory_history_kb_per_publication``; M 20,000, 5,000 with `quick`).
+Then, at the largest N, Rotary again with a 200-byte ``info`` object in every connection
+token (figure ``memory_rotary_info_kb_per_connection``), as backends usually put the user's
+display data there. Then history: a fresh Rotary whose namespace `kept` keeps every
+publication, M publications of about 100 bytes through the HTTP API to one channel, VmRSS
+before and after: KB per kept publication (figure ``memory_history_kb_per_publication``;
+M 20,000, 5,000 with `quick`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -44,7 +48,7 @@ _LABELS = {"rotary": "Rotary (token + 1 subscription)", "aiohttp": "bare aiohttp
 def run(*, quick: bool) -> dict[str, Any]:
     """Measure at N = 1,000 (quick) or 1,000 and 10,000 (full); see the module docstring."""
     sizes = [1000] if quick else [1000, 10_000]
-    progress.expect(2 * len(sizes) + 1)
+    progress.expect(2 * len(sizes) + 2)
     exp = int(time.time()) + 3600
     results: dict[str, dict[int, dict[str, Any]]] = {"rotary": {}, "aiohttp": {}}
     notes: list[str] = []
@@ -62,23 +66,48 @@ def run(*, quick: bool) -> dict[str, Any]:
                 progress.step()
         finally:
             stop_all(servers)
+    progress.note("memory: rotary, token with info")
+    with_info = _with_info(pool, sizes[-1], exp, notes)
+    progress.step()
     progress.note("memory: history")
     history = _history(5000 if quick else 20_000, notes)
     progress.step()
     out = _result(sizes, results, notes)
+    label = f"Rotary, token with {_INFO_SIZE}-byte info + 1 subscription"
+    _add_extra(out, "memory_rotary_info_kb_per_connection", "with_info", label, with_info)
     if history is not None:
-        out["figures"]["memory_history_kb_per_publication"] = history["kb_per_publication"]
-        out["json"]["history"] = history
-        out["table"].append(
-            [
-                f"Rotary history, {history['publications']:,} kept publications (per publication)",
-                history["publications"],
-                history["rss_before_kb"] // 1024,
-                history["rss_after_kb"] // 1024,
-                history["kb_per_publication"],
-            ]
-        )
+        label = f"Rotary history, {history['publications']:,} kept publications (per publication)"
+        _add_extra(out, "memory_history_kb_per_publication", "history", label, history)
     return out
+
+
+def _add_extra(
+    out: dict[str, Any], figure: str, key: str, label: str, measured: dict[str, Any] | None
+) -> None:
+    """Add one extra measurement (`_measure` or `_history` output) to the result `out`.
+
+    Its per-item figure (the last entry of `measured`) becomes `figure`; a table row too.
+    """
+    if measured is None:
+        return
+    count, before, after, per_item = measured.values()
+    out["figures"][figure] = per_item
+    out["json"][key] = measured
+    out["table"].append([label, count, before // 1024, after // 1024, per_item])
+
+
+#: Bytes of ``info`` in each connection token of the with-info measurement.
+_INFO_SIZE = 200
+
+
+def _with_info(pool: LoadPool, n: int, exp: int, notes: list[str]) -> dict[str, Any] | None:
+    """Rotary's RSS per connection when each connection token carries `_INFO_SIZE` of info."""
+    try:
+        server = start_rotary_with(ROTARY_STANDARD)
+        return _measure(pool, server, "rotary", n, exp, info_size=_INFO_SIZE)
+    except (ServerUnavailable, RuntimeError, TimeoutError) as exc:
+        notes.append(f"rotary with token info N={n} not measured: {exc}")
+        return None
 
 
 #: A namespace that keeps every publication of the history measurement.
@@ -131,14 +160,20 @@ def _start(kind: str) -> ServerProcess:
     return start_rotary_with(ROTARY_STANDARD) if kind == "rotary" else start_aiohttp_bare()
 
 
-def _measure(pool: LoadPool, server: ServerProcess, kind: str, n: int, exp: int) -> dict[str, Any]:
-    """RSS before and after N clients connect; the server is stopped afterwards."""
+def _measure(
+    pool: LoadPool, server: ServerProcess, kind: str, n: int, exp: int, *, info_size: int = 0
+) -> dict[str, Any]:
+    """RSS before and after N clients connect; the server is stopped afterwards.
+
+    `info_size`: bytes of ``info`` in each Rotary connection token (0: none).
+    """
     try:
         time.sleep(_SETTLE_S)
         before = rss_kb(server.pid)
         client = "rotary" if kind == "rotary" else "bare"
         channels = ("news",) if kind == "rotary" else ()
         spec = OpenSpec(client, server.url(ws_path(kind)), 0, n, channels, SECRET, exp)
+        spec = replace(spec, info_size=info_size)
         opened = pool.open(spec)
         if opened["failures"]:
             raise RuntimeError(f"{len(opened['failures'])} clients failed: {opened['failures'][0]}")

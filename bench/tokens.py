@@ -26,10 +26,19 @@ def user_id(index: int) -> str:
     return f"u{index}"
 
 
-def client_tokens(secret: str, index: int, channels: tuple[str, ...], *, exp: int) -> ClientTokens:
-    """Tokens for client `index`: connection token (sub, exp), one sub token per channel."""
+def client_tokens(
+    secret: str, index: int, channels: tuple[str, ...], *, exp: int, info_size: int = 0
+) -> ClientTokens:
+    """Tokens for client `index`: connection token (sub, exp), one sub token per channel.
+
+    With `info_size`, the connection token also carries an ``info`` object of about that
+    many bytes of JSON (what a backend typically puts there: the user's display data).
+    """
     user = user_id(index)
-    conn = jwt.encode({"sub": user, "exp": exp}, secret, algorithm="HS256")
+    claims: dict[str, object] = {"sub": user, "exp": exp}
+    if info_size > 0:
+        claims["info"] = {"name": user, "about": "x" * max(0, info_size - 30)}
+    conn = jwt.encode(claims, secret, algorithm="HS256")
     subs = tuple(
         jwt.encode({"sub": user, "channel": ch, "exp": exp}, secret, algorithm="HS256")
         for ch in channels
