@@ -29,7 +29,7 @@ def dumps_kept(value: Any) -> bytes:
 
     Raises what ``orjson.dumps`` raises (`orjson.JSONEncodeError`, a `TypeError`).
     """
-    return memoryview(orjson.dumps(value)).tobytes()
+    return trimmed(orjson.dumps(value))
 
 
 def trimmed(data: bytes) -> bytes:
