@@ -1,18 +1,27 @@
 # Rotary: `make run` starts a development server, `make test` runs every check.
+#
+# Python dependencies are installed from requirements-dev.txt, a lock with exact versions and
+# hashes generated from pyproject.toml by `make lock` (uv pip compile). `make test-latest`
+# runs the same suite against the newest releases in a throw-away environment.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LOCK   := requirements-dev.txt
 JS_DIR := tests/sdk/js
+UV_VERSION := 0.13.10
+TOOLS_VENV := .venv-tools
+LATEST_VENV := .venv-latest
+PYTEST_ARGS ?= -q -n 2 --dist loadfile
 
-.PHONY: install run test lint typecheck unit js-deps redis bench clean
+.PHONY: install run test test-latest lint typecheck unit js-deps services lock bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 run: install
@@ -24,9 +33,9 @@ $(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json $(JS_DIR)/package-lock
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-redis:
-	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
-		redis-server --daemonize yes --port 6379 --save "" --appendonly no
+# Redis on 127.0.0.1:6379 and valgrind: used when present, installed from Debian as root.
+services:
+	tools/ensure.sh redis valgrind
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
@@ -38,11 +47,28 @@ typecheck: install
 unit: install
 	$(VENV)/bin/pytest -q
 
-test: install js-deps redis lint typecheck
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+test: install js-deps services lint typecheck
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The suite against the newest release of every dependency, in a throw-away environment.
+test-latest: js-deps services
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/pip install --quiet --upgrade pip
+	$(LATEST_VENV)/bin/pip install --quiet --upgrade -e '.[test,bench]'
+	$(LATEST_VENV)/bin/mypy
+	$(LATEST_VENV)/bin/pytest $(PYTEST_ARGS) -p no:cacheprovider
+
+# Regenerates the lock from pyproject.toml (every extra) and tools/build-requirements.in.
+lock:
+	test -x $(TOOLS_VENV)/bin/uv || { $(PYTHON) -m venv $(TOOLS_VENV) && \
+		$(TOOLS_VENV)/bin/pip install --quiet uv==$(UV_VERSION); }
+	$(TOOLS_VENV)/bin/uv pip compile pyproject.toml tools/build-requirements.in \
+		--all-extras --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-header --quiet -o $(LOCK)
 
 bench: install
 	$(PY) -m bench all --quick
 
 clean:
-	rm -rf $(VENV) $(JS_DIR)/node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) $(LATEST_VENV) $(JS_DIR)/node_modules .mypy_cache .pytest_cache .ruff_cache

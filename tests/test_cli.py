@@ -1,4 +1,5 @@
-"""The real `rotary` command line, run as `python -m rotary` in temporary directories (§7)."""
+"""The real `rotary` command line, run as `python -m rotary` in temporary directories
+(docs/cli.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Command line: parse, call one function, print (spec §7).
+"""Command line: parse, call one function, print (docs/cli.md).
 
 Every command prints to stdout. Every failure is one line on stdout and exit status 1,
 never a traceback. ``rotary`` without a command runs the server.
@@ -288,7 +288,7 @@ def _base_claims(user: str, ttl: int, user_id_claim: str) -> dict[str, object]:
         claims["sub"] = user
         if user_id_claim:
             claims[user_id_claim] = user
-    # Centrifugo's quirk kept on purpose (spec §7): ttl 0 announces "0s" but sets no exp.
+    # Centrifugo's quirk kept on purpose (docs/cli.md): ttl 0 announces "0s" but sets no exp.
     if ttl > 0:
         claims["exp"] = now + ttl
     claims["iat"] = now
@@ -427,7 +427,7 @@ async def _check_revocation(config: Config, identity: TokenIdentity, now: float)
 
 
 def _refusal_lines(rejected: Any) -> list[str]:
-    """§7's error line for a `TokenRejected`, then its machine reason in plain words."""
+    """docs/cli.md's error line for a `TokenRejected`, then its machine reason in plain words."""
     reason, detail = str(rejected.reason), str(rejected.detail)
     explained = f"reason: {reason} ({_REASON_WORDS.get(reason, detail)})"
     if reason == "malformed" or (rejected.claims is None and reason != "too_large"):

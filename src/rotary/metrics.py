@@ -37,7 +37,8 @@ __all__ = [
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: The label value for anything outside a vocabulary.
 OTHER = "other"
-#: Client protocol commands (spec §1.4): the protocol's own list, ``ping`` included.
+#: Client protocol commands (docs/protocol.md "Messages"): the protocol's own list, ``ping``
+#: included.
 COMMAND_METHODS = frozenset(REQUEST_ORDER)
 PUBLICATION_SOURCES = frozenset({"client", "api"})
 TOKEN_KINDS = frozenset({"connection", "subscription"})

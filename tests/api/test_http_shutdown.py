@@ -1,4 +1,5 @@
-"""The legacy ``/api`` endpoint answers 503 once shutdown began (spec §8.1)."""
+"""The legacy ``/api`` endpoint answers 503 once shutdown began (docs/api.md "Transport and
+auth")."""
 
 from __future__ import annotations
 

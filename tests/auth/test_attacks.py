@@ -167,6 +167,19 @@ def test_header_that_is_not_an_object_with_a_string_alg_is_malformed(header: byt
     refused_on_connect(hand_made(header, GOOD), "malformed")
 
 
+@pytest.mark.parametrize("crit", [["exp"], ["b64"], ["urn:example:unknown"], [], "exp", None])
+def test_properly_signed_token_with_a_crit_header_is_malformed(crit: Any) -> None:
+    # RFC 7515 §4.1.11: unknown critical extensions must be refused; Rotary knows none,
+    # and an empty or ill-typed crit is as unacceptable as a populated one.
+    exc = refused_on_connect(hand_made({"alg": "HS256", "crit": crit}, GOOD), "malformed")
+    assert "crit" in exc.detail
+
+
+def test_crit_header_is_refused_on_subscribe_too() -> None:
+    token = hand_made({"alg": "HS256", "crit": ["exp"]}, {**GOOD, "channel": "$x"})
+    refused_on_subscribe(token, "malformed")
+
+
 @pytest.mark.parametrize("payload", [b"not json", b'["sub"]', b"42", b""])
 def test_signed_payload_that_is_not_a_json_object_is_malformed(payload: bytes) -> None:
     exc = refused_on_connect(hand_made({"alg": "HS256"}, payload), "malformed")

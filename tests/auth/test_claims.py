@@ -1,4 +1,5 @@
-"""Every claim of the connection token (spec §3.1) and the subscription token (§4.1)."""
+"""Every claim of the connection token (docs/tokens.md "Connection token claims") and the
+subscription token (docs/tokens.md "Subscription token claims")."""
 
 from __future__ import annotations
 

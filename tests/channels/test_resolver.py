@@ -1,4 +1,4 @@
-"""Channel name parsing, validity, user limits and personal channels (spec §6)."""
+"""Channel name parsing, validity, user limits and personal channels (docs/channels.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Connection admission limits (spec §1.1); the legacy API endpoint wired into the server.
+"""Connection admission limits (docs/protocol.md "Endpoint and handshake"); the legacy API endpoint
+wired into the server.
 
 The 503 of the legacy endpoint during shutdown is tested on the binding itself
 (tests/api/test_http_shutdown.py): on a real server the window is too short to hit reliably.

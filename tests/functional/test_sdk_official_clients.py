@@ -2,7 +2,8 @@
 
 Every test runs once per SDK. The SDKs are used unchanged, with public options only; tokens
 are signed here with PyJWT, the HTTP API is called directly. Intervals come from the server
-config (spec §3.4, §4.4), so expiries happen within seconds; waits are event-driven, each
+config (docs/tokens.md "Connection expiry and refresh", docs/tokens.md "Subscription expiry"), so
+expiries happen within seconds; waits are event-driven, each
 bounded. One server process serves the whole module (its start-up dominated the run time);
 every test uses channels of its own, suffixed with the SDK's name.
 """
@@ -51,7 +52,8 @@ HIST = {
 
 
 def server_config() -> dict[str, Any]:
-    """The default test config with short expiry checks (spec §3.4, §4.4) and namespaces:
+    """The default test config with short expiry checks (docs/tokens.md "Connection expiry and
+    refresh", docs/tokens.md "Subscription expiry") and namespaces:
     top level open to subscribers with an id, `room` with presence, `hist` with recovery."""
     return {
         **default_config(),
@@ -217,7 +219,8 @@ async def test_subscription_token_of_another_user_disconnects_with_3500(
     sdk: SdkDriver, server: ServerHandle
 ) -> None:
     channel = chan(sdk, "$news")
-    # Spec §4.3: token user ≠ connection user → disconnect 3500 (terminal, no reconnect).
+    # docs/tokens.md "How a subscription token is checked": token user ≠ connection user →
+    # disconnect 3500 (terminal, no reconnect).
     await connected(sdk, server)
     await sdk.subscribe(channel, get_token=SubTokens(3600, user="mallory"))
     event = await sdk.wait_for(is_ev("disconnected"))
@@ -261,7 +264,8 @@ async def test_expired_connection_token_is_refreshed_by_the_sdk_and_the_connecti
     await sdk.subscribe(channel)
     await sdk.wait_for(is_ev("sub_subscribed", channel=channel))
 
-    # The server answers the SDK's refresh with a new expiry (spec §3.4).
+    # The server answers the SDK's refresh with a new expiry (docs/tokens.md "Connection expiry and
+    # refresh").
     await sdk.wait_for(lambda e: bool(_refresh_replies(sdk)), within=6)
     [(_, refreshed)] = _refresh_replies(sdk)
     assert refreshed["refresh"].get("expires") is True, sdk.dump()
@@ -379,7 +383,8 @@ def _assert_recovered_on_the_wire(sdk: SdkDriver, start: int, last_seen: int) ->
 async def test_expired_token_at_sub_refresh_ends_with_2501_and_the_sdk_resubscribes(
     sdk: SdkDriver, server: ServerHandle
 ) -> None:
-    # Rotary's deliberate difference (spec §4.5 QUIRK, option b): the expired token is
+    # Rotary's deliberate difference (docs/tokens.md "sub_refresh" QUIRK, option b): the expired
+    # token is
     # answered {} and the subscription is ended with unsubscribe push 2501.
     channel = chan(sdk, "$alerts")
     await connected(sdk, server)
@@ -411,7 +416,8 @@ _EXPIRED = {"code": 2501, "reason": "subscription expired"}
 async def test_expiry_ttl_counts_whole_seconds_from_the_current_second(
     sdk: SdkDriver, server: ServerHandle
 ) -> None:
-    # Centrifugo sends ttl = exp - unix_now_in_seconds (spec §1.6 step 11, §3.2, §12.11): a
+    # Centrifugo sends ttl = exp - unix_now_in_seconds (docs/protocol.md "Commands" step 11,
+    # docs/tokens.md "How a connection token is checked", docs/differences.md): a
     # token expiring in the next second gets ttl 1, never `expires: true, ttl: 0` while the
     # expiry is still ahead. ttl 0 makes both SDKs refresh at once, in a loop until the second
     # turns when the new token expires in the same second.

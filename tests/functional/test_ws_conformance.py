@@ -1,4 +1,4 @@
-"""Spec §13 conformance checks over a real server process and a raw WebSocket client."""
+"""docs/protocol.md conformance checks over a real server process and a raw WebSocket client."""
 
 from __future__ import annotations
 

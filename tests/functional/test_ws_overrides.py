@@ -1,6 +1,7 @@
 """Subscription-token overrides, server-side expiry and positioning over a real socket.
 
-Each override test (spec §4.1 ``override``) puts two subscribers on one channel, one holding a
+Each override test (docs/tokens.md "Subscription token claims" ``override``) puts two subscribers
+on one channel, one holding a
 real HS256 subscription token with the override and one holding a token without it, and shows
 the option differs between them while the namespace default stays in force for the other.
 """
@@ -152,7 +153,8 @@ async def test_force_positioning_override_positions_only_that_subscription(
     assert plain == {}
 
 
-# ------------------------------------------------------------------ server-side expiry (§4.4)
+# ------------------------------------------------------------------ server-side expiry
+# (docs/tokens.md "Subscription expiry")
 
 
 async def test_unrefreshed_server_side_subscription_closes_the_connection_with_3006(
@@ -173,7 +175,8 @@ async def test_unrefreshed_server_side_subscription_closes_the_connection_with_3
     assert await client.closed() == (3006, "subscription expired")
 
 
-# ----------------------------------------------------------------------- positioning (§10)
+# ----------------------------------------------------------------------- positioning
+# (docs/protocol.md "History and recovery")
 
 
 def positioning_config() -> dict[str, Any]:

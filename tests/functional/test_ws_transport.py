@@ -1,4 +1,5 @@
-"""The WebSocket endpoint and session life cycle over a real server (spec §1.1–§1.5)."""
+"""The WebSocket endpoint and session life cycle over a real server (docs/protocol.md "Endpoint and
+handshake"–docs/protocol.md "Connection life cycle")."""
 
 from __future__ import annotations
 

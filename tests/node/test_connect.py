@@ -1,4 +1,5 @@
-"""connect, refresh, ping/pong and the life-cycle rules (spec §1.3, §1.5, §3)."""
+"""connect, refresh, ping/pong and the life-cycle rules (docs/protocol.md "Pings", docs/protocol.md
+"Connection life cycle", docs/tokens.md "Connection tokens")."""
 
 from __future__ import annotations
 

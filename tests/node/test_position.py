@@ -1,4 +1,5 @@
-"""The periodic stream-position check (spec §10, ``client_channel_position_check_delay``)."""
+"""The periodic stream-position check (docs/protocol.md "History and recovery",
+``client_channel_position_check_delay``)."""
 
 from __future__ import annotations
 

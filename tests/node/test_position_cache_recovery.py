@@ -1,4 +1,5 @@
-"""Cache recovery mode (``force_recovery_mode: "cache"``, spec §10): only the latest pub."""
+"""Cache recovery mode (``force_recovery_mode: "cache"``, docs/protocol.md "History and recovery"):
+only the latest pub."""
 
 from __future__ import annotations
 

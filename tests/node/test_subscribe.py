@@ -1,4 +1,5 @@
-"""subscribe, unsubscribe, sub_refresh, expiry and overrides (spec §1.6, §4, §10)."""
+"""subscribe, unsubscribe, sub_refresh, expiry and overrides (docs/protocol.md "Commands",
+docs/tokens.md "Subscription tokens", docs/protocol.md "History and recovery")."""
 
 from __future__ import annotations
 

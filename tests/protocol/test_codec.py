@@ -1,4 +1,5 @@
-"""The JSON codec: framing rules of spec §1.2, schema of §1.4, and fuzzing."""
+"""The JSON codec: framing rules of docs/protocol.md "Framing", schema of docs/protocol.md
+"Messages", and fuzzing."""
 
 from __future__ import annotations
 

@@ -91,7 +91,8 @@ def exp_of(token: str) -> int:
 def frames(events: Iterable[Event], direction: str) -> list[dict[str, Any]]:
     """Every JSON message in the raw frames of `direction` ("in" or "out"), in order.
 
-    A frame may pack several messages separated by newlines (protocol §1.2); an empty object
+    A frame may pack several messages separated by newlines (docs/protocol.md "Framing"); an empty
+    object
     is a ping (in) or pong (out).
     """
     out: list[dict[str, Any]] = []

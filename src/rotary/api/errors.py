@@ -1,4 +1,4 @@
-"""Errors of the server HTTP API: ``{"code": …, "message": …}`` objects (spec §8.2).
+"""Errors of the server HTTP API: ``{"code": …, "message": …}`` objects (docs/api.md "Errors").
 
 API errors are not client-protocol errors: they have no ``temporary`` field, and two codes read
 differently (104 is ``not found``, 113 is ``conflict``).

@@ -1,7 +1,8 @@
 """The server API executor: one method per API method, free of any transport.
 
 Each method takes the decoded request object (a JSON object as a Python mapping), validates
-it as Centrifugo does (spec §8.3), calls the node through the `NodeApi` protocol and returns
+it as Centrifugo does (docs/api.md "Methods"), calls the node through the `NodeApi` protocol and
+returns
 the result object, or raises `ApiError`. Node failures (`CommandError`) become API errors with
 the API's wording; any other exception is logged and becomes 100 "internal server error".
 
@@ -133,7 +134,7 @@ class NodeApi(Protocol):
         """Active channels matching the glob `pattern` ("" = all), with their client counts."""
 
     async def api_info(self) -> list[dict[str, object]]:
-        """One info object per node (spec §8.3 ``info``)."""
+        """One info object per node (docs/api.md "Methods" ``info``)."""
 
     async def api_revoke_token(self, uid: str, *, expire_at: int = 0) -> None:
         """Refuse the token whose ``jti`` is `uid` on every node until `expire_at` (0: 30 days).
@@ -348,7 +349,8 @@ class ApiExecutor:
 
     @api_method("revoke_token")
     async def revoke_token(self, request: Request) -> Result:
-        """Centrifugo PRO's token revocation (spec §9): ``uid`` is the token's ``jti``; ``{}``."""
+        """Centrifugo PRO's token revocation (docs/revocation.md): ``uid`` is the token's ``jti``;
+        ``{}``."""
         await self._node.api_revoke_token(
             f.required_string(request, "uid"), expire_at=f.integer(request, "expire_at")
         )
@@ -356,7 +358,7 @@ class ApiExecutor:
 
     @api_method("invalidate_user_tokens")
     async def invalidate_user_tokens(self, request: Request) -> Result:
-        """Centrifugo PRO's user token invalidation (spec §9); ``{}``."""
+        """Centrifugo PRO's user token invalidation (docs/revocation.md); ``{}``."""
         await self._node.api_invalidate_user_tokens(
             f.required_string(request, "user"),
             issued_before=f.integer(request, "issued_before"),

@@ -1,4 +1,5 @@
-"""The server API over HTTP (spec §8.1, §8.2): aiohttp routes around an `ApiExecutor`.
+"""The server API over HTTP (docs/api.md "Transport and auth", docs/api.md "Errors"): aiohttp
+routes around an `ApiExecutor`.
 
 Routes, both POST only (any other method gets 405 with an empty body):
 
@@ -8,7 +9,7 @@ Routes, both POST only (any other method gets 405 with an empty body):
   404, as in Centrifugo OSS.
 - ``{prefix}`` (legacy): one or more ``{"id", "method", "params"}`` objects separated by
   whitespace; one reply line per command, errors always HTTP-200 style. Once
-  `shutting_down()` is true it answers 503 with an empty body (spec §8.1).
+  `shutting_down()` is true it answers 503 with an empty body (docs/api.md "Transport and auth").
 
 Authorization unless ``insecure``: ``X-API-Key`` header; when that header is absent,
 ``Authorization: apikey KEY``; failing both, the ``api_key`` query parameter. Keys are

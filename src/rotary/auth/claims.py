@@ -1,8 +1,10 @@
-"""Typed claim decoding and the claim checks that follow a verified signature (spec §3, §4).
+"""Typed claim decoding and the claim checks that follow a verified signature (docs/tokens.md
+"Connection tokens", docs/tokens.md "Subscription tokens").
 
 Everything here runs only on a payload whose signature has already been verified (or whose
 check was switched off by ``insecure_skip_signature``). Types are checked exactly as
-Centrifugo's Go structures do (§3.2 step 2): a JSON ``null`` counts as an absent claim, a
+Centrifugo's Go structures do (docs/tokens.md "How a connection token is checked" step 2): a JSON
+``null`` counts as an absent claim, a
 wrong type is INVALID ``claims``. The order of the later checks follows Centrifugo's so the
 observable outcome matches: aud/iss (INVALID) before ``channel`` and time (EXPIRED), then
 namespaces (UNKNOWN_CHANNEL), then base64 fields (INVALID ``b64``).
@@ -82,7 +84,7 @@ def load_claims(payload: bytes) -> Claims:
 class ClaimRules:
     """Audience, issuer and user-id rules of one token kind, compiled once.
 
-    Regexes are unanchored searches (spec §12 quirk 9). Pattern validity is the caller's
+    Regexes are unanchored searches (docs/differences.md quirk 9). Pattern validity is the caller's
     concern (the verifier reports bad patterns as ConfigError before building this).
     """
 
@@ -325,9 +327,10 @@ def _options_of(subs: dict[str, _RawOptions]) -> Mapping[str, SubscribeOptions]:
 def connection_from_claims(
     claims: Claims, rules: ClaimRules, channel_known: ChannelKnown, now: float, leeway: float
 ) -> ConnectionToken:
-    """Check and decode a connection token's verified claims (spec §3.2 steps 2-13).
+    """Check and decode a connection token's verified claims (docs/tokens.md "How a connection
+    token is checked" steps 2-13).
 
-    Rotary is stricter than Centrifugo on one point (§12 quirk 6): a bad top-level
+    Rotary is stricter than Centrifugo on one point (docs/differences.md quirk 6): a bad top-level
     ``b64info`` is INVALID ``b64`` (disconnect 3500), not an internal error.
     This is the hot path of every uncached connect: the common cases are inlined.
     """
@@ -383,7 +386,8 @@ def connection_from_claims(
 def subscription_from_claims(
     claims: Claims, rules: ClaimRules, channel_known: ChannelKnown, now: float, leeway: float
 ) -> SubscriptionToken:
-    """Check and decode a subscription token's verified claims (spec §4.3 steps 2-9).
+    """Check and decode a subscription token's verified claims (docs/tokens.md "How a subscription
+    token is checked" steps 2-9).
 
     The hot path of every uncached subscribe: common claims are type-checked inline.
     """

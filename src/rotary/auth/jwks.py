@@ -1,4 +1,5 @@
-"""JWKS key sets: keys fetched from one configured URL, cached by ``kid`` (spec §5).
+"""JWKS key sets: keys fetched from one configured URL, cached by ``kid`` (docs/tokens.md
+"Algorithms and keys").
 
 The URL is only ever the configured one, never built from token claims (Centrifugo's
 ``{{placeholder}}`` URLs led to SSRF, GHSA-j77h-rr39-c552, and are refused at config time).

@@ -1,4 +1,5 @@
-"""Strict compact-JWS parsing (spec §3.2 step 1), and strict base64 helpers.
+"""Strict compact-JWS parsing (docs/tokens.md "How a connection token is checked" step 1), and
+strict base64 helpers.
 
 Only the shape is checked here: nothing read from a token is trusted until its signature
 has been verified by the caller. The header is tiny and repeats across tokens, so its
@@ -65,6 +66,10 @@ def _header(encoded: bytes) -> tuple[str, str]:
         raise _malformed("token format is not valid: bad header") from None
     if type(header) is not dict:
         raise _malformed("token format is not valid: header is not a JSON object")
+    if "crit" in header:
+        # RFC 7515 §4.1.11: a recipient must refuse extensions it does not understand, and
+        # Rotary understands none; an empty or malformed list is refused as well.
+        raise _malformed("token format is not valid: crit header names unsupported extensions")
     alg, kid = header.get("alg"), header.get("kid", "")
     if type(alg) is not str or type(kid) is not str:
         raise _malformed("token format is not valid: alg and kid must be strings")
@@ -79,7 +84,8 @@ def parse_compact(token: str) -> Jws:
 
     The token must start with ``eyJ`` (a JSON object header), have exactly three parts, each
     unpadded base64url, and a JSON-object header whose ``alg`` (and ``kid`` if present) are
-    strings. The payload is only base64-decoded here, not parsed.
+    strings. A header with ``crit`` is refused: Rotary implements no JWS extension. The payload
+    is only base64-decoded here, not parsed.
     """
     if not token.startswith("eyJ"):
         raise _malformed("token format is not valid")

@@ -1,4 +1,5 @@
-"""The signature rules of one token kind, compiled once from its `TokenSettings` (spec §5).
+"""The signature rules of one token kind, compiled once from its `TokenSettings` (docs/tokens.md
+"Algorithms and keys").
 
 Compilation validates everything (keys, URLs, patterns) and reports every problem with the
 Centrifugo v5 key it concerns, so a bad configuration fails at startup, never per token.

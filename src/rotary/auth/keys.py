@@ -1,4 +1,5 @@
-"""Signature checkers per algorithm, and the loading of keys from PEM text and JWKs (spec §5).
+"""Signature checkers per algorithm, and the loading of keys from PEM text and JWKs (docs/tokens.md
+"Algorithms and keys").
 
 A checker is a callable ``(signing_input, signature) -> bool`` bound to one parsed key and
 one hash; keys are parsed once, here, never per token. All signature math is `cryptography`'s

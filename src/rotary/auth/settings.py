@@ -1,7 +1,7 @@
 """Settings of the token verifiers, as the config layer hands them over.
 
 These are plain frozen values; `rotary.config` maps Centrifugo's v5 flat keys and v6 nested
-keys onto them (spec §11). Durations are seconds as floats; times are Unix seconds.
+keys onto them (docs/config.md). Durations are seconds as floats; times are Unix seconds.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Values the token core hands out: verified tokens, and the one refusal exception.
 
 Every refusal is a `TokenRejected` carrying an `Outcome` (which decides the client-facing
-code, spec §3.2 and §4.3) and a machine-readable `reason`. Verified tokens are frozen values,
+code, docs/tokens.md "How a connection token is checked" and docs/tokens.md "How a subscription
+token is checked") and a machine-readable `reason`. Verified tokens are frozen values,
 safe to share between connections and to keep in the verified-token cache.
 """
 
@@ -109,7 +110,7 @@ _NO_SUBS: Mapping[str, SubscribeOptions] = MappingProxyType({})
 
 
 class ConnectionToken(NamedTuple):
-    """A verified connection token (spec §3.1).
+    """A verified connection token (docs/tokens.md "Connection token claims").
 
     `expire_at` is the connection expiry in Unix seconds, 0 for never: the ``expire_at``
     claim when present (>0 used as is, <=0 means never), else ``exp`` truncated to seconds,
@@ -133,7 +134,8 @@ class ConnectionToken(NamedTuple):
 
 
 class SubscriptionToken(NamedTuple):
-    """A verified subscription token (spec §4.1); `expire_at` follows the same rules.
+    """A verified subscription token (docs/tokens.md "Subscription token claims"); `expire_at`
+    follows the same rules.
 
     An immutable record, like `ConnectionToken`.
     """

@@ -1,6 +1,7 @@
 """`TokenVerifier`: connection and subscription JWT verification with a verified-token cache.
 
-Order of work for every token (spec §3.2, §4.3), chosen for safety first:
+Order of work for every token (docs/tokens.md "How a connection token is checked", docs/tokens.md
+"How a subscription token is checked"), chosen for safety first:
 
 1. length (INVALID ``too_large``, before any decoding); then the verified-token cache;
 2. strict compact-JWS parsing (INVALID ``malformed``);
@@ -11,7 +12,8 @@ Order of work for every token (spec §3.2, §4.3), chosen for safety first:
    (see `rotary.auth.claims`).
 
 Rotary is safer than Centrifugo on two points: a bad top-level ``b64info`` in a connection
-token is INVALID ``b64`` (Centrifugo answers a temporary error 100, §12 quirk 6), and a JWKS
+token is INVALID ``b64`` (Centrifugo answers a temporary error 100, docs/differences.md quirk 6),
+and a JWKS
 URL is never built from token claims.
 
 The cache maps a whole token string (per token kind) to its verified result, a `Verified`

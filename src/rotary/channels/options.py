@@ -1,4 +1,4 @@
-"""Channel options per namespace and the separators of channel names (spec §6).
+"""Channel options per namespace and the separators of channel names (docs/channels.md).
 
 Frozen values built by `rotary.config`; the resolver in this package compiles them once.
 """
@@ -12,7 +12,8 @@ __all__ = ["ChannelOptions", "ChannelSettings", "Namespace"]
 
 @dataclass(frozen=True, slots=True)
 class ChannelOptions:
-    """Options of one namespace, or of channels without a namespace (spec §6.4).
+    """Options of one namespace, or of channels without a namespace (docs/channels.md "Channel
+    options").
 
     Durations are seconds. ``history_meta_ttl`` 0 means the global default.
     """
@@ -61,7 +62,8 @@ class Namespace:
 
 @dataclass(frozen=True, slots=True)
 class ChannelSettings:
-    """Separators, limits and namespaces of channel names (spec §6.1, §11)."""
+    """Separators, limits and namespaces of channel names (docs/channels.md "Names",
+    docs/config.md)."""
 
     private_prefix: str = "$"
     namespace_boundary: str = ":"

@@ -1,4 +1,5 @@
-"""Channel names → namespace, options and user limits (spec §6), compiled once from settings.
+"""Channel names → namespace, options and user limits (docs/channels.md), compiled once from
+settings.
 
 Pure: no I/O, no clock. The resolver sits on the hot path of every subscribe, so parse
 results are cached in a bounded dictionary.
@@ -14,7 +15,7 @@ from rotary.errors import ConfigError
 
 __all__ = ["NAMESPACE_NAME_PATTERN", "ChannelResolver", "ResolvedChannel"]
 
-#: Namespace names must match this (spec §6.1).
+#: Namespace names must match this (docs/channels.md "Names").
 NAMESPACE_NAME_PATTERN = re.compile(r"^[-a-zA-Z0-9_.]{2,}$")
 
 _CACHE_LIMIT = 8192
@@ -25,11 +26,13 @@ _UNSEEN: object = object()
 
 
 class ResolvedChannel(NamedTuple):
-    """One channel name taken apart (spec §6.1, §6.3).
+    """One channel name taken apart (docs/channels.md "Names", docs/channels.md "User-limited and
+    personal channels").
 
     `rest` is the text after the namespace boundary, or the whole original channel when the
     channel has no namespace. `allowed_users` holds the non-empty ids after the last user
-    boundary (Rotary requires non-empty ids: spec §6.3 edge); it is empty unless
+    boundary (Rotary requires non-empty ids: docs/channels.md "User-limited and personal channels"
+    edge); it is empty unless
     `user_limited`. A named tuple: immutable, and one is built for every new channel name
     (a frozen dataclass cost several times as much to build).
     """
@@ -87,7 +90,8 @@ class ChannelResolver:
         return self.resolve(channel) is not None
 
     def name_valid(self, resolved: ResolvedChannel) -> bool:
-        """Spec §6.2: `rest` must match the namespace's channel_regex (search), else be ASCII."""
+        """docs/channels.md "Valid names": `rest` must match the namespace's channel_regex
+        (search), else be ASCII."""
         pattern = self._regexes.get(resolved.namespace)
         if pattern is not None:
             return pattern.search(resolved.rest) is not None

@@ -1,6 +1,6 @@
 """The table of configuration keys: Centrifugo v5 flat name, v6 nested path, kind, destination.
 
-Every key Rotary reads appears here once (spec §11 plus Rotary's own keys). The loader maps
+Every key Rotary reads appears here once (docs/config.md plus Rotary's own keys). The loader maps
 both layouts and the environment onto the destination (a dotted path into `Config`), so the
 rest of Rotary never sees which spelling was used.
 """
@@ -372,7 +372,8 @@ _TOKEN_DESCRIPTIONS: dict[str, str] = {
     "user_id_claim": "claim holding the user id instead of sub.",
 }
 
-#: Descriptions of the channel options (spec §6.4), top level and per namespace.
+#: Descriptions of the channel options (docs/channels.md "Channel options"), top level and per
+#: namespace.
 _OPTION_DESCRIPTIONS: dict[str, str] = {
     "presence": "Keep presence (who is subscribed) for the channels.",
     "join_leave": "Subscribers emit join and leave events.",

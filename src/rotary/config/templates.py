@@ -1,4 +1,4 @@
-"""Configuration files Rotary writes: ``genconfig`` (spec §7) and ``rotary dev``.
+"""Configuration files Rotary writes: ``genconfig`` (docs/cli.md) and ``rotary dev``.
 
 Pure: secrets come in as arguments, so the caller owns randomness. Files are written in the
 format their extension names (JSON, YAML or TOML).

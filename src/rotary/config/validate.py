@@ -1,4 +1,5 @@
-"""Checks that span keys (spec §3.1, §5, §6, §11): each problem names its dotted key."""
+"""Checks that span keys (docs/tokens.md "Connection token claims", docs/tokens.md "Algorithms and
+keys", docs/channels.md, docs/config.md): each problem names its dotted key."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Token revocation: the store contract, its value types, and the local table both stores use.
 
-Two kinds of record (spec §9, Centrifugo PRO's ``revoke_token`` / ``invalidate_user_tokens``):
+Two kinds of record (docs/revocation.md, Centrifugo PRO's ``revoke_token`` /
+``invalidate_user_tokens``):
 
 - a *token* record: the token whose ``jti`` is `jti` is refused until `expire_at`;
 - a *user* record: every token of `user` issued strictly before `issued_before` (its ``iat``

@@ -2,8 +2,8 @@
 
 `rotary.policy.tokens` adapts `rotary.auth.TokenVerifier` to `Authenticator`; node tests use
 fakes. Failures are raised as `TokenProblem`, whose `kind` the command handlers map onto the
-codes of spec §3.2, §3.4, §4.3 and §4.5 (the same outcome means different codes in
-different commands).
+codes that docs/tokens.md gives for connect, refresh, subscribe and sub_refresh (the same
+outcome means different codes in different commands).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def json_payload(payload: bytes | None) -> bytes | None:
     """`payload` if it is JSON a JSON client can receive; else disconnect 3506.
 
     Token ``b64info``/``b64data`` may carry arbitrary bytes, which only protobuf clients
-    could take (spec §1.2); Rotary speaks JSON only.
+    could take (docs/protocol.md "Framing"); Rotary speaks JSON only.
     """
     if payload is None:
         return None

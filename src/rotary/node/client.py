@@ -1,4 +1,5 @@
-"""The client session: one connection's state machine (spec §1.3, §1.5).
+"""The client session: one connection's state machine (docs/protocol.md "Pings", docs/protocol.md
+"Connection life cycle").
 
 Frames come in through `handle_frame` and are processed one command at a time, in order.
 Replies and pushes leave through the session's `Outbox`. Timers (stale, ping/pong,
@@ -175,7 +176,8 @@ class ClientSession:
     def _reply_error(self, cmd_id: int, method: str, exc: CommandError) -> None:
         self.push(encode_error(cmd_id, exc.error))
         if method == "connect":
-            # Spec §1.5 rule 4: stop reading; the stale timer drops a peer that lingers.
+            # docs/protocol.md "Connection life cycle" rule 4: stop reading; the stale timer drops
+            # a peer that lingers.
             self.state = State.UNUSABLE
             _log.info("client %s: connect refused with %d", self.id, exc.error.code)
 

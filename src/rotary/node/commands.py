@@ -1,4 +1,4 @@
-"""publish, presence, presence_stats, history, rpc and send (spec §1.6).
+"""publish, presence, presence_stats, history, rpc and send (docs/protocol.md "Commands").
 
 Each handler is validate → authorize → apply → reply; errors are raised as `CommandError`
 (an error reply) or `DisconnectError`.
@@ -92,7 +92,8 @@ async def handle_presence_stats(
 
 
 async def handle_history(s: ClientSession, cmd_id: int, req: HistoryRequest) -> dict[str, Any]:
-    """History with the client limits of spec §1.6 (limit capped, 112 on another epoch)."""
+    """History with the client limits of docs/protocol.md "Commands" (limit capped, 112 on another
+    epoch)."""
     if not req.channel:
         raise ProtocolViolation("history without channel")
     ch = _resolve(s, req.channel)

@@ -1,6 +1,8 @@
-"""connect and refresh (spec §3.2 connect-handler part, §3.3, §3.4).
+"""connect and refresh (docs/tokens.md "How a connection token is checked" connect-handler part,
+docs/tokens.md "Anonymous connections", docs/tokens.md "Connection expiry and refresh").
 
-Rotary fixes Centrifugo's refresh QUIRK 4 (spec §3.4, §12 item 4): a refresh whose token
+Rotary fixes Centrifugo's refresh QUIRK 4 (docs/tokens.md "Connection expiry and refresh",
+docs/differences.md item 4): a refresh whose token
 has no expiry removes the connection's expiry and cancels its timer, instead of keeping the
 old deadline and closing the connection with 3005 later.
 """
@@ -138,7 +140,8 @@ def _resolve_or_102(s: ClientSession, name: str) -> ResolvedChannel:
 
 
 def _requested_channel(s: ClientSession, name: str, user: str) -> ResolvedChannel | None:
-    """A ConnectRequest.subs channel the client may have (spec §3.2); unknown ns → 3501."""
+    """A ConnectRequest.subs channel the client may have (docs/tokens.md "How a connection token is
+    checked"); unknown ns → 3501."""
     resolver = s.node.resolver
     ch = resolver.resolve(name)
     if ch is None:
@@ -168,7 +171,8 @@ def _connect_result(s: ClientSession, subs: dict[str, Any], now: float) -> dict[
 
 
 async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> dict[str, Any]:
-    """Client-side refresh (spec §3.4), with expiry 0 meaning "no expiry" (quirk 4 fixed)."""
+    """Client-side refresh (docs/tokens.md "Connection expiry and refresh"), with expiry 0 meaning
+    "no expiry" (quirk 4 fixed)."""
     if not req.token:
         raise ProtocolViolation("refresh without token")
     node = s.node

@@ -6,7 +6,8 @@ mutates the hub (sessions leave the hub later, from their own cleanup).
 
 A subscriber goes through two states. While its subscribe is being answered it is
 *pending*: publications for the channel are buffered for it, so that the subscribe reply
-can be queued first and the buffered publications after it (spec §1.5 rule 5). Then it is
+can be queued first and the buffered publications after it (docs/protocol.md "Connection life
+cycle" rule 5). Then it is
 *active*: plain subscribers get the encoded bytes; *tracked* (positioned) subscribers get
 them through a callback that checks offsets.
 """

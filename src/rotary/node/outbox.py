@@ -1,7 +1,7 @@
 """Per-client outbound queue: the only place a client's bytes are written.
 
 `Outbox.push` never awaits, so the hub can fan a publication out to every subscriber in one
-synchronous loop. Queued messages are joined into one frame (spec §1.2).
+synchronous loop. Queued messages are joined into one frame (docs/protocol.md "Framing").
 
 Two ways out:
 

@@ -1,4 +1,5 @@
-"""The periodic stream-position check (spec §10, ``client_channel_position_check_delay``).
+"""The periodic stream-position check (docs/protocol.md "History and recovery",
+``client_channel_position_check_delay``).
 
 Gaps are normally caught as publications arrive (`rotary.node.subscribe`); this check catches
 the gap nothing reveals: a lost publication followed by silence, or a stream that lost its

@@ -1,4 +1,5 @@
-"""One connection per user (``user_personal_single_connection``, spec §6.3).
+"""One connection per user (``user_personal_single_connection``, docs/channels.md "User-limited and
+personal channels").
 
 Centrifugo, once a user's connection is established, reads the presence of the user's
 personal channel and, when it counts two clients or more, asks every node to disconnect

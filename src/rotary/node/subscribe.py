@@ -1,9 +1,12 @@
 """subscribe, unsubscribe, sub_refresh, server-side subscriptions and their expiry.
 
-Spec §1.6 (subscribe checks, in that exact order), §4.3 (token outcomes), §4.4 (expiry),
-§4.5 (sub_refresh), §10 (recovery and positioning).
+docs/protocol.md "Commands" (subscribe checks, in that exact order), docs/tokens.md "How a
+subscription token is checked" (token outcomes), docs/tokens.md "Subscription expiry" (expiry),
+docs/tokens.md "sub_refresh" (sub_refresh), docs/protocol.md "History and recovery" (recovery and
+positioning).
 
-sub_refresh is deliberately STRICTER than Centrifugo (spec §4.5 QUIRK, §12 item 1):
+sub_refresh is deliberately STRICTER than Centrifugo (docs/tokens.md "sub_refresh" QUIRK,
+docs/differences.md item 1):
 Centrifugo answers a sub_refresh carrying an *expired* subscription token with success and
 silently removes the subscription's expiry. Rotary replies ``{}`` and then immediately ends
 the subscription with the Unsubscribe push 2501 "subscription expired"; the SDKs
@@ -92,7 +95,7 @@ async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest)
 
 
 def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
-    """Spec §1.6 steps 1–8, in order."""
+    """docs/protocol.md "Commands" steps 1–8, in order."""
     channel, node = req.channel, s.node
     if not channel or req.delta not in ("", "fossil"):
         raise ProtocolViolation("bad subscribe request")
@@ -115,7 +118,8 @@ def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
 async def _authorize(
     s: ClientSession, req: SubscribeRequest, ch: ResolvedChannel
 ) -> SubscribeCredentials | None:
-    """A token alone decides when present (spec §4.3); else the namespace rules (§4.6).
+    """A token alone decides when present (docs/tokens.md "How a subscription token is checked");
+    else the namespace rules (docs/tokens.md "Which channels need a token").
 
     Returns the token's credentials (its info and data fit for a JSON client), or None when
     the namespace rules let the client in without a token.
@@ -177,7 +181,7 @@ def _pick(ov: Override | None, name: str, default: bool) -> bool:
 def _client_subscription(
     s: ClientSession, ch: ResolvedChannel, req: SubscribeRequest, creds: SubscribeCredentials | None
 ) -> Subscription:
-    """Options granted (spec §1.6 step 10), the token's overrides applied."""
+    """Options granted (docs/protocol.md "Commands" step 10), the token's overrides applied."""
     opts, insecure = ch.options, s.node.settings.insecure
     if creds is None:
         sub = _base_subscription(s, ch, None, None)
@@ -251,7 +255,8 @@ async def establish(
 async def _position(
     s: ClientSession, sub: Subscription, recover: SubscribeRequest | None
 ) -> dict[str, Any]:
-    """Spec §10: the stream position, and recovered publications when asked."""
+    """docs/protocol.md "History and recovery": the stream position, and recovered publications
+    when asked."""
     node, channel = s.node, sub.channel
     meta_ttl = node.meta_ttl(channel)
     top = (await node.broker.history(channel, HistoryFilter(limit=0), meta_ttl=meta_ttl)).position
@@ -300,7 +305,8 @@ def _cache_mode(s: ClientSession, channel: str) -> bool:
 async def _recover_cache(
     s: ClientSession, channel: str, req: SubscribeRequest, top: StreamPosition, meta_ttl: float
 ) -> list[Any] | None:
-    """Cache recovery mode (spec §10): only the latest publication, whatever the epoch.
+    """Cache recovery mode (docs/protocol.md "History and recovery"): only the latest publication,
+    whatever the epoch.
 
     A client already at the top gets nothing; otherwise it gets the latest publication
     while history still holds it. None (not recovered) when history lost it.
@@ -335,7 +341,8 @@ def activate(s: ClientSession, sub: Subscription) -> None:
 
 
 def _tracker(s: ClientSession, sub: Subscription) -> TrackedDelivery:
-    """Delivery with position checks (spec §10): a gap ends the subscription (2500/3010)."""
+    """Delivery with position checks (docs/protocol.md "History and recovery"): a gap ends the
+    subscription (2500/3010)."""
     push = s.push
 
     def deliver(data: bytes, offset: int, epoch: str) -> None:
@@ -400,7 +407,7 @@ async def remove_subscription(s: ClientSession, sub: Subscription) -> None:
 async def handle_unsubscribe(
     s: ClientSession, cmd_id: int, req: UnsubscribeRequest
 ) -> dict[str, Any]:
-    """Always succeeds, subscribed or not (spec §1.5 rule 7)."""
+    """Always succeeds, subscribed or not (docs/protocol.md "Connection life cycle" rule 7)."""
     if not req.channel:
         raise ProtocolViolation("unsubscribe without channel")
     sub = s.subs.pop(req.channel, None)
@@ -411,7 +418,8 @@ async def handle_unsubscribe(
 
 
 async def check_subscriptions(s: ClientSession) -> None:
-    """The periodic check (spec §4.4): end expired subscriptions, refresh presence."""
+    """The periodic check (docs/tokens.md "Subscription expiry"): end expired subscriptions,
+    refresh presence."""
     node = s.node
     now = node.clock.now()
     delay = node.settings.expired_sub_close_delay
@@ -433,7 +441,8 @@ async def check_subscriptions(s: ClientSession) -> None:
 async def handle_sub_refresh(
     s: ClientSession, cmd_id: int, req: SubRefreshRequest
 ) -> dict[str, Any] | None:
-    """Spec §4.5, except that an expired token ends the subscription with 2501 (see above)."""
+    """docs/tokens.md "sub_refresh", except that an expired token ends the subscription with 2501
+    (see above)."""
     if not req.channel:
         raise ProtocolViolation("sub_refresh without channel")
     sub = s.subs.get(req.channel)

@@ -1,4 +1,5 @@
-"""Centrifugo's permission rules for client commands without tokens (spec §1.6, §4.6, §6.4).
+"""Centrifugo's permission rules for client commands without tokens (docs/protocol.md "Commands",
+docs/tokens.md "Which channels need a token", docs/channels.md "Channel options").
 
 Pure functions of a resolved channel, the connection's user, whether the connection is
 subscribed to the channel, and the ``client_insecure`` switch.
@@ -23,7 +24,7 @@ def _for(client: bool, subscriber: bool, anonymous: bool, *, user: str, subscrib
 
 
 def subscribe_allowed(ch: ResolvedChannel, *, user: str, insecure: bool) -> bool:
-    """Subscribe without a token (branches b, e, f of spec §1.6 step 9).
+    """Subscribe without a token (branches b, e, f of docs/protocol.md "Commands" step 9).
 
     A private channel never passes here: it needs a token (checked before).
     """

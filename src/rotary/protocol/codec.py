@@ -1,11 +1,12 @@
-"""JSON codec of protocol v2 (spec §1.2, §1.4): frames in, commands out; replies out as bytes.
+"""JSON codec of protocol v2 (docs/protocol.md "Framing", docs/protocol.md "Messages"): frames in,
+commands out; replies out as bytes.
 
 Sans-I/O. `decode_frame` raises only `ProtocolViolation` (the session answers it with
 disconnect 3501), whatever bytes it is given. Encoders return one line of compact JSON each;
 raw payloads (``data``, ``conn_info``, ``chan_info``) are embedded verbatim with newlines
 removed, so every encoded message stays a single line (the SDKs split frames on ``\\n``).
 Empty results are written as ``{}`` and the fields the SDKs index are always present
-(spec §12.11).
+(docs/differences.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every client-facing code of the protocol, as named values.
 
-Ranges (spec §2):
+Ranges (docs/protocol.md "Codes"):
 
 - error codes (in ``Reply.error``): 100–113 are the protocol's own; 400–1999 are left to
   applications.
@@ -67,7 +67,7 @@ class Unsubscribe:
 
 
 class ErrorCode:
-    """Error codes of command replies (spec §2.1)."""
+    """Error codes of command replies (docs/protocol.md "Error codes")."""
 
     INTERNAL = ProtocolError(100, "internal server error", temporary=True)
     UNAUTHORIZED = ProtocolError(101, "unauthorized")
@@ -85,7 +85,7 @@ class ErrorCode:
 
 
 class UnsubscribeCode:
-    """Unsubscribe push codes (spec §2.2)."""
+    """Unsubscribe push codes (docs/protocol.md "Unsubscribe codes")."""
 
     SERVER = Unsubscribe(2000, "server unsubscribe")
     INSUFFICIENT_STATE = Unsubscribe(2500, "insufficient state")
@@ -94,7 +94,7 @@ class UnsubscribeCode:
 
 
 class DisconnectCode:
-    """Disconnect codes (spec §2.3)."""
+    """Disconnect codes (docs/protocol.md "Disconnect codes")."""
 
     CONNECTION_CLOSED = Disconnect(3000, "connection closed")
     SHUTDOWN = Disconnect(3001, "shutdown")

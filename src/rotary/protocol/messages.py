@@ -1,4 +1,5 @@
-"""Typed client commands of protocol v2 (spec §1.4), as the codec hands them to the node.
+"""Typed client commands of protocol v2 (docs/protocol.md "Messages"), as the codec hands them to
+the node.
 
 Raw JSON payloads (``data``) are carried as compact one-line JSON bytes, or None when the
 client sent none. Unknown JSON fields are dropped by the codec.
@@ -29,7 +30,8 @@ __all__ = [
     "UnsubscribeRequest",
 ]
 
-#: Request fields of a Command, in the order the first non-null one is chosen (spec §1.4).
+#: Request fields of a Command, in the order the first non-null one is chosen (docs/protocol.md
+#: "Messages").
 REQUEST_ORDER = (
     "connect",
     "subscribe",
@@ -136,7 +138,8 @@ class SubRefreshRequest:
 
 @dataclass(frozen=True, slots=True)
 class PingRequest:
-    """The legacy ``ping`` command: decoded only so that it can be refused (spec §1.3)."""
+    """The legacy ``ping`` command: decoded only so that it can be refused (docs/protocol.md
+    "Pings")."""
 
 
 Request = (

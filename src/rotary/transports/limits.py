@@ -1,4 +1,4 @@
-"""Admission limits checked before a WebSocket upgrade (spec §1.1).
+"""Admission limits checked before a WebSocket upgrade (docs/protocol.md "Endpoint and handshake").
 
 `client_connection_limit` caps the sessions open on this node; `client_connection_rate_limit`
 caps how many new connections per second it accepts. Both answer HTTP 503 before the upgrade.

@@ -1,4 +1,5 @@
-"""The WebSocket endpoint (spec §1.1): the only module that touches aiohttp's WebSocket API.
+"""The WebSocket endpoint (docs/protocol.md "Endpoint and handshake"): the only module that touches
+aiohttp's WebSocket API.
 
 JSON protocol only: a client asking for protobuf (query ``format=protobuf`` /
 ``cf_protocol=protobuf``, or only the ``centrifuge-protobuf`` subprotocol) is refused with
@@ -34,7 +35,8 @@ _PROTOBUF_SUBPROTOCOL = "centrifuge-protobuf"
 
 
 def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
-    """Spec §1.1: no list → only requests without Origin; ``*`` → all; else glob patterns."""
+    """docs/protocol.md "Endpoint and handshake": no list → only requests without Origin; ``*`` →
+    all; else glob patterns."""
     if origin is None:
         return True
     if not allowed:

@@ -139,9 +139,14 @@ def _plain_shard(index: int, address: str, settings: RedisSettings) -> Shard:
     return Shard(index, client, _pool_connection_factory(client))
 
 
+#: Sentinel's constructor through a typed name: redis-py's own annotations of it differ
+#: between releases (untyped before 8), and this keeps the call checked on all of them.
+_new_sentinel: Callable[..., Sentinel] = Sentinel
+
+
 def _sentinel_shard(settings: RedisSettings) -> Shard:
     sentinels = [_host_port(address) for address in settings.sentinel_addresses]
-    manager = Sentinel(  # type: ignore[no-untyped-call]
+    manager = _new_sentinel(
         sentinels,
         sentinel_kwargs={"socket_connect_timeout": settings.connect_timeout},
         db=settings.db,
