@@ -185,8 +185,21 @@ def _config_path(args: argparse.Namespace) -> str:
     return str(getattr(args, "config", DEFAULT_CONFIG_PATH))
 
 
-def _load(args: argparse.Namespace, overrides: dict[str, object] | None = None) -> Config:
-    return load_config(_config_path(args), overrides=overrides)
+def _load(
+    args: argparse.Namespace,
+    overrides: dict[str, object] | None = None,
+    warnings: list[str] | None = None,
+) -> Config:
+    """The configuration; its warnings go to `warnings`, or to stderr when that is None
+    (stdout may be a token a script reads)."""
+    found: list[str] = []
+    config = load_config(_config_path(args), overrides=overrides, warnings=found)
+    if warnings is None:
+        for line in found:
+            sys.stderr.write(f"warning: {line}\n")
+    else:
+        warnings += found
+    return config
 
 
 # ---------------------------------------------------------------- server commands
@@ -198,17 +211,18 @@ def _server_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    return _run_server(_load(args, _server_overrides(args)))
+    warnings: list[str] = []
+    return _run_server(_load(args, _server_overrides(args), warnings), warnings)
 
 
-def _run_server(config: Config) -> int:
+def _run_server(config: Config, warnings: Sequence[str] = ()) -> int:
     try:
         # Imported late: the server wires every layer, which token and config commands
         # never need.
         server = importlib.import_module("rotary.server")
     except ImportError as exc:
         raise _Failure(f"error: the server is not available: {exc}") from None
-    return int(server.run(config))
+    return int(server.run(config, warnings=warnings))
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -217,13 +231,14 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         content = dev_config(hmac_secret=secrets.token_hex(32), api_key=secrets.token_hex(16))
         write_new_config(path, content)
         _say(f"created development config {path}")
-    config = _load(args, _server_overrides(args))
+    warnings: list[str] = []
+    config = _load(args, _server_overrides(args), warnings)
     _say(f"using config {path}")
     token = _connection_token(config, _DEV_USER, _DEV_TTL, alg=None, private_key=None)
     _say(f"{token.header}:")
     _say(token.token)
     _say(f"WebSocket endpoint: {_websocket_url(config)}")
-    return _run_server(config)
+    return _run_server(config, warnings)
 
 
 def _websocket_url(config: Config) -> str:
@@ -475,7 +490,10 @@ def _cmd_genconfig(args: argparse.Namespace) -> int:
 
 def _cmd_checkconfig(args: argparse.Namespace) -> int:
     try:
-        config = load_config(_config_path(args))
+        warnings: list[str] = []
+        config = load_config(_config_path(args), warnings=warnings)
+        for line in warnings:
+            _say(f"warning: {line}")
         # Keys (PEM text) and channel patterns are compiled only by their users: build them
         # so that a bad key is reported here rather than at the first connection.
         ChannelResolver(config.channels)

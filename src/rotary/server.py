@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from aiohttp import web
@@ -267,12 +267,15 @@ async def _shutdown(
 _GC_GEN0_THRESHOLD = 50_000
 
 
-def run(config: Config) -> int:
+def run(config: Config, *, warnings: Sequence[str] = ()) -> int:
     """Run the server until SIGINT/SIGTERM; return the exit status (0 after a clean stop).
 
-    Logs go to stderr or ``log_file``, plain or (``log_json``) one JSON object per line.
+    Logs go to stderr or ``log_file``, plain or (``log_json``) one JSON object per line;
+    `warnings` (from loading the configuration) are logged first.
     """
     configure_logging(config.log.level, json=config.log.json, file=config.log.file)
+    for line in warnings:
+        logging.getLogger("rotary.config").warning("%s", line)
     _tune_gc()
     return asyncio.run(_main(config))
 

@@ -8,6 +8,7 @@ rest of Rotary never sees which spelling was used.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,13 +18,17 @@ from rotary.channels.options import ChannelOptions
 __all__ = [
     "ENV_PREFIXES",
     "KEYS",
+    "NAMED_LISTS",
     "NAMESPACE_OPTION_KINDS",
+    "OTHER_ENV_NAMES",
     "PROXY_OPTIONS",
     "Key",
     "Kind",
+    "NamedList",
     "env_names",
     "keys_by_v5",
     "keys_by_v6",
+    "name_for_env",
     "v6_sections",
 ]
 
@@ -33,6 +38,9 @@ Kind = Literal[
 
 #: Lowest precedence first: ``ROTARY_`` beats ``CENTRIFUGO_``.
 ENV_PREFIXES = ("CENTRIFUGO_", "ROTARY_")
+
+#: Variables with one of `ENV_PREFIXES` that Rotary reads outside the configuration.
+OTHER_ENV_NAMES = frozenset({"ROTARY_REVOCATION_CHECKS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,26 @@ def _kind_of(field: dataclasses.Field[object]) -> Kind:
 NAMESPACE_OPTION_KINDS: dict[str, Kind] = {
     f.name: _kind_of(f) for f in dataclasses.fields(ChannelOptions)
 }
+
+
+@dataclass(frozen=True, slots=True)
+class NamedList:
+    """A configuration list of named objects, settable item by item from the environment.
+
+    `dest` is the list's `Key.dest`; `env_stem` its v6 path with ``_`` (``CHANNEL_NAMESPACES``):
+    ``<PREFIX><STEM>`` names the items, ``<PREFIX><STEM>_<NAME>_<OPTION>`` sets one option of
+    the item called NAME (see `name_for_env`). `options` gives the kind of every option.
+    """
+
+    dest: str
+    env_stem: str
+    options: Mapping[str, Kind]
+
+
+def name_for_env(name: str) -> str:
+    """An item's name as it appears in a variable name: ``.`` and ``-`` become ``_``, upper case."""
+    return name.replace(".", "_").replace("-", "_").upper()
+
 
 #: Proxy switches of Centrifugo (v5 and v6 names): Rotary has no proxies and refuses them on.
 PROXY_OPTIONS = frozenset(
@@ -412,6 +440,12 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
     "delta_publish": "Publish as deltas by default.",
 }
 # fmt: on
+
+
+#: Every named list Rotary has, for the v6 environment form.
+NAMED_LISTS: tuple[NamedList, ...] = (
+    NamedList("channels.namespaces", "CHANNEL_NAMESPACES", NAMESPACE_OPTION_KINDS),
+)
 
 
 def _token_keys() -> list[Key]:
