@@ -61,6 +61,9 @@ class Publication:
     tags: Mapping[str, str] | None = None
     #: Unix milliseconds when the broker accepted it (0 when unknown).
     time: int = 0
+    #: Published with delta compression allowed: subscribers that negotiated it may get a
+    #: delta against the channel's previous publication instead of the whole data.
+    delta: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,8 @@ class PublishOptions:
     idempotency_key: str = ""
     #: Keep it out of history even when the channel has history.
     skip_history: bool = False
+    #: Becomes `Publication.delta`, on every node.
+    delta: bool = False
 
 
 @dataclass(frozen=True, slots=True)

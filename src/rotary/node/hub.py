@@ -9,7 +9,8 @@ A subscriber goes through two states. While its subscribe is being answered it i
 can be queued first and the buffered publications after it (docs/protocol.md "Connection life
 cycle" rule 5). Then it is
 *active*: plain subscribers get the encoded bytes; *tracked* (positioned) subscribers get
-them through a callback that checks offsets.
+them through a callback that checks offsets; *delta* subscribers (`rotary.node.delta`) get a
+`DeltaPush` that encodes, once for all of them, the forms they may need.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rotary.engines.base import ClientInfo, Publication, StreamPosition
+from rotary.node.delta import DeltaDelivery, DeltaPush, Previous, base_for
 from rotary.protocol.codec import client_info_obj, encode_push, publication_push
 
 __all__ = ["Buffered", "Hub", "TrackedDelivery"]
 
-#: One publication buffered for a pending subscriber: (encoded push, offset, epoch).
-Buffered = tuple[bytes, int, str]
+#: One publication buffered for a pending subscriber: (encoded push, offset, epoch, publication).
+Buffered = tuple[bytes, int, str, Publication]
 
 #: Delivery to a positioned subscriber: (encoded push, offset, epoch).
 TrackedDelivery = Callable[[bytes, int, str], None]
@@ -35,9 +37,12 @@ class _Channel:
     tracked: dict[str, TrackedDelivery] = field(default_factory=dict)
     join_leave: dict[str, Callable[[bytes], None]] = field(default_factory=dict)
     pending: dict[str, list[Buffered]] = field(default_factory=dict)
+    delta: dict[str, DeltaDelivery] = field(default_factory=dict)
+    #: The last publication, kept while delta subscribers may need it as a delta base.
+    prev: Previous | None = None
 
     def __len__(self) -> int:
-        return len(self.plain) + len(self.tracked) + len(self.pending)
+        return len(self.plain) + len(self.tracked) + len(self.pending) + len(self.delta)
 
 
 class Hub:
@@ -65,12 +70,15 @@ class Hub:
         *,
         push: Callable[[bytes], None],
         tracked: TrackedDelivery | None = None,
+        delta: DeltaDelivery | None = None,
         join_leave: bool = False,
     ) -> list[Buffered]:
         """Make a pending subscriber active; return what was buffered for it meanwhile."""
         ch = self._channels[channel]
         buffered = ch.pending.pop(client_id, [])
-        if tracked is not None:
+        if delta is not None:
+            ch.delta[client_id] = delta
+        elif tracked is not None:
             ch.tracked[client_id] = tracked
         else:
             ch.plain[client_id] = push
@@ -86,7 +94,9 @@ class Hub:
         plain = ch.plain.pop(client_id, None)
         tracked = ch.tracked.pop(client_id, None)
         pending = ch.pending.pop(client_id, None)
+        delta = ch.delta.pop(client_id, None)
         found = plain is not None or tracked is not None or pending is not None
+        found = found or delta is not None
         ch.join_leave.pop(client_id, None)
         if found:
             self._num_subs -= 1
@@ -112,7 +122,22 @@ class Hub:
             for deliver in ch.tracked.values():
                 deliver(data, offset, epoch)
         for buf in ch.pending.values():
-            buf.append((data, pub.offset, sp.epoch))
+            buf.append((data, pub.offset, sp.epoch, pub))
+        if ch.delta:
+            pushes = DeltaPush(channel, pub, base_for(ch.prev, pub, sp))
+            for give in ch.delta.values():
+                give(pushes, pub.offset, sp.epoch)
+        ch.prev = (pub, sp.epoch) if ch.delta or ch.pending else None
+
+    def seed_previous(self, channel: str, pub: Publication, epoch: str) -> None:
+        """Offer `pub` (read from history) as the channel's delta base, unless the hub already
+        holds a later one of the same stream."""
+        ch = self._channels.get(channel)
+        if ch is None:
+            return
+        prev = ch.prev
+        if prev is None or prev[1] != epoch or prev[0].offset < pub.offset:
+            ch.prev = (pub, epoch)
 
     def broadcast_join_leave(self, channel: str, kind: str, info: ClientInfo) -> None:
         """Queue a ``join`` or ``leave`` push to the subscribers that receive them."""

@@ -31,6 +31,7 @@ from rotary.node.auth import (
     TokenProblem,
     json_payload,
 )
+from rotary.node.delta import DELTA_FOSSIL, DeltaPush, delta_tracker, recovered_objs
 from rotary.node.hub import TrackedDelivery
 from rotary.node.subscription import Subscription, add_expiry
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
@@ -91,6 +92,8 @@ async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest)
     if sub.expire_at and sub.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
     result = await establish(s, sub, req if sub.recoverable else None)
+    if sub.delta:
+        result["delta"] = True
     add_expiry(result, sub.expire_at, now)
     if creds is not None and creds.data:
         result["data"] = raw(creds.data)
@@ -208,6 +211,7 @@ def _client_subscription(
     presence_ok = presence_allowed(ch, user=s.user, subscribed=True, insecure=insecure)
     if req.join_leave and sub.emit_join_leave and presence_ok:
         sub.push_join_leave = True
+    sub.delta = req.delta == DELTA_FOSSIL and DELTA_FOSSIL in opts.allowed_delta_types
     return sub
 
 
@@ -283,7 +287,11 @@ async def _position(
             raise CommandError(ErrorCode.UNRECOVERABLE_POSITION)
         if pubs is not None:
             result.update(recovered=True, offset=recover.offset)
-            if pubs:
+            if pubs and sub.delta:
+                result["publications"] = recovered_objs(pubs)
+                sub.offset, sub.delta_ready = pubs[-1].offset, True
+                s.node.hub.seed_previous(channel, pubs[-1], top.epoch)
+            elif pubs:
                 result["publications"] = [publication_obj(p) for p in pubs]
                 sub.offset = pubs[-1].offset
     return result
@@ -347,17 +355,33 @@ def activate(s: ClientSession, sub: Subscription) -> None:
     """Make `sub` live: deliver publications buffered while subscribing, announce the join."""
     node, channel = s.node, sub.channel
     s.subs[channel] = sub
+    if sub.delta:
+        _activate_delta(s, sub)
+    else:
+        _activate_plain(s, sub)
+    if sub.emit_join_leave:
+        s.spawn(node.broker.publish_join(channel, sub.info))
+
+
+def _activate_plain(s: ClientSession, sub: Subscription) -> None:
     tracked = _tracker(s, sub) if sub.positioned else None
-    buffered = node.hub.activate(
-        channel, s.id, push=s.push, tracked=tracked, join_leave=sub.push_join_leave
+    buffered = s.node.hub.activate(
+        sub.channel, s.id, push=s.push, tracked=tracked, join_leave=sub.push_join_leave
     )
-    for data, offset, epoch in buffered:
+    for data, offset, epoch, _ in buffered:
         if tracked is not None:
             tracked(data, offset, epoch)
         else:
             s.push(data)
-    if sub.emit_join_leave:
-        s.spawn(node.broker.publish_join(channel, sub.info))
+
+
+def _activate_delta(s: ClientSession, sub: Subscription) -> None:
+    give = delta_tracker(s, sub, lambda: _position_lost(s, sub))
+    buffered = s.node.hub.activate(
+        sub.channel, s.id, push=s.push, delta=give, join_leave=sub.push_join_leave
+    )
+    for _, offset, epoch, pub in buffered:  # whole: their bases may be gone
+        give(DeltaPush(sub.channel, pub, None), offset, epoch)
 
 
 def _tracker(s: ClientSession, sub: Subscription) -> TrackedDelivery:
