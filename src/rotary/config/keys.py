@@ -436,8 +436,10 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
     "allow_user_limited_channels":
         "Channels naming users after the user boundary (#) admit only those users.",
     "channel_regex": "Regular expression the channel name after the namespace must match.",
-    "allowed_delta_types": "Delta compressions subscribers may ask for (only fossil).",
-    "delta_publish": "Publish as deltas by default.",
+    "allowed_delta_types":
+        "Delta compressions subscribers may negotiate (only fossil; see docs/features-6.9.md).",
+    "delta_publish":
+        "Allow delta compression of every publication, as the API's delta flag does for one.",
 }
 # fmt: on
 
