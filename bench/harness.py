@@ -27,7 +27,7 @@ from bench.worker import close_shared_pool
 
 __all__ = ["FULL_ONLY", "SCENARIOS", "cell", "load_scenario", "main_run", "plot", "render_tables"]
 
-SCENARIOS = ("verify", "nodecost", "storm", "stormcount", "fanout", "memory", "cluster")
+SCENARIOS = ("verify", "nodecost", "storm", "stormcount", "fanout", "delta", "memory", "cluster")
 _OPTIONAL = {"verify", "nodecost", "cluster"}
 #: Left out of ``all --quick``: valgrind's start-up alone would take the quick run past a
 #: minute (run it on its own with ``--quick``).
