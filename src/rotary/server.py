@@ -1,7 +1,8 @@
 """Wiring and life cycle: config → engine, verifier, resolver, node → one aiohttp app.
 
-One port serves the WebSocket endpoint, the server HTTP API, ``GET /health`` and, with
-``prometheus`` on, ``GET /metrics``. Start-up loads the token revocation records (memory
+One port serves the WebSocket endpoint, the server HTTP API, ``GET /health``, with
+``prometheus`` on ``GET /metrics``, and with ``admin`` on the admin UI at ``/`` and its
+endpoints under ``/admin/`` (docs/admin.md). Start-up loads the token revocation records (memory
 engine: none; Redis: every node's shared set) before the node accepts anyone. Shutdown has
 a fixed order: stop accepting, disconnect every client with 3001 "shutdown", wait briefly
 for them to go, close the HTTP runner, close the engine and the revocation store.
@@ -26,6 +27,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from rotary.admin import add_admin_routes
 from rotary.api.executor import ApiExecutor
 from rotary.api.http import add_api_routes
 from rotary.channels.resolver import ChannelResolver
@@ -196,13 +198,16 @@ def build_app(config: Config, node: Node) -> web.Application:
         app.router.add_get("/health", _health)
     if config.server.prometheus and node.metrics is not None:
         app.router.add_get("/metrics", _metrics_handler(node, node.metrics))
-    _add_api(app, config, node)
+    executor = ApiExecutor(node)
+    _add_api(app, config, executor)
+    if config.admin.enabled:
+        add_admin_routes(app, executor, config.admin, clock=node.clock)
     return app
 
 
-def _add_api(app: web.Application, config: Config, node: Node) -> None:
+def _add_api(app: web.Application, config: Config, executor: ApiExecutor) -> None:
     shutting_down = app[_SHUTTING_DOWN] = asyncio.Event()
-    add_api_routes(app, ApiExecutor(node), config.api, shutting_down=shutting_down.is_set)
+    add_api_routes(app, executor, config.api, shutting_down=shutting_down.is_set)
 
 
 async def serve(
