@@ -68,15 +68,21 @@ class PageLog:
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Any]:
+def chromium() -> str:
+    """The chromium binary the tests drive."""
     if not Path(CHROMIUM).is_file():
         missing(f"chromium ({CHROMIUM}; tools/ensure.sh chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Any]:
     try:
         from playwright.async_api import async_playwright
     except ImportError:
         missing("the playwright package (make install)")
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        launched = await playwright.chromium.launch(executable_path=chromium, headless=True)
         try:
             yield launched
         finally:
@@ -112,10 +118,11 @@ Screenshot = Callable[[Any, str], Awaitable[None]]
 @pytest.fixture
 def screenshot() -> Screenshot:
     folder = os.environ.get("ROTARY_SCREENSHOTS", "")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
 
     async def take(page: Any, name: str) -> None:
         if folder:
-            Path(folder).mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
     return take

@@ -83,7 +83,7 @@ async def test_a_message_travels_between_two_pages_and_survives_a_reload(
     await screenshot(alice, "demo")
 
 
-async def test_the_token_endpoint_exists_only_in_development_mode(rotary_server: Any) -> None:
+def test_the_token_endpoint_exists_only_in_development_mode(rotary_server: Any) -> None:
     server = rotary_server()
     request = urllib.request.Request(
         f"{server.http_url}/demo/token", data=b'{"user": "mallory"}', method="POST"
