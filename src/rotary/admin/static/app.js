@@ -465,6 +465,7 @@ async function callAction(event) {
   const method = $("action-method").value;
   const answer = $("action-answer");
   answer.textContent = "…";
+  delete answer.dataset.outcome;
   try {
     const params = paramsOf($("action-form"));
     answer.textContent = JSON.stringify(await api(method, params), null, 2);
