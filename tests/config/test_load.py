@@ -214,6 +214,15 @@ def test_admin_enabled_without_password_and_secret_is_refused(config_file: Confi
     ]
 
 
+def test_the_admin_ui_cannot_share_the_root_path_with_the_api(config_file: ConfigFile) -> None:
+    doc = {"admin": True, "admin_password": "p", "admin_secret": "s", "api_handler_prefix": "/"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file(doc), env={})
+    assert caught.value.problems == [
+        "api_handler_prefix: the admin UI is served at /, so this path cannot be / as well"
+    ]
+
+
 def test_insecure_admin_on_every_address_is_refused_unless_allowed(
     config_file: ConfigFile,
 ) -> None:

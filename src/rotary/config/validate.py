@@ -172,6 +172,19 @@ def _admin_problems(config: Config, label: Labels) -> list[str]:
     admin = config.admin
     if not admin.enabled:
         return []
+    problems = [
+        f"{label(dest)}: the admin UI is served at /, so this path cannot be / as well"
+        for dest, path in (
+            ("api.handler_prefix", config.api.handler_prefix),
+            ("websocket.handler_prefix", config.websocket.handler_prefix),
+        )
+        if not path.rstrip("/")
+    ]
+    return problems + _admin_auth_problems(config, label)
+
+
+def _admin_auth_problems(config: Config, label: Labels) -> list[str]:
+    admin = config.admin
     if admin.insecure:
         address = config.server.address
         if address not in _LOOPBACK and not admin.insecure_allow_remote:
