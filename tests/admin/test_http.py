@@ -92,6 +92,12 @@ async def test_the_right_password_in_a_multipart_form_gets_a_token(client: Clien
     assert (await response.json())["token"]
 
 
+async def test_a_password_sent_as_a_file_part_is_refused(client: Client) -> None:
+    form = aiohttp.FormData()
+    form.add_field("password", PASSWORD.encode(), filename="password.txt")
+    assert (await client.post("/admin/auth", data=form)).status == 400
+
+
 async def test_a_wrong_password_gets_400(client: Client) -> None:
     response = await login(client, "wrong")
     assert (response.status, await response.text()) == (400, "Bad Request")

@@ -115,19 +115,22 @@ class _Admin:
             _log.warning("admin login from %s refused: too many failed attempts", address)
             headers = {"Retry-After": str(math.ceil(wait))}
             return web.Response(status=429, text="Too Many Requests", headers=headers)
-        form = await request.post()
-        password = form.get("password")
         settings = self._settings
         if not settings.password or not settings.secret:
             _log.error("admin login refused: admin_password and admin_secret must be set")
             return web.Response(status=400, text="Bad Request")
-        if not isinstance(password, str) or not _same(password, settings.password):
+        if not self._password_matches((await request.post()).get("password")):
             self._throttle.failed(address, self._clock.monotonic())
             _log.info("admin login from %s refused: wrong password", address)
             return web.Response(status=400, text="Bad Request")
         self._throttle.succeeded(address)
         token = issue_admin_token(settings.secret, now=self._clock.now(), ttl=settings.token_ttl)
         return web.json_response({"token": token})
+
+    def _password_matches(self, given: object) -> bool:
+        if not isinstance(given, str):  # absent, or a file part of a multipart form
+            return False
+        return hmac.compare_digest(given.encode(), self._settings.password.encode())
 
     async def api(self, request: web.Request) -> web.StreamResponse:
         """POST /admin/api: the server API in the legacy form, for an authenticated admin."""
@@ -142,7 +145,3 @@ class _Admin:
         if len(parts) != 2 or parts[0].lower() != "token":
             return False
         return valid_admin_token(self._settings.secret, parts[1], now=self._clock.now())
-
-
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
