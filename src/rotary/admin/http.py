@@ -2,7 +2,8 @@
 
 - ``GET /``: the UI's page; ``GET /admin/ui/<file>``: its script and style sheet, read once
   from the package's ``static/`` folder (no file-system path is ever built from a request).
-- ``GET /admin/init``: ``{"insecure", "edition", "authenticated"}`` as Centrifugo answers it.
+- ``/admin/init`` (any method): ``{"insecure", "edition", "authenticated"}`` as Centrifugo
+  answers it.
 - ``POST /admin/auth``: form field ``password`` (urlencoded or multipart) → ``{"token"}``;
   400 on a wrong password, 429 with ``Retry-After`` once an address failed too often.
 - ``POST /admin/api``: ``Authorization: token <t>``, then any server-API method in the
@@ -69,7 +70,7 @@ def add_admin_routes(
     app.router.add_get("/", _static(files["index.html"], STATIC_FILES["index.html"]))
     for name, content_type in STATIC_FILES.items():
         app.router.add_get(f"/admin/ui/{name}", _static(files[name], content_type))
-    app.router.add_get("/admin/init", admin.init)
+    app.router.add_route("*", "/admin/init", admin.init)  # any method, as Centrifugo
     app.router.add_post("/admin/auth", admin.auth)
     app.router.add_post("/admin/api", admin.api)
 
