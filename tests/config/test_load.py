@@ -223,6 +223,13 @@ def test_the_admin_ui_cannot_share_the_root_path_with_the_api(config_file: Confi
     ]
 
 
+def test_an_admin_token_ttl_of_zero_is_refused(config_file: ConfigFile) -> None:
+    doc = {"admin": {"enabled": True, "password": "p", "secret": "s", "token_ttl": "0s"}}
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file(doc), env={})
+    assert caught.value.problems == ["admin.token_ttl: must be positive"]
+
+
 def test_insecure_admin_on_every_address_is_refused_unless_allowed(
     config_file: ConfigFile,
 ) -> None:

@@ -180,6 +180,8 @@ def _admin_problems(config: Config, label: Labels) -> list[str]:
         )
         if not path.rstrip("/")
     ]
+    if admin.token_ttl <= 0:
+        problems.append(f"{label('admin.token_ttl')}: must be positive")
     return problems + _admin_auth_problems(config, label)
 
 
