@@ -172,4 +172,8 @@ $("name-form").addEventListener("submit", (e) => {
 });
 
 $("room").textContent = channel;
-subscription = connect();
+if (typeof globalThis.Centrifuge === "function") {
+  subscription = connect();
+} else {
+  $("state").textContent = "centrifuge-js is not installed: run `make run` (npm ci in web/)";
+}
