@@ -1,4 +1,4 @@
-"""Token revocation across two real nodes sharing Redis (docs/revocation.md, docs/revocation.md).
+"""Token revocation across two real nodes sharing Redis (docs/revocation.md).
 
 One pair of `python -m rotary` processes (A and B, ``engine: redis``, a Redis prefix of
 their own) serves the module; every test uses users, ``jti`` values and channels of its
