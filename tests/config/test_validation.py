@@ -161,3 +161,25 @@ def test_proxy_switches_are_accepted_off_and_refused_on(config_file: ConfigFile)
     assert problem == (
         "channel.without_namespace.subscribe_proxy_enabled: proxies are not supported by Rotary"
     )
+
+
+def test_map_and_shared_poll_namespaces_are_refused_by_name(config_file: ConfigFile) -> None:
+    doc = {
+        "channel": {
+            "without_namespace": {"subscription_type": "stream"},
+            "namespaces": [
+                {"name": "plain", "subscription_type": "stream"},
+                {"name": "mm", "subscription_type": "map", "map": {"mode": "ephemeral"}},
+                {"name": "pp", "subscription_type": "shared_poll", "shared_poll": {"x": 1}},
+            ],
+        }
+    }
+    assert problems_of(config_file(doc)) == [
+        "channel.namespaces.mm.subscription_type: subscription type 'map' is not supported by "
+        "Rotary (only stream)",
+        "channel.namespaces.mm.map: map and shared poll subscriptions are not supported by Rotary",
+        "channel.namespaces.pp.subscription_type: subscription type 'shared_poll' is not "
+        "supported by Rotary (only stream)",
+        "channel.namespaces.pp.shared_poll: map and shared poll subscriptions are not supported "
+        "by Rotary",
+    ]

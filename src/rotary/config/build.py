@@ -8,7 +8,7 @@ from typing import Any
 
 from rotary.auth.settings import AuthSettings, TokenSettings
 from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
-from rotary.config.keys import NAMESPACE_OPTION_KINDS, PROXY_OPTIONS, Key
+from rotary.config.keys import NAMESPACE_OPTION_KINDS, UNSUPPORTED_OPTIONS, Key, unsupported
 from rotary.config.model import (
     AdminSettings,
     ApiSettings,
@@ -72,9 +72,10 @@ def _options(item: Mapping[str, object], where: str, problems: list[str]) -> Cha
         kind = NAMESPACE_OPTION_KINDS.get(name)
         if name == "name" or value is None:
             continue
-        if name in PROXY_OPTIONS:
-            if value:
-                problems.append(f"{label}: proxies are not supported by Rotary")
+        if name in UNSUPPORTED_OPTIONS:
+            why = unsupported(name, value)
+            if why is not None:
+                problems.append(f"{label}: {why}")
             continue
         if kind is None:
             problems.append(_unknown_option(label, name))

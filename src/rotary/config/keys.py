@@ -22,6 +22,8 @@ __all__ = [
     "NAMESPACE_OPTION_KINDS",
     "OTHER_ENV_NAMES",
     "PROXY_OPTIONS",
+    "SUBSCRIPTION_TYPE_OPTIONS",
+    "UNSUPPORTED_OPTIONS",
     "Key",
     "Kind",
     "NamedList",
@@ -29,6 +31,7 @@ __all__ = [
     "keys_by_v5",
     "keys_by_v6",
     "name_for_env",
+    "unsupported",
     "v6_sections",
 ]
 
@@ -97,6 +100,35 @@ PROXY_OPTIONS = frozenset(
     for kind in ("subscribe", "publish", "sub_refresh", "subscribe_stream")
     for name in (f"proxy_{kind}", f"{kind}_proxy_enabled", f"{kind}_proxy_name")
 )
+
+#: Namespace options of Centrifugo 6.8–6.9 for map and shared poll subscriptions.
+SUBSCRIPTION_TYPE_OPTIONS = frozenset(
+    {
+        "subscription_type",
+        "map",
+        "shared_poll",
+        "map_clients_presence_channel_prefix",
+        "map_users_presence_channel_prefix",
+    }
+)
+
+#: Options Centrifugo has and Rotary recognises but cannot honour (see `unsupported`).
+UNSUPPORTED_OPTIONS = PROXY_OPTIONS | SUBSCRIPTION_TYPE_OPTIONS
+
+
+def unsupported(name: str, value: object) -> str | None:
+    """Why option `name` (one of `UNSUPPORTED_OPTIONS`) set to `value` is refused, or None when
+    that value asks for nothing Rotary lacks (a proxy off, ``subscription_type: "stream"``)."""
+    if name == "subscription_type":
+        if value in ("", "stream"):
+            return None
+        return f"subscription type {value!r} is not supported by Rotary (only stream)"
+    if not value:
+        return None
+    if name in PROXY_OPTIONS:
+        return "proxies are not supported by Rotary"
+    return "map and shared poll subscriptions are not supported by Rotary"
+
 
 # fmt: off
 _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (

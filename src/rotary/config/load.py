@@ -27,13 +27,14 @@ from rotary.config.keys import (
     ENV_PREFIXES,
     NAMED_LISTS,
     OTHER_ENV_NAMES,
-    PROXY_OPTIONS,
+    UNSUPPORTED_OPTIONS,
     Key,
     NamedList,
     env_names,
     keys_by_v5,
     keys_by_v6,
     name_for_env,
+    unsupported,
     v6_sections,
 )
 from rotary.config.model import Config
@@ -159,8 +160,8 @@ def _file_layer(doc: Mapping[str, object], problems: list[str]) -> _Layer:
             _walk(name, value, layer, problems)
         elif name in _BY_V5:
             _put(layer, _BY_V5[name], Raw(value, name), problems)
-        elif name in PROXY_OPTIONS:
-            problems += _proxy_problem(name, value)
+        elif name in UNSUPPORTED_OPTIONS:
+            problems += _unsupported(name, name, value)
         else:
             problems.append(_unknown(name, [*_BY_V5, *_SECTIONS]))
     return layer
@@ -175,15 +176,16 @@ def _walk(path: str, section: Mapping[object, object], layer: _Layer, problems: 
             _put(layer, _BY_V6[dotted], Raw(value, dotted), problems)
         elif dotted in _V6_PREFIXES and isinstance(value, Mapping):
             _walk(dotted, value, layer, problems)
-        elif path == "channel.without_namespace" and name in PROXY_OPTIONS:
-            problems += _proxy_problem(dotted, value)
+        elif path == "channel.without_namespace" and name in UNSUPPORTED_OPTIONS:
+            problems += _unsupported(dotted, str(name), value)
         else:
             problems.append(_unknown(dotted, _BY_V6))
 
 
-def _proxy_problem(label: str, value: object) -> list[str]:
-    """Proxy switches are accepted when off; Rotary has no proxies to turn on."""
-    return [f"{label}: proxies are not supported by Rotary"] if value else []
+def _unsupported(label: str, name: str, value: object) -> list[str]:
+    """Centrifugo options Rotary cannot honour are accepted only when they ask for nothing."""
+    why = unsupported(name, value)
+    return [] if why is None else [f"{label}: {why}"]
 
 
 def _put(layer: _Layer, key: Key, raw: Raw, problems: list[str]) -> None:
