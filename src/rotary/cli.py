@@ -524,11 +524,9 @@ def _cmd_genconfig(args: argparse.Namespace) -> int:
 
 
 def _cmd_checkconfig(args: argparse.Namespace) -> int:
+    warnings: list[str] = []
     try:
-        warnings: list[str] = []
         config = load_config(_config_path(args), warnings=warnings)
-        for line in warnings:
-            _say(f"warning: {line}")
         # Keys (PEM text) and channel patterns are compiled only by their users: build them
         # so that a bad key is reported here rather than at the first connection.
         ChannelResolver(config.channels)
@@ -537,6 +535,9 @@ def _cmd_checkconfig(args: argparse.Namespace) -> int:
         for problem in exc.problems or [str(exc)]:
             _say(f"error: {problem}")
         return 1
+    finally:
+        for line in warnings:
+            _say(f"warning: {line}")
     return 0
 
 
