@@ -4,8 +4,8 @@ Every test runs once per SDK and protocol (JSON and Protobuf). The SDKs are used
 with public options only; tokens are signed here with PyJWT, the HTTP API is called directly.
 Intervals come from the server config (docs/tokens.md "Connection expiry and refresh",
 docs/tokens.md "Subscription expiry"), so expiries happen within seconds; waits are
-event-driven, each bounded. One server process serves the whole module (its start-up dominated the run time);
-every test uses channels of its own, suffixed with the SDK's name.
+event-driven, each bounded. One server process serves the whole module (its start-up
+dominated the run time); every test uses channels of its own, suffixed with the SDK's name.
 """
 
 from __future__ import annotations
