@@ -82,9 +82,17 @@ def _field(field: FieldDescriptor, value: Any) -> Any:
     if entry is not None and entry.GetOptions().map_entry:
         value_field = entry.fields_by_name["value"]
         return {key: _single(value_field, item) for key, item in value.items()}
-    if field.is_repeated:
+    if _repeated(field):
         return [_single(field, item) for item in value]
     return _single(field, value)
+
+
+def _repeated(field: FieldDescriptor) -> bool:
+    # `is_repeated` is new in protobuf 6; `label` is gone in 7.
+    repeated = getattr(field, "is_repeated", None)
+    if repeated is None:
+        return bool(field.label == FieldDescriptor.LABEL_REPEATED)
+    return bool(repeated)
 
 
 def _single(field: FieldDescriptor, value: Any) -> Any:
