@@ -78,17 +78,14 @@ def _tag(field: int, wire: int) -> bytes:
     return _varint(field << 3 | wire)
 
 
-def _len_field(tag: bytes, body: bytes) -> bytes:
-    return tag + _varint(len(body)) + body
-
-
 def _message(body: bytes) -> bytes:
     """`body` with its length prefix: one message of a frame."""
     return _varint(len(body)) + body
 
 
-# A schema maps a result's keys to (tag, writer). A writer turns a non-default value into
-# the field's bytes after the tag; a schema of None marks a nested message.
+# A schema maps the keys of a result (as the node builds it) to (tag, writer): the writer
+# turns a non-default value into the bytes that follow the tag. A repeated field has an
+# empty tag and a writer that tags every item itself.
 
 _Writer = Callable[[Any], bytes]
 
@@ -130,17 +127,17 @@ def _schema(**fields: tuple[int, str | _Writer]) -> _Schema:
 
 
 def _encode(schema: _Schema, obj: Mapping[str, Any]) -> bytes:
-    """The body of a message from `obj`, fields in the order of `obj`; defaults left out."""
+    """The body of a message from `obj`, fields in the order of `obj`; defaults left out.
+
+    A key missing from `schema` raises KeyError: the node built a field the format does
+    not know, a bug that the codec tests catch.
+    """
     parts = []
     for key, value in obj.items():
         if value or isinstance(value, dict):  # an empty nested message is still present
             tag, writer = schema[key]
             parts.append(tag + writer(value))
     return b"".join(parts)
-
-
-def _nested(schema: _Schema) -> _Writer:
-    return lambda obj: _bytes(_encode(schema, obj))
 
 
 _INFO_USER, _INFO_CLIENT, _INFO_CONN, _INFO_CHAN = (_tag(n, _LEN) for n in (1, 2, 3, 4))
@@ -229,8 +226,6 @@ _SUBSCRIBE_RESULT = _schema_with_repeated(
     ),
     {"publications": _Repeated(7, _publications)},
 )
-
-_write_sub_result = _nested(_SUBSCRIBE_RESULT)
 
 
 def _connect_schema(numbers: Mapping[str, int]) -> _Schema:
