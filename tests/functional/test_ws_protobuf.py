@@ -231,3 +231,21 @@ async def test_json_client_with_the_same_binary_b64info_is_closed_with_3506(
     token = make_token(b64info=base64.b64encode(b"\x00bin").decode())
     await text.send(json.dumps({"id": 1, "connect": {"token": token}}))
     assert await text.closed() == (3506, "inappropriate protocol")
+
+
+async def test_presence_reply_holding_binary_info_closes_the_json_client_asking_with_3506(
+    rotary_server: Any, http: Any, ws_connect: Any
+) -> None:
+    server = rotary_server(config())
+    proto = await open_pb(http, server)
+    info = base64.b64encode(b"\x00bin").decode()
+    await proto.request(connect_cmd(sub="u", b64info=info))
+    await proto.request(pb.Command(id=2, subscribe=pb.SubscribeRequest(channel="room")))
+    text = await ws_connect(server)
+    await text.request({"id": 1, "connect": {"token": make_token(sub="j")}})
+    await text.request({"id": 2, "subscribe": {"channel": "room"}})
+    await text.send({"id": 3, "presence": {"channel": "room"}})
+    assert await text.closed() == (3506, "inappropriate protocol")
+    reply = await proto.request(pb.Command(id=3, presence=pb.PresenceRequest(channel="room")))
+    users = {entry["user"] for entry in reply["presence"]["presence"].values()}
+    assert "u" in users, "the Protobuf client is unaffected"
