@@ -132,7 +132,7 @@ class Hub:
         ch = self._channels[channel]
         held = ch.pending.get(client_id, ())
         buffered = [(codec.publication_push(channel, pub), pub.offset, ep) for pub, ep in held]
-        del ch.pending[client_id]
+        ch.pending.pop(client_id, None)
         group = ch.group_for(codec)
         if tracked is not None:
             group.tracked[client_id] = tracked
