@@ -385,3 +385,11 @@ def test_json_codec_output_is_unchanged_by_the_seam() -> None:
     assert JSON.encode_reply(1, "subscribe", {}) == b'{"id":1,"subscribe":{}}'
     assert JSON.join_frame([b"{}", b"{}"]) == b"{}\n{}"
     assert JSON.ping == json_codec.PING == b"{}"
+
+
+@pytest.mark.parametrize("size", [127, 128, 300, 16383, 16384, 70000])
+def test_fields_of_every_length_prefix_size_decode(size: int) -> None:
+    token, data = "t" * size, bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    message = pb.Command(id=2**32 - 1, subscribe=pb.SubscribeRequest(token=token, data=data))
+    [cmd] = PROTOBUF.decode_frame(delimited(message))
+    assert cmd == Command(2**32 - 1, "subscribe", SubscribeRequest(token=token, data=data))

@@ -389,7 +389,12 @@ def _scan(
             length = data[pos] if pos < size else 0x80
             pos += 1
             if length >= 0x80:
-                length, pos = _read_varint(data, pos - 1)
+                # Two bytes: a token or a connect request, 128 bytes to 16 KiB.
+                second = data[pos] if pos < size else 0x80
+                if second < 0x80:
+                    length, pos = (length & 0x7F) | second << 7, pos + 1
+                else:
+                    length, pos = _read_varint(data, pos - 1)
             end = pos + length
             if end > size:
                 raise ProtocolViolation("truncated field")
