@@ -158,7 +158,7 @@ async def test_a_gap_ends_a_delta_subscription_with_2500(make_harness: MakeHarne
     conn = await h.connect(user="1")
     await _sub(conn, "dp:a", delta="fossil")
     position = await h.node.api_publish("dp:a", _doc(0))
-    lost = Publication(_doc(2), offset=position.offset + 2, delta=True)
+    lost = Publication(_doc(2), offset=position.offset + 2, use_delta=True)
     h.node.hub.broadcast_publication("dp:a", lost, StreamPosition(lost.offset, position.epoch))
     await settle()
     messages = conn.messages()

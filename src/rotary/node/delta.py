@@ -2,10 +2,11 @@
 
 A subscription negotiates delta with ``"delta": "fossil"`` in its subscribe request, in a
 namespace whose ``allowed_delta_types`` lists ``fossil``; its subscribe result then says
-``"delta": true``. From then on, as the SDKs expect, every publication it receives carries its
-``data`` as a JSON *string* holding the JSON text, and some carry instead, with
-``"delta": true``, a Fossil delta (`rotary.protocol.fossil`) that turns the previous
-publication's data into this one's.
+``"delta": true``. From then on some publications it receives carry, with ``delta`` set, a
+Fossil delta (`rotary.protocol.fossil`) that turns the previous publication's data into this
+one's. Over JSON, as the SDKs expect, every publication of such a subscription carries its
+``data`` as a JSON *string* (holding the JSON text, or the delta); over Protobuf ``data`` is
+the bytes themselves.
 
 A publication goes out as a delta only when all of these hold, else whole:
 
@@ -20,19 +21,20 @@ A publication goes out as a delta only when all of these hold, else whole:
 
 Recovered publications in a subscribe result form their own chain: the first whole, each next
 a delta against the one before it. Every encoding of a publication is made once per
-publication, whatever the number of subscribers (`DeltaPush`).
+publication and wire format, whatever the number of subscribers (`DeltaPush`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import orjson
 
 from rotary.engines.base import Publication, StreamPosition
 from rotary.protocol import fossil
-from rotary.protocol.codec import publication_obj
+from rotary.protocol.base import Codec, NotEncodable
 
 if TYPE_CHECKING:
     from rotary.node.client import ClientSession
@@ -42,9 +44,10 @@ __all__ = [
     "DELTA_FOSSIL",
     "DeltaDelivery",
     "DeltaPush",
+    "Previous",
     "base_for",
     "delta_tracker",
-    "recovered_objs",
+    "recovered_publications",
 ]
 
 #: The one delta type there is.
@@ -55,71 +58,59 @@ Previous = tuple[Publication, str]
 
 
 class DeltaPush:
-    """The pushes of one publication for delta subscribers, each encoded at most once.
+    """The pushes of one publication for delta subscribers, each encoded at most once per
+    wire format.
 
     `base` is the data of the publication just before it in the same stream, or None when
-    unknown. Not thread-safe; lives for one fan-out.
+    unknown. Lives for one fan-out. The encoders raise `NotEncodable` like the codec's.
     """
 
-    __slots__ = ("_base", "_channel", "_delta", "_full", "pub")
+    __slots__ = ("_base", "_channel", "_made", "_patch", "pub")
 
     def __init__(self, channel: str, pub: Publication, base: bytes | None) -> None:
         self.pub = pub
         self._channel = channel
         self._base = base
-        self._full: bytes | None = None
-        self._delta: bytes | None = None
+        self._patch: bytes | None = None
+        self._made: dict[tuple[Codec, bool], bytes] = {}
 
-    def full(self) -> bytes:
-        """The push with the whole data as a JSON string."""
-        if self._full is None:
-            self._full = self._encode(_text(self.pub.data), delta=False)
-        return self._full
+    def full(self, codec: Codec) -> bytes:
+        """The push with the whole data."""
+        return self._push(codec, delta=False)
 
-    def delta(self) -> bytes:
+    def delta(self, codec: Codec) -> bytes:
         """The push as a delta against the base when that is possible and shorter, else
         `full`."""
-        if self._delta is None:
-            self._delta = self._make_delta()
-        return self._delta
+        return self._push(codec, delta=self._use_patch())
 
-    def _make_delta(self) -> bytes:
+    def _use_patch(self) -> bool:
         data = self.pub.data
-        if self._base is None or not self.pub.delta or not data:
-            return self.full()
-        patch = fossil.create(self._base, data)
-        if len(patch) >= len(data):
-            return self.full()
+        if self._base is None or not self.pub.use_delta or not data:
+            return False
+        if self._patch is None:
+            self._patch = fossil.create(self._base, data)
+        return len(self._patch) < len(data)
+
+    def _push(self, codec: Codec, *, delta: bool) -> bytes:
+        key = (codec, delta)
+        made = self._made.get(key)
+        if made is None:
+            data = self._patch if delta and self._patch is not None else self.pub.data
+            wire = wire_publication(self.pub, data, codec, delta=delta)
+            made = self._made[key] = codec.publication_push(self._channel, wire)
+        return made
+
+
+def wire_publication(pub: Publication, data: bytes, codec: Codec, *, delta: bool) -> Publication:
+    """`pub` as a delta subscriber receives it: `data` (the whole data or a delta), marked as
+    a delta when it is one, and over JSON written as a JSON string."""
+    if not codec.binary:
         try:
-            text = patch.decode()
-        except UnicodeDecodeError:  # data that is not UTF-8 text: no delta
-            return self.full()
-        return self._encode(text, delta=True)
-
-    def _encode(self, data: str, *, delta: bool) -> bytes:
-        obj = _string_obj(self.pub, data, delta=delta)
-        return orjson.dumps({"push": {"channel": self._channel, "pub": obj}})
-
-
-def _text(data: bytes) -> str:
-    # JSON payloads are UTF-8 text; anything else must not break a fan-out.
-    return data.decode(errors="replace") if data else "null"
-
-
-def _string_obj(pub: Publication, data: str, *, delta: bool) -> dict[str, Any]:
-    obj = publication_obj(pub)
-    obj["data"] = data  # same key, same place: data stays first
-    if delta:
-        obj["delta"] = True
-    return obj
-
-
-def _is_text(data: bytes) -> bool:
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
+            text = data.decode() if data else "null"
+        except UnicodeDecodeError:
+            raise NotEncodable("payload is not text") from None
+        data = orjson.dumps(text)
+    return replace(pub, data=data, delta=delta)
 
 
 def base_for(prev: Previous | None, pub: Publication, sp: StreamPosition) -> bytes | None:
@@ -133,19 +124,30 @@ def base_for(prev: Previous | None, pub: Publication, sp: StreamPosition) -> byt
     return last.data
 
 
-def recovered_objs(pubs: Sequence[Publication]) -> list[dict[str, Any]]:
+def recovered_publications(pubs: Sequence[Publication], codec: Codec) -> list[Publication]:
     """Recovered publications for a delta subscription: the first whole, then deltas."""
-    objs: list[dict[str, Any]] = []
+    out: list[Publication] = []
     prev: bytes | None = None
     for pub in pubs:
         data = pub.data
         patch = fossil.create(prev, data) if prev is not None and data else None
-        if patch is not None and len(patch) < len(data) and _is_text(patch):
-            objs.append(_string_obj(pub, patch.decode(), delta=True))
+        if patch is not None and len(patch) < len(data) and _fits(patch, codec):
+            out.append(wire_publication(pub, patch, codec, delta=True))
         else:
-            objs.append(_string_obj(pub, _text(data), delta=False))
+            out.append(wire_publication(pub, data, codec, delta=False))
         prev = data
-    return objs
+    return out
+
+
+def _fits(patch: bytes, codec: Codec) -> bool:
+    """Whether `codec` can carry `patch` (over JSON it must be text; it is for text data)."""
+    if codec.binary:
+        return True
+    try:
+        patch.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 #: Delivery of one publication to one delta subscriber: (pushes, offset, epoch).
@@ -154,20 +156,21 @@ DeltaDelivery = Callable[[DeltaPush, int, str], None]
 
 def delta_tracker(s: ClientSession, sub: Subscription, on_gap: Callable[[], None]) -> DeltaDelivery:
     """Delivery to the delta subscription `sub` of session `s`, with the position checks of
-    positioned subscriptions: a gap ends delivery and calls `on_gap` (outside the fan-out)."""
-    push = s.push
+    positioned subscriptions: a gap ends delivery and calls `on_gap` (outside the fan-out).
+    Raises `NotEncodable` when the session's format cannot carry the publication."""
+    push, codec = s.push, s.codec
 
     def deliver(p: DeltaPush, offset: int, epoch: str) -> None:
         if sub.ended:
             return
         if offset == 0 or not sub.positioned:
-            push(p.full())
+            push(p.full(codec))
         elif epoch != sub.epoch or offset > sub.offset + 1:
             sub.ended = True
             s.node.call_soon(on_gap)
         elif offset > sub.offset:
-            sub.offset = offset
-            push(p.delta() if sub.delta_ready else p.full())
-            sub.delta_ready = True
+            data = p.delta(codec) if sub.delta_ready else p.full(codec)
+            sub.offset, sub.delta_ready = offset, True
+            push(data)
 
     return deliver

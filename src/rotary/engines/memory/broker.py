@@ -100,7 +100,7 @@ class MemoryBroker:
             info=opts.info,
             tags=opts.tags,
             time=int(self._clock.now() * 1000),
-            delta=opts.delta,
+            use_delta=opts.use_delta,
         )
         if _keeps_history(opts):
             stream = self._stream(channel, now, self._meta_ttl(opts.history_meta_ttl))

@@ -147,7 +147,7 @@ class RedisBroker:
             time_ms=int(self._clock.now() * 1000),
             info=opts.info,
             tags=opts.tags,
-            delta=opts.delta,
+            use_delta=opts.use_delta,
         )
         keys = [*self._stream_keys(channel), self._keys.result(channel, opts.idempotency_key)]
         args: list[str | bytes | int] = [
