@@ -55,7 +55,7 @@ test-latest: js-deps services
 	rm -rf $(LATEST_VENV)
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/pip install --quiet --upgrade pip
-	$(LATEST_VENV)/bin/pip install --quiet --upgrade -e '.[test,bench]'
+	$(LATEST_VENV)/bin/pip install --quiet --upgrade -e '.[test,bench,fastapi,django]'
 	$(LATEST_VENV)/bin/mypy
 	$(LATEST_VENV)/bin/pytest $(PYTEST_ARGS) -p no:cacheprovider
 
