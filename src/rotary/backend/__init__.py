@@ -1,0 +1,78 @@
+"""Token endpoints for the app next to Rotary: the decisions, free of any web framework.
+
+The SDKs' ``getToken`` and ``getSubscriptionToken`` callbacks fetch tokens from the app. The app
+supplies two callables: who is the user of this request (a user id, or None for nobody), and
+may this user subscribe to this channel. `TokenIssuer` turns their answers into the body of the
+reply: ``{"token": "..."}``, or a refusal (HTTP 403). The framework adapters are
+`rotary.backend.asgi` (Starlette, FastAPI) and `rotary.backend.django`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from rotary.tokens import TokenError, connection_token, subscription_token
+
+__all__ = ["Refused", "TokenIssuer", "resolve"]
+
+_T = TypeVar("_T")
+
+
+class Refused(Exception):
+    """The request gets no token: HTTP 403 with ``{"error": reason}``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def resolve(value: _T | Awaitable[_T]) -> _T:
+    """`value`, awaited first when the app's callable was a coroutine function."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIssuer:
+    """Signs the tokens the endpoints hand out.
+
+    `key`/`alg` as in `rotary.tokens`; `ttl` is the connection token's lifetime in seconds,
+    `subscription_ttl` the subscription token's (None: the same). Short lifetimes are fine:
+    the SDKs ask again before a token expires.
+    """
+
+    key: str | bytes
+    alg: str | None = None
+    ttl: int = 900
+    subscription_ttl: int | None = None
+
+    def connection(self, user: str | None) -> dict[str, str]:
+        """The reply body for `user`; raise Refused when there is no user."""
+        if not user:
+            raise Refused("not signed in")
+        return {"token": connection_token(user, key=self.key, alg=self.alg, ttl=self.ttl)}
+
+    def subscription(self, user: str | None, channel: object, allowed: bool) -> dict[str, str]:
+        """The reply body for `user` on `channel`; raise Refused unless `allowed`."""
+        if not user:
+            raise Refused("not signed in")
+        if not isinstance(channel, str) or not channel:
+            raise Refused("no channel given")
+        if not allowed:
+            raise Refused("permission denied")
+        ttl = self.subscription_ttl or self.ttl
+        try:
+            token = subscription_token(user, channel, key=self.key, alg=self.alg, ttl=ttl)
+        except TokenError as exc:
+            raise Refused(str(exc)) from None
+        return {"token": token}
+
+
+#: Who is the user of this request: a user id, or None (or "") for nobody.
+UserOf = Callable[[Any], "str | Awaitable[str | None] | None"]
+#: May this user subscribe to this channel.
+MaySubscribe = Callable[[str, str], "bool | Awaitable[bool]"]
