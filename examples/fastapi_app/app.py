@@ -1,4 +1,5 @@
-"""A FastAPI app next to Rotary: session-cookie login, and the token endpoints the SDKs call.
+"""A FastAPI app next to Rotary: session-cookie login, the token endpoints the SDKs call, and
+the proxy endpoints Rotary calls (both ways of docs/backend.md in one app).
 
 Run (with Rotary's HMAC secret, the config's token_hmac_secret_key):
 
@@ -8,7 +9,12 @@ Run (with Rotary's HMAC secret, the config's token_hmac_secret_key):
   real login);
 - ``POST /centrifugo/connection_token`` and ``POST /centrifugo/subscription_token`` answer the
   SDKs' ``getToken`` callbacks (`rotary.backend.asgi.token_routes`);
-- only members may subscribe to the private channel ``$gossips``.
+- ``POST /proxy/connect``, ``/refresh``, ``/subscribe``, ``/sub_refresh``, ``/publish`` and
+  ``/rpc`` answer Rotary's proxy (`rotary.backend.asgi.proxy_routes`): with Rotary's
+  ``proxy_http_headers: ["Cookie"]`` the session cookie decides who connects, with no token;
+- only members may read ``$gossips`` (with a subscription token) and ``chat:team`` (through
+  the subscribe proxy); ``POST /logout`` ends the session (the refresh proxy then lets the
+  connection expire).
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ import secrets
 
 from fastapi import FastAPI, Request, Response
 
-from rotary.backend import TokenIssuer
-from rotary.backend.asgi import token_routes
+from rotary.backend import ProxyAnswers, TokenIssuer
+from rotary.backend.asgi import proxy_routes, token_routes
 
-#: The channel only members may read, and who they are.
-MEMBERS = {"$gossips": {"alice", "bob"}}
+#: The channels only members may read, and who they are.
+MEMBERS = {"$gossips": {"alice", "bob"}, "chat:team": {"alice", "bob"}}
 SESSION_COOKIE = "sessionid"
 
 app = FastAPI()
@@ -49,5 +55,20 @@ async def login(request: Request, response: Response) -> dict[str, str]:
     return {"user": user}
 
 
+@app.post("/logout")
+async def logout(request: Request) -> dict[str, bool]:
+    sessions.pop(request.cookies.get(SESSION_COOKIE, ""), None)
+    return {"ok": True}
+
+
+def whoami(user: str, data: object) -> dict[str, object]:
+    """An RPC method: the caller's user id, and what it sent."""
+    return {"user": user, "echo": data}
+
+
 issuer = TokenIssuer(key=os.environ["ROTARY_EXAMPLE_SECRET"], ttl=300)
 app.mount("/centrifugo", token_routes(issuer, user_of=current_user, may_subscribe=may_subscribe))
+# Connections and subscriptions granted through the proxy last PROXY_TTL seconds, then Rotary
+# asks /proxy/refresh and /proxy/sub_refresh again.
+answers = ProxyAnswers(ttl=int(os.environ.get("PROXY_TTL", "600")), rpc={"whoami": whoami})
+app.mount("/proxy", proxy_routes(answers, user_of=current_user, may_subscribe=may_subscribe))

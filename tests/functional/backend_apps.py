@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tests.functional.conftest import free_port
 
-__all__ = ["APPS", "AppHandle", "start_app"]
+__all__ = ["APPS", "AppHandle", "app_url", "start_app"]
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("fastapi", "django")
@@ -64,6 +64,11 @@ class AppHandle:
             return exc.code, json.loads(exc.read() or b"null")
 
 
+def app_url(port: int) -> str:
+    """The base URL an example app started on `port` answers at."""
+    return f"http://127.0.0.1:{port}"
+
+
 def _command(kind: str, port: int) -> list[str]:
     if kind == "fastapi":
         app = "examples.fastapi_app.app:app"
@@ -76,16 +81,23 @@ def _command(kind: str, port: int) -> list[str]:
 
 
 @contextmanager
-def start_app(kind: str, *, secret: str, tmp_path: Path) -> Iterator[AppHandle]:
-    """Run the `kind` example app until the block ends."""
-    port = free_port()
-    log_path = tmp_path / f"{kind}-app.log"
-    env = {**os.environ, "ROTARY_EXAMPLE_SECRET": secret, "PYTHONPATH": str(ROOT)}
+def start_app(
+    kind: str,
+    *,
+    secret: str,
+    tmp_path: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[AppHandle]:
+    """Run the `kind` example app (on `port`, default a free one) until the block ends."""
+    port = port or free_port()
+    log_path = tmp_path / f"{kind}-app-{port}.log"
+    env = {**os.environ, "ROTARY_EXAMPLE_SECRET": secret, "PYTHONPATH": str(ROOT), **(env or {})}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             _command(kind, port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    handle = AppHandle(f"http://127.0.0.1:{port}", process, log_path)
+    handle = AppHandle(app_url(port), process, log_path)
     try:
         _wait_listening(handle)
         yield handle

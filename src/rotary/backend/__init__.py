@@ -10,13 +10,14 @@ reply: ``{"token": "..."}``, or a refusal (HTTP 403). The framework adapters are
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rotary.tokens import TokenError, connection_token, subscription_token
 
-__all__ = ["Refused", "TokenIssuer", "resolve"]
+__all__ = ["ProxyAnswers", "Refused", "TokenIssuer", "resolve"]
 
 _T = TypeVar("_T")
 
@@ -76,3 +77,55 @@ class TokenIssuer:
 UserOf = Callable[[Any], "str | Awaitable[str | None] | None"]
 #: May this user subscribe to this channel.
 MaySubscribe = Callable[[str, str], "bool | Awaitable[bool]"]
+
+
+#: An RPC method of the app: (user, the call's data) → the reply's data (any JSON value).
+RpcMethod = Callable[[str, Any], "Any | Awaitable[Any]"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyAnswers:
+    """The answers of the proxy endpoints, in Centrifugo's proxy JSON (docs/backend.md).
+
+    `ttl` (seconds) bounds what connect and subscribe grant: the refresh and sub_refresh
+    proxies then ask again (None: no expiry). `rpc` maps method names to the app's functions.
+    """
+
+    ttl: int | None = None
+    rpc: Mapping[str, RpcMethod] = field(default_factory=dict)
+
+    def connect(self, user: str | None) -> dict[str, Any]:
+        """Let `user` in, or close the connection for good (4501) when there is none."""
+        if not user:
+            return {"disconnect": {"code": 4501, "reason": "unauthorized"}}
+        return {"result": {"user": user, **self._expiry()}}
+
+    def refresh(self, still_valid: bool) -> dict[str, Any]:
+        """Extend the connection, or let it expire (the client then connects anew)."""
+        return {"result": self._expiry()} if still_valid else {"result": {"expired": True}}
+
+    def subscribe(self, allowed: bool) -> dict[str, Any]:
+        """Grant the subscription, or refuse it with error 103."""
+        if not allowed:
+            return {"error": {"code": 103, "message": "permission denied"}}
+        return {"result": self._expiry()}
+
+    def sub_refresh(self, allowed: bool) -> dict[str, Any]:
+        """Extend the subscription, or end it (the client subscribes again, and is asked)."""
+        return {"result": self._expiry()} if allowed else {"result": {"expired": True}}
+
+    def publish(self, allowed: bool) -> dict[str, Any]:
+        """Publish the client's data as it is, or refuse with error 103."""
+        if not allowed:
+            return {"error": {"code": 103, "message": "permission denied"}}
+        return {"result": {}}
+
+    async def call(self, user: str, method: object, data: Any) -> dict[str, Any]:
+        """Run the app's RPC `method` for `user`; error 104 for an unknown method."""
+        handler = self.rpc.get(method) if isinstance(method, str) else None
+        if handler is None:
+            return {"error": {"code": 104, "message": "method not found"}}
+        return {"result": {"data": await resolve(handler(user, data))}}
+
+    def _expiry(self) -> dict[str, int]:
+        return {} if self.ttl is None else {"expire_at": int(time.time()) + self.ttl}

@@ -47,6 +47,7 @@ from rotary.protocol.codes import CommandError, Disconnect, DisconnectCode, Erro
 if TYPE_CHECKING:
     from rotary.engines.revocation import RevocationStore
     from rotary.metrics import Metrics
+    from rotary.node.proxy import ProxyHooks
 
 __all__ = ["Node"]
 
@@ -83,6 +84,7 @@ class Node:
         auth: Authenticator,
         revocation: RevocationStore | None = None,
         metrics: Metrics | None = None,
+        proxy: ProxyHooks | None = None,
         clock: Clock | None = None,
         scheduler: Scheduler | None = None,
         id_factory: Callable[[], str] = _uuid4,
@@ -101,6 +103,8 @@ class Node:
         #: Token revocation records (see `rotary.node.revocation`); None: no revocation API.
         self.revocation = revocation
         self.metrics = metrics
+        #: The app backend's proxies (docs/backend.md "The proxy"); None: none configured.
+        self.proxy = proxy
         self.clock: Clock = clock or SystemClock()
         self.scheduler: Scheduler = scheduler or LoopScheduler()
         self.new_id = id_factory
@@ -155,15 +159,29 @@ class Node:
         self._position_check.stop()
         await self.broker.close()
         await self.presence.close()
+        if self.proxy is not None:
+            await self.proxy.close()
 
     @property
     def num_sessions(self) -> int:
         """Open sessions, connected or not."""
         return len(self._live)
 
-    def new_session(self, transport: Transport, *, app_pings: bool = True) -> ClientSession:
-        """A session for a new connection (registered with the node once it connects)."""
+    def new_session(
+        self,
+        transport: Transport,
+        *,
+        app_pings: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> ClientSession:
+        """A session for a new connection (registered with the node once it connects).
+
+        `headers` are the upgrade request's headers; only those a proxy passes on are kept.
+        """
         session = ClientSession(self, transport, client_id=self.new_id(), app_pings=app_pings)
+        if headers is not None and self.proxy is not None:
+            wanted = self.proxy.header_names
+            session.headers = {k.lower(): v for k, v in headers.items() if k.lower() in wanted}
         self._live[session.id] = session
         return session
 

@@ -169,7 +169,9 @@ def websocket_handler(
 async def _serve(
     node: Node, ws: web.WebSocketResponse, request: web.Request, *, app_pings: bool
 ) -> None:
-    session = node.new_session(_AiohttpTransport(ws, request), app_pings=app_pings)
+    session = node.new_session(
+        _AiohttpTransport(ws, request), app_pings=app_pings, headers=request.headers
+    )
     # No writer task: the outbox writes this transport directly and starts a task only
     # while it is backed up, or to close it; `run_writer` waits for that close.
     try:

@@ -1,0 +1,223 @@
+"""Centrifugo's HTTP proxy against a real backend: the FastAPI example app under uvicorn, its
+proxy endpoints deciding with the session cookie Rotary passes on; centrifuge-js as the client.
+
+A backend that is down or slow gives a temporary error 100 (the SDK retries) and never lets
+a client in; when the backend comes back, the client gets in on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.functional.backend_apps import app_url, start_app
+from tests.functional.conftest import SECRET, ServerHandle, default_config, free_port
+from tests.sdk.harness import JsSdkDriver, frames, open_driver
+
+pytestmark = [pytest.mark.sdk, pytest.mark.slow]
+
+CHANNEL = "chat:team"
+
+
+def proxy_config(base: str, **extra: Any) -> dict[str, Any]:
+    """A v5 config whose proxies all point at the example app at `base`."""
+    config = default_config()
+    for kind in ("connect", "refresh", "subscribe", "publish", "sub_refresh", "rpc"):
+        config[f"proxy_{kind}_endpoint"] = f"{base}/proxy/{kind}"
+    config["proxy_http_headers"] = ["Cookie"]
+    config["namespaces"] = [
+        {"name": "chat", "proxy_subscribe": True, "proxy_publish": True, "proxy_sub_refresh": True}
+    ]
+    return {**config, **extra}
+
+
+def _connect(driver: JsSdkDriver, server: ServerHandle, cookie: str) -> None:
+    options = {"minReconnectDelay": 200, "maxReconnectDelay": 500}
+    driver._send({"op": "connect", "url": server.ws_url, "cookie": cookie, "options": options})
+
+
+def _subscribe(driver: JsSdkDriver, channel: str) -> None:
+    options = {"minResubscribeDelay": 200, "maxResubscribeDelay": 500}
+    driver._send({"op": "subscribe", "channel": channel, "options": options})
+
+
+async def _call(driver: JsSdkDriver, op: str, **fields: Any) -> dict[str, Any]:
+    driver._req += 1
+    req = driver._req
+    driver._send({"op": op, "req": req, **fields})
+    reply: dict[str, Any] = await driver.wait_for(lambda e: e["ev"] == "reply" and e["req"] == req)
+    return reply
+
+
+async def test_session_cookie_connects_subscribes_publishes_and_calls_rpc_through_the_proxy(
+    rotary_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    with start_app("fastapi", secret=SECRET, tmp_path=tmp_path) as app:
+        server = rotary_server(proxy_config(app.url))
+        async with open_driver("js") as driver:
+            assert isinstance(driver, JsSdkDriver)
+            _connect(driver, server, app.login("alice"))
+            await driver.wait_for(lambda e: e["ev"] == "connected")
+            _subscribe(driver, CHANNEL)
+            await driver.wait_for(lambda e: e["ev"] == "sub_subscribed")
+            assert (await _call(driver, "publish", channel=CHANNEL, data={"n": 1}))["result"] == {}
+            got = await driver.wait_for(lambda e: e["ev"] == "publication")
+            assert got["data"] == {"n": 1}
+            answer = await _call(driver, "rpc", method="whoami", data={"x": 2})
+            assert answer["result"] == {"user": "alice", "echo": {"x": 2}}
+            missing = await _call(driver, "rpc", method="nope", data={})
+            assert missing["error"]["code"] == 104
+            connect = next(m for m in frames(driver.events, "out") if "connect" in m)
+            assert "token" not in connect["connect"]
+
+
+async def test_non_member_is_refused_by_the_subscribe_and_publish_proxies_with_103(
+    rotary_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    with start_app("fastapi", secret=SECRET, tmp_path=tmp_path) as app:
+        server = rotary_server(proxy_config(app.url))
+        async with open_driver("js") as driver:
+            assert isinstance(driver, JsSdkDriver)
+            _connect(driver, server, app.login("mallory"))
+            await driver.wait_for(lambda e: e["ev"] == "connected")
+            _subscribe(driver, CHANNEL)
+            refused = await driver.wait_for(lambda e: e["ev"] == "sub_unsubscribed")
+            assert refused["code"] == 103
+            assert not driver.find(lambda e: e["ev"] == "sub_subscribed")
+
+
+async def test_no_session_is_disconnected_with_the_backends_code(
+    rotary_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    with start_app("fastapi", secret=SECRET, tmp_path=tmp_path) as app:
+        server = rotary_server(proxy_config(app.url))
+        async with open_driver("js") as driver:
+            assert isinstance(driver, JsSdkDriver)
+            _connect(driver, server, "sessionid=not-a-session")
+            gone = await driver.wait_for(lambda e: e["ev"] == "disconnected")
+            assert (gone["code"], gone["reason"]) == (4501, "unauthorized")
+            assert not driver.find(lambda e: e["ev"] == "connected")
+
+
+async def test_backend_down_gives_temporary_error_100_then_the_client_gets_in_when_it_is_back(
+    rotary_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    port = free_port()
+    server = rotary_server(proxy_config(app_url(port)))
+    async with open_driver("js") as driver:
+        assert isinstance(driver, JsSdkDriver)
+        _connect(driver, server, "sessionid=whatever")
+        # Refused, and retried: the SDK stays "connecting" and sends connect again.
+        await driver.wait_for(lambda e: e["ev"] == "error" and e["code"] == 100)
+        start = len(driver.events)
+        await driver.wait_for(lambda e: e["ev"] == "error" and e["code"] == 100, start=start)
+        errors = [m["error"] for m in frames(driver.events, "in") if "error" in m]
+        assert errors and all(e == {"code": 100, "message": "internal server error",
+                                    "temporary": True} for e in errors)  # fmt: skip
+        assert not driver.find(lambda e: e["ev"] in ("connected", "disconnected"))
+        with start_app("fastapi", secret=SECRET, tmp_path=tmp_path, port=port) as app:
+            driver._send({"op": "disconnect"})  # log in, then connect again with the cookie
+            _connect(driver, server, app.login("bob"))
+            await driver.wait_for(lambda e: e["ev"] == "connected", within=15)
+
+
+async def test_slow_backend_times_out_with_temporary_error_100(
+    rotary_server: Callable[..., ServerHandle], ws_connect: Any
+) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(3)
+        return web.json_response({"result": {"user": "late"}})
+
+    app = web.Application()
+    app.router.add_post("/proxy/connect", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        server = rotary_server(proxy_config(app_url(port), proxy_connect_timeout="300ms"))
+        client = await ws_connect(server)
+        reply = await client.request({"id": 1, "connect": {}})
+        assert reply["error"] == {
+            "code": 100,
+            "message": "internal server error",
+            "temporary": True,
+        }
+        assert "proxy failed" in server.log() and "no answer within 0.3s" in server.log()
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ({"error": {"code": 4000, "message": "go away", "temporary": True}},
+         {"error": {"code": 4000, "message": "go away", "temporary": True}}),
+        ({"disconnect": {"code": 4503, "reason": "banned"}}, {"close": [4503, "banned"]}),
+        ({"result": {"user": 42}}, {"error": {"code": 100, "message": "internal server error",
+                                              "temporary": True}}),
+        ({}, {"error": {"code": 100, "message": "internal server error", "temporary": True}}),
+        ("not json", {"error": {"code": 100, "message": "internal server error",
+                                "temporary": True}}),
+    ],
+)  # fmt: skip
+async def test_backend_answers_map_onto_the_protocol_as_in_centrifugo(
+    answer: Any,
+    expected: dict[str, Any],
+    rotary_server: Callable[..., ServerHandle],
+    ws_connect: Any,
+) -> None:
+    async def backend(request: web.Request) -> web.Response:
+        if isinstance(answer, str):
+            return web.Response(text=answer)
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/proxy/connect", backend)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        server = rotary_server(proxy_config(app_url(port)))
+        client = await ws_connect(server)
+        await client.send({"id": 1, "connect": {}})
+        if "close" in expected:
+            assert list(await client.closed()) == expected["close"]
+        else:
+            assert (await client.reply(1))["error"] == expected["error"]
+    finally:
+        await runner.cleanup()
+
+
+async def test_refresh_proxy_extends_the_connection_until_the_session_ends(
+    rotary_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    env = {"PROXY_TTL": "1"}
+    with start_app("fastapi", secret=SECRET, tmp_path=tmp_path, env=env) as app:
+        config = proxy_config(app.url, client_presence_update_interval="1s")
+        server = rotary_server(config)
+        async with open_driver("js") as driver:
+            assert isinstance(driver, JsSdkDriver)
+            cookie = app.login("alice")
+            _connect(driver, server, cookie)
+            await driver.wait_for(lambda e: e["ev"] == "connected")
+            _subscribe(driver, CHANNEL)
+            await driver.wait_for(lambda e: e["ev"] == "sub_subscribed")
+            start = len(driver.events)
+            await asyncio.sleep(2.5)  # both expire and are refreshed by the server at least once
+            assert "POST /proxy/refresh" in app.log()
+            assert "POST /proxy/sub_refresh" in app.log()
+            lost = ("disconnected", "connecting", "sub_subscribing", "sub_unsubscribed")
+            assert not driver.find(lambda e: e["ev"] in lost, start=start)
+            connect_reply = next(m for m in frames(driver.events, "in") if "connect" in m)
+            assert "expires" not in connect_reply["connect"]  # the server refreshes, not the SDK
+            app.post("/logout", {}, cookie=cookie)
+            gone = await driver.wait_for(lambda e: e["ev"] == "disconnected", within=10)
+            assert gone["code"] == 4501  # expired (3005), reconnected, refused: no session
+            assert driver.find(lambda e: e["ev"] == "connecting" and e["code"] == 3005)
