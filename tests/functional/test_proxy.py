@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from tests.functional.backend_apps import app_url, start_app
-from tests.functional.conftest import SECRET, ServerHandle, default_config, free_port
+from tests.functional.conftest import SECRET, ServerHandle, default_config, free_port, make_token
 from tests.sdk.harness import JsSdkDriver, frames, open_driver
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
@@ -161,7 +161,7 @@ async def test_slow_backend_times_out_with_temporary_error_100(
         ({"disconnect": {"code": 4503, "reason": "banned"}}, {"close": [4503, "banned"]}),
         ({"result": {"user": 42}}, {"error": {"code": 100, "message": "internal server error",
                                               "temporary": True}}),
-        ({}, {"error": {"code": 100, "message": "internal server error", "temporary": True}}),
+        ({}, {"close": [3501, "bad request"]}),
         ("not json", {"error": {"code": 100, "message": "internal server error",
                                 "temporary": True}}),
     ],
@@ -221,3 +221,32 @@ async def test_refresh_proxy_extends_the_connection_until_the_session_ends(
             gone = await driver.wait_for(lambda e: e["ev"] == "disconnected", within=10)
             assert gone["code"] == 4501  # expired (3005), reconnected, refused: no session
             assert driver.find(lambda e: e["ev"] == "connecting" and e["code"] == 3005)
+
+
+async def test_subscribe_publish_and_rpc_with_the_backend_down_get_100_and_change_nothing(
+    rotary_server: Callable[..., ServerHandle], ws_connect: Any
+) -> None:
+    config = proxy_config(app_url(free_port()))
+    # The namespace would let anyone in without its proxies: the proxies decide all the same.
+    config["namespaces"][0].update(
+        allow_subscribe_for_client=True,
+        allow_publish_for_client=True,
+        history_size=10,
+        history_ttl="60s",
+    )
+    server = rotary_server(config)
+    client = await ws_connect(server)
+    token = make_token("alice")
+    assert "connect" in await client.request({"id": 1, "connect": {"token": token}})
+    temporary = {"code": 100, "message": "internal server error", "temporary": True}
+    sub = await client.request({"id": 2, "subscribe": {"channel": CHANNEL}})
+    assert sub["error"] == temporary
+    server.api("publish", {"channel": CHANNEL, "data": {"from": "api"}})
+    pub = await client.request({"id": 3, "publish": {"channel": CHANNEL, "data": {"n": 1}}})
+    assert pub["error"] == temporary
+    rpc = await client.request({"id": 4, "rpc": {"method": "whoami", "data": {}}})
+    assert rpc["error"] == temporary
+    history = server.api("history", {"channel": CHANNEL, "limit": 10})
+    assert [p["data"] for p in history["result"]["publications"]] == [{"from": "api"}]
+    with pytest.raises(TimeoutError):  # not subscribed: the API's publication never came
+        await client.push(wait=0.5)

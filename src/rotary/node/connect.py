@@ -66,11 +66,7 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
         raise DisconnectError(DisconnectCode.BAD_REQUEST)
     node = s.node
     now = node.clock.now()
-    data: bytes | None = None
-    if not req.token and node.proxy is not None and node.proxy.active("connect"):
-        creds, data = await node.proxy.connect(s.proxy_context(), req)
-    else:
-        creds = await _credentials(s, req.token, now)
+    creds, data = await _proxied(s, req) or (await _credentials(s, req.token, now), None)
     planned = _plan_channels(s, creds, req)
     if len(planned) > node.settings.channel_limit:
         raise DisconnectError(DisconnectCode.CHANNEL_LIMIT)
@@ -101,6 +97,17 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
         activate(s, sub)
     s.start_timers()
     single_connection.after_connect(s)
+
+
+async def _proxied(
+    s: ClientSession, req: ConnectRequest
+) -> tuple[ConnectCredentials, bytes | None] | None:
+    """The connect proxy's answer for a connect without a token (None: no proxy, or the
+    backend gave no result, which counts as no token: anonymous if allowed, else 3501)."""
+    proxy = s.node.proxy
+    if req.token or proxy is None or not proxy.active("connect"):
+        return None
+    return await proxy.connect(s.proxy_context(), req)
 
 
 async def _credentials(s: ClientSession, token: str, now: float) -> ConnectCredentials:

@@ -56,8 +56,9 @@ class ProxyHooks(Protocol):
 
     async def connect(
         self, ctx: ProxyContext, req: ConnectRequest
-    ) -> tuple[ConnectCredentials, bytes | None]:
-        """The connection's credentials and the connect reply's ``data`` (raw JSON or None)."""
+    ) -> tuple[ConnectCredentials, bytes | None] | None:
+        """The connection's credentials and the connect reply's ``data`` (raw JSON or None);
+        None when the backend answered without a result (as if there were no token)."""
         ...
 
     async def refresh(self, ctx: ProxyContext) -> ProxiedRefresh:

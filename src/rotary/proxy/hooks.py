@@ -45,18 +45,14 @@ class HttpProxy:
 
     async def connect(
         self, ctx: ProxyContext, req: ConnectRequest
-    ) -> tuple[ConnectCredentials, bytes | None]:
+    ) -> tuple[ConnectCredentials, bytes | None] | None:
         fields: dict[str, Any] = {"name": req.name, "version": req.version}
         if req.data is not None:
             fields["data"] = orjson.Fragment(req.data)
         if req.subs:
             fields["channels"] = list(req.subs)
         answer = await self._call("connect", ctx, fields, with_user=False)
-        found = self._read("connect", ctx, answers.connect_result, answer)
-        if found is None:
-            # An answer without result, error or disconnect lets nobody in.
-            raise self._failure("connect", ctx, "answer has no result")
-        return found
+        return self._read("connect", ctx, answers.connect_result, answer)
 
     async def refresh(self, ctx: ProxyContext) -> ProxiedRefresh:
         answer = await self._call("refresh", ctx, {})
