@@ -12,11 +12,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from tests.functional.backend_apps import app_url, start_app
-from tests.functional.conftest import SECRET, ServerHandle, default_config, free_port, make_token
+from tests.functional.conftest import (
+    SECRET,
+    ServerHandle,
+    WsClient,
+    default_config,
+    free_port,
+    make_token,
+)
 from tests.sdk.harness import JsSdkDriver, frames, open_driver
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
@@ -250,3 +258,31 @@ async def test_subscribe_publish_and_rpc_with_the_backend_down_get_100_and_chang
     assert [p["data"] for p in history["result"]["publications"]] == [{"from": "api"}]
     with pytest.raises(TimeoutError):  # not subscribed: the API's publication never came
         await client.push(wait=0.5)
+
+
+async def test_a_burst_of_connects_waits_on_the_backend_only_not_on_a_connection_pool(
+    rotary_server: Callable[..., ServerHandle],
+) -> None:
+    # Each answer takes 0.8 s and the timeout is 2 s: calls queued behind a capped pool of
+    # HTTP connections (aiohttp's default is 100) would time out in the third wave.
+    async def slowish(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.8)
+        return web.json_response({"result": {"user": "u"}})
+
+    app = web.Application()
+    app.router.add_post("/proxy/connect", slowish)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=512).start()
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    try:
+        server = rotary_server(proxy_config(app_url(port), proxy_connect_timeout="2s"))
+        sockets = await asyncio.gather(*(session.ws_connect(server.ws_url) for _ in range(250)))
+        clients = [WsClient(ws) for ws in sockets]
+        replies = await asyncio.gather(*(c.request({"id": 1, "connect": {}}) for c in clients))
+        errors = [r for r in replies if "error" in r]
+        assert not errors, errors[:3]
+    finally:
+        await session.close()
+        await runner.cleanup()

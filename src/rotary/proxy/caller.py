@@ -49,7 +49,11 @@ class AiohttpCaller:
         timeout: float,  # noqa: ASYNC109
     ) -> bytes:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # No cap on connections: aiohttp's default of 100 makes a burst of connects wait
+            # for a free connection, and that wait counts against each call's timeout (a
+            # reconnect storm then fails on the server's side, not the backend's).
+            connector = aiohttp.TCPConnector(limit=0)
+            self._session = aiohttp.ClientSession(connector=connector)
         try:
             return await self._post(self._session, url, body, headers, timeout)
         except TimeoutError:
