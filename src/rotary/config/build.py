@@ -10,6 +10,7 @@ from rotary.auth.settings import AuthSettings, TokenSettings
 from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
 from rotary.config.keys import NAMESPACE_OPTION_KINDS, PROXY_OPTION_ALIASES, PROXY_OPTIONS, Key
 from rotary.config.model import (
+    AdminSettings,
     ApiSettings,
     ClientSettings,
     Config,
@@ -127,6 +128,7 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
         engine=engine,
         log=LogSettings(**_group(typed, "log.")),
         proxy=_proxy(typed),
+        admin=AdminSettings(**_group(typed, "admin.")),
     )
 
 

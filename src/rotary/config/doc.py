@@ -59,6 +59,8 @@ ROTARY_ONLY = frozenset(
         "proxy_connect_enabled",
         "proxy_refresh_enabled",
         "proxy_rpc_enabled",
+        "admin_insecure_allow_remote",
+        "admin_token_ttl",
     }
 )
 
@@ -74,7 +76,7 @@ SECTIONS = (
     "Server",
     "Engine and Redis",
     "Logging and metrics",
-    "Accepted and ignored",
+    "Admin web UI",
     "Proxy",
 )
 
@@ -94,7 +96,7 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("server.", SECTIONS[7]),
     ("engine.", SECTIONS[8]),
     ("log.", SECTIONS[9]),
-    ("ignored.", SECTIONS[10]),
+    ("admin.", SECTIONS[10]),
     ("proxy.", SECTIONS[11]),
 )
 
