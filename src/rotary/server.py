@@ -156,7 +156,7 @@ def build_node(
         auth=_authenticator(config, resolver, revocation, metrics=metrics, on_close=on_close),
         revocation=revocation,
         metrics=metrics,
-        proxy=HttpProxy(config.proxy) if config.proxy.any_active else None,
+        proxy=HttpProxy(config.proxy, metrics=metrics) if config.proxy.any_active else None,
         clock=clock,
         uid=uid,
         name=config.server.name,

@@ -165,13 +165,14 @@ async def test_slow_backend_times_out_with_temporary_error_100(
     ("answer", "expected"),
     [
         ({"error": {"code": 4000, "message": "go away", "temporary": True}},
-         {"error": {"code": 4000, "message": "go away", "temporary": True}}),
-        ({"disconnect": {"code": 4503, "reason": "banned"}}, {"close": [4503, "banned"]}),
+         {"error": {"code": 4000, "message": "go away", "temporary": True}, "outcome": "error"}),
+        ({"disconnect": {"code": 4503, "reason": "banned"}},
+         {"close": [4503, "banned"], "outcome": "disconnect"}),
         ({"result": {"user": 42}}, {"error": {"code": 100, "message": "internal server error",
-                                              "temporary": True}}),
-        ({}, {"close": [3501, "bad request"]}),
+                                              "temporary": True}, "outcome": "failure"}),
+        ({}, {"close": [3501, "bad request"], "outcome": "ok"}),
         ("not json", {"error": {"code": 100, "message": "internal server error",
-                                "temporary": True}}),
+                                "temporary": True}, "outcome": "failure"}),
     ],
 )  # fmt: skip
 async def test_backend_answers_map_onto_the_protocol_as_in_centrifugo(
@@ -192,13 +193,20 @@ async def test_backend_answers_map_onto_the_protocol_as_in_centrifugo(
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        server = rotary_server(proxy_config(app_url(port)))
+        server = rotary_server(proxy_config(app_url(port), prometheus=True))
         client = await ws_connect(server)
         await client.send({"id": 1, "connect": {}})
         if "close" in expected:
             assert list(await client.closed()) == expected["close"]
         else:
             assert (await client.reply(1))["error"] == expected["error"]
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{server.http_url}/metrics") as response,
+        ):
+            scraped = await response.text()
+        counted = f'rotary_proxy_calls_total{{kind="connect",outcome="{expected["outcome"]}"}} 1.0'
+        assert counted in scraped
     finally:
         await runner.cleanup()
 

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from rotary.node.auth import ConnectCredentials, SubscribeCredentials
 from rotary.node.proxy import ProxiedRefresh, ProxyContext
-from rotary.protocol.codes import CommandError, ErrorCode
+from rotary.protocol.codes import CommandError, DisconnectError, ErrorCode
 from rotary.protocol.messages import ConnectRequest, SubscribeRequest
 from rotary.proxy import answers
 from rotary.proxy.answers import ProxyFailure
 from rotary.proxy.caller import AiohttpCaller, Caller
 from rotary.proxy.settings import PROXY_KINDS, ProxySettings
+
+if TYPE_CHECKING:
+    from rotary.metrics import Metrics
 
 __all__ = ["HttpProxy"]
 
@@ -31,10 +34,18 @@ _T = TypeVar("_T")
 
 
 class HttpProxy:
-    """The proxies of `settings`, called through `caller` (default: aiohttp)."""
+    """The proxies of `settings`, called through `caller` (default: aiohttp); each call's
+    outcome is counted in `metrics` when given."""
 
-    def __init__(self, settings: ProxySettings, *, caller: Caller | None = None) -> None:
+    def __init__(
+        self,
+        settings: ProxySettings,
+        *,
+        caller: Caller | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._caller: Caller = caller or AiohttpCaller()
         self._active = frozenset(k for k in PROXY_KINDS if settings.endpoint(k).active)
         self._headers = {kind: frozenset(settings.headers_of(kind)) for kind in PROXY_KINDS}
@@ -113,11 +124,23 @@ class HttpProxy:
     ) -> _T:
         """`reader(answer, *args)`; a malformed answer becomes error 100 (logged)."""
         try:
-            return reader(answer, *args)
+            found = reader(answer, *args)
         except ProxyFailure as exc:
             raise self._failure(kind, ctx, exc.reason) from None
+        except CommandError:
+            self._count(kind, "error")
+            raise
+        except DisconnectError:
+            self._count(kind, "disconnect")
+            raise
+        self._count(kind, "ok")
+        return found
 
-    @staticmethod
-    def _failure(kind: str, ctx: ProxyContext, reason: str) -> CommandError:
+    def _count(self, kind: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.proxy_call(kind, outcome)
+
+    def _failure(self, kind: str, ctx: ProxyContext, reason: str) -> CommandError:
+        self._count(kind, "failure")
         _log.warning("%s proxy failed for client %s: %s", kind, ctx.client, reason)
         return CommandError(ErrorCode.INTERNAL)
