@@ -12,6 +12,7 @@ from rotary.node.proxy import ProxyContext
 from rotary.protocol.codes import CommandError, DisconnectError
 from rotary.proxy.answers import (
     ProxyFailure,
+    payload_field,
     connect_result,
     publish_result,
     refresh_result,
@@ -118,3 +119,11 @@ def test_refresh_and_publish_and_rpc_results() -> None:
     assert publish_result(_json({"result": {"data": {"b": 2}}}), b"{}") == b'{"b":2}'
     assert rpc_result(_json({"result": {"data": [1, 2]}})) == b"[1,2]"
     assert rpc_result(b'{"result":{}}') is None
+
+
+def test_a_payload_that_is_not_json_goes_as_b64data_with_binary_encoding() -> None:
+    fields = payload_field(b"\x00\xffraw")
+    assert fields == {"b64data": base64.b64encode(b"\x00\xffraw").decode()}
+    body = orjson.loads(request_body(ProxyContext("c1", protocol="protobuf"), fields))
+    assert (body["protocol"], body["encoding"]) == ("protobuf", "binary")
+    assert orjson.loads(request_body(CTX, payload_field(b'{"a":1}')))["data"] == {"a": 1}

@@ -12,7 +12,7 @@ from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
 from rotary.node.auth import json_payload
 from rotary.policy.permissions import history_allowed, presence_allowed, publish_allowed
-from rotary.protocol.codec import ProtocolViolation, client_info_obj, publication_obj, raw
+from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import (
     HistoryRequest,
@@ -62,7 +62,8 @@ async def handle_publish(s: ClientSession, cmd_id: int, req: PublishRequest) -> 
         proxy = s.node.proxy
         if proxy is None or not proxy.active("publish"):
             raise CommandError(ErrorCode.NOT_AVAILABLE)
-        data = json_payload(await proxy.publish(s.proxy_context(), req.channel, data)) or data
+        replaced = await proxy.publish(s.proxy_context(), req.channel, data)
+        data = json_payload(replaced, s.codec) or data
     else:
         insecure = s.node.settings.insecure
         _require(publish_allowed(ch, user=s.user, subscribed=sub is not None, insecure=insecure))
@@ -87,7 +88,7 @@ async def handle_presence(s: ClientSession, cmd_id: int, req: PresenceRequest) -
     """Every client in the channel's presence: ``{"presence": {client: ClientInfo}}``."""
     channel = _presence_channel(s, req.channel)
     entries = await s.node.presence.presence(channel)
-    return {"presence": {cid: client_info_obj(info) for cid, info in entries.items()}}
+    return {"presence": dict(entries)}
 
 
 async def handle_presence_stats(
@@ -121,7 +122,7 @@ async def handle_history(s: ClientSession, cmd_id: int, req: HistoryRequest) -> 
     except UnrecoverablePosition as exc:
         raise CommandError(ErrorCode.UNRECOVERABLE_POSITION) from exc
     return {
-        "publications": [publication_obj(p) for p in hist.publications],
+        "publications": list(hist.publications),
         "epoch": hist.position.epoch,
         "offset": hist.position.offset,
     }
@@ -135,8 +136,8 @@ async def handle_rpc(s: ClientSession, cmd_id: int, req: RpcRequest) -> dict[str
     proxy = s.node.proxy
     if proxy is None or not proxy.active("rpc"):
         raise CommandError(ErrorCode.NOT_AVAILABLE)
-    data = json_payload(await proxy.rpc(s.proxy_context(), req.method, req.data))
-    return {} if data is None else {"data": raw(data)}
+    data = json_payload(await proxy.rpc(s.proxy_context(), req.method, req.data), s.codec)
+    return {} if data is None else {"data": data}
 
 
 async def handle_send(s: ClientSession, cmd_id: int, req: SendRequest) -> None:

@@ -23,7 +23,7 @@ from rotary.node.state import State
 from rotary.node.subscribe import activate, server_subscription
 from rotary.node.subscription import add_expiry
 from rotary.policy.permissions import subscribe_allowed
-from rotary.protocol.codec import ProtocolViolation, encode_reply, raw
+from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import ConnectRequest, RefreshRequest
 
@@ -80,7 +80,7 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
     s.token_identity = creds.identity
     # With a refresh proxy every connection is refreshed by the server (Centrifugo's rule).
     s.server_refresh = node.proxy is not None and node.proxy.active("refresh")
-    s.authenticated(user=creds.user, info=json_payload(creds.info), expire_at=expire_at)
+    s.authenticated(user=creds.user, info=json_payload(creds.info, s.codec), expire_at=expire_at)
     _log.debug("client %s: connected as user %r", s.id, creds.user)
     subs, results = [], {}
     for ch, opts, from_token in planned:
@@ -91,8 +91,8 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
         results[ch.name] = result
     result = _connect_result(s, results, now)
     if data is not None:
-        result["data"] = raw(json_payload(data) or b"null")
-    s.push(encode_reply(cmd_id, "connect", result))
+        result["data"] = json_payload(data, s.codec) or b"null"
+    s.reply(cmd_id, "connect", result)
     for sub in subs:
         activate(s, sub)
     s.start_timers()
@@ -214,7 +214,7 @@ async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> 
     expire_at = 0 if node.settings.insecure else creds.expire_at
     if expire_at and expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
-    info = json_payload(creds.info)
+    info = json_payload(creds.info, s.codec)
     s.token_identity = creds.identity
     return refresh_connection(s, expire_at=expire_at, info=info, now=now)
 
@@ -258,7 +258,7 @@ async def refresh_by_proxy(s: ClientSession) -> None:
     assert node.proxy is not None
     try:
         answer = await node.proxy.refresh(s.proxy_context())
-        info = json_payload(answer.info)
+        info = json_payload(answer.info, s.codec)
     except DisconnectError as exc:
         s.disconnect(exc.disconnect)
         return

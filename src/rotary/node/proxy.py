@@ -24,13 +24,15 @@ NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 @dataclass(frozen=True, slots=True)
 class ProxyContext:
-    """Who is asking: the client, its user ("" before connect), its connection meta, and the
-    HTTP headers of its WebSocket upgrade request that some proxy passes on (lower-case)."""
+    """Who is asking: the client, its user ("" before connect), its connection meta, the
+    HTTP headers of its WebSocket upgrade request that some proxy passes on (lower-case), and
+    its wire protocol (``json`` or ``protobuf``)."""
 
     client: str
     user: str = ""
     meta: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
+    protocol: str = "json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from rotary.protocol.codes import (
 __all__ = [
     "ProxyFailure",
     "connect_result",
+    "payload_field",
     "publish_result",
     "refresh_result",
     "request_body",
@@ -57,16 +58,27 @@ class ProxyFailure(RotaryError):
         self.reason = reason
 
 
+def payload_field(data: bytes) -> dict[str, Any]:
+    """``{"data": <the JSON>}``, or ``{"b64data": …}`` for a payload that is not JSON (a
+    Protobuf client may send any bytes)."""
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {"b64data": base64.b64encode(data).decode("ascii")}
+    return {"data": orjson.Fragment(data)}
+
+
 def request_body(
     ctx: ProxyContext, fields: Mapping[str, Any], *, with_user: bool = True, meta: bool = False
 ) -> bytes:
     """A request: the common fields (client, transport, protocol, encoding, user, and meta
-    when asked and present), then `fields` (raw JSON as `orjson.Fragment`)."""
+    when asked and present), then `fields` (raw JSON as `orjson.Fragment`). The encoding is
+    ``binary`` when the payload went as ``b64data``, else ``json``."""
     body: dict[str, Any] = {
         "client": ctx.client,
         "transport": "websocket",
-        "protocol": "json",
-        "encoding": "json",
+        "protocol": ctx.protocol,
+        "encoding": "binary" if "b64data" in fields else "json",
     }
     if with_user:
         body["user"] = ctx.user

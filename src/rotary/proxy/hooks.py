@@ -13,8 +13,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import orjson
-
 from rotary.node.auth import ConnectCredentials, SubscribeCredentials
 from rotary.node.proxy import ProxiedRefresh, ProxyContext
 from rotary.protocol.codes import CommandError, DisconnectError, ErrorCode
@@ -59,7 +57,7 @@ class HttpProxy:
     ) -> tuple[ConnectCredentials, bytes | None] | None:
         fields: dict[str, Any] = {"name": req.name, "version": req.version}
         if req.data is not None:
-            fields["data"] = orjson.Fragment(req.data)
+            fields.update(answers.payload_field(req.data))
         if req.subs:
             fields["channels"] = list(req.subs)
         answer = await self._call("connect", ctx, fields, with_user=False)
@@ -74,7 +72,7 @@ class HttpProxy:
         if req.token:
             fields["token"] = req.token
         if req.data is not None:
-            fields["data"] = orjson.Fragment(req.data)
+            fields.update(answers.payload_field(req.data))
         answer = await self._call("subscribe", ctx, fields)
         return self._read("subscribe", ctx, answers.subscribe_result, answer, ctx, req.channel)
 
@@ -83,14 +81,14 @@ class HttpProxy:
         return self._read("sub_refresh", ctx, answers.refresh_result, answer)
 
     async def publish(self, ctx: ProxyContext, channel: str, data: bytes) -> bytes:
-        fields = {"channel": channel, "data": orjson.Fragment(data)}
+        fields = {"channel": channel, **answers.payload_field(data)}
         answer = await self._call("publish", ctx, fields)
         return self._read("publish", ctx, answers.publish_result, answer, data)
 
     async def rpc(self, ctx: ProxyContext, method: str, data: bytes | None) -> bytes | None:
         fields: dict[str, Any] = {"method": method}
         if data is not None:
-            fields["data"] = orjson.Fragment(data)
+            fields.update(answers.payload_field(data))
         answer = await self._call("rpc", ctx, fields)
         return self._read("rpc", ctx, answers.rpc_result, answer)
 
