@@ -12,8 +12,8 @@ from rotary.node.proxy import ProxyContext
 from rotary.protocol.codes import CommandError, DisconnectError
 from rotary.proxy.answers import (
     ProxyFailure,
-    payload_field,
     connect_result,
+    payload_field,
     publish_result,
     refresh_result,
     request_body,
