@@ -4,12 +4,17 @@
   ``django.contrib.auth``; with it, ``user_of`` would read ``request.user``);
 - ``POST /centrifugo/connection_token`` and ``POST /centrifugo/subscription_token`` answer the
   SDKs' ``getToken`` callbacks (`rotary.backend.django.token_urls`);
-- only members may subscribe to the private channel ``$gossips``.
+- ``POST /proxy/connect``, ``/refresh``, ``/subscribe``, ``/sub_refresh``, ``/publish`` and
+  ``/rpc`` answer Rotary's proxy (`rotary.backend.django.proxy_urls`): with Rotary's
+  ``proxy_http_headers: ["Cookie"]`` the session cookie decides who connects, with no token;
+- only members may read ``$gossips`` (with a subscription token) and ``chat:team`` (through
+  the subscribe proxy); ``POST /logout`` ends the session.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
@@ -17,10 +22,10 @@ from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from rotary.backend import TokenIssuer
-from rotary.backend.django import token_urls
+from rotary.backend import ProxyAnswers, TokenIssuer
+from rotary.backend.django import proxy_urls, token_urls
 
-MEMBERS = {"$gossips": {"alice", "bob"}}
+MEMBERS = {"$gossips": {"alice", "bob"}, "chat:team": {"alice", "bob"}}
 
 
 def current_user(request: HttpRequest) -> str | None:
@@ -42,11 +47,29 @@ def login(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"user": user})
 
 
+@csrf_exempt
+@require_POST
+def logout(request: HttpRequest) -> JsonResponse:
+    request.session.flush()
+    return JsonResponse({"ok": True})
+
+
+def whoami(user: str, data: object) -> dict[str, object]:
+    """An RPC method: the caller's user id, and what it sent."""
+    return {"user": user, "echo": data}
+
+
 issuer = TokenIssuer(key=settings.ROTARY_SECRET, ttl=300)
+answers = ProxyAnswers(ttl=int(os.environ.get("PROXY_TTL", "600")), rpc={"whoami": whoami})
 urlpatterns = [
     path("login", login),
+    path("logout", logout),
     path(
         "centrifugo/",
         include(token_urls(issuer, user_of=current_user, may_subscribe=may_subscribe)),
+    ),
+    path(
+        "proxy/",
+        include(proxy_urls(answers, user_of=current_user, may_subscribe=may_subscribe)),
     ),
 ]

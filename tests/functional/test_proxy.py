@@ -1,5 +1,6 @@
-"""Centrifugo's HTTP proxy against a real backend: the FastAPI example app under uvicorn, its
-proxy endpoints deciding with the session cookie Rotary passes on; centrifuge-js as the client.
+"""Centrifugo's HTTP proxy against a real backend: the example apps (FastAPI under uvicorn,
+Django under its server), their proxy endpoints deciding with the session cookie Rotary passes
+on; centrifuge-js as the client.
 
 A backend that is down or slow gives a temporary error 100 (the SDK retries) and never lets
 a client in; when the backend comes back, the client gets in on its own.
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.functional.backend_apps import app_url, start_app
+from tests.functional.backend_apps import APPS, app_url, start_app
 from tests.functional.conftest import (
     SECRET,
     ServerHandle,
@@ -62,10 +63,11 @@ async def _call(driver: JsSdkDriver, op: str, **fields: Any) -> dict[str, Any]:
     return reply
 
 
+@pytest.mark.parametrize("kind", APPS)
 async def test_session_cookie_connects_subscribes_publishes_and_calls_rpc_through_the_proxy(
-    rotary_server: Callable[..., ServerHandle], tmp_path: Path
+    kind: str, rotary_server: Callable[..., ServerHandle], tmp_path: Path
 ) -> None:
-    with start_app("fastapi", secret=SECRET, tmp_path=tmp_path) as app:
+    with start_app(kind, secret=SECRET, tmp_path=tmp_path) as app:
         server = rotary_server(proxy_config(app.url))
         async with open_driver("js") as driver:
             assert isinstance(driver, JsSdkDriver)
@@ -84,10 +86,11 @@ async def test_session_cookie_connects_subscribes_publishes_and_calls_rpc_throug
             assert "token" not in connect["connect"]
 
 
+@pytest.mark.parametrize("kind", APPS)
 async def test_non_member_is_refused_by_the_subscribe_and_publish_proxies_with_103(
-    rotary_server: Callable[..., ServerHandle], tmp_path: Path
+    kind: str, rotary_server: Callable[..., ServerHandle], tmp_path: Path
 ) -> None:
-    with start_app("fastapi", secret=SECRET, tmp_path=tmp_path) as app:
+    with start_app(kind, secret=SECRET, tmp_path=tmp_path) as app:
         server = rotary_server(proxy_config(app.url))
         async with open_driver("js") as driver:
             assert isinstance(driver, JsSdkDriver)
@@ -99,10 +102,11 @@ async def test_non_member_is_refused_by_the_subscribe_and_publish_proxies_with_1
             assert not driver.find(lambda e: e["ev"] == "sub_subscribed")
 
 
+@pytest.mark.parametrize("kind", APPS)
 async def test_no_session_is_disconnected_with_the_backends_code(
-    rotary_server: Callable[..., ServerHandle], tmp_path: Path
+    kind: str, rotary_server: Callable[..., ServerHandle], tmp_path: Path
 ) -> None:
-    with start_app("fastapi", secret=SECRET, tmp_path=tmp_path) as app:
+    with start_app(kind, secret=SECRET, tmp_path=tmp_path) as app:
         server = rotary_server(proxy_config(app.url))
         async with open_driver("js") as driver:
             assert isinstance(driver, JsSdkDriver)

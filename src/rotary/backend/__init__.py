@@ -79,6 +79,8 @@ UserOf = Callable[[Any], "str | Awaitable[str | None] | None"]
 MaySubscribe = Callable[[str, str], "bool | Awaitable[bool]"]
 
 
+_NO_METHOD: dict[str, Any] = {"error": {"code": 104, "message": "method not found"}}
+
 #: An RPC method of the app: (user, the call's data) → the reply's data (any JSON value).
 RpcMethod = Callable[[str, Any], "Any | Awaitable[Any]"]
 
@@ -124,8 +126,15 @@ class ProxyAnswers:
         """Run the app's RPC `method` for `user`; error 104 for an unknown method."""
         handler = self.rpc.get(method) if isinstance(method, str) else None
         if handler is None:
-            return {"error": {"code": 104, "message": "method not found"}}
+            return _NO_METHOD
         return {"result": {"data": await resolve(handler(user, data))}}
+
+    def call_sync(self, user: str, method: object, data: Any) -> dict[str, Any]:
+        """`call` for synchronous frameworks (Django views): the method must not be async."""
+        handler = self.rpc.get(method) if isinstance(method, str) else None
+        if handler is None:
+            return _NO_METHOD
+        return {"result": {"data": handler(user, data)}}
 
     def _expiry(self) -> dict[str, int]:
         return {} if self.ttl is None else {"expire_at": int(time.time()) + self.ttl}

@@ -1,4 +1,4 @@
-"""Token endpoints for Django apps: ``pip install rotary[django]``.
+"""Token and proxy endpoints for Django apps: ``pip install rotary[django]``.
 
     urlpatterns = [path("centrifugo/", include(token_urls(issuer, user_of=..., may_subscribe=...)))]
 
@@ -8,8 +8,15 @@ serves ``POST centrifugo/connection_token`` → ``{"token": ...}`` and
 ``str(request.user.pk) if request.user.is_authenticated else None``); both callables are
 plain functions (Django's synchronous views).
 
-The views are exempt from CSRF checks: they change nothing, and their answer can only be read
-by scripts of the app's own origin (a cross-origin page cannot read the response).
+    urlpatterns += [path("proxy/", include(proxy_urls(answers, user_of=..., may_subscribe=...)))]
+
+serves Rotary's proxy calls (``POST proxy/connect``, ``refresh``, ``subscribe``,
+``sub_refresh``, ``publish``, ``rpc``) with the same two callables, as
+`rotary.backend.asgi.proxy_routes` does (see there: these must be reachable by Rotary only).
+
+The views are exempt from CSRF checks: the token views change nothing, and their answer can
+only be read by scripts of the app's own origin (a cross-origin page cannot read the
+response); the proxy views are called by Rotary, which has no CSRF token.
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from rotary.backend import Refused, TokenIssuer
+from rotary.backend import ProxyAnswers, Refused, TokenIssuer
 
-__all__ = ["token_urls"]
+__all__ = ["proxy_urls", "token_urls"]
 
 _View = Callable[[HttpRequest], HttpResponse]
 
@@ -66,9 +73,62 @@ def _post_view(view: _View) -> _View:
     return wrapped
 
 
-def _channel_of(raw: bytes) -> Any:
+def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw or b"{}")
     except ValueError:
-        return None
-    return body.get("channel") if isinstance(body, dict) else None
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _channel_of(raw: bytes) -> Any:
+    return _json_object(raw).get("channel")
+
+
+def proxy_urls(
+    answers: ProxyAnswers,
+    *,
+    user_of: Callable[[HttpRequest], str | None],
+    may_subscribe: Callable[[str, str], bool],
+) -> list[URLPattern]:
+    """URL patterns answering Rotary's proxy calls, to `include` under a prefix."""
+
+    def allowed(body: dict[str, Any]) -> bool:
+        user, channel = body.get("user"), body.get("channel")
+        if not isinstance(user, str) or not user or not isinstance(channel, str):
+            return False
+        return bool(may_subscribe(user, channel))
+
+    def connect(request: HttpRequest) -> HttpResponse:
+        return JsonResponse(answers.connect(user_of(request)))
+
+    def refresh(request: HttpRequest) -> HttpResponse:
+        user = user_of(request)
+        still = bool(user) and user == _json_object(request.body).get("user")
+        return JsonResponse(answers.refresh(still))
+
+    def subscribe(request: HttpRequest) -> HttpResponse:
+        return JsonResponse(answers.subscribe(allowed(_json_object(request.body))))
+
+    def sub_refresh(request: HttpRequest) -> HttpResponse:
+        return JsonResponse(answers.sub_refresh(allowed(_json_object(request.body))))
+
+    def publish(request: HttpRequest) -> HttpResponse:
+        return JsonResponse(answers.publish(allowed(_json_object(request.body))))
+
+    def rpc(request: HttpRequest) -> HttpResponse:
+        body = _json_object(request.body)
+        user = body.get("user")
+        if not isinstance(user, str) or not user:
+            return JsonResponse({"error": {"code": 103, "message": "permission denied"}})
+        return JsonResponse(answers.call_sync(user, body.get("method"), body.get("data")))
+
+    views: dict[str, _View] = {
+        "connect": connect,
+        "refresh": refresh,
+        "subscribe": subscribe,
+        "sub_refresh": sub_refresh,
+        "publish": publish,
+        "rpc": rpc,
+    }
+    return [path(name, _post_view(view)) for name, view in views.items()]
