@@ -218,3 +218,14 @@ def test_every_environment_name_means_one_setting() -> None:
     seen: dict[str, str] = {}
     for name, key in env_names():
         assert seen.setdefault(name, key.dest) == key.dest, name
+
+
+def test_namespace_proxy_switch_takes_its_v6_spelling_from_environment() -> None:
+    env = {
+        "CENTRIFUGO_PROXY_SUBSCRIBE_ENDPOINT": "http://127.0.0.1:9/subscribe",
+        "CENTRIFUGO_CHANNEL_NAMESPACES": "chat",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_SUBSCRIBE_PROXY_ENABLED": "true",
+    }
+    warnings: list[str] = []
+    [chat] = load_config(None, env=env, warnings=warnings).channels.namespaces
+    assert chat.options.proxy_subscribe and warnings == []

@@ -8,7 +8,14 @@ from typing import Any
 
 from rotary.auth.settings import AuthSettings, TokenSettings
 from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
-from rotary.config.keys import NAMESPACE_OPTION_KINDS, UNSUPPORTED_OPTIONS, Key, unsupported
+from rotary.config.keys import (
+    NAMESPACE_OPTION_KINDS,
+    PROXY_OPTION_ALIASES,
+    PROXY_OPTIONS,
+    SUBSCRIPTION_TYPE_OPTIONS,
+    Key,
+    subscription_type_problem,
+)
 from rotary.config.model import (
     AdminSettings,
     ApiSettings,
@@ -22,6 +29,7 @@ from rotary.config.model import (
 )
 from rotary.config.validate import Labels, validate
 from rotary.config.values import Raw, convert
+from rotary.proxy.settings import PROXY_KINDS, ProxyEndpoint, ProxySettings
 
 __all__ = ["build_config"]
 
@@ -69,11 +77,16 @@ def _options(item: Mapping[str, object], where: str, problems: list[str]) -> Cha
     values: dict[str, Any] = {}
     for name, value in item.items():
         label = f"{where}.{name}"
+        name = PROXY_OPTION_ALIASES.get(name, name)
         kind = NAMESPACE_OPTION_KINDS.get(name)
         if name == "name" or value is None:
             continue
-        if name in UNSUPPORTED_OPTIONS:
-            why = unsupported(name, value)
+        if name in PROXY_OPTIONS:
+            if value and value != "default":
+                problems.append(f"{label}: Rotary has one proxy of each kind, no named proxies")
+            continue
+        if name in SUBSCRIPTION_TYPE_OPTIONS:
+            why = subscription_type_problem(name, value)
             if why is not None:
                 problems.append(f"{label}: {why}")
             continue
@@ -127,5 +140,13 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
         server=ServerSettings(**_group(typed, "server.")),
         engine=engine,
         log=LogSettings(**_group(typed, "log.")),
+        proxy=_proxy(typed),
         admin=AdminSettings(**_group(typed, "admin.")),
     )
+
+
+def _proxy(typed: Mapping[str, Any]) -> ProxySettings:
+    values: dict[str, Any] = _group(typed, "proxy.")
+    for kind in PROXY_KINDS:
+        values[kind] = ProxyEndpoint(**_group(typed, f"proxy.{kind}."))
+    return ProxySettings(**values)

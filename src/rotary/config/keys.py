@@ -14,6 +14,7 @@ from typing import Literal
 
 from rotary.auth.settings import TokenSettings
 from rotary.channels.options import ChannelOptions
+from rotary.proxy.settings import PROXY_KINDS
 
 __all__ = [
     "ENV_PREFIXES",
@@ -22,8 +23,8 @@ __all__ = [
     "NAMESPACE_OPTION_KINDS",
     "OTHER_ENV_NAMES",
     "PROXY_OPTIONS",
+    "PROXY_OPTION_ALIASES",
     "SUBSCRIPTION_TYPE_OPTIONS",
-    "UNSUPPORTED_OPTIONS",
     "Key",
     "Kind",
     "NamedList",
@@ -31,7 +32,7 @@ __all__ = [
     "keys_by_v5",
     "keys_by_v6",
     "name_for_env",
-    "unsupported",
+    "subscription_type_problem",
     "v6_sections",
 ]
 
@@ -81,12 +82,14 @@ class NamedList:
 
     `dest` is the list's `Key.dest`; `env_stem` its v6 path with ``_`` (``CHANNEL_NAMESPACES``):
     ``<PREFIX><STEM>`` names the items, ``<PREFIX><STEM>_<NAME>_<OPTION>`` sets one option of
-    the item called NAME (see `name_for_env`). `options` gives the kind of every option.
+    the item called NAME (see `name_for_env`). `options` gives the kind of every option;
+    `aliases` maps other option names (v6 spellings) to one of them.
     """
 
     dest: str
     env_stem: str
     options: Mapping[str, Kind]
+    aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def name_for_env(name: str) -> str:
@@ -94,11 +97,24 @@ def name_for_env(name: str) -> str:
     return name.replace(".", "_").replace("-", "_").upper()
 
 
-#: Proxy switches of Centrifugo (v5 and v6 names): Rotary has no proxies and refuses them on.
+#: v6 names of the namespace proxy switches → Rotary's field (the v5 name).
+PROXY_OPTION_ALIASES = {
+    "subscribe_proxy_enabled": "proxy_subscribe",
+    "publish_proxy_enabled": "proxy_publish",
+    "sub_refresh_proxy_enabled": "proxy_sub_refresh",
+}
+
+#: Proxy options of Centrifugo that Rotary does not have: named proxies (only the one proxy
+#: of each kind, "default") and subscribe streams. Accepted when off (or "default").
 PROXY_OPTIONS = frozenset(
-    name
-    for kind in ("subscribe", "publish", "sub_refresh", "subscribe_stream")
-    for name in (f"proxy_{kind}", f"{kind}_proxy_enabled", f"{kind}_proxy_name")
+    [
+        "proxy_subscribe_stream",
+        "subscribe_stream_proxy_enabled",
+        *(
+            f"{kind}_proxy_name"
+            for kind in ("subscribe", "publish", "sub_refresh", "subscribe_stream")
+        ),
+    ]
 )
 
 #: Namespace options of Centrifugo 6.8–6.9 for map and shared poll subscriptions.
@@ -112,22 +128,16 @@ SUBSCRIPTION_TYPE_OPTIONS = frozenset(
     }
 )
 
-#: Options Centrifugo has and Rotary recognises but cannot honour (see `unsupported`).
-UNSUPPORTED_OPTIONS = PROXY_OPTIONS | SUBSCRIPTION_TYPE_OPTIONS
 
-
-def unsupported(name: str, value: object) -> str | None:
-    """Why option `name` (one of `UNSUPPORTED_OPTIONS`) set to `value` is refused, or None when
-    that value asks for nothing Rotary lacks (a proxy off, ``subscription_type: "stream"``)."""
+def subscription_type_problem(name: str, value: object) -> str | None:
+    """Why option `name` (one of `SUBSCRIPTION_TYPE_OPTIONS`) set to `value` is refused, or
+    None when it asks for nothing Rotary lacks (``subscription_type: "stream"``, an option
+    left empty)."""
     if name == "subscription_type":
         if value in ("", "stream"):
             return None
         return f"subscription type {value!r} is not supported by Rotary (only stream)"
-    if not value:
-        return None
-    if name in PROXY_OPTIONS:
-        return "proxies are not supported by Rotary"
-    return "map and shared poll subscriptions are not supported by Rotary"
+    return "map and shared poll subscriptions are not supported by Rotary" if value else None
 
 
 # fmt: off
@@ -481,13 +491,24 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "Delta compressions subscribers may negotiate (only fossil; see docs/features-6.9.md).",
     "delta_publish":
         "Allow delta compression of every publication, as the API's delta flag does for one.",
+    "proxy_subscribe":
+        "Subscribe without a token asks the subscribe proxy (v6 subscribe_proxy_enabled).",
+    "proxy_publish": "Client publications go through the publish proxy (v6 publish_proxy_enabled).",
+    "proxy_sub_refresh":
+        "Subscriptions the subscribe proxy admitted are refreshed by the sub_refresh proxy "
+        "(v6 sub_refresh_proxy_enabled).",
 }
 # fmt: on
 
 
 #: Every named list Rotary has, for the v6 environment form.
 NAMED_LISTS: tuple[NamedList, ...] = (
-    NamedList("channels.namespaces", "CHANNEL_NAMESPACES", NAMESPACE_OPTION_KINDS),
+    NamedList(
+        "channels.namespaces",
+        "CHANNEL_NAMESPACES",
+        NAMESPACE_OPTION_KINDS,
+        PROXY_OPTION_ALIASES,
+    ),
 )
 
 
@@ -517,11 +538,14 @@ def _token_keys() -> list[Key]:
     return keys
 
 
+_V6_OPTION_NAMES = {field: v6 for v6, field in PROXY_OPTION_ALIASES.items()}
+
+
 def _option_keys() -> list[Key]:
     return [
         Key(
             name,
-            f"channel.without_namespace.{name}",
+            f"channel.without_namespace.{_V6_OPTION_NAMES.get(name, name)}",
             kind,
             f"channels.without_namespace.{name}",
             _OPTION_DESCRIPTIONS.get(name, ""),
@@ -530,11 +554,92 @@ def _option_keys() -> list[Key]:
     ]
 
 
+_PROXY_V6 = {
+    "connect": "client.proxy.connect",
+    "refresh": "client.proxy.refresh",
+    "subscribe": "channel.proxy.subscribe",
+    "publish": "channel.proxy.publish",
+    "sub_refresh": "channel.proxy.sub_refresh",
+    "rpc": "rpc.proxy",
+}
+_PROXY_EVENTS = {
+    "connect": "connect without a token",
+    "refresh": "connection refresh (server-side: the client sends no token)",
+    "subscribe": "subscribe in namespaces with proxy_subscribe",
+    "publish": "client publish in namespaces with proxy_publish",
+    "sub_refresh": "subscription refresh in namespaces with proxy_sub_refresh",
+    "rpc": "client RPC calls",
+}
+
+
+def _proxy_keys() -> list[Key]:
+    keys: list[Key] = []
+    for kind in PROXY_KINDS:
+        v6, dest, event = _PROXY_V6[kind], f"proxy.{kind}", _PROXY_EVENTS[kind]
+        rows: list[tuple[str, Kind, str]] = [
+            ("endpoint", "str", f"URL the {event} is POSTed to (http:// or https://)."),
+            ("timeout", "duration", f"Longest wait for the {kind} proxy's answer."),
+            (
+                "http_headers",
+                "strs",
+                f"Client headers passed to the {kind} proxy (empty: proxy_http_headers).",
+            ),
+        ]
+        if kind != "connect":
+            rows.append(
+                (
+                    "include_connection_meta",
+                    "bool",
+                    f"Send the connection's meta to the {kind} proxy.",
+                )
+            )
+        for name, kind_of, text in rows:
+            keys.append(
+                Key(f"proxy_{kind}_{name}", f"{v6}.{name}", kind_of, f"{dest}.{name}", text)
+            )
+        if kind in ("connect", "refresh"):
+            text = f"Set false to keep the {kind} proxy off although its endpoint is set."
+            keys.append(
+                Key(f"proxy_{kind}_enabled", f"{v6}.enabled", "bool", f"{dest}.enabled", text)
+            )
+    text = "Set false to keep the RPC proxy off although its endpoint is set."
+    keys.append(
+        Key(
+            "proxy_rpc_enabled",
+            "rpc.without_namespace.proxy_enabled",
+            "bool",
+            "proxy.rpc.enabled",
+            text,
+        )
+    )
+    keys.append(
+        Key(
+            "proxy_http_headers",
+            "",
+            "strs",
+            "proxy.http_headers",
+            "Client headers (of the WebSocket upgrade request) passed to every proxy "
+            'that names none, e.g. ["Cookie", "Authorization"].',
+        )
+    )
+    keys.append(
+        Key(
+            "proxy_include_connection_meta",
+            "",
+            "bool",
+            "proxy.include_connection_meta",
+            "Send the connection's meta to every proxy but connect.",
+        )
+    )
+    return keys
+
+
 #: Every key, in a stable order.
 KEYS: tuple[Key, ...] = (
     *(Key(*row, _DESCRIPTIONS.get(row[0], "")) for row in _SIMPLE),
     *_token_keys(),
     *_option_keys(),
+    *_proxy_keys(),
 )
 
 

@@ -27,14 +27,15 @@ from rotary.config.keys import (
     ENV_PREFIXES,
     NAMED_LISTS,
     OTHER_ENV_NAMES,
-    UNSUPPORTED_OPTIONS,
+    PROXY_OPTIONS,
+    SUBSCRIPTION_TYPE_OPTIONS,
     Key,
     NamedList,
     env_names,
     keys_by_v5,
     keys_by_v6,
     name_for_env,
-    unsupported,
+    subscription_type_problem,
     v6_sections,
 )
 from rotary.config.model import Config
@@ -160,8 +161,10 @@ def _file_layer(doc: Mapping[str, object], problems: list[str]) -> _Layer:
             _walk(name, value, layer, problems)
         elif name in _BY_V5:
             _put(layer, _BY_V5[name], Raw(value, name), problems)
-        elif name in UNSUPPORTED_OPTIONS:
-            problems += _unsupported(name, name, value)
+        elif name in PROXY_OPTIONS:
+            problems += _proxy_problem(name, value)
+        elif name in SUBSCRIPTION_TYPE_OPTIONS:
+            problems += _type_problem(name, name, value)
         else:
             problems.append(_unknown(name, [*_BY_V5, *_SECTIONS]))
     return layer
@@ -176,15 +179,23 @@ def _walk(path: str, section: Mapping[object, object], layer: _Layer, problems: 
             _put(layer, _BY_V6[dotted], Raw(value, dotted), problems)
         elif dotted in _V6_PREFIXES and isinstance(value, Mapping):
             _walk(dotted, value, layer, problems)
-        elif path == "channel.without_namespace" and name in UNSUPPORTED_OPTIONS:
-            problems += _unsupported(dotted, str(name), value)
+        elif path == "channel.without_namespace" and name in PROXY_OPTIONS:
+            problems += _proxy_problem(dotted, value)
+        elif path == "channel.without_namespace" and name in SUBSCRIPTION_TYPE_OPTIONS:
+            problems += _type_problem(dotted, str(name), value)
         else:
             problems.append(_unknown(dotted, _BY_V6))
 
 
-def _unsupported(label: str, name: str, value: object) -> list[str]:
-    """Centrifugo options Rotary cannot honour are accepted only when they ask for nothing."""
-    why = unsupported(name, value)
+def _proxy_problem(label: str, value: object) -> list[str]:
+    """Named proxies and subscribe streams are accepted when off (or the name "default")."""
+    if not value or value == "default":
+        return []
+    return [f"{label}: Rotary has one proxy of each kind, no named proxies"]
+
+
+def _type_problem(label: str, name: str, value: object) -> list[str]:
+    why = subscription_type_problem(name, value)
     return [] if why is None else [f"{label}: {why}"]
 
 
@@ -237,12 +248,16 @@ def _item_from_env(
     name = item.get("name")
     if not isinstance(name, str) or not name:
         return item
+    spellings = [(option, option) for option in named.options] + list(named.aliases.items())
     for prefix in ENV_PREFIXES:  # ROTARY_ last, so that it wins
         stem = f"{prefix}{named.env_stem}_{name_for_env(name)}_"
-        for option in named.options:
-            var = stem + option.upper()
+        for spelling, option in spellings:
+            var = stem + spelling.upper()
             known.add(var)
             if env.get(var):
+                # The file may spell the same option otherwise: one value only.
+                for other in [k for k in item if named.aliases.get(k, k) == option]:
+                    del item[other]
                 item[option] = Raw(env[var], var, from_text=True)
     return item
 
