@@ -23,7 +23,7 @@ from rotary.engines.revocation import TokenIdentity
 from rotary.node import commands, connect, subscribe
 from rotary.node.outbox import Outbox, Transport
 from rotary.node.scheduler import TimerHandle
-from rotary.node.state import State
+from rotary.node.state import Mode, State
 from rotary.node.subscription import Subscription
 from rotary.protocol.codec import (
     PING,
@@ -40,6 +40,7 @@ from rotary.protocol.codes import (
     DisconnectError,
     ErrorCode,
     Unsubscribe,
+    unidirectional_disconnect,
 )
 from rotary.protocol.messages import Command, Request
 
@@ -57,15 +58,25 @@ class ClientSession:
     """One client connection. Created by `Node.new_session`.
 
     `app_pings` False (``cf_ws_frame_ping_pong``) leaves liveness to the transport: no
-    application pings and no ``ping``/``pong`` in the connect result.
+    application pings and no ``ping``/``pong`` in the connect result. `mode` says how the
+    client talks (`Mode`); an emulated or unidirectional session has a `session_id` too.
     """
 
     def __init__(
-        self, node: Node, transport: Transport, *, client_id: str, app_pings: bool = True
+        self,
+        node: Node,
+        transport: Transport,
+        *,
+        client_id: str,
+        app_pings: bool = True,
+        mode: Mode = Mode.BIDIRECTIONAL,
+        session_id: str = "",
     ) -> None:
         self.node = node
         self.id = client_id
         self.app_pings = app_pings
+        self.mode = mode
+        self.session_id = session_id
         self.state = State.CONNECTING
         self.user = ""
         self.conn_info: bytes | None = None
@@ -174,6 +185,11 @@ class ClientSession:
                 self._subscribing = None
 
     def _reply_error(self, cmd_id: int, method: str, exc: CommandError) -> None:
+        if self.mode is Mode.UNIDIRECTIONAL:
+            # Its client reads no replies: the error ends the connection instead.
+            _log.info("client %s: connect refused with %d", self.id, exc.error.code)
+            self.disconnect(unidirectional_disconnect(exc.error))
+            return
         self.push(encode_error(cmd_id, exc.error))
         if method == "connect":
             # docs/protocol.md "Connection life cycle" rule 4: stop reading; the stale timer drops
@@ -339,7 +355,9 @@ class ClientSession:
         if self.state is not State.CONNECTED:
             return
         self.push(PING)
-        if settings.pong_timeout > 0 and not self._pong_pending:
+        # A unidirectional client cannot answer: its pings only keep the stream alive.
+        wants_pong = settings.pong_timeout > 0 and self.mode is not Mode.UNIDIRECTIONAL
+        if wants_pong and not self._pong_pending:
             self._pong_pending = True
             self._schedule("pong", settings.pong_timeout)
         self._schedule("ping", settings.ping_interval)

@@ -38,10 +38,12 @@ from rotary.node.auth import Authenticator, Override
 from rotary.node.client import ClientSession
 from rotary.node.cluster import Cluster, is_cluster_message
 from rotary.node.connect import VERSION
+from rotary.node.emulation import Emulation, is_emulation_message
 from rotary.node.hub import Hub
 from rotary.node.outbox import Transport
 from rotary.node.position import PositionChecker
 from rotary.node.scheduler import LoopScheduler, Scheduler
+from rotary.node.state import Mode
 from rotary.protocol.codes import CommandError, Disconnect, DisconnectCode, ErrorCode
 
 if TYPE_CHECKING:
@@ -129,6 +131,9 @@ class Node:
             scheduler=self.scheduler,
             interval=node_info_interval,
         )
+        self.emulation = Emulation(
+            uid=self.uid, publish=broker.publish_control, node_alive=self._node_alive
+        )
 
     # ------------------------------------------------------------------ life cycle
 
@@ -152,6 +157,7 @@ class Node:
     async def close(self) -> None:
         """Leave the cluster and close the engine (after `disconnect_all`). Idempotent."""
         await self.cluster.close()
+        await self.emulation.close()
         self._position_check.stop()
         await self.broker.close()
         await self.presence.close()
@@ -161,11 +167,30 @@ class Node:
         """Open sessions, connected or not."""
         return len(self._live)
 
-    def new_session(self, transport: Transport, *, app_pings: bool = True) -> ClientSession:
-        """A session for a new connection (registered with the node once it connects)."""
-        session = ClientSession(self, transport, client_id=self.new_id(), app_pings=app_pings)
+    def new_session(
+        self, transport: Transport, *, app_pings: bool = True, mode: Mode = Mode.BIDIRECTIONAL
+    ) -> ClientSession:
+        """A session for a new connection (registered with the node once it connects).
+
+        An emulated or unidirectional session gets a session id; an emulated one is reachable
+        through `emulation` from its creation (its connect may come in the same request).
+        """
+        session_id = self.new_id() if mode is not Mode.BIDIRECTIONAL else ""
+        session = ClientSession(
+            self,
+            transport,
+            client_id=self.new_id(),
+            app_pings=app_pings,
+            mode=mode,
+            session_id=session_id,
+        )
         self._live[session.id] = session
+        if mode is Mode.EMULATED:
+            self.emulation.add(session)
         return session
+
+    def _node_alive(self, uid: str) -> bool:
+        return uid in self.cluster.registry.live()
 
     def register(self, session: ClientSession) -> None:
         """Count an authenticated session (called by the session)."""
@@ -182,6 +207,8 @@ class Node:
     def unregister(self, session: ClientSession) -> None:
         """Forget a session (called by the session's cleanup)."""
         self._live.pop(session.id, None)
+        if session.mode is Mode.EMULATED:
+            self.emulation.remove(session)
         if not self._live:
             self._gone.set()
         if self._clients.pop(session.id, None) is None:
@@ -309,6 +336,9 @@ class Node:
         if is_cluster_message(data):
             self.cluster.receive(data)
             return
+        if is_emulation_message(data):
+            self.emulation.receive(data)
+            return
         try:
             control.apply(self, data)
         except Exception:
@@ -329,11 +359,14 @@ class Node:
     # ------------------------------------------------------------------ sessions
 
     def sessions(self, user: str, client: str = "", session: str = "") -> list[ClientSession]:
-        """Local sessions of `user` (or only `client` when given)."""
+        """Local sessions of `user` (or only `client` when given; only the emulated or
+        unidirectional session `session` when given)."""
         if client:
             found = self._clients.get(client)
-            return [found] if found is not None and found.user == user else []
-        return [self._clients[c] for c in self._user_ids(user) if c in self._clients]
+            matches = [found] if found is not None and found.user == user else []
+        else:
+            matches = [self._clients[c] for c in self._user_ids(user) if c in self._clients]
+        return [s for s in matches if s.session_id == session] if session else matches
 
     # ------------------------------------------------------------------ server API
 
@@ -393,14 +426,13 @@ class Node:
         recover_since: StreamPosition | None = None,
         override: Override | None = None,
     ) -> None:
-        """Server-side subscribe of the user's connections; a `session` matches none."""
+        """Server-side subscribe of the user's connections (or of one `client` / `session`)."""
         self._resolve(channel)
-        if session:
-            return
         msg = control.subscribe_message(
             user,
             channel,
             client=client,
+            session=session,
             expire_at=expire_at,
             info=info,
             data=data,
@@ -414,14 +446,18 @@ class Node:
     ) -> None:
         """Unsubscribe the user's connections from `channel` ("" = from every channel).
 
-        Rotary has no sessions (no unidirectional transports): a non-empty `session`
-        matches no connection, so the call succeeds and changes nothing.
+        A non-empty `session` picks the emulated or unidirectional connection with that
+        session id (a WebSocket connection has none, so it matches no WebSocket).
         """
         if channel:
             self._resolve(channel)
-        if session:
-            return
-        msg = {"op": "unsubscribe", "user": user, "channel": channel, "client": client}
+        msg = {
+            "op": "unsubscribe",
+            "user": user,
+            "channel": channel,
+            "client": client,
+            "session": session,
+        }
         await self.broker.publish_control(orjson.dumps(msg))
 
     async def api_disconnect(
@@ -433,14 +469,13 @@ class Node:
         whitelist: Sequence[str] = (),
         disconnect: Disconnect | None = None,
     ) -> None:
-        """Disconnect the user's connections but the whitelisted; a `session` matches none."""
-        if session:
-            return
+        """Disconnect the user's connections but the whitelisted (or one `client` / `session`)."""
         d = disconnect or DisconnectCode.FORCE_NO_RECONNECT
         msg = {
             "op": "disconnect",
             "user": user,
             "client": client,
+            "session": session,
             "whitelist": list(whitelist),
             "code": d.code,
             "reason": d.reason,
@@ -457,13 +492,12 @@ class Node:
         expire_at: int = 0,
         info: bytes | None = None,
     ) -> None:
-        """Refresh (or expire) the user's connections; a `session` matches none."""
-        if session:
-            return
+        """Refresh (or expire) the user's connections (or one `client` / `session`)."""
         msg: dict[str, Any] = {
             "op": "refresh",
             "user": user,
             "client": client,
+            "session": session,
             "expired": expired,
             "expire_at": expire_at,
             "info": info.decode() if info else None,
