@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 from aiohttp import web
 
@@ -41,7 +42,6 @@ __all__ = [
 _log = logging.getLogger("rotary.streaming")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Framing = Callable[[bytes], bytes]
 
 #: Seconds between checks that a streaming client is still there (aiohttp tells a handler
 #: nothing when its client goes away; an idle stream would otherwise notice at its next ping).
@@ -54,7 +54,6 @@ _NO_CACHE = {
     # Proxies such as nginx must pass every message on at once.
     "X-Accel-Buffering": "no",
 }
-_NDJSON = "application/x-ndjson"
 _EVENT_STREAM = "text/event-stream; charset=utf-8"
 _CONNECT_PARAM = "cf_connect"
 
@@ -62,19 +61,19 @@ _CONNECT_PARAM = "cf_connect"
 class _StreamTransport:
     """`rotary.node.outbox.DirectTransport` over a streaming aiohttp response.
 
-    Messages are framed by `framing` (newline-delimited JSON, SSE events, their
-    unidirectional forms), wrapped in an HTTP/1.1 chunk when the response is chunked, and
+    Messages are framed by the subclass's `framing` (newline-delimited JSON, SSE events,
+    their unidirectional forms: one class each, since the outbox shares framed bytes between
+    transports of one class), wrapped in an HTTP/1.1 chunk when the response is chunked, and
     written straight to the asyncio transport once the headers are out. `closed` is set
     once the stream has ended.
     """
 
-    __slots__ = ("_chunked", "_framing", "_high_water", "_protocol", "_raw", "_response", "closed")
+    __slots__ = ("_chunked", "_high_water", "_protocol", "_raw", "_response", "closed")
 
-    def __init__(
-        self, request: web.Request, response: web.StreamResponse, framing: Framing, chunked: bool
-    ) -> None:
+    content_type: ClassVar[str]
+
+    def __init__(self, request: web.Request, response: web.StreamResponse, chunked: bool) -> None:
         self._response = response
-        self._framing = framing
         self._chunked = chunked
         self._raw = request.transport
         self._protocol = request.protocol
@@ -82,10 +81,14 @@ class _StreamTransport:
         self.closed = asyncio.Event()
 
     def frame(self, message: bytes) -> bytes:
-        payload = self._framing(message)
+        payload = self._payload(message)
         if self._chunked:
             return b"%x\r\n%b\r\n" % (len(payload), payload)
         return payload
+
+    def _payload(self, batch: bytes) -> bytes:
+        """The body bytes carrying `batch` (framing of the subclass)."""
+        raise NotImplementedError
 
     def write_frame(self, wire: bytes) -> bool:
         raw = self._raw
@@ -124,6 +127,42 @@ class _StreamTransport:
                     await self.closed.wait()
 
 
+class _Ndjson(_StreamTransport):
+    __slots__ = ()
+
+    def _payload(self, batch: bytes) -> bytes:
+        return framing.ndjson(batch)
+
+    content_type = "application/x-ndjson"
+
+
+class _Sse(_StreamTransport):
+    __slots__ = ()
+
+    def _payload(self, batch: bytes) -> bytes:
+        return framing.sse(batch)
+
+    content_type = _EVENT_STREAM
+
+
+class _UniNdjson(_StreamTransport):
+    __slots__ = ()
+
+    def _payload(self, batch: bytes) -> bytes:
+        return framing.uni_ndjson(batch)
+
+    content_type = "application/x-ndjson"
+
+
+class _UniSse(_StreamTransport):
+    __slots__ = ()
+
+    def _payload(self, batch: bytes) -> bytes:
+        return framing.uni_sse(batch)
+
+    content_type = _EVENT_STREAM
+
+
 # ---------------------------------------------------------------------------- the endpoints
 
 
@@ -139,7 +178,7 @@ def http_stream_handler(node: Node, admission: Admission, *, size_limit: int) ->
         body = await _read_body(request, size_limit)
         if isinstance(body, web.Response):
             return body
-        return await _bidirectional(request, admission, body, framing.ndjson, _NDJSON)
+        return await _bidirectional(request, admission, body, _Ndjson)
 
     return handle
 
@@ -160,7 +199,7 @@ def sse_handler(node: Node, admission: Admission, *, size_limit: int) -> Handler
             commands = body
         else:
             return _answer(request, admission, 405, "use GET or POST")
-        return await _bidirectional(request, admission, commands, framing.sse, _EVENT_STREAM)
+        return await _bidirectional(request, admission, commands, _Sse)
 
     return handle
 
@@ -177,7 +216,7 @@ def uni_http_stream_handler(node: Node, admission: Admission, *, size_limit: int
         body = await _read_body(request, size_limit)
         if isinstance(body, web.Response):
             return body
-        return await _unidirectional(request, admission, body, framing.uni_ndjson, _NDJSON)
+        return await _unidirectional(request, admission, body, _UniNdjson)
 
     return handle
 
@@ -196,7 +235,7 @@ def uni_sse_handler(node: Node, admission: Admission, *, size_limit: int) -> Han
             body = read
         else:
             return _answer(request, admission, 405, "use GET or POST")
-        return await _unidirectional(request, admission, body, framing.uni_sse, _EVENT_STREAM)
+        return await _unidirectional(request, admission, body, _UniSse)
 
     return handle
 
@@ -240,43 +279,41 @@ _OUTCOME_ANSWERS: dict[Outcome, tuple[int, str]] = {
 
 
 async def _bidirectional(
-    request: web.Request, admission: Admission, commands: bytes, framer: Framing, kind: str
+    request: web.Request, admission: Admission, commands: bytes, kind: type[_StreamTransport]
 ) -> web.StreamResponse:
     try:
         decode_frame(commands)  # refused here with 400, before any stream is opened
     except ProtocolViolation as exc:
         return _answer(request, admission, 400, f"malformed commands: {exc}")
-    return await _serve(request, admission, commands, framer, kind, Mode.EMULATED)
+    return await _serve(request, admission, commands, kind, Mode.EMULATED)
 
 
 async def _unidirectional(
-    request: web.Request, admission: Admission, body: bytes, framer: Framing, kind: str
+    request: web.Request, admission: Admission, body: bytes, kind: type[_StreamTransport]
 ) -> web.StreamResponse:
     try:
         command = framing.uni_connect_command(body)
     except ProtocolViolation as exc:
         return _answer(request, admission, 400, str(exc))
-    return await _serve(request, admission, command, framer, kind, Mode.UNIDIRECTIONAL)
+    return await _serve(request, admission, command, kind, Mode.UNIDIRECTIONAL)
 
 
 async def _serve(
     request: web.Request,
     admission: Admission,
     commands: bytes,
-    framer: Framing,
-    kind: str,
+    kind: type[_StreamTransport],
     mode: Mode,
 ) -> web.StreamResponse:
     """Open the stream, run `commands` on a new session, stream until either side ends."""
     refused = admission.refusal(request)
     if refused is not None:
         return refused
-    headers = {**_NO_CACHE, **_cors(request, admission), "Content-Type": kind}
+    headers = {**_NO_CACHE, **_cors(request, admission), "Content-Type": kind.content_type}
     response = web.StreamResponse(headers=headers)
     writer = await response.prepare(request)
-    chunked = bool(getattr(writer, "chunked", False))
-    transport = _StreamTransport(request, response, framer, chunked)
-    await _send_headers(response, writer, kind)
+    transport = kind(request, response, chunked=bool(getattr(writer, "chunked", False)))
+    await _send_headers(response, writer, kind.content_type)
     session = admission.node.new_session(transport, mode=mode)
     try:
         await session.handle_frame(commands)
