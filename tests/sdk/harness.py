@@ -257,6 +257,32 @@ class JsSdkDriver(SdkDriver):
         cmd = {"op": "connect", "url": url, "token": token, "options": options}
         self._send({**cmd, "use_get_token": get_token is not None})
 
+    async def connect_transports(
+        self,
+        transports: list[dict[str, str]],
+        *,
+        emulation_endpoint: str,
+        token: str = "",
+        get_token: ConnTokenSource | None = None,
+        min_reconnect_delay: float = 0.5,
+    ) -> None:
+        """Connect over the first of `transports` (``{"transport", "endpoint"}``) that works,
+        sending emulated commands to `emulation_endpoint` (absolute: Node has no page URL)."""
+        self._conn_tokens = get_token
+        options = {
+            "minReconnectDelay": int(min_reconnect_delay * 1000),
+            "emulationEndpoint": emulation_endpoint,
+        }
+        cmd = {"op": "connect", "transports": transports, "token": token, "options": options}
+        self._send({**cmd, "use_get_token": get_token is not None})
+
+    async def history(self, channel: str, limit: int) -> dict[str, Any]:
+        """The subscription's `history()` with `limit`."""
+        result: dict[str, Any] = await self._call(
+            {"op": "history", "channel": channel, "options": {"limit": limit}}
+        )
+        return result
+
     async def subscribe(
         self,
         channel: str,

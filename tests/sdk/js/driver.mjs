@@ -15,6 +15,7 @@
 import readline from 'node:readline';
 
 import { Centrifuge } from 'centrifuge';
+import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
 
 const hardTimeoutMs = Number(process.argv[2] || 30000);
@@ -93,8 +94,10 @@ let client = null;
 const subs = new Map();
 
 function connect(cmd) {
+  // Node 20 has fetch and ReadableStream (HTTP-streaming) but no EventSource (SSE).
   const options = {
     websocket: TappedWebSocket,
+    eventsource: EventSource,
     debug: false,
     ...(cmd.options || {}),
   };
@@ -104,9 +107,12 @@ function connect(cmd) {
   if (cmd.use_get_token) {
     options.getToken = () => askToken('connection', '');
   }
-  client = new Centrifuge(cmd.url, options);
+  // `transports` (a list of {transport, endpoint}) tries each in turn, as a browser app would.
+  client = new Centrifuge(cmd.transports || cmd.url, options);
   client.on('connecting', (ctx) => emit({ ev: 'connecting', code: ctx.code, reason: ctx.reason }));
-  client.on('connected', (ctx) => emit({ ev: 'connected', client: ctx.client }));
+  client.on('connected', (ctx) =>
+    emit({ ev: 'connected', client: ctx.client, transport: ctx.transport }),
+  );
   client.on('disconnected', (ctx) =>
     emit({ ev: 'disconnected', code: ctx.code, reason: ctx.reason }),
   );
