@@ -1,7 +1,7 @@
 """The configuration model: immutable values handed to the rest of Rotary.
 
-`rotary.config.load` builds a `Config` from Centrifugo v5 flat keys or v6 nested keys (spec
-docs/config.md). Durations are seconds as floats. The key names in the comments are v5 / v6.
+`rotary.config.load` builds a `Config` from Centrifugo v5 flat keys or v6 nested keys
+(docs/config.md). Durations are seconds as floats. The key names in the comments are v5 / v6.
 """
 
 from __future__ import annotations
