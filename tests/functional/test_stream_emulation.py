@@ -140,7 +140,8 @@ async def test_emulation_for_an_unknown_session_or_node_is_404(
 async def test_bad_emulation_requests_get_a_clear_http_error(
     server: ServerHandle, http: aiohttp.ClientSession, method: str, body: bytes, status: int
 ) -> None:
-    async with http.request(method, f"{server.http_url}/emulation", data=body) as resp:
+    url, json_type = f"{server.http_url}/emulation", {"Content-Type": "application/json"}
+    async with http.request(method, url, data=body, headers=json_type) as resp:
         assert resp.status == status, await resp.text()
     async with http.get(f"{server.http_url}/health") as resp:
         assert resp.status == 200
@@ -161,6 +162,16 @@ async def test_a_bad_cf_connect_is_refused_before_the_stream_opens(
     async with http.get(f"{server.http_url}{path}") as resp:
         assert resp.status == status
         assert resp.content_type == "text/plain"
+
+
+async def test_protobuf_requests_are_refused_with_400(
+    server: ServerHandle, http: aiohttp.ClientSession
+) -> None:
+    protobuf = {"Content-Type": "application/octet-stream"}
+    for path in ("/connection/http_stream", "/emulation"):
+        async with http.post(f"{server.http_url}{path}", data=b"\x0a", headers=protobuf) as resp:
+            assert resp.status == 400
+            assert "protobuf" in await resp.text()
 
 
 async def test_browsers_of_allowed_origins_get_cors_answers_and_others_403(

@@ -56,6 +56,8 @@ _NO_CACHE = {
 }
 _EVENT_STREAM = "text/event-stream; charset=utf-8"
 _CONNECT_PARAM = "cf_connect"
+#: The content type of Protobuf clients' requests (JSON only here: refused with 400).
+_PROTOBUF = "application/octet-stream"
 
 
 class _StreamTransport:
@@ -175,6 +177,8 @@ def http_stream_handler(node: Node, admission: Admission, *, size_limit: int) ->
             return _preflight(request, admission)
         if request.method != "POST":
             return _answer(request, admission, 405, "use POST")
+        if request.content_type == _PROTOBUF:
+            return _answer(request, admission, 400, "protobuf protocol is not supported")
         body = await _read_body(request, size_limit)
         if isinstance(body, web.Response):
             return body
@@ -254,6 +258,8 @@ def emulation_handler(node: Node, admission: Admission, *, size_limit: int) -> H
         refused = admission.origin_refusal(request)
         if refused is not None:
             return refused
+        if request.content_type == _PROTOBUF:
+            return _answer(request, admission, 400, "protobuf protocol is not supported")
         body = await _read_body(request, size_limit)
         if isinstance(body, web.Response):
             return body

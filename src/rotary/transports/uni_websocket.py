@@ -1,4 +1,4 @@
-"""The unidirectional WebSocket endpoint (docs/transports.md "Unidirectional WebSocket").
+"""The unidirectional WebSocket endpoint (docs/transports.md "Unidirectional transports").
 
 The client sends one connect request, either in the ``cf_connect`` query parameter or as its
 first message (a JSON ConnectRequest object), and then only reads: one text frame per push,
