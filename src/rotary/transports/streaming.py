@@ -177,7 +177,7 @@ def http_stream_handler(node: Node, admission: Admission, *, size_limit: int) ->
             return _preflight(request, admission)
         if request.method != "POST":
             return _answer(request, admission, 405, "use POST")
-        if request.content_type == _PROTOBUF:
+        if _protobuf(request):
             return _answer(request, admission, 400, "protobuf protocol is not supported")
         body = await _read_body(request, size_limit)
         if isinstance(body, web.Response):
@@ -258,7 +258,7 @@ def emulation_handler(node: Node, admission: Admission, *, size_limit: int) -> H
         refused = admission.origin_refusal(request)
         if refused is not None:
             return refused
-        if request.content_type == _PROTOBUF:
+        if _protobuf(request):
             return _answer(request, admission, 400, "protobuf protocol is not supported")
         body = await _read_body(request, size_limit)
         if isinstance(body, web.Response):
@@ -357,6 +357,13 @@ async def _read_body(request: web.Request, limit: int) -> bytes | web.Response:
             return web.Response(status=413, text=f"request body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _protobuf(request: web.Request) -> bool:
+    """Whether a Protobuf client sent the request (by its declared content type only:
+    aiohttp reports a missing Content-Type as application/octet-stream too)."""
+    declared = request.headers.get("Content-Type", "")
+    return declared.split(";", 1)[0].strip().lower() == _PROTOBUF
 
 
 def _cors(request: web.Request, admission: Admission) -> dict[str, str]:
