@@ -5,6 +5,8 @@ message (counted at the clients). Servers, each on CPU 0 with the load on the ot
 
 - Rotary (connection token checked, public channel `news`), publications via POST
   /api/publish with X-API-Key, up to 8 requests in flight;
+- the same with Protobuf subscribers (``cf_protocol=protobuf``) on a Rotary of their own,
+  measured once (`fanout_protobuf_over_json`);
 - a bare broadcast on picows (publications over a control WebSocket);
 - a bare broadcast on aiohttp (POST /publish);
 - python-socketio emitting `msg` to the room (POST /publish calling `sio.emit`);
@@ -62,13 +64,22 @@ from bench.worker import LoadPool, shared_pool
 
 __all__ = ["run"]
 
-_KINDS = ("rotary", "picows", "aiohttp", "socketio", "rotary_http_stream", "rotary_sse")
+_KINDS = (
+    "rotary",
+    "rotary-protobuf",
+    "picows",
+    "aiohttp",
+    "socketio",
+    "rotary-http_stream",
+    "rotary-sse",
+)
 #: Rotary measured over its streaming transports: kind → load client kind.
-_STREAMING = {"rotary_http_stream": "http_stream", "rotary_sse": "sse"}
+_STREAMING = {"rotary-http_stream": "http_stream", "rotary-sse": "sse"}
 _LABELS = {
     "rotary": "Rotary (HTTP API publish)",
-    "rotary_http_stream": "Rotary over HTTP-streaming",
-    "rotary_sse": "Rotary over SSE",
+    "rotary-protobuf": "Rotary, Protobuf subscribers",
+    "rotary-http_stream": "Rotary over HTTP-streaming",
+    "rotary-sse": "Rotary over SSE",
     "picows": "bare broadcast, picows",
     "aiohttp": "bare broadcast, aiohttp",
     "socketio": "python-socketio room emit",
@@ -218,10 +229,10 @@ def _median(values: list[float]) -> float | None:
 
 
 def _start(kind: str, profile_to: Path | None = None) -> ServerProcess:
-    if kind == "rotary":
-        return start_rotary_with(ROTARY_STANDARD, profile_to=profile_to)
     if kind in _STREAMING:
         return start_rotary_with(ROTARY_STREAMING)
+    if kind.startswith("rotary"):
+        return start_rotary_with(ROTARY_STANDARD, profile_to=profile_to)
     return start_peer(kind)
 
 
@@ -487,8 +498,10 @@ def _result(
         or ratio(per_cpu("rotary"), per_cpu("picows")),
         "fanout_rotary_over_socketio_cpu": ratio(per_cpu("rotary"), per_cpu("socketio")),
         "fanout_rotary_over_aiohttp": ratio(rate("rotary"), rate("aiohttp")),
-        "fanout_http_stream_over_websocket": ratio(rate("rotary_http_stream"), rate("rotary")),
-        "fanout_sse_over_websocket": ratio(rate("rotary_sse"), rate("rotary")),
+        "fanout_protobuf_over_json": ratio(rate("rotary-protobuf"), rate("rotary")),
+        "fanout_protobuf_over_json_cpu": ratio(per_cpu("rotary-protobuf"), per_cpu("rotary")),
+        "fanout_http_stream_over_websocket": ratio(rate("rotary-http_stream"), rate("rotary")),
+        "fanout_sse_over_websocket": ratio(rate("rotary-sse"), rate("rotary")),
     }
     curves = {
         f"fanout_{kind}": {

@@ -51,6 +51,7 @@ ROTARY_STREAMING: dict[str, Any] = {**ROTARY_STANDARD, "http_stream": True, "sse
 
 _WS_PATHS = {
     "rotary": "/connection/websocket",
+    "rotary-protobuf": "/connection/websocket?cf_protocol=protobuf",
     "socketio": "/socket.io/?EIO=4&transport=websocket",
     "picows": "/ws",
     "aiohttp": "/ws",

@@ -23,7 +23,9 @@ CONFIG: dict[str, Any] = {
     "http_stream": True,
     "sse": {"enabled": True},
     "allow_subscribe_for_client": True,
-    "client_expired_close_delay": "1s",
+    # A connection whose token expired goes 4 s later: long enough for a refresh on a loaded
+    # machine, short enough that a refresh that did not work shows within the test.
+    "client_expired_close_delay": "4s",
     "namespaces": [
         {
             "name": "chat",
@@ -125,11 +127,13 @@ async def test_a_connection_token_is_refreshed_through_emulation(
         return TOKENS.connection(user, ttl=3)
 
     await _connect(js, server, [_endpoint(server, kind)], get_token=short_token)
-    # The SDK asks for a new token before each one expires and sends a refresh command.
+    # The SDK asks for a new token as each one expires and sends a refresh command; by the
+    # fourth token the first expired well over 4 s ago, so without working refreshes the
+    # server would have cut the connection (3005) and the SDK reconnected.
     await until(
-        lambda: len(js.find(lambda e: e["ev"] == "token_request")) >= 3,
-        within=20,
-        what="two refreshes",
+        lambda: len(js.find(lambda e: e["ev"] == "token_request")) >= 4,
+        within=30,
+        what="three refreshes",
     )
     assert js.find(lambda e: e["ev"] == "disconnected") == []
     assert len(js.find(lambda e: e["ev"] == "connected")) == 1

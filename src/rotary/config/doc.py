@@ -45,6 +45,8 @@ ROTARY_ONLY = frozenset(
         "token_ed25519_public_key",
         "subscription_token_ed25519_public_key",
         "log_json",
+        "admin_insecure_allow_remote",
+        "admin_token_ttl",
     }
 )
 
@@ -61,7 +63,7 @@ SECTIONS = (
     "Server",
     "Engine and Redis",
     "Logging and metrics",
-    "Accepted and ignored",
+    "Admin web UI",
 )
 
 # Destination prefix → section; the first match wins, and its position orders keys within
@@ -84,7 +86,7 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("server.", SECTIONS[8]),
     ("engine.", SECTIONS[9]),
     ("log.", SECTIONS[10]),
-    ("ignored.", SECTIONS[11]),
+    ("admin.", SECTIONS[11]),
 )
 
 _SECTION_NOTES = {

@@ -13,6 +13,7 @@ from rotary.channels.options import ChannelSettings
 
 __all__ = [
     "ENDPOINTS",
+    "AdminSettings",
     "ApiSettings",
     "ClientSettings",
     "Config",
@@ -64,6 +65,23 @@ class ApiSettings:
     insecure: bool = False
     error_mode: str = ""
     handler_prefix: str = "/api"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    """The admin web UI and its endpoints (v5 ``admin*``, v6 ``admin.*``; docs/admin.md).
+
+    `insecure` drops every check (no password, no token); Rotary refuses it on an address
+    other than loopback unless `insecure_allow_remote` (Rotary's own key) is set.
+    """
+
+    enabled: bool = False
+    password: str = ""
+    secret: str = ""
+    insecure: bool = False
+    insecure_allow_remote: bool = False
+    #: Seconds an admin token issued by ``POST /admin/auth`` stays valid (Rotary's own key).
+    token_ttl: float = 43_200.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,3 +200,4 @@ class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)

@@ -33,14 +33,20 @@ class _UniTransport(_AiohttpTransport):
 
     __slots__ = ()
 
-    def frame(self, message: bytes) -> bytes:
-        return b"".join(text_frame(m) for m in framing.uni_messages(message))
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        super().__init__(ws, request, binary=False)
+        self.frame = _uni_frames
 
     async def close(self, disconnect: Disconnect) -> None:
         if disconnect.code != DisconnectCode.CONNECTION_CLOSED.code:
             with contextlib.suppress(ConnectionError, OSError, RuntimeError):
                 self.write_frame(self.frame(framing.disconnect_push(disconnect)))
         await super().close(disconnect)
+
+
+def _uni_frames(batch: bytes) -> bytes:
+    """One text frame per message of `batch`, each in its unidirectional form."""
+    return b"".join(text_frame(m) for m in framing.uni_messages(batch))
 
 
 def uni_websocket_handler(node: Node, admission: Admission, *, size_limit: int) -> Handler:
