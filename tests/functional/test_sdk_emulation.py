@@ -1,7 +1,8 @@
 """centrifuge-js (Node 20) over HTTP-streaming and SSE with emulation (docs/transports.md): the
 official SDK, unchanged, with an absolute `emulationEndpoint`; the same behaviours over both
 transports (connect, subscribe, publications, presence, history, recovery after a reconnect,
-connection token refresh), and the fallback from a WebSocket that cannot connect.
+connection token refresh), its Protobuf build over HTTP-streaming, and the fallback from a
+WebSocket that cannot connect.
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
         handle.stop()
 
 
-@pytest.fixture
-async def js() -> AsyncIterator[JsSdkDriver]:
+@pytest.fixture(params=["js"])
+async def js(request: pytest.FixtureRequest) -> AsyncIterator[JsSdkDriver]:
+    """centrifuge-js, JSON unless a test asks for ``js-protobuf`` (indirect parametrize)."""
     try:
-        async with open_driver("js") as driver:
+        async with open_driver(request.param) as driver:
             assert isinstance(driver, JsSdkDriver)
             yield driver
     except RuntimeError as exc:  # node or the npm packages missing
@@ -73,7 +75,12 @@ async def _connect(
     return await js.wait_for(lambda e: e["ev"] == "connected")
 
 
-@pytest.mark.parametrize("kind", ["http_stream", "sse"])
+@pytest.mark.parametrize(
+    ("kind", "js"),
+    [("http_stream", "js"), ("sse", "js"), ("http_stream", "js-protobuf")],
+    indirect=["js"],
+    ids=["http_stream", "sse", "http_stream-protobuf"],
+)
 async def test_subscribe_publications_presence_and_history_over_emulation(
     server: ServerHandle, js: JsSdkDriver, kind: str
 ) -> None:

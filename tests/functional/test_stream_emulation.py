@@ -164,14 +164,14 @@ async def test_a_bad_cf_connect_is_refused_before_the_stream_opens(
         assert resp.content_type == "text/plain"
 
 
-async def test_protobuf_requests_are_refused_with_400(
+async def test_malformed_protobuf_requests_get_400(
     server: ServerHandle, http: aiohttp.ClientSession
 ) -> None:
     protobuf = {"Content-Type": "application/octet-stream"}
     for path in ("/connection/http_stream", "/emulation"):
+        # A length prefix promising more bytes than follow.
         async with http.post(f"{server.http_url}{path}", data=b"\x0a", headers=protobuf) as resp:
             assert resp.status == 400
-            assert "protobuf" in await resp.text()
 
 
 async def test_browsers_of_allowed_origins_get_cors_answers_and_others_403(

@@ -103,3 +103,12 @@ async def test_a_removed_session_is_no_longer_reachable() -> None:
     _add(a, session)
     a.remove(session)
     assert await a.deliver("a", "s1", b"{}") is Outcome.NO_SESSION
+
+
+async def test_binary_commands_of_a_protobuf_client_cross_nodes_unchanged() -> None:
+    a, b, _ = _pair()
+    session = _Session("s1")
+    _add(b, session)
+    commands = bytes(range(256))
+    assert await a.deliver("b", "s1", commands) is Outcome.DONE
+    assert session.frames == [commands]

@@ -293,6 +293,8 @@ class JsSdkDriver(SdkDriver):
             "emulationEndpoint": emulation_endpoint,
         }
         cmd = {"op": "connect", "transports": transports, "token": token, "options": options}
+        if self._protobuf:
+            cmd["protocol"] = "protobuf"
         self._send({**cmd, "use_get_token": get_token is not None})
 
     async def history(self, channel: str, limit: int) -> dict[str, Any]:

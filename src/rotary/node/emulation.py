@@ -12,13 +12,16 @@ would: two emulation requests of one client never interleave their commands.
 Wire format (JSON through `Broker.publish_control`, which reaches every node; a node acts only
 on messages naming it)::
 
-    {"op": "emu_request", "node": <target>, "from": <uid>, "id": N, "session": …, "data": …}
+    {"op": "emu_request", "node": <target>, "from": <uid>, "id": N, "session": …,
+     "data": <the commands, base64: Protobuf commands are binary>}
     {"op": "emu_reply", "node": <requester>, "id": N, "found": true|false}
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import enum
 import itertools
 import logging
@@ -119,7 +122,8 @@ class Emulation:
         waiter = self._waiting[request_id] = asyncio.get_running_loop().create_future()
         msg = {"op": "emu_request", "node": node, "from": self.uid, "id": request_id}
         try:
-            await self._publish(orjson.dumps({**msg, "session": session, "data": data.decode()}))
+            commands = base64.b64encode(data).decode()
+            await self._publish(orjson.dumps({**msg, "session": session, "data": commands}))
             async with asyncio.timeout(self._timeout):
                 found = await waiter
         except TimeoutError:
@@ -144,7 +148,12 @@ class Emulation:
             _log.warning("bad emulation message ignored: %s", exc)
 
     async def _answer(self, msg: dict[str, Any]) -> None:
-        found = await self._run_here(str(msg["session"]), str(msg["data"]).encode())
+        try:
+            data = base64.b64decode(str(msg["data"]), validate=True)
+        except binascii.Error:
+            _log.warning("emulation request with bad data ignored")
+            return
+        found = await self._run_here(str(msg["session"]), data)
         reply = {"op": "emu_reply", "node": msg["from"], "id": msg["id"], "found": found}
         try:
             await self._publish(orjson.dumps(reply))

@@ -8,6 +8,8 @@ messages back.
 
 - HTTP-streaming sends each message followed by ``\\n`` (newline-delimited JSON).
 - SSE sends each message as one event: ``data: <message>\\n\\n``.
+- HTTP-streaming in Protobuf sends the messages as they are: each already carries its varint
+  length.
 - A unidirectional client reads pushes only: it gets each push without its ``{"push": …}``
   wrapper, and the result of its connect as a ``{"connect": …}`` push.
 """
@@ -18,13 +20,16 @@ from typing import NamedTuple
 
 import orjson
 
-from rotary.protocol.codec import ProtocolViolation, encode_push
+from rotary.protocol import protobuf
+from rotary.protocol.base import Codec
+from rotary.protocol.codec import JSON, ProtocolViolation
 from rotary.protocol.codes import Disconnect
 
 __all__ = [
     "UNI_CONNECT_ID",
     "EmulationRequest",
     "decode_emulation",
+    "decode_protobuf_emulation",
     "disconnect_push",
     "ndjson",
     "sse",
@@ -78,9 +83,9 @@ def uni_sse(batch: bytes) -> bytes:
     return b"".join(b"data: %b\n\n" % message for message in uni_messages(batch))
 
 
-def disconnect_push(disconnect: Disconnect) -> bytes:
+def disconnect_push(disconnect: Disconnect, codec: Codec = JSON) -> bytes:
     """The disconnect push a streaming client reads before its stream ends."""
-    return encode_push("disconnect", {"code": disconnect.code, "reason": disconnect.reason})
+    return codec.encode_push("disconnect", {"code": disconnect.code, "reason": disconnect.reason})
 
 
 def uni_connect_command(body: bytes) -> bytes:
@@ -126,3 +131,12 @@ def decode_emulation(body: bytes) -> EmulationRequest:
     if not isinstance(data, str):
         raise ProtocolViolation("emulation request data must be a string of commands")
     return EmulationRequest(session, node, data.encode())
+
+
+def decode_protobuf_emulation(body: bytes) -> EmulationRequest:
+    """An ``EmulationRequest`` in Protobuf (a Protobuf client's emulation request: its
+    ``data`` holds length-prefixed Protobuf commands). Raises ProtocolViolation."""
+    node, session, data = protobuf.decode_emulation(body)
+    if not session or not node:
+        raise ProtocolViolation("emulation request needs session and node")
+    return EmulationRequest(session, node, data)

@@ -27,8 +27,10 @@ from rotary.node.emulation import Outcome
 from rotary.node.node import Node
 from rotary.node.state import Mode
 from rotary.protocol import framing
-from rotary.protocol.codec import ProtocolViolation, decode_frame
+from rotary.protocol.base import Codec
+from rotary.protocol.codec import JSON, ProtocolViolation
 from rotary.protocol.codes import Disconnect, DisconnectCode
+from rotary.protocol.protobuf import PROTOBUF
 from rotary.transports.limits import Admission
 
 __all__ = [
@@ -56,7 +58,7 @@ _NO_CACHE = {
 }
 _EVENT_STREAM = "text/event-stream; charset=utf-8"
 _CONNECT_PARAM = "cf_connect"
-#: The content type of Protobuf clients' requests (JSON only here: refused with 400).
+#: The content type of Protobuf clients' requests and streams (HTTP-streaming, emulation).
 _PROTOBUF = "application/octet-stream"
 
 
@@ -73,6 +75,8 @@ class _StreamTransport:
     __slots__ = ("_chunked", "_high_water", "_protocol", "_raw", "_response", "closed")
 
     content_type: ClassVar[str]
+    #: The wire format of the sessions this transport carries.
+    codec: ClassVar[Codec] = JSON
 
     def __init__(self, request: web.Request, response: web.StreamResponse, chunked: bool) -> None:
         self._response = response
@@ -110,7 +114,7 @@ class _StreamTransport:
     async def close(self, disconnect: Disconnect) -> None:
         try:
             if disconnect.code != DisconnectCode.CONNECTION_CLOSED.code:
-                self.write_frame(self.frame(framing.disconnect_push(disconnect)))
+                self.write_frame(self.frame(framing.disconnect_push(disconnect, self.codec)))
             await self._response.write_eof()
         except Exception:  # the client may already be gone; ending the stream is best effort
             _log.debug("ending a stream failed", exc_info=True)
@@ -136,6 +140,17 @@ class _Ndjson(_StreamTransport):
         return framing.ndjson(batch)
 
     content_type = "application/x-ndjson"
+
+
+class _ProtobufNdjson(_StreamTransport):
+    """HTTP-streaming in Protobuf: every message already carries its varint length."""
+
+    __slots__ = ()
+    content_type = _PROTOBUF
+    codec = PROTOBUF
+
+    def _payload(self, batch: bytes) -> bytes:
+        return batch
 
 
 class _Sse(_StreamTransport):
@@ -170,19 +185,19 @@ class _UniSse(_StreamTransport):
 
 def http_stream_handler(node: Node, admission: Admission, *, size_limit: int) -> Handler:
     """``POST /connection/http_stream``: the body holds commands (a connect first), the
-    response streams newline-delimited replies and pushes."""
+    response streams newline-delimited replies and pushes; with ``Content-Type:
+    application/octet-stream`` both are Protobuf, length-prefixed."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.method == "OPTIONS":
             return _preflight(request, admission)
         if request.method != "POST":
             return _answer(request, admission, 405, "use POST")
-        if _protobuf(request):
-            return _answer(request, admission, 400, "protobuf protocol is not supported")
         body = await _read_body(request, size_limit)
         if isinstance(body, web.Response):
             return body
-        return await _bidirectional(request, admission, body, _Ndjson)
+        kind = _ProtobufNdjson if _protobuf(request) else _Ndjson
+        return await _bidirectional(request, admission, body, kind)
 
     return handle
 
@@ -258,13 +273,14 @@ def emulation_handler(node: Node, admission: Admission, *, size_limit: int) -> H
         refused = admission.origin_refusal(request)
         if refused is not None:
             return refused
-        if _protobuf(request):
-            return _answer(request, admission, 400, "protobuf protocol is not supported")
         body = await _read_body(request, size_limit)
         if isinstance(body, web.Response):
             return body
+        decode = (
+            framing.decode_protobuf_emulation if _protobuf(request) else framing.decode_emulation
+        )
         try:
-            req = framing.decode_emulation(body)
+            req = decode(body)
         except ProtocolViolation as exc:
             return _answer(request, admission, 400, str(exc))
         outcome = await node.emulation.deliver(req.node, req.session, req.data)
@@ -288,7 +304,7 @@ async def _bidirectional(
     request: web.Request, admission: Admission, commands: bytes, kind: type[_StreamTransport]
 ) -> web.StreamResponse:
     try:
-        decode_frame(commands)  # refused here with 400, before any stream is opened
+        kind.codec.decode_frame(commands)  # refused here with 400, before a stream opens
     except ProtocolViolation as exc:
         return _answer(request, admission, 400, f"malformed commands: {exc}")
     return await _serve(request, admission, commands, kind, Mode.EMULATED)
@@ -320,7 +336,7 @@ async def _serve(
     writer = await response.prepare(request)
     transport = kind(request, response, chunked=bool(getattr(writer, "chunked", False)))
     await _send_headers(response, writer, kind.content_type)
-    session = admission.node.new_session(transport, mode=mode)
+    session = admission.node.new_session(transport, mode=mode, codec=kind.codec)
     try:
         await session.handle_frame(commands)
         await transport.wait_closed()
