@@ -1,8 +1,8 @@
-"""centrifuge-js (Node 20) over HTTP-streaming and SSE with emulation (docs/transports.md): the
-official SDK, unchanged, with an absolute `emulationEndpoint`; the same behaviours over both
-transports (connect, subscribe, publications, presence, history, recovery after a reconnect,
-connection token refresh), its Protobuf build over HTTP-streaming, and the fallback from a
-WebSocket that cannot connect.
+"""centrifuge-js (Node 20) over HTTP-streaming and SSE with emulation (docs/transports.md),
+configured as a browser app would be: a list of transports and an absolute
+`emulationEndpoint`. History through emulation, and the fallback from a WebSocket that cannot
+connect. The shared SDK behaviour tests (tokens, refresh, presence, recovery…) run over these
+transports too: tests/functional/test_sdk_official_clients.py, `TRANSPORT_SDKS`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.cluster_helpers import skip_or_fail, start_node, until
+from tests.functional.cluster_helpers import skip_or_fail, start_node
 from tests.functional.conftest import API_KEY, SECRET, ServerHandle, free_port
 from tests.sdk.harness import JsSdkDriver, TokenFactory, open_driver
 
@@ -24,9 +24,6 @@ CONFIG: dict[str, Any] = {
     "http_stream": True,
     "sse": {"enabled": True},
     "allow_subscribe_for_client": True,
-    # A connection whose token expired goes 4 s later: long enough for a refresh on a loaded
-    # machine, short enough that a refresh that did not work shows within the test.
-    "client_expired_close_delay": "4s",
     "namespaces": [
         {
             "name": "chat",
@@ -96,54 +93,6 @@ async def test_subscribe_publications_presence_and_history_over_emulation(
     assert [c["user"] for c in clients.values()] == [user]
     history = await js.history(channel, 10)
     assert [p["data"] for p in history["publications"]] == [{"n": 1}]
-
-
-@pytest.mark.parametrize("kind", ["http_stream", "sse"])
-async def test_a_reconnected_client_recovers_what_it_missed_over_emulation(
-    server: ServerHandle, js: JsSdkDriver, kind: str
-) -> None:
-    user, channel = f"u-{uuid.uuid4().hex[:8]}", f"chat:{uuid.uuid4().hex[:8]}"
-    await _connect(js, server, [_endpoint(server, kind)], token=TOKENS.connection(user))
-    await js.subscribe(channel, recoverable=True)
-    await js.wait_for(lambda e: e["ev"] == "sub_subscribed")
-    server.api("publish", {"channel": channel, "data": {"n": 1}})
-    await js.wait_for(lambda e: e["ev"] == "publication")
-    # 3011 (force reconnect): the stream ends; the SDK opens a new one and recovers.
-    disconnect = {"code": 3011, "reason": "force reconnect"}
-    server.api("disconnect", {"user": user, "disconnect": disconnect})
-    await js.wait_for(lambda e: e["ev"] == "connecting" and e["code"] == 3011)
-    server.api("publish", {"channel": channel, "data": {"n": 2}})
-    resubscribed = await js.wait_for(
-        lambda e: e["ev"] == "sub_subscribed" and e["was_recovering"], within=15
-    )
-    assert resubscribed["recovered"] is True
-    await until(lambda: len(js.find(lambda e: e["ev"] == "publication")) == 2)
-    assert [e["data"] for e in js.find(lambda e: e["ev"] == "publication")] == [
-        {"n": 1},
-        {"n": 2},
-    ]
-
-
-@pytest.mark.parametrize("kind", ["http_stream", "sse"])
-async def test_a_connection_token_is_refreshed_through_emulation(
-    server: ServerHandle, js: JsSdkDriver, kind: str
-) -> None:
-    user = f"u-{uuid.uuid4().hex[:8]}"
-
-    def short_token() -> str:
-        return TOKENS.connection(user, ttl=3)
-
-    await _connect(js, server, [_endpoint(server, kind)], get_token=short_token)
-    # The SDK asks for a new token as each one expires and sends a refresh command; by the
-    # fourth token the first expired well over 4 s ago, so without working refreshes the
-    # server would have cut the connection (3005) and the SDK reconnected.
-    await until(
-        lambda: len(js.find(lambda e: e["ev"] == "token_request")) >= 4,
-        within=30,
-        what="three refreshes",
-    )
-    assert js.find(lambda e: e["ev"] == "disconnected") == []
-    assert len(js.find(lambda e: e["ev"] == "connected")) == 1
 
 
 async def test_the_sdk_falls_back_from_a_websocket_that_cannot_connect(

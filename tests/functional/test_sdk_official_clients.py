@@ -1,6 +1,7 @@
 """The official SDKs (npm `centrifuge` + `ws`, PyPI `centrifuge-python`) against a real Rotary.
 
-Every test runs once per SDK and protocol (JSON and Protobuf). The SDKs are used unchanged,
+Every test runs once per SDK and protocol (JSON and Protobuf), and for centrifuge-js over
+HTTP-streaming and SSE too (docs/transports.md). The SDKs are used unchanged,
 with public options only; tokens are signed here with PyJWT, the HTTP API is called directly.
 Intervals come from the server config (docs/tokens.md "Connection expiry and refresh",
 docs/tokens.md "Subscription expiry"), so expiries happen within seconds; waits are
@@ -24,6 +25,7 @@ import pytest
 from tests.functional.conftest import SECRET, ServerHandle, default_config, free_port
 from tests.sdk.harness import (
     PROTOCOL_SDKS,
+    TRANSPORT_SDKS,
     SdkDriver,
     TokenFactory,
     exp_of,
@@ -62,6 +64,8 @@ def server_config() -> dict[str, Any]:
         "client_presence_update_interval": f"{int(CHECK_INTERVAL * 1000)}ms",
         "allow_subscribe_for_client": True,
         "namespaces": [ROOM, HIST],
+        "http_stream": True,
+        "sse": True,
     }
 
 
@@ -97,7 +101,7 @@ def _wait_healthy(handle: ServerHandle) -> None:
     raise AssertionError(f"rotary not healthy:\n{handle.log()}")
 
 
-@pytest.fixture(params=PROTOCOL_SDKS)
+@pytest.fixture(params=PROTOCOL_SDKS + TRANSPORT_SDKS)
 async def sdk(request: pytest.FixtureRequest, server: ServerHandle) -> AsyncIterator[SdkDriver]:
     """A started SDK driver; closed before the module's server stops."""
     async with open_driver(request.param) as driver:
