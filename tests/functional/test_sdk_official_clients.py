@@ -1,12 +1,13 @@
 """The official SDKs (npm `centrifuge` + `ws`, PyPI `centrifuge-python`) against a real Rotary.
 
-Every test runs once per SDK and protocol (JSON and Protobuf), and for centrifuge-js over
-HTTP-streaming and SSE too (docs/transports.md). The SDKs are used unchanged,
-with public options only; tokens are signed here with PyJWT, the HTTP API is called directly.
-Intervals come from the server config (docs/tokens.md "Connection expiry and refresh",
-docs/tokens.md "Subscription expiry"), so expiries happen within seconds; waits are
-event-driven, each bounded. One server process serves the whole module (its start-up
-dominated the run time); every test uses channels of its own, suffixed with the SDK's name.
+Every test runs once per SDK and protocol (JSON and Protobuf), and, through
+tests/functional/test_sdk_transports.py, for centrifuge-js over HTTP-streaming and SSE too.
+The SDKs are used unchanged, with public options only; tokens are signed here with PyJWT,
+the HTTP API is called directly. Intervals come from the server config (docs/tokens.md
+"Connection expiry and refresh", docs/tokens.md "Subscription expiry"), so expiries happen
+within seconds; waits are event-driven, each bounded. One server process serves the whole
+module (its start-up dominated the run time); every test uses channels of its own, suffixed
+with the SDK's name.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import pytest
 from tests.functional.conftest import SECRET, ServerHandle, default_config, free_port
 from tests.sdk.harness import (
     PROTOCOL_SDKS,
-    TRANSPORT_SDKS,
     SdkDriver,
     TokenFactory,
     exp_of,
@@ -101,7 +101,7 @@ def _wait_healthy(handle: ServerHandle) -> None:
     raise AssertionError(f"rotary not healthy:\n{handle.log()}")
 
 
-@pytest.fixture(params=PROTOCOL_SDKS + TRANSPORT_SDKS)
+@pytest.fixture(params=PROTOCOL_SDKS)
 async def sdk(request: pytest.FixtureRequest, server: ServerHandle) -> AsyncIterator[SdkDriver]:
     """A started SDK driver; closed before the module's server stops."""
     async with open_driver(request.param) as driver:

@@ -9,8 +9,10 @@ the emulation endpoint (`emulation_handler`).
 
 What the endpoints answer before streaming: 403 for an Origin outside ``allowed_origins``,
 503 past the connection limits, 405 for another method, 413 for a body over the endpoint's
-``max_request_body_size``, 400 for commands (or a connect request) that are not valid JSON.
-Browsers get CORS headers for allowed origins, and an answer to their preflight requests.
+``max_request_body_size``, 400 for commands (or a connect request) that are not valid JSON
+(or Protobuf, from a client sending ``Content-Type: application/octet-stream`` to the
+HTTP-streaming or emulation endpoint). Browsers get CORS headers for allowed origins, and an
+answer to their preflight requests.
 """
 
 from __future__ import annotations
@@ -65,11 +67,11 @@ _PROTOBUF = "application/octet-stream"
 class _StreamTransport:
     """`rotary.node.outbox.DirectTransport` over a streaming aiohttp response.
 
-    Messages are framed by the subclass's `framing` (newline-delimited JSON, SSE events,
-    their unidirectional forms: one class each, since the outbox shares framed bytes between
-    transports of one class), wrapped in an HTTP/1.1 chunk when the response is chunked, and
-    written straight to the asyncio transport once the headers are out. `closed` is set
-    once the stream has ended.
+    Messages are framed by the subclass's `_payload` (newline-delimited JSON, length-prefixed
+    Protobuf, SSE events, the unidirectional forms: one class each, since the outbox shares
+    framed bytes between transports of one class), wrapped in an HTTP/1.1 chunk when the
+    response is chunked, and written straight to the asyncio transport once the headers are
+    out. `closed` is set once the stream has ended.
     """
 
     __slots__ = ("_chunked", "_high_water", "_protocol", "_raw", "_response", "closed")
