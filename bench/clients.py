@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -343,6 +343,8 @@ class OpenSpec:
     timeout: float = 60.0
     #: Bytes of ``info`` in each connection token (0: none).
     info_size: int = 0
+    #: Send ``Cookie: user=u<index>`` with the upgrade request (proxy storms: no tokens).
+    cookie: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,12 +376,24 @@ def _factory(spec: OpenSpec, index: int, tally: Tally) -> Callable[[], _Client]:
     raise ValueError(f"unknown client kind {spec.kind!r}")
 
 
+def _headers(spec: OpenSpec, index: int) -> dict[str, str] | None:
+    return {"Cookie": f"user=u{index}"} if spec.cookie else None
+
+
 async def _open_one(
-    url: str, factory: Callable[[], _Client], gate: asyncio.Semaphore, out: list[_Client]
+    url: str,
+    factory: Callable[[], _Client],
+    gate: asyncio.Semaphore,
+    out: list[_Client],
+    headers: dict[str, str] | None = None,
 ) -> float:
     async with gate:
         _, client = await ws_connect(
-            factory, url, websocket_handshake_timeout=30, use_aiofastnet=False
+            factory,
+            url,
+            websocket_handshake_timeout=30,
+            use_aiofastnet=False,
+            extra_headers=headers,
         )
     out.append(client)
     client.begin()
@@ -407,15 +421,19 @@ async def open_clients(spec: OpenSpec, tally: Tally, out: list[_Client]) -> Open
     Token signing happens before the clock starts. Bounded by `spec.timeout` seconds.
     """
     gate = asyncio.Semaphore(spec.max_inflight)
-    if spec.kind in STREAM_KINDS:
-        openers = [
-            _stream_opener(spec, spec.start + n, tally, gate, out) for n in range(spec.count)
-        ]
-    else:
-        factories = [_factory(spec, spec.start + n, tally) for n in range(spec.count)]
-        openers = [_open_one(spec.url, f, gate, out) for f in factories]
+    stream = spec.kind in STREAM_KINDS
+    factories = [] if stream else [_factory(spec, spec.start + n, tally) for n in range(spec.count)]
     cpu_start = time.process_time()
     t_start = time.monotonic()
+    openers: list[Coroutine[Any, Any, float]]
+    if stream:
+        indices = range(spec.start, spec.start + spec.count)
+        openers = [_stream_opener(spec, i, tally, gate, out) for i in indices]
+    else:
+        headers = [_headers(spec, spec.start + n) for n in range(spec.count)]
+        openers = [
+            _open_one(spec.url, f, gate, out, h) for f, h in zip(factories, headers, strict=True)
+        ]
     tasks = [asyncio.ensure_future(opener) for opener in openers]
     await asyncio.wait(tasks, timeout=spec.timeout)
     ready_at: list[float] = []

@@ -51,6 +51,7 @@ from rotary.protocol.codes import CommandError, Disconnect, DisconnectCode, Erro
 if TYPE_CHECKING:
     from rotary.engines.revocation import RevocationStore
     from rotary.metrics import Metrics
+    from rotary.node.proxy import ProxyHooks
 
 __all__ = ["Node"]
 
@@ -87,6 +88,7 @@ class Node:
         auth: Authenticator,
         revocation: RevocationStore | None = None,
         metrics: Metrics | None = None,
+        proxy: ProxyHooks | None = None,
         clock: Clock | None = None,
         scheduler: Scheduler | None = None,
         id_factory: Callable[[], str] = _uuid4,
@@ -105,6 +107,8 @@ class Node:
         #: Token revocation records (see `rotary.node.revocation`); None: no revocation API.
         self.revocation = revocation
         self.metrics = metrics
+        #: The app backend's proxies (docs/backend.md "The proxy"); None: none configured.
+        self.proxy = proxy
         self.clock: Clock = clock or SystemClock()
         self.scheduler: Scheduler = scheduler or LoopScheduler()
         self.new_id = id_factory
@@ -163,6 +167,8 @@ class Node:
         self._position_check.stop()
         await self.broker.close()
         await self.presence.close()
+        if self.proxy is not None:
+            await self.proxy.close()
 
     @property
     def num_sessions(self) -> int:
@@ -176,11 +182,13 @@ class Node:
         app_pings: bool = True,
         codec: Codec = JSON,
         mode: Mode = Mode.BIDIRECTIONAL,
+        headers: Mapping[str, str] | None = None,
     ) -> ClientSession:
         """A session for a new connection (registered with the node once it connects).
 
         An emulated or unidirectional session gets a session id; an emulated one is reachable
         through `emulation` from its creation (its connect may come in the same request).
+        `headers` are the connection request's headers; only those a proxy passes on are kept.
         """
         session_id = self.new_id() if mode is not Mode.BIDIRECTIONAL else ""
         session = ClientSession(
@@ -192,6 +200,9 @@ class Node:
             mode=mode,
             session_id=session_id,
         )
+        if headers is not None and self.proxy is not None:
+            wanted = self.proxy.header_names
+            session.headers = {k.lower(): v for k, v in headers.items() if k.lower() in wanted}
         self._live[session.id] = session
         if mode is Mode.EMULATED:
             self.emulation.add(session)

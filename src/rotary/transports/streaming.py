@@ -338,7 +338,9 @@ async def _serve(
     writer = await response.prepare(request)
     transport = kind(request, response, chunked=bool(getattr(writer, "chunked", False)))
     await _send_headers(response, writer, kind.content_type)
-    session = admission.node.new_session(transport, mode=mode, codec=kind.codec)
+    session = admission.node.new_session(
+        transport, mode=mode, codec=kind.codec, headers=request.headers
+    )
     try:
         await session.handle_frame(commands)
         await transport.wait_closed()

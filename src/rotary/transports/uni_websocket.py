@@ -65,7 +65,8 @@ def uni_websocket_handler(node: Node, admission: Admission, *, size_limit: int) 
                 return web.Response(status=400, text=str(exc))
         ws = web.WebSocketResponse(max_msg_size=size_limit, decode_text=False, compress=False)
         await ws.prepare(request)
-        session = node.new_session(_UniTransport(ws, request), mode=Mode.UNIDIRECTIONAL)
+        transport = _UniTransport(ws, request)
+        session = node.new_session(transport, mode=Mode.UNIDIRECTIONAL, headers=request.headers)
         try:
             if command is None:
                 command = await _first_request(ws)
