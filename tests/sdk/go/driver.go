@@ -38,8 +38,9 @@ func (d *driver) handle(cmd command) {
 			_ = sub.Unsubscribe()
 		}
 	case "presence", "history", "publish":
-		// In a goroutine: a call waits for its reply while token answers must keep flowing.
-		go d.call(cmd)
+		// The map is read here, on the command goroutine that writes it; the call runs on its
+		// own goroutine so that later commands need not wait for its reply.
+		go call(cmd, d.subs[cmd.Channel])
 	case "disconnect":
 		if d.client != nil {
 			_ = d.client.Disconnect()
@@ -149,12 +150,11 @@ func onSubscriptionEvents(s *centrifuge.Subscription, channel string) {
 	})
 }
 
-// call runs presence, history or publish on the subscription of cmd.Channel and emits the reply.
-func (d *driver) call(cmd command) {
+// call runs presence, history or publish on sub (nil: not subscribed) and emits the reply.
+func call(cmd command, sub *centrifuge.Subscription) {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	sub, ok := d.subs[cmd.Channel]
-	if !ok {
+	if sub == nil {
 		emit(event{"ev": "reply", "req": cmd.Req, "error": event{"code": 0, "message": "not subscribed"}})
 		return
 	}
