@@ -6,9 +6,10 @@ tests/sdk/harness.py (see the comment at the top of tests/sdk/go/main.go for the
 
 The program is built once into a cache outside the repository, ``~/.cache/rotary/bin``, under
 a name carrying a digest of its sources: it is rebuilt only when go.mod, go.sum or a ``.go``
-file changes, and older builds are removed then. Two pytest workers wanting it at once build
-it once (a lock file serialises them). ``python -m tests.sdk.go_driver`` builds it ahead of a
-test run (``make go-sdk``) and prints how long that took.
+file changes; builds of other sources are removed then, once a day old. Two pytest workers
+wanting it at once build it once (a lock file serialises them). ``python -m
+tests.sdk.go_driver`` builds it ahead of a test run (``make go-sdk``) and prints how long
+that took.
 
 Without Go, tests that need the program skip with the reason, or fail under CI=true, where
 nothing may be skipped.
@@ -50,6 +51,7 @@ GO_PROTOCOL_SDKS = ("go", "go-protobuf")
 _PREFIX = "rotary-gosdk-"
 #: A cold build downloads the SDK's modules and compiles them: minutes on a slow machine.
 BUILD_TIMEOUT = 900.0
+STALE_AFTER = 24 * 3600.0
 
 
 class GoMissingError(RuntimeError):
@@ -120,8 +122,14 @@ def _build(go: str, target: Path) -> None:
         partial.unlink(missing_ok=True)
         raise RuntimeError(f"building tests/sdk/go failed:\n{done.stdout}{done.stderr}")
     os.replace(partial, target)
+    _prune(target)
+
+
+def _prune(target: Path) -> None:
+    # Builds of other sources go once they are a day old: a second checkout at another
+    # revision, testing at the same time, keeps its own build instead of rebuilding in turn.
     for stale in BIN_DIR.glob(f"{_PREFIX}*"):
-        if stale != target and ".partial-" not in stale.name:
+        if stale != target and time.time() - stale.stat().st_mtime > STALE_AFTER:
             stale.unlink(missing_ok=True)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,16 @@ def test_missing_go_fails_under_ci(sources: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI is set"):
         go_driver.go_sdk_or_skip()
+
+
+def test_a_new_build_removes_builds_of_other_sources_once_they_are_a_day_old(
+    sources: Path,
+) -> None:
+    go_driver.BIN_DIR.mkdir()
+    current, old, recent = (go_driver.BIN_DIR / f"rotary-gosdk-{n}" for n in ("c", "o", "r"))
+    for path in (current, old, recent):
+        path.write_bytes(b"")
+    day_ago = time.time() - go_driver.STALE_AFTER - 60
+    os.utime(old, (day_ago, day_ago))
+    go_driver._prune(current)
+    assert sorted(p.name for p in go_driver.BIN_DIR.iterdir()) == [current.name, recent.name]
