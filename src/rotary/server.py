@@ -233,14 +233,13 @@ async def serve(
         build_app(config, node, demo=demo), handle_signals=False, access_log=None
     )
     await runner.setup()
-    address = config.server.address or "0.0.0.0"  # noqa: S104 - Centrifugo's default
-    site = web.TCPSite(runner, address, config.server.port)
+    # No address: every interface, IPv4 and IPv6 (one socket each), as Centrifugo listens.
+    site = web.TCPSite(runner, config.server.address or None, config.server.port)
     await site.start()
     _log.info(
-        "rotary node %s listening on %s:%d, engine %s",
+        "rotary node %s listening on %s, engine %s",
         node.uid,
-        address,
-        config.server.port,
+        ", ".join(_host_port(a) for a in runner.addresses),
         config.engine.type,
     )
     if started is not None:
@@ -249,6 +248,13 @@ async def serve(
         await (stop or asyncio.Event()).wait()
     finally:
         await _shutdown(node, runner, site, closers)
+
+
+def _host_port(sockname: object) -> str:
+    """``host:port`` of a listening socket's name, IPv6 hosts in brackets."""
+    assert isinstance(sockname, tuple)
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def _shutdown(

@@ -301,7 +301,7 @@ _DESCRIPTIONS: dict[str, str] = {
     "websocket_write_timeout":
         "Longest time one write to a client may take before the connection is closed.",
     "address":
-        "Address to listen on (empty: every interface).",
+        "Address to listen on (empty: every interface, IPv4 and IPv6).",
     "port":
         "Port to listen on.",
     "name":

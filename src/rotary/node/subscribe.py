@@ -43,7 +43,13 @@ from rotary.protocol.codes import (
     Unsubscribe,
     UnsubscribeCode,
 )
-from rotary.protocol.messages import SubRefreshRequest, SubscribeRequest, UnsubscribeRequest
+from rotary.protocol.messages import (
+    FLAG_REJECT_UNRECOVERED,
+    TYPE_SHARED_POLL,
+    SubRefreshRequest,
+    SubscribeRequest,
+    UnsubscribeRequest,
+)
 
 if TYPE_CHECKING:
     from rotary.node.client import ClientSession
@@ -99,6 +105,8 @@ def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
     channel, node = req.channel, s.node
     if not channel or req.delta not in ("", "fossil"):
         raise ProtocolViolation("bad subscribe request")
+    if req.type == TYPE_SHARED_POLL:  # no channel is a shared poll channel here
+        raise CommandError(ErrorCode.NOT_AVAILABLE)
     if node.resolver.too_long(channel):
         raise CommandError(ErrorCode.BAD_REQUEST)
     if channel in s.subs or channel in s.subscribing:
@@ -110,6 +118,8 @@ def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
         raise CommandError(ErrorCode.UNKNOWN_CHANNEL)
     if not node.resolver.name_valid(resolved):
         raise CommandError(ErrorCode.BAD_REQUEST)
+    if 0 < req.type < TYPE_SHARED_POLL:  # map types: every namespace is a stream namespace
+        raise CommandError(ErrorCode.PERMISSION_DENIED)
     if resolved.private and not req.token:
         raise CommandError(ErrorCode.PERMISSION_DENIED)
     return resolved
@@ -269,12 +279,22 @@ async def _position(
         result["was_recovering"] = True
         recover_from = _recover_cache if _cache_mode(s, channel) else _recover
         pubs = await recover_from(s, channel, recover, top, meta_ttl)
+        if pubs is None and _rejects_unrecovered(recover, recover_from is _recover):
+            raise CommandError(ErrorCode.UNRECOVERABLE_POSITION)
         if pubs is not None:
             result.update(recovered=True, offset=recover.offset)
             if pubs:
                 result["publications"] = [publication_obj(p) for p in pubs]
                 sub.offset = pubs[-1].offset
     return result
+
+
+def _rejects_unrecovered(req: SubscribeRequest, stream_mode: bool) -> bool:
+    """Whether a failed recovery is refused with 112 rather than answered ``recovered: false``.
+
+    As Centrifugo: only in stream recovery mode, and only when the client set the flag bit.
+    """
+    return stream_mode and bool(req.flag & FLAG_REJECT_UNRECOVERED)
 
 
 async def _recover(

@@ -132,6 +132,13 @@ def _int32(obj: dict[str, Any], key: str) -> int:
     return value
 
 
+def _int64(obj: dict[str, Any], key: str) -> int:
+    value: int = _field(obj, key, int, 0)
+    if not -(2**63) <= value < 2**63:
+        raise ProtocolViolation(f"{key} out of range")
+    return value
+
+
 def _raw(obj: dict[str, Any], key: str) -> bytes | None:
     value = obj.get(key)
     if value is None:
@@ -168,6 +175,8 @@ def _any_subscribe(obj: dict[str, Any]) -> SubscribeRequest:
         recoverable=_bool(obj, "recoverable"),
         join_leave=_bool(obj, "join_leave"),
         delta=_str(obj, "delta"),
+        flag=_int64(obj, "flag"),
+        type=_int32(obj, "type"),
     )
 
 

@@ -13,8 +13,11 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 __all__ = [
+    "FLAG_REJECT_UNRECOVERED",
     "NO_SUBS",
     "REQUEST_ORDER",
+    "TYPE_SHARED_POLL",
+    "TYPE_STREAM",
     "Command",
     "ConnectRequest",
     "HistoryRequest",
@@ -67,6 +70,17 @@ class SubscribeRequest(NamedTuple):
     recoverable: bool = False
     join_leave: bool = False
     delta: str = ""
+    flag: int = 0
+    type: int = 0
+
+
+#: `SubscribeRequest.flag` bit asking for error 112 instead of ``recovered: false`` when a
+#: recovery fails (the SDKs set it for subscriptions with ``getState``).
+FLAG_REJECT_UNRECOVERED = 2
+
+#: `SubscribeRequest.type` of a plain stream subscription; map types are 1–3, shared poll 4.
+TYPE_STREAM = 0
+TYPE_SHARED_POLL = 4
 
 
 #: `ConnectRequest.subs` when the client asked for no recovery (shared, read-only).

@@ -17,7 +17,7 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
 
 from rotary.node.node import Node
 from rotary.protocol.codes import Disconnect
@@ -120,6 +120,20 @@ def _wants_protobuf(request: web.Request) -> bool:
     return _PROTOBUF_SUBPROTOCOL in offered and _JSON_SUBPROTOCOL not in offered
 
 
+def _without_blank_subprotocol(request: web.Request) -> web.Request:
+    """`request` without its Sec-WebSocket-Protocol header when that header is blank.
+
+    Some clients send the header empty; aiohttp would log a warning per connection that the
+    offered protocols do not overlap ours. An empty offer is no offer: Centrifugo ignores it.
+    """
+    offered = request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL)
+    if offered is None or offered.strip(" ,\t"):
+        return request
+    headers = request.headers.copy()
+    del headers[hdrs.SEC_WEBSOCKET_PROTOCOL]
+    return request.clone(headers=headers)
+
+
 def websocket_handler(
     node: Node,
     *,
@@ -156,7 +170,7 @@ def websocket_handler(
             decode_text=False,
             compress=False,
         )
-        await ws.prepare(request)
+        await ws.prepare(_without_blank_subprotocol(request))
         try:
             await _serve(node, ws, request, app_pings=not frame_pings)
         finally:
