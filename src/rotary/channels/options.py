@@ -45,6 +45,19 @@ class ChannelOptions:
     #: Delta compression types a subscriber may negotiate (only ``fossil`` exists).
     allowed_delta_types: tuple[str, ...] = ()
     delta_publish: bool = False
+    #: ``stream`` (or "", the default) or ``map`` (docs/map-subscriptions.md).
+    subscription_type: str = ""
+    #: The ``map`` group (v6 ``map.mode`` …): ``ephemeral``, ``recoverable`` or ``persistent``.
+    map_mode: str = ""
+    map_key_ttl: float = 0.0
+    map_stream_size: int = 0
+    map_stream_ttl: float = 0.0
+    map_meta_ttl: float = 0.0
+    map_default_page_size: int = 0
+    map_min_page_size: int = 0
+    map_max_page_size: int = 0
+    map_live_transition_max_publication_limit: int = 0
+    map_subscribe_catch_up_timeout: float = 0.0
 
     @property
     def history_enabled(self) -> bool:

@@ -17,6 +17,7 @@ from rotary.channels.options import ChannelOptions
 __all__ = [
     "ENV_PREFIXES",
     "KEYS",
+    "MAP_OPTION_PREFIX",
     "NAMESPACE_OPTION_KINDS",
     "PROXY_OPTIONS",
     "Key",
@@ -62,6 +63,9 @@ def _kind_of(field: dataclasses.Field[object]) -> Kind:
 NAMESPACE_OPTION_KINDS: dict[str, Kind] = {
     f.name: _kind_of(f) for f in dataclasses.fields(ChannelOptions)
 }
+
+#: Channel options named ``map_<x>`` are Centrifugo's ``map: {<x>: …}`` group of a namespace.
+MAP_OPTION_PREFIX = "map_"
 
 #: Proxy switches of Centrifugo (v5 and v6 names): Rotary has no proxies and refuses them on.
 PROXY_OPTIONS = frozenset(
@@ -419,6 +423,21 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
     "channel_regex": "Regular expression the channel name after the namespace must match.",
     "allowed_delta_types": "Delta compressions subscribers may ask for (only fossil).",
     "delta_publish": "Publish as deltas by default.",
+    "subscription_type": "stream (default) or map: what a subscription to these channels is.",
+    "map_mode":
+        "Map channels: ephemeral (no stream), recoverable (stream, keys expire) or "
+        "persistent (stream, keys never expire).",
+    "map_key_ttl": "Map channels: how long a key lives after its last write (not persistent).",
+    "map_stream_size": "Map channels: most changes kept in the stream (0s: 100).",
+    "map_stream_ttl": "Map channels: how long changes stay in the stream (0s: 1m).",
+    "map_meta_ttl": "Map channels: how long the stream position survives idle channels.",
+    "map_default_page_size": "Map channels: state page size when the client names none (100).",
+    "map_min_page_size": "Map channels: smallest page size a client may ask for (100).",
+    "map_max_page_size": "Map channels: largest page size a client may ask for (1000).",
+    "map_live_transition_max_publication_limit":
+        "Map channels: most changes replayed when a subscriber goes live (0: max page size).",
+    "map_subscribe_catch_up_timeout":
+        "Map channels: how long a subscriber may page through state and stream (0s: 1m).",
 }
 # fmt: on
 
@@ -449,11 +468,18 @@ def _token_keys() -> list[Key]:
     return keys
 
 
+def _option_v6(name: str) -> str:
+    """The v6 path of a top-level channel option; the ``map_*`` ones live in its map group."""
+    if name.startswith(MAP_OPTION_PREFIX):
+        return f"channel.without_namespace.map.{name.removeprefix(MAP_OPTION_PREFIX)}"
+    return f"channel.without_namespace.{name}"
+
+
 def _option_keys() -> list[Key]:
     return [
         Key(
             name,
-            f"channel.without_namespace.{name}",
+            _option_v6(name),
             kind,
             f"channels.without_namespace.{name}",
             _OPTION_DESCRIPTIONS.get(name, ""),

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from rotary.auth.settings import TokenSettings
+from rotary.channels.maps import map_problems
 from rotary.channels.options import ChannelOptions, ChannelSettings
 from rotary.channels.resolver import NAMESPACE_NAME_PATTERN
 from rotary.config.durations import format_duration
@@ -147,6 +148,7 @@ def _options_problems(at: _At, options: ChannelOptions, global_meta_ttl: float) 
         problems.append(f"{at('allowed_delta_types')}: unknown delta types {bad} (only fossil)")
     if options.history_size < 0:
         problems.append(f"{at('history_size')}: must not be negative")
+    problems += [f"{at(name)}: {text}" for name, text in map_problems(options)]
     return problems
 
 
