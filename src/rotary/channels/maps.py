@@ -16,6 +16,7 @@ __all__ = [
     "MapSettings",
     "map_problems",
     "map_settings",
+    "subscription_type_allowed",
 ]
 
 #: The modes of a map channel: no stream, a stream with expiring keys, a stream with keys
@@ -62,6 +63,15 @@ class MapSettings:
         """The page size for a client that asked for `asked` (0: the default), clamped."""
         size = asked if asked > 0 else self.default_page_size
         return max(self.min_page_size, min(size, self.max_page_size))
+
+
+#: The ``type`` of a subscribe request → the ``subscription_type`` it needs.
+_TYPE_NAMES = {0: "stream", 1: "map", 2: "map_clients", 3: "map_users", 4: "shared_poll"}
+
+
+def subscription_type_allowed(request_type: int, configured: str) -> bool:
+    """Whether a subscribe of `request_type` fits channels of ``subscription_type`` `configured`."""
+    return _TYPE_NAMES.get(request_type) == (configured or "stream")
 
 
 def map_settings(options: ChannelOptions) -> MapSettings | None:

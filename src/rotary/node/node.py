@@ -33,12 +33,15 @@ from rotary.engines.base import (
     StreamPosition,
     UnrecoverablePosition,
 )
+from rotary.engines.maps import MapBroker
+from rotary.engines.memory.maps import MemoryMapBroker
 from rotary.node import control
 from rotary.node.auth import Authenticator, Override
 from rotary.node.client import ClientSession
 from rotary.node.cluster import Cluster, is_cluster_message
 from rotary.node.connect import VERSION
 from rotary.node.hub import Hub
+from rotary.node.maps import MapNode
 from rotary.node.outbox import Transport
 from rotary.node.position import PositionChecker
 from rotary.node.scheduler import LoopScheduler, Scheduler
@@ -92,6 +95,7 @@ class Node:
         write_timeout: float = 1.0,
         presence_ttl: float = 60.0,
         node_info_interval: float = 3.0,
+        maps: MapBroker | None = None,
     ) -> None:
         self.settings = settings
         self.resolver = resolver
@@ -110,6 +114,8 @@ class Node:
         self.write_timeout = write_timeout
         self.presence_ttl = max(presence_ttl, 3 * settings.presence_update_interval)
         self.hub = Hub()
+        #: Map channels (docs/map-subscriptions.md); in memory unless an engine gives one.
+        self.maps = MapNode(self, maps or MemoryMapBroker(self.clock))
         self._live: dict[str, ClientSession] = {}
         self._clients: dict[str, ClientSession] = {}
         #: user → the client id of its one session here, or a set when it has several (most
@@ -135,6 +141,7 @@ class Node:
     async def start(self) -> None:
         """Start receiving broker events, then announce this node to the others."""
         await self.broker.start(self)
+        self.maps.start()
         self._position_check.start()
         self.cluster.start()
 
@@ -153,6 +160,7 @@ class Node:
         """Leave the cluster and close the engine (after `disconnect_all`). Idempotent."""
         await self.cluster.close()
         self._position_check.stop()
+        await self.maps.close()
         await self.broker.close()
         await self.presence.close()
 

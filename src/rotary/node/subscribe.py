@@ -20,10 +20,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from rotary.channels.maps import subscription_type_allowed
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
 from rotary.logs import log_denial
-from rotary.node import revocation
+from rotary.node import map_subscribe, revocation
 from rotary.node.auth import (
     Override,
     ServerSubOptions,
@@ -45,6 +46,7 @@ from rotary.protocol.codes import (
 )
 from rotary.protocol.messages import (
     FLAG_REJECT_UNRECOVERED,
+    TYPE_MAP,
     TYPE_SHARED_POLL,
     SubRefreshRequest,
     SubscribeRequest,
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "activate",
+    "admit_map",
     "check_subscriptions",
     "end_subscription",
     "establish",
@@ -84,6 +87,9 @@ _SUB_TOKEN_ERRORS: dict[str, Callable[[], Exception]] = {
 
 async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
     """validate → authorize → establish → reply, then deliver what arrived meanwhile."""
+    if req.type == TYPE_MAP:
+        await map_subscribe.handle_map_subscribe(s, cmd_id, req)
+        return
     resolved = _validate(s, req)
     creds = await _authorize(s, req, resolved)
     sub = _client_subscription(s, resolved, req, creds)
@@ -118,11 +124,26 @@ def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
         raise CommandError(ErrorCode.UNKNOWN_CHANNEL)
     if not node.resolver.name_valid(resolved):
         raise CommandError(ErrorCode.BAD_REQUEST)
-    if 0 < req.type < TYPE_SHARED_POLL:  # map types: every namespace is a stream namespace
+    if not subscription_type_allowed(req.type, resolved.options.subscription_type):
         raise CommandError(ErrorCode.PERMISSION_DENIED)
     if resolved.private and not req.token:
         raise CommandError(ErrorCode.PERMISSION_DENIED)
     return resolved
+
+
+async def admit_map(s: ClientSession, req: SubscribeRequest) -> tuple[Subscription, bytes | None]:
+    """The first request of a map subscribe, checked as any subscribe (steps 1–10).
+
+    Returns the subscription to make live and the token's ``data`` for the reply. A map
+    subscription has no stream position of the stream broker, no presence and no join/leave
+    of its own: those fields stay off.
+    """
+    resolved = _validate(s, req)
+    creds = await _authorize(s, req, resolved)
+    sub = _client_subscription(s, resolved, req, creds)
+    sub.presence = sub.emit_join_leave = sub.push_join_leave = False
+    sub.positioned = sub.recoverable = False
+    return sub, creds.data if creds is not None else None
 
 
 async def _authorize(
@@ -399,6 +420,7 @@ def end_subscription(s: ClientSession, sub: Subscription, unsub: Unsubscribe | N
     sub.ended = True
     # Leave the hub at once, so that a resubscribe right after starts from a clean slate.
     s.node.hub.remove(sub.channel, s.id)
+    s.node.maps.hub.remove(sub.channel, s.id)
     if unsub is not None:
         s.send_unsubscribe(sub.channel, unsub)
     s.releasing.add(sub)
@@ -415,6 +437,7 @@ async def remove_subscription(s: ClientSession, sub: Subscription) -> None:
         return
     node, channel = s.node, sub.channel
     node.hub.remove(channel, s.id)
+    node.maps.hub.remove(channel, s.id)
     if sub.presence:
         await node.presence.remove_presence(channel, s.id, s.user)
     if sub.emit_join_leave:

@@ -177,6 +177,9 @@ def _any_subscribe(obj: dict[str, Any]) -> SubscribeRequest:
         delta=_str(obj, "delta"),
         flag=_int64(obj, "flag"),
         type=_int32(obj, "type"),
+        phase=_int32(obj, "phase"),
+        cursor=_str(obj, "cursor"),
+        limit=_int32(obj, "limit"),
     )
 
 

@@ -1,0 +1,217 @@
+"""Map channels on a node: who receives their changes, the key-expiry ticker, API calls.
+
+docs/map-subscriptions.md. Map subscribers are kept apart from the stream `Hub` (their pushes
+carry keys and their catch-up is by state and stream pages), but like the hub this fan-out
+encodes each change once and never awaits a subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from rotary.channels.maps import MapSettings, map_settings
+from rotary.engines.base import StreamPosition
+from rotary.engines.maps import (
+    MapBroker,
+    MapPublication,
+    MapPublishOptions,
+    MapStateResult,
+    MapStreamResult,
+    MapUpdateResult,
+)
+from rotary.protocol.codec import client_info_obj, raw
+from rotary.protocol.codes import CommandError, ErrorCode
+
+if TYPE_CHECKING:
+    from rotary.node.node import Node
+    from rotary.node.scheduler import TimerHandle
+
+__all__ = ["MapHub", "MapNode", "map_publication_obj"]
+
+#: One change buffered for a subscriber going live: (encoded push, offset).
+Buffered = tuple[bytes, int]
+
+#: Seconds between two passes removing expired keys (Centrifugo checks every second).
+EXPIRE_INTERVAL = 1.0
+
+
+def map_publication_obj(pub: MapPublication) -> dict[str, Any]:
+    """A map entry or change as the client protocol's Publication (``key``, ``removed``)."""
+    obj: dict[str, Any] = {"data": raw(pub.data)} if pub.data else {}
+    if pub.info is not None:
+        obj["info"] = client_info_obj(pub.info)
+    if pub.offset:
+        obj["offset"] = pub.offset
+    if pub.tags:
+        obj["tags"] = dict(pub.tags)
+    if pub.time:
+        obj["time"] = pub.time
+    obj["key"] = pub.key
+    if pub.removed:
+        obj["removed"] = True
+    return obj
+
+
+def _push(channel: str, pub: MapPublication) -> bytes:
+    return orjson.dumps({"push": {"channel": channel, "pub": map_publication_obj(pub)}})
+
+
+@dataclass(slots=True)
+class _Channel:
+    live: dict[str, Callable[[bytes], None]] = field(default_factory=dict)
+    pending: dict[str, list[Buffered]] = field(default_factory=dict)
+
+
+class MapHub:
+    """Local subscribers of map channels: *pending* ones buffer, *live* ones get pushes."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, _Channel] = {}
+
+    def add_pending(self, channel: str, client_id: str) -> None:
+        """Start buffering `channel`'s changes for `client_id`."""
+        self._channels.setdefault(channel, _Channel()).pending[client_id] = []
+
+    def activate(
+        self, channel: str, client_id: str, push: Callable[[bytes], None]
+    ) -> list[Buffered]:
+        """Make a pending subscriber live; return what was buffered for it meanwhile."""
+        ch = self._channels.setdefault(channel, _Channel())
+        ch.live[client_id] = push
+        return ch.pending.pop(client_id, [])
+
+    def remove(self, channel: str, client_id: str) -> None:
+        """Forget `client_id` on `channel` (no effect when it is not there)."""
+        ch = self._channels.get(channel)
+        if ch is None:
+            return
+        ch.live.pop(client_id, None)
+        ch.pending.pop(client_id, None)
+        if not ch.live and not ch.pending:
+            del self._channels[channel]
+
+    def broadcast(self, channel: str, pub: MapPublication) -> None:
+        """Queue one change to every local subscriber of `channel`, encoded once."""
+        ch = self._channels.get(channel)
+        if ch is None:
+            return
+        data = _push(channel, pub)
+        for push in ch.live.values():
+            push(data)
+        for buf in ch.pending.values():
+            buf.append((data, pub.offset))
+
+    def channels(self) -> dict[str, int]:
+        """Channel → number of local subscribers (live and pending)."""
+        return {name: len(ch.live) + len(ch.pending) for name, ch in self._channels.items()}
+
+
+class MapNode:
+    """The node's map side: the broker, the local fan-out and the key-expiry ticker."""
+
+    def __init__(self, node: Node, broker: MapBroker) -> None:
+        self._node = node
+        self.broker = broker
+        self.hub = MapHub()
+        self._timer: TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Deliver changes to local subscribers and start removing expired keys."""
+        self.broker.start(self._on_change)
+        self._arm()
+
+    async def close(self) -> None:
+        """Stop the ticker and the broker. Idempotent."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        await self.broker.close()
+
+    def settings(self, channel: str) -> MapSettings:
+        """The map options of `channel`; error 102 unknown, 108 when it is no map channel."""
+        resolved = self._node.resolver.resolve(channel) if channel else None
+        if resolved is None:
+            raise CommandError(ErrorCode.UNKNOWN_CHANNEL if channel else ErrorCode.BAD_REQUEST)
+        settings = map_settings(resolved.options)
+        if settings is None:  # Centrifugo answers 107 for a map call on a stream channel
+            raise CommandError(ErrorCode.BAD_REQUEST)
+        return settings
+
+    async def publish(
+        self, channel: str, key: str, data: bytes, opts: MapPublishOptions
+    ) -> MapUpdateResult:
+        """Write `key` of a map channel (the API's ``map_publish``)."""
+        settings = self.settings(channel)
+        if not key:
+            raise CommandError(ErrorCode.BAD_REQUEST)
+        return await self.broker.publish(channel, key, data, settings, opts)
+
+    async def remove(self, channel: str, key: str, *, idempotency_key: str = "") -> MapUpdateResult:
+        """Remove `key` of a map channel (the API's ``map_remove``)."""
+        settings = self.settings(channel)
+        if not key:
+            raise CommandError(ErrorCode.BAD_REQUEST)
+        return await self.broker.remove(channel, key, settings, idempotency_key=idempotency_key)
+
+    async def read_state(
+        self,
+        channel: str,
+        *,
+        cursor: str = "",
+        limit: int = 0,
+        key: str = "",
+        revision: StreamPosition | None = None,
+    ) -> MapStateResult:
+        """A page of the state (the API's ``map_read_state``); 112 when `revision`'s epoch
+        is not the channel's."""
+        settings = self.settings(channel)
+        page = await self.broker.read_state(channel, settings, cursor=cursor, limit=limit, key=key)
+        if revision is not None and revision.epoch != page.position.epoch:
+            raise CommandError(ErrorCode.UNRECOVERABLE_POSITION)
+        return page
+
+    async def read_stream(
+        self, channel: str, *, since: StreamPosition | None, limit: int = 0, reverse: bool = False
+    ) -> MapStreamResult:
+        """Changes of the stream (the API's ``map_read_stream``), newest first if `reverse`."""
+        settings = self.settings(channel)
+        if not reverse:
+            return await self.broker.read_stream(channel, settings, since=since, limit=limit)
+        every = await self.broker.read_stream(channel, settings, since=since, limit=-1)
+        newest = every.publications[::-1]
+        return MapStreamResult(newest if limit < 0 else newest[:limit], every.position)
+
+    async def stats(self, channel: str) -> int:
+        """The number of keys (the API's ``map_stats``)."""
+        return await self.broker.stats(channel, self.settings(channel))
+
+    async def clear(self, channel: str) -> None:
+        """Forget the channel's state and stream (the API's ``map_clear``)."""
+        self.settings(channel)
+        await self.broker.clear(channel)
+
+    def _on_change(self, channel: str, pub: MapPublication, sp: StreamPosition) -> None:
+        self.hub.broadcast(channel, pub)
+
+    def _arm(self) -> None:
+        self._timer = self._node.scheduler.call_later(EXPIRE_INTERVAL, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._task = asyncio.get_running_loop().create_task(self._expire())
+
+    async def _expire(self) -> None:
+        try:
+            await self.broker.expire()
+        finally:
+            self._task = None
+            self._arm()
