@@ -1,0 +1,101 @@
+"""centrifuge-js (5.8, which has map subscriptions) against Rotary's map channels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional.conftest import make_token
+from tests.functional.test_ws_maps import config
+
+JS_DIR = Path(__file__).resolve().parent.parent / "sdk" / "js"
+
+
+class MapDriver:
+    """tests/sdk/js/map_driver.mjs in a node child process; its events in order."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.events: list[dict[str, Any]] = []
+
+    async def next(self, kind: str, within: float = 10.0) -> dict[str, Any]:
+        """The next event of `kind` not yet taken (frames and others are kept in `events`)."""
+        async with asyncio.timeout(within):
+            while True:
+                assert self.proc.stdout is not None
+                line = await self.proc.stdout.readline()
+                assert line, f"driver exited; events: {self.events}"
+                event = json.loads(line)
+                self.events.append(event)
+                if event["ev"] == kind:
+                    return event
+                assert event["ev"] not in ("error", "fatal", "unsubscribed"), self.events
+
+
+@pytest.fixture
+async def map_driver() -> AsyncIterator[Any]:
+    node = shutil.which("node")
+    if node is None or not (JS_DIR / "node_modules" / "centrifuge").is_dir():
+        pytest.fail("centrifuge-js is not installed: run `make js-deps`")
+    procs: list[asyncio.subprocess.Process] = []
+
+    async def start(url: str, channel: str, page_size: int = 0) -> MapDriver:
+        proc = await asyncio.create_subprocess_exec(
+            node,
+            str(JS_DIR / "map_driver.mjs"),
+            url,
+            make_token(),
+            channel,
+            str(page_size),
+            cwd=str(JS_DIR),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        procs.append(proc)
+        return MapDriver(proc)
+
+    yield start
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        await proc.wait()
+
+
+def _publish(server: Any, key: str, data: Any) -> None:
+    reply = server.api("map_publish", {"channel": "game:js", "key": key, "data": data})
+    assert "result" in reply, reply
+
+
+async def test_js_map_subscription_syncs_paged_state_then_follows_writes_and_removals(
+    rotary_server: Any, map_driver: Any
+) -> None:
+    server = rotary_server(config(min_page_size=1))
+    for i in range(5):
+        _publish(server, f"k{i}", {"n": i})
+
+    driver = await map_driver(server.ws_url, "game:js", page_size=2)
+    sync = await driver.next("sync")
+    _publish(server, "k9", {"n": 9})
+    added = await driver.next("update")
+    server.api("map_remove", {"channel": "game:js", "key": "k0"})
+    removed = await driver.next("update")
+
+    assert sorted((e["key"], e["data"]["n"]) for e in sync["entries"]) == [
+        (f"k{i}", i) for i in range(5)
+    ]
+    assert (added["key"], added["data"], added["removed"]) == ("k9", {"n": 9}, False)
+    assert (removed["key"], removed["removed"]) == ("k0", True)
+    sent = [
+        json.loads(line)
+        for e in driver.events
+        if e["ev"] == "frame" and e["dir"] == "out"
+        for line in e["data"].split("\n")
+    ]
+    pages = [m["subscribe"] for m in sent if "subscribe" in m]
+    assert len(pages) >= 3 and all(p["type"] == 1 for p in pages)  # 5 keys, 2 a page

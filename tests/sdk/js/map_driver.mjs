@@ -1,0 +1,45 @@
+// Drives one centrifuge-js map subscription for tests/functional/test_sdk_maps.py.
+//
+// argv: url, connection token, channel, page size. stdout: one JSON event per line
+// ({"ev": "sync" | "update" | "subscribed" | "error" | "unsubscribed" | "frame", ...}).
+// The process exits with status 0 when stdin closes and 3 after 20 s whatever happens.
+import readline from 'node:readline';
+
+import { Centrifuge } from 'centrifuge';
+import WebSocket from 'ws';
+
+const [url, token, channel, pageSize] = process.argv.slice(2);
+
+function emit(event) {
+  process.stdout.write(`${JSON.stringify(event)}\n`);
+}
+
+setTimeout(() => {
+  emit({ ev: 'fatal', reason: 'map driver hard timeout' });
+  process.exit(3);
+}, 20000);
+
+class TappedWebSocket extends WebSocket {
+  constructor(address, protocols) {
+    super(address, protocols);
+    this.addEventListener('message', (e) => emit({ ev: 'frame', dir: 'in', data: String(e.data) }));
+  }
+
+  send(data, ...rest) {
+    emit({ ev: 'frame', dir: 'out', data: String(data) });
+    return super.send(data, ...rest);
+  }
+}
+
+const client = new Centrifuge(url, { token, websocket: TappedWebSocket });
+const sub = client.newMapSubscription(channel, { pageSize: Number(pageSize || 0) });
+const entry = (e) => ({ key: e.key, data: e.data, removed: Boolean(e.removed) });
+sub.on('subscribed', () => emit({ ev: 'subscribed' }));
+sub.on('sync', (ctx) => emit({ ev: 'sync', entries: ctx.entries.map(entry) }));
+sub.on('update', (ctx) => emit({ ev: 'update', ...entry(ctx) }));
+sub.on('error', (ctx) => emit({ ev: 'error', error: ctx.error }));
+sub.on('unsubscribed', (ctx) => emit({ ev: 'unsubscribed', code: ctx.code, reason: ctx.reason }));
+sub.subscribe();
+client.connect();
+
+readline.createInterface({ input: process.stdin }).on('close', () => process.exit(0));
