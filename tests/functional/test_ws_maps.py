@@ -206,3 +206,11 @@ async def test_api_map_call_on_a_stream_channel_gets_107(rotary_server: Any) -> 
     reply = _publish(server, "news:z", "a", 1)
 
     assert reply["error"]["code"] == 107
+
+
+async def test_plain_publish_to_a_map_channel_gets_107(rotary_server: Any) -> None:
+    server = rotary_server(config())
+
+    reply = server.api("publish", {"channel": "game:10", "data": {"x": 1}})
+
+    assert reply["error"]["code"] == 107

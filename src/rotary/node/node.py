@@ -283,8 +283,13 @@ class Node:
         skip_history: bool = False,
         idempotency_key: str = "",
     ) -> StreamPosition:
-        """Publish to a resolved channel with its namespace's history settings."""
+        """Publish to a resolved channel with its namespace's history settings.
+
+        Map channels take keyed writes only (``map_publish``): 107, as Centrifugo.
+        """
         opts = ch.options
+        if opts.subscription_type not in ("", "stream"):
+            raise CommandError(ErrorCode.BAD_REQUEST)
         history = opts.history_enabled
         if self.metrics is not None:
             self.metrics.publication("api" if info is None else "client")
