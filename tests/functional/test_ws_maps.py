@@ -214,3 +214,11 @@ async def test_plain_publish_to_a_map_channel_gets_107(rotary_server: Any) -> No
     reply = server.api("publish", {"channel": "game:10", "data": {"x": 1}})
 
     assert reply["error"]["code"] == 107
+
+
+async def test_map_publish_of_bytes_that_are_not_json_gets_107(rotary_server: Any) -> None:
+    server = rotary_server(config())
+
+    reply = server.api("map_publish", {"channel": "game:11", "key": "a", "b64data": "/wA="})
+
+    assert reply["error"]["code"] == 107

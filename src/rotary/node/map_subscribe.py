@@ -20,7 +20,7 @@ from rotary.engines.maps import MapPublication
 from rotary.node import revocation, subscribe
 from rotary.node.maps import map_publication_obj
 from rotary.node.subscription import Subscription, add_expiry
-from rotary.protocol.codec import encode_reply, raw
+from rotary.protocol.codec import JSON, raw
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import (
     MAP_PHASE_STATE,
@@ -52,7 +52,12 @@ _flows: WeakKeyDictionary[ClientSession, dict[str, _Flow]] = WeakKeyDictionary()
 
 
 async def handle_map_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
-    """Answer one request of a map subscribe flow (a page, or the live reply)."""
+    """Answer one request of a map subscribe flow (a page, or the live reply).
+
+    JSON clients only for now: Protobuf clients get 108 (not available).
+    """
+    if s.codec is not JSON:
+        raise CommandError(ErrorCode.NOT_AVAILABLE)
     flow = await _flow(s, req)
     try:
         if req.phase == MAP_PHASE_STATE:
@@ -116,7 +121,7 @@ async def _state_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, flo
     }
     if page.cursor:
         result["cursor"] = page.cursor
-    s.push(encode_reply(cmd_id, "subscribe", result))
+    s.reply(cmd_id, "subscribe", result)
 
 
 async def _near_top(s: ClientSession, flow: _Flow, limit: int) -> bool:
@@ -147,7 +152,7 @@ async def _stream_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, fl
         "offset": pubs[-1].offset,
         "publications": [map_publication_obj(p) for p in pubs],
     }
-    s.push(encode_reply(cmd_id, "subscribe", result))
+    s.reply(cmd_id, "subscribe", result)
 
 
 async def _go_live(
@@ -179,7 +184,7 @@ async def _go_live(
         raise CommandError(ErrorCode.EXPIRED)
     result = _live_result(req, flow, top, state, caught_up)
     add_expiry(result, sub.expire_at, now)
-    s.push(encode_reply(cmd_id, "subscribe", result))
+    s.reply(cmd_id, "subscribe", result)
     s.subs[channel] = sub
     for data, offset in maps.hub.activate(channel, s.id, s.push):
         if offset > top.offset:

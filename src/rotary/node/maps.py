@@ -24,7 +24,7 @@ from rotary.engines.maps import (
     MapStreamResult,
     MapUpdateResult,
 )
-from rotary.protocol.codec import client_info_obj, raw
+from rotary.protocol.codec import JSON, client_info_obj, raw
 from rotary.protocol.codes import CommandError, ErrorCode
 
 if TYPE_CHECKING:
@@ -149,9 +149,12 @@ class MapNode:
     async def publish(
         self, channel: str, key: str, data: bytes, opts: MapPublishOptions
     ) -> MapUpdateResult:
-        """Write `key` of a map channel (the API's ``map_publish``)."""
+        """Write `key` of a map channel (the API's ``map_publish``).
+
+        The data must be JSON (107 otherwise): map subscribers are JSON clients for now.
+        """
         settings = self.settings(channel)
-        if not key:
+        if not key or not JSON.carries(data or b"null"):
             raise CommandError(ErrorCode.BAD_REQUEST)
         return await self.broker.publish(channel, key, data, settings, opts)
 
