@@ -32,7 +32,7 @@ from rotary.protocol.messages import (
 if TYPE_CHECKING:
     from rotary.node.client import ClientSession
 
-__all__ = ["handle_map_subscribe"]
+__all__ = ["forget_flow", "handle_map_subscribe"]
 
 
 @dataclass(slots=True)
@@ -88,6 +88,11 @@ async def _flow(s: ClientSession, req: SubscribeRequest) -> _Flow:
     flow = _Flow(sub, settings, s.node.clock.monotonic(), data)
     _flows.setdefault(s, {})[req.channel] = flow
     return flow
+
+
+def forget_flow(s: ClientSession, channel: str) -> None:
+    """Abandon a map subscribe of `channel` in progress (the client unsubscribed)."""
+    _drop(s, channel)
 
 
 def _drop(s: ClientSession, channel: str) -> None:

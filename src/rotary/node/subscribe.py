@@ -462,6 +462,7 @@ async def handle_unsubscribe(
     """Always succeeds, subscribed or not (docs/protocol.md "Connection life cycle" rule 7)."""
     if not req.channel:
         raise ProtocolViolation("unsubscribe without channel")
+    map_subscribe.forget_flow(s, req.channel)
     sub = s.subs.pop(req.channel, None)
     if sub is not None:
         sub.ended = True

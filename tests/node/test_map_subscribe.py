@@ -1,0 +1,96 @@
+"""The map subscribe flow on a manual clock: stream pages, going live, timeouts, TTL removals."""
+
+from __future__ import annotations
+
+from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
+from rotary.config.model import ClientSettings
+from rotary.engines.maps import MapPublishOptions
+from tests.node.conftest import MakeHarness
+from tests.node.fakes import Conn, Harness, settle
+
+MAP = ChannelOptions(
+    allow_subscribe_for_client=True,
+    subscription_type="map",
+    map_mode="recoverable",
+    map_key_ttl=30.0,
+    map_min_page_size=1,
+    map_default_page_size=2,
+    map_subscribe_catch_up_timeout=5.0,
+)
+CHANNELS = ChannelSettings(namespaces=(Namespace("mm", MAP),))
+
+
+async def _h(make_harness: MakeHarness) -> Harness:
+    return await make_harness(settings=ClientSettings(ping_interval=0), channels=CHANNELS)
+
+
+async def _write(h: Harness, channel: str, key: str, value: int) -> int:
+    result = await h.node.maps.publish(channel, key, str(value).encode(), MapPublishOptions())
+    return result.position.offset
+
+
+async def _sub(conn: Conn, cmd_id: int, phase: int, **fields: object) -> dict[str, object]:
+    body = {"channel": "mm:a", "type": 1, "phase": phase, **fields}
+    return await conn.request({"id": cmd_id, "subscribe": body})
+
+
+async def test_client_far_behind_pages_through_the_stream_before_going_live(
+    make_harness: MakeHarness,
+) -> None:
+    h = await _h(make_harness)
+    for value in range(6):
+        await _write(h, "mm:a", "k", value)
+    epoch = (await h.node.maps.read_state("mm:a")).position.epoch
+    conn = await h.connect(user="1")
+
+    first = await _sub(conn, 2, 1, offset=0, epoch=epoch, recover=True, limit=2)
+    page = first["subscribe"]
+    assert isinstance(page, dict) and page["phase"] == 1 and page["offset"] == 2
+    live = (await _sub(conn, 3, 1, offset=2, epoch=epoch, limit=2))["subscribe"]
+
+    assert isinstance(live, dict) and "phase" not in live
+    assert [p["offset"] for p in live["publications"]] == [3, 4, 5, 6]  # type: ignore[index]
+
+
+async def test_a_page_after_the_catch_up_timeout_closes_3008(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    for key in "abc":
+        await _write(h, "mm:a", key, 1)
+    conn = await h.connect(user="1")
+    first = (await _sub(conn, 2, 2, limit=1))["subscribe"]
+    assert isinstance(first, dict) and first["cursor"] == "a"
+
+    await h.scheduler.advance(6)
+    await conn.send(
+        {"id": 3, "subscribe": {"channel": "mm:a", "type": 1, "phase": 2, "cursor": "a"}}
+    )
+
+    assert conn.closed is not None and conn.closed.code == 3008
+
+
+async def test_unsubscribe_abandons_a_flow_in_progress(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    for key in "abc":
+        await _write(h, "mm:a", key, 1)
+    conn = await h.connect(user="1")
+    await _sub(conn, 2, 2, limit=1)
+    await conn.request({"id": 3, "unsubscribe": {"channel": "mm:a"}})
+
+    reply = await _sub(conn, 4, 2, limit=1, cursor="a")
+
+    assert reply["error"] == {"code": 103, "message": "permission denied"}
+
+
+async def test_an_expired_key_reaches_live_subscribers_as_a_removal(
+    make_harness: MakeHarness,
+) -> None:
+    h = await _h(make_harness)
+    await _write(h, "mm:a", "gone", 1)
+    conn = await h.connect(user="1")
+    await _sub(conn, 2, 2)
+
+    await h.scheduler.advance(31)
+    await settle()
+
+    pushes = [m["push"] for m in conn.messages() if "push" in m]
+    assert [(p["pub"]["key"], p["pub"].get("removed")) for p in pushes] == [("gone", True)]
