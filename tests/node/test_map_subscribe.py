@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
 from rotary.config.model import ClientSettings
 from rotary.engines.maps import MapPublishOptions
@@ -17,7 +19,16 @@ MAP = ChannelOptions(
     map_default_page_size=2,
     map_subscribe_catch_up_timeout=5.0,
 )
-CHANNELS = ChannelSettings(namespaces=(Namespace("mm", MAP),))
+WRITABLE = replace(
+    MAP,
+    map_allow_publish_for_subscriber=True,
+    map_allow_remove_for_subscriber=True,
+    map_allow_publish_for_client=False,
+)
+OWN_KEY = replace(MAP, map_allow_publish_for_client=True, map_client_key="user_id")
+CHANNELS = ChannelSettings(
+    namespaces=(Namespace("mm", MAP), Namespace("ww", WRITABLE), Namespace("own", OWN_KEY))
+)
 
 
 async def _h(make_harness: MakeHarness) -> Harness:
@@ -94,3 +105,52 @@ async def test_an_expired_key_reaches_live_subscribers_as_a_removal(
 
     pushes = [m["push"] for m in conn.messages() if "push" in m]
     assert [(p["pub"]["key"], p["pub"].get("removed")) for p in pushes] == [("gone", True)]
+
+
+def _map_publish(cmd_id: int, channel: str, key: str, **extra: object) -> dict[str, object]:
+    return {"id": cmd_id, "publish": {"channel": channel, "type": 1, "key": key, **extra}}
+
+
+async def test_client_map_write_without_permission_gets_103(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="1")
+
+    reply = await conn.request(_map_publish(2, "mm:a", "k", data={"x": 1}))
+
+    assert reply["error"] == {"code": 103, "message": "permission denied"}
+
+
+async def test_subscriber_writes_and_removes_keys_of_its_map(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="1")
+    before = await conn.request(_map_publish(2, "ww:a", "k", data={"x": 1}))
+    await conn.request({"id": 3, "subscribe": {"channel": "ww:a", "type": 1, "phase": 2}})
+
+    written = await conn.request(_map_publish(4, "ww:a", "k", data={"x": 1}))
+    state = await h.node.maps.read_state("ww:a", limit=-1)
+    removed = await conn.request(_map_publish(5, "ww:a", "k", removed=True))
+
+    assert before["error"]["code"] == 103  # not yet a subscriber
+    assert written == {"id": 4, "publish": {}} and removed == {"id": 5, "publish": {}}
+    assert [(e.key, e.data, e.info and e.info.user) for e in state.entries] == [
+        ("k", b'{"x":1}', "1")
+    ]
+    assert await h.node.maps.stats("ww:a") == 0
+
+
+async def test_client_key_user_id_writes_under_the_users_id(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="alice")
+
+    await conn.request(_map_publish(2, "own:a", "whatever", data=1))
+
+    assert [e.key for e in (await h.node.maps.read_state("own:a", limit=-1)).entries] == ["alice"]
+
+
+async def test_client_map_write_to_a_stream_channel_gets_107(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="1")
+
+    reply = await conn.request(_map_publish(2, "plain", "k", data=1))
+
+    assert reply["error"]["code"] == 107

@@ -110,6 +110,8 @@ def map_problems(options: ChannelOptions) -> list[tuple[str, str]]:
         return [("map_mode", 'must be "ephemeral", "recoverable" or "persistent"')]
     if o.subscription_type == "map" and not o.map_mode:
         return [("map_mode", "must be set when subscription_type is map")]
+    if o.map_client_key not in ("", "client_id", "user_id"):
+        return [("map_client_key", 'must be "client_id" or "user_id"')]
     return _ttl_problems(o) + _stream_problems(o)
 
 

@@ -58,6 +58,14 @@ class ChannelOptions:
     map_max_page_size: int = 0
     map_live_transition_max_publication_limit: int = 0
     map_subscribe_catch_up_timeout: float = 0.0
+    map_allow_publish_for_client: bool = False
+    map_allow_publish_for_subscriber: bool = False
+    map_allow_publish_for_anonymous: bool = False
+    map_allow_remove_for_client: bool = False
+    map_allow_remove_for_subscriber: bool = False
+    map_allow_remove_for_anonymous: bool = False
+    #: The key a client writes: "" (the one it names), ``client_id`` or ``user_id``.
+    map_client_key: str = ""
 
     @property
     def history_enabled(self) -> bool:

@@ -438,6 +438,16 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "Map channels: most changes replayed when a subscriber goes live (0: max page size).",
     "map_subscribe_catch_up_timeout":
         "Map channels: how long a subscriber may page through state and stream (0s: 1m).",
+    "map_allow_publish_for_client": "Map channels: authenticated clients may write keys.",
+    "map_allow_publish_for_subscriber": "Map channels: subscribers may write keys.",
+    "map_allow_publish_for_anonymous":
+        "Map channels: anonymous clients may write keys (with a client permission).",
+    "map_allow_remove_for_client": "Map channels: authenticated clients may remove keys.",
+    "map_allow_remove_for_subscriber": "Map channels: subscribers may remove keys.",
+    "map_allow_remove_for_anonymous":
+        "Map channels: anonymous clients may remove keys (with a client permission).",
+    "map_client_key":
+        "Map channels: the key a client writes: \"\" (the one it names), client_id or user_id.",
 }
 # fmt: on
 

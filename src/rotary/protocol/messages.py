@@ -122,6 +122,10 @@ class UnsubscribeRequest:
 class PublishRequest:
     channel: str = ""
     data: bytes | None = None
+    #: `TYPE_MAP` writes (or, `removed`, removes) `key` of a map channel.
+    type: int = 0
+    key: str = ""
+    removed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
