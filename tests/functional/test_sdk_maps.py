@@ -24,8 +24,16 @@ class MapDriver:
         self.proc = proc
         self.events: list[dict[str, Any]] = []
 
+    def send(self, command: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+
     async def next(self, kind: str, within: float = 10.0) -> dict[str, Any]:
-        """The next event of `kind` not yet taken (frames and others are kept in `events`)."""
+        """The first event of `kind` not taken yet, read already or still to come."""
+        for event in self.events:
+            if event["ev"] == kind and not event.get("_taken"):
+                event["_taken"] = True
+                return event
         async with asyncio.timeout(within):
             while True:
                 assert self.proc.stdout is not None
@@ -33,9 +41,12 @@ class MapDriver:
                 assert line, f"driver exited; events: {self.events}"
                 event = json.loads(line)
                 self.events.append(event)
+                assert event["ev"] not in ("error", "fatal", "unsubscribed", "write_error"), (
+                    self.events
+                )
                 if event["ev"] == kind:
+                    event["_taken"] = True
                     return event
-                assert event["ev"] not in ("error", "fatal", "unsubscribed"), self.events
 
 
 @pytest.fixture
@@ -99,3 +110,29 @@ async def test_js_map_subscription_syncs_paged_state_then_follows_writes_and_rem
     ]
     pages = [m["subscribe"] for m in sent if "subscribe" in m]
     assert len(pages) >= 3 and all(p["type"] == 1 for p in pages)  # 5 keys, 2 a page
+
+
+async def test_js_map_subscriber_writes_and_removes_its_own_key(
+    rotary_server: Any, map_driver: Any
+) -> None:
+    server = rotary_server(
+        config(allow_publish_for_subscriber=True, allow_remove_for_subscriber=True)
+    )
+    driver = await map_driver(server.ws_url, "game:js")
+    await driver.next("sync")
+
+    driver.send({"op": "publish", "key": "me", "data": {"at": 1}})
+    await driver.next("written")
+    mine = await driver.next("update")
+    driver.send({"op": "remove", "key": "me"})
+    await driver.next("written")
+    gone = await driver.next("update")
+
+    assert (mine["key"], mine["data"], gone["key"], gone["removed"]) == (
+        "me",
+        {"at": 1},
+        "me",
+        True,
+    )
+    state = server.api("map_read_state", {"channel": "game:js", "limit": -1})["result"]
+    assert state["entries"] == []

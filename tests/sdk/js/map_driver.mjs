@@ -2,6 +2,8 @@
 //
 // argv: url, connection token, channel, page size. stdout: one JSON event per line
 // ({"ev": "sync" | "update" | "subscribed" | "error" | "unsubscribed" | "frame", ...}).
+// stdin: {"op": "publish", "key", "data"} or {"op": "remove", "key"} through the
+// subscription; each answers {"ev": "written"} or {"ev": "write_error", "error"}.
 // The process exits with status 0 when stdin closes and 3 after 20 s whatever happens.
 import readline from 'node:readline';
 
@@ -42,4 +44,13 @@ sub.on('unsubscribed', (ctx) => emit({ ev: 'unsubscribed', code: ctx.code, reaso
 sub.subscribe();
 client.connect();
 
-readline.createInterface({ input: process.stdin }).on('close', () => process.exit(0));
+const lines = readline.createInterface({ input: process.stdin });
+lines.on('line', (line) => {
+  const cmd = JSON.parse(line);
+  const done = cmd.op === 'remove' ? sub.remove(cmd.key) : sub.publish(cmd.key, cmd.data);
+  done.then(
+    () => emit({ ev: 'written' }),
+    (e) => emit({ ev: 'write_error', error: e }),
+  );
+});
+lines.on('close', () => process.exit(0));
