@@ -93,8 +93,47 @@ def test_unknown_map_option_is_named(config_file: ConfigFile) -> None:
     assert "game.map.colour: unknown namespace option" in text
 
 
-@pytest.mark.parametrize("kind", ["map_clients", "map_users", "shared_poll"])
-def test_subscription_types_rotary_lacks_are_refused_at_load(
-    config_file: ConfigFile, kind: str
+def test_shared_poll_is_refused_at_load(config_file: ConfigFile) -> None:
+    assert "not supported by Rotary yet" in _problems(config_file, subscription_type="shared_poll")
+
+
+def test_presence_maps_cannot_be_persistent(config_file: ConfigFile) -> None:
+    text = _problems(config_file, subscription_type="map_clients", map={"mode": "persistent"})
+    assert "presence maps need expiring keys" in text
+
+
+def _two_namespaces(config_file: ConfigFile, target_type: str) -> str:
+    doc = {
+        "channel": {
+            "namespaces": [
+                {"name": "chat", "map_clients_presence_channel_prefix": "pc:"},
+                {
+                    "name": "pc",
+                    "subscription_type": target_type,
+                    "map": {"mode": "ephemeral", "key_ttl": "30s"},
+                },
+            ]
+        }
+    }
+    return config_file(doc)
+
+
+def test_presence_prefix_must_name_a_namespace_of_the_matching_type(
+    config_file: ConfigFile,
 ) -> None:
-    assert "not supported by Rotary yet" in _problems(config_file, subscription_type=kind)
+    with pytest.raises(ConfigError) as info:
+        load_config(_two_namespaces(config_file, "map_users"), env={})
+    assert "map_clients_presence_channel_prefix: namespace 'pc' has subscription_type" in str(
+        info.value
+    )
+    loaded = load_config(_two_namespaces(config_file, "map_clients"), env={})
+    assert loaded.channels.namespaces[0].options.map_clients_presence_channel_prefix == "pc:"
+
+
+def test_page_sizes_must_be_in_order(config_file: ConfigFile) -> None:
+    text = _problems(
+        config_file,
+        subscription_type="map",
+        map={"mode": "persistent", "min_page_size": 50, "max_page_size": 10},
+    )
+    assert "map_min_page_size: must not exceed map max_page_size" in text

@@ -154,3 +154,83 @@ async def test_client_map_write_to_a_stream_channel_gets_107(make_harness: MakeH
     reply = await conn.request(_map_publish(2, "plain", "k", data=1))
 
     assert reply["error"]["code"] == 107
+
+
+PRESENCE_SETTINGS = ChannelSettings(
+    namespaces=(
+        Namespace(
+            "chat",
+            ChannelOptions(
+                allow_subscribe_for_client=True,
+                map_clients_presence_channel_prefix="pc:",
+                map_users_presence_channel_prefix="pu:",
+            ),
+        ),
+        Namespace("pc", replace(MAP, subscription_type="map_clients", map_mode="ephemeral")),
+        Namespace("pu", replace(MAP, subscription_type="map_users", map_mode="ephemeral")),
+    )
+)
+
+
+async def _presence_harness(make_harness: MakeHarness) -> Harness:
+    return await make_harness(
+        settings=ClientSettings(ping_interval=0, presence_update_interval=10.0),
+        channels=PRESENCE_SETTINGS,
+    )
+
+
+async def test_subscribers_appear_in_the_client_and_user_presence_maps(
+    make_harness: MakeHarness,
+) -> None:
+    h = await _presence_harness(make_harness)
+    alice = await h.connect(user="alice")
+    await alice.request({"id": 2, "subscribe": {"channel": "chat:room"}})
+    await settle()
+    watcher = await h.connect(user="bob")
+
+    clients = await watcher.request(
+        {"id": 2, "subscribe": {"channel": "pc:chat:room", "type": 2, "phase": 2}}
+    )
+    users = await watcher.request(
+        {"id": 3, "subscribe": {"channel": "pu:chat:room", "type": 3, "phase": 2}}
+    )
+
+    [entry] = clients["subscribe"]["state"]
+    assert entry["key"] == alice.session.id and entry["info"]["user"] == "alice"
+    assert [e["key"] for e in users["subscribe"]["state"]] == ["alice"]
+
+
+async def test_an_unsubscribed_client_leaves_the_client_presence_map(
+    make_harness: MakeHarness,
+) -> None:
+    h = await _presence_harness(make_harness)
+    watcher = await h.connect(user="bob")
+    await watcher.request(
+        {"id": 2, "subscribe": {"channel": "pc:chat:room", "type": 2, "phase": 2}}
+    )
+    alice = await h.connect(user="alice")
+    await alice.request({"id": 2, "subscribe": {"channel": "chat:room"}})
+    await settle()
+    await alice.request({"id": 3, "unsubscribe": {"channel": "chat:room"}})
+    await settle()
+
+    pubs = [m["push"]["pub"] for m in watcher.messages() if "push" in m]
+    assert [(p["key"], p.get("removed", False)) for p in pubs] == [
+        (alice.session.id, False),
+        (alice.session.id, True),
+    ]
+
+
+async def test_presence_keys_outlive_their_ttl_while_the_subscriber_stays(
+    make_harness: MakeHarness,
+) -> None:
+    h = await _presence_harness(make_harness)
+    alice = await h.connect(user="alice")
+    await alice.request({"id": 2, "subscribe": {"channel": "chat:room"}})
+    await settle()
+
+    for _ in range(8):  # 80 s: past the 30 s key TTL, refreshed every 10 s
+        await h.scheduler.advance(10)
+        await settle()
+
+    assert await h.node.maps.stats("pc:chat:room") == 1

@@ -12,10 +12,12 @@ from rotary.channels.options import ChannelOptions
 
 __all__ = [
     "MAP_MODES",
+    "MAP_TYPES",
     "SUBSCRIPTION_TYPES",
     "MapSettings",
     "map_problems",
     "map_settings",
+    "presence_prefix_problems",
     "subscription_type_allowed",
 ]
 
@@ -24,10 +26,13 @@ __all__ = [
 MAP_MODES = ("ephemeral", "recoverable", "persistent")
 
 #: Values of ``subscription_type`` Rotary accepts ("" is ``stream``).
-SUBSCRIPTION_TYPES = ("", "stream", "map")
+SUBSCRIPTION_TYPES = ("", "stream", "map", "map_clients", "map_users")
+
+#: The map types: plain maps and the two presence maps.
+MAP_TYPES = ("map", "map_clients", "map_users")
 
 #: Types Centrifugo knows that Rotary refuses at start-up rather than serve half-way.
-_UNSUPPORTED_TYPES = ("map_clients", "map_users", "shared_poll")
+_UNSUPPORTED_TYPES = ("shared_poll",)
 
 _DEFAULT_STREAM_SIZE = 100
 _DEFAULT_STREAM_TTL = 60.0
@@ -76,7 +81,7 @@ def subscription_type_allowed(request_type: int, configured: str) -> bool:
 
 def map_settings(options: ChannelOptions) -> MapSettings | None:
     """The effective map options, or None when these channels are not map channels."""
-    if options.subscription_type != "map":
+    if options.subscription_type not in MAP_TYPES:
         return None
     o, has_stream = options, options.map_mode != "ephemeral"
     stream_size = (o.map_stream_size or _DEFAULT_STREAM_SIZE) if has_stream else 0
@@ -105,14 +110,16 @@ def map_problems(options: ChannelOptions) -> list[tuple[str, str]]:
     if o.subscription_type in _UNSUPPORTED_TYPES:
         return [("subscription_type", f"{o.subscription_type!r} is not supported by Rotary yet")]
     if o.subscription_type not in SUBSCRIPTION_TYPES:
-        return [("subscription_type", 'must be "stream" or "map"')]
+        return [("subscription_type", 'must be "stream", "map", "map_clients" or "map_users"')]
     if o.map_mode and o.map_mode not in MAP_MODES:
         return [("map_mode", 'must be "ephemeral", "recoverable" or "persistent"')]
-    if o.subscription_type == "map" and not o.map_mode:
-        return [("map_mode", "must be set when subscription_type is map")]
+    if o.subscription_type in MAP_TYPES and not o.map_mode:
+        return [("map_mode", "must be set when subscription_type is a map type")]
+    if o.map_mode == "persistent" and o.subscription_type in ("map_clients", "map_users"):
+        return [("map_mode", "presence maps need expiring keys: ephemeral or recoverable")]
     if o.map_client_key not in ("", "client_id", "user_id"):
         return [("map_client_key", 'must be "client_id" or "user_id"')]
-    return _ttl_problems(o) + _stream_problems(o)
+    return _ttl_problems(o) + _stream_problems(o) + _page_problems(o)
 
 
 def _ttl_problems(o: ChannelOptions) -> list[tuple[str, str]]:
@@ -121,6 +128,45 @@ def _ttl_problems(o: ChannelOptions) -> list[tuple[str, str]]:
     if o.map_mode == "persistent" and o.map_key_ttl:
         return [("map_key_ttl", "must not be set for map mode persistent (keys never expire)")]
     return []
+
+
+def _page_problems(o: ChannelOptions) -> list[tuple[str, str]]:
+    low, high = o.map_min_page_size, o.map_max_page_size
+    default = o.map_default_page_size
+    problems = [
+        (name, "must not be negative")
+        for name in ("map_min_page_size", "map_max_page_size", "map_default_page_size")
+        if getattr(o, name) < 0
+    ]
+    if low > 0 and high > 0 and low > high:
+        problems.append(("map_min_page_size", "must not exceed map max_page_size"))
+    if default > 0 and high > 0 and default > high:
+        problems.append(("map_default_page_size", "must not exceed map max_page_size"))
+    if default > 0 and low > 0 and default < low:
+        problems.append(("map_default_page_size", "must not be below map min_page_size"))
+    return problems
+
+
+def presence_prefix_problems(
+    options: ChannelOptions, types_by_namespace: dict[str, str], boundary: str
+) -> list[tuple[str, str]]:
+    """(option, problem) for presence prefixes naming no namespace of the matching type.
+
+    `types_by_namespace` maps each namespace name ("" for channels without one) to its
+    ``subscription_type``.
+    """
+    problems: list[tuple[str, str]] = []
+    for kind in ("clients", "users"):
+        option = f"map_{kind}_presence_channel_prefix"
+        prefix: str = getattr(options, option)
+        if not prefix:
+            continue
+        namespace = prefix.split(boundary, 1)[0] if boundary in prefix else ""
+        found = types_by_namespace.get(namespace)
+        if found != f"map_{kind}":
+            what = "does not exist" if found is None else f"has subscription_type {found!r}"
+            problems.append((option, f"namespace {namespace!r} {what}, not map_{kind}"))
+    return problems
 
 
 def _stream_problems(o: ChannelOptions) -> list[tuple[str, str]]:

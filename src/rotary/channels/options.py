@@ -66,6 +66,10 @@ class ChannelOptions:
     map_allow_remove_for_anonymous: bool = False
     #: The key a client writes: "" (the one it names), ``client_id`` or ``user_id``.
     map_client_key: str = ""
+    #: Channels of this namespace publish who is subscribed into the map channel
+    #: ``<prefix><channel>`` (client ids, or user ids), a namespace of type map_clients/users.
+    map_clients_presence_channel_prefix: str = ""
+    map_users_presence_channel_prefix: str = ""
 
     @property
     def history_enabled(self) -> bool:

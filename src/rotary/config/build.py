@@ -69,7 +69,7 @@ def _flatten_map(item: Mapping[str, object], where: str) -> list[tuple[str, obje
     """(option name, value, label) of a namespace object, its ``map`` group as ``map_*``."""
     flat: list[tuple[str, object, str]] = []
     for name, value in item.items():
-        if name == "map" and isinstance(value, Mapping):
+        if name == "map" and isinstance(value, Mapping):  # Centrifugo's group → map_<option>
             flat += [(f"{MAP_OPTION_PREFIX}{k}", v, f"{where}.map.{k}") for k, v in value.items()]
         else:
             flat.append((name, value, f"{where}.{name}"))

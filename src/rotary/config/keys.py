@@ -446,6 +446,10 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
     "map_allow_remove_for_subscriber": "Map channels: subscribers may remove keys.",
     "map_allow_remove_for_anonymous":
         "Map channels: anonymous clients may remove keys (with a client permission).",
+    "map_clients_presence_channel_prefix":
+        "Publish each subscriber (by client id) into the map channel <prefix><channel>.",
+    "map_users_presence_channel_prefix":
+        "Publish each subscribed user (by user id) into the map channel <prefix><channel>.",
     "map_client_key":
         "Map channels: the key a client writes: \"\" (the one it names), client_id or user_id.",
 }
@@ -480,7 +484,7 @@ def _token_keys() -> list[Key]:
 
 def _option_v6(name: str) -> str:
     """The v6 path of a top-level channel option; the ``map_*`` ones live in its map group."""
-    if name.startswith(MAP_OPTION_PREFIX):
+    if name.startswith(MAP_OPTION_PREFIX) and not name.endswith("_presence_channel_prefix"):
         return f"channel.without_namespace.map.{name.removeprefix(MAP_OPTION_PREFIX)}"
     return f"channel.without_namespace.{name}"
 

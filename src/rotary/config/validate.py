@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from rotary.auth.settings import TokenSettings
-from rotary.channels.maps import map_problems
+from rotary.channels.maps import map_problems, presence_prefix_problems
 from rotary.channels.options import ChannelOptions, ChannelSettings
 from rotary.channels.resolver import NAMESPACE_NAME_PATTERN
 from rotary.config.durations import format_duration
@@ -124,7 +124,25 @@ def _channel_problems(channels: ChannelSettings, label: Labels) -> list[str]:
             problems.append(f"{where}.name: duplicate namespace name {ns.name!r}")
         seen.add(ns.name)
         problems += _options_problems(_under(where), ns.options, channels.history_meta_ttl)
-    return problems
+    return problems + _presence_map_problems(channels, label)
+
+
+def _presence_map_problems(channels: ChannelSettings, label: Labels) -> list[str]:
+    """Presence prefixes must name a namespace of type map_clients / map_users."""
+    types = {ns.name: ns.options.subscription_type for ns in channels.namespaces}
+    types[""] = channels.without_namespace.subscription_type
+
+    def top(option: str) -> str:
+        return label(f"channels.without_namespace.{option}")
+
+    groups: list[tuple[_At, ChannelOptions]] = [(top, channels.without_namespace)]
+    groups += [(_under(label(f"ns:{ns.name}")), ns.options) for ns in channels.namespaces]
+    boundary = channels.namespace_boundary
+    return [
+        f"{at(name)}: {text}"
+        for at, options in groups
+        for name, text in presence_prefix_problems(options, types, boundary)
+    ]
 
 
 def _under(where: str) -> _At:

@@ -52,6 +52,9 @@ class MapPublishOptions:
     tags: Mapping[str, str] | None = None
     key_mode: str = ""
     idempotency_key: str = ""
+    #: When `key_mode` suppresses the write of an existing key, restart its TTL anyway
+    #: (how presence maps keep a subscriber's key alive without a change).
+    refresh_ttl_on_suppress: bool = False
 
 
 @dataclass(frozen=True, slots=True)

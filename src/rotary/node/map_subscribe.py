@@ -194,6 +194,8 @@ async def _go_live(
     for data, offset in maps.hub.activate(channel, s.id, s.push):
         if offset > top.offset:
             s.push(data)
+    if s.node.maps.presence_maps:
+        s.spawn(s.node.maps.join_presence(channel, sub.info))
     if sub.token_identity is not None:
         revocation.recheck_subscription(s, sub, now)
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from rotary.channels.maps import MapSettings, map_settings
-from rotary.engines.base import StreamPosition
+from rotary.channels.options import ChannelOptions
+from rotary.engines.base import ClientInfo, StreamPosition
 from rotary.engines.maps import (
     MapBroker,
     MapPublication,
@@ -118,6 +119,13 @@ class MapNode:
         self._node = node
         self.broker = broker
         self.hub = MapHub()
+        channels = node.resolver.settings
+        #: Whether any namespace publishes its subscribers into presence maps (most do not:
+        #: then the subscribe path skips the presence hooks at no cost).
+        self.presence_maps = any(
+            o.map_clients_presence_channel_prefix or o.map_users_presence_channel_prefix
+            for o in [channels.without_namespace, *(ns.options for ns in channels.namespaces)]
+        )
         self._timer: TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -201,6 +209,33 @@ class MapNode:
         """Forget the channel's state and stream (the API's ``map_clear``)."""
         self.settings(channel)
         await self.broker.clear(channel)
+
+    async def join_presence(self, channel: str, info: ClientInfo) -> None:
+        """Put (or keep alive) `info`'s client and user in `channel`'s presence maps."""
+        options = self._options(channel)
+        if options is None:
+            return
+        if options.map_clients_presence_channel_prefix:
+            target = options.map_clients_presence_channel_prefix + channel
+            opts = MapPublishOptions(info=info, key_mode="if_new", refresh_ttl_on_suppress=True)
+            await self.broker.publish(target, info.client, b"", self.settings(target), opts)
+        if options.map_users_presence_channel_prefix and info.user:
+            target = options.map_users_presence_channel_prefix + channel
+            opts = MapPublishOptions(key_mode="if_new", refresh_ttl_on_suppress=True)
+            await self.broker.publish(target, info.user, b"", self.settings(target), opts)
+
+    async def leave_presence(self, channel: str, client_id: str) -> None:
+        """Remove the client from `channel`'s client presence map (user keys expire)."""
+        options = self._options(channel)
+        if options is not None and options.map_clients_presence_channel_prefix:
+            target = options.map_clients_presence_channel_prefix + channel
+            await self.broker.remove(target, client_id, self.settings(target))
+
+    def _options(self, channel: str) -> ChannelOptions | None:
+        if not self.presence_maps:
+            return None
+        resolved = self._node.resolver.resolve(channel)
+        return resolved.options if resolved is not None else None
 
     def _on_change(self, channel: str, pub: MapPublication, sp: StreamPosition) -> None:
         self.hub.broadcast(channel, pub)

@@ -87,7 +87,7 @@ _SUB_TOKEN_ERRORS: dict[str, Callable[[], Exception]] = {
 
 async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
     """validate → authorize → establish → reply, then deliver what arrived meanwhile."""
-    if req.type == TYPE_MAP:
+    if TYPE_MAP <= req.type < TYPE_SHARED_POLL:  # map, client presence map, user presence map
         await map_subscribe.handle_map_subscribe(s, cmd_id, req)
         return
     resolved = _validate(s, req)
@@ -388,6 +388,8 @@ def activate(s: ClientSession, sub: Subscription) -> None:
             s.push(data)
     if sub.emit_join_leave:
         s.spawn(node.broker.publish_join(channel, sub.info))
+    if node.maps.presence_maps:
+        s.spawn(node.maps.join_presence(channel, sub.info))
 
 
 def _tracker(s: ClientSession, sub: Subscription) -> TrackedDelivery:
@@ -447,6 +449,8 @@ async def remove_subscription(s: ClientSession, sub: Subscription) -> None:
     node, channel = s.node, sub.channel
     node.hub.remove(channel, s.id)
     node.maps.hub.remove(channel, s.id)
+    if node.maps.presence_maps:
+        await node.maps.leave_presence(channel, s.id)
     if sub.presence:
         await node.presence.remove_presence(channel, s.id, s.user)
     if sub.emit_join_leave:
@@ -486,6 +490,8 @@ async def check_subscriptions(s: ClientSession) -> None:
     for sub in list(s.subs.values()):
         if sub.presence and not sub.ended:
             await node.presence.add_presence(sub.channel, s.id, sub.info, ttl=node.presence_ttl)
+        if node.maps.presence_maps and not sub.ended:
+            await node.maps.join_presence(sub.channel, sub.info)
 
 
 # ---------------------------------------------------------------------------- sub_refresh

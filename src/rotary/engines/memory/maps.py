@@ -69,6 +69,9 @@ class MemoryMapBroker:
             return done
         exists = key in ch.entries
         if (opts.key_mode == "if_new" and exists) or (opts.key_mode == "if_exists" and not exists):
+            if exists and opts.refresh_ttl_on_suppress and settings.key_ttl:
+                entry = ch.entries[key][0]
+                ch.entries[key] = (entry, self._clock.monotonic() + settings.key_ttl)
             reason = "key_exists" if exists else "key_not_found"
             return MapUpdateResult(self._pos(ch), suppressed=True, suppress_reason=reason)
         pub = MapPublication(key, data, info=opts.info, tags=opts.tags, time=self._millis())
