@@ -234,3 +234,22 @@ async def test_presence_keys_outlive_their_ttl_while_the_subscriber_stays(
         await settle()
 
     assert await h.node.maps.stats("pc:chat:room") == 1
+
+
+async def test_remove_client_on_unsubscribe_drops_the_subscribers_own_key(
+    make_harness: MakeHarness,
+) -> None:
+    own = replace(MAP, map_allow_publish_for_subscriber=True, map_client_key="client_id")
+    own = replace(own, map_remove_client_on_unsubscribe=True)
+    h = await make_harness(
+        settings=ClientSettings(ping_interval=0),
+        channels=ChannelSettings(namespaces=(Namespace("cursors", own),)),
+    )
+    conn = await h.connect(user="1")
+    await conn.request({"id": 2, "subscribe": {"channel": "cursors:doc", "type": 1, "phase": 2}})
+    await conn.request(_map_publish(3, "cursors:doc", "", data={"x": 4}))
+    assert await h.node.maps.stats("cursors:doc") == 1
+
+    await conn.request({"id": 4, "unsubscribe": {"channel": "cursors:doc"}})
+
+    assert await h.node.maps.stats("cursors:doc") == 0

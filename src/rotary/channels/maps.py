@@ -117,6 +117,8 @@ def map_problems(options: ChannelOptions) -> list[tuple[str, str]]:
         return [("map_mode", "must be set when subscription_type is a map type")]
     if o.map_mode == "persistent" and o.subscription_type in ("map_clients", "map_users"):
         return [("map_mode", "presence maps need expiring keys: ephemeral or recoverable")]
+    if o.map_remove_client_on_unsubscribe and o.subscription_type not in MAP_TYPES:
+        return [("map_remove_client_on_unsubscribe", "needs a map subscription_type")]
     if o.map_client_key not in ("", "client_id", "user_id"):
         return [("map_client_key", 'must be "client_id" or "user_id"')]
     return _ttl_problems(o) + _stream_problems(o) + _page_problems(o)

@@ -66,6 +66,8 @@ class ChannelOptions:
     map_allow_remove_for_anonymous: bool = False
     #: The key a client writes: "" (the one it names), ``client_id`` or ``user_id``.
     map_client_key: str = ""
+    #: A map subscriber's own key (its client id) is removed when it unsubscribes.
+    map_remove_client_on_unsubscribe: bool = False
     #: Channels of this namespace publish who is subscribed into the map channel
     #: ``<prefix><channel>`` (client ids, or user ids), a namespace of type map_clients/users.
     map_clients_presence_channel_prefix: str = ""

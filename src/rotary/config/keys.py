@@ -446,6 +446,8 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
     "map_allow_remove_for_subscriber": "Map channels: subscribers may remove keys.",
     "map_allow_remove_for_anonymous":
         "Map channels: anonymous clients may remove keys (with a client permission).",
+    "map_remove_client_on_unsubscribe":
+        "Map channels: remove the key named by a subscriber's client id when it unsubscribes.",
     "map_clients_presence_channel_prefix":
         "Publish each subscriber (by client id) into the map channel <prefix><channel>.",
     "map_users_presence_channel_prefix":

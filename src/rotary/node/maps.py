@@ -120,10 +120,13 @@ class MapNode:
         self.broker = broker
         self.hub = MapHub()
         channels = node.resolver.settings
-        #: Whether any namespace publishes its subscribers into presence maps (most do not:
-        #: then the subscribe path skips the presence hooks at no cost).
+        #: Whether any namespace publishes its subscribers into presence maps or removes a
+        #: subscriber's key on unsubscribe (most do not: then the subscribe path skips these
+        #: hooks at no cost).
         self.presence_maps = any(
-            o.map_clients_presence_channel_prefix or o.map_users_presence_channel_prefix
+            o.map_clients_presence_channel_prefix
+            or o.map_users_presence_channel_prefix
+            or o.map_remove_client_on_unsubscribe
             for o in [channels.without_namespace, *(ns.options for ns in channels.namespaces)]
         )
         self._timer: TimerHandle | None = None
@@ -225,11 +228,14 @@ class MapNode:
             await self.broker.publish(target, info.user, b"", self.settings(target), opts)
 
     async def leave_presence(self, channel: str, client_id: str) -> None:
-        """Remove the client from `channel`'s client presence map (user keys expire)."""
+        """Remove the client from `channel`'s client presence map (user keys expire), and
+        its own key from `channel` itself under ``remove_client_on_unsubscribe``."""
         options = self._options(channel)
         if options is not None and options.map_clients_presence_channel_prefix:
             target = options.map_clients_presence_channel_prefix + channel
             await self.broker.remove(target, client_id, self.settings(target))
+        if options is not None and options.map_remove_client_on_unsubscribe:
+            await self.broker.remove(channel, client_id, self.settings(channel))
 
     def _options(self, channel: str) -> ChannelOptions | None:
         if not self.presence_maps:
