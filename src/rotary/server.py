@@ -35,6 +35,7 @@ from rotary.clock import Clock, SystemClock
 from rotary.config.model import Config
 from rotary.demo import DemoSettings, add_demo_routes
 from rotary.engines.base import Broker, PresenceManager
+from rotary.engines.maps import MapBroker
 from rotary.engines.revocation import RevocationStore, revocation_store_for
 from rotary.logs import configure_logging
 from rotary.metrics import ENGINE_OPS, Metrics
@@ -71,6 +72,15 @@ def _engine(config: Config, uid: str, clock: Clock) -> tuple[Broker, PresenceMan
     from rotary.engines.memory.presence import MemoryPresenceManager
 
     return MemoryBroker(clock), MemoryPresenceManager(clock)
+
+
+def _map_broker(config: Config, clock: Clock) -> MapBroker | None:
+    """The Redis map broker when ``map_broker.type`` asks for it; None: the node's memory one."""
+    if config.engine.map_broker_type != "redis":
+        return None
+    from rotary.engines.redis.maps import RedisMapBroker
+
+    return RedisMapBroker(config.engine.redis, clock=clock)
 
 
 class _Metered:
@@ -148,6 +158,7 @@ def build_node(
         broker = cast(Broker, _Metered(broker, metrics))
         presence = cast(PresenceManager, _Metered(presence, metrics))
     node = Node(
+        maps=_map_broker(config, clock),
         settings=config.client,
         resolver=resolver,
         broker=broker,

@@ -164,6 +164,7 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("log_file", "log.file", "str", "log.file"),
     ("log_json", "log.json", "bool", "log.json"),
     ("engine", "engine.type", "str", "engine.type"),
+    ("map_broker_type", "map_broker.type", "str", "engine.map_broker_type"),
     ("redis_address", "engine.redis.address", "addrs", "engine.redis.addresses"),
     ("redis_prefix", "engine.redis.prefix", "str", "engine.redis.prefix"),
     ("redis_password", "engine.redis.password", "str", "engine.redis.password"),
@@ -324,6 +325,9 @@ _DESCRIPTIONS: dict[str, str] = {
         "Write each log line as one JSON object.",
     "engine":
         "Where publications, history and presence live: memory (one node) or redis.",
+    "map_broker_type":
+        "Where map channels keep state: memory (one node) or redis (the engine's Redis "
+        "settings).",
     "redis_address":
         "Redis servers (host:port or redis:// URL); channels are sharded over several.",
     "redis_prefix":

@@ -177,6 +177,8 @@ def _misc_problems(config: Config, label: Labels) -> list[str]:
             f"{label('engine.type')}: unknown engine {config.engine.type!r} "
             '(use "memory" or "redis")'
         )
+    if config.engine.map_broker_type not in ENGINE_TYPES:
+        problems.append(f'{label("engine.map_broker_type")}: must be "memory" or "redis"')
     if config.log.level not in LOG_LEVELS:
         problems.append(f"{label('log.level')}: must be one of {', '.join(LOG_LEVELS)}")
     if config.api.error_mode not in ("", "transport"):

@@ -24,6 +24,7 @@ __all__ = [
     "MapStateResult",
     "MapStreamResult",
     "MapUpdateResult",
+    "SettingsOf",
 ]
 
 #: ``key_mode`` values: always write, write only a new key, write only an existing key.
@@ -89,12 +90,17 @@ class MapStreamResult:
 #: Called with (channel, change, stream position after it) for every change.
 MapChangeHandler = Callable[[str, MapPublication, StreamPosition], None]
 
+#: The map options of a channel, None when it is no longer a map channel.
+SettingsOf = Callable[[str], MapSettings | None]
+
 
 class MapBroker(Protocol):
     """Keyed state of map channels. `settings` always come from the channel's namespace."""
 
-    def start(self, handler: MapChangeHandler) -> None:
-        """Deliver every later change to `handler` (synchronously, in offset order)."""
+    def start(self, handler: MapChangeHandler, settings_of: SettingsOf) -> None:
+        """Deliver every later change to `handler`, in offset order per channel (the memory
+        broker synchronously, others as changes arrive); `settings_of` tells the options of a
+        channel whose keys expire."""
 
     async def publish(
         self, channel: str, key: str, data: bytes, settings: MapSettings, opts: MapPublishOptions

@@ -191,7 +191,7 @@ async def _go_live(
     add_expiry(result, sub.expire_at, now)
     s.reply(cmd_id, "subscribe", result)
     s.subs[channel] = sub
-    for data, offset in maps.hub.activate(channel, s.id, s.push):
+    for data, offset in maps.hub.activate(channel, s.id, s.push, top):
         if offset > top.offset:
             s.push(data)
     if s.node.maps.presence_maps:

@@ -63,8 +63,17 @@ def _push(channel: str, pub: MapPublication) -> bytes:
 
 
 @dataclass(slots=True)
+class _Live:
+    """A live subscriber and the last position it got: a broker that delivers changes after
+    the fact (Redis) may bring one its catch-up already held."""
+
+    push: Callable[[bytes], None]
+    position: StreamPosition
+
+
+@dataclass(slots=True)
 class _Channel:
-    live: dict[str, Callable[[bytes], None]] = field(default_factory=dict)
+    live: dict[str, _Live] = field(default_factory=dict)
     pending: dict[str, list[Buffered]] = field(default_factory=dict)
 
 
@@ -79,11 +88,16 @@ class MapHub:
         self._channels.setdefault(channel, _Channel()).pending[client_id] = []
 
     def activate(
-        self, channel: str, client_id: str, push: Callable[[bytes], None]
+        self,
+        channel: str,
+        client_id: str,
+        push: Callable[[bytes], None],
+        position: StreamPosition,
     ) -> list[Buffered]:
-        """Make a pending subscriber live; return what was buffered for it meanwhile."""
+        """Make a pending subscriber live at `position` (what its reply held); return what was
+        buffered for it meanwhile, the caller skipping what `position` already covers."""
         ch = self._channels.setdefault(channel, _Channel())
-        ch.live[client_id] = push
+        ch.live[client_id] = _Live(push, position)
         return ch.pending.pop(client_id, [])
 
     def remove(self, channel: str, client_id: str) -> None:
@@ -96,14 +110,18 @@ class MapHub:
         if not ch.live and not ch.pending:
             del self._channels[channel]
 
-    def broadcast(self, channel: str, pub: MapPublication) -> None:
-        """Queue one change to every local subscriber of `channel`, encoded once."""
+    def broadcast(self, channel: str, pub: MapPublication, sp: StreamPosition) -> None:
+        """Queue one change to every local subscriber of `channel`, encoded once; a subscriber
+        already past it (same epoch, offset not newer) is skipped."""
         ch = self._channels.get(channel)
         if ch is None:
             return
         data = _push(channel, pub)
-        for push in ch.live.values():
-            push(data)
+        for live in ch.live.values():
+            if live.position.epoch == sp.epoch and pub.offset <= live.position.offset:
+                continue
+            live.position = sp
+            live.push(data)
         for buf in ch.pending.values():
             buf.append((data, pub.offset))
 
@@ -134,7 +152,7 @@ class MapNode:
 
     def start(self) -> None:
         """Deliver changes to local subscribers and start removing expired keys."""
-        self.broker.start(self._on_change)
+        self.broker.start(self._on_change, self._settings_of)
         self._arm()
 
     async def close(self) -> None:
@@ -243,8 +261,12 @@ class MapNode:
         resolved = self._node.resolver.resolve(channel)
         return resolved.options if resolved is not None else None
 
+    def _settings_of(self, channel: str) -> MapSettings | None:
+        resolved = self._node.resolver.resolve(channel)
+        return map_settings(resolved.options) if resolved is not None else None
+
     def _on_change(self, channel: str, pub: MapPublication, sp: StreamPosition) -> None:
-        self.hub.broadcast(channel, pub)
+        self.hub.broadcast(channel, pub, sp)
 
     def _arm(self) -> None:
         self._timer = self._node.scheduler.call_later(EXPIRE_INTERVAL, self._fire)

@@ -22,6 +22,7 @@ from rotary.engines.maps import (
     MapStateResult,
     MapStreamResult,
     MapUpdateResult,
+    SettingsOf,
 )
 from rotary.engines.memory.broker import random_epoch
 
@@ -54,7 +55,7 @@ class MemoryMapBroker:
         self._channels: dict[str, _Channel] = {}
         self._handler: MapChangeHandler | None = None
 
-    def start(self, handler: MapChangeHandler) -> None:
+    def start(self, handler: MapChangeHandler, settings_of: SettingsOf) -> None:
         self._handler = handler
 
     async def close(self) -> None:
