@@ -45,6 +45,11 @@ class ChannelOptions:
     #: Delta compression types a subscriber may negotiate (only ``fossil`` exists).
     allowed_delta_types: tuple[str, ...] = ()
     delta_publish: bool = False
+    #: Subscribe, publish and sub_refresh of these channels go to the proxy of that kind
+    #: (v5 ``proxy_subscribe``…, v6 ``subscribe_proxy_enabled``…; docs/backend.md).
+    proxy_subscribe: bool = False
+    proxy_publish: bool = False
+    proxy_sub_refresh: bool = False
     #: ``stream`` (or "", the default) or ``map`` (docs/map-subscriptions.md).
     subscription_type: str = ""
     #: The ``map`` group (v6 ``map.mode`` …): ``ephemeral``, ``recoverable`` or ``persistent``.

@@ -202,7 +202,7 @@ async def _serve(
     node: Node, ws: web.WebSocketResponse, request: web.Request, *, codec: Codec, app_pings: bool
 ) -> None:
     transport = _AiohttpTransport(ws, request, binary=codec.binary)
-    session = node.new_session(transport, app_pings=app_pings, codec=codec)
+    session = node.new_session(transport, app_pings=app_pings, codec=codec, headers=request.headers)
     # No writer task: the outbox writes this transport directly and starts a task only
     # while it is backed up, or to close it; `run_writer` waits for that close.
     try:
