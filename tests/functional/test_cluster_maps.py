@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,10 @@ from tests.functional.cluster_helpers import pair_config, shared_redis_or_skip, 
 from tests.functional.conftest import ServerHandle, make_token
 
 
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[tuple[ServerHandle, ServerHandle]]:
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerHandle, ServerHandle]]:
+    """Nodes A and B sharing one Redis prefix, for the module (tests use their own channels)."""
+    tmp_path = tmp_path_factory.mktemp("cluster-maps")
     shared_redis_or_skip()
     game = {
         "name": "game",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from tests.functional.conftest import API_KEY, SECRET, make_token
+import pytest
+
+from tests.functional.cluster_helpers import start_node
+from tests.functional.conftest import API_KEY, SECRET, ServerHandle, make_token
 
 
 def config(mode: str = "persistent", **map_options: Any) -> dict[str, Any]:
@@ -23,6 +27,19 @@ def config(mode: str = "persistent", **map_options: Any) -> dict[str, Any]:
     }
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    """One server for the module (each test uses channels of its own): ``game`` as `config`
+    makes it, ``paged`` with pages of two."""
+    cfg = config()
+    paged = {**cfg["namespaces"][0], "name": "paged"}
+    paged["map"] = {**paged["map"], "default_page_size": 2, "min_page_size": 1}
+    cfg["namespaces"].append(paged)
+    handle = start_node(cfg, tmp_path_factory.mktemp("maps"), "maps")
+    yield handle
+    handle.stop()
+
+
 async def _client(server: Any, ws_connect: Any) -> Any:
     client = await ws_connect(server)
     reply = await client.request({"id": 1, "connect": {"token": make_token()}})
@@ -39,9 +56,8 @@ def _publish(server: Any, channel: str, key: str, data: Any, **extra: Any) -> di
 
 
 async def test_small_map_goes_live_on_the_first_state_page_with_every_entry(
-    rotary_server: Any, ws_connect: Any
+    server: Any, ws_connect: Any
 ) -> None:
-    server = rotary_server(config())
     _publish(server, "game:1", "b", {"v": 2})
     _publish(server, "game:1", "a", {"v": 1})
     client = await _client(server, ws_connect)
@@ -57,9 +73,8 @@ async def test_small_map_goes_live_on_the_first_state_page_with_every_entry(
 
 
 async def test_live_subscriber_gets_writes_and_removals_with_keys_and_offsets(
-    rotary_server: Any, ws_connect: Any
+    server: Any, ws_connect: Any
 ) -> None:
-    server = rotary_server(config())
     client = await _client(server, ws_connect)
     await client.request(_sub(2, "game:2", 2))
 
@@ -76,24 +91,23 @@ async def test_live_subscriber_gets_writes_and_removals_with_keys_and_offsets(
 
 
 async def test_state_is_paged_with_a_cursor_then_the_stream_then_live(
-    rotary_server: Any, ws_connect: Any
+    server: Any, ws_connect: Any
 ) -> None:
-    server = rotary_server(config(default_page_size=2, min_page_size=1, stream_size=100))
     for key in "abcde":
-        _publish(server, "game:3", key, {"k": key})
+        _publish(server, "paged:3", key, {"k": key})
     client = await _client(server, ws_connect)
 
-    first = (await client.request(_sub(2, "game:3", 2, limit=2)))["subscribe"]
+    first = (await client.request(_sub(2, "paged:3", 2, limit=2)))["subscribe"]
     assert (first["phase"], first["offset"], [e["key"] for e in first["state"]]) == (
         2,
         5,
         ["a", "b"],
     )
     epoch = first["epoch"]
-    _publish(server, "game:3", "a", {"k": "a2"})  # after the first page: comes from the stream
+    _publish(server, "paged:3", "a", {"k": "a2"})  # after the first page: comes from the stream
     pages = [first]
     while pages[-1].get("cursor"):
-        more = _sub(10 + len(pages), "game:3", 2, limit=2, cursor=pages[-1]["cursor"])
+        more = _sub(10 + len(pages), "paged:3", 2, limit=2, cursor=pages[-1]["cursor"])
         more["subscribe"].update(offset=5, epoch=epoch)
         pages.append((await client.request(more))["subscribe"])
 
@@ -104,9 +118,8 @@ async def test_state_is_paged_with_a_cursor_then_the_stream_then_live(
 
 
 async def test_recovering_subscriber_gets_only_the_changes_it_missed(
-    rotary_server: Any, ws_connect: Any
+    server: Any, ws_connect: Any
 ) -> None:
-    server = rotary_server(config())
     first = _publish(server, "game:4", "a", 1)["result"]
     _publish(server, "game:4", "b", 2)
     client = await _client(server, ws_connect)
@@ -118,10 +131,7 @@ async def test_recovering_subscriber_gets_only_the_changes_it_missed(
     assert [(p["key"], p["data"]) for p in reply["publications"]] == [("b", 2)]
 
 
-async def test_recovery_from_another_epoch_gets_error_112(
-    rotary_server: Any, ws_connect: Any
-) -> None:
-    server = rotary_server(config())
+async def test_recovery_from_another_epoch_gets_error_112(server: Any, ws_connect: Any) -> None:
     _publish(server, "game:5", "a", 1)
     client = await _client(server, ws_connect)
 
@@ -131,9 +141,8 @@ async def test_recovery_from_another_epoch_gets_error_112(
 
 
 async def test_map_subscribe_to_a_stream_namespace_and_stream_subscribe_to_a_map_get_103(
-    rotary_server: Any, ws_connect: Any
+    server: Any, ws_connect: Any
 ) -> None:
-    server = rotary_server(config())
     client = await _client(server, ws_connect)
 
     to_stream = await client.request(_sub(2, "news:x", 2))
@@ -142,10 +151,7 @@ async def test_map_subscribe_to_a_stream_namespace_and_stream_subscribe_to_a_map
     assert (to_stream["error"]["code"], to_map["error"]["code"]) == (103, 103)
 
 
-async def test_a_page_of_a_flow_that_never_started_gets_103(
-    rotary_server: Any, ws_connect: Any
-) -> None:
-    server = rotary_server(config())
+async def test_a_page_of_a_flow_that_never_started_gets_103(server: Any, ws_connect: Any) -> None:
     client = await _client(server, ws_connect)
 
     reply = await client.request(_sub(2, "game:6", 2, cursor="a"))
@@ -153,10 +159,7 @@ async def test_a_page_of_a_flow_that_never_started_gets_103(
     assert reply["error"]["code"] == 103
 
 
-async def test_unsubscribed_client_gets_no_more_changes(
-    rotary_server: Any, ws_connect: Any
-) -> None:
-    server = rotary_server(config())
+async def test_unsubscribed_client_gets_no_more_changes(server: Any, ws_connect: Any) -> None:
     client = await _client(server, ws_connect)
     await client.request(_sub(2, "game:7", 2))
     await client.request({"id": 3, "unsubscribe": {"channel": "game:7"}})
@@ -167,8 +170,7 @@ async def test_unsubscribed_client_gets_no_more_changes(
     assert client.pushes == []
 
 
-async def test_api_key_modes_idempotency_and_stats(rotary_server: Any) -> None:
-    server = rotary_server(config())
+async def test_api_key_modes_idempotency_and_stats(server: Any) -> None:
     once = {"idempotency_key": "k1"}
 
     assert _publish(server, "game:8", "a", 1, **once)["result"]["offset"] == 1
@@ -182,8 +184,7 @@ async def test_api_key_modes_idempotency_and_stats(rotary_server: Any) -> None:
     assert server.api("map_stats", {"channel": "game:8"})["result"] == {"num_keys": 1}
 
 
-async def test_api_reads_state_and_stream_and_clear_starts_a_new_epoch(rotary_server: Any) -> None:
-    server = rotary_server(config())
+async def test_api_reads_state_and_stream_and_clear_starts_a_new_epoch(server: Any) -> None:
     epoch = _publish(server, "game:9", "a", 1)["result"]["epoch"]
     _publish(server, "game:9", "b", 2)
 
@@ -200,24 +201,21 @@ async def test_api_reads_state_and_stream_and_clear_starts_a_new_epoch(rotary_se
     assert after["entries"] == [] and after["epoch"] != epoch
 
 
-async def test_api_map_call_on_a_stream_channel_gets_107(rotary_server: Any) -> None:
-    server = rotary_server(config())
+async def test_api_map_call_on_a_stream_channel_gets_107(server: Any) -> None:
 
     reply = _publish(server, "news:z", "a", 1)
 
     assert reply["error"]["code"] == 107
 
 
-async def test_plain_publish_to_a_map_channel_gets_107(rotary_server: Any) -> None:
-    server = rotary_server(config())
+async def test_plain_publish_to_a_map_channel_gets_107(server: Any) -> None:
 
     reply = server.api("publish", {"channel": "game:10", "data": {"x": 1}})
 
     assert reply["error"]["code"] == 107
 
 
-async def test_map_publish_of_bytes_that_are_not_json_gets_107(rotary_server: Any) -> None:
-    server = rotary_server(config())
+async def test_map_publish_of_bytes_that_are_not_json_gets_107(server: Any) -> None:
 
     reply = server.api("map_publish", {"channel": "game:11", "key": "a", "b64data": "/wA="})
 
