@@ -56,7 +56,7 @@ async def map_driver() -> AsyncIterator[Any]:
         pytest.fail("centrifuge-js is not installed: run `make js-deps`")
     procs: list[asyncio.subprocess.Process] = []
 
-    async def start(url: str, channel: str, page_size: int = 0) -> MapDriver:
+    async def start(url: str, channel: str, page_size: int = 0, kind: str = "map") -> MapDriver:
         proc = await asyncio.create_subprocess_exec(
             node,
             str(JS_DIR / "map_driver.mjs"),
@@ -64,6 +64,7 @@ async def map_driver() -> AsyncIterator[Any]:
             make_token(),
             channel,
             str(page_size),
+            kind,
             cwd=str(JS_DIR),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -136,3 +137,42 @@ async def test_js_map_subscriber_writes_and_removes_its_own_key(
     )
     state = server.api("map_read_state", {"channel": "game:js", "limit": -1})["result"]
     assert state["entries"] == []
+
+
+async def test_js_client_presence_map_sees_a_subscriber_come_and_go(
+    rotary_server: Any, map_driver: Any, ws_connect: Any
+) -> None:
+    cfg = config()
+    cfg["namespaces"] += [
+        {
+            "name": "chat",
+            "allow_subscribe_for_client": True,
+            "map_clients_presence_channel_prefix": "clients:",
+        },
+        {
+            "name": "clients",
+            "subscription_type": "map_clients",
+            "allow_subscribe_for_client": True,
+            "map": {"mode": "ephemeral", "key_ttl": "60s"},
+        },
+    ]
+    server = rotary_server(cfg)
+    driver = await map_driver(server.ws_url, "clients:chat:room", kind="clients")
+    await driver.next("sync")
+    member = await ws_connect(server)
+    joined = await member.request({"id": 1, "connect": {"token": make_token("member")}})
+    await member.request({"id": 2, "subscribe": {"channel": "chat:room"}})
+
+    came = await driver.next("update")
+    await member.request({"id": 3, "unsubscribe": {"channel": "chat:room"}})
+    went = await driver.next("update")
+
+    client_id = joined["connect"]["client"]
+    assert (came["key"], came["removed"], went["key"], went["removed"]) == (
+        client_id,
+        False,
+        client_id,
+        True,
+    )
+    frames = [e["data"] for e in driver.events if e["ev"] == "frame" and e["dir"] == "out"]
+    assert any('"type":2' in f for f in frames)  # the SDK's client presence map type

@@ -1,6 +1,7 @@
 // Drives one centrifuge-js map subscription for tests/functional/test_sdk_maps.py.
 //
-// argv: url, connection token, channel, page size. stdout: one JSON event per line
+// argv: url, connection token, channel, page size, kind ("map", the default, "clients" or
+// "users": the presence maps). stdout: one JSON event per line
 // ({"ev": "sync" | "update" | "subscribed" | "error" | "unsubscribed" | "frame", ...}).
 // stdin: {"op": "publish", "key", "data"} or {"op": "remove", "key"} through the
 // subscription; each answers {"ev": "written"} or {"ev": "write_error", "error"}.
@@ -10,7 +11,7 @@ import readline from 'node:readline';
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
 
-const [url, token, channel, pageSize] = process.argv.slice(2);
+const [url, token, channel, pageSize, kind] = process.argv.slice(2);
 
 function emit(event) {
   process.stdout.write(`${JSON.stringify(event)}\n`);
@@ -34,7 +35,13 @@ class TappedWebSocket extends WebSocket {
 }
 
 const client = new Centrifuge(url, { token, websocket: TappedWebSocket });
-const sub = client.newMapSubscription(channel, { pageSize: Number(pageSize || 0) });
+const options = { pageSize: Number(pageSize || 0) };
+const sub =
+  kind === 'clients'
+    ? client.newMapClientsSubscription(channel, options)
+    : kind === 'users'
+      ? client.newMapUsersSubscription(channel, options)
+      : client.newMapSubscription(channel, options);
 const entry = (e) => ({ key: e.key, data: e.data, removed: Boolean(e.removed) });
 sub.on('subscribed', () => emit({ ev: 'subscribed' }));
 sub.on('sync', (ctx) => emit({ ev: 'sync', entries: ctx.entries.map(entry) }));
