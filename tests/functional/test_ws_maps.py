@@ -220,3 +220,14 @@ async def test_map_publish_of_bytes_that_are_not_json_gets_107(server: Any) -> N
     reply = server.api("map_publish", {"channel": "game:11", "key": "a", "b64data": "/wA="})
 
     assert reply["error"]["code"] == 107
+
+
+async def test_channels_api_lists_map_channels_with_their_subscribers(
+    server: Any, ws_connect: Any
+) -> None:
+    client = await _client(server, ws_connect)
+    await client.request(_sub(2, "game:12", 2))
+
+    listed = server.api("channels", {"pattern": "game:12"})["result"]["channels"]
+
+    assert listed == {"game:12": {"num_clients": 1}}

@@ -527,7 +527,7 @@ class Node:
         )
 
     async def api_channels(self, pattern: str = "") -> dict[str, int]:
-        channels = self.hub.channels()
+        channels = {**self.hub.channels(), **self.maps.hub.channels()}
         if not pattern:
             return channels
         import fnmatch
