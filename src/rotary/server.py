@@ -35,6 +35,7 @@ from rotary.clock import Clock, SystemClock
 from rotary.config.model import Config
 from rotary.demo import DemoSettings, add_demo_routes
 from rotary.engines.base import Broker, PresenceManager
+from rotary.engines.maps import MapBroker
 from rotary.engines.revocation import RevocationStore, revocation_store_for
 from rotary.logs import configure_logging
 from rotary.metrics import ENGINE_OPS, Metrics
@@ -75,6 +76,15 @@ def _engine(config: Config, uid: str, clock: Clock) -> tuple[Broker, PresenceMan
     from rotary.engines.memory.presence import MemoryPresenceManager
 
     return MemoryBroker(clock), MemoryPresenceManager(clock)
+
+
+def _map_broker(config: Config, clock: Clock) -> MapBroker | None:
+    """The Redis map broker when ``map_broker.type`` asks for it; None: the node's memory one."""
+    if config.engine.map_broker_type != "redis":
+        return None
+    from rotary.engines.redis.maps import RedisMapBroker
+
+    return RedisMapBroker(config.engine.redis, clock=clock)
 
 
 class _Metered:
@@ -152,6 +162,7 @@ def build_node(
         broker = cast(Broker, _Metered(broker, metrics))
         presence = cast(PresenceManager, _Metered(presence, metrics))
     node = Node(
+        maps=_map_broker(config, clock),
         settings=config.client,
         resolver=resolver,
         broker=broker,
@@ -272,14 +283,13 @@ async def serve(
         build_app(config, node, demo=demo), handle_signals=False, access_log=None
     )
     await runner.setup()
-    address = config.server.address or "0.0.0.0"  # noqa: S104 - Centrifugo's default
-    site = web.TCPSite(runner, address, config.server.port)
+    # No address: every interface, IPv4 and IPv6 (one socket each), as Centrifugo listens.
+    site = web.TCPSite(runner, config.server.address or None, config.server.port)
     await site.start()
     _log.info(
-        "rotary node %s listening on %s:%d, engine %s",
+        "rotary node %s listening on %s, engine %s",
         node.uid,
-        address,
-        config.server.port,
+        ", ".join(_host_port(a) for a in runner.addresses),
         config.engine.type,
     )
     if started is not None:
@@ -288,6 +298,13 @@ async def serve(
         await (stop or asyncio.Event()).wait()
     finally:
         await _shutdown(node, runner, site, closers)
+
+
+def _host_port(sockname: object) -> str:
+    """``host:port`` of a listening socket's name, IPv6 hosts in brackets."""
+    assert isinstance(sockname, tuple)
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def _shutdown(

@@ -492,3 +492,50 @@ async def test_resubscription_of_one_shard_spares_other_shards(make_harness: Mak
     h.node.handle_resubscribed(1)
     await settle()
     assert [m["push"]["channel"] for m in conn.messages()] == ["hh:b"]
+
+
+async def test_shared_poll_type_gets_108(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="1")
+    assert _code(await _sub(conn, "news", type=4)) == 108
+    assert await _sub(conn, "news", 3) == {"id": 3, "subscribe": {}}
+
+
+async def test_map_types_get_103_in_a_stream_namespace(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="1")
+    codes = [_code(await _sub(conn, "news", 2 + t, type=t)) for t in (1, 2, 3)]
+    assert codes == [103, 103, 103]
+    assert "news" not in h.node.hub.channels()
+
+
+async def test_map_type_of_an_unknown_namespace_still_gets_102(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="1")
+    assert _code(await _sub(conn, "nope:x", type=1)) == 102
+
+
+async def test_unrecoverable_position_with_reject_flag_gets_112(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    await h.node.api_publish("hh:a", b"{}")
+    conn = await h.connect(user="1")
+    reply = await _sub(conn, "hh:a", recover=True, offset=1, epoch="zzzz", flag=3)
+    assert reply["error"] == {"code": 112, "message": "unrecoverable position"}
+    assert "hh:a" not in h.node.hub.channels()
+    assert "recovered" not in (await _sub(conn, "hh:a", 3, recover=True, epoch="z"))["subscribe"]
+
+
+async def test_recoverable_position_with_reject_flag_recovers(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    await h.node.api_publish("hh:a", b"{}")
+    epoch = (await h.node.broker.history("hh:a", HistoryFilter())).position.epoch
+    conn = await h.connect(user="1")
+    result = (await _sub(conn, "hh:a", recover=True, offset=0, epoch=epoch, flag=2))["subscribe"]
+    assert result["recovered"] is True and len(result["publications"]) == 1
+
+
+async def test_reject_flag_without_recover_subscribes(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="1")
+    result = (await _sub(conn, "hh:a", flag=2))["subscribe"]
+    assert result["positioned"] is True and "was_recovering" not in result

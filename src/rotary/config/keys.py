@@ -18,6 +18,7 @@ from rotary.proxy.settings import PROXY_KINDS
 __all__ = [
     "ENV_PREFIXES",
     "KEYS",
+    "MAP_OPTION_PREFIX",
     "NAMESPACE_OPTION_KINDS",
     "PROXY_OPTIONS",
     "PROXY_OPTION_ALIASES",
@@ -64,6 +65,9 @@ def _kind_of(field: dataclasses.Field[object]) -> Kind:
 NAMESPACE_OPTION_KINDS: dict[str, Kind] = {
     f.name: _kind_of(f) for f in dataclasses.fields(ChannelOptions)
 }
+
+#: Channel options named ``map_<x>`` are Centrifugo's ``map: {<x>: …}`` group of a namespace.
+MAP_OPTION_PREFIX = "map_"
 
 #: v6 names of the namespace proxy switches → Rotary's field (the v5 name).
 PROXY_OPTION_ALIASES = {
@@ -190,6 +194,7 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("log_file", "log.file", "str", "log.file"),
     ("log_json", "log.json", "bool", "log.json"),
     ("engine", "engine.type", "str", "engine.type"),
+    ("map_broker_type", "map_broker.type", "str", "engine.map_broker_type"),
     ("redis_address", "engine.redis.address", "addrs", "engine.redis.addresses"),
     ("redis_prefix", "engine.redis.prefix", "str", "engine.redis.prefix"),
     ("redis_password", "engine.redis.password", "str", "engine.redis.password"),
@@ -354,7 +359,7 @@ _DESCRIPTIONS: dict[str, str] = {
         "Longest time one write to a client may take before the connection is closed.",
     **_ENDPOINT_DESCRIPTIONS,
     "address":
-        "Address to listen on (empty: every interface).",
+        "Address to listen on (empty: every interface, IPv4 and IPv6).",
     "port":
         "Port to listen on.",
     "name":
@@ -373,6 +378,9 @@ _DESCRIPTIONS: dict[str, str] = {
         "Write each log line as one JSON object.",
     "engine":
         "Where publications, history and presence live: memory (one node) or redis.",
+    "map_broker_type":
+        "Where map channels keep state: memory (one node) or redis (the engine's Redis "
+        "settings).",
     "redis_address":
         "Redis servers (host:port or redis:// URL); channels are sharded over several.",
     "redis_prefix":
@@ -472,6 +480,37 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
     "channel_regex": "Regular expression the channel name after the namespace must match.",
     "allowed_delta_types": "Delta compressions subscribers may ask for (only fossil).",
     "delta_publish": "Publish as deltas by default.",
+    "subscription_type": "stream (default) or map: what a subscription to these channels is.",
+    "map_mode":
+        "Map channels: ephemeral (no stream), recoverable (stream, keys expire) or "
+        "persistent (stream, keys never expire).",
+    "map_key_ttl": "Map channels: how long a key lives after its last write (not persistent).",
+    "map_stream_size": "Map channels: most changes kept in the stream (0s: 100).",
+    "map_stream_ttl": "Map channels: how long changes stay in the stream (0s: 1m).",
+    "map_meta_ttl": "Map channels: how long the stream position survives idle channels.",
+    "map_default_page_size": "Map channels: state page size when the client names none (100).",
+    "map_min_page_size": "Map channels: smallest page size a client may ask for (100).",
+    "map_max_page_size": "Map channels: largest page size a client may ask for (1000).",
+    "map_live_transition_max_publication_limit":
+        "Map channels: most changes replayed when a subscriber goes live (0: max page size).",
+    "map_subscribe_catch_up_timeout":
+        "Map channels: how long a subscriber may page through state and stream (0s: 1m).",
+    "map_allow_publish_for_client": "Map channels: authenticated clients may write keys.",
+    "map_allow_publish_for_subscriber": "Map channels: subscribers may write keys.",
+    "map_allow_publish_for_anonymous":
+        "Map channels: anonymous clients may write keys (with a client permission).",
+    "map_allow_remove_for_client": "Map channels: authenticated clients may remove keys.",
+    "map_allow_remove_for_subscriber": "Map channels: subscribers may remove keys.",
+    "map_allow_remove_for_anonymous":
+        "Map channels: anonymous clients may remove keys (with a client permission).",
+    "map_remove_client_on_unsubscribe":
+        "Map channels: remove the key named by a subscriber's client id when it unsubscribes.",
+    "map_clients_presence_channel_prefix":
+        "Publish each subscriber (by client id) into the map channel <prefix><channel>.",
+    "map_users_presence_channel_prefix":
+        "Publish each subscribed user (by user id) into the map channel <prefix><channel>.",
+    "map_client_key":
+        "Map channels: the key a client writes: \"\" (the one it names), client_id or user_id.",
     "proxy_subscribe":
         "Subscribe without a token asks the subscribe proxy (v6 subscribe_proxy_enabled).",
     "proxy_publish": "Client publications go through the publish proxy (v6 publish_proxy_enabled).",
@@ -511,11 +550,18 @@ def _token_keys() -> list[Key]:
 _V6_OPTION_NAMES = {field: v6 for v6, field in PROXY_OPTION_ALIASES.items()}
 
 
+def _option_v6(name: str) -> str:
+    """The v6 path of a top-level channel option; the ``map_*`` ones live in its map group."""
+    if name.startswith(MAP_OPTION_PREFIX) and not name.endswith("_presence_channel_prefix"):
+        return f"channel.without_namespace.map.{name.removeprefix(MAP_OPTION_PREFIX)}"
+    return f"channel.without_namespace.{_V6_OPTION_NAMES.get(name, name)}"
+
+
 def _option_keys() -> list[Key]:
     return [
         Key(
             name,
-            f"channel.without_namespace.{_V6_OPTION_NAMES.get(name, name)}",
+            _option_v6(name),
             kind,
             f"channels.without_namespace.{name}",
             _OPTION_DESCRIPTIONS.get(name, ""),

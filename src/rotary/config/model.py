@@ -163,6 +163,9 @@ class EngineSettings:
 
     type: str = "memory"
     redis: RedisSettings = field(default_factory=RedisSettings)
+    #: Where map channels keep their state (v6 ``map_broker.type``): ``memory`` or ``redis``
+    #: (the Redis of `redis`), whatever `type` is.
+    map_broker_type: str = "memory"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
 
 from rotary.node.node import Node
 from rotary.protocol.base import Codec
@@ -127,6 +127,20 @@ def _codec(request: web.Request) -> tuple[Codec, tuple[str, ...]]:
     return JSON, ()
 
 
+def _without_blank_subprotocol(request: web.Request) -> web.Request:
+    """`request` without its Sec-WebSocket-Protocol header when that header is blank.
+
+    Some clients send the header empty; aiohttp would log a warning per connection that the
+    offered protocols do not overlap ours. An empty offer is no offer: Centrifugo ignores it.
+    """
+    offered = request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL)
+    if offered is None or offered.strip(" ,\t"):
+        return request
+    headers = request.headers.copy()
+    del headers[hdrs.SEC_WEBSOCKET_PROTOCOL]
+    return request.clone(headers=headers)
+
+
 def websocket_handler(
     node: Node,
     *,
@@ -164,7 +178,7 @@ def websocket_handler(
             decode_text=False,
             compress=False,
         )
-        await ws.prepare(request)
+        await ws.prepare(_without_blank_subprotocol(request))
         try:
             await _serve(node, ws, request, codec=codec, app_pings=not frame_pings)
         finally:
