@@ -33,6 +33,7 @@ from rotary.clock import Clock, SystemClock
 from rotary.config.model import Config
 from rotary.engines.base import Broker, PresenceManager
 from rotary.engines.revocation import RevocationStore, revocation_store_for
+from rotary.health import health_problems
 from rotary.logs import configure_logging
 from rotary.metrics import ENGINE_OPS, Metrics
 from rotary.node import revocation as node_revocation
@@ -163,8 +164,17 @@ def build_node(
     return node
 
 
-async def _health(request: web.Request) -> web.Response:
-    return web.json_response({})
+def _health_handler(node: Node) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /health``: 200 ``{}`` while the node can deliver; else 503 and the problems
+    (Redis unreachable or silent), so a load balancer stops sending clients here."""
+
+    async def handle(request: web.Request) -> web.Response:
+        problems = health_problems(node.broker, node.presence)
+        if problems:
+            return web.json_response({"problems": problems}, status=503)
+        return web.json_response({})
+
+    return handle
 
 
 def _metrics_handler(node: Node, metrics: Metrics) -> Any:
@@ -193,7 +203,7 @@ def build_app(config: Config, node: Node) -> web.Application:
         )
         app.router.add_get(config.websocket.handler_prefix, handler)
     if config.server.health:
-        app.router.add_get("/health", _health)
+        app.router.add_get("/health", _health_handler(node))
     if config.server.prometheus and node.metrics is not None:
         app.router.add_get("/metrics", _metrics_handler(node, node.metrics))
     _add_api(app, config, node)

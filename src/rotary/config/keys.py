@@ -296,7 +296,8 @@ _DESCRIPTIONS: dict[str, str] = {
     "websocket_message_size_limit":
         "Largest incoming WebSocket message, in bytes; larger closes with code 1009.",
     "websocket_write_timeout":
-        "Longest time one write to a client may take before the connection is closed.",
+        "Longest time one write to a client may block before the connection is closed "
+        "with 3009; also bounds the close handshake, after which the socket is aborted.",
     "address":
         "Address to listen on (empty: every interface).",
     "port":

@@ -12,6 +12,7 @@ Frames over ``message_size_limit`` close the connection with 1009 (aiohttp does 
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 import struct
@@ -71,10 +72,14 @@ class _AiohttpTransport:
     (`compress=False` at the handshake), so no frame needs aiohttp's compressor state.
     """
 
-    __slots__ = ("_high_water", "_protocol", "_raw", "_ws")
+    __slots__ = ("_close_timeout", "_high_water", "_protocol", "_raw", "_ws")
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, request: web.Request, *, close_timeout: float
+    ) -> None:
         self._ws = ws
+        #: Seconds the close handshake may take (``websocket.write_timeout``; 0: no bound).
+        self._close_timeout = close_timeout
         self._raw = request.transport
         self._protocol = request.protocol
         self._high_water = self._raw.get_write_buffer_limits()[1] if self._raw else 0
@@ -99,6 +104,12 @@ class _AiohttpTransport:
             await self.drain()
 
     async def close(self, disconnect: Disconnect) -> None:
+        """Send the close frame and wait for the peer's answer, at most `close_timeout`
+        seconds; a peer that has not taken the close frame by then is aborted.
+
+        The read loop is interrupted at once (aiohttp hands the waiting reader a "closing"
+        message), so the session's clean-up never waits for a peer that stopped reading.
+        """
         raw = self._raw
         if self._ws.closed or raw is None or raw.is_closing():
             # Nobody left to read a close frame. Asking aiohttp anyway would fail, and it
@@ -106,8 +117,21 @@ class _AiohttpTransport:
             # frame → response) that holds the whole connection's objects until a full
             # garbage collection, which the server's GC settings make rare.
             return
+        message = disconnect.reason.encode()[:123]
         try:
-            await self._ws.close(code=disconnect.code, message=disconnect.reason.encode()[:123])
+            async with asyncio.timeout(self._close_timeout or None):
+                # drain=False: waiting for the buffered frames here would keep the reader
+                # (and so the clean-up) waiting on a peer that may never read again.
+                await self._ws.close(code=disconnect.code, message=message, drain=False)
+                # A high-water mark of 0 pauses the protocol until the buffer is empty, so
+                # `drain` waits for the close frame itself to reach the kernel.
+                raw.set_write_buffer_limits(high=0)
+                await self.drain()
+        except TimeoutError:
+            # asyncio's close() would wait for the write buffer to empty, and a stalled
+            # peer's never does: abort drops the buffer and the socket now.
+            _log.debug("close frame not taken within %.3g s: aborting", self._close_timeout)
+            raw.abort()
         except Exception:  # the peer may already be gone; closing is best effort
             _log.debug("close failed", exc_info=True)
 
@@ -169,7 +193,8 @@ def websocket_handler(
 async def _serve(
     node: Node, ws: web.WebSocketResponse, request: web.Request, *, app_pings: bool
 ) -> None:
-    session = node.new_session(_AiohttpTransport(ws, request), app_pings=app_pings)
+    transport = _AiohttpTransport(ws, request, close_timeout=node.write_timeout)
+    session = node.new_session(transport, app_pings=app_pings)
     # No writer task: the outbox writes this transport directly and starts a task only
     # while it is backed up, or to close it; `run_writer` waits for that close.
     try:

@@ -87,6 +87,12 @@ class ShardSubscriber:
         self._tasks: list[asyncio.Task[None]] = []
         self._connected_once = False
 
+    @property
+    def connected(self) -> bool:
+        """Connected, and every wanted channel subscribed again since the last reconnect:
+        publications reach this node."""
+        return self._ready and self._resync_left == 0
+
     def start(self) -> None:
         """Start the connection task and the command writer."""
         self._tasks = [

@@ -116,6 +116,15 @@ class RedisBroker:
             self._subscribers.append(subscriber)
         await self._subscribers[0].subscribe([self._keys.control])
 
+    def health_problems(self) -> list[str]:
+        """Why this node cannot deliver now: each shard whose PUB/SUB connection is down or
+        not yet resubscribed (a dead or silent Redis: see `ShardSubscriber`)."""
+        return [
+            f"redis shard {index}: PUB/SUB connection down"
+            for index, subscriber in enumerate(self._subscribers)
+            if not subscriber.connected
+        ]
+
     async def close(self) -> None:
         """Stop the PUB/SUB tasks and close every connection. Idempotent."""
         if self._closed:
