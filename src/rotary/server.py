@@ -227,7 +227,14 @@ async def serve(
     if node.revocation is not None:
         await node.revocation.start()
     await node.start()
-    runner = web.AppRunner(build_app(config, node), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        build_app(config, node),
+        handle_signals=False,
+        access_log=None,
+        # aiohttp arms this timer when a connection opens and again after each response; a
+        # request still unfinished when it fires is dropped (its default is an hour).
+        keepalive_timeout=config.server.idle_timeout,
+    )
     await runner.setup()
     address = config.server.address or "0.0.0.0"  # noqa: S104 - Centrifugo's default
     site = web.TCPSite(runner, address, config.server.port)

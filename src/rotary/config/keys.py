@@ -154,6 +154,7 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("name", "node.name", "str", "server.name"),
     ("node_info_publish_interval", "node.info_publish_interval", "duration",
      "server.node_info_interval"),
+    ("http_idle_timeout", "http_server.idle_timeout", "duration", "server.idle_timeout"),
     ("health", "health.enabled", "bool", "server.health"),
     ("prometheus", "prometheus.enabled", "bool", "server.prometheus"),
     ("log_level", "log.level", "str", "log.level"),
@@ -306,6 +307,10 @@ _DESCRIPTIONS: dict[str, str] = {
         "Name of this node, shown by the info API.",
     "node_info_publish_interval":
         "How often a node announces itself to the others; unheard of for 3 intervals, it is gone.",
+    "http_idle_timeout":
+        "Longest a connection may go without a whole HTTP request (an idle keep-alive "
+        "connection, or headers still incomplete: a stalled upgrade, a slowloris) before "
+        "it is closed; 0 waits for ever. Rotary's own key.",
     "health":
         "Serve a health check at /health.",
     "prometheus":

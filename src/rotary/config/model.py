@@ -89,6 +89,10 @@ class ServerSettings:
     #: v5 ``node_info_publish_interval``, v6 ``node.info_publish_interval``); a node unheard
     #: of for three intervals leaves the ``info`` API's list.
     node_info_interval: float = 3.0
+    #: Seconds a connection may go without a whole HTTP request before it is closed (Rotary's
+    #: own key, v5 ``http_idle_timeout``, v6 ``http_server.idle_timeout``): bounds idle
+    #: keep-alive connections and requests whose headers never finish (slowloris).
+    idle_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
