@@ -62,7 +62,14 @@ def _engine(config: Config, uid: str, clock: Clock) -> tuple[Broker, PresenceMan
 
         redis = config.engine.redis
         return (
-            RedisBroker(redis, node_id=uid, clock=clock),
+            # The delivery probe runs at the pace of the node announcements: both are what
+            # a node does to know the cluster still hears it.
+            RedisBroker(
+                redis,
+                node_id=uid,
+                clock=clock,
+                probe_interval=config.server.node_info_interval,
+            ),
             RedisPresenceManager(redis, clock=clock),
         )
     from rotary.engines.memory.broker import MemoryBroker
