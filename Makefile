@@ -14,7 +14,7 @@ TOOLS_VENV := .venv-tools
 LATEST_VENV := .venv-latest
 PYTEST_ARGS ?= -q -n 2 --dist loadfile
 
-.PHONY: install run test test-latest lint typecheck unit js-deps services lock bench clean
+.PHONY: install run test test-latest lint typecheck unit js-deps services lock bench clean fuzz
 
 install: $(STAMP)
 
@@ -72,3 +72,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) $(LATEST_VENV) $(JS_DIR)/node_modules .mypy_cache .pytest_cache .ruff_cache
+
+# Coverage-guided fuzzing of every parser (atheris; Hypothesis' long profile without it):
+# FUZZ_SECONDS per target. What crashes a target is kept in tests/fuzz/corpus/<target>/.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
