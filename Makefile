@@ -9,12 +9,15 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK   := requirements-dev.txt
 JS_DIR := tests/sdk/js
+WEB_DIR := web
 UV_VERSION := 0.13.10
 TOOLS_VENV := .venv-tools
 LATEST_VENV := .venv-latest
 PYTEST_ARGS ?= -q -n 2 --dist loadfile
+# The browser tests drive Debian's chromium (tools/ensure.sh); Playwright never downloads one.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install run test test-latest lint typecheck unit js-deps services lock bench clean fuzz
+.PHONY: install run test test-latest lint typecheck unit js-deps web-deps services lock bench clean fuzz
 
 install: $(STAMP)
 
@@ -24,7 +27,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-run: install
+run: install web-deps
 	$(VENV)/bin/rotary dev --config config.dev.json
 
 js-deps: $(JS_DIR)/node_modules/.installed
@@ -33,9 +36,17 @@ $(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json $(JS_DIR)/package-lock
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Redis on 127.0.0.1:6379 and valgrind: used when present, installed from Debian as root.
+# centrifuge-js's browser build for the demo page of `rotary dev` (and its browser test).
+web-deps: $(WEB_DIR)/node_modules/.installed
+
+$(WEB_DIR)/node_modules/.installed: $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
+	cd $(WEB_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Redis on 127.0.0.1:6379, valgrind and chromium (browser tests): used when present,
+# installed from Debian as root.
 services:
-	tools/ensure.sh redis valgrind
+	tools/ensure.sh redis valgrind chromium
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
@@ -47,11 +58,11 @@ typecheck: install
 unit: install
 	$(VENV)/bin/pytest -q
 
-test: install js-deps services lint typecheck
+test: install js-deps web-deps services lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The suite against the newest release of every dependency, in a throw-away environment.
-test-latest: js-deps services
+test-latest: js-deps web-deps services
 	rm -rf $(LATEST_VENV)
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/pip install --quiet --upgrade pip
@@ -71,7 +82,7 @@ bench: install
 	$(PY) -m bench all --quick
 
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) $(LATEST_VENV) $(JS_DIR)/node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) $(LATEST_VENV) $(JS_DIR)/node_modules $(WEB_DIR)/node_modules .mypy_cache .pytest_cache .ruff_cache
 
 # Coverage-guided fuzzing of every parser (atheris; Hypothesis' long profile without it):
 # FUZZ_SECONDS per target. What crashes a target is kept in tests/fuzz/corpus/<target>/.
