@@ -99,6 +99,13 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("client_connection_limit", "client.connection_limit", "int", "client.connection_limit"),
     ("client_connection_rate_limit", "client.connection_rate_limit", "int",
      "client.connection_rate_limit"),
+    ("client_command_rate_limit", "client.command_rate_limit", "int",
+     "client.command_rate_limit"),
+    ("client_command_rate_burst", "client.command_rate_burst", "int",
+     "client.command_rate_burst"),
+    ("client_error_limit", "client.error_limit", "int", "client.error_limit"),
+    ("client_error_limit_interval", "client.error_limit_interval", "duration",
+     "client.error_limit_interval"),
     ("client_concurrency", "client.concurrency", "int", "client.concurrency"),
     ("client_channel_position_check_delay", "client.channel_position_check_delay", "duration",
      "client.channel_position_check_delay"),
@@ -228,6 +235,16 @@ _DESCRIPTIONS: dict[str, str] = {
     "client_connection_limit":
         "Most simultaneous connections on this node; more are refused before the WebSocket "
         "upgrade (0: no limit).",
+    "client_command_rate_limit":
+        "Commands per second one connection may send (a token bucket; 0: no limit); a "
+        "command beyond it is answered with error 111. Rotary's own key.",
+    "client_command_rate_burst":
+        "Commands one connection may send at once before the rate applies (0: the rate).",
+    "client_error_limit":
+        "Error replies one connection may draw per client_error_limit_interval (0: no "
+        "limit); one more disconnects it with 3509. Rotary's own key.",
+    "client_error_limit_interval":
+        "The interval over which client_error_limit errors are allowed.",
     "client_connection_rate_limit":
         "Most new connections per second on this node (0: no limit).",
     "client_concurrency":

@@ -53,6 +53,14 @@ class ClientSettings:
     personal_single_connection: bool = False
     rpc_ping: bool = False
     rpc_ping_method: str = "ping"
+    #: Per-connection command token bucket (Rotary's own keys; 0: off): commands per
+    #: second, and how many may come at once (0: as many as the rate).
+    command_rate_limit: int = 0
+    command_rate_burst: int = 0
+    #: Per-connection error budget (0: off): error replies allowed per interval before
+    #: disconnect 3509.
+    error_limit: int = 0
+    error_limit_interval: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
