@@ -239,8 +239,13 @@ async def serve(
     started: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
     demo: DemoSettings | None = None,
+    reuse_port: bool = False,
 ) -> None:
-    """Serve until `stop` is set (or the task is cancelled), then shut down in order."""
+    """Serve until `stop` is set (or the task is cancelled), then shut down in order.
+
+    `reuse_port` binds with SO_REUSEPORT, so that the worker processes of
+    ``rotary --workers N`` (`rotary.workers`) share the port.
+    """
     closers: list[Closer] = []
     node = build_node(config, on_close=closers)
     if node.revocation is not None:
@@ -256,7 +261,7 @@ async def serve(
     )
     await runner.setup()
     address = config.server.address or "0.0.0.0"  # noqa: S104 - Centrifugo's default
-    site = web.TCPSite(runner, address, config.server.port)
+    site = web.TCPSite(runner, address, config.server.port, reuse_port=reuse_port or None)
     await site.start()
     _log.info(
         "rotary node %s listening on %s:%d, engine %s",
@@ -297,7 +302,7 @@ async def _shutdown(
 _GC_GEN0_THRESHOLD = 50_000
 
 
-def run(config: Config, *, demo: DemoSettings | None = None) -> int:
+def run(config: Config, *, demo: DemoSettings | None = None, reuse_port: bool = False) -> int:
     """Run the server until SIGINT/SIGTERM; return the exit status (0 after a clean stop).
 
     Logs go to stderr or ``log_file``, plain or (``log_json``) one JSON object per line.
@@ -305,7 +310,7 @@ def run(config: Config, *, demo: DemoSettings | None = None) -> int:
     """
     configure_logging(config.log.level, json=config.log.json, file=config.log.file)
     _tune_gc()
-    return asyncio.run(_main(config, demo))
+    return asyncio.run(_main(config, demo, reuse_port=reuse_port))
 
 
 def _tune_gc() -> None:
@@ -318,13 +323,13 @@ def _tune_gc() -> None:
     gc.set_threshold(_GC_GEN0_THRESHOLD, 50, 100)
 
 
-async def _main(config: Config, demo: DemoSettings | None) -> int:
+async def _main(config: Config, demo: DemoSettings | None, *, reuse_port: bool = False) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _on_signal, stop, sig)
     try:
-        await serve(config, stop=stop, demo=demo)
+        await serve(config, stop=stop, demo=demo, reuse_port=reuse_port)
     except OSError as exc:
         _log.error("cannot serve: %s", exc)
         return 1
