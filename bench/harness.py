@@ -36,7 +36,17 @@ __all__ = [
     "render_tables",
 ]
 
-SCENARIOS = ("verify", "nodecost", "storm", "stormcount", "fanout", "memory", "cluster")
+SCENARIOS = (
+    "verify",
+    "nodecost",
+    "storm",
+    "stormcount",
+    "fanout",
+    "memory",
+    "cluster",
+    "latency",
+    "soak",
+)
 _OPTIONAL = {"verify", "nodecost", "cluster"}
 #: Left out of ``all --quick``: valgrind's start-up alone would take the quick run past a
 #: minute (run it on its own with ``--quick``).
