@@ -14,6 +14,8 @@ import os
 import time
 from typing import Any
 
+import pytest
+
 from tests.functional.conftest import default_config, make_token
 from tests.functional.rawsock import RawWebSocket
 
@@ -63,32 +65,38 @@ class _Counter:
             await asyncio.sleep(0.005)
 
 
-async def _flood_until_gone(server: Any, client_id: str, counters: list[_Counter]) -> int:
-    """Publish batches until `client_id` left the channel's presence, each batch once the
-    healthy subscribers received the previous one; return the number published."""
+async def _flood_until_gone(server: Any, client_ids: set[str], counters: list[_Counter]) -> int:
+    """Publish batches until every one of `client_ids` left the channel's presence, each
+    batch once the healthy subscribers received the previous one; the number published."""
     commands = [{"publish": {"channel": _CHANNEL, "data": {"blob": _PAYLOAD}}}] * _PER_BATCH
     for batch in range(1, _MAX_BATCHES + 1):
         replies = (await asyncio.to_thread(server.api, "batch", {"commands": commands}))["replies"]
         assert all("error" not in r for r in replies), replies[:1]
         for counter in counters:
             await counter.reach(batch * _PER_BATCH)
-        if client_id not in await asyncio.to_thread(_presence, server):
+        if not client_ids & set(await asyncio.to_thread(_presence, server)):
             return batch * _PER_BATCH
-    raise AssertionError(f"the stalled client was never cut:\n{server.log()[-3000:]}")
+    raise AssertionError(f"stalled clients were never cut:\n{server.log()[-3000:]}")
 
 
 def _presence(server: Any) -> dict[str, Any]:
     return dict(server.api("presence", {"channel": _CHANNEL})["result"]["presence"])
 
 
-async def _stall_among_healthy(server: Any, ws_connect: Any, code: int) -> RawWebSocket:
-    """Flood a channel holding a stalled and healthy subscribers; check what each went
-    through while the stalled one still holds its TCP connection open."""
+async def _stall_among_healthy(
+    server: Any, ws_connect: Any, code: int, *, stalled_count: int = 1
+) -> list[RawWebSocket]:
+    """Flood a channel holding stalled and healthy subscribers; check what each went
+    through while the stalled ones still hold their TCP connections open."""
     healthy = [await _healthy_subscriber(server, ws_connect, f"h{i}") for i in range(_HEALTHY)]
-    stalled, client_id = await asyncio.to_thread(_stalled_subscriber, server.port)
-    assert client_id in _presence(server)
+    found = [
+        await asyncio.to_thread(_stalled_subscriber, server.port) for _ in range(stalled_count)
+    ]
+    stalled = [peer for peer, _ in found]
+    client_ids = {client_id for _, client_id in found}
+    assert client_ids <= set(_presence(server))
     counters = [_Counter(client) for client in healthy]
-    published = await _flood_until_gone(server, client_id, counters)
+    published = await _flood_until_gone(server, client_ids, counters)
     await asyncio.sleep(0.2)
     assert [c.count for c in counters] == [published] * _HEALTHY
     for counter in counters:
@@ -106,26 +114,28 @@ async def test_stalled_subscriber_cut_with_3008_leaves_presence_before_its_socke
     # reads, so only an immediate clean-up can take the client out of presence in time.
     config = _config(client_queue_max_size=512 << 10, websocket_write_timeout="60s")
     server = rotary_server(config)
-    stalled = await _stall_among_healthy(server, ws_connect, 3008)
+    [stalled] = await _stall_among_healthy(server, ws_connect, 3008)
     # The peer finally reads: everything queued before the cut, then the close frame.
     assert await asyncio.to_thread(stalled.close_code) == 3008
     stalled.close()
 
 
-async def test_stalled_subscriber_cut_with_3009_has_its_socket_released_by_the_server(
-    rotary_server: Any, ws_connect: Any
+@pytest.mark.parametrize("stalled_count", [1, 20])
+async def test_stalled_subscribers_cut_with_3009_have_their_sockets_released_by_the_server(
+    rotary_server: Any, ws_connect: Any, stalled_count: int
 ) -> None:
     config = _config(client_queue_max_size=64 << 20, websocket_write_timeout="500ms")
     server = rotary_server(config)
     baseline = _open_fds(server) + _HEALTHY
-    stalled = await _stall_among_healthy(server, ws_connect, 3009)
-    # The peer still holds its end open and reads nothing: the server must let go of its
-    # end anyway (the close frame handed to the kernel, or the transport aborted).
+    stalled = await _stall_among_healthy(server, ws_connect, 3009, stalled_count=stalled_count)
+    # The peers still hold their ends open and read nothing: the server must let go of its
+    # ends anyway (the close frame handed to the kernel, or the transport aborted).
     deadline = time.monotonic() + 10
     while _open_fds(server) > baseline:
         assert time.monotonic() < deadline, f"{_open_fds(server)} fds, {baseline} before"
         await asyncio.sleep(0.05)
-    stalled.close()
+    for peer in stalled:
+        peer.close()
 
 
 def _open_fds(server: Any) -> int:

@@ -118,22 +118,37 @@ class _AiohttpTransport:
             # garbage collection, which the server's GC settings make rare.
             return
         message = disconnect.reason.encode()[:123]
+        # A timer, not a timeout around the awaits: the task closing may carry a pending
+        # cancellation (a hard close cuts its drain short), which would end the awaits at
+        # once and leave a stalled peer's socket open for as long as the peer likes.
+        watchdog = (
+            asyncio.get_running_loop().call_later(
+                self._close_timeout, _abort_if_stuck, raw, self._close_timeout
+            )
+            if self._close_timeout > 0
+            else None
+        )
         try:
-            async with asyncio.timeout(self._close_timeout or None):
-                # drain=False: waiting for the buffered frames here would keep the reader
-                # (and so the clean-up) waiting on a peer that may never read again.
-                await self._ws.close(code=disconnect.code, message=message, drain=False)
-                # A high-water mark of 0 pauses the protocol until the buffer is empty, so
-                # `drain` waits for the close frame itself to reach the kernel.
-                raw.set_write_buffer_limits(high=0)
-                await self.drain()
-        except TimeoutError:
-            # asyncio's close() would wait for the write buffer to empty, and a stalled
-            # peer's never does: abort drops the buffer and the socket now.
-            _log.debug("close frame not taken within %.3g s: aborting", self._close_timeout)
-            raw.abort()
+            # drain=False: waiting for the buffered frames here would keep the reader (and
+            # so the clean-up) waiting on a peer that may never read again.
+            await self._ws.close(code=disconnect.code, message=message, drain=False)
+            # A high-water mark of 0 pauses the protocol until the buffer is empty, so
+            # `drain` waits for the close frame itself to reach the kernel.
+            raw.set_write_buffer_limits(high=0)
+            await self.drain()
         except Exception:  # the peer may already be gone; closing is best effort
             _log.debug("close failed", exc_info=True)
+        else:
+            if watchdog is not None:
+                watchdog.cancel()
+
+
+def _abort_if_stuck(raw: asyncio.Transport, timeout: float) -> None:
+    """Abort `raw` if its close frame is still not written: asyncio's close would wait for
+    the write buffer to empty, and a stalled peer's never does."""
+    if raw.get_write_buffer_size() > 0:
+        _log.debug("close frame not taken within %.3g s: aborting", timeout)
+        raw.abort()
 
 
 def _wants_protobuf(request: web.Request) -> bool:
