@@ -5,6 +5,8 @@ message (counted at the clients). Servers, each on CPU 0 with the load on the ot
 
 - Rotary (connection token checked, public channel `news`), publications via POST
   /api/publish with X-API-Key, up to 8 requests in flight;
+- the same with Protobuf subscribers (``cf_protocol=protobuf``) on a Rotary of their own,
+  measured once (`fanout_protobuf_over_json`);
 - a bare broadcast on picows (publications over a control WebSocket);
 - a bare broadcast on aiohttp (POST /publish);
 - python-socketio emitting `msg` to the room (POST /publish calling `sio.emit`).
@@ -57,9 +59,10 @@ from bench.worker import LoadPool, shared_pool
 
 __all__ = ["run"]
 
-_KINDS = ("rotary", "picows", "aiohttp", "socketio")
+_KINDS = ("rotary", "rotary-protobuf", "picows", "aiohttp", "socketio")
 _LABELS = {
     "rotary": "Rotary (HTTP API publish)",
+    "rotary-protobuf": "Rotary, Protobuf subscribers",
     "picows": "bare broadcast, picows",
     "aiohttp": "bare broadcast, aiohttp",
     "socketio": "python-socketio room emit",
@@ -207,7 +210,7 @@ def _median(values: list[float]) -> float | None:
 
 
 def _start(kind: str, profile_to: Path | None = None) -> ServerProcess:
-    if kind == "rotary":
+    if kind.startswith("rotary"):
         return start_rotary_with(ROTARY_STANDARD, profile_to=profile_to)
     return start_peer(kind)
 
@@ -250,7 +253,8 @@ def _measure(
 def _open(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, exp: int) -> None:
     """Open N subscribers of `server` in the load group named `kind`."""
     client_kind = {"picows": "bare", "aiohttp": "bare"}.get(kind, kind)
-    channels = ("news",) if kind == "rotary" else ("$news",) if kind == "socketio" else ()
+    rotary = kind.startswith("rotary")
+    channels = ("news",) if rotary else ("$news",) if kind == "socketio" else ()
     spec = OpenSpec(client_kind, server.url(ws_path(kind)), 0, n, channels, SECRET, exp)
     opened = pool.open(spec, group=kind)
     if opened["failures"]:
@@ -297,7 +301,7 @@ def payload(seq: int) -> dict[str, Any]:
 
 def _bodies(kind: str, m: int) -> list[bytes]:
     """The M request bodies for `kind`'s publish endpoint."""
-    if kind == "rotary":
+    if kind.startswith("rotary"):
         return [orjson.dumps({"channel": "news", "data": payload(s)}) for s in range(m)]
     if kind == "socketio":
         return [orjson.dumps({"room": "$news", "data": payload(s)}) for s in range(m)]
@@ -308,8 +312,9 @@ async def _publish(kind: str, server: ServerProcess, m: int) -> None:
     if kind == "picows":
         await _publish_ws(server, m)
         return
-    path = "/api/publish" if kind == "rotary" else "/publish"
-    headers = {"X-API-Key": API_KEY} if kind == "rotary" else {}
+    rotary = kind.startswith("rotary")
+    path = "/api/publish" if rotary else "/publish"
+    headers = {"X-API-Key": API_KEY} if rotary else {}
     await publish_http(server.url(path, "http"), headers, _bodies(kind, m))
 
 
@@ -471,6 +476,8 @@ def _result(
         or ratio(per_cpu("rotary"), per_cpu("picows")),
         "fanout_rotary_over_socketio_cpu": ratio(per_cpu("rotary"), per_cpu("socketio")),
         "fanout_rotary_over_aiohttp": ratio(rate("rotary"), rate("aiohttp")),
+        "fanout_protobuf_over_json": ratio(rate("rotary-protobuf"), rate("rotary")),
+        "fanout_protobuf_over_json_cpu": ratio(per_cpu("rotary-protobuf"), per_cpu("rotary")),
     }
     curves = {
         f"fanout_{kind}": {

@@ -48,6 +48,7 @@ ROTARY_STANDARD: dict[str, Any] = {**ROTARY_CHECKED, "allow_subscribe_for_client
 
 _WS_PATHS = {
     "rotary": "/connection/websocket",
+    "rotary-protobuf": "/connection/websocket?cf_protocol=protobuf",
     "socketio": "/socket.io/?EIO=4&transport=websocket",
     "picows": "/ws",
     "aiohttp": "/ws",

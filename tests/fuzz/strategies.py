@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from rotary.config.keys import KEYS
 
-__all__ = ["api_bodies", "command_frames", "config_documents", "token_payloads", "token_texts"]
+__all__ = [
+    "api_bodies",
+    "command_frames",
+    "config_documents",
+    "protobuf_frames",
+    "token_payloads",
+    "token_texts",
+]
 
 _SCALARS = st.one_of(
     st.none(),
@@ -82,3 +89,21 @@ api_bodies = st.lists(_objects(_API_FIELDS), min_size=1, max_size=3).map(_frame)
 
 #: Configuration documents with the real key names (JSON, also valid YAML).
 config_documents = _objects(_CONFIG_FIELDS).map(_dumps)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _delimited(chunks: list[bytes]) -> bytes:
+    return b"".join(_varint(len(chunk)) + chunk for chunk in chunks)
+
+
+#: Binary frames of length-prefixed chunks (their bodies arbitrary: the schema's field
+#: numbers and wire types come up often in short random bytes).
+protobuf_frames = st.lists(st.binary(max_size=64), min_size=1, max_size=5).map(_delimited)

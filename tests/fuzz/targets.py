@@ -26,6 +26,7 @@ from rotary.api.http import _split_commands
 from rotary.auth import TokenRejected, TokenVerifier
 from rotary.auth.settings import AuthSettings, TokenSettings
 from rotary.errors import ConfigError
+from rotary.protocol import protobuf
 from rotary.protocol.codec import ProtocolViolation, decode_frame
 from tests.api.fakes import RecordingNode
 
@@ -45,6 +46,12 @@ def command_frame(data: bytes) -> None:
     """One WebSocket text frame: one command, or several separated by newlines."""
     with contextlib.suppress(ProtocolViolation):
         decode_frame(data)
+
+
+def protobuf_frame(data: bytes) -> None:
+    """One binary WebSocket frame of the Protobuf protocol: length-prefixed Commands."""
+    with contextlib.suppress(ProtocolViolation):
+        protobuf.decode_frame(data)
 
 
 def token(data: bytes) -> None:
@@ -109,6 +116,7 @@ def _b64url(raw: bytes) -> bytes:
 #: Target name → target; the name is also the corpus folder's.
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "command_frame": command_frame,
+    "protobuf_frame": protobuf_frame,
     "token": token,
     "signed_claims": signed_claims,
     "api_body": api_body,

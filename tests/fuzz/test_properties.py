@@ -29,6 +29,7 @@ _ANY_BYTES = st.binary(max_size=512)
 
 _SHAPED = {
     "command_frame": strategies.command_frames,
+    "protobuf_frame": strategies.protobuf_frames,
     "token": strategies.token_texts,
     "signed_claims": strategies.token_payloads,
     "api_body": strategies.api_bodies,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rotary.engines.base import ClientInfo
@@ -26,14 +26,8 @@ from rotary.node.ratelimit import limiter_for
 from rotary.node.scheduler import TimerHandle
 from rotary.node.state import State
 from rotary.node.subscription import Subscription
-from rotary.protocol.codec import (
-    PING,
-    ProtocolViolation,
-    decode_frame,
-    encode_error,
-    encode_push,
-    encode_reply,
-)
+from rotary.protocol.base import Codec, NotEncodable, ProtocolViolation
+from rotary.protocol.codec import JSON
 from rotary.protocol.codes import (
     CommandError,
     Disconnect,
@@ -58,15 +52,23 @@ class ClientSession:
     """One client connection. Created by `Node.new_session`.
 
     `app_pings` False (``cf_ws_frame_ping_pong``) leaves liveness to the transport: no
-    application pings and no ``ping``/``pong`` in the connect result.
+    application pings and no ``ping``/``pong`` in the connect result. `codec` is the wire
+    format the transport chose; nothing else in the node knows it.
     """
 
     def __init__(
-        self, node: Node, transport: Transport, *, client_id: str, app_pings: bool = True
+        self,
+        node: Node,
+        transport: Transport,
+        *,
+        client_id: str,
+        app_pings: bool = True,
+        codec: Codec = JSON,
     ) -> None:
         self.node = node
         self.id = client_id
         self.app_pings = app_pings
+        self.codec = codec
         self.state = State.CONNECTING
         self.user = ""
         self.conn_info: bytes | None = None
@@ -86,6 +88,7 @@ class ClientSession:
             max_size=settings.queue_max_size,
             write_timeout=node.write_timeout,
             on_failure=self._on_write_failure,
+            join=codec.join_frame,
         )
         #: Timer operation name → when it is due (on `node.clock.monotonic`). One scheduler
         #: handle serves them all (see `_schedule`).
@@ -130,7 +133,7 @@ class ClientSession:
         if self.state in (State.UNUSABLE, State.CLOSED):
             return
         try:
-            commands = decode_frame(frame)
+            commands = self.codec.decode_frame(frame)
         except ProtocolViolation as exc:
             self._violation(str(exc))
             return
@@ -174,13 +177,13 @@ class ClientSession:
             self._reply_error(cmd_id, method, CommandError(ErrorCode.INTERNAL))
         else:
             if result is not None:
-                self.push(encode_reply(cmd_id, method, result))
+                self.reply(cmd_id, method, result)
         finally:
             if not self._subscribing:
                 self._subscribing = None
 
     def _reply_error(self, cmd_id: int, method: str, exc: CommandError) -> None:
-        self.push(encode_error(cmd_id, exc.error))
+        self.push(self.codec.encode_error(cmd_id, exc.error))
         if self._limits is not None and not self._limits.allow_error():
             _log.info("client %s: error budget spent", self.id)
             self.disconnect(DisconnectCode.TOO_MANY_ERRORS)
@@ -216,10 +219,37 @@ class ClientSession:
         """Queue one encoded message for the client; never awaits."""
         self.outbox.push(message)
 
+    def reply(self, cmd_id: int, method: str, result: Mapping[str, Any]) -> None:
+        """Queue the successful reply to command `cmd_id` (3506 when it cannot be encoded)."""
+        try:
+            message = self.codec.encode_reply(cmd_id, method, result)
+        except NotEncodable:
+            self.unencodable()
+        else:
+            self.push(message)
+
+    def send_push(self, kind: str, body: Mapping[str, Any], channel: str = "") -> None:
+        """Queue a push of `kind` (3506 when it cannot be encoded)."""
+        try:
+            message = self.codec.encode_push(kind, body, channel)
+        except NotEncodable:
+            self.unencodable()
+        else:
+            self.push(message)
+
+    def unencodable(self) -> None:
+        """A message for this client holds bytes its format cannot carry: disconnect 3506."""
+        _log.warning(
+            "client %s (user %r): a payload is not JSON, %s cannot carry it",
+            self.id,
+            self.user,
+            self.codec.name,
+        )
+        self.disconnect(DisconnectCode.INAPPROPRIATE_PROTOCOL)
+
     def send_unsubscribe(self, channel: str, unsub: Unsubscribe) -> None:
         """Queue an Unsubscribe push for `channel`."""
-        body = {"code": unsub.code, "reason": unsub.reason}
-        self.push(encode_push("unsubscribe", body, channel))
+        self.send_push("unsubscribe", {"code": unsub.code, "reason": unsub.reason}, channel)
 
     async def run_writer(self) -> None:
         """Write queued messages until the session ends, then close the transport."""
@@ -356,7 +386,7 @@ class ClientSession:
         settings = self.node.settings
         if self.state is not State.CONNECTED:
             return
-        self.push(PING)
+        self.push(self.codec.ping)
         if settings.pong_timeout > 0 and not self._pong_pending:
             self._pong_pending = True
             self._schedule("pong", settings.pong_timeout)

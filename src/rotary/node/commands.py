@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
 from rotary.policy.permissions import history_allowed, presence_allowed, publish_allowed
-from rotary.protocol.codec import ProtocolViolation, client_info_obj, publication_obj
+from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import (
     HistoryRequest,
@@ -79,7 +79,7 @@ async def handle_presence(s: ClientSession, cmd_id: int, req: PresenceRequest) -
     """Every client in the channel's presence: ``{"presence": {client: ClientInfo}}``."""
     channel = _presence_channel(s, req.channel)
     entries = await s.node.presence.presence(channel)
-    return {"presence": {cid: client_info_obj(info) for cid, info in entries.items()}}
+    return {"presence": dict(entries)}
 
 
 async def handle_presence_stats(
@@ -113,7 +113,7 @@ async def handle_history(s: ClientSession, cmd_id: int, req: HistoryRequest) -> 
     except UnrecoverablePosition as exc:
         raise CommandError(ErrorCode.UNRECOVERABLE_POSITION) from exc
     return {
-        "publications": [publication_obj(p) for p in hist.publications],
+        "publications": list(hist.publications),
         "epoch": hist.position.epoch,
         "offset": hist.position.offset,
     }

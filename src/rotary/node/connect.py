@@ -23,7 +23,7 @@ from rotary.node.state import State
 from rotary.node.subscribe import activate, server_subscription
 from rotary.node.subscription import add_expiry
 from rotary.policy.permissions import subscribe_allowed
-from rotary.protocol.codec import ProtocolViolation, encode_reply
+from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import ConnectRequest, RefreshRequest
 
@@ -78,7 +78,7 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
         raise CommandError(ErrorCode.EXPIRED)
     s.meta = creds.meta
     s.token_identity = creds.identity
-    s.authenticated(user=creds.user, info=json_payload(creds.info), expire_at=expire_at)
+    s.authenticated(user=creds.user, info=json_payload(creds.info, s.codec), expire_at=expire_at)
     _log.debug("client %s: connected as user %r", s.id, creds.user)
     subs, results = [], {}
     for ch, opts, from_token in planned:
@@ -87,7 +87,7 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
         )
         subs.append(sub)
         results[ch.name] = result
-    s.push(encode_reply(cmd_id, "connect", _connect_result(s, results, now)))
+    s.reply(cmd_id, "connect", _connect_result(s, results, now))
     for sub in subs:
         activate(s, sub)
     s.start_timers()
@@ -194,7 +194,7 @@ async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> 
     expire_at = 0 if node.settings.insecure else creds.expire_at
     if expire_at and expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
-    info = json_payload(creds.info)
+    info = json_payload(creds.info, s.codec)
     s.token_identity = creds.identity
     return refresh_connection(s, expire_at=expire_at, info=info, now=now)
 

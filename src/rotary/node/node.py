@@ -42,6 +42,8 @@ from rotary.node.hub import Hub
 from rotary.node.outbox import Transport
 from rotary.node.position import PositionChecker
 from rotary.node.scheduler import LoopScheduler, Scheduler
+from rotary.protocol.base import Codec
+from rotary.protocol.codec import JSON
 from rotary.protocol.codes import CommandError, Disconnect, DisconnectCode, ErrorCode
 
 if TYPE_CHECKING:
@@ -109,7 +111,7 @@ class Node:
         self.name = name or self.uid
         self.write_timeout = write_timeout
         self.presence_ttl = max(presence_ttl, 3 * settings.presence_update_interval)
-        self.hub = Hub()
+        self.hub = Hub(on_unencodable=self._unencodable)
         self._live: dict[str, ClientSession] = {}
         self._clients: dict[str, ClientSession] = {}
         #: user → the client id of its one session here, or a set when it has several (most
@@ -161,11 +163,21 @@ class Node:
         """Open sessions, connected or not."""
         return len(self._live)
 
-    def new_session(self, transport: Transport, *, app_pings: bool = True) -> ClientSession:
+    def new_session(
+        self, transport: Transport, *, app_pings: bool = True, codec: Codec = JSON
+    ) -> ClientSession:
         """A session for a new connection (registered with the node once it connects)."""
-        session = ClientSession(self, transport, client_id=self.new_id(), app_pings=app_pings)
+        session = ClientSession(
+            self, transport, client_id=self.new_id(), app_pings=app_pings, codec=codec
+        )
         self._live[session.id] = session
         return session
+
+    def _unencodable(self, client_id: str) -> None:
+        """A subscriber's codec cannot carry a broadcast: disconnect it, outside the fan-out."""
+        session = self._live.get(client_id)
+        if session is not None:
+            self.call_soon(session.unencodable)
 
     def register(self, session: ClientSession) -> None:
         """Count an authenticated session (called by the session)."""

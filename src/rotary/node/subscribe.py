@@ -34,7 +34,7 @@ from rotary.node.auth import (
 from rotary.node.hub import TrackedDelivery
 from rotary.node.subscription import Subscription, add_expiry
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
-from rotary.protocol.codec import ProtocolViolation, encode_push, encode_reply, publication_obj, raw
+from rotary.protocol.base import NotEncodable, ProtocolViolation
 from rotary.protocol.codes import (
     CommandError,
     DisconnectCode,
@@ -87,8 +87,8 @@ async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest)
     result = await establish(s, sub, req if sub.recoverable else None)
     add_expiry(result, sub.expire_at, now)
     if creds is not None and creds.data:
-        result["data"] = raw(creds.data)
-    s.push(encode_reply(cmd_id, "subscribe", result))
+        result["data"] = creds.data
+    s.reply(cmd_id, "subscribe", result)
     activate(s, sub)
     if sub.token_identity is not None:
         revocation.recheck_subscription(s, sub, now)
@@ -127,9 +127,9 @@ async def _authorize(
     if req.token:
         creds = await _verify(s, req.token, req.channel)
         if creds.info is not None:
-            json_payload(creds.info)
+            json_payload(creds.info, s.codec)
         if creds.data is not None:
-            json_payload(creds.data)
+            json_payload(creds.data, s.codec)
         return creds
     if subscribe_allowed(ch, user=s.user, insecure=s.node.settings.insecure):
         return None
@@ -272,7 +272,7 @@ async def _position(
         if pubs is not None:
             result.update(recovered=True, offset=recover.offset)
             if pubs:
-                result["publications"] = [publication_obj(p) for p in pubs]
+                result["publications"] = list(pubs)
                 sub.offset = pubs[-1].offset
     return result
 
@@ -328,9 +328,18 @@ def activate(s: ClientSession, sub: Subscription) -> None:
     node, channel = s.node, sub.channel
     s.subs[channel] = sub
     tracked = _tracker(s, sub) if sub.positioned else None
-    buffered = node.hub.activate(
-        channel, s.id, push=s.push, tracked=tracked, join_leave=sub.push_join_leave
-    )
+    try:
+        buffered = node.hub.activate(
+            channel,
+            s.id,
+            push=s.push,
+            codec=s.codec,
+            tracked=tracked,
+            join_leave=sub.push_join_leave,
+        )
+    except NotEncodable:
+        s.unencodable()
+        return
     for data, offset, epoch in buffered:
         if tracked is not None:
             tracked(data, offset, epoch)
@@ -455,7 +464,7 @@ async def handle_sub_refresh(
     except CommandError as exc:
         if exc.error is not ErrorCode.TOKEN_EXPIRED:
             raise
-        s.push(encode_reply(cmd_id, "sub_refresh", {}))
+        s.reply(cmd_id, "sub_refresh", {})
         end_subscription(s, sub, UnsubscribeCode.EXPIRED)
         return None
     now = s.node.clock.now()
@@ -463,7 +472,7 @@ async def handle_sub_refresh(
         raise CommandError(ErrorCode.EXPIRED)
     sub.expire_at = creds.expire_at
     sub.token_identity = creds.identity
-    sub.info = s.client_info(json_payload(creds.info))
+    sub.info = s.client_info(json_payload(creds.info, s.codec))
     result: dict[str, Any] = {}
     add_expiry(result, sub.expire_at, now)
     return result
@@ -482,16 +491,16 @@ async def server_subscription(
     expire_at: int = 0,
 ) -> tuple[Subscription, dict[str, Any]]:
     """Establish one server-side subscription; the caller queues its result, then activates."""
-    sub = _base_subscription(s, ch, json_payload(opts.info), opts.override)
+    sub = _base_subscription(s, ch, json_payload(opts.info, s.codec), opts.override)
     sub.server_side, sub.from_token, sub.expire_at = True, from_token, expire_at
     result = await establish(s, sub, recover if sub.recoverable else None)
     if opts.data:
-        result["data"] = raw(json_payload(opts.data) or b"null")
+        result["data"] = json_payload(opts.data, s.codec) or b"null"
     add_expiry(result, expire_at, s.node.clock.now())
     return sub, result
 
 
-def subscribe_push(channel: str, result: dict[str, Any]) -> bytes:
-    """The Subscribe push announcing a server-side subscription made while connected."""
+def send_subscribe_push(s: ClientSession, channel: str, result: dict[str, Any]) -> None:
+    """Queue the Subscribe push announcing a server-side subscription made while connected."""
     keys = ("recoverable", "epoch", "offset", "positioned", "data")
-    return encode_push("subscribe", {k: result[k] for k in keys if k in result}, channel)
+    s.send_push("subscribe", {k: result[k] for k in keys if k in result}, channel)
