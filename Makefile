@@ -49,8 +49,8 @@ services:
 	tools/ensure.sh redis valgrind chromium
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -66,7 +66,7 @@ test-latest: js-deps web-deps services
 	rm -rf $(LATEST_VENV)
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/pip install --quiet --upgrade pip
-	$(LATEST_VENV)/bin/pip install --quiet --upgrade -e '.[test,bench]'
+	$(LATEST_VENV)/bin/pip install --quiet --upgrade -e '.[test,bench,fastapi,django]'
 	$(LATEST_VENV)/bin/mypy
 	$(LATEST_VENV)/bin/pytest $(PYTEST_ARGS) -p no:cacheprovider
 

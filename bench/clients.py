@@ -338,6 +338,8 @@ class OpenSpec:
     timeout: float = 60.0
     #: Bytes of ``info`` in each connection token (0: none).
     info_size: int = 0
+    #: Send ``Cookie: user=u<index>`` with the upgrade request (proxy storms: no tokens).
+    cookie: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,12 +371,24 @@ def _factory(spec: OpenSpec, index: int, tally: Tally) -> Callable[[], _Client]:
     raise ValueError(f"unknown client kind {spec.kind!r}")
 
 
+def _headers(spec: OpenSpec, index: int) -> dict[str, str] | None:
+    return {"Cookie": f"user=u{index}"} if spec.cookie else None
+
+
 async def _open_one(
-    url: str, factory: Callable[[], _Client], gate: asyncio.Semaphore, out: list[_Client]
+    url: str,
+    factory: Callable[[], _Client],
+    gate: asyncio.Semaphore,
+    out: list[_Client],
+    headers: dict[str, str] | None = None,
 ) -> float:
     async with gate:
         _, client = await ws_connect(
-            factory, url, websocket_handshake_timeout=30, use_aiofastnet=False
+            factory,
+            url,
+            websocket_handshake_timeout=30,
+            use_aiofastnet=False,
+            extra_headers=headers,
         )
     out.append(client)
     client.begin()
@@ -390,7 +404,11 @@ async def open_clients(spec: OpenSpec, tally: Tally, out: list[_Client]) -> Open
     gate = asyncio.Semaphore(spec.max_inflight)
     cpu_start = time.process_time()
     t_start = time.monotonic()
-    tasks = [asyncio.ensure_future(_open_one(spec.url, f, gate, out)) for f in factories]
+    headers = [_headers(spec, spec.start + n) for n in range(spec.count)]
+    tasks = [
+        asyncio.ensure_future(_open_one(spec.url, f, gate, out, h))
+        for f, h in zip(factories, headers, strict=True)
+    ]
     await asyncio.wait(tasks, timeout=spec.timeout)
     ready_at: list[float] = []
     failures: list[str] = []

@@ -46,8 +46,9 @@ SCENARIOS = (
     "cluster",
     "latency",
     "soak",
+    "proxystorm",
 )
-_OPTIONAL = {"verify", "nodecost", "cluster"}
+_OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}
 #: Left out of ``all --quick``: valgrind's start-up alone would take the quick run past a
 #: minute (run it on its own with ``--quick``).
 FULL_ONLY = frozenset({"stormcount"})

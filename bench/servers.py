@@ -29,6 +29,7 @@ __all__ = [
     "start_all",
     "start_peer",
     "start_picows_bare",
+    "start_proxy_backend",
     "start_rotary_with",
     "start_socketio",
     "stop_all",
@@ -81,6 +82,11 @@ def _peer(
 
 def start_picows_bare() -> ServerProcess:
     return _peer("picows_broadcast", health=None)
+
+
+def start_proxy_backend() -> ServerProcess:
+    """The minimal proxy backend of `bench proxystorm` (HTTP, answers connect and subscribe)."""
+    return _peer("proxy_backend", health="/health")
 
 
 def start_aiohttp_bare() -> ServerProcess:

@@ -22,6 +22,7 @@ from rotary.engines.base import ClientInfo
 from rotary.engines.revocation import TokenIdentity
 from rotary.node import commands, connect, subscribe
 from rotary.node.outbox import Outbox, Transport
+from rotary.node.proxy import NO_HEADERS, ProxyContext
 from rotary.node.ratelimit import limiter_for
 from rotary.node.scheduler import TimerHandle
 from rotary.node.state import State
@@ -76,6 +77,10 @@ class ClientSession:
         self.expire_at = 0
         #: The connection token in force (set by connect and refresh), for revocation.
         self.token_identity: TokenIdentity | None = None
+        #: Upgrade request headers a proxy passes on (lower-case names; set by the node).
+        self.headers: Mapping[str, str] = NO_HEADERS
+        #: Expiry handled by the refresh proxy, not by the client's refresh command.
+        self.server_refresh = False
         self.subs: dict[str, Subscription] = {}
         # `subscribing`, `releasing` and `_tasks` are made on first use and dropped once
         # empty: most sessions hold them empty, and an empty set costs 216 bytes.
@@ -107,6 +112,10 @@ class ClientSession:
     def client_info(self, chan_info: bytes | None = None) -> ClientInfo:
         """This connection as seen by others, with a channel's info."""
         return ClientInfo(self.user, self.id, self.conn_info, chan_info)
+
+    def proxy_context(self) -> ProxyContext:
+        """This connection as the proxies describe it to the backend."""
+        return ProxyContext(self.id, self.user, self.meta, self.headers, self.codec.name)
 
     @property
     def closed(self) -> bool:
@@ -279,7 +288,9 @@ class ClientSession:
         """(Re)arm the connection expiry check, or cancel it when there is no expiry."""
         self._cancel("expire")
         if self.expire_at > 0:
-            delay = self.expire_at - self.node.clock.now() + self.node.settings.expired_close_delay
+            delay = self.expire_at - self.node.clock.now()
+            if not self.server_refresh:  # the client gets a grace time to refresh
+                delay += self.node.settings.expired_close_delay
             self._schedule("expire", delay)
 
     def disconnect(self, disconnect: Disconnect, *, flush: bool = True) -> None:
@@ -398,7 +409,10 @@ class ClientSession:
 
     def _on_expire(self) -> None:
         if self.expire_at > 0 and self.expire_at <= self.node.clock.now():
-            self.disconnect(DisconnectCode.EXPIRED)
+            if self.server_refresh:
+                self.spawn(connect.refresh_by_proxy(self))
+            else:
+                self.disconnect(DisconnectCode.EXPIRED)
 
     def _on_periodic(self) -> None:
         if self.state is not State.CONNECTED:

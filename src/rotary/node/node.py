@@ -49,6 +49,7 @@ from rotary.protocol.codes import CommandError, Disconnect, DisconnectCode, Erro
 if TYPE_CHECKING:
     from rotary.engines.revocation import RevocationStore
     from rotary.metrics import Metrics
+    from rotary.node.proxy import ProxyHooks
 
 __all__ = ["Node"]
 
@@ -85,6 +86,7 @@ class Node:
         auth: Authenticator,
         revocation: RevocationStore | None = None,
         metrics: Metrics | None = None,
+        proxy: ProxyHooks | None = None,
         clock: Clock | None = None,
         scheduler: Scheduler | None = None,
         id_factory: Callable[[], str] = _uuid4,
@@ -103,6 +105,8 @@ class Node:
         #: Token revocation records (see `rotary.node.revocation`); None: no revocation API.
         self.revocation = revocation
         self.metrics = metrics
+        #: The app backend's proxies (docs/backend.md "The proxy"); None: none configured.
+        self.proxy = proxy
         self.clock: Clock = clock or SystemClock()
         self.scheduler: Scheduler = scheduler or LoopScheduler()
         self.new_id = id_factory
@@ -157,6 +161,8 @@ class Node:
         self._position_check.stop()
         await self.broker.close()
         await self.presence.close()
+        if self.proxy is not None:
+            await self.proxy.close()
 
     @property
     def num_sessions(self) -> int:
@@ -164,12 +170,23 @@ class Node:
         return len(self._live)
 
     def new_session(
-        self, transport: Transport, *, app_pings: bool = True, codec: Codec = JSON
+        self,
+        transport: Transport,
+        *,
+        app_pings: bool = True,
+        codec: Codec = JSON,
+        headers: Mapping[str, str] | None = None,
     ) -> ClientSession:
-        """A session for a new connection (registered with the node once it connects)."""
+        """A session for a new connection (registered with the node once it connects).
+
+        `headers` are the upgrade request's headers; only those a proxy passes on are kept.
+        """
         session = ClientSession(
             self, transport, client_id=self.new_id(), app_pings=app_pings, codec=codec
         )
+        if headers is not None and self.proxy is not None:
+            wanted = self.proxy.header_names
+            session.headers = {k.lower(): v for k, v in headers.items() if k.lower() in wanted}
         self._live[session.id] = session
         return session
 

@@ -84,8 +84,11 @@ async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest)
     now = s.node.clock.now()
     if sub.expire_at and sub.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
+    if creds is not None and not req.token and resolved.options.proxy_sub_refresh:
+        sub.server_refresh = _proxy_active(s, "sub_refresh")
     result = await establish(s, sub, req if sub.recoverable else None)
-    add_expiry(result, sub.expire_at, now)
+    if not sub.server_refresh:
+        add_expiry(result, sub.expire_at, now)
     if creds is not None and creds.data:
         result["data"] = creds.data
     s.reply(cmd_id, "subscribe", result)
@@ -131,10 +134,27 @@ async def _authorize(
         if creds.data is not None:
             json_payload(creds.data, s.codec)
         return creds
+    if ch.options.proxy_subscribe and not ch.user_limited:
+        return await _proxied(s, req)
     if subscribe_allowed(ch, user=s.user, insecure=s.node.settings.insecure):
         return None
     _deny(s, "subscribe", req.channel, reason="not_allowed", outcome="permission_denied")
     raise CommandError(ErrorCode.PERMISSION_DENIED)
+
+
+def _proxy_active(s: ClientSession, kind: str) -> bool:
+    return s.node.proxy is not None and s.node.proxy.active(kind)
+
+
+async def _proxied(s: ClientSession, req: SubscribeRequest) -> SubscribeCredentials:
+    """The subscribe proxy decides (docs/backend.md "The proxy"); its info and data must be JSON."""
+    proxy = s.node.proxy
+    if proxy is None or not proxy.active("subscribe"):
+        raise CommandError(ErrorCode.NOT_AVAILABLE)
+    creds = await proxy.subscribe(s.proxy_context(), req)
+    json_payload(creds.info, s.codec)
+    json_payload(creds.data, s.codec)
+    return creds
 
 
 async def _verify(
@@ -433,7 +453,10 @@ async def check_subscriptions(s: ClientSession) -> None:
     now = node.clock.now()
     delay = node.settings.expired_sub_close_delay
     for sub in list(s.subs.values()):
-        if sub.expire_at and now > sub.expire_at + delay:
+        if sub.server_refresh and sub.expire_at and now >= sub.expire_at:
+            if not await _refresh_by_proxy(s, sub):
+                return
+        elif sub.expire_at and now > sub.expire_at + delay:
             if sub.server_side:
                 s.disconnect(DisconnectCode.SUBSCRIPTION_EXPIRED)
                 return
@@ -442,6 +465,33 @@ async def check_subscriptions(s: ClientSession) -> None:
     for sub in list(s.subs.values()):
         if sub.presence and not sub.ended:
             await node.presence.add_presence(sub.channel, s.id, sub.info, ttl=node.presence_ttl)
+
+
+async def _refresh_by_proxy(s: ClientSession, sub: Subscription) -> bool:
+    """Refresh an expired proxied subscription through the sub_refresh proxy.
+
+    ``expired`` (or no later ``expire_at``) ends it with unsubscribe 2501 (the SDKs subscribe
+    again, through the subscribe proxy); a backend that cannot be asked closes the connection
+    with 3004 (the client reconnects), its own ``disconnect`` as it is. False when the
+    connection was closed.
+    """
+    assert s.node.proxy is not None
+    try:
+        answer = await s.node.proxy.sub_refresh(s.proxy_context(), sub.channel)
+        info = json_payload(answer.info, s.codec)
+    except DisconnectError as exc:
+        s.disconnect(exc.disconnect)
+        return False
+    except CommandError:
+        s.disconnect(DisconnectCode.SERVER_ERROR)
+        return False
+    if answer.expired or not answer.expire_at > s.node.clock.now():
+        end_subscription(s, sub, UnsubscribeCode.EXPIRED)
+        return True
+    sub.expire_at = answer.expire_at
+    if info is not None:
+        sub.info = s.client_info(info)
+    return True
 
 
 # ---------------------------------------------------------------------------- sub_refresh
@@ -457,6 +507,9 @@ async def handle_sub_refresh(
     sub = s.subs.get(req.channel)
     if sub is None:
         raise CommandError(ErrorCode.PERMISSION_DENIED)
+    if sub.server_refresh:
+        # The sub_refresh proxy refreshes this subscription; a client sub_refresh is a misuse.
+        raise DisconnectError(DisconnectCode.BAD_REQUEST)
     if not req.token:
         raise CommandError(ErrorCode.BAD_REQUEST)
     try:

@@ -234,7 +234,7 @@ async def _serve(
     transport = _AiohttpTransport(
         ws, request, binary=codec.binary, close_timeout=node.write_timeout
     )
-    session = node.new_session(transport, app_pings=app_pings, codec=codec)
+    session = node.new_session(transport, app_pings=app_pings, codec=codec, headers=request.headers)
     # No writer task: the outbox writes this transport directly and starts a task only
     # while it is backed up, or to close it; `run_writer` waits for that close.
     try:

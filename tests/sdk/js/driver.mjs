@@ -62,8 +62,8 @@ function num(value) {
 }
 
 class TappedWebSocket extends WebSocket {
-  constructor(url, protocols) {
-    super(url, protocols);
+  constructor(url, protocols, options) {
+    super(url, protocols, options);
     this.addEventListener('message', (e) => {
       emit(frameEvent('in', e.data));
     });
@@ -122,10 +122,34 @@ function clientInfo(info) {
 
 let client = null;
 const subs = new Map();
+// Cookie sent with the WebSocket upgrade and to token endpoints (the app's session), as a
+// browser would: tests of the backend endpoints and of the proxy set it with `cookie`.
+let cookie = '';
+
+class CookieWebSocket extends TappedWebSocket {
+  constructor(url, protocols) {
+    super(url, protocols, cookie ? { headers: { cookie } } : {});
+  }
+}
+
+// A getToken that POSTs to the app's token endpoint, as the SDK examples do.
+async function fetchToken(endpoint, body) {
+  const response = await fetch(endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
+    body: JSON.stringify(body),
+  });
+  emit({ ev: 'token_fetch', endpoint, status: response.status });
+  if (!response.ok) {
+    throw new Error(`token endpoint answered ${response.status}`);
+  }
+  return (await response.json()).token;
+}
 
 function connect(cmd) {
+  cookie = cmd.cookie || '';
   const options = {
-    websocket: TappedWebSocket,
+    websocket: CookieWebSocket,
     debug: false,
     ...(cmd.options || {}),
   };
@@ -134,6 +158,9 @@ function connect(cmd) {
   }
   if (cmd.use_get_token) {
     options.getToken = () => askToken('connection', '');
+  }
+  if (cmd.token_endpoint) {
+    options.getToken = () => fetchToken(cmd.token_endpoint, {});
   }
   const Client = cmd.protocol === 'protobuf' ? CentrifugeProtobuf : Centrifuge;
   client = new Client(cmd.url, options);
@@ -153,6 +180,9 @@ function subscribe(cmd) {
   }
   if (cmd.use_get_token) {
     options.getToken = (ctx) => askToken('subscription', ctx.channel);
+  }
+  if (cmd.token_endpoint) {
+    options.getToken = (ctx) => fetchToken(cmd.token_endpoint, { channel: ctx.channel });
   }
   const sub = client.newSubscription(cmd.channel, options);
   const channel = cmd.channel;
@@ -218,6 +248,17 @@ async function history(cmd) {
   });
 }
 
+async function publish(cmd) {
+  await reply(cmd, async () => {
+    await subs.get(cmd.channel).publish(cmd.data);
+    return {};
+  });
+}
+
+async function rpc(cmd) {
+  await reply(cmd, async () => (await client.rpc(cmd.method, cmd.data)).data);
+}
+
 function unsubscribe(cmd) {
   subs.get(cmd.channel).unsubscribe();
 }
@@ -227,6 +268,8 @@ const handlers = {
   subscribe,
   presence,
   history,
+  publish,
+  rpc,
   unsubscribe,
   token: answerToken,
   disconnect: () => client && client.disconnect(),
