@@ -232,7 +232,14 @@ def build_app(config: Config, node: Node, *, demo: DemoSettings | None = None) -
 
 def _add_api(app: web.Application, config: Config, executor: ApiExecutor) -> None:
     shutting_down = app[_SHUTTING_DOWN] = asyncio.Event()
-    add_api_routes(app, executor, config.api, shutting_down=shutting_down.is_set)
+    add_api_routes(
+        app,
+        executor,
+        config.api,
+        shutting_down=shutting_down.is_set,
+        # The idle timeout bounds a request's headers (aiohttp); this bounds its body.
+        body_timeout=config.server.idle_timeout,
+    )
 
 
 async def serve(

@@ -126,3 +126,29 @@ async def test_websocket_idle_longer_than_the_idle_timeout_stays_open(
     reply = await client.request({"id": 2, "presence": {"channel": "x"}})
     assert reply["error"]["code"] == 108
     assert not client.ws.closed
+
+
+async def test_api_request_trickling_its_body_gets_408_after_the_idle_timeout(
+    rotary_server: Any,
+) -> None:
+    server = rotary_server({**default_config(), "http_idle_timeout": "1s"})
+    sock = open_socket(server.port, timeout=0.2)
+    head = (
+        f"POST /api/info HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.api_key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    )
+    sock.sendall(head.encode())
+    answer = b""
+    # One body byte every 0.1 s: the whole body would take 10 s, ten times the timeout.
+    for _ in range(100):
+        try:
+            sock.sendall(b" ")
+            answer += sock.recv(1024)
+        except TimeoutError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        if answer:
+            break
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    sock.close()

@@ -345,7 +345,8 @@ _DESCRIPTIONS: dict[str, str] = {
     "http_idle_timeout":
         "Longest a connection may go without a whole HTTP request (an idle keep-alive "
         "connection, or headers still incomplete: a stalled upgrade, a slowloris) before "
-        "it is closed; 0 waits for ever. Rotary's own key.",
+        "it is closed, and longest an API request body may take to arrive (then 408); "
+        "0 waits for ever. Rotary's own key.",
     "health":
         "Serve a health check at /health.",
     "prometheus":
