@@ -101,9 +101,12 @@ async def _stall_among_healthy(
     assert [c.count for c in counters] == [published] * _HEALTHY
     for counter in counters:
         counter.task.cancel()
+    await asyncio.gather(*(c.task for c in counters), return_exceptions=True)
     assert f"disconnect {code} " in server.log()
     info = server.api("info", {})["result"]["nodes"][0]
     assert (info["num_clients"], info["num_subs"]) == (_HEALTHY, _HEALTHY)
+    for client in healthy:
+        await client.ws.close()
     return stalled
 
 
@@ -126,7 +129,7 @@ async def test_stalled_subscribers_cut_with_3009_have_their_sockets_released_by_
 ) -> None:
     config = _config(client_queue_max_size=64 << 20, websocket_write_timeout="500ms")
     server = rotary_server(config)
-    baseline = _open_fds(server) + _HEALTHY
+    baseline = _open_fds(server)  # before any client: the healthy ones are closed too
     stalled = await _stall_among_healthy(server, ws_connect, 3009, stalled_count=stalled_count)
     # The peers still hold their ends open and read nothing: the server must let go of its
     # ends anyway (the close frame handed to the kernel, or the transport aborted).

@@ -110,8 +110,15 @@ class _AiohttpTransport:
 
     async def drain(self) -> None:
         # aiohttp's protocol tracks pause_writing/resume_writing of this very transport;
-        # its drain helper returns at once unless writing is paused.
-        await self._protocol._drain_helper()
+        # its drain helper returns at once unless writing is paused. It keeps the future
+        # it waits on until writing resumes, even when the drain waiting on it was
+        # cancelled (a write timeout): the next drain would await that cancelled future
+        # and fail at once, so a finished one is dropped first.
+        protocol = self._protocol
+        waiter = protocol._drain_waiter
+        if waiter is not None and waiter.done():
+            protocol._drain_waiter = None
+        await protocol._drain_helper()
 
     async def write(self, frame: bytes) -> None:
         if not self.write_frame(self.frame(frame)):
@@ -132,9 +139,8 @@ class _AiohttpTransport:
             # garbage collection, which the server's GC settings make rare.
             return
         message = disconnect.reason.encode()[:123]
-        # A timer, not a timeout around the awaits: the task closing may carry a pending
-        # cancellation (a hard close cuts its drain short), which would end the awaits at
-        # once and leave a stalled peer's socket open for as long as the peer likes.
+        # A timer, not a timeout around the awaits: whatever ends those awaits early (an
+        # error, a cancellation), a stalled peer's socket is still aborted on time.
         watchdog = (
             asyncio.get_running_loop().call_later(
                 self._close_timeout, _abort_if_stuck, raw, self._close_timeout
