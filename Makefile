@@ -18,7 +18,7 @@ PYTEST_ARGS ?= -q -n 2 --dist loadfile
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: install run test test-latest lint typecheck unit js-deps web-deps go-sdk services lock bench \
-	clean
+	clean fuzz
 
 install: $(STAMP)
 
@@ -89,3 +89,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) $(LATEST_VENV) $(JS_DIR)/node_modules $(WEB_DIR)/node_modules .mypy_cache .pytest_cache .ruff_cache
+
+# Coverage-guided fuzzing of every parser (atheris; Hypothesis' long profile without it):
+# FUZZ_SECONDS per target. What crashes a target is kept in tests/fuzz/corpus/<target>/.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS)

@@ -118,6 +118,13 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("client_connection_limit", "client.connection_limit", "int", "client.connection_limit"),
     ("client_connection_rate_limit", "client.connection_rate_limit", "int",
      "client.connection_rate_limit"),
+    ("client_command_rate_limit", "client.command_rate_limit", "int",
+     "client.command_rate_limit"),
+    ("client_command_rate_burst", "client.command_rate_burst", "int",
+     "client.command_rate_burst"),
+    ("client_error_limit", "client.error_limit", "int", "client.error_limit"),
+    ("client_error_limit_interval", "client.error_limit_interval", "duration",
+     "client.error_limit_interval"),
     ("client_concurrency", "client.concurrency", "int", "client.concurrency"),
     ("client_channel_position_check_delay", "client.channel_position_check_delay", "duration",
      "client.channel_position_check_delay"),
@@ -188,6 +195,7 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("name", "node.name", "str", "server.name"),
     ("node_info_publish_interval", "node.info_publish_interval", "duration",
      "server.node_info_interval"),
+    ("http_idle_timeout", "http_server.idle_timeout", "duration", "server.idle_timeout"),
     ("health", "health.enabled", "bool", "server.health"),
     ("prometheus", "prometheus.enabled", "bool", "server.prometheus"),
     ("log_level", "log.level", "str", "log.level"),
@@ -284,6 +292,16 @@ _DESCRIPTIONS: dict[str, str] = {
     "client_connection_limit":
         "Most simultaneous connections on this node; more are refused before the WebSocket "
         "upgrade (0: no limit).",
+    "client_command_rate_limit":
+        "Commands per second one connection may send (a token bucket; 0: no limit); a "
+        "command beyond it is answered with error 111. Rotary's own key.",
+    "client_command_rate_burst":
+        "Commands one connection may send at once before the rate applies (0: the rate).",
+    "client_error_limit":
+        "Error replies one connection may draw per client_error_limit_interval (0: no "
+        "limit); one more disconnects it with 3509. Rotary's own key.",
+    "client_error_limit_interval":
+        "The interval over which client_error_limit errors are allowed.",
     "client_connection_rate_limit":
         "Most new connections per second on this node (0: no limit).",
     "client_concurrency":
@@ -356,7 +374,8 @@ _DESCRIPTIONS: dict[str, str] = {
     "websocket_message_size_limit":
         "Largest incoming WebSocket message, in bytes; larger closes with code 1009.",
     "websocket_write_timeout":
-        "Longest time one write to a client may take before the connection is closed.",
+        "Longest time one write to a client may block before the connection is closed "
+        "with 3009; also bounds the close handshake, after which the socket is aborted.",
     **_ENDPOINT_DESCRIPTIONS,
     "address":
         "Address to listen on (empty: every interface, IPv4 and IPv6).",
@@ -366,6 +385,11 @@ _DESCRIPTIONS: dict[str, str] = {
         "Name of this node, shown by the info API.",
     "node_info_publish_interval":
         "How often a node announces itself to the others; unheard of for 3 intervals, it is gone.",
+    "http_idle_timeout":
+        "Longest a connection may go without a whole HTTP request (an idle keep-alive "
+        "connection, or headers still incomplete: a stalled upgrade, a slowloris) before "
+        "it is closed, and longest an API request body may take to arrive (then 408); "
+        "0 waits for ever. Rotary's own key.",
     "health":
         "Serve a health check at /health.",
     "prometheus":
