@@ -14,7 +14,8 @@ TOOLS_VENV := .venv-tools
 LATEST_VENV := .venv-latest
 PYTEST_ARGS ?= -q -n 2 --dist loadfile
 
-.PHONY: install run test test-latest lint typecheck unit js-deps services lock bench clean
+.PHONY: install run test test-latest lint typecheck unit js-deps services centrifugo compat lock \
+	bench clean
 
 install: $(STAMP)
 
@@ -34,8 +35,18 @@ $(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json $(JS_DIR)/package-lock
 	touch $@
 
 # Redis on 127.0.0.1:6379 and valgrind: used when present, installed from Debian as root.
+# Centrifugo (the differential tests' reference) is built when Go is present (see centrifugo).
 services:
-	tools/ensure.sh redis valgrind
+	tools/ensure.sh redis valgrind centrifugo
+
+# Centrifugo v6.9.1 from its Go module, built once into ~/.cache/rotary/bin (outside the
+# repository; ROTARY_CENTRIFUGO_BIN overrides the path). A test and benchmark dependency only.
+centrifugo:
+	ROTARY_NEED_CENTRIFUGO=1 tools/ensure.sh centrifugo
+
+# Every differential scenario against Centrifugo and Rotary (`make test` runs the quick ones).
+compat: install centrifugo
+	ROTARY_COMPAT=full $(VENV)/bin/pytest -q -n 0 -m compat tests/compat
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

@@ -7,7 +7,9 @@ message (counted at the clients). Servers, each on CPU 0 with the load on the ot
   /api/publish with X-API-Key, up to 8 requests in flight;
 - a bare broadcast on picows (publications over a control WebSocket);
 - a bare broadcast on aiohttp (POST /publish);
-- python-socketio emitting `msg` to the room (POST /publish calling `sio.emit`).
+- python-socketio emitting `msg` to the room (POST /publish calling `sio.emit`);
+- Centrifugo v6.9.1 configured like Rotary (GOMAXPROCS=1, pinned to CPU 0 like Rotary),
+  publications via its POST /api/publish.
 
 Rotary and picows hold their subscribers at the same time and deliveries alternate between
 them (three rounds in a full run, order swapped each round); their ratio is the median of
@@ -57,9 +59,12 @@ from bench.worker import LoadPool, shared_pool
 
 __all__ = ["run"]
 
-_KINDS = ("rotary", "picows", "aiohttp", "socketio")
+_KINDS = ("rotary", "picows", "aiohttp", "socketio", "centrifugo")
+# Servers that speak Centrifugo's protocol and HTTP API (same clients, same publish calls).
+_CENTRIFUGO_PROTOCOL = ("rotary", "centrifugo")
 _LABELS = {
     "rotary": "Rotary (HTTP API publish)",
+    "centrifugo": "Centrifugo v6.9.1, GOMAXPROCS=1",
     "picows": "bare broadcast, picows",
     "aiohttp": "bare broadcast, aiohttp",
     "socketio": "python-socketio room emit",
@@ -249,8 +254,10 @@ def _measure(
 
 def _open(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, exp: int) -> None:
     """Open N subscribers of `server` in the load group named `kind`."""
-    client_kind = {"picows": "bare", "aiohttp": "bare"}.get(kind, kind)
-    channels = ("news",) if kind == "rotary" else ("$news",) if kind == "socketio" else ()
+    client_kind = {"picows": "bare", "aiohttp": "bare", "centrifugo": "rotary"}.get(kind, kind)
+    channels = (
+        ("news",) if kind in _CENTRIFUGO_PROTOCOL else ("$news",) if kind == "socketio" else ()
+    )
     spec = OpenSpec(client_kind, server.url(ws_path(kind)), 0, n, channels, SECRET, exp)
     opened = pool.open(spec, group=kind)
     if opened["failures"]:
@@ -297,7 +304,7 @@ def payload(seq: int) -> dict[str, Any]:
 
 def _bodies(kind: str, m: int) -> list[bytes]:
     """The M request bodies for `kind`'s publish endpoint."""
-    if kind == "rotary":
+    if kind in _CENTRIFUGO_PROTOCOL:
         return [orjson.dumps({"channel": "news", "data": payload(s)}) for s in range(m)]
     if kind == "socketio":
         return [orjson.dumps({"room": "$news", "data": payload(s)}) for s in range(m)]
@@ -308,8 +315,9 @@ async def _publish(kind: str, server: ServerProcess, m: int) -> None:
     if kind == "picows":
         await _publish_ws(server, m)
         return
-    path = "/api/publish" if kind == "rotary" else "/publish"
-    headers = {"X-API-Key": API_KEY} if kind == "rotary" else {}
+    api = kind in _CENTRIFUGO_PROTOCOL
+    path = "/api/publish" if api else "/publish"
+    headers = {"X-API-Key": API_KEY} if api else {}
     await publish_http(server.url(path, "http"), headers, _bodies(kind, m))
 
 
@@ -471,6 +479,8 @@ def _result(
         or ratio(per_cpu("rotary"), per_cpu("picows")),
         "fanout_rotary_over_socketio_cpu": ratio(per_cpu("rotary"), per_cpu("socketio")),
         "fanout_rotary_over_aiohttp": ratio(rate("rotary"), rate("aiohttp")),
+        "fanout_rotary_over_centrifugo": ratio(rate("rotary"), rate("centrifugo")),
+        "fanout_rotary_over_centrifugo_cpu": ratio(per_cpu("rotary"), per_cpu("centrifugo")),
     }
     curves = {
         f"fanout_{kind}": {

@@ -5,12 +5,14 @@ the same storm again on the same server with the same tokens (warm cache), and t
 server with token checks off (`client_insecure`, public channels): the first is the
 baseline the issue names, the second is like for like with the warm storm (both the second
 storm on their server). Then python-socketio doing the equivalent PyJWT checks (connect
-token in the connect handler, two channel tokens in a `join` event, two `enter_room`).
+token in the connect handler, two channel tokens in a `join` event, two `enter_room`), and
+Centrifugo v6.9.1 itself with the checked storm's clients and tokens (GOMAXPROCS=1, pinned to
+the server CPU like Rotary, so the ratio compares one core with one core).
 Clients: connection token + one subscription token per `$`-private channel (`$lobby`,
 shared by all, and `$u<i>`, the client's own).
 
-A full run plays 7 rounds of Rotary's storms (`BENCH_STORM_REPEATS`), socket.io in the
-first 3 of them (`BENCH_STORM_PEER_REPEATS`: it is ~3x slower and moves far less), every
+A full run plays 7 rounds of Rotary's storms (`BENCH_STORM_REPEATS`), the peers in the
+first 3 of them (`BENCH_STORM_PEER_REPEATS`: socket.io is ~3x slower and moves far less), every
 round on fresh servers, and reports the median of each variant: on a shared two-core
 machine one storm can move by a fifth or more between identical runs.
 """
@@ -31,6 +33,7 @@ from bench.servers import (
     ROTARY_CHECKED,
     ROTARY_INSECURE,
     start_all,
+    start_centrifugo_checked,
     start_rotary_with,
     start_socketio,
     stop_all,
@@ -58,7 +61,7 @@ def run(*, quick: bool) -> dict[str, Any]:
     peer_repeats = min(repeats, int(os.environ.get("BENCH_STORM_PEER_REPEATS", peer_default)))
     timeout = 30.0 if quick else 120.0
     exp = int(time.time()) + 3600
-    progress.expect(len(_ROTARY_LABELS) * repeats + peer_repeats)
+    progress.expect(len(_ROTARY_LABELS) * repeats + len(_PEERS) * peer_repeats)
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in _LABELS}
     notes: list[str] = []
     specs = storm_specs(n, exp=exp, timeout=timeout)
@@ -124,6 +127,7 @@ def _one_round(
     }
     if with_peer:
         starters["socketio"] = start_socketio
+        starters["centrifugo"] = start_centrifugo_checked
     servers = start_all(starters)
     try:
         pairs = [
@@ -139,9 +143,9 @@ def _one_round(
                 else:
                     notes.append(f"{key} not available: {server}")
                 progress.step()
-        if with_peer:
-            progress.note("storm: python-socketio")
-            _storm_into(pool, specs["socketio"], servers, "socketio", runs["socketio"], notes)
+        for peer, spec_name in _PEERS.items() if with_peer else ():
+            progress.note(f"storm: {_LABELS[peer]}")
+            _storm_into(pool, specs[spec_name], servers, peer, runs[peer], notes)
             progress.step()
     finally:
         stop_all(servers)
@@ -203,7 +207,13 @@ _ROTARY_LABELS = {
     "rotary_insecure": "Rotary, token checks off",
     "rotary_insecure_again": "Rotary, token checks off, again (same server)",
 }
-_LABELS = {**_ROTARY_LABELS, "socketio": "python-socketio + PyJWT"}
+_LABELS = {
+    **_ROTARY_LABELS,
+    "socketio": "python-socketio + PyJWT",
+    "centrifugo": "Centrifugo v6.9.1, tokens checked, GOMAXPROCS=1",
+}
+# Each peer and the clients it gets: Centrifugo speaks Rotary's protocol, so the same ones.
+_PEERS = {"socketio": "socketio", "centrifugo": "checked"}
 
 
 def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[str, Any]:
@@ -221,6 +231,12 @@ def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[s
         table.append(_row(key, n, r))
     cpu = {k: (r.get("server_cpu_s") if r["complete"] else None) for k, r in runs.items()}
     ratios = storm_ratios(secs, prefix="storm") | storm_ratios(cpu, prefix="storm", suffix="_cpu")
+    ratios["storm_rotary_over_centrifugo"] = ratio(
+        secs.get("rotary_checked"), secs.get("centrifugo")
+    )
+    ratios["storm_rotary_over_centrifugo_cpu"] = ratio(
+        cpu.get("rotary_checked"), cpu.get("centrifugo")
+    )
     curves = {
         f"storm_{k}": cumulative_curve(
             r["ready_at"], xlabel="seconds since start", ylabel=f"clients subscribed ({_LABELS[k]})"
