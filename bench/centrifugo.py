@@ -55,14 +55,22 @@ def find_go() -> str | None:
     return next((p for p in _GO_FALLBACKS if os.access(p, os.X_OK)), None)
 
 
-def _reports_version(binary: Path) -> bool:
-    try:
-        out = subprocess.run(
-            [str(binary), "version"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except OSError:
+def _is_wanted_build(binary: Path) -> bool:
+    """Whether `binary` was built from Centrifugo's module at v6.9.1.
+
+    `go install` leaves the binary's own version string at 0.0.0, so the module version is
+    read from the build information Go embeds (`go version -m`). Without Go that cannot be
+    read, and an existing binary is taken as it is.
+    """
+    if not os.access(binary, os.X_OK):
         return False
-    return CENTRIFUGO_VERSION in out.stdout
+    go = find_go()
+    if go is None:
+        return True
+    out = subprocess.run(
+        [go, "version", "-m", str(binary)], capture_output=True, text=True, timeout=60, check=False
+    )
+    return f"v{CENTRIFUGO_VERSION}" in out.stdout
 
 
 def build_centrifugo(go: str) -> Path:
@@ -96,7 +104,7 @@ def find_centrifugo(*, build: bool = False) -> Path:
     Raises `ServerUnavailable` naming what is missing (the binary, or Go to build it).
     """
     target = binary_path()
-    if target.exists() and _reports_version(target):
+    if target.exists() and _is_wanted_build(target):
         return target
     go = find_go()
     if not build or go is None:

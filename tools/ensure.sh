@@ -42,12 +42,15 @@ ensure_redis() {
 CENTRIFUGO_VERSION=6.9.1
 ensure_centrifugo() {
     local bin="${ROTARY_CENTRIFUGO_BIN:-$HOME/.cache/rotary/bin/centrifugo}"
-    if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "$CENTRIFUGO_VERSION"; then
-        return 0
-    fi
     local go
     go="$(command -v go || true)"
     if [ -z "$go" ] && [ -x /usr/local/go/bin/go ]; then go=/usr/local/go/bin/go; fi
+    # `go install` leaves the binary's own version at 0.0.0: the module version is in its
+    # build information. Without Go an existing binary is taken as it is.
+    if [ -x "$bin" ] && { [ -z "$go" ] ||
+        "$go" version -m "$bin" 2>/dev/null | grep -q "v$CENTRIFUGO_VERSION"; }; then
+        return 0
+    fi
     if [ -z "$go" ]; then
         if [ "${CI:-}" = true ] || [ "${ROTARY_NEED_CENTRIFUGO:-}" = 1 ]; then
             echo "error: Go is missing: building Centrifugo (differential tests) needs it" >&2

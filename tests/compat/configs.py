@@ -95,9 +95,13 @@ def _merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return into
 
 
-@functools.cache
 def private_key(alg: str, *, wrong: bool = False) -> Any:
     """The suite's private key for RS256 or ES256 (`wrong`: a second, unconfigured one)."""
+    return _key(alg, wrong)
+
+
+@functools.cache
+def _key(alg: str, wrong: bool) -> Any:
     del wrong  # part of the cache key only: a second key of the same type
     if alg == "RS256":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -120,10 +120,15 @@ class Raw:
 
 @dataclass(frozen=True)
 class Push:
-    """Observe the next `count` pushes on `conn` (server pings are skipped)."""
+    """Observe the next `count` pushes on `conn` (server pings are skipped).
+
+    `unordered`: the pushes are observed as one list in a canonical order, for pushes whose
+    relative order no server promises (a broadcast to several channels).
+    """
 
     conn: str
     count: int = 1
+    unordered: bool = False
 
 
 @dataclass(frozen=True)

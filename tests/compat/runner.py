@@ -196,8 +196,10 @@ class _Run:
             case Raw():
                 await self.conns[step.conn].ws.send_str(step.text)
             case Push():
-                for _ in range(step.count):
-                    self.out.entries.append(await self.conns[step.conn].push())
+                pushes = [await self.conns[step.conn].push() for _ in range(step.count)]
+                if step.unordered:
+                    pushes = [sorted(pushes, key=lambda p: json.dumps(p, sort_keys=True))]
+                self.out.entries.extend(pushes)
             case Closed():
                 self.out.entries.append(await self.conns[step.conn].closed(step.wait))
             case Api():
@@ -249,8 +251,11 @@ class _Run:
 
 
 def _dig(value: Any, path: str) -> Any:
+    """The value at dotted `path` ("<absent>" if none); a last part ``len`` counts a list."""
     for part in path.split("."):
-        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        if isinstance(value, list) and part == "len":
+            value = len(value)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         elif isinstance(value, dict) and part in value:
             value = value[part]

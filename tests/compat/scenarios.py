@@ -107,7 +107,8 @@ _CONNECTION_TOKENS = [
     _connect_only(
         "connect_channels_claim_unknown_namespace_gets_102", Tok(claims={"channels": ["nope:x"]})
     ),
-    _connect_then_close("connect_bad_b64info", Tok(claims={"b64info": "***"})),
+    _connect_only("connect_bad_b64info", Tok(claims={"b64info": "***"})),
+    _connect_only("connect_token_valid_for_two_years", Tok(exp_in=2 * 365 * 86400)),
     Scenario(
         "connect_info_and_b64info_reach_join_push",
         "base",
@@ -372,7 +373,9 @@ _SUBSCRIPTION_TOKENS = [
             *_connect("a"),
             _sub("a", "$r", token=_subtok("$r", exp_in=60)),
             Cmd("a", {"sub_refresh": {"channel": "$r", "token": _subtok("$r", exp_in=-5)}}),
-            Cmd("a", {"presence_stats": {"channel": "chat:none"}}),
+            # Still subscribed? The next push is the publication, or the end of the subscription.
+            _publish("$r", {"after": "refresh"}),
+            Push("a"),
         ),
     ),
     Scenario(
@@ -516,6 +519,26 @@ _PRESENCE_HISTORY = [
         quick=True,
     ),
     Scenario(
+        "history_since_another_epoch",
+        "base",
+        (
+            *_connect("a"),
+            _sub("a", "chat:he"),
+            _publish("chat:he", {"n": 1}),
+            _publish("chat:he", {"n": 2}),
+            Cmd(
+                "a",
+                {
+                    "history": {
+                        "channel": "chat:he",
+                        "limit": 5,
+                        "since": {"offset": 1, "epoch": "x"},
+                    }
+                },
+            ),
+        ),
+    ),
+    Scenario(
         "history_in_channel_without_history_gets_108",
         "base",
         (
@@ -554,10 +577,11 @@ _API = [
             *_connect("a"),
             _sub("a", "news"),
             _sub("a", "chat:x"),
+            Push("a"),  # its own join in chat:x
             Api("publish", {"channel": "news", "data": {"p": 1}, "tags": {"k": "v"}}),
             Push("a"),
             Api("broadcast", {"channels": ["news", "chat:x"], "data": {"b": 1}}),
-            Push("a", 2),
+            Push("a", 2, unordered=True),
         ),
         quick=True,
     ),
@@ -612,16 +636,8 @@ _API = [
             Api("history", {"channel": "chat:api", "limit": 10}),
             Api("channels", {}),
             Api("channels", {"pattern": "chat:*"}),
-            Api(
-                "info",
-                {},
-                keep=(
-                    "result.nodes.0.num_clients",
-                    "result.nodes.0.num_users",
-                    "result.nodes.0.num_channels",
-                    "result.nodes.0.num_subs",
-                ),
-            ),
+            # Centrifugo refreshes its node counts every few seconds: only the node list counts.
+            Api("info", {}, keep=("result.nodes.len",)),
         ),
     ),
     Scenario(

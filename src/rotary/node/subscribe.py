@@ -32,7 +32,7 @@ from rotary.node.auth import (
     json_payload,
 )
 from rotary.node.hub import TrackedDelivery
-from rotary.node.subscription import Subscription, add_expiry
+from rotary.node.subscription import Subscription, add_expiry, capped_expiry
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
 from rotary.protocol.codec import ProtocolViolation, encode_push, encode_reply, publication_obj, raw
 from rotary.protocol.codes import (
@@ -274,6 +274,8 @@ async def _position(
             if pubs:
                 result["publications"] = [publication_obj(p) for p in pubs]
                 sub.offset = pubs[-1].offset
+    if not result["offset"]:
+        del result["offset"]  # Centrifugo leaves a zero offset out (protobuf JSON omits zeros)
     return result
 
 
@@ -461,7 +463,7 @@ async def handle_sub_refresh(
     now = s.node.clock.now()
     if creds.expire_at and creds.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
-    sub.expire_at = creds.expire_at
+    sub.expire_at = capped_expiry(creds.expire_at, now)
     sub.token_identity = creds.identity
     sub.info = s.client_info(json_payload(creds.info))
     result: dict[str, Any] = {}
