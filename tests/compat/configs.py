@@ -14,10 +14,11 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-__all__ = ["API_KEY", "SECRET", "config", "names", "private_key"]
+__all__ = ["API_KEY", "SECRET", "SUB_SECRET", "config", "names", "private_key"]
 
 SECRET = "compat-hmac-secret-0123456789abcdef01234567"
 API_KEY = "compat-api-key"
+SUB_SECRET = "compat-subscription-secret-0123456789abcdef"
 
 _CHAT = {
     "name": "chat",
@@ -33,6 +34,33 @@ _CHAT = {
     "allow_history_for_subscriber": True,
 }
 _PLAIN = {"name": "plain"}  # every option off: only a token opens it
+# Presence, history and publish for any client, anonymous ones included (open_ns).
+_OPEN = {
+    "name": "open",
+    "presence": True,
+    "history_size": 5,
+    "history_ttl": "60s",
+    "allow_subscribe_for_client": True,
+    "allow_subscribe_for_anonymous": True,
+    "allow_presence_for_client": True,
+    "allow_history_for_client": True,
+    "allow_publish_for_client": True,
+}
+_POSITIONED = {
+    "name": "pos",
+    "history_size": 5,
+    "history_ttl": "60s",
+    "force_positioning": True,
+    "allow_subscribe_for_client": True,
+}
+_CACHE = {
+    "name": "cache",
+    "history_size": 5,
+    "history_ttl": "60s",
+    "force_recovery": True,
+    "force_recovery_mode": "cache",
+    "allow_subscribe_for_client": True,
+}
 
 _BASE: dict[str, Any] = {
     "client": {
@@ -73,6 +101,17 @@ def _extra() -> dict[str, dict[str, Any]]:
             "websocket": {"message_size_limit": 1024},
         },
         "user_limited": {"channel": {"without_namespace": {"allow_user_limited_channels": True}}},
+        "sub_tokens": {
+            "client": {"subscription_token": {"enabled": True, "hmac_secret_key": SUB_SECRET}}
+        },
+        "user_claim": {"client": {"token": {"user_id_claim": "user_id"}}},
+        "insecure": {"client": {"insecure": True}},
+        "personal": {
+            "client": {"subscribe_to_user_personal_channel": {"enabled": True}},
+            "channel": {"without_namespace": {"presence": True}},
+        },
+        "open_ns": {"channel": {"namespaces": [_CHAT, _PLAIN, _OPEN, _POSITIONED, _CACHE]}},
+        "connection_limit": {"client": {"connection_limit": 1}},
     }
 
 
