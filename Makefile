@@ -9,13 +9,16 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK   := requirements-dev.txt
 JS_DIR := tests/sdk/js
+WEB_DIR := web
 UV_VERSION := 0.13.10
 TOOLS_VENV := .venv-tools
 LATEST_VENV := .venv-latest
 PYTEST_ARGS ?= -q -n 2 --dist loadfile
+# The browser tests drive Debian's chromium (tools/ensure.sh); Playwright never downloads one.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install run test test-latest lint typecheck unit js-deps services centrifugo compat lock \
-	bench clean
+.PHONY: install run test test-latest lint typecheck unit js-deps web-deps services centrifugo \
+	compat lock bench clean
 
 install: $(STAMP)
 
@@ -25,7 +28,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-run: install
+run: install web-deps
 	$(VENV)/bin/rotary dev --config config.dev.json
 
 js-deps: $(JS_DIR)/node_modules/.installed
@@ -34,10 +37,18 @@ $(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json $(JS_DIR)/package-lock
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Redis on 127.0.0.1:6379 and valgrind: used when present, installed from Debian as root.
-# Centrifugo (the differential tests' reference) is built when Go is present (see centrifugo).
+# centrifuge-js's browser build for the demo page of `rotary dev` (and its browser test).
+web-deps: $(WEB_DIR)/node_modules/.installed
+
+$(WEB_DIR)/node_modules/.installed: $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
+	cd $(WEB_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Redis on 127.0.0.1:6379, valgrind and chromium (browser tests): used when present,
+# installed from Debian as root. Centrifugo (the differential tests' reference) is built
+# when Go is present (see centrifugo).
 services:
-	tools/ensure.sh redis valgrind centrifugo
+	tools/ensure.sh redis valgrind chromium centrifugo
 
 # Centrifugo v6.9.1 from its Go module, built once into ~/.cache/rotary/bin (outside the
 # repository; ROTARY_CENTRIFUGO_BIN overrides the path). A test and benchmark dependency only.
@@ -58,11 +69,11 @@ typecheck: install
 unit: install
 	$(VENV)/bin/pytest -q
 
-test: install js-deps services lint typecheck
+test: install js-deps web-deps services lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The suite against the newest release of every dependency, in a throw-away environment.
-test-latest: js-deps services
+test-latest: js-deps web-deps services
 	rm -rf $(LATEST_VENV)
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/pip install --quiet --upgrade pip
@@ -82,4 +93,4 @@ bench: install
 	$(PY) -m bench all --quick
 
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) $(LATEST_VENV) $(JS_DIR)/node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) $(LATEST_VENV) $(JS_DIR)/node_modules $(WEB_DIR)/node_modules .mypy_cache .pytest_cache .ruff_cache

@@ -25,7 +25,16 @@ from bench import progress
 from bench.common import REPO, load_cpus, pin_self_to_load, raise_fd_limit, server_cpus
 from bench.worker import close_shared_pool
 
-__all__ = ["FULL_ONLY", "SCENARIOS", "cell", "load_scenario", "main_run", "plot", "render_tables"]
+__all__ = [
+    "FULL_ONLY",
+    "SCENARIOS",
+    "cell",
+    "cpu_model",
+    "load_scenario",
+    "main_run",
+    "plot",
+    "render_tables",
+]
 
 SCENARIOS = ("verify", "nodecost", "storm", "stormcount", "fanout", "memory", "cluster")
 _OPTIONAL = {"verify", "nodecost", "cluster"}
@@ -139,6 +148,23 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name as Linux reports it, else `platform.processor()` (may be "").
+
+    A results file names its machine, so that a reader can tell what its figures were
+    measured on.
+    """
+    try:
+        lines = cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
+    return platform.processor()
+
+
 def _meta(quick: bool) -> dict[str, Any]:
     try:
         commit = subprocess.run(
@@ -151,6 +177,7 @@ def _meta(quick: bool) -> dict[str, Any]:
         "quick": quick,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu_model": cpu_model(),
         "cpus": os.cpu_count(),
         "server_cpus": sorted(server_cpus()),
         "load_cpus": sorted(load_cpus()),

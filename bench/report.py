@@ -1,6 +1,6 @@
 """Markdown tables from a results file: `python -m bench.report RESULTS.json`.
 
-Used to paste a run's figures into docs/benchmarks.md.
+Used to bring a run's figures into docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ def markdown(doc: dict[str, Any]) -> str:
     blocks = [
         f"Run of {meta.get('date', '?')} (commit {str(meta.get('commit', ''))[:10]}, "
         f"{'quick' if meta.get('quick') else 'full'}; Python {meta.get('python', '?')}, "
-        f"{meta.get('cpus', '?')} CPUs, servers on CPU {meta.get('server_cpus')}, "
+        f"{meta.get('cpus', '?')} CPUs ({meta.get('cpu_model') or 'model not recorded'}), "
+        f"servers on CPU {meta.get('server_cpus')}, "
         f"load on CPU {meta.get('load_cpus')}; load average at the end "
         f"{', '.join(f'{x:.1f}' for x in meta.get('loadavg_at_end', []))})."
     ]

@@ -1,6 +1,6 @@
 """`stormcount`: the storm's server work counted in instructions, immune to the machine's noise.
 
-On a shared two-core machine the same storm's wall time moves by a fifth or more from one
+On a shared machine of two cores the same storm's wall time moves by a fifth or more from one
 run to the next (a fixed loop on an idle CPU varies twofold), so a time ratio of a few per
 cent needs many rounds to resolve. This scenario runs the very storms of `bench.storm` (same
 clients, tokens, channels and server configurations, on the same load workers) against
@@ -20,9 +20,9 @@ quarter fewer instructions than asyncio's loop for Rotary, yet was not faster). 
 ratios as "how much more work", beside the storm's time ratios. Under valgrind the server
 runs ~50x slower, so reads gather more data at once than in the timed storm, and the
 servers' periodic timers (pings, presence updates) are set to an hour: a storm of seconds
-lasts minutes there, and timers firing within it would be counted as storm work (they were
-until session 5: little at 500 clients, but at 5,000 a checks-off client counted 1.37
-million instructions with them against 0.94 million at 500 without).
+lasts minutes there, and timers firing within it would be counted as storm work (at 5,000
+clients with the usual intervals a checks-off client counted 1.37 million instructions
+against 0.94 million at 500 clients with the timers out of the way).
 
 Needs valgrind (``valgrind`` and ``callgrind_control`` on PATH); without it the scenario
 reports that and measures nothing. Servers start with instrumentation off (imports under

@@ -431,7 +431,7 @@ def test_bad_flag_values_are_one_error_line(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- dev
 
 
-def test_dev_creates_a_config_prints_a_token_and_the_websocket_url(tmp_path: Path) -> None:
+def test_dev_creates_a_config_prints_a_token_and_the_demo_and_admin_urls(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROTARY_", "CENTRIFUGO_"))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "rotary", "dev", "--port", "0", "--address", "127.0.0.1"],
@@ -443,7 +443,7 @@ def test_dev_creates_a_config_prints_a_token_and_the_websocket_url(tmp_path: Pat
     )
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline().rstrip("\n") for _ in range(5)]
+        lines = [proc.stdout.readline().rstrip("\n") for _ in range(7)]
     finally:
         proc.terminate()
         proc.wait(10)
@@ -456,6 +456,10 @@ def test_dev_creates_a_config_prints_a_token_and_the_websocket_url(tmp_path: Pat
     claims = decode(lines[3], config["token_hmac_secret_key"])
     assert claims["sub"] == "dev-user" and claims["exp"] - claims["iat"] == 86_400
     assert lines[4] == "WebSocket endpoint: ws://127.0.0.1:0/connection/websocket"
+    assert lines[5] == "Demo chat: http://127.0.0.1:0/demo/"
+    assert lines[6] == "Admin UI: http://127.0.0.1:0/ (password: admin_password in config.dev.json)"
+    assert config["admin"] is True and len(config["admin_password"]) >= 16
+    assert config["admin_password"] not in "\n".join(lines)
     assert config["allowed_origins"] == ["*"]
     assert config["namespaces"][0]["name"] == "chat"
     assert config["force_recovery"] and config["history_ttl"] == "300s"

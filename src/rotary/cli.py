@@ -37,6 +37,8 @@ _WEEK = 604_800
 _DEV_CONFIG_PATH = "config.dev.json"
 _DEV_USER = "dev-user"
 _DEV_TTL = 86_400
+#: Where ``npm ci`` in web/ (run by ``make run``) puts centrifuge-js's browser build.
+_DEMO_SDK = "web/node_modules/centrifuge/dist/centrifuge.js"
 _ALG_NAMES = {
     "HS256": "HMAC SHA-256",
     "HS384": "HMAC SHA-384",
@@ -129,6 +131,11 @@ def _parser() -> _Parser:
     _add(commands, "serve", "run the server (the default)", _cmd_serve, config, server)
     dev = _add(commands, "dev", "write a development config if missing and run", _cmd_dev)
     dev.add_argument("-c", "--config", default=_DEV_CONFIG_PATH, help="development config file")
+    dev.add_argument(
+        "--demo-sdk",
+        default=_DEMO_SDK,
+        help=f"centrifuge-js browser build for the demo page (default {_DEMO_SDK})",
+    )
     _add_server_flags(dev)
     _add_token_commands(commands, config)
     _add(commands, "genconfig", "write a new config file", _cmd_genconfig, config)
@@ -201,20 +208,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return _run_server(_load(args, _server_overrides(args)))
 
 
-def _run_server(config: Config) -> int:
+def _run_server(config: Config, demo: Any = None) -> int:
     try:
         # Imported late: the server wires every layer, which token and config commands
         # never need.
         server = importlib.import_module("rotary.server")
     except ImportError as exc:
         raise _Failure(f"error: the server is not available: {exc}") from None
-    return int(server.run(config))
+    return int(server.run(config, demo=demo))
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
     path = _config_path(args)
     if not Path(path).exists():
-        content = dev_config(hmac_secret=secrets.token_hex(32), api_key=secrets.token_hex(16))
+        content = dev_config(
+            hmac_secret=secrets.token_hex(32),
+            api_key=secrets.token_hex(16),
+            admin_password=secrets.token_urlsafe(12),
+            admin_secret=secrets.token_hex(32),
+        )
         write_new_config(path, content)
         _say(f"created development config {path}")
     config = _load(args, _server_overrides(args))
@@ -223,16 +235,39 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     _say(f"{token.header}:")
     _say(token.token)
     _say(f"WebSocket endpoint: {_websocket_url(config)}")
-    return _run_server(config)
+    _say(f"Demo chat: {_http_url(config)}/demo/")
+    if config.admin.enabled:
+        _say(f"Admin UI: {_http_url(config)}/ (password: admin_password in {path})")
+    else:
+        _say(f"Admin UI: off (set admin, admin_password and admin_secret in {path})")
+    return _run_server(config, _demo_settings(config, args.demo_sdk))
+
+
+def _demo_settings(config: Config, sdk: str) -> Any:
+    from rotary.demo import DemoSettings
+
+    return DemoSettings(
+        sdk_path=Path(sdk).resolve(),
+        hmac_secret=config.auth.connection.hmac_secret_key,
+        websocket_path=config.websocket.handler_prefix,
+    )
+
+
+def _http_url(config: Config) -> str:
+    return f"http://{_host_port(config)}"
 
 
 def _websocket_url(config: Config) -> str:
+    return f"ws://{_host_port(config)}{config.websocket.handler_prefix}"
+
+
+def _host_port(config: Config) -> str:
     host = config.server.address or "localhost"
     if host in ("0.0.0.0", "::"):  # noqa: S104 - only shown, never bound
         host = "localhost"
     if ":" in host:
         host = f"[{host}]"
-    return f"ws://{host}:{config.server.port}{config.websocket.handler_prefix}"
+    return f"{host}:{config.server.port}"
 
 
 # ---------------------------------------------------------------- token generation

@@ -1,7 +1,8 @@
 """Wiring and life cycle: config → engine, verifier, resolver, node → one aiohttp app.
 
-One port serves the WebSocket endpoint, the server HTTP API, ``GET /health`` and, with
-``prometheus`` on, ``GET /metrics``. Start-up loads the token revocation records (memory
+One port serves the WebSocket endpoint, the server HTTP API, ``GET /health``, with
+``prometheus`` on ``GET /metrics``, and with ``admin`` on the admin UI at ``/`` and its
+endpoints under ``/admin/`` (docs/admin.md). Start-up loads the token revocation records (memory
 engine: none; Redis: every node's shared set) before the node accepts anyone. Shutdown has
 a fixed order: stop accepting, disconnect every client with 3001 "shutdown", wait briefly
 for them to go, close the HTTP runner, close the engine and the revocation store.
@@ -26,11 +27,13 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from rotary.admin import add_admin_routes
 from rotary.api.executor import ApiExecutor
 from rotary.api.http import add_api_routes
 from rotary.channels.resolver import ChannelResolver
 from rotary.clock import Clock, SystemClock
 from rotary.config.model import Config
+from rotary.demo import DemoSettings, add_demo_routes
 from rotary.engines.base import Broker, PresenceManager
 from rotary.engines.revocation import RevocationStore, revocation_store_for
 from rotary.logs import configure_logging
@@ -180,8 +183,11 @@ def _metrics_handler(node: Node, metrics: Metrics) -> Any:
     return handle
 
 
-def build_app(config: Config, node: Node) -> web.Application:
-    """The aiohttp application: WebSocket endpoint, server API, health check."""
+def build_app(config: Config, node: Node, *, demo: DemoSettings | None = None) -> web.Application:
+    """The aiohttp application: WebSocket endpoint, server API, health check, admin UI.
+
+    `demo` (``rotary dev`` only) adds the demo chat page and its token endpoint.
+    """
     app = web.Application(client_max_size=max(config.websocket.message_size_limit, 1 << 20))
     if not config.websocket.disabled:
         handler = websocket_handler(
@@ -196,13 +202,18 @@ def build_app(config: Config, node: Node) -> web.Application:
         app.router.add_get("/health", _health)
     if config.server.prometheus and node.metrics is not None:
         app.router.add_get("/metrics", _metrics_handler(node, node.metrics))
-    _add_api(app, config, node)
+    executor = ApiExecutor(node)
+    _add_api(app, config, executor)
+    if config.admin.enabled:
+        add_admin_routes(app, executor, config.admin, clock=node.clock)
+    if demo is not None:
+        add_demo_routes(app, demo, clock=node.clock)
     return app
 
 
-def _add_api(app: web.Application, config: Config, node: Node) -> None:
+def _add_api(app: web.Application, config: Config, executor: ApiExecutor) -> None:
     shutting_down = app[_SHUTTING_DOWN] = asyncio.Event()
-    add_api_routes(app, ApiExecutor(node), config.api, shutting_down=shutting_down.is_set)
+    add_api_routes(app, executor, config.api, shutting_down=shutting_down.is_set)
 
 
 async def serve(
@@ -210,6 +221,7 @@ async def serve(
     *,
     started: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
+    demo: DemoSettings | None = None,
 ) -> None:
     """Serve until `stop` is set (or the task is cancelled), then shut down in order."""
     closers: list[Closer] = []
@@ -217,7 +229,9 @@ async def serve(
     if node.revocation is not None:
         await node.revocation.start()
     await node.start()
-    runner = web.AppRunner(build_app(config, node), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        build_app(config, node, demo=demo), handle_signals=False, access_log=None
+    )
     await runner.setup()
     address = config.server.address or "0.0.0.0"  # noqa: S104 - Centrifugo's default
     site = web.TCPSite(runner, address, config.server.port)
@@ -261,14 +275,15 @@ async def _shutdown(
 _GC_GEN0_THRESHOLD = 50_000
 
 
-def run(config: Config) -> int:
+def run(config: Config, *, demo: DemoSettings | None = None) -> int:
     """Run the server until SIGINT/SIGTERM; return the exit status (0 after a clean stop).
 
     Logs go to stderr or ``log_file``, plain or (``log_json``) one JSON object per line.
+    `demo` (``rotary dev`` only) serves the demo page.
     """
     configure_logging(config.log.level, json=config.log.json, file=config.log.file)
     _tune_gc()
-    return asyncio.run(_main(config))
+    return asyncio.run(_main(config, demo))
 
 
 def _tune_gc() -> None:
@@ -281,13 +296,13 @@ def _tune_gc() -> None:
     gc.set_threshold(_GC_GEN0_THRESHOLD, 50, 100)
 
 
-async def _main(config: Config) -> int:
+async def _main(config: Config, demo: DemoSettings | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _on_signal, stop, sig)
     try:
-        await serve(config, stop=stop)
+        await serve(config, stop=stop, demo=demo)
     except OSError as exc:
         _log.error("cannot serve: %s", exc)
         return 1

@@ -192,9 +192,54 @@ def test_ed25519_key_and_rotary_token_keys_load(config_file: ConfigFile) -> None
     assert (auth.jwks_cache_ttl, auth.max_token_size) == (600.0, 4096)
 
 
-def test_generated_centrifugo_admin_keys_are_accepted(config_file: ConfigFile) -> None:
-    doc = {"admin_password": "p", "admin_secret": "s", "admin": False}
-    assert load_config(config_file(doc), env={}) == Config()
+def test_generated_centrifugo_admin_keys_are_read_in_both_layouts(config_file: ConfigFile) -> None:
+    flat = {"admin_password": "p", "admin_secret": "s", "admin": True}
+    nested = {"admin": {"enabled": True, "password": "p", "secret": "s"}}
+    for doc in (flat, nested):
+        admin = load_config(config_file(doc), env={}).admin
+        assert (admin.enabled, admin.password, admin.secret, admin.insecure) == (
+            True,
+            "p",
+            "s",
+            False,
+        )
+
+
+def test_admin_enabled_without_password_and_secret_is_refused(config_file: ConfigFile) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file({"admin": {"enabled": True}}), env={})
+    assert caught.value.problems == [
+        "admin_password: must be set when the admin UI is enabled",
+        "admin_secret: must be set when the admin UI is enabled",
+    ]
+
+
+def test_the_admin_ui_cannot_share_the_root_path_with_the_api(config_file: ConfigFile) -> None:
+    doc = {"admin": True, "admin_password": "p", "admin_secret": "s", "api_handler_prefix": "/"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file(doc), env={})
+    assert caught.value.problems == [
+        "api_handler_prefix: the admin UI is served at /, so this path cannot be / as well"
+    ]
+
+
+def test_an_admin_token_ttl_of_zero_is_refused(config_file: ConfigFile) -> None:
+    doc = {"admin": {"enabled": True, "password": "p", "secret": "s", "token_ttl": "0s"}}
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file(doc), env={})
+    assert caught.value.problems == ["admin.token_ttl: must be positive"]
+
+
+def test_insecure_admin_on_every_address_is_refused_unless_allowed(
+    config_file: ConfigFile,
+) -> None:
+    doc: dict[str, object] = {"admin": True, "admin_insecure": True}
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file(doc), env={})
+    assert caught.value.problems[0].startswith("admin_insecure: refused on every address")
+    assert load_config(config_file({**doc, "address": "127.0.0.1"}), env={}).admin.insecure
+    allowed = {**doc, "admin_insecure_allow_remote": True}
+    assert load_config(config_file(allowed), env={}).admin.insecure_allow_remote
 
 
 def test_null_values_count_as_absent(config_file: ConfigFile) -> None:

@@ -1,10 +1,14 @@
-"""Token revocation across two real nodes sharing Redis (docs/revocation.md, docs/revocation.md).
+"""Token revocation across two real nodes sharing Redis (docs/revocation.md).
 
 One pair of `python -m rotary` processes (A and B, ``engine: redis``, a Redis prefix of
 their own) serves the module; every test uses users, ``jti`` values and channels of its
 own. Revocations are written through B's server API while the client is on A, so every
-cut shown here crossed the nodes through Redis. Waits are bounded, never asserted as
-timings; the cut latencies seen are printed (``-s``) for the record.
+cut shown here crossed the nodes through Redis.
+
+The promise under test is functional: a live connection or subscription holding a revoked
+token is cut. "Cut" has a generous deadline, `CUT_DEADLINE` seconds from the API answer
+(the cut takes milliseconds; how fast is a benchmark figure, bench/), and a session still
+alive after it fails the test. The cut latencies seen are printed (``-s``) for the record.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -27,6 +32,21 @@ pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
 
 #: Seconds from the API call (made through B) to the close/unsubscribe frame on A, per test.
 CUT_LATENCIES: dict[str, float] = {}
+
+#: Seconds a live session may outlive the revocation that refuses its token.
+CUT_DEADLINE = 5.0
+
+_T = TypeVar("_T")
+
+
+async def cut_in_time(awaiting: Awaitable[_T], what: str) -> _T:
+    """The close code or push `awaiting` yields, failing the test if it is not there within
+    `CUT_DEADLINE` seconds."""
+    try:
+        async with asyncio.timeout(CUT_DEADLINE):
+            return await awaiting
+    except TimeoutError:
+        pytest.fail(f"{what} still alive {CUT_DEADLINE} s after its token was revoked")
 
 
 nodes = node_pair_fixture("revocation")
@@ -66,7 +86,7 @@ async def test_revoking_a_live_connections_jti_through_node_b_disconnects_it_on_
     client = await connected(ws_connect, a, token)
     answered = time.monotonic()
     await api(b, "revoke_token", {"uid": jti, "expire_at": int(time.time()) + 3600})
-    assert await client.closed(wait=10) == (3011, "force reconnect")
+    assert await cut_in_time(client.closed(), "connection") == (3011, "force reconnect")
     CUT_LATENCIES["connection"] = time.monotonic() - answered
     for node in (a, b):
         refused = await connect_reply(ws_connect, node, token)
@@ -86,7 +106,7 @@ async def test_revoked_subscription_token_is_unsubscribed_with_2501_and_refused_
     assert "subscribe" in ok, ok
     answered = time.monotonic()
     await api(b, "revoke_token", {"uid": jti})
-    push = await client.push()
+    push = await cut_in_time(client.push(), "subscription")
     CUT_LATENCIES["subscription"] = time.monotonic() - answered
     expected = {"code": 2501, "reason": "subscription expired"}
     assert push == {"push": {"channel": channel, "unsubscribe": expected}}
@@ -107,7 +127,7 @@ async def test_invalidate_user_tokens_cuts_older_tokens_and_spares_newer_ones(
     old_client = await connected(ws_connect, a, older)
     new_client = await connected(ws_connect, a, newer)
     await api(b, "invalidate_user_tokens", {"user": user, "issued_before": now - 30})
-    assert await old_client.closed(wait=10) == (3011, "force reconnect")
+    assert await cut_in_time(old_client.closed(), "connection") == (3011, "force reconnect")
     still = await new_client.request({"id": 2, "subscribe": {"channel": unique("open")}})
     assert "subscribe" in still, still
     assert (await connect_reply(ws_connect, b, older))["error"]["code"] == 109
@@ -122,7 +142,7 @@ async def test_invalidate_user_tokens_defaults_issued_before_to_now(
     token = make_token(user, iat=int(time.time()) - 5)
     client = await connected(ws_connect, a, token)
     await api(b, "invalidate_user_tokens", {"user": user})
-    assert await client.closed(wait=10) == (3011, "force reconnect")
+    assert await cut_in_time(client.closed(), "connection") == (3011, "force reconnect")
     assert (await connect_reply(ws_connect, a, token))["error"]["code"] == 109
 
 
@@ -139,7 +159,7 @@ async def test_invalidation_limited_to_a_channel_cuts_only_that_channels_subscri
             {"id": n, "subscribe": {"channel": channel, "token": tok}}
         )
     await api(b, "invalidate_user_tokens", {"user": user, "channel": news})
-    push = await client.push()
+    push = await cut_in_time(client.push(), "subscription")
     assert push["push"] == {
         "channel": news,
         "unsubscribe": {"code": 2501, "reason": "subscription expired"},
@@ -193,7 +213,7 @@ async def test_every_refusal_and_cut_is_one_denial_line_without_the_token(
     token = make_token(user, jti=jti)
     client = await connected(ws_connect, a, token)
     await api(b, "revoke_token", {"uid": jti})
-    await client.closed(wait=10)
+    assert await cut_in_time(client.closed(), "connection") == (3011, "force reconnect")
     await connect_reply(ws_connect, a, token)
     lines = [line for line in a.log().splitlines() if f'user="{user}"' in line]
     cut = [line for line in lines if "denied revocation: reason=revoked_jti" in line]
@@ -214,12 +234,12 @@ async def test_the_cent_client_revokes_and_invalidates_with_pros_request_shapes(
     by_user = await connected(ws_connect, a, make_token(user, iat=int(time.time()) - 60))
     async with AsyncClient(b.api_url, API_KEY) as cent:
         await cent.revoke_token(RevokeTokenRequest(uid=jti, expire_at=int(time.time()) + 60))
-        assert await by_jti.closed(wait=10) == (3011, "force reconnect")
+        assert await cut_in_time(by_jti.closed(), "connection") == (3011, "force reconnect")
         before = int(time.time()) - 30
         await cent.invalidate_user_tokens(
             InvalidateUserTokensRequest(user=user, issued_before=before)
         )
-    assert await by_user.closed(wait=10) == (3011, "force reconnect")
+    assert await cut_in_time(by_user.closed(), "connection") == (3011, "force reconnect")
 
 
 async def test_revoke_token_without_uid_is_107_bad_request(

@@ -383,8 +383,7 @@ def _assert_recovered_on_the_wire(sdk: SdkDriver, start: int, last_seen: int) ->
 async def test_expired_token_at_sub_refresh_ends_with_2501_and_the_sdk_resubscribes(
     sdk: SdkDriver, server: ServerHandle
 ) -> None:
-    # Rotary's deliberate difference (docs/tokens.md "sub_refresh" QUIRK, option b): the expired
-    # token is
+    # Rotary's deliberate difference (docs/differences.md quirk 1): the expired token is
     # answered {} and the subscription is ended with unsubscribe push 2501.
     channel = chan(sdk, "$alerts")
     await connected(sdk, server)

@@ -22,7 +22,7 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -33,7 +33,7 @@ from rotary.api.errors import ApiError, RequestDecodeError, api_error
 from rotary.api.executor import ApiExecutor, Result
 from rotary.config.model import ApiSettings
 
-__all__ = ["LEGACY_METHOD_NUMBERS", "MAX_BODY_SIZE", "add_api_routes"]
+__all__ = ["LEGACY_METHOD_NUMBERS", "MAX_BODY_SIZE", "add_api_routes", "unguarded_legacy_handler"]
 
 _log = logging.getLogger("rotary.api")
 
@@ -90,6 +90,16 @@ def add_api_routes(
     names = "|".join(re.escape(name) for name in sorted(executor.methods))
     app.router.add_route("*", f"{prefix}/{{method:(?:{names})}}", binding.handle_method)
     app.router.add_route("*", prefix or "/", binding.handle_legacy)
+
+
+def unguarded_legacy_handler(
+    executor: ApiExecutor, *, max_body_size: int = MAX_BODY_SIZE
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The legacy endpoint's handler with no key check: the caller authorizes every request.
+
+    The admin UI's ``/admin/api`` speaks this form, behind its own token check.
+    """
+    return _ApiBinding(executor, ApiSettings(insecure=True), max_body_size).handle_legacy
 
 
 class _ApiBinding:

@@ -10,6 +10,7 @@ from rotary.auth.settings import AuthSettings, TokenSettings
 from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
 from rotary.config.keys import NAMESPACE_OPTION_KINDS, PROXY_OPTIONS, Key
 from rotary.config.model import (
+    AdminSettings,
     ApiSettings,
     ClientSettings,
     Config,
@@ -124,4 +125,5 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
         server=ServerSettings(**_group(typed, "server.")),
         engine=engine,
         log=LogSettings(**_group(typed, "log.")),
+        admin=AdminSettings(**_group(typed, "admin.")),
     )

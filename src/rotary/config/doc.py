@@ -45,6 +45,8 @@ ROTARY_ONLY = frozenset(
         "token_ed25519_public_key",
         "subscription_token_ed25519_public_key",
         "log_json",
+        "admin_insecure_allow_remote",
+        "admin_token_ttl",
     }
 )
 
@@ -60,7 +62,7 @@ SECTIONS = (
     "Server",
     "Engine and Redis",
     "Logging and metrics",
-    "Accepted and ignored",
+    "Admin web UI",
 )
 
 # Destination prefix → section; the first match wins, and its position orders keys within
@@ -79,7 +81,7 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("server.", SECTIONS[7]),
     ("engine.", SECTIONS[8]),
     ("log.", SECTIONS[9]),
-    ("ignored.", SECTIONS[10]),
+    ("admin.", SECTIONS[10]),
 )
 
 _SECTION_NOTES = {

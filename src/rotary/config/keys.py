@@ -175,11 +175,14 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("redis_connect_timeout", "engine.redis.connect_timeout", "duration",
      "engine.redis.connect_timeout"),
     ("redis_io_timeout", "engine.redis.io_timeout", "duration", "engine.redis.io_timeout"),
-    # accepted so that generated Centrifugo configs load; Rotary has no admin web interface
-    ("admin", "admin.enabled", "ignored", "ignored.admin"),
-    ("admin_password", "admin.password", "ignored", "ignored.admin_password"),
-    ("admin_secret", "admin.secret", "ignored", "ignored.admin_secret"),
-    ("admin_insecure", "admin.insecure", "ignored", "ignored.admin_insecure"),
+    # admin web UI
+    ("admin", "admin.enabled", "bool", "admin.enabled"),
+    ("admin_password", "admin.password", "str", "admin.password"),
+    ("admin_secret", "admin.secret", "str", "admin.secret"),
+    ("admin_insecure", "admin.insecure", "bool", "admin.insecure"),
+    ("admin_insecure_allow_remote", "admin.insecure_allow_remote", "bool",
+     "admin.insecure_allow_remote"),
+    ("admin_token_ttl", "admin.token_ttl", "duration", "admin.token_ttl"),
 )
 # fmt: on
 
@@ -340,13 +343,19 @@ _DESCRIPTIONS: dict[str, str] = {
     "redis_io_timeout":
         "Longest time to wait for one Redis command's reply.",
     "admin":
-        "Accepted and ignored: Rotary has no admin web interface.",
+        "Serve the admin web UI at / and its endpoints under /admin/ (off: they are 404).",
     "admin_password":
-        "Accepted and ignored: Rotary has no admin web interface.",
+        "Password of the admin web UI (POST /admin/auth); required unless admin_insecure.",
     "admin_secret":
-        "Accepted and ignored: Rotary has no admin web interface.",
+        "Secret that signs admin tokens; required unless admin_insecure. Changing it logs "
+        "every admin out.",
     "admin_insecure":
-        "Accepted and ignored: Rotary has no admin web interface.",
+        "Development only: the admin UI and /admin/api without password or token. Refused "
+        "on an address other than loopback unless admin_insecure_allow_remote.",
+    "admin_insecure_allow_remote":
+        "Allow admin_insecure on an address other than loopback (behind a firewall only).",
+    "admin_token_ttl":
+        "How long an admin token issued at login stays valid.",
 }
 
 #: Descriptions of the `TokenSettings` fields, shared by connection and subscription keys.

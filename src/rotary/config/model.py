@@ -1,7 +1,7 @@
 """The configuration model: immutable values handed to the rest of Rotary.
 
-`rotary.config.load` builds a `Config` from Centrifugo v5 flat keys or v6 nested keys (spec
-docs/config.md). Durations are seconds as floats. The key names in the comments are v5 / v6.
+`rotary.config.load` builds a `Config` from Centrifugo v5 flat keys or v6 nested keys
+(docs/config.md). Durations are seconds as floats. The key names in the comments are v5 / v6.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from rotary.auth.settings import AuthSettings
 from rotary.channels.options import ChannelSettings
 
 __all__ = [
+    "AdminSettings",
     "ApiSettings",
     "ClientSettings",
     "Config",
@@ -62,6 +63,23 @@ class ApiSettings:
     insecure: bool = False
     error_mode: str = ""
     handler_prefix: str = "/api"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    """The admin web UI and its endpoints (v5 ``admin*``, v6 ``admin.*``; docs/admin.md).
+
+    `insecure` drops every check (no password, no token); Rotary refuses it on an address
+    other than loopback unless `insecure_allow_remote` (Rotary's own key) is set.
+    """
+
+    enabled: bool = False
+    password: str = ""
+    secret: str = ""
+    insecure: bool = False
+    insecure_allow_remote: bool = False
+    #: Seconds an admin token issued by ``POST /admin/auth`` stays valid (Rotary's own key).
+    token_ttl: float = 43_200.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +163,4 @@ class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)

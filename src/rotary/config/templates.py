@@ -31,11 +31,13 @@ def generated_config(
     }
 
 
-def dev_config(*, hmac_secret: str, api_key: str) -> dict[str, object]:
+def dev_config(
+    *, hmac_secret: str, api_key: str, admin_password: str, admin_secret: str
+) -> dict[str, object]:
     """A permissive v5 development config: every origin, client publish, presence, history.
 
     The same channel options apply at the top level and in a ``chat`` namespace, so that
-    ``news`` and ``chat:room`` both work out of the box.
+    ``news`` and ``chat:room`` both work out of the box. The admin UI is on, with a password.
     """
     options: dict[str, object] = {
         "allow_subscribe_for_client": True,
@@ -51,6 +53,9 @@ def dev_config(*, hmac_secret: str, api_key: str) -> dict[str, object]:
     return {
         "token_hmac_secret_key": hmac_secret,
         "api_key": api_key,
+        "admin": True,
+        "admin_password": admin_password,
+        "admin_secret": admin_secret,
         "allowed_origins": ["*"],
         **options,
         "namespaces": [{"name": "chat", **options}],

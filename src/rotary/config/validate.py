@@ -51,6 +51,7 @@ def validate(config: Config, label: Labels) -> list[str]:
     problems += _client_problems(config, label)
     problems += _channel_problems(config.channels, label)
     problems += _misc_problems(config, label)
+    problems += _admin_problems(config, label)
     return problems
 
 
@@ -161,3 +162,43 @@ def _misc_problems(config: Config, label: Labels) -> list[str]:
     if config.api.error_mode not in ("", "transport"):
         problems.append(f'{label("api.error_mode")}: must be "" or "transport"')
     return problems
+
+
+#: Addresses that only this machine can reach (the insecure admin mode is allowed there).
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def _admin_problems(config: Config, label: Labels) -> list[str]:
+    admin = config.admin
+    if not admin.enabled:
+        return []
+    problems = [
+        f"{label(dest)}: the admin UI is served at /, so this path cannot be / as well"
+        for dest, path in (
+            ("api.handler_prefix", config.api.handler_prefix),
+            ("websocket.handler_prefix", config.websocket.handler_prefix),
+        )
+        if not path.rstrip("/")
+    ]
+    if admin.token_ttl <= 0:
+        problems.append(f"{label('admin.token_ttl')}: must be positive")
+    return problems + _admin_auth_problems(config, label)
+
+
+def _admin_auth_problems(config: Config, label: Labels) -> list[str]:
+    admin = config.admin
+    if admin.insecure:
+        address = config.server.address
+        if address not in _LOOPBACK and not admin.insecure_allow_remote:
+            where = f"address {address!r}" if address else "every address"
+            return [
+                f"{label('admin.insecure')}: refused on {where} (anyone reaching the port "
+                f"could act as admin); bind {label('server.address')} to 127.0.0.1, or set "
+                f"{label('admin.insecure_allow_remote')} behind a firewall"
+            ]
+        return []
+    return [
+        f"{label(f'admin.{name}')}: must be set when the admin UI is enabled"
+        for name in ("password", "secret")
+        if not getattr(admin, name)
+    ]

@@ -1,8 +1,8 @@
 """connect and refresh (docs/tokens.md "How a connection token is checked" connect-handler part,
 docs/tokens.md "Anonymous connections", docs/tokens.md "Connection expiry and refresh").
 
-Rotary fixes Centrifugo's refresh QUIRK 4 (docs/tokens.md "Connection expiry and refresh",
-docs/differences.md item 4): a refresh whose token
+Rotary fixes Centrifugo's refresh quirk (docs/tokens.md "Connection expiry and refresh",
+docs/differences.md quirk 4): a refresh whose token
 has no expiry removes the connection's expiry and cancels its timer, instead of keeping the
 old deadline and closing the connection with 3005 later.
 """
@@ -172,7 +172,7 @@ def _connect_result(s: ClientSession, subs: dict[str, Any], now: float) -> dict[
 
 async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> dict[str, Any]:
     """Client-side refresh (docs/tokens.md "Connection expiry and refresh"), with expiry 0 meaning
-    "no expiry" (quirk 4 fixed)."""
+    "no expiry" (docs/differences.md quirk 4)."""
     if not req.token:
         raise ProtocolViolation("refresh without token")
     node = s.node

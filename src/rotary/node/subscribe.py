@@ -5,8 +5,8 @@ subscription token is checked" (token outcomes), docs/tokens.md "Subscription ex
 docs/tokens.md "sub_refresh" (sub_refresh), docs/protocol.md "History and recovery" (recovery and
 positioning).
 
-sub_refresh is deliberately STRICTER than Centrifugo (docs/tokens.md "sub_refresh" QUIRK,
-docs/differences.md item 1):
+sub_refresh is deliberately STRICTER than Centrifugo (docs/tokens.md "sub_refresh",
+docs/differences.md quirk 1):
 Centrifugo answers a sub_refresh carrying an *expired* subscription token with success and
 silently removes the subscription's expiry. Rotary replies ``{}`` and then immediately ends
 the subscription with the Unsubscribe push 2501 "subscription expired"; the SDKs

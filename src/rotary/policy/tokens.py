@@ -4,7 +4,7 @@ The node knows nothing of JWT; it sees `ConnectCredentials`/`SubscribeCredential
 `TokenProblem` kinds. Outcome → kind: INVALID → "invalid", EXPIRED → "expired",
 UNKNOWN_CHANNEL → "unknown_channel", MISMATCH → "mismatch".
 
-Revocation (docs/revocation.md, docs/revocation.md) is checked here, right after a token verified,
+Revocation (docs/revocation.md) is checked here, right after a token verified,
 whether the verifier answered from its cache or did the full work: a token that a record
 in the `RevocationStore` refuses raises kind "revoked" with reason ``revoked_jti`` or
 ``revoked_user``. The check is the store's synchronous O(1) look-up, never I/O.

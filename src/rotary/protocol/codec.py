@@ -6,7 +6,7 @@ disconnect 3501), whatever bytes it is given. Encoders return one line of compac
 raw payloads (``data``, ``conn_info``, ``chan_info``) are embedded verbatim with newlines
 removed, so every encoded message stays a single line (the SDKs split frames on ``\\n``).
 Empty results are written as ``{}`` and the fields the SDKs index are always present
-(docs/differences.md).
+(docs/protocol.md "Messages").
 """
 
 from __future__ import annotations
