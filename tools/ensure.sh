@@ -64,7 +64,14 @@ ensure_centrifugo() {
     mkdir -p "$dir"
     echo "building Centrifugo v$CENTRIFUGO_VERSION into $dir (once; minutes on two cores) ..."
     start=$(date +%s)
-    GOBIN="$dir" "$go" install "github.com/centrifugal/centrifugo/v6@v$CENTRIFUGO_VERSION"
+    if ! GOBIN="$dir" "$go" install "github.com/centrifugal/centrifugo/v6@v$CENTRIFUGO_VERSION"; then
+        if [ "${CI:-}" = true ] || [ "${ROTARY_NEED_CENTRIFUGO:-}" = 1 ]; then
+            echo "error: building Centrifugo failed" >&2
+            exit 1
+        fi
+        echo "note: building Centrifugo failed: the differential tests will be skipped" >&2
+        return 0
+    fi
     if [ "$dir/centrifugo" != "$bin" ]; then mv "$dir/centrifugo" "$bin"; fi
     echo "built Centrifugo in $(( $(date +%s) - start )) s"
 }
