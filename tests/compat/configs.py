@@ -112,6 +112,14 @@ def _extra() -> dict[str, dict[str, Any]]:
         },
         "open_ns": {"channel": {"namespaces": [_CHAT, _PLAIN, _OPEN, _POSITIONED, _CACHE]}},
         "connection_limit": {"client": {"connection_limit": 1}},
+        "single_connection": {
+            "client": {
+                "subscribe_to_user_personal_channel": {"enabled": True, "single_connection": True}
+            },
+            # Centrifugo refuses to start without it (Rotary does not need it).
+            "channel": {"without_namespace": {"presence": True}},
+        },
+        "fast_ping": {"client": {"ping_interval": "2s", "pong_timeout": "1s"}},
     }
 
 

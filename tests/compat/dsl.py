@@ -45,7 +45,8 @@ class Tok:
     ``exp`` (None leaves it out); `expire_at_in` sets ``expire_at`` relative to now.
     `alg` picks the key: HS* use the scenario secret (or `secret`), RS256 and ES256 the
     suite's generated keys (`wrong_key` signs with another key of the same type).
-    `raw` replaces the whole token with that text (malformed-token cases).
+    `header` adds fields to an HS* token's JOSE header (``crit``, ``kid``). `raw` replaces
+    the whole token with that text (malformed-token cases).
     """
 
     sub: str | None = "42"
@@ -56,6 +57,7 @@ class Tok:
     wrong_key: bool = False
     raw: str | None = None
     claims: dict[str, Any] = field(default_factory=dict)
+    header: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -65,15 +65,15 @@ def sign(tok: Tok, secret: str = configs.SECRET) -> str:
         payload["expire_at"] = now + int(tok.expire_at_in)
     payload.update(tok.claims)
     if tok.alg.startswith("HS"):
-        return _sign_hmac(payload, tok.secret or secret, tok.alg)
+        return _sign_hmac(payload, tok.secret or secret, tok.alg, tok.header)
     key = configs.private_key(tok.alg, wrong=tok.wrong_key)
     return str(jwt.encode(payload, key, algorithm=tok.alg))
 
 
-def _sign_hmac(payload: dict[str, Any], secret: str, alg: str) -> str:
+def _sign_hmac(payload: dict[str, Any], secret: str, alg: str, extra: dict[str, Any]) -> str:
     # Signed by hand so that a payload PyJWT would refuse (a numeric sub) can be sent too.
     digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg]
-    header = _b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    header = _b64(json.dumps({"alg": alg, "typ": "JWT", **extra}).encode())
     body = _b64(json.dumps(payload).encode())
     mac = hmac.new(secret.encode(), f"{header}.{body}".encode(), digest).digest()
     return f"{header}.{body}.{_b64(mac)}"

@@ -32,9 +32,19 @@ _DOC_PAGES = (REPO / "docs" / "differences.md", REPO / "docs" / "differences-fou
 
 async def _both(scenario: Scenario) -> tuple[Transcript, Transcript]:
     cfg = configs.config(scenario.config)
-    centrifugo, rotary = await asyncio.gather(
-        asyncio.to_thread(start_centrifugo, cfg), asyncio.to_thread(start_rotary, cfg)
+    started = await asyncio.gather(
+        asyncio.to_thread(start_centrifugo, cfg),
+        asyncio.to_thread(start_rotary, cfg),
+        return_exceptions=True,
     )
+    failed = [r for r in started if isinstance(r, BaseException)]
+    if failed:  # stop the one that did start, then report why the other did not
+        for server in started:
+            if isinstance(server, ServerProcess):
+                server.stop()
+        raise failed[0]
+    centrifugo, rotary = started
+    assert isinstance(centrifugo, ServerProcess) and isinstance(rotary, ServerProcess)
     try:
         return await asyncio.gather(
             run_scenario(scenario, _base(centrifugo)), run_scenario(scenario, _base(rotary))

@@ -107,6 +107,40 @@ OPTIONS = [
         (*connect("a"), Open("b"), Open("c")),
     ),
     Scenario(
+        "refresh_without_expiry",
+        "base",
+        (
+            *connect("a", Tok(exp_in=2)),
+            Cmd("a", {"refresh": {"token": Tok(exp_in=None)}}),
+            Closed("a", wait=5),
+        ),
+    ),
+    Scenario(
+        "token_with_crit_header",
+        "base",
+        (*connect("a", Tok(header={"crit": ["exp"]})), Closed("a", wait=3)),
+    ),
+    Scenario(
+        "api_revoke_token",
+        "base",
+        (Api("revoke_token", {"uid": "some-jti", "expire_at": 4102444800}),),
+    ),
+    Scenario(
+        "single_connection_per_user_closes_the_older_one",
+        "single_connection",
+        (
+            *connect("a"),
+            *connect("b"),
+            Closed("a"),
+            Cmd("b", {"presence_stats": {"channel": "chat:x"}}),
+        ),
+    ),
+    Scenario(
+        "client_that_never_answers_pings_is_closed",
+        "fast_ping",
+        (*connect("a"), Push("a"), Closed("a", wait=8)),
+    ),
+    Scenario(
         "api_disconnect_with_reconnect_code",
         "base",
         (
