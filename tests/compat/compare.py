@@ -1,9 +1,9 @@
 """Normalise two transcripts and list where they differ; check differences against the list.
 
 Normalising removes what legitimately differs between two servers: each client id becomes
-``<client:CONN>`` (the connection that got it), epochs and server versions become
-placeholders, and ``ttl`` values compare equal within two seconds (the servers sign and
-answer at slightly different instants). Everything else must be equal.
+``<client:CONN>`` (the connection that got it), epochs, server versions and server times
+become placeholders, and ``ttl`` values compare equal within two seconds (the servers sign
+and answer at slightly different instants). Everything else must be equal.
 
 Expected differences live in tests/compat/differences.toml, one table per difference:
 ``scenario``, ``path`` (a prefix of the differing path, e.g. ``"3/connect/expires"``),
@@ -22,7 +22,8 @@ from tests.compat.runner import Transcript
 __all__ = ["Difference", "Listed", "diff", "listed_differences", "normalise", "unexplained"]
 
 DIFFERENCES_FILE = Path(__file__).with_name("differences.toml")
-_PLACEHOLDER_KEYS = {"epoch": "<epoch>", "version": "<version>"}
+# Server clocks (connect `time`, publication `time`) differ by design, like epochs.
+_PLACEHOLDER_KEYS = {"epoch": "<epoch>", "version": "<version>", "time": "<time>"}
 _TTL_SLACK = 2
 ABSENT = "<absent>"
 

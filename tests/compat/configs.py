@@ -46,6 +46,13 @@ _OPEN = {
     "allow_history_for_client": True,
     "allow_publish_for_client": True,
 }
+_DELTA = {
+    "name": "delta",
+    "history_size": 5,
+    "history_ttl": "60s",
+    "allowed_delta_types": ["fossil"],
+    "allow_subscribe_for_client": True,
+}
 _POSITIONED = {
     "name": "pos",
     "history_size": 5,
@@ -120,6 +127,11 @@ def _extra() -> dict[str, dict[str, Any]]:
             "channel": {"without_namespace": {"presence": True}},
         },
         "fast_ping": {"client": {"ping_interval": "2s", "pong_timeout": "1s"}},
+        "extras": {
+            "client": {"connect_include_server_time": True},
+            "rpc": {"ping": {"enabled": True}},
+            "channel": {"namespaces": [_CHAT, _PLAIN, _DELTA]},
+        },
     }
 
 

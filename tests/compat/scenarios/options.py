@@ -141,6 +141,37 @@ OPTIONS = [
         (*connect("a"), Push("a"), Closed("a", wait=8)),
     ),
     Scenario(
+        "server_time_rpc_ping_and_fossil_deltas",
+        "extras",
+        (
+            *connect("a"),
+            Cmd("a", {"rpc": {"method": "ping"}}),
+            sub("a", "delta:d", delta="fossil"),
+            Api(
+                "publish",
+                {"channel": "delta:d", "data": {"text": "hello world " * 4}, "delta": True},
+            ),
+            Api(
+                "publish",
+                {"channel": "delta:d", "data": {"text": "hello there " * 4}, "delta": True},
+            ),
+            Push("a", 2),
+        ),
+    ),
+    Scenario(
+        "channel_names_and_permissions_edge_cases",
+        "base",
+        (
+            *connect("a"),
+            sub("a", "x" * 300),
+            Cmd("a", {"unsubscribe": {"channel": "never-subscribed"}}),
+            Cmd("a", {"publish": {"channel": "chat:not-mine", "data": {}}}),
+            Cmd("a", {"presence": {"channel": "chat:not-mine"}}),
+            Cmd("a", {"history": {"channel": "chat:not-mine"}}),
+            sub("a", ""),
+        ),
+    ),
+    Scenario(
         "api_disconnect_with_reconnect_code",
         "base",
         (
