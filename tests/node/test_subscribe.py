@@ -260,6 +260,17 @@ async def test_override_force_positioning_positions_the_subscription(
     assert result["positioned"] is True and "recoverable" not in result
 
 
+async def test_positioned_subscribe_to_an_empty_stream_leaves_the_zero_offset_out(
+    make_harness: MakeHarness,
+) -> None:
+    h = await _h(make_harness)
+    h.auth.subscribe["t"] = SubscribeCredentials("1", "$a", override=Ov(force_positioning=True))
+    conn = await h.connect(user="1")
+    result = (await _sub(conn, "$a", token="t"))["subscribe"]
+    assert result["positioned"] is True and result["epoch"]
+    assert "offset" not in result
+
+
 async def test_override_force_recovery_makes_it_recoverable(make_harness: MakeHarness) -> None:
     h = await _h(make_harness)
     h.auth.subscribe["t"] = SubscribeCredentials("1", "$a", override=Ov(force_recovery=True))
