@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-__all__ = ["API_KEY", "SECRET", "SUB_SECRET", "config", "names", "private_key"]
+__all__ = ["API_KEY", "SECRET", "SUB_SECRET", "config", "names", "on_redis", "private_key"]
 
 SECRET = "compat-hmac-secret-0123456789abcdef01234567"
 API_KEY = "compat-api-key"
@@ -143,6 +143,13 @@ def names() -> list[str]:
 def config(name: str) -> dict[str, Any]:
     """The full configuration `name` (a fresh copy the caller may change)."""
     return _merge(copy.deepcopy(_BASE), _extra()[name])
+
+
+def on_redis(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with the Redis engine on 127.0.0.1:6379 (each server gets its own prefix
+    through its environment, so the two never share a channel)."""
+    redis = {"engine": {"type": "redis", "redis": {"address": ["127.0.0.1:6379"]}}}
+    return _merge(copy.deepcopy(config), redis)
 
 
 def _merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """Centrifugo v6.9.1 and Rotary, started with the same file, must show clients the same thing.
 
-Each scenario of tests/compat/scenarios.py runs against both servers at once; the
+Each scenario of tests/compat/scenarios/ runs against both servers at once; the
 normalised transcripts must be equal except where tests/compat/differences.toml lists a
-deliberate difference (explained on the user page it names). `make test` runs the quick
-scenarios; `make compat` (ROTARY_COMPAT=full) runs all of them.
+deliberate difference (explained on the user page it names). The scenarios where the engine
+matters run a second time with both servers on the Redis engine (each with a key prefix of
+its own, deleted afterwards). `make test` runs the quick scenarios; `make compat`
+(ROTARY_COMPAT=full) runs all of them.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import asyncio
 import json
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as redis_client
 from bench.centrifugo import start_centrifugo
 from bench.common import REPO, ServerProcess, start_rotary
 
@@ -27,14 +31,25 @@ from tests.compat.scenarios import SCENARIOS, by_id
 
 _FULL = os.environ.get("ROTARY_COMPAT") == "full"
 _SELECTED = [s for s in SCENARIOS if _FULL or s.quick]
+# Where the engine matters (presence, history, recovery, the API): run again on Redis.
+_REDIS_FAMILIES = ("presence", "history", "recovery", "api_", "cache_", "forced_position")
+_ON_REDIS = [s for s in _SELECTED if s.id.startswith(_REDIS_FAMILIES)]
 _DOC_PAGES = (REPO / "docs" / "differences.md", REPO / "docs" / "differences-found.md")
 
 
-async def _both(scenario: Scenario) -> tuple[Transcript, Transcript]:
+async def _both(scenario: Scenario, *, redis: bool = False) -> tuple[Transcript, Transcript]:
     cfg = configs.config(scenario.config)
+    envs: tuple[dict[str, str], dict[str, str]] = ({}, {})
+    prefix = f"compat-{uuid.uuid4().hex[:12]}"
+    if redis:
+        cfg = configs.on_redis(cfg)
+        envs = (
+            {"CENTRIFUGO_ENGINE_REDIS_PREFIX": f"{prefix}-c"},
+            {"ROTARY_ENGINE_REDIS_PREFIX": f"{prefix}-r"},
+        )
     started = await asyncio.gather(
-        asyncio.to_thread(start_centrifugo, cfg),
-        asyncio.to_thread(start_rotary, cfg),
+        asyncio.to_thread(start_centrifugo, cfg, env=envs[0]),
+        asyncio.to_thread(start_rotary, cfg, env=envs[1]),
         return_exceptions=True,
     )
     failed = [r for r in started if isinstance(r, BaseException)]
@@ -51,6 +66,19 @@ async def _both(scenario: Scenario) -> tuple[Transcript, Transcript]:
         )
     finally:
         await asyncio.gather(asyncio.to_thread(centrifugo.stop), asyncio.to_thread(rotary.stop))
+        if redis:
+            await asyncio.to_thread(_forget, prefix)
+
+
+def _forget(prefix: str) -> None:
+    """Delete both servers' keys from the shared Redis (stream metas would live for weeks)."""
+    client = redis_client.Redis(host="127.0.0.1", port=6379)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}-*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def _base(server: ServerProcess) -> str:
@@ -66,10 +94,24 @@ def _show(entries: list[Any]) -> str:
 async def test_rotary_shows_what_centrifugo_shows(
     scenario: Scenario, centrifugo_binary: Path
 ) -> None:
-    centrifugo, rotary = await _both(scenario)
+    _compare(scenario.id, *await _both(scenario))
+
+
+@pytest.mark.compat
+@pytest.mark.redis
+@pytest.mark.parametrize("scenario", _ON_REDIS, ids=[s.id for s in _ON_REDIS])
+async def test_rotary_shows_what_centrifugo_shows_on_redis(
+    scenario: Scenario, centrifugo_binary: Path
+) -> None:
+    """The engine-dependent scenarios again, both servers on the Redis engine (listed as
+    ``<id>@redis`` in differences.toml)."""
+    _compare(f"{scenario.id}@redis", *await _both(scenario, redis=True))
+
+
+def _compare(scenario_id: str, centrifugo: Transcript, rotary: Transcript) -> None:
     c_entries, r_entries = normalise(centrifugo), normalise(rotary)
     found = diff(c_entries, r_entries)
-    left, stale = unexplained(scenario.id, found, listed_differences())
+    left, stale = unexplained(scenario_id, found, listed_differences())
     report = (
         f"centrifugo:\n{_show(c_entries)}\nrotary:\n{_show(r_entries)}\n"
         f"unlisted differences:\n" + "\n".join(f"  {d}" for d in left)
@@ -103,6 +145,6 @@ def test_every_listed_difference_names_a_scenario_and_a_documented_heading() -> 
             headings |= {_heading_key(h) for h in found}
     known = by_id()
     for entry in listed_differences():
-        assert entry.scenario in known, entry
+        assert entry.scenario.removesuffix("@redis") in known, entry
         assert _heading_key(entry.doc) in headings, f"{entry.doc!r}: no such heading"
         assert entry.why.strip(), entry
