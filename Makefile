@@ -60,8 +60,8 @@ compat: install centrifugo
 	ROTARY_COMPAT=full $(VENV)/bin/pytest -q -n 0 -m compat tests/compat
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -77,7 +77,7 @@ test-latest: js-deps web-deps services
 	rm -rf $(LATEST_VENV)
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/pip install --quiet --upgrade pip
-	$(LATEST_VENV)/bin/pip install --quiet --upgrade -e '.[test,bench]'
+	$(LATEST_VENV)/bin/pip install --quiet --upgrade -e '.[test,bench,fastapi,django]'
 	$(LATEST_VENV)/bin/mypy
 	$(LATEST_VENV)/bin/pytest $(PYTEST_ARGS) -p no:cacheprovider
 

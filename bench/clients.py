@@ -5,6 +5,8 @@ count publications):
 
 - `RotaryClient` speaks Centrifugo client protocol v2 in JSON: connect (with a token when
   given), then every subscribe in one frame, as the SDKs batch them; pings are answered.
+  `RotaryProtobufClient` does the same in the Protobuf format (binary frames of
+  varint-prefixed messages, written and read here by hand).
 - `SocketIOClient` speaks Engine.IO 4 / Socket.IO 5 directly over the WebSocket transport:
   CONNECT with `{"token": …}` as auth, then one `join` event carrying the channel tokens,
   acknowledged by the server.
@@ -35,6 +37,7 @@ __all__ = [
     "OpenResult",
     "OpenSpec",
     "RotaryClient",
+    "RotaryProtobufClient",
     "SocketIOClient",
     "Tally",
     "open_clients",
@@ -165,6 +168,116 @@ class RotaryClient(_Client):
         self._send(b"\n".join(commands))
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _len_field(tag: int, body: bytes) -> bytes:
+    return bytes((tag,)) + _varint(len(body)) + body
+
+
+def _pb_command(cmd_id: int, request_tag: int, request: bytes) -> bytes:
+    """One varint-prefixed Command: id (field 1), then the request message."""
+    body = b"\x08" + _varint(cmd_id) + _len_field(request_tag, request)
+    return _varint(len(body)) + body
+
+
+def _pb_messages(frame: bytes) -> list[bytes]:
+    """The varint-prefixed messages of a frame."""
+    out, pos = [], 0
+    while pos < len(frame):
+        size = shift = 0
+        while True:
+            byte = frame[pos]
+            pos += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        out.append(frame[pos : pos + size])
+        pos += size
+    return out
+
+
+#: Field tags (number << 3 | 2) of Command.connect and Command.subscribe, of the string
+#: fields 1 and 2 of their requests, and of Reply.error and Reply.push.
+_CONNECT, _SUBSCRIBE, _FIELD1, _FIELD2 = 0x22, 0x2A, 0x0A, 0x12
+_REPLY_ERROR, _REPLY_PUSH = 0x12, 0x22
+
+
+class RotaryProtobufClient(_Client):
+    """`RotaryClient` in the Protobuf format: the same commands, binary frames.
+
+    Every push counts as a publication: the channels of the benchmarks carry nothing else.
+    """
+
+    def __init__(
+        self, tally: Tally, *, token: str, channels: tuple[str, ...], sub_tokens: tuple[str, ...]
+    ) -> None:
+        super().__init__(tally)
+        self._token, self._channels, self._sub_tokens = token, channels, sub_tokens
+        self._pending: set[int] = set()
+
+    def _send(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.send(WSMsgType.BINARY, data)
+
+    def begin(self) -> None:
+        connect = _len_field(_FIELD1, self._token.encode()) if self._token else b""
+        self._send(_pb_command(1, _CONNECT, connect))
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is WSMsgType.CLOSE:
+            self._closing(frame)
+            return
+        for message in _pb_messages(frame.get_payload_as_bytes()):
+            self._message(message)
+
+    def _message(self, message: bytes) -> None:
+        if not message:
+            self._send(b"\x00")  # server ping: the empty message
+        elif message[0] == _REPLY_PUSH:
+            self._count(1)
+        elif message[0] == 0x08:
+            self._reply(message)
+
+    def _reply(self, message: bytes) -> None:
+        cmd_id, pos, shift = 0, 1, 0
+        while True:
+            byte = message[pos]
+            pos += 1
+            cmd_id |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        if pos < len(message) and message[pos] == _REPLY_ERROR:
+            self._fail(f"error reply {message[pos:]!r}")
+        elif cmd_id == 1:
+            self._subscribe_all()
+        elif cmd_id in self._pending:
+            self._pending.discard(cmd_id)
+            if not self._pending:
+                self._succeed()
+
+    def _subscribe_all(self) -> None:
+        commands = []
+        for n, channel in enumerate(self._channels):
+            req = _len_field(_FIELD1, channel.encode())
+            if self._sub_tokens:
+                req += _len_field(_FIELD2, self._sub_tokens[n].encode())
+            commands.append(_pb_command(n + 2, _SUBSCRIBE, req))
+            self._pending.add(n + 2)
+        if not commands:
+            self._succeed()
+            return
+        self._send(b"".join(commands))
+
+
 class SocketIOClient(_Client):
     """Engine.IO 4 / Socket.IO 5 over WebSocket: CONNECT with auth, `join` with tokens."""
 
@@ -225,6 +338,8 @@ class OpenSpec:
     timeout: float = 60.0
     #: Bytes of ``info`` in each connection token (0: none).
     info_size: int = 0
+    #: Send ``Cookie: user=u<index>`` with the upgrade request (proxy storms: no tokens).
+    cookie: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +362,8 @@ def _factory(spec: OpenSpec, index: int, tally: Tally) -> Callable[[], _Client]:
     subs = tokens.subscribe if tokens else ()
     if spec.kind == "rotary":
         return lambda: RotaryClient(tally, token=token, channels=channels, sub_tokens=subs)
+    if spec.kind == "rotary-protobuf":
+        return lambda: RotaryProtobufClient(tally, token=token, channels=channels, sub_tokens=subs)
     if spec.kind == "socketio":
         return lambda: SocketIOClient(tally, token=token, sub_tokens=subs)
     if spec.kind == "bare":
@@ -254,12 +371,24 @@ def _factory(spec: OpenSpec, index: int, tally: Tally) -> Callable[[], _Client]:
     raise ValueError(f"unknown client kind {spec.kind!r}")
 
 
+def _headers(spec: OpenSpec, index: int) -> dict[str, str] | None:
+    return {"Cookie": f"user=u{index}"} if spec.cookie else None
+
+
 async def _open_one(
-    url: str, factory: Callable[[], _Client], gate: asyncio.Semaphore, out: list[_Client]
+    url: str,
+    factory: Callable[[], _Client],
+    gate: asyncio.Semaphore,
+    out: list[_Client],
+    headers: dict[str, str] | None = None,
 ) -> float:
     async with gate:
         _, client = await ws_connect(
-            factory, url, websocket_handshake_timeout=30, use_aiofastnet=False
+            factory,
+            url,
+            websocket_handshake_timeout=30,
+            use_aiofastnet=False,
+            extra_headers=headers,
         )
     out.append(client)
     client.begin()
@@ -275,7 +404,11 @@ async def open_clients(spec: OpenSpec, tally: Tally, out: list[_Client]) -> Open
     gate = asyncio.Semaphore(spec.max_inflight)
     cpu_start = time.process_time()
     t_start = time.monotonic()
-    tasks = [asyncio.ensure_future(_open_one(spec.url, f, gate, out)) for f in factories]
+    headers = [_headers(spec, spec.start + n) for n in range(spec.count)]
+    tasks = [
+        asyncio.ensure_future(_open_one(spec.url, f, gate, out, h))
+        for f, h in zip(factories, headers, strict=True)
+    ]
     await asyncio.wait(tasks, timeout=spec.timeout)
     ready_at: list[float] = []
     failures: list[str] = []

@@ -5,6 +5,8 @@ message (counted at the clients). Servers, each on CPU 0 with the load on the ot
 
 - Rotary (connection token checked, public channel `news`), publications via POST
   /api/publish with X-API-Key, up to 8 requests in flight;
+- the same with Protobuf subscribers (``cf_protocol=protobuf``) on a Rotary of their own,
+  measured once (`fanout_protobuf_over_json`);
 - a bare broadcast on picows (publications over a control WebSocket);
 - a bare broadcast on aiohttp (POST /publish);
 - python-socketio emitting `msg` to the room (POST /publish calling `sio.emit`);
@@ -59,11 +61,10 @@ from bench.worker import LoadPool, shared_pool
 
 __all__ = ["run"]
 
-_KINDS = ("rotary", "picows", "aiohttp", "socketio", "centrifugo")
-# Servers that speak Centrifugo's protocol and HTTP API (same clients, same publish calls).
-_CENTRIFUGO_PROTOCOL = ("rotary", "centrifugo")
+_KINDS = ("rotary", "rotary-protobuf", "picows", "aiohttp", "socketio", "centrifugo")
 _LABELS = {
     "rotary": "Rotary (HTTP API publish)",
+    "rotary-protobuf": "Rotary, Protobuf subscribers",
     "centrifugo": "Centrifugo v6.9.1, GOMAXPROCS=1",
     "picows": "bare broadcast, picows",
     "aiohttp": "bare broadcast, aiohttp",
@@ -212,7 +213,7 @@ def _median(values: list[float]) -> float | None:
 
 
 def _start(kind: str, profile_to: Path | None = None) -> ServerProcess:
-    if kind == "rotary":
+    if kind.startswith("rotary"):
         return start_rotary_with(ROTARY_STANDARD, profile_to=profile_to)
     return start_peer(kind)
 
@@ -255,9 +256,7 @@ def _measure(
 def _open(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, exp: int) -> None:
     """Open N subscribers of `server` in the load group named `kind`."""
     client_kind = {"picows": "bare", "aiohttp": "bare", "centrifugo": "rotary"}.get(kind, kind)
-    channels = (
-        ("news",) if kind in _CENTRIFUGO_PROTOCOL else ("$news",) if kind == "socketio" else ()
-    )
+    channels = ("news",) if _speaks_centrifugo(kind) else ("$news",) if kind == "socketio" else ()
     spec = OpenSpec(client_kind, server.url(ws_path(kind)), 0, n, channels, SECRET, exp)
     opened = pool.open(spec, group=kind)
     if opened["failures"]:
@@ -302,9 +301,14 @@ def payload(seq: int) -> dict[str, Any]:
     return {"seq": seq, "text": "fan-out benchmark payload " + "x" * (62 - len(str(seq)))}
 
 
+def _speaks_centrifugo(kind: str) -> bool:
+    """Whether `kind` speaks Centrifugo's protocol and HTTP API (same clients, same publish)."""
+    return kind.startswith("rotary") or kind == "centrifugo"
+
+
 def _bodies(kind: str, m: int) -> list[bytes]:
     """The M request bodies for `kind`'s publish endpoint."""
-    if kind in _CENTRIFUGO_PROTOCOL:
+    if _speaks_centrifugo(kind):
         return [orjson.dumps({"channel": "news", "data": payload(s)}) for s in range(m)]
     if kind == "socketio":
         return [orjson.dumps({"room": "$news", "data": payload(s)}) for s in range(m)]
@@ -315,7 +319,7 @@ async def _publish(kind: str, server: ServerProcess, m: int) -> None:
     if kind == "picows":
         await _publish_ws(server, m)
         return
-    api = kind in _CENTRIFUGO_PROTOCOL
+    api = _speaks_centrifugo(kind)
     path = "/api/publish" if api else "/publish"
     headers = {"X-API-Key": API_KEY} if api else {}
     await publish_http(server.url(path, "http"), headers, _bodies(kind, m))
@@ -481,6 +485,8 @@ def _result(
         "fanout_rotary_over_aiohttp": ratio(rate("rotary"), rate("aiohttp")),
         "fanout_rotary_over_centrifugo": ratio(rate("rotary"), rate("centrifugo")),
         "fanout_rotary_over_centrifugo_cpu": ratio(per_cpu("rotary"), per_cpu("centrifugo")),
+        "fanout_protobuf_over_json": ratio(rate("rotary-protobuf"), rate("rotary")),
+        "fanout_protobuf_over_json_cpu": ratio(per_cpu("rotary-protobuf"), per_cpu("rotary")),
     }
     curves = {
         f"fanout_{kind}": {

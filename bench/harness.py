@@ -36,8 +36,17 @@ __all__ = [
     "render_tables",
 ]
 
-SCENARIOS = ("verify", "nodecost", "storm", "stormcount", "fanout", "memory", "cluster")
-_OPTIONAL = {"verify", "nodecost", "cluster"}
+SCENARIOS = (
+    "verify",
+    "nodecost",
+    "storm",
+    "stormcount",
+    "fanout",
+    "memory",
+    "cluster",
+    "proxystorm",
+)
+_OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}
 #: Left out of ``all --quick``: valgrind's start-up alone would take the quick run past a
 #: minute (run it on its own with ``--quick``).
 FULL_ONLY = frozenset({"stormcount"})

@@ -32,6 +32,7 @@ __all__ = [
     "start_centrifugo_standard",
     "start_peer",
     "start_picows_bare",
+    "start_proxy_backend",
     "start_rotary_with",
     "start_socketio",
     "stop_all",
@@ -51,6 +52,7 @@ ROTARY_STANDARD: dict[str, Any] = {**ROTARY_CHECKED, "allow_subscribe_for_client
 
 _WS_PATHS = {
     "rotary": "/connection/websocket",
+    "rotary-protobuf": "/connection/websocket?cf_protocol=protobuf",
     "socketio": "/socket.io/?EIO=4&transport=websocket",
     "picows": "/ws",
     "aiohttp": "/ws",
@@ -84,6 +86,11 @@ def _peer(
 
 def start_picows_bare() -> ServerProcess:
     return _peer("picows_broadcast", health=None)
+
+
+def start_proxy_backend() -> ServerProcess:
+    """The minimal proxy backend of `bench proxystorm` (HTTP, answers connect and subscribe)."""
+    return _peer("proxy_backend", health="/health")
 
 
 def start_aiohttp_bare() -> ServerProcess:

@@ -4,10 +4,12 @@ Rotary four times in a round: tokens checked on a fresh server (cold verified-to
 the same storm again on the same server with the same tokens (warm cache), and twice on a
 server with token checks off (`client_insecure`, public channels): the first is the
 baseline the issue names, the second is like for like with the warm storm (both the second
-storm on their server). Then python-socketio doing the equivalent PyJWT checks (connect
-token in the connect handler, two channel tokens in a `join` event, two `enter_room`), and
-Centrifugo v6.9.1 itself with the checked storm's clients and tokens (GOMAXPROCS=1, pinned to
-the server CPU like Rotary, so the ratio compares one core with one core).
+storm on their server). Then the checked storm once more on a fresh server with Protobuf
+clients (`storm_protobuf_over_json`: its time over the JSON checked storm's). Then
+python-socketio doing the equivalent PyJWT checks (connect token in the connect handler,
+two channel tokens in a `join` event, two `enter_room`), and Centrifugo v6.9.1 itself with
+the checked storm's clients and tokens (GOMAXPROCS=1, pinned to the server CPU like Rotary,
+so the ratio compares one core with one core).
 Clients: connection token + one subscription token per `$`-private channel (`$lobby`,
 shared by all, and `$u<i>`, the client's own).
 
@@ -80,6 +82,9 @@ def storm_specs(n: int, *, exp: int, timeout: float) -> dict[str, OpenSpec]:
     """
     return {
         "checked": OpenSpec("rotary", "", 0, n, _PRIVATE, SECRET, exp, timeout=timeout),
+        "checked_protobuf": OpenSpec(
+            "rotary-protobuf", "", 0, n, _PRIVATE, SECRET, exp, timeout=timeout
+        ),
         "insecure": OpenSpec("rotary", "", 0, n, _PUBLIC, timeout=timeout),
         "socketio": OpenSpec("socketio", "", 0, n, _PRIVATE, SECRET, exp, timeout=timeout),
     }
@@ -118,12 +123,14 @@ def _one_round(
     """Two storms on a fresh checked server (cold, then warm), two on a fresh insecure one.
 
     The pairs swap order every other round, so a drift of the machine's speed within a
-    round does not always favour the same pair; with `with_peer`, socket.io follows.
+    round does not always favour the same pair; with `with_peer`, the peers (socket.io,
+    Centrifugo) follow.
     """
     progress.note("storm: starting servers")
     starters: dict[str, Callable[[], ServerProcess]] = {
         "checked": lambda: start_rotary_with(ROTARY_CHECKED),
         "insecure": lambda: start_rotary_with(ROTARY_INSECURE),
+        "checked_protobuf": lambda: start_rotary_with(ROTARY_CHECKED),
     }
     if with_peer:
         starters["socketio"] = start_socketio
@@ -133,6 +140,7 @@ def _one_round(
         pairs = [
             ("checked", ("rotary_checked", "rotary_warm")),
             ("insecure", ("rotary_insecure", "rotary_insecure_again")),
+            ("checked_protobuf", ("rotary_checked_protobuf",)),
         ]
         for server_name, keys in reversed(pairs) if insecure_first else pairs:
             server = servers[server_name]
@@ -206,6 +214,7 @@ _ROTARY_LABELS = {
     "rotary_warm": "Rotary, same tokens again (warm cache)",
     "rotary_insecure": "Rotary, token checks off",
     "rotary_insecure_again": "Rotary, token checks off, again (same server)",
+    "rotary_checked_protobuf": "Rotary, tokens checked, Protobuf clients",
 }
 _LABELS = {
     **_ROTARY_LABELS,
@@ -231,12 +240,12 @@ def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[s
         table.append(_row(key, n, r))
     cpu = {k: (r.get("server_cpu_s") if r["complete"] else None) for k, r in runs.items()}
     ratios = storm_ratios(secs, prefix="storm") | storm_ratios(cpu, prefix="storm", suffix="_cpu")
-    ratios["storm_rotary_over_centrifugo"] = ratio(
-        secs.get("rotary_checked"), secs.get("centrifugo")
-    )
-    ratios["storm_rotary_over_centrifugo_cpu"] = ratio(
-        cpu.get("rotary_checked"), cpu.get("centrifugo")
-    )
+    for suffix, value in (("", secs), ("_cpu", cpu)):
+        both = value.get("rotary_checked"), value.get("centrifugo")
+        ratios[f"storm_rotary_over_centrifugo{suffix}"] = ratio(*both)
+    protobuf = ("rotary_checked_protobuf", "rotary_checked")
+    ratios["storm_protobuf_over_json"] = ratio(secs.get(protobuf[0]), secs.get(protobuf[1]))
+    ratios["storm_protobuf_over_json_cpu"] = ratio(cpu.get(protobuf[0]), cpu.get(protobuf[1]))
     curves = {
         f"storm_{k}": cumulative_curve(
             r["ready_at"], xlabel="seconds since start", ylabel=f"clients subscribed ({_LABELS[k]})"

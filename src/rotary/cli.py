@@ -349,30 +349,24 @@ def _signing_key(hmac_secret: str, alg: str | None, private_key: str | None) -> 
 
 
 def _alg_of_private_key(pem: bytes) -> str:
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from rotary.auth.signing import alg_for_key
 
     try:
-        key = load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as exc:
+        alg = alg_for_key(pem)
+    except ConfigError as exc:
         raise _Failure(f"error: cannot load private key: {exc}") from None
-    if isinstance(key, rsa.RSAPrivateKey):
-        return "RS256"
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return "EdDSA"
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        curves = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
-        if key.curve.name in curves:
-            return curves[key.curve.name]
-    raise _Failure("error: unsupported private key type (use RSA, ECDSA P-256/384/521 or Ed25519)")
+    if alg.startswith("HS"):
+        raise _Failure("error: cannot load private key: the file is not a PEM")
+    return alg
 
 
 def _sign(claims: dict[str, object], alg: str, key: bytes) -> str:
-    from rotary.auth.signing import sign_token
+    # The signing step of rotary.tokens: the CLI and backend code make tokens one way.
+    from rotary.tokens import TokenError, sign_claims
 
     try:
-        return sign_token(claims, alg=alg, key=key)
-    except ValueError as exc:
+        return sign_claims(claims, alg=alg, key=key)
+    except TokenError as exc:
         raise _Failure(f"error: cannot sign token: {exc}") from None
 
 

@@ -41,6 +41,8 @@ OTHER = "other"
 #: included.
 COMMAND_METHODS = frozenset(REQUEST_ORDER)
 PUBLICATION_SOURCES = frozenset({"client", "api"})
+PROXY_KINDS = frozenset({"connect", "refresh", "subscribe", "sub_refresh", "publish", "rpc"})
+PROXY_OUTCOMES = frozenset({"ok", "error", "disconnect", "failure"})
 TOKEN_KINDS = frozenset({"connection", "subscription"})
 TOKEN_OUTCOMES = frozenset({"ok", "invalid", "expired", "unknown_channel", "mismatch", "revoked"})
 #: `rotary.auth.TokenRejected.reason` values, the revocation reasons, and "none" (accepted).
@@ -203,6 +205,11 @@ class Metrics:
         self._disconnects = _Series(
             "rotary_disconnects", "Connections closed by the server, by code.", ("code",)
         )
+        self._proxy_calls = _Series(
+            "rotary_proxy_calls",
+            "Calls to the app's proxy endpoints, by outcome.",
+            ("kind", "outcome"),
+        )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(
             _Collector(
@@ -216,6 +223,7 @@ class Metrics:
                     self._revocation,
                     self._engine_errors,
                     self._disconnects,
+                    self._proxy_calls,
                 )
             )
         )
@@ -273,6 +281,11 @@ class Metrics:
     def engine_error(self, op: str) -> None:
         """One failed engine operation (a method name of Broker, PresenceManager or store)."""
         self._engine_errors.inc(_bounded(op, ENGINE_OPS))
+
+    def proxy_call(self, kind: str, outcome: str) -> None:
+        """One proxy call: ``ok``, the backend's ``error`` or ``disconnect``, or ``failure``
+        (unreachable, too slow, or an answer that makes no sense)."""
+        self._proxy_calls.inc(_bounded(kind, PROXY_KINDS), _bounded(outcome, PROXY_OUTCOMES))
 
     def disconnected(self, code: int) -> None:
         """The server closed a connection with `code`."""

@@ -42,6 +42,7 @@ from rotary.node import revocation as node_revocation
 from rotary.node.auth import Authenticator
 from rotary.node.node import Node
 from rotary.protocol.codes import DisconnectCode
+from rotary.proxy.hooks import HttpProxy
 from rotary.transports.websocket import websocket_handler
 
 __all__ = ["build_app", "build_node", "run", "serve"]
@@ -155,6 +156,7 @@ def build_node(
         auth=_authenticator(config, resolver, revocation, metrics=metrics, on_close=on_close),
         revocation=revocation,
         metrics=metrics,
+        proxy=HttpProxy(config.proxy, metrics=metrics) if config.proxy.any_active else None,
         clock=clock,
         uid=uid,
         name=config.server.name,

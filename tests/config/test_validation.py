@@ -60,7 +60,7 @@ EXPECTED_V5 = [
     "namespaces.chat.channel_regex: invalid regular expression",
     "namespaces.x.name: invalid namespace name",
     "namespaces[3].name: every namespace needs a name",
-    "namespaces.proxied.proxy_subscribe: proxies are not supported by Rotary",
+    "namespaces.proxied.proxy_subscribe: needs proxy_subscribe_endpoint set",
     "allowed_origins: expected a list of strings",
 ]
 
@@ -153,11 +153,53 @@ def test_problems_join_into_the_exception_message(config_file: ConfigFile) -> No
     assert len(caught.value.problems) == 2
 
 
-def test_proxy_switches_are_accepted_off_and_refused_on(config_file: ConfigFile) -> None:
+def test_proxy_switch_without_its_endpoint_is_refused_naming_both_keys(
+    config_file: ConfigFile,
+) -> None:
     off = {"proxy_subscribe": False, "namespaces": [{"name": "ns", "proxy_publish": False}]}
     assert load_config(config_file(off), env={}).channels.namespaces[0].name == "ns"
     on = {"channel": {"without_namespace": {"subscribe_proxy_enabled": True}}}
     [problem] = problems_of(config_file(on))
     assert problem == (
-        "channel.without_namespace.subscribe_proxy_enabled: proxies are not supported by Rotary"
+        "channel.without_namespace.subscribe_proxy_enabled: needs proxy_subscribe_endpoint set"
     )
+
+
+def test_v5_and_v6_proxy_keys_load_onto_the_same_settings(config_file: ConfigFile) -> None:
+    v5 = {
+        "proxy_connect_endpoint": "http://127.0.0.1:9/connect",
+        "proxy_connect_timeout": "2s",
+        "proxy_subscribe_endpoint": "http://127.0.0.1:9/subscribe",
+        "proxy_http_headers": ["Cookie"],
+        "namespaces": [{"name": "chat", "proxy_subscribe": True}],
+    }
+    v6 = {
+        "client": {"proxy": {"connect": {"enabled": True, "endpoint": "http://127.0.0.1:9/connect",
+                                         "timeout": "2s", "http_headers": ["Cookie"]}}},
+        "channel": {
+            "proxy": {"subscribe": {"endpoint": "http://127.0.0.1:9/subscribe",
+                                    "http_headers": ["Cookie"]}},
+            "namespaces": [{"name": "chat", "subscribe_proxy_enabled": True}],
+        },
+    }  # fmt: skip
+    a, b = load_config(config_file(v5), env={}), load_config(config_file(v6), env={})
+    for config in (a, b):
+        assert config.proxy.connect.active and config.proxy.connect.timeout == 2.0
+        assert config.proxy.headers_of("connect") == ("cookie",)
+        assert config.proxy.headers_of("subscribe") == ("cookie",)
+        assert config.channels.namespaces[0].options.proxy_subscribe
+        assert not config.proxy.publish.active
+
+
+def test_bad_proxy_settings_are_reported(config_file: ConfigFile) -> None:
+    bad = {
+        "proxy_connect_endpoint": "127.0.0.1:9/connect",
+        "proxy_rpc_endpoint": "http://127.0.0.1:9/rpc",
+        "proxy_rpc_timeout": "0s",
+        "namespaces": [{"name": "chat", "subscribe_proxy_name": "other"}],
+    }
+    assert sorted(problems_of(config_file(bad))) == [
+        "namespaces.chat.subscribe_proxy_name: Rotary has one proxy of each kind, no named proxies",
+        "proxy_connect_endpoint: must be an http:// or https:// URL",
+        "proxy_rpc_timeout: must be positive",
+    ]

@@ -5,7 +5,8 @@ once for this module): the SDK is connected to node A and the token is revoked t
 B's server API. What both SDKs must do with Rotary's codes (docs/revocation.md): after the
 cut (disconnect 3011, unsubscribe push 2501) they come back with the token they hold, are
 refused with error 109, ask their getToken callback for a new token, and get back in with
-it. The revoked token never gets in again. Tokens are PyJWT's, signed in this module.
+it. The revoked token never gets in again. Each SDK runs in JSON and in Protobuf. Tokens are
+PyJWT's, signed in this module.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 
 from tests.functional.cluster_helpers import node_pair_fixture
 from tests.functional.conftest import SECRET, ServerHandle
-from tests.sdk.harness import SDKS, SdkDriver, TokenFactory, open_driver, replies_to
+from tests.sdk.harness import PROTOCOL_SDKS, SdkDriver, TokenFactory, open_driver, replies_to
 
 pytestmark = [pytest.mark.sdk, pytest.mark.redis, pytest.mark.timeout(45)]
 
@@ -31,7 +32,7 @@ _TOKEN_EXPIRED = {"code": 109, "message": "token expired"}
 nodes = node_pair_fixture("revocation-sdk")
 
 
-@pytest.fixture(params=SDKS)
+@pytest.fixture(params=PROTOCOL_SDKS)
 async def sdk(
     request: pytest.FixtureRequest, nodes: tuple[ServerHandle, ServerHandle]
 ) -> AsyncIterator[SdkDriver]:

@@ -1,11 +1,11 @@
 """The official SDKs (npm `centrifuge` + `ws`, PyPI `centrifuge-python`) against a real Rotary.
 
-Every test runs once per SDK. The SDKs are used unchanged, with public options only; tokens
-are signed here with PyJWT, the HTTP API is called directly. Intervals come from the server
-config (docs/tokens.md "Connection expiry and refresh", docs/tokens.md "Subscription expiry"), so
-expiries happen within seconds; waits are event-driven, each
-bounded. One server process serves the whole module (its start-up dominated the run time);
-every test uses channels of its own, suffixed with the SDK's name.
+Every test runs once per SDK and protocol (JSON and Protobuf). The SDKs are used unchanged,
+with public options only; tokens are signed here with PyJWT, the HTTP API is called directly.
+Intervals come from the server config (docs/tokens.md "Connection expiry and refresh",
+docs/tokens.md "Subscription expiry"), so expiries happen within seconds; waits are
+event-driven, each bounded. One server process serves the whole module (its start-up
+dominated the run time); every test uses channels of its own, suffixed with the SDK's name.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 
 from tests.functional.conftest import SECRET, ServerHandle, default_config, free_port
 from tests.sdk.harness import (
-    SDKS,
+    PROTOCOL_SDKS,
     SdkDriver,
     TokenFactory,
     exp_of,
@@ -97,7 +97,7 @@ def _wait_healthy(handle: ServerHandle) -> None:
     raise AssertionError(f"rotary not healthy:\n{handle.log()}")
 
 
-@pytest.fixture(params=SDKS)
+@pytest.fixture(params=PROTOCOL_SDKS)
 async def sdk(request: pytest.FixtureRequest, server: ServerHandle) -> AsyncIterator[SdkDriver]:
     """A started SDK driver; closed before the module's server stops."""
     async with open_driver(request.param) as driver:
@@ -180,6 +180,14 @@ async def test_sdk_connects_with_a_token_and_reports_its_client_id(
     assert isinstance(event["client"], str) and event["client"]
     [(_, reply)] = replies_to(sdk.events, "connect")
     assert reply["connect"]["client"] == event["client"], sdk.dump()
+
+
+async def test_sdk_speaks_the_protocol_it_was_configured_with(
+    sdk: SdkDriver, server: ServerHandle
+) -> None:
+    await connected(sdk, server)
+    kinds = {"binary" in e for e in sdk.events if e["ev"] == "frame" and e["dir"] == "in"}
+    assert kinds == {sdk.sdk.endswith("-protobuf")}, sdk.dump()
 
 
 # 2 ------------------------------------------------------------------------------------------

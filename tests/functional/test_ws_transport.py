@@ -35,14 +35,6 @@ async def test_allowed_origin_pattern_is_accepted(rotary_server: Any, ws_connect
     await _connect(client)
 
 
-async def test_protobuf_is_refused_with_400(rotary_server: Any) -> None:
-    server = rotary_server(config())
-    async with aiohttp.ClientSession() as http:
-        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-            await http.ws_connect(server.ws_url + "?format=protobuf")
-    assert info.value.status == 400
-
-
 async def test_message_over_the_size_limit_closes_1009(rotary_server: Any, ws_connect: Any) -> None:
     client = await ws_connect(rotary_server(config(websocket_message_size_limit=1024)))
     await client.send("x" * 2000)

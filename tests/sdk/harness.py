@@ -1,7 +1,8 @@
 """Drive the official SDKs (centrifuge-js, centrifuge-python) through one interface.
 
-Both drivers turn SDK callbacks into plain event dicts with the same shape, so one test body
-checks both SDKs:
+Each SDK runs with the JSON protocol (``js``, ``python``) or the Protobuf one (``js-protobuf``,
+``python-protobuf``). Both drivers, in both protocols, turn SDK callbacks into plain event
+dicts with the same shape, so one test body checks every SDK and protocol:
 
 - ``{"ev": "connecting" | "disconnected", "code", "reason"}``, ``{"ev": "connected", "client"}``,
   ``{"ev": "error", "code", "message"}`` — client events;
@@ -12,7 +13,10 @@ checks both SDKs:
 - ``{"ev": "token_request", "kind": "connection" | "subscription", "channel"}`` — a getToken
   callback ran; the token it got comes from the test's Python callable, signed at that moment;
 - ``{"ev": "frame", "dir": "in" | "out", "data": str}`` — a raw WebSocket text frame, so tests
-  can assert what crossed the wire and a failure shows the server's exact frames.
+  can assert what crossed the wire and a failure shows the server's exact frames; a binary
+  (Protobuf) frame has ``"binary"`` (base64) instead of ``"data"``, and `frames` decodes it
+  with the official schema into the same dicts. Protobuf payloads (``data``, ``conn_info``,
+  ``chan_info``) are reported as the JSON they hold.
 
 Tokens are PyJWT HS256 tokens (the independent oracle), never made by the server under test.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -32,8 +37,11 @@ from typing import Any
 
 import jwt
 
+from tests.sdk.protobuf_oracle import decode_commands, decode_replies, plain_payload
+
 __all__ = [
     "JS_DIR",
+    "PROTOCOL_SDKS",
     "SDKS",
     "JsSdkDriver",
     "PythonSdkDriver",
@@ -47,6 +55,8 @@ __all__ = [
 
 JS_DIR = Path(__file__).parent / "js"
 SDKS = ("js", "python")
+#: Every SDK in both protocols: the matrix the SDK behaviour tests run.
+PROTOCOL_SDKS = (*SDKS, "js-protobuf", "python-protobuf")
 Event = dict[str, Any]
 Predicate = Callable[[Event], bool]
 ConnTokenSource = Callable[[], str]
@@ -89,15 +99,19 @@ def exp_of(token: str) -> int:
 
 
 def frames(events: Iterable[Event], direction: str) -> list[dict[str, Any]]:
-    """Every JSON message in the raw frames of `direction` ("in" or "out"), in order.
+    """Every message in the raw frames of `direction` ("in" or "out"), in order, as JSON dicts.
 
-    A frame may pack several messages separated by newlines (docs/protocol.md "Framing"); an empty
-    object
-    is a ping (in) or pong (out).
+    A frame may pack several messages separated by newlines (docs/protocol.md "Framing"), or
+    several varint-prefixed Protobuf messages; an empty object is a ping (in) or pong (out).
     """
     out: list[dict[str, Any]] = []
     for e in events:
-        if e["ev"] == "frame" and e["dir"] == direction:
+        if e["ev"] != "frame" or e["dir"] != direction:
+            continue
+        if "binary" in e:
+            decode = decode_replies if direction == "in" else decode_commands
+            out.extend(decode(base64.b64decode(e["binary"])))
+        else:
             out.extend(json.loads(line) for line in e["data"].split("\n") if line.strip())
     return out
 
@@ -188,8 +202,11 @@ class JsSdkDriver(SdkDriver):
 
     sdk = "js"
 
-    def __init__(self, hard_timeout: float) -> None:
+    def __init__(self, hard_timeout: float, *, protobuf: bool = False) -> None:
         super().__init__()
+        self._protobuf = protobuf
+        if protobuf:
+            self.sdk = "js-protobuf"
         self._hard_timeout = hard_timeout
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -255,6 +272,8 @@ class JsSdkDriver(SdkDriver):
         self._conn_tokens = get_token
         options = {"minReconnectDelay": int(min_reconnect_delay * 1000)}
         cmd = {"op": "connect", "url": url, "token": token, "options": options}
+        if self._protobuf:
+            cmd["protocol"] = "protobuf"
         self._send({**cmd, "use_get_token": get_token is not None})
 
     async def subscribe(
@@ -317,12 +336,25 @@ class _FrameTap(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == "send commands: %s" and record.args:
             commands = record.args[0] if isinstance(record.args, tuple) else record.args
-            data = "\n".join(json.dumps(c) for c in commands)  # type: ignore[union-attr]
-            self._driver.record({"ev": "frame", "dir": "out", "data": data})
+            # In Protobuf mode the SDK logs its commands before encoding, payloads as base64.
+            lines = (json.dumps(c, default=_text) for c in commands)  # type: ignore[union-attr]
+            self._driver.record({"ev": "frame", "dir": "out", "data": "\n".join(lines)})
         elif record.msg == "data received %s" and record.args:
             raw = record.args[0] if isinstance(record.args, tuple) else record.args
-            text = raw.decode() if isinstance(raw, bytes) else str(raw)
-            self._driver.record({"ev": "frame", "dir": "in", "data": text})
+            if isinstance(raw, bytes):
+                binary = base64.b64encode(raw).decode()
+                self._driver.record({"ev": "frame", "dir": "in", "binary": binary})
+            else:
+                self._driver.record({"ev": "frame", "dir": "in", "data": str(raw)})
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A payload as the JSON value it holds: Protobuf hands bytes, JSON the value itself."""
+    return plain_payload(value) if isinstance(value, bytes) else value
 
 
 class PythonSdkDriver(SdkDriver):
@@ -330,8 +362,11 @@ class PythonSdkDriver(SdkDriver):
 
     sdk = "python"
 
-    def __init__(self) -> None:
+    def __init__(self, *, protobuf: bool = False) -> None:
         super().__init__()
+        self._protobuf = protobuf
+        if protobuf:
+            self.sdk = "python-protobuf"
         self._client: Any = None
         self._subs: dict[str, Any] = {}
         self._tap = _FrameTap(self)
@@ -361,6 +396,7 @@ class PythonSdkDriver(SdkDriver):
             get_token=tokens,
             min_reconnect_delay=min_reconnect_delay,
             proxy=None,
+            use_protobuf=self._protobuf,
         )
         await self._client.connect()
 
@@ -418,8 +454,8 @@ def _client_info(info: Any) -> dict[str, Any]:
     return {
         "client": info.client,
         "user": info.user,
-        "conn_info": info.conn_info,
-        "chan_info": info.chan_info,
+        "conn_info": _plain(info.conn_info),
+        "chan_info": _plain(info.chan_info),
     }
 
 
@@ -477,7 +513,7 @@ def _subscription_events(driver: SdkDriver, channel: str) -> Any:
 
         async def on_publication(self, ctx: Any) -> None:
             ev = {"ev": "publication", "channel": channel}
-            driver.record({**ev, "data": ctx.pub.data, "offset": ctx.pub.offset or 0})
+            driver.record({**ev, "data": _plain(ctx.pub.data), "offset": ctx.pub.offset or 0})
 
         async def on_error(self, ctx: Any) -> None:
             driver.record({"ev": "sub_error", "channel": channel, **_error_fields(ctx)})
@@ -487,12 +523,17 @@ def _subscription_events(driver: SdkDriver, channel: str) -> Any:
 
 @contextlib.asynccontextmanager
 async def open_driver(sdk: str, *, hard_timeout: float = 40.0) -> AsyncIterator[SdkDriver]:
-    """A started driver for `sdk` ("js" or "python"), closed on exit.
+    """A started driver for `sdk` (one of `PROTOCOL_SDKS`), closed on exit.
 
     `hard_timeout` bounds the node process's life on its own, whatever the test does.
     """
+    name, _, protocol = sdk.partition("-")
+    protobuf = protocol == "protobuf"
     driver: JsSdkDriver | PythonSdkDriver
-    driver = JsSdkDriver(hard_timeout) if sdk == "js" else PythonSdkDriver()
+    if name == "js":
+        driver = JsSdkDriver(hard_timeout, protobuf=protobuf)
+    else:
+        driver = PythonSdkDriver(protobuf=protobuf)
     try:
         await driver.start()
         yield driver

@@ -28,7 +28,7 @@ from rotary.node.client import ClientSession
 from rotary.node.node import Node
 from rotary.protocol.codes import DisconnectCode
 from rotary.server import build_app, build_node
-from tests.functional.conftest import SECRET, make_token
+from tests.functional.conftest import SECRET, free_port, make_token
 
 _CONFIG = {"client_insecure": True, "allow_subscribe_for_client": True}
 
@@ -212,4 +212,23 @@ async def test_client_refused_a_token_after_connect_leaves_no_connection_object_
         assert first == answer
         writer.transport.abort()
         await _until_gone(node)
+        assert _alive(refs) == []
+
+
+async def test_clients_refused_by_an_unreachable_connect_proxy_leave_no_connection_object_alive(
+    no_cycle_collector: None,
+) -> None:
+    # The proxy's failure path raises and chains exceptions (the HTTP client's among them).
+    proxied = {"proxy_connect_endpoint": f"http://127.0.0.1:{free_port()}/connect"}
+    async with _serving({**_CHECKED, **proxied}) as (node, port):
+        refs = []
+        for _ in range(3):
+            before = _existing()
+            reader, writer = await _open(port)
+            writer.write(_masked_text(orjson.dumps({"id": 1, "connect": {}})))
+            assert b'"code":100' in await _read_text(reader)
+            refs += _new_since(before)
+            writer.transport.abort()
+            await _until_gone(node)
+        assert len(refs) == 9
         assert _alive(refs) == []

@@ -1,4 +1,5 @@
-"""Token signing for the CLI (``gentoken``, ``gensubtoken``) and for tests.
+"""Token signing: the one signer behind `rotary.tokens`, the CLI (``gentoken``,
+``gensubtoken``) and the tests.
 
 Produces compact JWS with the header ``{"alg":…,"typ":"JWT"}`` and the claims as compact
 JSON. The key is the HMAC secret for HS* (text taken as UTF-8, or bytes), a private key
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from rotary.errors import ConfigError
 
-__all__ = ["sign_token"]
+__all__ = ["alg_for_key", "sign_token"]
 
 _HMAC: dict[str, hashes.HashAlgorithm] = {
     "HS256": hashes.SHA256(),
@@ -38,6 +39,35 @@ _EC: dict[str, tuple[hashes.HashAlgorithm, str, int]] = {
 }
 
 
+_CURVE_ALGS = {curve: alg for alg, (_, curve, _) in _EC.items()}
+
+
+def alg_for_key(key: str | bytes) -> str:
+    """The algorithm a key signs with by default: HS256 for a secret, else by the PEM's type.
+
+    RSA → RS256, EC P-256/384/521 → ES256/384/512, Ed25519 → EdDSA. Raise ConfigError for a
+    PEM that is not an unencrypted private key of one of those types.
+    """
+    pem = key.encode() if isinstance(key, str) else key
+    if not _looks_like_pem(pem):
+        return "HS256"
+    try:
+        private = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise ConfigError(["signing key: not an unencrypted private key PEM"]) from None
+    if isinstance(private, rsa.RSAPrivateKey):
+        return "RS256"
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        return "EdDSA"
+    if isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name in _CURVE_ALGS:
+        return _CURVE_ALGS[private.curve.name]
+    raise ConfigError(["signing key: use RSA, ECDSA P-256/384/521 or Ed25519"])
+
+
+def _looks_like_pem(key: bytes) -> bool:
+    return key.lstrip().startswith(b"-----BEGIN")
+
+
 def _b64url(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
@@ -52,6 +82,12 @@ def sign_token(claims: Mapping[str, object], *, alg: str, key: str | bytes) -> s
 
 def _sign(signing_input: bytes, alg: str, key: bytes) -> bytes:
     if alg in _HMAC:
+        # A private key used as an HMAC secret would sign, and publish a token whose
+        # signature anyone holding the public key can forge: never do it.
+        if _looks_like_pem(key):
+            raise ConfigError([f"signing key: a PEM key cannot be an {alg} secret"])
+        if not key:
+            raise ConfigError(["signing key: the HMAC secret is empty"])
         mac = crypto_hmac.HMAC(key, _HMAC[alg])
         mac.update(signing_input)
         return mac.finalize()

@@ -45,6 +45,11 @@ class ChannelOptions:
     #: Delta compression types a subscriber may negotiate (only ``fossil`` exists).
     allowed_delta_types: tuple[str, ...] = ()
     delta_publish: bool = False
+    #: Subscribe, publish and sub_refresh of these channels go to the proxy of that kind
+    #: (v5 ``proxy_subscribe``…, v6 ``subscribe_proxy_enabled``…; docs/backend.md).
+    proxy_subscribe: bool = False
+    proxy_publish: bool = False
+    proxy_sub_refresh: bool = False
 
     @property
     def history_enabled(self) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 from rotary.auth.settings import AuthSettings, TokenSettings
 from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
-from rotary.config.keys import NAMESPACE_OPTION_KINDS, PROXY_OPTIONS, Key
+from rotary.config.keys import NAMESPACE_OPTION_KINDS, PROXY_OPTION_ALIASES, PROXY_OPTIONS, Key
 from rotary.config.model import (
     AdminSettings,
     ApiSettings,
@@ -22,6 +22,7 @@ from rotary.config.model import (
 )
 from rotary.config.validate import Labels, validate
 from rotary.config.values import Raw, convert
+from rotary.proxy.settings import PROXY_KINDS, ProxyEndpoint, ProxySettings
 
 __all__ = ["build_config"]
 
@@ -69,12 +70,13 @@ def _options(item: Mapping[str, object], where: str, problems: list[str]) -> Cha
     values: dict[str, Any] = {}
     for name, value in item.items():
         label = f"{where}.{name}"
+        name = PROXY_OPTION_ALIASES.get(name, name)
         kind = NAMESPACE_OPTION_KINDS.get(name)
         if name == "name" or value is None:
             continue
         if name in PROXY_OPTIONS:
-            if value:
-                problems.append(f"{label}: proxies are not supported by Rotary")
+            if value and value != "default":
+                problems.append(f"{label}: Rotary has one proxy of each kind, no named proxies")
             continue
         if kind is None:
             problems.append(_unknown_option(label, name))
@@ -125,5 +127,13 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
         server=ServerSettings(**_group(typed, "server.")),
         engine=engine,
         log=LogSettings(**_group(typed, "log.")),
+        proxy=_proxy(typed),
         admin=AdminSettings(**_group(typed, "admin.")),
     )
+
+
+def _proxy(typed: Mapping[str, Any]) -> ProxySettings:
+    values: dict[str, Any] = _group(typed, "proxy.")
+    for kind in PROXY_KINDS:
+        values[kind] = ProxyEndpoint(**_group(typed, f"proxy.{kind}."))
+    return ProxySettings(**values)

@@ -45,6 +45,20 @@ ROTARY_ONLY = frozenset(
         "token_ed25519_public_key",
         "subscription_token_ed25519_public_key",
         "log_json",
+        "proxy_connect_http_headers",
+        "proxy_refresh_http_headers",
+        "proxy_subscribe_http_headers",
+        "proxy_publish_http_headers",
+        "proxy_sub_refresh_http_headers",
+        "proxy_rpc_http_headers",
+        "proxy_refresh_include_connection_meta",
+        "proxy_subscribe_include_connection_meta",
+        "proxy_publish_include_connection_meta",
+        "proxy_sub_refresh_include_connection_meta",
+        "proxy_rpc_include_connection_meta",
+        "proxy_connect_enabled",
+        "proxy_refresh_enabled",
+        "proxy_rpc_enabled",
         "admin_insecure_allow_remote",
         "admin_token_ttl",
     }
@@ -63,6 +77,7 @@ SECTIONS = (
     "Engine and Redis",
     "Logging and metrics",
     "Admin web UI",
+    "Proxy",
 )
 
 # Destination prefix → section; the first match wins, and its position orders keys within
@@ -82,6 +97,7 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("engine.", SECTIONS[8]),
     ("log.", SECTIONS[9]),
     ("admin.", SECTIONS[10]),
+    ("proxy.", SECTIONS[11]),
 )
 
 _SECTION_NOTES = {
@@ -92,8 +108,15 @@ _SECTION_NOTES = {
     SECTIONS[4]: (
         "At the top level these apply to channels without a namespace. The same option names "
         "(without any prefix) go inside each entry of `namespaces` / `channel.namespaces`. "
-        "Proxy switches (`proxy_subscribe`, `subscribe_proxy_enabled`, …) are accepted only "
-        "when off: Rotary has no proxies."
+        "The proxy switches `proxy_subscribe`, `proxy_publish` and `proxy_sub_refresh` (v6 "
+        "`subscribe_proxy_enabled`, …) need the endpoint of their proxy; named proxies "
+        "(`*_proxy_name`) and subscribe streams are accepted only when off."
+    ),
+    SECTIONS[11]: (
+        "Centrifugo's HTTP proxy (docs/backend.md). The flat names `proxy_<kind>_endpoint`, "
+        "`proxy_<kind>_timeout`, `proxy_http_headers` are Centrifugo v5's; the nested ones "
+        "v6's. A proxy whose endpoint is set is on (Centrifugo v6 also wants `enabled: true` "
+        "for connect and refresh; Rotary turns it off only with `enabled: false`)."
     ),
 }
 

@@ -13,12 +13,14 @@ from typing import Literal
 
 from rotary.auth.settings import TokenSettings
 from rotary.channels.options import ChannelOptions
+from rotary.proxy.settings import PROXY_KINDS
 
 __all__ = [
     "ENV_PREFIXES",
     "KEYS",
     "NAMESPACE_OPTION_KINDS",
     "PROXY_OPTIONS",
+    "PROXY_OPTION_ALIASES",
     "Key",
     "Kind",
     "env_names",
@@ -63,11 +65,24 @@ NAMESPACE_OPTION_KINDS: dict[str, Kind] = {
     f.name: _kind_of(f) for f in dataclasses.fields(ChannelOptions)
 }
 
-#: Proxy switches of Centrifugo (v5 and v6 names): Rotary has no proxies and refuses them on.
+#: v6 names of the namespace proxy switches → Rotary's field (the v5 name).
+PROXY_OPTION_ALIASES = {
+    "subscribe_proxy_enabled": "proxy_subscribe",
+    "publish_proxy_enabled": "proxy_publish",
+    "sub_refresh_proxy_enabled": "proxy_sub_refresh",
+}
+
+#: Proxy options of Centrifugo that Rotary does not have: named proxies (only the one proxy
+#: of each kind, "default") and subscribe streams. Accepted when off (or "default").
 PROXY_OPTIONS = frozenset(
-    name
-    for kind in ("subscribe", "publish", "sub_refresh", "subscribe_stream")
-    for name in (f"proxy_{kind}", f"{kind}_proxy_enabled", f"{kind}_proxy_name")
+    [
+        "proxy_subscribe_stream",
+        "subscribe_stream_proxy_enabled",
+        *(
+            f"{kind}_proxy_name"
+            for kind in ("subscribe", "publish", "sub_refresh", "subscribe_stream")
+        ),
+    ]
 )
 
 # fmt: off
@@ -419,6 +434,12 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
     "channel_regex": "Regular expression the channel name after the namespace must match.",
     "allowed_delta_types": "Delta compressions subscribers may ask for (only fossil).",
     "delta_publish": "Publish as deltas by default.",
+    "proxy_subscribe":
+        "Subscribe without a token asks the subscribe proxy (v6 subscribe_proxy_enabled).",
+    "proxy_publish": "Client publications go through the publish proxy (v6 publish_proxy_enabled).",
+    "proxy_sub_refresh":
+        "Subscriptions the subscribe proxy admitted are refreshed by the sub_refresh proxy "
+        "(v6 sub_refresh_proxy_enabled).",
 }
 # fmt: on
 
@@ -449,11 +470,14 @@ def _token_keys() -> list[Key]:
     return keys
 
 
+_V6_OPTION_NAMES = {field: v6 for v6, field in PROXY_OPTION_ALIASES.items()}
+
+
 def _option_keys() -> list[Key]:
     return [
         Key(
             name,
-            f"channel.without_namespace.{name}",
+            f"channel.without_namespace.{_V6_OPTION_NAMES.get(name, name)}",
             kind,
             f"channels.without_namespace.{name}",
             _OPTION_DESCRIPTIONS.get(name, ""),
@@ -462,11 +486,92 @@ def _option_keys() -> list[Key]:
     ]
 
 
+_PROXY_V6 = {
+    "connect": "client.proxy.connect",
+    "refresh": "client.proxy.refresh",
+    "subscribe": "channel.proxy.subscribe",
+    "publish": "channel.proxy.publish",
+    "sub_refresh": "channel.proxy.sub_refresh",
+    "rpc": "rpc.proxy",
+}
+_PROXY_EVENTS = {
+    "connect": "connect without a token",
+    "refresh": "connection refresh (server-side: the client sends no token)",
+    "subscribe": "subscribe in namespaces with proxy_subscribe",
+    "publish": "client publish in namespaces with proxy_publish",
+    "sub_refresh": "subscription refresh in namespaces with proxy_sub_refresh",
+    "rpc": "client RPC calls",
+}
+
+
+def _proxy_keys() -> list[Key]:
+    keys: list[Key] = []
+    for kind in PROXY_KINDS:
+        v6, dest, event = _PROXY_V6[kind], f"proxy.{kind}", _PROXY_EVENTS[kind]
+        rows: list[tuple[str, Kind, str]] = [
+            ("endpoint", "str", f"URL the {event} is POSTed to (http:// or https://)."),
+            ("timeout", "duration", f"Longest wait for the {kind} proxy's answer."),
+            (
+                "http_headers",
+                "strs",
+                f"Client headers passed to the {kind} proxy (empty: proxy_http_headers).",
+            ),
+        ]
+        if kind != "connect":
+            rows.append(
+                (
+                    "include_connection_meta",
+                    "bool",
+                    f"Send the connection's meta to the {kind} proxy.",
+                )
+            )
+        for name, kind_of, text in rows:
+            keys.append(
+                Key(f"proxy_{kind}_{name}", f"{v6}.{name}", kind_of, f"{dest}.{name}", text)
+            )
+        if kind in ("connect", "refresh"):
+            text = f"Set false to keep the {kind} proxy off although its endpoint is set."
+            keys.append(
+                Key(f"proxy_{kind}_enabled", f"{v6}.enabled", "bool", f"{dest}.enabled", text)
+            )
+    text = "Set false to keep the RPC proxy off although its endpoint is set."
+    keys.append(
+        Key(
+            "proxy_rpc_enabled",
+            "rpc.without_namespace.proxy_enabled",
+            "bool",
+            "proxy.rpc.enabled",
+            text,
+        )
+    )
+    keys.append(
+        Key(
+            "proxy_http_headers",
+            "",
+            "strs",
+            "proxy.http_headers",
+            "Client headers (of the WebSocket upgrade request) passed to every proxy "
+            'that names none, e.g. ["Cookie", "Authorization"].',
+        )
+    )
+    keys.append(
+        Key(
+            "proxy_include_connection_meta",
+            "",
+            "bool",
+            "proxy.include_connection_meta",
+            "Send the connection's meta to every proxy but connect.",
+        )
+    )
+    return keys
+
+
 #: Every key, in a stable order.
 KEYS: tuple[Key, ...] = (
     *(Key(*row, _DESCRIPTIONS.get(row[0], "")) for row in _SIMPLE),
     *_token_keys(),
     *_option_keys(),
+    *_proxy_keys(),
 )
 
 

@@ -146,8 +146,10 @@ def _walk(path: str, section: Mapping[object, object], layer: _Layer, problems: 
 
 
 def _proxy_problem(label: str, value: object) -> list[str]:
-    """Proxy switches are accepted when off; Rotary has no proxies to turn on."""
-    return [f"{label}: proxies are not supported by Rotary"] if value else []
+    """Named proxies and subscribe streams are accepted when off (or the name "default")."""
+    if not value or value == "default":
+        return []
+    return [f"{label}: Rotary has one proxy of each kind, no named proxies"]
 
 
 def _put(layer: _Layer, key: Key, raw: Raw, problems: list[str]) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from rotary.auth.settings import AuthSettings
 from rotary.channels.options import ChannelSettings
+from rotary.proxy.settings import ProxySettings
 
 __all__ = [
     "AdminSettings",
@@ -163,4 +164,5 @@ class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
     admin: AdminSettings = field(default_factory=AdminSettings)

@@ -12,6 +12,7 @@ from rotary.channels.resolver import NAMESPACE_NAME_PATTERN
 from rotary.config.durations import format_duration
 from rotary.config.keys import KEYS
 from rotary.config.model import Config
+from rotary.proxy.settings import PROXY_KINDS
 
 __all__ = ["ENGINE_TYPES", "LOG_LEVELS", "Labels", "validate"]
 
@@ -51,6 +52,7 @@ def validate(config: Config, label: Labels) -> list[str]:
     problems += _client_problems(config, label)
     problems += _channel_problems(config.channels, label)
     problems += _misc_problems(config, label)
+    problems += _proxy_problems(config, label)
     problems += _admin_problems(config, label)
     return problems
 
@@ -161,6 +163,34 @@ def _misc_problems(config: Config, label: Labels) -> list[str]:
         problems.append(f"{label('log.level')}: must be one of {', '.join(LOG_LEVELS)}")
     if config.api.error_mode not in ("", "transport"):
         problems.append(f'{label("api.error_mode")}: must be "" or "transport"')
+    return problems
+
+
+_NAMESPACE_PROXIES = ("subscribe", "publish", "sub_refresh")
+
+
+def _proxy_problems(config: Config, label: Labels) -> list[str]:
+    """Endpoints are HTTP URLs with a positive timeout; a namespace switch needs its endpoint."""
+    problems: list[str] = []
+    for kind in PROXY_KINDS:
+        proxy = config.proxy.endpoint(kind)
+        if proxy.endpoint and not proxy.endpoint.startswith(("http://", "https://")):
+            problems.append(
+                f"{label(f'proxy.{kind}.endpoint')}: must be an http:// or https:// URL"
+            )
+        if proxy.timeout <= 0:
+            problems.append(f"{label(f'proxy.{kind}.timeout')}: must be positive")
+    channels = config.channels
+    scopes: list[tuple[_At, ChannelOptions]] = [
+        (lambda opt: label(f"channels.without_namespace.{opt}"), channels.without_namespace)
+    ]
+    scopes += [(_under(label(f"ns:{ns.name}")), ns.options) for ns in channels.namespaces]
+    for at, options in scopes:
+        for kind in _NAMESPACE_PROXIES:
+            if getattr(options, f"proxy_{kind}") and not config.proxy.endpoint(kind).active:
+                problems.append(
+                    f"{at(f'proxy_{kind}')}: needs {label(f'proxy.{kind}.endpoint')} set"
+                )
     return problems
 
 

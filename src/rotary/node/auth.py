@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import orjson
-
 from rotary.engines.revocation import TokenIdentity
 from rotary.errors import RotaryError
+from rotary.protocol.base import Codec
 from rotary.protocol.codes import DisconnectCode, DisconnectError
 
 __all__ = [
@@ -34,19 +33,15 @@ __all__ = [
 TokenProblemKind = Literal["invalid", "expired", "unknown_channel", "mismatch", "revoked"]
 
 
-def json_payload(payload: bytes | None) -> bytes | None:
-    """`payload` if it is JSON a JSON client can receive; else disconnect 3506.
+def json_payload(payload: bytes | None, codec: Codec) -> bytes | None:
+    """`payload` if the client's `codec` can carry it; else disconnect 3506.
 
-    Token ``b64info``/``b64data`` may carry arbitrary bytes, which only protobuf clients
-    could take (docs/protocol.md "Framing"); Rotary speaks JSON only.
+    Token ``b64info``/``b64data`` may carry arbitrary bytes, which only Protobuf clients
+    can take (docs/protobuf.md); a JSON client needs JSON.
     """
-    if payload is None:
-        return None
-    try:
-        orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise DisconnectError(DisconnectCode.INAPPROPRIATE_PROTOCOL) from None
-    return payload
+    if payload is None or codec.carries(payload):
+        return payload
+    raise DisconnectError(DisconnectCode.INAPPROPRIATE_PROTOCOL)
 
 
 class TokenProblem(RotaryError):

@@ -15,24 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rotary.engines.base import ClientInfo
 from rotary.engines.revocation import TokenIdentity
 from rotary.node import commands, connect, subscribe
 from rotary.node.outbox import Outbox, Transport
+from rotary.node.proxy import NO_HEADERS, ProxyContext
 from rotary.node.scheduler import TimerHandle
 from rotary.node.state import State
 from rotary.node.subscription import Subscription
-from rotary.protocol.codec import (
-    PING,
-    ProtocolViolation,
-    decode_frame,
-    encode_error,
-    encode_push,
-    encode_reply,
-)
+from rotary.protocol.base import Codec, NotEncodable, ProtocolViolation
+from rotary.protocol.codec import JSON
 from rotary.protocol.codes import (
     CommandError,
     Disconnect,
@@ -57,15 +52,23 @@ class ClientSession:
     """One client connection. Created by `Node.new_session`.
 
     `app_pings` False (``cf_ws_frame_ping_pong``) leaves liveness to the transport: no
-    application pings and no ``ping``/``pong`` in the connect result.
+    application pings and no ``ping``/``pong`` in the connect result. `codec` is the wire
+    format the transport chose; nothing else in the node knows it.
     """
 
     def __init__(
-        self, node: Node, transport: Transport, *, client_id: str, app_pings: bool = True
+        self,
+        node: Node,
+        transport: Transport,
+        *,
+        client_id: str,
+        app_pings: bool = True,
+        codec: Codec = JSON,
     ) -> None:
         self.node = node
         self.id = client_id
         self.app_pings = app_pings
+        self.codec = codec
         self.state = State.CONNECTING
         self.user = ""
         self.conn_info: bytes | None = None
@@ -73,6 +76,10 @@ class ClientSession:
         self.expire_at = 0
         #: The connection token in force (set by connect and refresh), for revocation.
         self.token_identity: TokenIdentity | None = None
+        #: Upgrade request headers a proxy passes on (lower-case names; set by the node).
+        self.headers: Mapping[str, str] = NO_HEADERS
+        #: Expiry handled by the refresh proxy, not by the client's refresh command.
+        self.server_refresh = False
         self.subs: dict[str, Subscription] = {}
         # `subscribing`, `releasing` and `_tasks` are made on first use and dropped once
         # empty: most sessions hold them empty, and an empty set costs 216 bytes.
@@ -85,6 +92,7 @@ class ClientSession:
             max_size=settings.queue_max_size,
             write_timeout=node.write_timeout,
             on_failure=self._on_write_failure,
+            join=codec.join_frame,
         )
         #: Timer operation name → when it is due (on `node.clock.monotonic`). One scheduler
         #: handle serves them all (see `_schedule`).
@@ -101,6 +109,10 @@ class ClientSession:
     def client_info(self, chan_info: bytes | None = None) -> ClientInfo:
         """This connection as seen by others, with a channel's info."""
         return ClientInfo(self.user, self.id, self.conn_info, chan_info)
+
+    def proxy_context(self) -> ProxyContext:
+        """This connection as the proxies describe it to the backend."""
+        return ProxyContext(self.id, self.user, self.meta, self.headers, self.codec.name)
 
     @property
     def closed(self) -> bool:
@@ -127,7 +139,7 @@ class ClientSession:
         if self.state in (State.UNUSABLE, State.CLOSED):
             return
         try:
-            commands = decode_frame(frame)
+            commands = self.codec.decode_frame(frame)
         except ProtocolViolation as exc:
             self._violation(str(exc))
             return
@@ -168,13 +180,13 @@ class ClientSession:
             self._reply_error(cmd_id, method, CommandError(ErrorCode.INTERNAL))
         else:
             if result is not None:
-                self.push(encode_reply(cmd_id, method, result))
+                self.reply(cmd_id, method, result)
         finally:
             if not self._subscribing:
                 self._subscribing = None
 
     def _reply_error(self, cmd_id: int, method: str, exc: CommandError) -> None:
-        self.push(encode_error(cmd_id, exc.error))
+        self.push(self.codec.encode_error(cmd_id, exc.error))
         if method == "connect":
             # docs/protocol.md "Connection life cycle" rule 4: stop reading; the stale timer drops
             # a peer that lingers.
@@ -198,10 +210,37 @@ class ClientSession:
         """Queue one encoded message for the client; never awaits."""
         self.outbox.push(message)
 
+    def reply(self, cmd_id: int, method: str, result: Mapping[str, Any]) -> None:
+        """Queue the successful reply to command `cmd_id` (3506 when it cannot be encoded)."""
+        try:
+            message = self.codec.encode_reply(cmd_id, method, result)
+        except NotEncodable:
+            self.unencodable()
+        else:
+            self.push(message)
+
+    def send_push(self, kind: str, body: Mapping[str, Any], channel: str = "") -> None:
+        """Queue a push of `kind` (3506 when it cannot be encoded)."""
+        try:
+            message = self.codec.encode_push(kind, body, channel)
+        except NotEncodable:
+            self.unencodable()
+        else:
+            self.push(message)
+
+    def unencodable(self) -> None:
+        """A message for this client holds bytes its format cannot carry: disconnect 3506."""
+        _log.warning(
+            "client %s (user %r): a payload is not JSON, %s cannot carry it",
+            self.id,
+            self.user,
+            self.codec.name,
+        )
+        self.disconnect(DisconnectCode.INAPPROPRIATE_PROTOCOL)
+
     def send_unsubscribe(self, channel: str, unsub: Unsubscribe) -> None:
         """Queue an Unsubscribe push for `channel`."""
-        body = {"code": unsub.code, "reason": unsub.reason}
-        self.push(encode_push("unsubscribe", body, channel))
+        self.send_push("unsubscribe", {"code": unsub.code, "reason": unsub.reason}, channel)
 
     async def run_writer(self) -> None:
         """Write queued messages until the session ends, then close the transport."""
@@ -231,7 +270,9 @@ class ClientSession:
         """(Re)arm the connection expiry check, or cancel it when there is no expiry."""
         self._cancel("expire")
         if self.expire_at > 0:
-            delay = self.expire_at - self.node.clock.now() + self.node.settings.expired_close_delay
+            delay = self.expire_at - self.node.clock.now()
+            if not self.server_refresh:  # the client gets a grace time to refresh
+                delay += self.node.settings.expired_close_delay
             self._schedule("expire", delay)
 
     def disconnect(self, disconnect: Disconnect, *, flush: bool = True) -> None:
@@ -338,7 +379,7 @@ class ClientSession:
         settings = self.node.settings
         if self.state is not State.CONNECTED:
             return
-        self.push(PING)
+        self.push(self.codec.ping)
         if settings.pong_timeout > 0 and not self._pong_pending:
             self._pong_pending = True
             self._schedule("pong", settings.pong_timeout)
@@ -350,7 +391,10 @@ class ClientSession:
 
     def _on_expire(self) -> None:
         if self.expire_at > 0 and self.expire_at <= self.node.clock.now():
-            self.disconnect(DisconnectCode.EXPIRED)
+            if self.server_refresh:
+                self.spawn(connect.refresh_by_proxy(self))
+            else:
+                self.disconnect(DisconnectCode.EXPIRED)
 
     def _on_periodic(self) -> None:
         if self.state is not State.CONNECTED:

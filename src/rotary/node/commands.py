@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
+from rotary.node.auth import json_payload
 from rotary.policy.permissions import history_allowed, presence_allowed, publish_allowed
-from rotary.protocol.codec import ProtocolViolation, client_info_obj, publication_obj
+from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import (
     HistoryRequest,
@@ -56,10 +57,18 @@ async def handle_publish(s: ClientSession, cmd_id: int, req: PublishRequest) -> 
         raise ProtocolViolation("publish without channel or data")
     ch = _resolve(s, req.channel)
     sub = s.subs.get(req.channel)
-    insecure = s.node.settings.insecure
-    _require(publish_allowed(ch, user=s.user, subscribed=sub is not None, insecure=insecure))
+    data = req.data
+    if ch.options.proxy_publish:  # the publish proxy decides, and may replace the data
+        proxy = s.node.proxy
+        if proxy is None or not proxy.active("publish"):
+            raise CommandError(ErrorCode.NOT_AVAILABLE)
+        replaced = await proxy.publish(s.proxy_context(), req.channel, data)
+        data = json_payload(replaced, s.codec) or data
+    else:
+        insecure = s.node.settings.insecure
+        _require(publish_allowed(ch, user=s.user, subscribed=sub is not None, insecure=insecure))
     info = sub.info if sub is not None else s.client_info()
-    await s.node.publish(ch, req.data, info=info)
+    await s.node.publish(ch, data, info=info)
     return {}
 
 
@@ -79,7 +88,7 @@ async def handle_presence(s: ClientSession, cmd_id: int, req: PresenceRequest) -
     """Every client in the channel's presence: ``{"presence": {client: ClientInfo}}``."""
     channel = _presence_channel(s, req.channel)
     entries = await s.node.presence.presence(channel)
-    return {"presence": {cid: client_info_obj(info) for cid, info in entries.items()}}
+    return {"presence": dict(entries)}
 
 
 async def handle_presence_stats(
@@ -113,18 +122,22 @@ async def handle_history(s: ClientSession, cmd_id: int, req: HistoryRequest) -> 
     except UnrecoverablePosition as exc:
         raise CommandError(ErrorCode.UNRECOVERABLE_POSITION) from exc
     return {
-        "publications": [publication_obj(p) for p in hist.publications],
+        "publications": list(hist.publications),
         "epoch": hist.position.epoch,
         "offset": hist.position.offset,
     }
 
 
 async def handle_rpc(s: ClientSession, cmd_id: int, req: RpcRequest) -> dict[str, Any]:
-    """No RPC handler but the optional built-in ping method: 108 otherwise."""
+    """The optional built-in ping method, else the RPC proxy; 108 without either."""
     settings = s.node.settings
     if settings.rpc_ping and req.method == settings.rpc_ping_method:
         return {}
-    raise CommandError(ErrorCode.NOT_AVAILABLE)
+    proxy = s.node.proxy
+    if proxy is None or not proxy.active("rpc"):
+        raise CommandError(ErrorCode.NOT_AVAILABLE)
+    data = json_payload(await proxy.rpc(s.proxy_context(), req.method, req.data), s.codec)
+    return {} if data is None else {"data": data}
 
 
 async def handle_send(s: ClientSession, cmd_id: int, req: SendRequest) -> None:

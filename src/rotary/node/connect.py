@@ -23,14 +23,14 @@ from rotary.node.state import State
 from rotary.node.subscribe import activate, server_subscription
 from rotary.node.subscription import add_expiry, capped_expiry
 from rotary.policy.permissions import subscribe_allowed
-from rotary.protocol.codec import ProtocolViolation, encode_reply
+from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import ConnectRequest, RefreshRequest
 
 if TYPE_CHECKING:
     from rotary.node.client import ClientSession
 
-__all__ = ["VERSION", "handle_connect", "handle_refresh"]
+__all__ = ["VERSION", "handle_connect", "handle_refresh", "refresh_by_proxy"]
 
 #: The Centrifugo version Rotary reports to clients.
 VERSION = "5.4.9"
@@ -66,7 +66,7 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
         raise DisconnectError(DisconnectCode.BAD_REQUEST)
     node = s.node
     now = node.clock.now()
-    creds = await _credentials(s, req.token, now)
+    creds, data = await _proxied(s, req) or (await _credentials(s, req.token, now), None)
     planned = _plan_channels(s, creds, req)
     if len(planned) > node.settings.channel_limit:
         raise DisconnectError(DisconnectCode.CHANNEL_LIMIT)
@@ -78,7 +78,9 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
         raise CommandError(ErrorCode.EXPIRED)
     s.meta = creds.meta
     s.token_identity = creds.identity
-    s.authenticated(user=creds.user, info=json_payload(creds.info), expire_at=expire_at)
+    # With a refresh proxy every connection is refreshed by the server (Centrifugo's rule).
+    s.server_refresh = node.proxy is not None and node.proxy.active("refresh")
+    s.authenticated(user=creds.user, info=json_payload(creds.info, s.codec), expire_at=expire_at)
     _log.debug("client %s: connected as user %r", s.id, creds.user)
     subs, results = [], {}
     for ch, opts, from_token in planned:
@@ -87,11 +89,25 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
         )
         subs.append(sub)
         results[ch.name] = result
-    s.push(encode_reply(cmd_id, "connect", _connect_result(s, results, now)))
+    result = _connect_result(s, results, now)
+    if data is not None:
+        result["data"] = json_payload(data, s.codec) or b"null"
+    s.reply(cmd_id, "connect", result)
     for sub in subs:
         activate(s, sub)
     s.start_timers()
     single_connection.after_connect(s)
+
+
+async def _proxied(
+    s: ClientSession, req: ConnectRequest
+) -> tuple[ConnectCredentials, bytes | None] | None:
+    """The connect proxy's answer for a connect without a token (None: no proxy, or the
+    backend gave no result, which counts as no token: anonymous if allowed, else 3501)."""
+    proxy = s.node.proxy
+    if req.token or proxy is None or not proxy.active("connect"):
+        return None
+    return await proxy.connect(s.proxy_context(), req)
 
 
 async def _credentials(s: ClientSession, token: str, now: float) -> ConnectCredentials:
@@ -155,7 +171,8 @@ def _requested_channel(s: ClientSession, name: str, user: str) -> ResolvedChanne
 def _connect_result(s: ClientSession, subs: dict[str, Any], now: float) -> dict[str, Any]:
     settings = s.node.settings
     result: dict[str, Any] = {"client": s.id, "version": VERSION}
-    add_expiry(result, s.expire_at, now)
+    if not s.server_refresh:
+        add_expiry(result, s.expire_at, now)
     if subs:
         result["subs"] = subs
     if s.app_pings and settings.ping_interval > 0:
@@ -173,6 +190,9 @@ def _connect_result(s: ClientSession, subs: dict[str, Any], now: float) -> dict[
 async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> dict[str, Any]:
     """Client-side refresh (docs/tokens.md "Connection expiry and refresh"), with expiry 0 meaning
     "no expiry" (docs/differences.md quirk 4)."""
+    if s.server_refresh:
+        # The refresh proxy refreshes this connection; a client refresh is a misuse (3501).
+        raise DisconnectError(DisconnectCode.BAD_REQUEST)
     if not req.token:
         raise ProtocolViolation("refresh without token")
     node = s.node
@@ -194,7 +214,7 @@ async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> 
     expire_at = 0 if node.settings.insecure else creds.expire_at
     if expire_at and expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
-    info = json_payload(creds.info)
+    info = json_payload(creds.info, s.codec)
     s.token_identity = creds.identity
     return refresh_connection(s, expire_at=expire_at, info=info, now=now)
 
@@ -226,3 +246,31 @@ def refresh_connection(
     result: dict[str, Any] = {"client": s.id, "version": VERSION}
     add_expiry(result, expire_at, now)
     return result
+
+
+async def refresh_by_proxy(s: ClientSession) -> None:
+    """Server-side refresh of an expired connection through the refresh proxy.
+
+    ``expired`` closes it with 3005; a later ``expire_at`` extends it (and ``info`` replaces the
+    connection info); an answer that does neither leaves it expired (3005). A backend that
+    cannot be asked closes it with 3004, so that the client reconnects (and connects anew
+    through the connect proxy); the backend's own ``disconnect`` is used as it is.
+    """
+    node = s.node
+    assert node.proxy is not None
+    try:
+        answer = await node.proxy.refresh(s.proxy_context())
+        info = json_payload(answer.info, s.codec)
+    except DisconnectError as exc:
+        s.disconnect(exc.disconnect)
+        return
+    except CommandError:
+        s.disconnect(DisconnectCode.SERVER_ERROR)
+        return
+    if answer.expired or not answer.expire_at > node.clock.now():
+        s.disconnect(DisconnectCode.EXPIRED)
+        return
+    s.expire_at = answer.expire_at
+    if info is not None:
+        s.conn_info = info
+    s.arm_expiry()

@@ -15,8 +15,12 @@ import orjson
 from rotary.engines.base import StreamPosition
 from rotary.node.auth import Override, ServerSubOptions
 from rotary.node.connect import refresh_connection
-from rotary.node.subscribe import activate, end_subscription, server_subscription, subscribe_push
-from rotary.protocol.codec import encode_push
+from rotary.node.subscribe import (
+    activate,
+    end_subscription,
+    send_subscribe_push,
+    server_subscription,
+)
 from rotary.protocol.codes import Disconnect, DisconnectCode, UnsubscribeCode
 from rotary.protocol.messages import SubscribeRequest
 
@@ -107,7 +111,7 @@ def _refresh(s: ClientSession, msg: dict[str, Any]) -> None:
         s, expire_at=expire_at, info=info.encode() if info else None, now=now
     )
     body = {k: v for k, v in result.items() if k in ("expires", "ttl")}
-    s.push(encode_push("refresh", body))
+    s.send_push("refresh", body)
 
 
 async def _subscribe(s: ClientSession, msg: dict[str, Any]) -> None:
@@ -125,7 +129,7 @@ async def _subscribe(s: ClientSession, msg: dict[str, Any]) -> None:
     recover = SubscribeRequest(recover=True, offset=since[0], epoch=since[1]) if since else None
     expire_at = int(msg.get("expire_at") or 0)
     sub, result = await server_subscription(s, resolved, opts, recover=recover, expire_at=expire_at)
-    s.push(subscribe_push(channel, result))
+    send_subscribe_push(s, channel, result)
     activate(s, sub)
 
 

@@ -1,24 +1,28 @@
 """The hub: which local clients are subscribed to which channel, and the fan-out.
 
-A publication is encoded once per channel and handed to every subscriber's queue by a
-plain synchronous loop: fan-out never awaits a single subscriber, and nothing in it
-mutates the hub (sessions leave the hub later, from their own cleanup).
+A publication is encoded once per channel and wire format (`rotary.protocol.base.Codec`)
+and handed to every subscriber's queue by a plain synchronous loop: fan-out never awaits a
+single subscriber, and nothing in it mutates the hub (sessions leave the hub later, from
+their own cleanup).
 
 A subscriber goes through two states. While its subscribe is being answered it is
 *pending*: publications for the channel are buffered for it, so that the subscribe reply
 can be queued first and the buffered publications after it (docs/protocol.md "Connection life
 cycle" rule 5). Then it is
 *active*: plain subscribers get the encoded bytes; *tracked* (positioned) subscribers get
-them through a callback that checks offsets.
+them through a callback that checks offsets. Active subscribers are grouped by codec; a
+publication that a codec cannot carry (bytes that are not JSON, for JSON clients) goes to
+none of that group, each of whom is reported to `on_unencodable` instead (Centrifugo
+disconnects them with 3506).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from rotary.engines.base import ClientInfo, Publication, StreamPosition
-from rotary.protocol.codec import client_info_obj, encode_push, publication_push
+from rotary.protocol.base import Codec, NotEncodable
 
 __all__ = ["Buffered", "Hub", "TrackedDelivery"]
 
@@ -28,24 +32,75 @@ Buffered = tuple[bytes, int, str]
 #: Delivery to a positioned subscriber: (encoded push, offset, epoch).
 TrackedDelivery = Callable[[bytes, int, str], None]
 
+#: A publication kept for a pending subscriber until it is active and its codec known.
+_Held = tuple[Publication, str]
+
 
 @dataclass(slots=True)
-class _Channel:
+class _Group:
+    """The active subscribers of one channel that share one codec.
+
+    `codec` is None until the first subscriber activates; `next` is the group of another
+    codec (a chain, not a dict: there are two codecs and most channels see one).
+    """
+
+    codec: Codec | None = None
     plain: dict[str, Callable[[bytes], None]] = field(default_factory=dict)
     tracked: dict[str, TrackedDelivery] = field(default_factory=dict)
     join_leave: dict[str, Callable[[bytes], None]] = field(default_factory=dict)
-    pending: dict[str, list[Buffered]] = field(default_factory=dict)
+    next: _Group | None = None
+
+    def members(self) -> int:
+        return len(self.plain) + len(self.tracked)
+
+
+@dataclass(slots=True)
+class _Channel(_Group):
+    pending: dict[str, list[_Held]] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.plain) + len(self.tracked) + len(self.pending)
+        return len(self.pending) + sum(group.members() for group in self.groups())
+
+    def groups(self) -> list[_Group]:
+        """Every codec group, this channel's own first."""
+        out: list[_Group] = []
+        group: _Group | None = self
+        while group is not None:
+            out.append(group)
+            group = group.next
+        return out
+
+    def group_for(self, codec: Codec) -> _Group:
+        """The group of `codec`, taking over an unused one or adding one."""
+        last: _Group | None = None
+        for group in self.groups():
+            if group.codec is codec:
+                return group
+            if group.codec is None or (not group.members() and not group.join_leave):
+                group.codec = codec
+                return group
+            last = group
+        assert last is not None
+        last.next = _Group(codec)
+        return last.next
+
+
+def _ignore_unencodable(client_id: str) -> None:
+    """The default `Hub` report: nobody to tell."""
 
 
 class Hub:
-    """Subscriptions of this node's clients, by channel."""
+    """Subscriptions of this node's clients, by channel.
 
-    def __init__(self) -> None:
+    `on_unencodable(client_id)` is called, from inside the fan-out, for each subscriber that
+    did not get a publication or join/leave its codec cannot carry; it must not change the
+    hub there and then.
+    """
+
+    def __init__(self, on_unencodable: Callable[[str], None] = _ignore_unencodable) -> None:
         self._channels: dict[str, _Channel] = {}
         self._num_subs = 0
+        self._on_unencodable = on_unencodable
 
     def add_pending(self, channel: str, client_id: str) -> bool:
         """Start buffering `channel` for `client_id`; True when the channel is new here."""
@@ -64,18 +119,27 @@ class Hub:
         client_id: str,
         *,
         push: Callable[[bytes], None],
+        codec: Codec,
         tracked: TrackedDelivery | None = None,
         join_leave: bool = False,
     ) -> list[Buffered]:
-        """Make a pending subscriber active; return what was buffered for it meanwhile."""
+        """Make a pending subscriber active; return what was buffered for it meanwhile,
+        encoded with `codec`.
+
+        Raises `NotEncodable` (and leaves the subscriber pending) when `codec` cannot carry
+        a buffered publication.
+        """
         ch = self._channels[channel]
-        buffered = ch.pending.pop(client_id, [])
+        held = ch.pending.get(client_id, ())
+        buffered = [(codec.publication_push(channel, pub), pub.offset, ep) for pub, ep in held]
+        ch.pending.pop(client_id, None)
+        group = ch.group_for(codec)
         if tracked is not None:
-            ch.tracked[client_id] = tracked
+            group.tracked[client_id] = tracked
         else:
-            ch.plain[client_id] = push
+            group.plain[client_id] = push
         if join_leave:
-            ch.join_leave[client_id] = push
+            group.join_leave[client_id] = push
         return buffered
 
     def remove(self, channel: str, client_id: str) -> bool:
@@ -83,11 +147,12 @@ class Hub:
         ch = self._channels.get(channel)
         if ch is None:
             return False
-        plain = ch.plain.pop(client_id, None)
-        tracked = ch.tracked.pop(client_id, None)
-        pending = ch.pending.pop(client_id, None)
-        found = plain is not None or tracked is not None or pending is not None
-        ch.join_leave.pop(client_id, None)
+        found = ch.pending.pop(client_id, None) is not None
+        for group in ch.groups():
+            plain = group.plain.pop(client_id, None)
+            tracked = group.tracked.pop(client_id, None)
+            group.join_leave.pop(client_id, None)
+            found = found or plain is not None or tracked is not None
         if found:
             self._num_subs -= 1
         if not ch:
@@ -100,28 +165,55 @@ class Hub:
         return channel in self._channels
 
     def broadcast_publication(self, channel: str, pub: Publication, sp: StreamPosition) -> None:
-        """Queue `pub` to every local subscriber of `channel`, encoding it once."""
+        """Queue `pub` to every local subscriber of `channel`, encoding it once per codec."""
         ch = self._channels.get(channel)
         if ch is None:
             return
-        data = publication_push(channel, pub)
-        for push in ch.plain.values():
+        group: _Group | None = ch
+        while group is not None:
+            if group.codec is not None:
+                self._publish_to(group, group.codec, channel, pub, sp)
+            group = group.next
+        if ch.pending:
+            held = (pub, sp.epoch)
+            for buf in ch.pending.values():
+                buf.append(held)
+
+    def _publish_to(
+        self, group: _Group, codec: Codec, channel: str, pub: Publication, sp: StreamPosition
+    ) -> None:
+        try:
+            data = codec.publication_push(channel, pub)
+        except NotEncodable:
+            self._report(group.plain.keys() | group.tracked.keys())
+            return
+        for push in group.plain.values():
             push(data)
-        if ch.tracked:
+        if group.tracked:
             offset, epoch = pub.offset, sp.epoch
-            for deliver in ch.tracked.values():
+            for deliver in group.tracked.values():
                 deliver(data, offset, epoch)
-        for buf in ch.pending.values():
-            buf.append((data, pub.offset, sp.epoch))
 
     def broadcast_join_leave(self, channel: str, kind: str, info: ClientInfo) -> None:
         """Queue a ``join`` or ``leave`` push to the subscribers that receive them."""
         ch = self._channels.get(channel)
-        if ch is None or not ch.join_leave:
+        if ch is None:
             return
-        data = encode_push(kind, {"info": client_info_obj(info)}, channel)
-        for push in ch.join_leave.values():
-            push(data)
+        body = {"info": info}
+        for group in ch.groups():
+            if not group.join_leave or group.codec is None:
+                continue
+            try:
+                data = group.codec.encode_push(kind, body, channel)
+            except NotEncodable:
+                self._report(group.join_leave.keys())
+                continue
+            for push in group.join_leave.values():
+                push(data)
+
+    def _report(self, client_ids: Iterable[str]) -> None:
+        for client_id in client_ids:
+            self._on_unencodable(client_id)
 
     def channels(self) -> dict[str, int]:
         """Channel → number of local subscribers."""

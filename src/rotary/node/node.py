@@ -42,11 +42,14 @@ from rotary.node.hub import Hub
 from rotary.node.outbox import Transport
 from rotary.node.position import PositionChecker
 from rotary.node.scheduler import LoopScheduler, Scheduler
+from rotary.protocol.base import Codec
+from rotary.protocol.codec import JSON
 from rotary.protocol.codes import CommandError, Disconnect, DisconnectCode, ErrorCode
 
 if TYPE_CHECKING:
     from rotary.engines.revocation import RevocationStore
     from rotary.metrics import Metrics
+    from rotary.node.proxy import ProxyHooks
 
 __all__ = ["Node"]
 
@@ -83,6 +86,7 @@ class Node:
         auth: Authenticator,
         revocation: RevocationStore | None = None,
         metrics: Metrics | None = None,
+        proxy: ProxyHooks | None = None,
         clock: Clock | None = None,
         scheduler: Scheduler | None = None,
         id_factory: Callable[[], str] = _uuid4,
@@ -101,6 +105,8 @@ class Node:
         #: Token revocation records (see `rotary.node.revocation`); None: no revocation API.
         self.revocation = revocation
         self.metrics = metrics
+        #: The app backend's proxies (docs/backend.md "The proxy"); None: none configured.
+        self.proxy = proxy
         self.clock: Clock = clock or SystemClock()
         self.scheduler: Scheduler = scheduler or LoopScheduler()
         self.new_id = id_factory
@@ -109,7 +115,7 @@ class Node:
         self.name = name or self.uid
         self.write_timeout = write_timeout
         self.presence_ttl = max(presence_ttl, 3 * settings.presence_update_interval)
-        self.hub = Hub()
+        self.hub = Hub(on_unencodable=self._unencodable)
         self._live: dict[str, ClientSession] = {}
         self._clients: dict[str, ClientSession] = {}
         #: user → the client id of its one session here, or a set when it has several (most
@@ -155,17 +161,40 @@ class Node:
         self._position_check.stop()
         await self.broker.close()
         await self.presence.close()
+        if self.proxy is not None:
+            await self.proxy.close()
 
     @property
     def num_sessions(self) -> int:
         """Open sessions, connected or not."""
         return len(self._live)
 
-    def new_session(self, transport: Transport, *, app_pings: bool = True) -> ClientSession:
-        """A session for a new connection (registered with the node once it connects)."""
-        session = ClientSession(self, transport, client_id=self.new_id(), app_pings=app_pings)
+    def new_session(
+        self,
+        transport: Transport,
+        *,
+        app_pings: bool = True,
+        codec: Codec = JSON,
+        headers: Mapping[str, str] | None = None,
+    ) -> ClientSession:
+        """A session for a new connection (registered with the node once it connects).
+
+        `headers` are the upgrade request's headers; only those a proxy passes on are kept.
+        """
+        session = ClientSession(
+            self, transport, client_id=self.new_id(), app_pings=app_pings, codec=codec
+        )
+        if headers is not None and self.proxy is not None:
+            wanted = self.proxy.header_names
+            session.headers = {k.lower(): v for k, v in headers.items() if k.lower() in wanted}
         self._live[session.id] = session
         return session
+
+    def _unencodable(self, client_id: str) -> None:
+        """A subscriber's codec cannot carry a broadcast: disconnect it, outside the fan-out."""
+        session = self._live.get(client_id)
+        if session is not None:
+            self.call_soon(session.unencodable)
 
     def register(self, session: ClientSession) -> None:
         """Count an authenticated session (called by the session)."""

@@ -1,7 +1,8 @@
 """Per-client outbound queue: the only place a client's bytes are written.
 
 `Outbox.push` never awaits, so the hub can fan a publication out to every subscriber in one
-synchronous loop. Queued messages are joined into one frame (docs/protocol.md "Framing").
+synchronous loop. Queued messages are joined into one frame (docs/protocol.md "Framing") by the
+session codec's `join_frame`.
 
 Two ways out:
 
@@ -125,6 +126,7 @@ class Outbox:
         "_flush_first",
         "_flusher",
         "_items",
+        "_join",
         "_max_size",
         "_on_failure",
         "_runner",
@@ -144,8 +146,10 @@ class Outbox:
         max_size: int,
         write_timeout: float,
         on_failure: Callable[[Disconnect], None],
+        join: Callable[[list[bytes]], bytes] = b"\n".join,
     ) -> None:
         self._transport = transport
+        self._join = join
         self._direct: DirectTransport | None = _as_direct(transport)
         self._max_size = max_size
         self._write_timeout = write_timeout
@@ -260,7 +264,7 @@ class Outbox:
             keep: object = message
         else:
             batch = self._take(_MAX_BATCH)
-            key, keep, message = tuple(map(id, batch)), batch, b"\n".join(batch)
+            key, keep, message = tuple(map(id, batch)), batch, self._join(batch)
         # Identity keys are safe: `keep` holds the framed objects alive until the flush ends.
         hit = cache.get(key)
         if hit is not None:
@@ -328,7 +332,7 @@ class Outbox:
         items = self._items
         while items and (self._closing is None or self._flush_first):
             batch = self._take(_MAX_BATCH)
-            frame = batch[0] if len(batch) == 1 else b"\n".join(batch)
+            frame = batch[0] if len(batch) == 1 else self._join(batch)
             async with self._timeout():
                 await transport.write(frame)
 

@@ -34,7 +34,7 @@ from rotary.node.auth import (
 from rotary.node.hub import TrackedDelivery
 from rotary.node.subscription import Subscription, add_expiry, capped_expiry
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
-from rotary.protocol.codec import ProtocolViolation, encode_push, encode_reply, publication_obj, raw
+from rotary.protocol.base import NotEncodable, ProtocolViolation
 from rotary.protocol.codes import (
     CommandError,
     DisconnectCode,
@@ -84,11 +84,14 @@ async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest)
     now = s.node.clock.now()
     if sub.expire_at and sub.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
+    if creds is not None and not req.token and resolved.options.proxy_sub_refresh:
+        sub.server_refresh = _proxy_active(s, "sub_refresh")
     result = await establish(s, sub, req if sub.recoverable else None)
-    add_expiry(result, sub.expire_at, now)
+    if not sub.server_refresh:
+        add_expiry(result, sub.expire_at, now)
     if creds is not None and creds.data:
-        result["data"] = raw(creds.data)
-    s.push(encode_reply(cmd_id, "subscribe", result))
+        result["data"] = creds.data
+    s.reply(cmd_id, "subscribe", result)
     activate(s, sub)
     if sub.token_identity is not None:
         revocation.recheck_subscription(s, sub, now)
@@ -127,14 +130,31 @@ async def _authorize(
     if req.token:
         creds = await _verify(s, req.token, req.channel)
         if creds.info is not None:
-            json_payload(creds.info)
+            json_payload(creds.info, s.codec)
         if creds.data is not None:
-            json_payload(creds.data)
+            json_payload(creds.data, s.codec)
         return creds
+    if ch.options.proxy_subscribe and not ch.user_limited:
+        return await _proxied(s, req)
     if subscribe_allowed(ch, user=s.user, insecure=s.node.settings.insecure):
         return None
     _deny(s, "subscribe", req.channel, reason="not_allowed", outcome="permission_denied")
     raise CommandError(ErrorCode.PERMISSION_DENIED)
+
+
+def _proxy_active(s: ClientSession, kind: str) -> bool:
+    return s.node.proxy is not None and s.node.proxy.active(kind)
+
+
+async def _proxied(s: ClientSession, req: SubscribeRequest) -> SubscribeCredentials:
+    """The subscribe proxy decides (docs/backend.md "The proxy"); its info and data must be JSON."""
+    proxy = s.node.proxy
+    if proxy is None or not proxy.active("subscribe"):
+        raise CommandError(ErrorCode.NOT_AVAILABLE)
+    creds = await proxy.subscribe(s.proxy_context(), req)
+    json_payload(creds.info, s.codec)
+    json_payload(creds.data, s.codec)
+    return creds
 
 
 async def _verify(
@@ -272,7 +292,7 @@ async def _position(
         if pubs is not None:
             result.update(recovered=True, offset=recover.offset)
             if pubs:
-                result["publications"] = [publication_obj(p) for p in pubs]
+                result["publications"] = list(pubs)
                 sub.offset = pubs[-1].offset
     if not result["offset"]:
         del result["offset"]  # Centrifugo leaves a zero offset out (protobuf JSON omits zeros)
@@ -330,9 +350,18 @@ def activate(s: ClientSession, sub: Subscription) -> None:
     node, channel = s.node, sub.channel
     s.subs[channel] = sub
     tracked = _tracker(s, sub) if sub.positioned else None
-    buffered = node.hub.activate(
-        channel, s.id, push=s.push, tracked=tracked, join_leave=sub.push_join_leave
-    )
+    try:
+        buffered = node.hub.activate(
+            channel,
+            s.id,
+            push=s.push,
+            codec=s.codec,
+            tracked=tracked,
+            join_leave=sub.push_join_leave,
+        )
+    except NotEncodable:
+        s.unencodable()
+        return
     for data, offset, epoch in buffered:
         if tracked is not None:
             tracked(data, offset, epoch)
@@ -426,7 +455,10 @@ async def check_subscriptions(s: ClientSession) -> None:
     now = node.clock.now()
     delay = node.settings.expired_sub_close_delay
     for sub in list(s.subs.values()):
-        if sub.expire_at and now > sub.expire_at + delay:
+        if sub.server_refresh and sub.expire_at and now >= sub.expire_at:
+            if not await _refresh_by_proxy(s, sub):
+                return
+        elif sub.expire_at and now > sub.expire_at + delay:
             if sub.server_side:
                 s.disconnect(DisconnectCode.SUBSCRIPTION_EXPIRED)
                 return
@@ -435,6 +467,33 @@ async def check_subscriptions(s: ClientSession) -> None:
     for sub in list(s.subs.values()):
         if sub.presence and not sub.ended:
             await node.presence.add_presence(sub.channel, s.id, sub.info, ttl=node.presence_ttl)
+
+
+async def _refresh_by_proxy(s: ClientSession, sub: Subscription) -> bool:
+    """Refresh an expired proxied subscription through the sub_refresh proxy.
+
+    ``expired`` (or no later ``expire_at``) ends it with unsubscribe 2501 (the SDKs subscribe
+    again, through the subscribe proxy); a backend that cannot be asked closes the connection
+    with 3004 (the client reconnects), its own ``disconnect`` as it is. False when the
+    connection was closed.
+    """
+    assert s.node.proxy is not None
+    try:
+        answer = await s.node.proxy.sub_refresh(s.proxy_context(), sub.channel)
+        info = json_payload(answer.info, s.codec)
+    except DisconnectError as exc:
+        s.disconnect(exc.disconnect)
+        return False
+    except CommandError:
+        s.disconnect(DisconnectCode.SERVER_ERROR)
+        return False
+    if answer.expired or not answer.expire_at > s.node.clock.now():
+        end_subscription(s, sub, UnsubscribeCode.EXPIRED)
+        return True
+    sub.expire_at = answer.expire_at
+    if info is not None:
+        sub.info = s.client_info(info)
+    return True
 
 
 # ---------------------------------------------------------------------------- sub_refresh
@@ -450,6 +509,9 @@ async def handle_sub_refresh(
     sub = s.subs.get(req.channel)
     if sub is None:
         raise CommandError(ErrorCode.PERMISSION_DENIED)
+    if sub.server_refresh:
+        # The sub_refresh proxy refreshes this subscription; a client sub_refresh is a misuse.
+        raise DisconnectError(DisconnectCode.BAD_REQUEST)
     if not req.token:
         raise CommandError(ErrorCode.BAD_REQUEST)
     try:
@@ -457,7 +519,7 @@ async def handle_sub_refresh(
     except CommandError as exc:
         if exc.error is not ErrorCode.TOKEN_EXPIRED:
             raise
-        s.push(encode_reply(cmd_id, "sub_refresh", {}))
+        s.reply(cmd_id, "sub_refresh", {})
         end_subscription(s, sub, UnsubscribeCode.EXPIRED)
         return None
     now = s.node.clock.now()
@@ -465,7 +527,7 @@ async def handle_sub_refresh(
         raise CommandError(ErrorCode.EXPIRED)
     sub.expire_at = capped_expiry(creds.expire_at, now)
     sub.token_identity = creds.identity
-    sub.info = s.client_info(json_payload(creds.info))
+    sub.info = s.client_info(json_payload(creds.info, s.codec))
     result: dict[str, Any] = {}
     add_expiry(result, sub.expire_at, now)
     return result
@@ -484,16 +546,16 @@ async def server_subscription(
     expire_at: int = 0,
 ) -> tuple[Subscription, dict[str, Any]]:
     """Establish one server-side subscription; the caller queues its result, then activates."""
-    sub = _base_subscription(s, ch, json_payload(opts.info), opts.override)
+    sub = _base_subscription(s, ch, json_payload(opts.info, s.codec), opts.override)
     sub.server_side, sub.from_token, sub.expire_at = True, from_token, expire_at
     result = await establish(s, sub, recover if sub.recoverable else None)
     if opts.data:
-        result["data"] = raw(json_payload(opts.data) or b"null")
+        result["data"] = json_payload(opts.data, s.codec) or b"null"
     add_expiry(result, expire_at, s.node.clock.now())
     return sub, result
 
 
-def subscribe_push(channel: str, result: dict[str, Any]) -> bytes:
-    """The Subscribe push announcing a server-side subscription made while connected."""
+def send_subscribe_push(s: ClientSession, channel: str, result: dict[str, Any]) -> None:
+    """Queue the Subscribe push announcing a server-side subscription made while connected."""
     keys = ("recoverable", "epoch", "offset", "positioned", "data")
-    return encode_push("subscribe", {k: result[k] for k in keys if k in result}, channel)
+    s.send_push("subscribe", {k: result[k] for k in keys if k in result}, channel)

@@ -31,6 +31,8 @@ class Subscription:
     server_side: bool = False
     from_token: bool = False
     expire_at: int = 0
+    #: Expiry handled by the sub_refresh proxy, not by the client's sub_refresh command.
+    server_refresh: bool = False
     presence: bool = False
     emit_join_leave: bool = False
     push_join_leave: bool = False

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 
 from rotary.engines.base import ClientInfo, Publication
-from rotary.errors import RotaryError
 from rotary.jsonbytes import dumps_kept
+from rotary.protocol.base import NotEncodable, ProtocolViolation
 from rotary.protocol.codes import ProtocolError
 from rotary.protocol.messages import (
     NO_SUBS,
@@ -40,7 +40,10 @@ from rotary.protocol.messages import (
 )
 
 __all__ = [
+    "JSON",
     "PING",
+    "JsonCodec",
+    "NotEncodable",
     "ProtocolViolation",
     "client_info_obj",
     "decode_frame",
@@ -58,10 +61,6 @@ PING = b"{}"
 
 _UINT32 = 0xFFFFFFFF
 _UINT64 = 0xFFFFFFFFFFFFFFFF
-
-
-class ProtocolViolation(RotaryError):
-    """The client broke the framing or schema rules (answered with disconnect 3501)."""
 
 
 # ---------------------------------------------------------------------------- decoding
@@ -232,9 +231,14 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Request]] = {
 def raw(payload: bytes) -> orjson.Fragment:
     """`payload` (JSON bytes) embedded verbatim, newlines removed so it stays one line.
 
-    Removing newline bytes is safe for valid JSON: a raw newline can only be whitespace
-    outside strings.
+    Raises `NotEncodable` when `payload` is not JSON (bytes a Protobuf client or a
+    ``b64data`` brought in). Removing newline bytes is safe for valid JSON: a raw newline can
+    only be whitespace outside strings.
     """
+    try:
+        orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise NotEncodable("payload is not JSON") from None
     if b"\n" in payload:
         payload = payload.replace(b"\n", b"")
     return orjson.Fragment(payload)
@@ -262,6 +266,26 @@ def publication_obj(pub: Publication) -> dict[str, Any]:
     return obj
 
 
+def _default(value: object) -> object:
+    """orjson's hook for the values of the codec seam that JSON has no type for."""
+    if isinstance(value, bytes):
+        return raw(value)
+    if isinstance(value, Publication):
+        return publication_obj(value)
+    if isinstance(value, ClientInfo):
+        return client_info_obj(value)
+    raise TypeError(f"{type(value).__name__} is not a protocol value")
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        return orjson.dumps(obj, default=_default, option=orjson.OPT_PASSTHROUGH_DATACLASS)
+    except orjson.JSONEncodeError as exc:
+        if isinstance(exc.__cause__, NotEncodable):
+            raise exc.__cause__ from None
+        raise
+
+
 def publication_push(channel: str, pub: Publication) -> bytes:
     """The push of one publication, encoded once for every subscriber of `channel`."""
     return orjson.dumps({"push": {"channel": channel, "pub": publication_obj(pub)}})
@@ -271,12 +295,12 @@ def encode_push(kind: str, body: Mapping[str, Any], channel: str = "") -> bytes:
     """A push ``{"push":{"channel":…, kind: body}}`` (no channel key when `channel` is "")."""
     push: dict[str, Any] = {"channel": channel} if channel else {}
     push[kind] = body
-    return orjson.dumps({"push": push})
+    return _dumps({"push": push})
 
 
 def encode_reply(cmd_id: int, method: str, result: Mapping[str, Any]) -> bytes:
     """A successful reply; an empty `result` is written as ``{}``, never omitted."""
-    return orjson.dumps({"id": cmd_id, method: result})
+    return _dumps({"id": cmd_id, method: result})
 
 
 def encode_error(cmd_id: int, error: ProtocolError) -> bytes:
@@ -287,6 +311,36 @@ def encode_error(cmd_id: int, error: ProtocolError) -> bytes:
     return orjson.dumps({"id": cmd_id, "error": body})
 
 
-def join_frame(messages: Iterable[bytes]) -> bytes:
-    """Several encoded messages as one frame: joined by ``\\n``, no trailing newline."""
-    return b"\n".join(messages)
+#: Several encoded messages as one frame: joined by ``\n``, no trailing newline.
+join_frame: Callable[[Iterable[bytes]], bytes] = b"\n".join
+
+
+def _carries(payload: bytes) -> bool:
+    try:
+        orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+class JsonCodec:
+    """The JSON format (`rotary.protocol.base.Codec`): text frames, one message per line.
+
+    Raw payloads are embedded as JSON values, so bytes that are not JSON raise
+    `NotEncodable`.
+    """
+
+    name = "json"
+    binary = False
+    ping = PING
+    decode_frame = staticmethod(decode_frame)
+    encode_reply = staticmethod(encode_reply)
+    encode_error = staticmethod(encode_error)
+    encode_push = staticmethod(encode_push)
+    publication_push = staticmethod(publication_push)
+    join_frame = staticmethod(join_frame)
+    carries = staticmethod(_carries)
+
+
+#: The one JSON codec every JSON session shares.
+JSON = JsonCodec()

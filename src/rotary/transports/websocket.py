@@ -1,9 +1,10 @@
 """The WebSocket endpoint (docs/protocol.md "Endpoint and handshake"): the only module that touches
 aiohttp's WebSocket API.
 
-JSON protocol only: a client asking for protobuf (query ``format=protobuf`` /
-``cf_protocol=protobuf``, or only the ``centrifuge-protobuf`` subprotocol) is refused with
-HTTP 400 before the upgrade. Origins are checked against ``allowed_origins`` (403).
+The wire format is JSON (text frames) unless the client asks for Protobuf (binary frames,
+docs/protobuf.md): query ``format=protobuf`` or ``cf_protocol=protobuf``, or the
+``centrifuge-protobuf`` subprotocol offered before ``centrifuge-json``. Origins are checked
+against ``allowed_origins`` (403).
 Past ``client_connection_limit`` open sessions, or past ``client_connection_rate_limit`` new
 connections per second (`rotary.transports.limits`), new upgrades get HTTP 503.
 Frames over ``message_size_limit`` close the connection with 1009 (aiohttp does it).
@@ -20,10 +21,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import WSMsgType, web
 
 from rotary.node.node import Node
+from rotary.protocol.base import Codec
+from rotary.protocol.codec import JSON
 from rotary.protocol.codes import Disconnect
+from rotary.protocol.protobuf import PROTOBUF
 from rotary.transports.limits import ConnectionRateLimiter
 
-__all__ = ["origin_allowed", "text_frame", "websocket_handler"]
+__all__ = ["binary_frame", "origin_allowed", "text_frame", "websocket_handler"]
 
 _log = logging.getLogger("rotary.websocket")
 
@@ -48,18 +52,24 @@ def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
 _HEADER_16 = struct.Struct("!BBH").pack
 _HEADER_64 = struct.Struct("!BBQ").pack
 
-#: FIN bit and the text opcode: every frame Rotary sends is one whole text message.
+#: FIN bit and the text or binary opcode: every frame Rotary sends is one whole message.
 _FIN_TEXT = 0x81
+_FIN_BINARY = 0x82
 
 
-def text_frame(payload: bytes) -> bytes:
+def text_frame(payload: bytes, first: int = _FIN_TEXT) -> bytes:
     """The bytes of one unmasked, uncompressed, final text frame (RFC 6455 §5.2) of `payload`."""
     size = len(payload)
     if size < 126:
-        return bytes((_FIN_TEXT, size)) + payload
+        return bytes((first, size)) + payload
     if size < 65536:
-        return _HEADER_16(_FIN_TEXT, 126, size) + payload
-    return _HEADER_64(_FIN_TEXT, 127, size) + payload
+        return _HEADER_16(first, 126, size) + payload
+    return _HEADER_64(first, 127, size) + payload
+
+
+def binary_frame(payload: bytes) -> bytes:
+    """As `text_frame`, with the binary opcode (the Protobuf format)."""
+    return text_frame(payload, _FIN_BINARY)
 
 
 class _AiohttpTransport:
@@ -71,16 +81,15 @@ class _AiohttpTransport:
     (`compress=False` at the handshake), so no frame needs aiohttp's compressor state.
     """
 
-    __slots__ = ("_high_water", "_protocol", "_raw", "_ws")
+    __slots__ = ("_high_water", "_protocol", "_raw", "_ws", "frame")
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, *, binary: bool) -> None:
         self._ws = ws
+        #: The wire bytes of one frame of a message (text for JSON, binary for Protobuf).
+        self.frame: Callable[[bytes], bytes] = binary_frame if binary else text_frame
         self._raw = request.transport
         self._protocol = request.protocol
         self._high_water = self._raw.get_write_buffer_limits()[1] if self._raw else 0
-
-    def frame(self, message: bytes) -> bytes:
-        return text_frame(message)
 
     def write_frame(self, wire: bytes) -> bool:
         raw = self._raw
@@ -95,7 +104,7 @@ class _AiohttpTransport:
         await self._protocol._drain_helper()
 
     async def write(self, frame: bytes) -> None:
-        if not self.write_frame(text_frame(frame)):
+        if not self.write_frame(self.frame(frame)):
             await self.drain()
 
     async def close(self, disconnect: Disconnect) -> None:
@@ -112,12 +121,22 @@ class _AiohttpTransport:
             _log.debug("close failed", exc_info=True)
 
 
-def _wants_protobuf(request: web.Request) -> bool:
+def _codec(request: web.Request) -> tuple[Codec, tuple[str, ...]]:
+    """The client's wire format and the subprotocols to answer with.
+
+    The first subprotocol the client offers that Rotary knows wins (it is echoed back);
+    without one, the query may ask for Protobuf; else JSON.
+    """
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    for name in offered:
+        if name == _PROTOBUF_SUBPROTOCOL:
+            return PROTOBUF, (_PROTOBUF_SUBPROTOCOL,)
+        if name == _JSON_SUBPROTOCOL:
+            return JSON, (_JSON_SUBPROTOCOL,)
     query = request.query
     if "protobuf" in (query.get("format"), query.get("cf_protocol")):
-        return True
-    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-    return _PROTOBUF_SUBPROTOCOL in offered and _JSON_SUBPROTOCOL not in offered
+        return PROTOBUF, ()
+    return JSON, ()
 
 
 def websocket_handler(
@@ -146,11 +165,10 @@ def websocket_handler(
                 "websocket refused: more than %d connections per second", connection_rate_limit
             )
             return web.Response(status=503, text="connection rate limit reached")
-        if _wants_protobuf(request):
-            return web.Response(status=400, text="protobuf protocol is not supported")
+        codec, protocols = _codec(request)
         frame_pings = request.query.get("cf_ws_frame_ping_pong") == "true"
         ws = web.WebSocketResponse(
-            protocols=(_JSON_SUBPROTOCOL,),
+            protocols=protocols,
             max_msg_size=message_size_limit,
             heartbeat=_FRAME_PING_INTERVAL if frame_pings else None,
             decode_text=False,
@@ -158,7 +176,7 @@ def websocket_handler(
         )
         await ws.prepare(request)
         try:
-            await _serve(node, ws, request, app_pings=not frame_pings)
+            await _serve(node, ws, request, codec=codec, app_pings=not frame_pings)
         finally:
             _forget_close_error(ws)
         return ws
@@ -167,9 +185,10 @@ def websocket_handler(
 
 
 async def _serve(
-    node: Node, ws: web.WebSocketResponse, request: web.Request, *, app_pings: bool
+    node: Node, ws: web.WebSocketResponse, request: web.Request, *, codec: Codec, app_pings: bool
 ) -> None:
-    session = node.new_session(_AiohttpTransport(ws, request), app_pings=app_pings)
+    transport = _AiohttpTransport(ws, request, binary=codec.binary)
+    session = node.new_session(transport, app_pings=app_pings, codec=codec, headers=request.headers)
     # No writer task: the outbox writes this transport directly and starts a task only
     # while it is backed up, or to close it; `run_writer` waits for that close.
     try:

@@ -2,10 +2,14 @@
 //
 // Protocol with the parent process (one JSON object per line):
 //   stdin  (commands): {"op": "connect" | "subscribe" | "presence" | "history" | "unsubscribe" |
-//                       "disconnect" | "token" | "exit", ...}
+//                       "disconnect" | "token" | "exit", ...}; connect takes "protocol":
+//                       "protobuf" to use the SDK's Protobuf build (centrifuge/build/protobuf).
 //   stdout (events):   {"ev": "...", ...} — SDK events normalised to the same shape the Python
 //                       SDK driver (tests/sdk/harness.py) produces, plus every raw WebSocket
-//                       frame in both directions ({"ev": "frame", "dir": "in" | "out", "data"}).
+//                       frame in both directions ({"ev": "frame", "dir": "in" | "out", "data"},
+//                       or "binary" with the base64 of a Protobuf frame instead of "data").
+//                       Protobuf payloads (Uint8Array) are reported as the JSON they hold, so
+//                       events look the same in both protocols.
 // Tokens are never made here: a getToken callback emits {"ev": "token_request", "seq": N, ...}
 // and waits for {"op": "token", "seq": N, "token": "..."} from the parent, which signs it with
 // the current time (pre-made short-lived tokens would drift relative to the SDK's refresh timer).
@@ -15,6 +19,7 @@
 import readline from 'node:readline';
 
 import { Centrifuge } from 'centrifuge';
+import { Centrifuge as CentrifugeProtobuf } from 'centrifuge/build/protobuf';
 import WebSocket from 'ws';
 
 const hardTimeoutMs = Number(process.argv[2] || 30000);
@@ -30,11 +35,37 @@ setTimeout(() => {
 
 // A ws WebSocket that reports every frame: the tests assert on what crossed the wire, and a
 // failing test shows the exact frames the server sent.
+function frameEvent(dir, data) {
+  if (typeof data === 'string') {
+    return { ev: 'frame', dir, data };
+  }
+  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+  return { ev: 'frame', dir, binary: Buffer.from(bytes).toString('base64') };
+}
+
+// A Protobuf payload as the JSON value it carries (or {"base64": …} when it is not JSON).
+function plain(data) {
+  if (!(data instanceof Uint8Array)) {
+    return data;
+  }
+  const text = Buffer.from(data).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { base64: Buffer.from(data).toString('base64') };
+  }
+}
+
+// A uint64 of the Protobuf build may be a Long object.
+function num(value) {
+  return value === null || value === undefined ? value : Number(value);
+}
+
 class TappedWebSocket extends WebSocket {
-  constructor(url, protocols) {
-    super(url, protocols);
+  constructor(url, protocols, options) {
+    super(url, protocols, options);
     this.addEventListener('message', (e) => {
-      emit({ ev: 'frame', dir: 'in', data: String(e.data) });
+      emit(frameEvent('in', e.data));
     });
     this.addEventListener('close', (e) => {
       emit({ ev: 'ws_close', code: e.code, reason: String(e.reason) });
@@ -42,7 +73,7 @@ class TappedWebSocket extends WebSocket {
   }
 
   send(data, ...rest) {
-    emit({ ev: 'frame', dir: 'out', data: String(data) });
+    emit(frameEvent('out', data));
     return super.send(data, ...rest);
   }
 }
@@ -84,17 +115,41 @@ function clientInfo(info) {
   return {
     client: info.client,
     user: info.user,
-    conn_info: info.connInfo ?? null,
-    chan_info: info.chanInfo ?? null,
+    conn_info: plain(info.connInfo) ?? null,
+    chan_info: plain(info.chanInfo) ?? null,
   };
 }
 
 let client = null;
 const subs = new Map();
+// Cookie sent with the WebSocket upgrade and to token endpoints (the app's session), as a
+// browser would: tests of the backend endpoints and of the proxy set it with `cookie`.
+let cookie = '';
+
+class CookieWebSocket extends TappedWebSocket {
+  constructor(url, protocols) {
+    super(url, protocols, cookie ? { headers: { cookie } } : {});
+  }
+}
+
+// A getToken that POSTs to the app's token endpoint, as the SDK examples do.
+async function fetchToken(endpoint, body) {
+  const response = await fetch(endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
+    body: JSON.stringify(body),
+  });
+  emit({ ev: 'token_fetch', endpoint, status: response.status });
+  if (!response.ok) {
+    throw new Error(`token endpoint answered ${response.status}`);
+  }
+  return (await response.json()).token;
+}
 
 function connect(cmd) {
+  cookie = cmd.cookie || '';
   const options = {
-    websocket: TappedWebSocket,
+    websocket: CookieWebSocket,
     debug: false,
     ...(cmd.options || {}),
   };
@@ -104,7 +159,11 @@ function connect(cmd) {
   if (cmd.use_get_token) {
     options.getToken = () => askToken('connection', '');
   }
-  client = new Centrifuge(cmd.url, options);
+  if (cmd.token_endpoint) {
+    options.getToken = () => fetchToken(cmd.token_endpoint, {});
+  }
+  const Client = cmd.protocol === 'protobuf' ? CentrifugeProtobuf : Centrifuge;
+  client = new Client(cmd.url, options);
   client.on('connecting', (ctx) => emit({ ev: 'connecting', code: ctx.code, reason: ctx.reason }));
   client.on('connected', (ctx) => emit({ ev: 'connected', client: ctx.client }));
   client.on('disconnected', (ctx) =>
@@ -122,6 +181,9 @@ function subscribe(cmd) {
   if (cmd.use_get_token) {
     options.getToken = (ctx) => askToken('subscription', ctx.channel);
   }
+  if (cmd.token_endpoint) {
+    options.getToken = (ctx) => fetchToken(cmd.token_endpoint, { channel: ctx.channel });
+  }
   const sub = client.newSubscription(cmd.channel, options);
   const channel = cmd.channel;
   sub.on('subscribing', (ctx) =>
@@ -135,7 +197,7 @@ function subscribe(cmd) {
       positioned: Boolean(ctx.positioned),
       was_recovering: Boolean(ctx.wasRecovering),
       recovered: Boolean(ctx.recovered),
-      offset: ctx.streamPosition ? ctx.streamPosition.offset : null,
+      offset: ctx.streamPosition ? num(ctx.streamPosition.offset) : null,
       epoch: ctx.streamPosition ? ctx.streamPosition.epoch : null,
     }),
   );
@@ -143,7 +205,7 @@ function subscribe(cmd) {
     emit({ ev: 'sub_unsubscribed', channel, code: ctx.code, reason: ctx.reason }),
   );
   sub.on('publication', (ctx) =>
-    emit({ ev: 'publication', channel, data: ctx.data, offset: ctx.offset ?? 0 }),
+    emit({ ev: 'publication', channel, data: plain(ctx.data), offset: num(ctx.offset ?? 0) }),
   );
   sub.on('error', (ctx) =>
     emit({ ev: 'sub_error', channel, type: ctx.type, ...errorFields(ctx.error) }),
@@ -176,11 +238,25 @@ async function history(cmd) {
   await reply(cmd, async () => {
     const result = await subs.get(cmd.channel).history(cmd.options || {});
     return {
-      offset: result.offset,
+      offset: num(result.offset),
       epoch: result.epoch,
-      publications: result.publications.map((p) => ({ data: p.data, offset: p.offset ?? 0 })),
+      publications: result.publications.map((p) => ({
+        data: plain(p.data),
+        offset: num(p.offset ?? 0),
+      })),
     };
   });
+}
+
+async function publish(cmd) {
+  await reply(cmd, async () => {
+    await subs.get(cmd.channel).publish(cmd.data);
+    return {};
+  });
+}
+
+async function rpc(cmd) {
+  await reply(cmd, async () => (await client.rpc(cmd.method, cmd.data)).data);
 }
 
 function unsubscribe(cmd) {
@@ -192,6 +268,8 @@ const handlers = {
   subscribe,
   presence,
   history,
+  publish,
+  rpc,
   unsubscribe,
   token: answerToken,
   disconnect: () => client && client.disconnect(),
