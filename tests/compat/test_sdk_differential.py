@@ -24,7 +24,7 @@ from bench.common import ServerProcess, start_rotary
 from tests.compat import configs
 from tests.compat.dsl import Tok
 from tests.compat.runner import sign
-from tests.sdk.harness import SDKS, SdkDriver, open_driver
+from tests.sdk.harness import PROTOCOL_SDKS, SdkDriver, open_driver
 
 pytestmark = [pytest.mark.compat, pytest.mark.sdk, pytest.mark.timeout(90)]
 
@@ -89,7 +89,7 @@ def _plain(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k not in _DROPPED}
 
 
-@pytest.mark.parametrize("sdk", SDKS)
+@pytest.mark.parametrize("sdk", PROTOCOL_SDKS)
 async def test_sdk_sees_the_same_session_from_both_servers(
     sdk: str, servers: dict[str, ServerProcess]
 ) -> None:
