@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import jwt
 
-from tests.compat import configs
+from tests.compat import configs, wire
 from tests.compat.dsl import (
     Api,
     Batch,
@@ -95,21 +95,28 @@ def _resolve(value: Any, saved: dict[str, Any]) -> Any:
 class _Conn:
     """One raw protocol connection: command ids, and pushes read while waiting for replies."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, saved: dict[str, Any]) -> None:
+    def __init__(
+        self, ws: aiohttp.ClientWebSocketResponse, saved: dict[str, Any], *, protobuf: bool
+    ) -> None:
         self.ws = ws
         self.saved = saved
+        self.protobuf = protobuf
         self.next_id = 0
         self.pending: list[dict[str, Any]] = []
         self.close: tuple[int, str] | None = None
 
     async def send(self, *bodies: dict[str, Any]) -> list[int]:
         """Send `bodies` in one frame with the next command ids; return those ids."""
-        lines, ids = [], []
+        commands, ids = [], []
         for body in bodies:
             self.next_id += 1
             ids.append(self.next_id)
-            lines.append(json.dumps({"id": self.next_id, **_resolve(body, self.saved)}))
-        await self.ws.send_str("\n".join(lines))
+            commands.append({"id": self.next_id, **_resolve(body, self.saved)})
+        frame = wire.encode(commands, protobuf=self.protobuf)
+        if isinstance(frame, bytes):
+            await self.ws.send_bytes(frame)
+        else:
+            await self.ws.send_str(frame)
         return ids
 
     async def _read(self) -> bool:
@@ -117,9 +124,8 @@ class _Conn:
         if self.close is not None:
             return False
         msg = await self.ws.receive(timeout=_WAIT)
-        if msg.type == aiohttp.WSMsgType.TEXT:
-            lines = [json.loads(line) for line in msg.data.split("\n") if line.strip()]
-            self.pending.extend(m for m in lines if m)  # {} is a server ping
+        if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+            self.pending.extend(m for m in wire.decode(msg.data) if m)  # {} is a server ping
             return True
         self.close = (int(self.ws.close_code or 0), str(msg.extra or ""))
         return False
@@ -164,8 +170,9 @@ class _Conn:
 
 
 class _Run:
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base: str, *, protobuf: bool) -> None:
         self.session = session
+        self.protobuf = protobuf
         self.base = base  # http://127.0.0.1:PORT
         self.conns: dict[str, _Conn] = {}
         self.last_sent: dict[str, int] = {}
@@ -220,13 +227,14 @@ class _Run:
 
     async def _open(self, step: Open) -> None:
         url = self.base.replace("http", "ws", 1) + "/connection/websocket"
-        url += f"?{step.query}" if step.query else ""
+        query = "&".join(q for q in (step.query, "cf_protocol=protobuf" * self.protobuf) if q)
+        url += f"?{query}" if query else ""
         try:
             ws = await self.session.ws_connect(url, autoclose=False, autoping=True)
         except aiohttp.WSServerHandshakeError as exc:
             self.out.entries.append({"open": exc.status})
             return
-        self.conns[step.conn] = _Conn(ws, self.saved)
+        self.conns[step.conn] = _Conn(ws, self.saved, protobuf=self.protobuf)
         self.out.entries.append({"open": 101})
 
     async def _api(self, step: Api) -> Any:
@@ -264,10 +272,11 @@ def _dig(value: Any, path: str) -> Any:
     return value
 
 
-async def run_scenario(scenario: Scenario, base_url: str) -> Transcript:
-    """Run `scenario` against the server at `base_url` (http://host:port)."""
+async def run_scenario(scenario: Scenario, base_url: str, *, protobuf: bool = False) -> Transcript:
+    """Run `scenario` against the server at `base_url` (http://host:port), its WebSocket
+    connections speaking JSON or (`protobuf`) the Protobuf protocol."""
     async with aiohttp.ClientSession() as session:
-        run = _Run(session, base_url)
+        run = _Run(session, base_url, protobuf=protobuf)
         try:
             for step in scenario.steps:
                 await run.step(step)

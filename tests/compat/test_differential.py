@@ -3,9 +3,9 @@
 Each scenario of tests/compat/scenarios/ runs against both servers at once; the
 normalised transcripts must be equal except where tests/compat/differences.toml lists a
 deliberate difference (explained on the user page it names). The scenarios where the engine
-matters run a second time with both servers on the Redis engine (each with a key prefix of
+matters run again with both servers on the Redis engine (each with a key prefix of
 its own, deleted afterwards). `make test` runs the quick scenarios; `make compat`
-(ROTARY_COMPAT=full) runs all of them.
+(ROTARY_COMPAT=full) runs all of them. Every scenario also runs over Protobuf.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bench.common import REPO, ServerProcess, start_rotary
 
 from tests.compat import configs
 from tests.compat.compare import diff, listed_differences, normalise, unexplained
-from tests.compat.dsl import Scenario
+from tests.compat.dsl import Raw, Scenario
 from tests.compat.runner import Transcript, run_scenario
 from tests.compat.scenarios import SCENARIOS, by_id
 
@@ -34,10 +34,14 @@ _SELECTED = [s for s in SCENARIOS if _FULL or s.quick]
 # Where the engine matters (presence, history, recovery, the API): run again on Redis.
 _REDIS_FAMILIES = ("presence", "history", "recovery", "api_", "cache_", "forced_position")
 _ON_REDIS = [s for s in _SELECTED if s.id.startswith(_REDIS_FAMILIES)]
+# Raw steps send JSON text on purpose (malformed input): those scenarios stay JSON-only.
+_OVER_PROTOBUF = [s for s in _SELECTED if not any(isinstance(step, Raw) for step in s.steps)]
 _DOC_PAGES = (REPO / "docs" / "differences.md", REPO / "docs" / "differences-found.md")
 
 
-async def _both(scenario: Scenario, *, redis: bool = False) -> tuple[Transcript, Transcript]:
+async def _both(
+    scenario: Scenario, *, redis: bool = False, protobuf: bool = False
+) -> tuple[Transcript, Transcript]:
     cfg = configs.config(scenario.config)
     envs: tuple[dict[str, str], dict[str, str]] = ({}, {})
     prefix = f"compat-{uuid.uuid4().hex[:12]}"
@@ -62,7 +66,8 @@ async def _both(scenario: Scenario, *, redis: bool = False) -> tuple[Transcript,
     assert isinstance(centrifugo, ServerProcess) and isinstance(rotary, ServerProcess)
     try:
         return await asyncio.gather(
-            run_scenario(scenario, _base(centrifugo)), run_scenario(scenario, _base(rotary))
+            run_scenario(scenario, _base(centrifugo), protobuf=protobuf),
+            run_scenario(scenario, _base(rotary), protobuf=protobuf),
         )
     finally:
         await asyncio.gather(asyncio.to_thread(centrifugo.stop), asyncio.to_thread(rotary.stop))
@@ -108,6 +113,16 @@ async def test_rotary_shows_what_centrifugo_shows_on_redis(
     _compare(f"{scenario.id}@redis", *await _both(scenario, redis=True))
 
 
+@pytest.mark.compat
+@pytest.mark.parametrize("scenario", _OVER_PROTOBUF, ids=[s.id for s in _OVER_PROTOBUF])
+async def test_rotary_shows_what_centrifugo_shows_over_protobuf(
+    scenario: Scenario, centrifugo_binary: Path
+) -> None:
+    """Every scenario again with its connections speaking Protobuf (``cf_protocol=protobuf``),
+    replies decoded with the official schema (listed as ``<id>@protobuf``)."""
+    _compare(f"{scenario.id}@protobuf", *await _both(scenario, protobuf=True))
+
+
 def _compare(scenario_id: str, centrifugo: Transcript, rotary: Transcript) -> None:
     c_entries, r_entries = normalise(centrifugo), normalise(rotary)
     found = diff(c_entries, r_entries)
@@ -145,6 +160,6 @@ def test_every_listed_difference_names_a_scenario_and_a_documented_heading() -> 
             headings |= {_heading_key(h) for h in found}
     known = by_id()
     for entry in listed_differences():
-        assert entry.scenario.removesuffix("@redis") in known, entry
+        assert entry.scenario.split("@")[0] in known, entry
         assert _heading_key(entry.doc) in headings, f"{entry.doc!r}: no such heading"
         assert entry.why.strip(), entry
