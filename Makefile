@@ -57,7 +57,7 @@ centrifugo:
 
 # Every differential scenario against Centrifugo and Rotary (`make test` runs the quick ones).
 compat: install centrifugo
-	ROTARY_COMPAT=full $(VENV)/bin/pytest -q -n 0 -m compat tests/compat
+	ROTARY_COMPAT=full $(VENV)/bin/pytest -q -n 2 -m compat tests/compat
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench examples
