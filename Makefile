@@ -17,8 +17,8 @@ PYTEST_ARGS ?= -q -n 2 --dist loadfile
 # The browser tests drive Debian's chromium (tools/ensure.sh); Playwright never downloads one.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install run test test-latest lint typecheck unit js-deps web-deps services centrifugo \
-	compat lock bench clean
+.PHONY: install run test test-latest lint typecheck unit js-deps web-deps go-sdk services \
+	centrifugo compat lock bench clean
 
 install: $(STAMP)
 
@@ -43,6 +43,11 @@ web-deps: $(WEB_DIR)/node_modules/.installed
 $(WEB_DIR)/node_modules/.installed: $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
 	cd $(WEB_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The centrifuge-go test program (tests/sdk/go), built once into ~/.cache/rotary/bin and again
+# only when its sources change. Without Go it prints a note (an error under CI=true).
+go-sdk: install
+	$(PY) -m tests.sdk.go_driver
 
 # Redis on 127.0.0.1:6379, valgrind and chromium (browser tests): used when present,
 # installed from Debian as root. Centrifugo (the differential tests' reference) is built
@@ -69,7 +74,7 @@ typecheck: install
 unit: install
 	$(VENV)/bin/pytest -q
 
-test: install js-deps web-deps services lint typecheck
+test: install js-deps web-deps go-sdk services lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The suite against the newest release of every dependency, in a throw-away environment.

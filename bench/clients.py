@@ -1,6 +1,6 @@
 """Load clients on picows: many WebSocket connections on one event loop, C-speed framing.
 
-Three wire dialects, one life cycle (open the WebSocket, authenticate, join channels, then
+Three WebSocket dialects, one life cycle (open the WebSocket, authenticate, join channels, then
 count publications):
 
 - `RotaryClient` speaks Centrifugo client protocol v2 in JSON: connect (with a token when
@@ -11,6 +11,9 @@ count publications):
   CONNECT with `{"token": …}` as auth, then one `join` event carrying the channel tokens,
   acknowledged by the server.
 - `BareClient` is ready as soon as the WebSocket is open; every text frame is one delivery.
+
+Kinds ``http_stream`` and ``sse`` open Rotary's streaming clients instead
+(`bench.streamclients`), with the same life cycle.
 
 `open_clients` opens a batch with a bound on concurrent TCP/WebSocket handshakes (the
 listen backlog of the servers is 128; bursting past it measures SYN retransmits, not the
@@ -24,12 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from bench.streamclients import STREAM_KINDS, open_stream_client
 from bench.tokens import client_tokens
 
 __all__ = [
@@ -395,20 +400,41 @@ async def _open_one(
     return await client.ready
 
 
+async def _stream_opener(
+    spec: OpenSpec, index: int, tally: Tally, gate: asyncio.Semaphore, out: list[Any]
+) -> float:
+    """Open one HTTP-streaming or SSE client (`bench.streamclients`); `spec.url` is the
+    server's ``http://host:port``."""
+    channels = tuple(c.format(i=index) for c in spec.channels)
+    token = client_tokens(spec.secret, index, (), exp=spec.exp).connect if spec.secret else ""
+    async with gate:
+        client = await open_stream_client(
+            spec.kind, spec.url, tally, token=token, channels=channels
+        )
+    out.append(client)
+    return await client.ready
+
+
 async def open_clients(spec: OpenSpec, tally: Tally, out: list[_Client]) -> OpenResult:
     """Open `spec.count` clients at once; append each opened client to `out`.
 
     Token signing happens before the clock starts. Bounded by `spec.timeout` seconds.
     """
-    factories = [_factory(spec, spec.start + n, tally) for n in range(spec.count)]
     gate = asyncio.Semaphore(spec.max_inflight)
+    stream = spec.kind in STREAM_KINDS
+    factories = [] if stream else [_factory(spec, spec.start + n, tally) for n in range(spec.count)]
     cpu_start = time.process_time()
     t_start = time.monotonic()
-    headers = [_headers(spec, spec.start + n) for n in range(spec.count)]
-    tasks = [
-        asyncio.ensure_future(_open_one(spec.url, f, gate, out, h))
-        for f, h in zip(factories, headers, strict=True)
-    ]
+    openers: list[Coroutine[Any, Any, float]]
+    if stream:
+        indices = range(spec.start, spec.start + spec.count)
+        openers = [_stream_opener(spec, i, tally, gate, out) for i in indices]
+    else:
+        headers = [_headers(spec, spec.start + n) for n in range(spec.count)]
+        openers = [
+            _open_one(spec.url, f, gate, out, h) for f, h in zip(factories, headers, strict=True)
+        ]
+    tasks = [asyncio.ensure_future(opener) for opener in openers]
     await asyncio.wait(tasks, timeout=spec.timeout)
     ready_at: list[float] = []
     failures: list[str] = []

@@ -10,6 +10,10 @@ message (counted at the clients). Servers, each on CPU 0 with the load on the ot
 - a bare broadcast on picows (publications over a control WebSocket);
 - a bare broadcast on aiohttp (POST /publish);
 - python-socketio emitting `msg` to the room (POST /publish calling `sio.emit`);
+- Rotary again, its subscribers on HTTP-streaming, then on SSE (`bench.streamclients`:
+  connect with the channel in its ``subs``, pings answered through /emulation), each on a
+  server of its own, measured as many times as the WebSocket pair; their ratios to Rotary
+  over WebSocket compare best runs of one invocation;
 - Centrifugo v6.9.1 configured like Rotary (GOMAXPROCS=1, pinned to CPU 0 like Rotary),
   publications via its POST /api/publish.
 
@@ -51,6 +55,7 @@ from bench.profiling import pyspy_path, spy_on, summarize
 from bench.results import ratio, rounded
 from bench.servers import (
     ROTARY_STANDARD,
+    ROTARY_STREAMING,
     start_all,
     start_peer,
     start_rotary_with,
@@ -61,10 +66,23 @@ from bench.worker import LoadPool, shared_pool
 
 __all__ = ["run"]
 
-_KINDS = ("rotary", "rotary-protobuf", "picows", "aiohttp", "socketio", "centrifugo")
+_KINDS = (
+    "rotary",
+    "rotary-protobuf",
+    "picows",
+    "aiohttp",
+    "socketio",
+    "rotary-http_stream",
+    "rotary-sse",
+    "centrifugo",
+)
+#: Rotary measured over its streaming transports: kind → load client kind.
+_STREAMING = {"rotary-http_stream": "http_stream", "rotary-sse": "sse"}
 _LABELS = {
     "rotary": "Rotary (HTTP API publish)",
     "rotary-protobuf": "Rotary, Protobuf subscribers",
+    "rotary-http_stream": "Rotary over HTTP-streaming",
+    "rotary-sse": "Rotary over SSE",
     "centrifugo": "Centrifugo v6.9.1, GOMAXPROCS=1",
     "picows": "bare broadcast, picows",
     "aiohttp": "bare broadcast, aiohttp",
@@ -107,8 +125,10 @@ def run(*, quick: bool) -> dict[str, Any]:
             if kind in results or not isinstance(server, ServerProcess):
                 continue
             try:
-                # one repetition each: these peers are only compared at the order of magnitude
-                results[kind] = _kind(pool, server, kind, plan, exp=exp, repeats=1)
+                # One repetition each for the peers: they are only compared at the order of
+                # magnitude. Rotary's streaming transports get as many as the WebSocket had.
+                repeats = rounds if kind in _STREAMING else 1
+                results[kind] = _kind(pool, server, kind, plan, exp=exp, repeats=repeats)
             except (RuntimeError, TimeoutError) as exc:
                 notes.append(f"{kind} not measured: {exc}")
             finally:
@@ -213,6 +233,8 @@ def _median(values: list[float]) -> float | None:
 
 
 def _start(kind: str, profile_to: Path | None = None) -> ServerProcess:
+    if kind in _STREAMING:
+        return start_rotary_with(ROTARY_STREAMING)
     if kind.startswith("rotary"):
         return start_rotary_with(ROTARY_STANDARD, profile_to=profile_to)
     return start_peer(kind)
@@ -255,9 +277,11 @@ def _measure(
 
 def _open(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, exp: int) -> None:
     """Open N subscribers of `server` in the load group named `kind`."""
-    client_kind = {"picows": "bare", "aiohttp": "bare", "centrifugo": "rotary"}.get(kind, kind)
+    kinds = {"picows": "bare", "aiohttp": "bare", "centrifugo": "rotary", **_STREAMING}
+    client_kind = kinds.get(kind, kind)
     channels = ("news",) if _speaks_centrifugo(kind) else ("$news",) if kind == "socketio" else ()
-    spec = OpenSpec(client_kind, server.url(ws_path(kind)), 0, n, channels, SECRET, exp)
+    url = server.url("", "http") if kind in _STREAMING else server.url(ws_path(kind))
+    spec = OpenSpec(client_kind, url, 0, n, channels, SECRET, exp)
     opened = pool.open(spec, group=kind)
     if opened["failures"]:
         raise RuntimeError(f"{kind}: {len(opened['failures'])} clients failed to open")
@@ -487,6 +511,8 @@ def _result(
         "fanout_rotary_over_centrifugo_cpu": ratio(per_cpu("rotary"), per_cpu("centrifugo")),
         "fanout_protobuf_over_json": ratio(rate("rotary-protobuf"), rate("rotary")),
         "fanout_protobuf_over_json_cpu": ratio(per_cpu("rotary-protobuf"), per_cpu("rotary")),
+        "fanout_http_stream_over_websocket": ratio(rate("rotary-http_stream"), rate("rotary")),
+        "fanout_sse_over_websocket": ratio(rate("rotary-sse"), rate("rotary")),
     }
     curves = {
         f"fanout_{kind}": {

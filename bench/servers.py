@@ -26,6 +26,7 @@ __all__ = [
     "ROTARY_CHECKED",
     "ROTARY_INSECURE",
     "ROTARY_STANDARD",
+    "ROTARY_STREAMING",
     "start_aiohttp_bare",
     "start_all",
     "start_centrifugo_checked",
@@ -49,6 +50,8 @@ ROTARY_INSECURE: dict[str, Any] = {
 }
 # Connection token checked; public channels open to authenticated users (fan-out, memory).
 ROTARY_STANDARD: dict[str, Any] = {**ROTARY_CHECKED, "allow_subscribe_for_client": True}
+# The same with the bidirectional HTTP-streaming and SSE endpoints on (fan-out over them).
+ROTARY_STREAMING: dict[str, Any] = {**ROTARY_STANDARD, "http_stream": True, "sse": True}
 
 _WS_PATHS = {
     "rotary": "/connection/websocket",

@@ -43,6 +43,9 @@ from rotary.node.auth import Authenticator
 from rotary.node.node import Node
 from rotary.protocol.codes import DisconnectCode
 from rotary.proxy.hooks import HttpProxy
+from rotary.transports import streaming
+from rotary.transports.limits import Admission, ConnectionRateLimiter
+from rotary.transports.uni_websocket import uni_websocket_handler
 from rotary.transports.websocket import websocket_handler
 
 __all__ = ["build_app", "build_node", "run", "serve"]
@@ -186,20 +189,30 @@ def _metrics_handler(node: Node, metrics: Metrics) -> Any:
 
 
 def build_app(config: Config, node: Node, *, demo: DemoSettings | None = None) -> web.Application:
-    """The aiohttp application: WebSocket endpoint, server API, health check, admin UI.
+    """The aiohttp application: connection endpoints, server API, health check, admin UI.
 
     `demo` (``rotary dev`` only) adds the demo chat page and its token endpoint.
     """
     app = web.Application(client_max_size=max(config.websocket.message_size_limit, 1 << 20))
+    client = config.client
+    rate = ConnectionRateLimiter(client.connection_rate_limit, node.clock)
     if not config.websocket.disabled:
         handler = websocket_handler(
             node,
-            allowed_origins=config.client.allowed_origins,
+            allowed_origins=client.allowed_origins,
             message_size_limit=config.websocket.message_size_limit,
-            connection_limit=config.client.connection_limit,
-            connection_rate_limit=config.client.connection_rate_limit,
+            connection_limit=client.connection_limit,
+            connection_rate_limit=client.connection_rate_limit,
+            rate_limiter=rate,
         )
         app.router.add_get(config.websocket.handler_prefix, handler)
+    admission = Admission(
+        node,
+        allowed_origins=client.allowed_origins,
+        connection_limit=client.connection_limit,
+        rate=rate,
+    )
+    _add_streaming(app, config, node, admission)
     if config.server.health:
         app.router.add_get("/health", _health)
     if config.server.prometheus and node.metrics is not None:
@@ -211,6 +224,30 @@ def build_app(config: Config, node: Node, *, demo: DemoSettings | None = None) -
     if demo is not None:
         add_demo_routes(app, demo, clock=node.clock)
     return app
+
+
+#: Config field → the factory of its endpoint's handler (docs/transports.md).
+_STREAMING = {
+    "http_stream": streaming.http_stream_handler,
+    "sse": streaming.sse_handler,
+    "uni_http_stream": streaming.uni_http_stream_handler,
+    "uni_sse": streaming.uni_sse_handler,
+    "uni_websocket": uni_websocket_handler,
+}
+
+
+def _add_streaming(app: web.Application, config: Config, node: Node, admission: Admission) -> None:
+    """Every enabled HTTP-streaming, SSE and unidirectional endpoint, and the emulation
+    endpoint when a bidirectional one (HTTP-streaming, SSE) is on."""
+    for name, factory in _STREAMING.items():
+        endpoint = getattr(config, name)
+        if endpoint.enabled:
+            handler = factory(node, admission, size_limit=endpoint.size_limit)
+            app.router.add_route("*", endpoint.handler_prefix, handler)
+    if config.http_stream.enabled or config.sse.enabled:
+        emulation = config.emulation
+        handler = streaming.emulation_handler(node, admission, size_limit=emulation.size_limit)
+        app.router.add_route("*", emulation.handler_prefix, handler)
 
 
 def _add_api(app: web.Application, config: Config, executor: ApiExecutor) -> None:

@@ -1,5 +1,6 @@
 """The server API executor driving a real node: unsubscribe from every channel, history_remove
-without history, and the `session` argument (Rotary has no sessions: it matches nothing)."""
+without history, and the `session` argument (only emulated and unidirectional connections have
+one, so it matches no WebSocket connection)."""
 
 from __future__ import annotations
 

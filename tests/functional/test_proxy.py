@@ -275,10 +275,19 @@ async def test_subscribe_publish_and_rpc_with_the_backend_down_get_100_and_chang
 async def test_a_burst_of_connects_waits_on_the_backend_only_not_on_a_connection_pool(
     rotary_server: Callable[..., ServerHandle],
 ) -> None:
-    # Each answer takes 0.8 s and the timeout is 2 s: calls queued behind a capped pool of
-    # HTTP connections (aiohttp's default is 100) would time out in the third wave.
+    # The backend answers nobody until 150 connect calls are in flight at once. Calls queued
+    # behind a capped pool of HTTP connections (aiohttp's default is 100) never get there, so
+    # every one of them would time out; uncapped, all 150 arrive and are answered together.
+    burst = 150
+    arrived = 0
+    everyone_here = asyncio.Event()
+
     async def slowish(request: web.Request) -> web.Response:
-        await asyncio.sleep(0.8)
+        nonlocal arrived
+        arrived += 1
+        if arrived >= burst:
+            everyone_here.set()
+        await everyone_here.wait()
         return web.json_response({"result": {"user": "u"}})
 
     app = web.Application()
@@ -289,8 +298,8 @@ async def test_a_burst_of_connects_waits_on_the_backend_only_not_on_a_connection
     await web.TCPSite(runner, "127.0.0.1", port, backlog=512).start()
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     try:
-        server = rotary_server(proxy_config(app_url(port), proxy_connect_timeout="2s"))
-        sockets = await asyncio.gather(*(session.ws_connect(server.ws_url) for _ in range(250)))
+        server = rotary_server(proxy_config(app_url(port), proxy_connect_timeout="8s"))
+        sockets = await asyncio.gather(*(session.ws_connect(server.ws_url) for _ in range(burst)))
         clients = [WsClient(ws) for ws in sockets]
         replies = await asyncio.gather(*(c.request({"id": 1, "connect": {}}) for c in clients))
         errors = [r for r in replies if "error" in r]

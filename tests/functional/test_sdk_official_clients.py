@@ -1,11 +1,13 @@
 """The official SDKs (npm `centrifuge` + `ws`, PyPI `centrifuge-python`) against a real Rotary.
 
-Every test runs once per SDK and protocol (JSON and Protobuf). The SDKs are used unchanged,
-with public options only; tokens are signed here with PyJWT, the HTTP API is called directly.
-Intervals come from the server config (docs/tokens.md "Connection expiry and refresh",
-docs/tokens.md "Subscription expiry"), so expiries happen within seconds; waits are
-event-driven, each bounded. One server process serves the whole module (its start-up
-dominated the run time); every test uses channels of its own, suffixed with the SDK's name.
+Every test runs once per SDK and protocol (JSON and Protobuf), and, through
+tests/functional/test_sdk_transports.py, for centrifuge-js over HTTP-streaming and SSE too.
+The SDKs are used unchanged, with public options only; tokens are signed here with PyJWT,
+the HTTP API is called directly. Intervals come from the server config (docs/tokens.md
+"Connection expiry and refresh", docs/tokens.md "Subscription expiry"), so expiries happen
+within seconds; waits are event-driven, each bounded. One server process serves the whole
+module (its start-up dominated the run time); every test uses channels of its own, suffixed
+with the SDK's name.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def server_config() -> dict[str, Any]:
         "client_presence_update_interval": f"{int(CHECK_INTERVAL * 1000)}ms",
         "allow_subscribe_for_client": True,
         "namespaces": [ROOM, HIST],
+        "http_stream": True,
+        "sse": True,
     }
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "JS_DIR",
     "PROTOCOL_SDKS",
     "SDKS",
+    "TRANSPORT_SDKS",
     "JsSdkDriver",
     "PythonSdkDriver",
     "SdkDriver",
@@ -57,6 +58,9 @@ JS_DIR = Path(__file__).parent / "js"
 SDKS = ("js", "python")
 #: Every SDK in both protocols: the matrix the SDK behaviour tests run.
 PROTOCOL_SDKS = (*SDKS, "js-protobuf", "python-protobuf")
+#: centrifuge-js over HTTP-streaming (JSON and Protobuf) and SSE with emulation
+#: (docs/transports.md): the same behaviour tests, on servers with those transports on.
+TRANSPORT_SDKS = ("js.http_stream", "js.sse", "js.http_stream-protobuf")
 Event = dict[str, Any]
 Predicate = Callable[[Event], bool]
 ConnTokenSource = Callable[[], str]
@@ -202,11 +206,17 @@ class JsSdkDriver(SdkDriver):
 
     sdk = "js"
 
-    def __init__(self, hard_timeout: float, *, protobuf: bool = False) -> None:
+    def __init__(
+        self, hard_timeout: float, *, protobuf: bool = False, transport: str = "websocket"
+    ) -> None:
         super().__init__()
         self._protobuf = protobuf
+        #: "websocket", or "http_stream" / "sse": `connect` then goes through that
+        #: transport with emulation, on the server of the WebSocket URL it is given.
+        self._transport = transport
+        self.sdk = "js" if transport == "websocket" else f"js.{transport}"
         if protobuf:
-            self.sdk = "js-protobuf"
+            self.sdk += "-protobuf"
         self._hard_timeout = hard_timeout
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -269,12 +279,54 @@ class JsSdkDriver(SdkDriver):
         get_token: ConnTokenSource | None = None,
         min_reconnect_delay: float = 0.5,
     ) -> None:
+        if self._transport != "websocket":
+            base = url.replace("ws", "http", 1).split("/connection/", 1)[0]
+            endpoint = {
+                "transport": self._transport,
+                "endpoint": f"{base}/connection/{self._transport}",
+            }
+            await self.connect_transports(
+                [endpoint],
+                emulation_endpoint=f"{base}/emulation",
+                token=token,
+                get_token=get_token,
+                min_reconnect_delay=min_reconnect_delay,
+            )
+            return
         self._conn_tokens = get_token
         options = {"minReconnectDelay": int(min_reconnect_delay * 1000)}
         cmd = {"op": "connect", "url": url, "token": token, "options": options}
         if self._protobuf:
             cmd["protocol"] = "protobuf"
         self._send({**cmd, "use_get_token": get_token is not None})
+
+    async def connect_transports(
+        self,
+        transports: list[dict[str, str]],
+        *,
+        emulation_endpoint: str,
+        token: str = "",
+        get_token: ConnTokenSource | None = None,
+        min_reconnect_delay: float = 0.5,
+    ) -> None:
+        """Connect over the first of `transports` (``{"transport", "endpoint"}``) that works,
+        sending emulated commands to `emulation_endpoint` (absolute: Node has no page URL)."""
+        self._conn_tokens = get_token
+        options = {
+            "minReconnectDelay": int(min_reconnect_delay * 1000),
+            "emulationEndpoint": emulation_endpoint,
+        }
+        cmd = {"op": "connect", "transports": transports, "token": token, "options": options}
+        if self._protobuf:
+            cmd["protocol"] = "protobuf"
+        self._send({**cmd, "use_get_token": get_token is not None})
+
+    async def history(self, channel: str, limit: int) -> dict[str, Any]:
+        """The subscription's `history()` with `limit`."""
+        result: dict[str, Any] = await self._call(
+            {"op": "history", "channel": channel, "options": {"limit": limit}}
+        )
+        return result
 
     async def subscribe(
         self,
@@ -528,10 +580,11 @@ async def open_driver(sdk: str, *, hard_timeout: float = 40.0) -> AsyncIterator[
     `hard_timeout` bounds the node process's life on its own, whatever the test does.
     """
     name, _, protocol = sdk.partition("-")
+    name, _, transport = name.partition(".")
     protobuf = protocol == "protobuf"
     driver: JsSdkDriver | PythonSdkDriver
     if name == "js":
-        driver = JsSdkDriver(hard_timeout, protobuf=protobuf)
+        driver = JsSdkDriver(hard_timeout, protobuf=protobuf, transport=transport or "websocket")
     else:
         driver = PythonSdkDriver(protobuf=protobuf)
     try:

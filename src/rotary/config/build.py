@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -10,10 +11,12 @@ from rotary.auth.settings import AuthSettings, TokenSettings
 from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
 from rotary.config.keys import NAMESPACE_OPTION_KINDS, PROXY_OPTION_ALIASES, PROXY_OPTIONS, Key
 from rotary.config.model import (
+    ENDPOINTS,
     AdminSettings,
     ApiSettings,
     ClientSettings,
     Config,
+    EndpointSettings,
     EngineSettings,
     LogSettings,
     RedisSettings,
@@ -103,6 +106,15 @@ def _group(typed: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     }
 
 
+def _endpoints(typed: Mapping[str, Any]) -> dict[str, EndpointSettings]:
+    """Each endpoint's settings: the given values over its defaults (its own path)."""
+    defaults = Config()
+    return {
+        name: dataclasses.replace(getattr(defaults, name), **_group(typed, f"{name}."))
+        for name in ENDPOINTS
+    }
+
+
 def _assemble(typed: Mapping[str, Any]) -> Config:
     auth_values = _group(typed, "auth.")
     separate = bool(auth_values.pop("subscription_enabled", False))
@@ -115,6 +127,7 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
         redis=RedisSettings(**_group(typed, "engine.redis.")), **_group(typed, "engine.")
     )
     return Config(
+        **_endpoints(typed),
         auth=AuthSettings(
             connection=TokenSettings(**_group(typed, "auth.connection.")),
             subscription=subscription,

@@ -73,6 +73,7 @@ SECTIONS = (
     "Channel options (top level and per namespace)",
     "Server HTTP API",
     "WebSocket",
+    "HTTP-streaming, SSE, emulation and unidirectional transports",
     "Server",
     "Engine and Redis",
     "Logging and metrics",
@@ -92,15 +93,24 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("channels.", SECTIONS[3]),
     ("api.", SECTIONS[5]),
     ("websocket.", SECTIONS[6]),
-    ("server.prometheus", SECTIONS[9]),
-    ("server.", SECTIONS[7]),
-    ("engine.", SECTIONS[8]),
-    ("log.", SECTIONS[9]),
-    ("admin.", SECTIONS[10]),
-    ("proxy.", SECTIONS[11]),
+    ("http_stream.", SECTIONS[7]),
+    ("sse.", SECTIONS[7]),
+    ("emulation.", SECTIONS[7]),
+    ("uni_", SECTIONS[7]),
+    ("server.prometheus", SECTIONS[10]),
+    ("server.", SECTIONS[8]),
+    ("engine.", SECTIONS[9]),
+    ("log.", SECTIONS[10]),
+    ("admin.", SECTIONS[11]),
+    ("proxy.", SECTIONS[12]),
 )
 
 _SECTION_NOTES = {
+    SECTIONS[7]: (
+        "Each transport is off until its `enabled` key (v5: the bare boolean, `http_stream`, "
+        "`sse`, `uni_websocket`, …) is true; the emulation endpoint is served whenever "
+        "`http_stream` or `sse` is on. See docs/transports.md."
+    ),
     SECTIONS[1]: (
         "Used only when `separate_subscription_token_config` is true; otherwise subscription "
         "tokens are checked with the connection token settings."

@@ -163,6 +163,21 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("websocket_message_size_limit", "websocket.message_size_limit", "int",
      "websocket.message_size_limit"),
     ("websocket_write_timeout", "websocket.write_timeout", "duration", "websocket.write_timeout"),
+    # HTTP-streaming, SSE, emulation and unidirectional transports (docs/transports.md)
+    *(row for name in ("http_stream", "sse", "uni_sse", "uni_http_stream")
+      for row in ((name, f"{name}.enabled", "bool", f"{name}.enabled"),
+                  (f"{name}_handler_prefix", f"{name}.handler_prefix", "str",
+                   f"{name}.handler_prefix"),
+                  (f"{name}_max_request_body_size", f"{name}.max_request_body_size", "int",
+                   f"{name}.size_limit"))),
+    ("emulation_handler_prefix", "emulation.handler_prefix", "str", "emulation.handler_prefix"),
+    ("emulation_max_request_body_size", "emulation.max_request_body_size", "int",
+     "emulation.size_limit"),
+    ("uni_websocket", "uni_websocket.enabled", "bool", "uni_websocket.enabled"),
+    ("uni_websocket_handler_prefix", "uni_websocket.handler_prefix", "str",
+     "uni_websocket.handler_prefix"),
+    ("uni_websocket_message_size_limit", "uni_websocket.message_size_limit", "int",
+     "uni_websocket.size_limit"),
     # server, logging, engine
     ("address", "http_server.address", "str", "server.address"),
     ("port", "http_server.port", "port", "server.port"),
@@ -200,6 +215,28 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("admin_token_ttl", "admin.token_ttl", "duration", "admin.token_ttl"),
 )
 # fmt: on
+
+_ENDPOINT_WHAT = {
+    "http_stream": "the bidirectional HTTP-streaming endpoint (commands through emulation)",
+    "sse": "the bidirectional SSE endpoint (commands through emulation)",
+    "uni_sse": "the unidirectional SSE endpoint",
+    "uni_http_stream": "the unidirectional HTTP-streaming endpoint",
+    "uni_websocket": "the unidirectional WebSocket endpoint",
+    "emulation": "the emulation endpoint (commands of HTTP-streaming and SSE clients)",
+}
+_ENDPOINT_DESCRIPTIONS: dict[str, str] = {
+    **{name: f"Serve {what}." for name, what in _ENDPOINT_WHAT.items() if name != "emulation"},
+    **{f"{name}_handler_prefix": f"URL path of {what}." for name, what in _ENDPOINT_WHAT.items()},
+    **{
+        f"{name}_max_request_body_size": f"Largest request body of {what}, in bytes (413 past it)."
+        for name, what in _ENDPOINT_WHAT.items()
+        if name != "uni_websocket"
+    },
+    "uni_websocket_message_size_limit": (
+        "Largest message a unidirectional WebSocket client may send (its connect request), "
+        "in bytes; larger closes with code 1009."
+    ),
+}
 
 # One line per key, in plain words, for the generated reference (``rotary configdoc``). A key
 # missing here still loads; tests/config/test_doc.py insists that none is missing.
@@ -315,6 +352,7 @@ _DESCRIPTIONS: dict[str, str] = {
         "Largest incoming WebSocket message, in bytes; larger closes with code 1009.",
     "websocket_write_timeout":
         "Longest time one write to a client may take before the connection is closed.",
+    **_ENDPOINT_DESCRIPTIONS,
     "address":
         "Address to listen on (empty: every interface).",
     "port":

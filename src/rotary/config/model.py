@@ -13,10 +13,12 @@ from rotary.channels.options import ChannelSettings
 from rotary.proxy.settings import ProxySettings
 
 __all__ = [
+    "ENDPOINTS",
     "AdminSettings",
     "ApiSettings",
     "ClientSettings",
     "Config",
+    "EndpointSettings",
     "EngineSettings",
     "LogSettings",
     "RedisSettings",
@@ -94,6 +96,29 @@ class WebSocketSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointSettings:
+    """One HTTP-streaming, SSE, emulation or unidirectional endpoint (docs/transports.md).
+
+    `size_limit` bounds the request body (v5 ``<name>_max_request_body_size``, v6
+    ``<name>.max_request_body_size``; for ``uni_websocket`` the largest incoming message,
+    ``message_size_limit``). The emulation endpoint has no `enabled` of its own: it is served
+    whenever HTTP-streaming or SSE is.
+    """
+
+    enabled: bool = False
+    handler_prefix: str = ""
+    size_limit: int = 65536
+
+
+#: Config fields holding one HTTP-streaming, SSE, emulation or unidirectional endpoint.
+ENDPOINTS = ("http_stream", "sse", "emulation", "uni_websocket", "uni_sse", "uni_http_stream")
+
+
+def _endpoint(prefix: str) -> EndpointSettings:
+    return EndpointSettings(handler_prefix=prefix)
+
+
+@dataclass(frozen=True, slots=True)
 class ServerSettings:
     """Where to listen (v5 ``address``/``port``, v6 ``http_server.*``)."""
 
@@ -161,6 +186,18 @@ class Config:
     client: ClientSettings = field(default_factory=ClientSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
+    http_stream: EndpointSettings = field(
+        default_factory=lambda: _endpoint("/connection/http_stream")
+    )
+    sse: EndpointSettings = field(default_factory=lambda: _endpoint("/connection/sse"))
+    emulation: EndpointSettings = field(default_factory=lambda: _endpoint("/emulation"))
+    uni_websocket: EndpointSettings = field(
+        default_factory=lambda: _endpoint("/connection/uni_websocket")
+    )
+    uni_sse: EndpointSettings = field(default_factory=lambda: _endpoint("/connection/uni_sse"))
+    uni_http_stream: EndpointSettings = field(
+        default_factory=lambda: _endpoint("/connection/uni_http_stream")
+    )
     server: ServerSettings = field(default_factory=ServerSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     log: LogSettings = field(default_factory=LogSettings)

@@ -11,7 +11,7 @@ from rotary.channels.options import ChannelOptions, ChannelSettings
 from rotary.channels.resolver import NAMESPACE_NAME_PATTERN
 from rotary.config.durations import format_duration
 from rotary.config.keys import KEYS
-from rotary.config.model import Config
+from rotary.config.model import ENDPOINTS, Config
 from rotary.proxy.settings import PROXY_KINDS
 
 __all__ = ["ENGINE_TYPES", "LOG_LEVELS", "Labels", "validate"]
@@ -163,6 +163,18 @@ def _misc_problems(config: Config, label: Labels) -> list[str]:
         problems.append(f"{label('log.level')}: must be one of {', '.join(LOG_LEVELS)}")
     if config.api.error_mode not in ("", "transport"):
         problems.append(f'{label("api.error_mode")}: must be "" or "transport"')
+    return problems + _endpoint_problems(config, label)
+
+
+def _endpoint_problems(config: Config, label: Labels) -> list[str]:
+    """Every transport endpoint needs a path and a positive size limit."""
+    problems: list[str] = []
+    for name in ENDPOINTS:
+        endpoint = getattr(config, name)
+        if not endpoint.handler_prefix.startswith("/"):
+            problems.append(f"{label(f'{name}.handler_prefix')}: must start with /")
+        if endpoint.size_limit <= 0:
+            problems.append(f"{label(f'{name}.size_limit')}: must be a positive number of bytes")
     return problems
 
 

@@ -24,7 +24,7 @@ from rotary.node import commands, connect, subscribe
 from rotary.node.outbox import Outbox, Transport
 from rotary.node.proxy import NO_HEADERS, ProxyContext
 from rotary.node.scheduler import TimerHandle
-from rotary.node.state import State
+from rotary.node.state import Mode, State
 from rotary.node.subscription import Subscription
 from rotary.protocol.base import Codec, NotEncodable, ProtocolViolation
 from rotary.protocol.codec import JSON
@@ -35,6 +35,7 @@ from rotary.protocol.codes import (
     DisconnectError,
     ErrorCode,
     Unsubscribe,
+    unidirectional_disconnect,
 )
 from rotary.protocol.messages import Command, Request
 
@@ -53,7 +54,8 @@ class ClientSession:
 
     `app_pings` False (``cf_ws_frame_ping_pong``) leaves liveness to the transport: no
     application pings and no ``ping``/``pong`` in the connect result. `codec` is the wire
-    format the transport chose; nothing else in the node knows it.
+    format the transport chose; nothing else in the node knows it. `mode` says how the
+    client talks (`Mode`); an emulated or unidirectional session has a `session_id` too.
     """
 
     def __init__(
@@ -64,11 +66,15 @@ class ClientSession:
         client_id: str,
         app_pings: bool = True,
         codec: Codec = JSON,
+        mode: Mode = Mode.BIDIRECTIONAL,
+        session_id: str = "",
     ) -> None:
         self.node = node
         self.id = client_id
         self.app_pings = app_pings
         self.codec = codec
+        self.mode = mode
+        self.session_id = session_id
         self.state = State.CONNECTING
         self.user = ""
         self.conn_info: bytes | None = None
@@ -186,6 +192,11 @@ class ClientSession:
                 self._subscribing = None
 
     def _reply_error(self, cmd_id: int, method: str, exc: CommandError) -> None:
+        if self.mode is Mode.UNIDIRECTIONAL:
+            # Its client reads no replies: the error ends the connection instead.
+            _log.info("client %s: connect refused with %d", self.id, exc.error.code)
+            self.disconnect(unidirectional_disconnect(exc.error))
+            return
         self.push(self.codec.encode_error(cmd_id, exc.error))
         if method == "connect":
             # docs/protocol.md "Connection life cycle" rule 4: stop reading; the stale timer drops
@@ -380,7 +391,9 @@ class ClientSession:
         if self.state is not State.CONNECTED:
             return
         self.push(self.codec.ping)
-        if settings.pong_timeout > 0 and not self._pong_pending:
+        # A unidirectional client cannot answer: its pings only keep the stream alive.
+        wants_pong = settings.pong_timeout > 0 and self.mode is not Mode.UNIDIRECTIONAL
+        if wants_pong and not self._pong_pending:
             self._pong_pending = True
             self._schedule("pong", settings.pong_timeout)
         self._schedule("ping", settings.ping_interval)

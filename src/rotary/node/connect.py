@@ -19,7 +19,7 @@ from rotary.channels.resolver import ResolvedChannel
 from rotary.logs import log_denial
 from rotary.node import single_connection
 from rotary.node.auth import ConnectCredentials, ServerSubOptions, TokenProblem, json_payload
-from rotary.node.state import State
+from rotary.node.state import Mode, State
 from rotary.node.subscribe import activate, server_subscription
 from rotary.node.subscription import add_expiry, capped_expiry
 from rotary.policy.permissions import subscribe_allowed
@@ -177,8 +177,14 @@ def _connect_result(s: ClientSession, subs: dict[str, Any], now: float) -> dict[
         result["subs"] = subs
     if s.app_pings and settings.ping_interval > 0:
         result["ping"] = max(1, math.ceil(settings.ping_interval))
-        if settings.pong_timeout > 0:
+        if settings.pong_timeout > 0 and s.mode is not Mode.UNIDIRECTIONAL:
             result["pong"] = True
+    if s.mode is not Mode.BIDIRECTIONAL:
+        # The emulation endpoint finds the session by these two (Centrifugo sends `node`
+        # to emulated clients only).
+        result["session"] = s.session_id
+        if s.mode is Mode.EMULATED:
+            result["node"] = s.node.uid
     if settings.connect_include_server_time:
         result["time"] = int(now * 1000)
     return result

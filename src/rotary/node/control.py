@@ -53,6 +53,7 @@ def subscribe_message(
     channel: str,
     *,
     client: str,
+    session: str = "",
     expire_at: int,
     info: bytes | None,
     data: bytes | None,
@@ -65,6 +66,7 @@ def subscribe_message(
         "user": user,
         "channel": channel,
         "client": client,
+        "session": session,
         "expire_at": expire_at,
         "info": info.decode() if info else None,
         "data": data.decode() if data else None,
@@ -80,7 +82,7 @@ def apply(node: Node, data: bytes) -> None:
     """Run one control message against this node's sessions."""
     msg = orjson.loads(data)
     op = msg.get("op")
-    sessions = node.sessions(msg.get("user", ""), msg.get("client", ""))
+    sessions = node.sessions(msg.get("user", ""), msg.get("client", ""), msg.get("session", ""))
     for s in sessions:
         if op == "disconnect" and s.id not in msg.get("whitelist", ()):
             s.disconnect(Disconnect(int(msg["code"]), str(msg["reason"])))

@@ -38,10 +38,12 @@ from rotary.node.auth import Authenticator, Override
 from rotary.node.client import ClientSession
 from rotary.node.cluster import Cluster, is_cluster_message
 from rotary.node.connect import VERSION
+from rotary.node.emulation import Emulation, is_emulation_message
 from rotary.node.hub import Hub
 from rotary.node.outbox import Transport
 from rotary.node.position import PositionChecker
 from rotary.node.scheduler import LoopScheduler, Scheduler
+from rotary.node.state import Mode
 from rotary.protocol.base import Codec
 from rotary.protocol.codec import JSON
 from rotary.protocol.codes import CommandError, Disconnect, DisconnectCode, ErrorCode
@@ -135,6 +137,9 @@ class Node:
             scheduler=self.scheduler,
             interval=node_info_interval,
         )
+        self.emulation = Emulation(
+            uid=self.uid, publish=broker.publish_control, node_alive=self._node_alive
+        )
 
     # ------------------------------------------------------------------ life cycle
 
@@ -158,6 +163,7 @@ class Node:
     async def close(self) -> None:
         """Leave the cluster and close the engine (after `disconnect_all`). Idempotent."""
         await self.cluster.close()
+        await self.emulation.close()
         self._position_check.stop()
         await self.broker.close()
         await self.presence.close()
@@ -175,20 +181,35 @@ class Node:
         *,
         app_pings: bool = True,
         codec: Codec = JSON,
+        mode: Mode = Mode.BIDIRECTIONAL,
         headers: Mapping[str, str] | None = None,
     ) -> ClientSession:
         """A session for a new connection (registered with the node once it connects).
 
-        `headers` are the upgrade request's headers; only those a proxy passes on are kept.
+        An emulated or unidirectional session gets a session id; an emulated one is reachable
+        through `emulation` from its creation (its connect may come in the same request).
+        `headers` are the connection request's headers; only those a proxy passes on are kept.
         """
+        session_id = self.new_id() if mode is not Mode.BIDIRECTIONAL else ""
         session = ClientSession(
-            self, transport, client_id=self.new_id(), app_pings=app_pings, codec=codec
+            self,
+            transport,
+            client_id=self.new_id(),
+            app_pings=app_pings,
+            codec=codec,
+            mode=mode,
+            session_id=session_id,
         )
         if headers is not None and self.proxy is not None:
             wanted = self.proxy.header_names
             session.headers = {k.lower(): v for k, v in headers.items() if k.lower() in wanted}
         self._live[session.id] = session
+        if mode is Mode.EMULATED:
+            self.emulation.add(session)
         return session
+
+    def _node_alive(self, uid: str) -> bool:
+        return uid in self.cluster.registry.live()
 
     def _unencodable(self, client_id: str) -> None:
         """A subscriber's codec cannot carry a broadcast: disconnect it, outside the fan-out."""
@@ -211,6 +232,8 @@ class Node:
     def unregister(self, session: ClientSession) -> None:
         """Forget a session (called by the session's cleanup)."""
         self._live.pop(session.id, None)
+        if session.mode is Mode.EMULATED:
+            self.emulation.remove(session)
         if not self._live:
             self._gone.set()
         if self._clients.pop(session.id, None) is None:
@@ -338,6 +361,9 @@ class Node:
         if is_cluster_message(data):
             self.cluster.receive(data)
             return
+        if is_emulation_message(data):
+            self.emulation.receive(data)
+            return
         try:
             control.apply(self, data)
         except Exception:
@@ -358,11 +384,14 @@ class Node:
     # ------------------------------------------------------------------ sessions
 
     def sessions(self, user: str, client: str = "", session: str = "") -> list[ClientSession]:
-        """Local sessions of `user` (or only `client` when given)."""
+        """Local sessions of `user` (or only `client` when given; only the emulated or
+        unidirectional session `session` when given)."""
         if client:
             found = self._clients.get(client)
-            return [found] if found is not None and found.user == user else []
-        return [self._clients[c] for c in self._user_ids(user) if c in self._clients]
+            matches = [found] if found is not None and found.user == user else []
+        else:
+            matches = [self._clients[c] for c in self._user_ids(user) if c in self._clients]
+        return [s for s in matches if s.session_id == session] if session else matches
 
     # ------------------------------------------------------------------ server API
 
@@ -422,14 +451,13 @@ class Node:
         recover_since: StreamPosition | None = None,
         override: Override | None = None,
     ) -> None:
-        """Server-side subscribe of the user's connections; a `session` matches none."""
+        """Server-side subscribe of the user's connections (or of one `client` / `session`)."""
         self._resolve(channel)
-        if session:
-            return
         msg = control.subscribe_message(
             user,
             channel,
             client=client,
+            session=session,
             expire_at=expire_at,
             info=info,
             data=data,
@@ -443,14 +471,18 @@ class Node:
     ) -> None:
         """Unsubscribe the user's connections from `channel` ("" = from every channel).
 
-        Rotary has no sessions (no unidirectional transports): a non-empty `session`
-        matches no connection, so the call succeeds and changes nothing.
+        A non-empty `session` picks the emulated or unidirectional connection with that
+        session id (a WebSocket connection has none, so it matches no WebSocket).
         """
         if channel:
             self._resolve(channel)
-        if session:
-            return
-        msg = {"op": "unsubscribe", "user": user, "channel": channel, "client": client}
+        msg = {
+            "op": "unsubscribe",
+            "user": user,
+            "channel": channel,
+            "client": client,
+            "session": session,
+        }
         await self.broker.publish_control(orjson.dumps(msg))
 
     async def api_disconnect(
@@ -462,14 +494,13 @@ class Node:
         whitelist: Sequence[str] = (),
         disconnect: Disconnect | None = None,
     ) -> None:
-        """Disconnect the user's connections but the whitelisted; a `session` matches none."""
-        if session:
-            return
+        """Disconnect the user's connections but the whitelisted (or one `client` / `session`)."""
         d = disconnect or DisconnectCode.FORCE_NO_RECONNECT
         msg = {
             "op": "disconnect",
             "user": user,
             "client": client,
+            "session": session,
             "whitelist": list(whitelist),
             "code": d.code,
             "reason": d.reason,
@@ -486,13 +517,12 @@ class Node:
         expire_at: int = 0,
         info: bytes | None = None,
     ) -> None:
-        """Refresh (or expire) the user's connections; a `session` matches none."""
-        if session:
-            return
+        """Refresh (or expire) the user's connections (or one `client` / `session`)."""
         msg: dict[str, Any] = {
             "op": "refresh",
             "user": user,
             "client": client,
+            "session": session,
             "expired": expired,
             "expire_at": expire_at,
             "info": info.decode() if info else None,

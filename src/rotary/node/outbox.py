@@ -56,7 +56,8 @@ class DirectTransport(Transport, Protocol):
     """A `Transport` that can also be written synchronously (the outbox's fast path)."""
 
     def frame(self, message: bytes) -> bytes:
-        """The wire bytes of one text frame carrying `message` (the same for every client)."""
+        """The wire bytes carrying `message`: the same for every transport of this class (one
+        flush frames a message once per transport class)."""
 
     def write_frame(self, wire: bytes) -> bool:
         """Write bytes made by `frame` now. False: the transport is now above its high-water
@@ -266,6 +267,8 @@ class Outbox:
             batch = self._take(_MAX_BATCH)
             key, keep, message = tuple(map(id, batch)), batch, self._join(batch)
         # Identity keys are safe: `keep` holds the framed objects alive until the flush ends.
+        # Transports of different classes frame differently (WebSocket frames, SSE events…).
+        key = (type(direct), key)
         hit = cache.get(key)
         if hit is not None:
             return hit[1]

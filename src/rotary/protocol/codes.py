@@ -27,6 +27,7 @@ __all__ = [
     "UnsubscribeCode",
     "disconnect_for",
     "error_for",
+    "unidirectional_disconnect",
     "unsubscribe_for",
 ]
 
@@ -143,6 +144,21 @@ def disconnect_for(code: int) -> Disconnect:
     value = _DISCONNECTS[code]
     assert isinstance(value, Disconnect)
     return value
+
+
+#: Connect errors that a unidirectional client gets as a disconnect of their own (it reads no
+#: replies); any other error becomes 3004 (Centrifugo's table).
+_UNIDIRECTIONAL_DISCONNECTS = {
+    ErrorCode.EXPIRED.code: DisconnectCode.EXPIRED,
+    ErrorCode.TOKEN_EXPIRED.code: DisconnectCode.EXPIRED,
+    ErrorCode.TOO_MANY_REQUESTS.code: DisconnectCode.TOO_MANY_REQUESTS,
+    ErrorCode.PERMISSION_DENIED.code: DisconnectCode.PERMISSION_DENIED,
+}
+
+
+def unidirectional_disconnect(error: ProtocolError) -> Disconnect:
+    """The disconnect that ends a unidirectional connection whose connect failed with `error`."""
+    return _UNIDIRECTIONAL_DISCONNECTS.get(error.code, DisconnectCode.SERVER_ERROR)
 
 
 def unsubscribe_for(code: int) -> Unsubscribe:

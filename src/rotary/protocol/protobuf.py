@@ -569,6 +569,17 @@ def _carries(payload: bytes) -> bool:
     return True
 
 
+_EMULATION_WIRES = {1: _LEN, 2: _LEN, 3: _LEN}
+
+
+def decode_emulation(body: bytes) -> tuple[str, str, bytes]:
+    """(node, session, data) of an ``EmulationRequest`` (client.proto); `data` holds the
+    session's commands, length-prefixed. Raises ProtocolViolation for malformed bytes."""
+    fields = _scan(body, _EMULATION_WIRES)
+    data: bytes = fields.get(3) or b""
+    return _text(fields, 1), _text(fields, 2), data
+
+
 class ProtobufCodec:
     """The Protobuf format (`rotary.protocol.base.Codec`): binary frames of varint-prefixed
     messages. It carries any payload bytes."""

@@ -13,7 +13,6 @@ Frames over ``message_size_limit`` close the connection with 1009 (aiohttp does 
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import struct
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +24,7 @@ from rotary.protocol.base import Codec
 from rotary.protocol.codec import JSON
 from rotary.protocol.codes import Disconnect
 from rotary.protocol.protobuf import PROTOBUF
-from rotary.transports.limits import ConnectionRateLimiter
+from rotary.transports.limits import ConnectionRateLimiter, origin_allowed
 
 __all__ = ["binary_frame", "origin_allowed", "text_frame", "websocket_handler"]
 
@@ -36,17 +35,6 @@ _FRAME_PING_INTERVAL = 25.0
 
 _JSON_SUBPROTOCOL = "centrifuge-json"
 _PROTOBUF_SUBPROTOCOL = "centrifuge-protobuf"
-
-
-def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
-    """docs/protocol.md "Endpoint and handshake": no list → only requests without Origin; ``*`` →
-    all; else glob patterns."""
-    if origin is None:
-        return True
-    if not allowed:
-        return False
-    origin = origin.lower()
-    return any(p == "*" or fnmatch.fnmatchcase(origin, p.lower()) for p in allowed)
 
 
 _HEADER_16 = struct.Struct("!BBH").pack
@@ -146,12 +134,14 @@ def websocket_handler(
     message_size_limit: int,
     connection_limit: int = 0,
     connection_rate_limit: int = 0,
+    rate_limiter: ConnectionRateLimiter | None = None,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler serving one WebSocket connection per request.
 
-    Limits of 0 are off; the rate limit takes time from `node.clock`.
+    Limits of 0 are off; the rate limit takes time from `node.clock`. `rate_limiter`, when
+    given, is shared with other endpoints (and `connection_rate_limit` then only names it).
     """
-    rate = ConnectionRateLimiter(connection_rate_limit, node.clock)
+    rate = rate_limiter or ConnectionRateLimiter(connection_rate_limit, node.clock)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if not origin_allowed(request.headers.get("Origin"), allowed_origins):

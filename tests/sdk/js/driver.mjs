@@ -20,6 +20,7 @@ import readline from 'node:readline';
 
 import { Centrifuge } from 'centrifuge';
 import { Centrifuge as CentrifugeProtobuf } from 'centrifuge/build/protobuf';
+import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
 
 const hardTimeoutMs = Number(process.argv[2] || 30000);
@@ -75,6 +76,94 @@ class TappedWebSocket extends WebSocket {
   send(data, ...rest) {
     emit(frameEvent('out', data));
     return super.send(data, ...rest);
+  }
+}
+
+// The HTTP-streaming and SSE transports, tapped the same way: commands out (the first ones in
+// the stream's request, later ones in emulation requests) and messages in, one frame each.
+
+// The varint at `pos` of `bytes`: [value, position after it], or null when incomplete.
+function readVarint(bytes, pos) {
+  let value = 0;
+  for (let shift = 0; pos < bytes.length && shift < 35; shift += 7) {
+    const byte = bytes[pos++];
+    value += (byte & 0x7f) * 2 ** shift;
+    if (byte < 0x80) {
+      return [value, pos];
+    }
+  }
+  return null;
+}
+
+// Field 3 (data) of a Protobuf EmulationRequest.
+function emulationData(bytes) {
+  let pos = 0;
+  while (pos < bytes.length) {
+    const [key, afterKey] = readVarint(bytes, pos);
+    const [size, start] = readVarint(bytes, afterKey);
+    if (key >> 3 === 3) {
+      return bytes.subarray(start, start + size);
+    }
+    pos = start + size;
+  }
+  return new Uint8Array();
+}
+
+// Reads a copy of a streamed body, emitting each whole message (a JSON line, or a
+// length-prefixed Protobuf message) as one frame in.
+async function tapBody(body, binary) {
+  const reader = body.getReader();
+  let pending = binary ? new Uint8Array() : '';
+  const decoder = new TextDecoder();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) {
+      return;
+    }
+    if (!binary) {
+      pending += decoder.decode(value, { stream: true });
+      const lines = pending.split('\n');
+      pending = lines.pop();
+      lines.filter((line) => line).forEach((line) => emit(frameEvent('in', line)));
+      continue;
+    }
+    const merged = new Uint8Array(pending.length + value.length);
+    merged.set(pending);
+    merged.set(value, pending.length);
+    pending = merged;
+    for (;;) {
+      const head = readVarint(pending, 0);
+      if (head === null || head[1] + head[0] > pending.length) {
+        break;
+      }
+      emit(frameEvent('in', pending.subarray(0, head[1] + head[0])));
+      pending = pending.subarray(head[1] + head[0]);
+    }
+  }
+}
+
+async function tappedFetch(url, options) {
+  const binary = typeof options.body !== 'string';
+  if (String(url).endsWith('/emulation')) {
+    const data = binary ? emulationData(options.body) : JSON.parse(options.body).data;
+    emit(frameEvent('out', data));
+    return fetch(url, options);
+  }
+  emit(frameEvent('out', options.body));
+  const response = await fetch(url, options);
+  if (!response.ok || !response.body) {
+    return response;
+  }
+  const [forSdk, forTap] = response.body.tee();
+  tapBody(forTap, binary).catch(() => {});
+  return new Response(forSdk, { status: response.status, headers: response.headers });
+}
+
+class TappedEventSource extends EventSource {
+  constructor(url, init) {
+    super(url, init);
+    emit(frameEvent('out', new URL(url).searchParams.get('cf_connect')));
+    this.addEventListener('message', (e) => emit(frameEvent('in', e.data)));
   }
 }
 
@@ -148,8 +237,11 @@ async function fetchToken(endpoint, body) {
 
 function connect(cmd) {
   cookie = cmd.cookie || '';
+  // Node 20 has fetch and ReadableStream (HTTP-streaming) but no EventSource (SSE).
   const options = {
     websocket: CookieWebSocket,
+    eventsource: TappedEventSource,
+    fetch: tappedFetch,
     debug: false,
     ...(cmd.options || {}),
   };
@@ -163,9 +255,12 @@ function connect(cmd) {
     options.getToken = () => fetchToken(cmd.token_endpoint, {});
   }
   const Client = cmd.protocol === 'protobuf' ? CentrifugeProtobuf : Centrifuge;
-  client = new Client(cmd.url, options);
+  // `transports` (a list of {transport, endpoint}) tries each in turn, as a browser app would.
+  client = new Client(cmd.transports || cmd.url, options);
   client.on('connecting', (ctx) => emit({ ev: 'connecting', code: ctx.code, reason: ctx.reason }));
-  client.on('connected', (ctx) => emit({ ev: 'connected', client: ctx.client }));
+  client.on('connected', (ctx) =>
+    emit({ ev: 'connected', client: ctx.client, transport: ctx.transport }),
+  );
   client.on('disconnected', (ctx) =>
     emit({ ev: 'disconnected', code: ctx.code, reason: ctx.reason }),
   );

@@ -1,0 +1,99 @@
+"""The unidirectional WebSocket endpoint (docs/transports.md "Unidirectional transports").
+
+The client sends one connect request, either in the ``cf_connect`` query parameter or as its
+first message (a JSON ConnectRequest object), and then only reads: one text frame per push,
+``{}`` pings among them. Messages it sends after the connect request are read and ignored.
+A connect request that is not a JSON object closes the connection with 3501. When the
+session ends, a disconnect push precedes the close frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from aiohttp import WSMsgType, web
+
+from rotary.node.node import Node
+from rotary.node.state import Mode
+from rotary.protocol import framing
+from rotary.protocol.codec import ProtocolViolation
+from rotary.protocol.codes import Disconnect, DisconnectCode
+from rotary.transports.limits import Admission
+from rotary.transports.streaming import Handler
+from rotary.transports.websocket import _AiohttpTransport, text_frame
+
+__all__ = ["uni_websocket_handler"]
+
+_log = logging.getLogger("rotary.uni_websocket")
+
+
+class _UniTransport(_AiohttpTransport):
+    """The WebSocket transport sending one text frame per unidirectional message."""
+
+    __slots__ = ()
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        super().__init__(ws, request, binary=False)
+        self.frame = _uni_frames
+
+    async def close(self, disconnect: Disconnect) -> None:
+        if disconnect.code != DisconnectCode.CONNECTION_CLOSED.code:
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                self.write_frame(self.frame(framing.disconnect_push(disconnect)))
+        await super().close(disconnect)
+
+
+def _uni_frames(batch: bytes) -> bytes:
+    """One text frame per message of `batch`, each in its unidirectional form."""
+    return b"".join(text_frame(m) for m in framing.uni_messages(batch))
+
+
+def uni_websocket_handler(node: Node, admission: Admission, *, size_limit: int) -> Handler:
+    """The aiohttp handler of ``GET /connection/uni_websocket`` (messages over `size_limit`
+    bytes close the connection with 1009)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        refused = admission.refusal(request)
+        if refused is not None:
+            return refused
+        command: bytes | None = None
+        if "cf_connect" in request.query:
+            try:
+                command = framing.uni_connect_command(request.query["cf_connect"].encode())
+            except ProtocolViolation as exc:
+                return web.Response(status=400, text=str(exc))
+        ws = web.WebSocketResponse(max_msg_size=size_limit, decode_text=False, compress=False)
+        await ws.prepare(request)
+        transport = _UniTransport(ws, request)
+        session = node.new_session(transport, mode=Mode.UNIDIRECTIONAL, headers=request.headers)
+        try:
+            if command is None:
+                command = await _first_request(ws)
+            if command is None:
+                session.disconnect(DisconnectCode.BAD_REQUEST)
+            else:
+                await session.handle_frame(command)
+            async for _ in ws:
+                if session.closed:
+                    break
+        finally:
+            await session.cleanup()
+            await session.run_writer()
+        return ws
+
+    return handle
+
+
+async def _first_request(ws: web.WebSocketResponse) -> bytes | None:
+    """The connect command of the client's first message; None when it is not a connect
+    request (or the client left)."""
+    msg = await ws.receive()
+    if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        return None
+    data = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+    try:
+        return framing.uni_connect_command(data)
+    except ProtocolViolation as exc:
+        _log.info("unidirectional WebSocket refused: %s", exc)
+        return None
