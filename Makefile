@@ -61,7 +61,7 @@ centrifugo:
 	ROTARY_NEED_CENTRIFUGO=1 tools/ensure.sh centrifugo
 
 # Every differential scenario against Centrifugo and Rotary (`make test` runs the quick ones).
-compat: install centrifugo
+compat: install js-deps centrifugo
 	ROTARY_COMPAT=full $(VENV)/bin/pytest -q -n 2 -m compat tests/compat
 
 lint: install
