@@ -33,7 +33,7 @@ from rotary.node.auth import (
     json_payload,
 )
 from rotary.node.hub import TrackedDelivery
-from rotary.node.subscription import Subscription, add_expiry
+from rotary.node.subscription import Subscription, add_expiry, capped_expiry
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
 from rotary.protocol.base import NotEncodable, ProtocolViolation
 from rotary.protocol.codes import (
@@ -327,6 +327,8 @@ async def _position(
             if pubs:
                 result["publications"] = list(pubs)
                 sub.offset = pubs[-1].offset
+    if not result["offset"]:
+        del result["offset"]  # Centrifugo leaves a zero offset out (protobuf JSON omits zeros)
     return result
 
 
@@ -573,7 +575,7 @@ async def handle_sub_refresh(
     now = s.node.clock.now()
     if creds.expire_at and creds.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
-    sub.expire_at = creds.expire_at
+    sub.expire_at = capped_expiry(creds.expire_at, now)
     sub.token_identity = creds.identity
     sub.info = s.client_info(json_payload(creds.info, s.codec))
     result: dict[str, Any] = {}

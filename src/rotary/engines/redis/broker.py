@@ -228,7 +228,7 @@ class RedisBroker:
         ]
         reply = await self._eval(self._history, channel, self._stream_keys(channel), args)
         position = StreamPosition(int(reply[0]), _text(reply[1]))
-        if flt.since is not None and flt.since.epoch != position.epoch:
+        if flt.since is not None and flt.since.epoch and flt.since.epoch != position.epoch:
             raise UnrecoverablePosition(
                 f"epoch {flt.since.epoch!r} is not the current epoch of channel {channel!r}"
             )
