@@ -36,7 +36,7 @@ _REDIS_FAMILIES = ("presence", "history", "recovery", "api_", "cache_", "forced_
 _ON_REDIS = [s for s in _SELECTED if s.id.startswith(_REDIS_FAMILIES)]
 # Raw steps send JSON text on purpose (malformed input): those scenarios stay JSON-only.
 _OVER_PROTOBUF = [s for s in _SELECTED if not any(isinstance(step, Raw) for step in s.steps)]
-_DOC_PAGES = (REPO / "docs" / "differences.md", REPO / "docs" / "differences-found.md")
+_DOC_PAGES = (REPO / "docs" / "differences.md",)
 
 
 async def _both(
