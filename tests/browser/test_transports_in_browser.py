@@ -113,6 +113,8 @@ async def test_the_sdk_falls_back_from_a_dead_websocket_and_receives_a_publicati
     setup: Setup, open_page: OpenPage, streams: list[str], expected: str
 ) -> None:
     page = await open_page(f"{setup.allowed}/", allow=(BLOCKED_WEBSOCKET,))
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(urllib.parse.urlsplit(r.url).path))
     base = setup.rotary.http_url
     transports = [{"transport": "websocket", "endpoint": _unreachable_websocket()}]
     transports += [{"transport": name, "endpoint": f"{base}/connection/{name}"} for name in streams]
@@ -128,6 +130,7 @@ async def test_the_sdk_falls_back_from_a_dead_websocket_and_receives_a_publicati
 
     await asyncio.to_thread(setup.publish, channel, {"text": f"over {expected}"})
     assert await _received(page, "publications") == [{"text": f"over {expected}"}]
+    assert "/emulation" in posted  # the subscribe went there, cross-origin JSON: preflighted
 
 
 async def test_a_plain_event_source_receives_a_publication_on_a_token_channel(
