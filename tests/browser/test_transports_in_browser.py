@@ -1,6 +1,6 @@
 """HTTP-streaming, SSE and unidirectional SSE in headless Chromium, across origins.
 
-The test page is served by a small aiohttp app on its own loopback port, so every request
+The test page is served by a small HTTP server on its own loopback port, so every request
 from the page to Rotary is cross-origin: the browser enforces CORS for real. Rotary allows
 that origin only; a second copy of the page, on another port, is a foreign origin.
 """
@@ -8,18 +8,23 @@ that origin only; a second copy of the page, on another port, is a foreign origi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
 import json
+import subprocess
+import sys
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from aiohttp import web
 
 from tests.browser.conftest import OpenPage, missing
 from tests.functional.conftest import ServerHandle, default_config, free_port, make_token
@@ -45,45 +50,88 @@ class Setup:
         return self.rotary.api("publish", {"channel": channel, "data": data})
 
 
-async def _serve_page() -> tuple[web.AppRunner, str]:
+class _PageHandler(http.server.BaseHTTPRequestHandler):
     """The test page at ``/`` and centrifuge-js's browser build at ``/centrifuge.js``."""
 
-    async def page(_: web.Request) -> web.FileResponse:
-        return web.FileResponse(PAGE)
+    files: ClassVar[dict[str, tuple[Path, str]]] = {
+        "/": (PAGE, "text/html; charset=utf-8"),
+        "/centrifuge.js": (SDK, "text/javascript"),
+    }
 
-    async def sdk(_: web.Request) -> web.FileResponse:
-        return web.FileResponse(SDK)
+    def do_GET(self) -> None:
+        if self.path not in self.files:
+            self.send_error(404)
+            return
+        path, content_type = self.files[self.path]
+        body = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
-    app = web.Application()
-    app.router.add_get("/", page)
-    app.router.add_get("/centrifuge.js", sdk)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}"
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: pytest shows the page's own errors."""
 
 
-@pytest.fixture
-async def setup(rotary_server: Callable[..., ServerHandle]) -> AsyncIterator[Setup]:
+@contextlib.contextmanager
+def _page_origin() -> Iterator[str]:
+    """Serve the test page on a free loopback port (in a thread); yield its origin."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def _rotary(config: dict[str, Any], folder: Path) -> Iterator[ServerHandle]:
+    """A `rotary` process with `config` on a free loopback port, until the block ends."""
+    config_path, log_path = folder / "config.json", folder / "rotary.log"
+    config_path.write_text(json.dumps(config))
+    port = free_port()
+    command = [sys.executable, "-m", "rotary", "-c", str(config_path), "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([*command, "--address", "127.0.0.1"], stdout=log, stderr=log)
+    handle = ServerHandle(port=port, config=config, process=process, log_path=log_path)
+    try:
+        _wait_healthy(handle)
+        yield handle
+    finally:
+        handle.stop()
+
+
+def _wait_healthy(handle: ServerHandle) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if handle.process.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(f"{handle.http_url}/health", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"rotary did not start:\n{handle.log()}")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """One server and two page origins for the whole module (starting Rotary takes seconds)."""
     if not SDK.is_file():
         missing(f"centrifuge-js's browser build ({SDK}; make web-deps)")
-    allowed_runner, allowed = await _serve_page()
-    foreign_runner, foreign = await _serve_page()
-    config = default_config() | {
-        "http_stream": True,
-        "sse": True,
-        "uni_sse": True,
-        "allow_subscribe_for_client": True,
-        "allowed_origins": [allowed],
-    }
-    try:
-        rotary = await asyncio.to_thread(rotary_server, config)
-        yield Setup(rotary=rotary, allowed=allowed, foreign=foreign)
-    finally:
-        await allowed_runner.cleanup()
-        await foreign_runner.cleanup()
+    with _page_origin() as allowed, _page_origin() as foreign:
+        config = default_config() | {
+            "http_stream": True,
+            "sse": True,
+            "uni_sse": True,
+            "allow_subscribe_for_client": True,
+            "allowed_origins": [allowed],
+        }
+        with _rotary(config, tmp_path_factory.mktemp("rotary")) as rotary:
+            yield Setup(rotary=rotary, allowed=allowed, foreign=foreign)
 
 
 def _unreachable_websocket() -> str:
