@@ -44,6 +44,8 @@ SCENARIOS = (
     "fanout",
     "memory",
     "cluster",
+    "latency",
+    "soak",
     "proxystorm",
 )
 _OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}

@@ -106,7 +106,8 @@ def default_config() -> dict[str, Any]:
 
 @pytest.fixture
 def rotary_server(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
-    """Factory: `rotary_server(config=None, *, port=None, env=None)` → a running server."""
+    """Factory: `rotary_server(config=None, *, port=None, env=None, address="127.0.0.1")` → a
+    running server (address "" leaves ``--address`` out: every interface)."""
     handles: list[ServerHandle] = []
 
     def start(
@@ -114,6 +115,7 @@ def rotary_server(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
         *,
         port: int | None = None,
         env: dict[str, str] | None = None,
+        address: str = "127.0.0.1",
     ) -> ServerHandle:
         cfg = default_config() if config is None else config
         n = len(handles)
@@ -122,7 +124,8 @@ def rotary_server(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
         log_path = tmp_path / f"rotary-{n}.log"
         port = port or free_port()
         cmd = [sys.executable, "-m", "rotary", "-c", str(cfg_path), "--port", str(port)]
-        cmd += ["--address", "127.0.0.1"]
+        if address:
+            cmd += ["--address", address]
         proc_env = {**os.environ, **(env or {})}
         with log_path.open("wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=proc_env)

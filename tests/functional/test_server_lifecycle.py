@@ -87,3 +87,11 @@ async def test_api_info_counts_clients_users_and_channels(
     assert node["num_channels"] == 1 and node["version"] == "5.4.9"
     channels = await _api(server, "channels", {})
     assert channels["result"]["channels"] == {"a": {"num_clients": 1}}
+
+
+def test_without_an_address_the_server_listens_on_ipv4_and_ipv6(rotary_server: Any) -> None:
+    server = rotary_server(address="")
+    for host in ("127.0.0.1", "[::1]"):
+        with urllib.request.urlopen(f"http://{host}:{server.port}/health", timeout=5) as r:
+            assert r.status == 200
+    assert f"[::]:{server.port}" in server.log() and f"0.0.0.0:{server.port}" in server.log()

@@ -223,3 +223,16 @@ async def test_join_and_leave_pushes_reach_subscribers_who_ask(
     info = {"user": "2", "client": joined["client"], "conn_info": {"n": "two"}}
     assert {"channel": "room", "join": {"info": info}} in pushes
     assert pushes[-1] == {"channel": "room", "leave": {"info": info}}
+
+
+async def test_blank_subprotocol_header_is_accepted_without_a_warning(
+    rotary_server: Any, ws_connect: Any
+) -> None:
+    server = rotary_server(config())
+    for blank in ("", " ", ","):
+        client = await ws_connect(server, headers={"Sec-WebSocket-Protocol": blank})
+        await _connect(client)
+    other = await ws_connect(server, headers={"Sec-WebSocket-Protocol": "chat"})
+    await _connect(other)
+    log = server.log()
+    assert log.count("overlap") == 1, log

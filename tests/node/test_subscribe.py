@@ -260,6 +260,17 @@ async def test_override_force_positioning_positions_the_subscription(
     assert result["positioned"] is True and "recoverable" not in result
 
 
+async def test_positioned_subscribe_to_an_empty_stream_leaves_the_zero_offset_out(
+    make_harness: MakeHarness,
+) -> None:
+    h = await _h(make_harness)
+    h.auth.subscribe["t"] = SubscribeCredentials("1", "$a", override=Ov(force_positioning=True))
+    conn = await h.connect(user="1")
+    result = (await _sub(conn, "$a", token="t"))["subscribe"]
+    assert result["positioned"] is True and result["epoch"]
+    assert "offset" not in result
+
+
 async def test_override_force_recovery_makes_it_recoverable(make_harness: MakeHarness) -> None:
     h = await _h(make_harness)
     h.auth.subscribe["t"] = SubscribeCredentials("1", "$a", override=Ov(force_recovery=True))
@@ -363,6 +374,17 @@ async def test_sub_refresh_extends_the_subscription(make_harness: MakeHarness) -
     assert reply["sub_refresh"] == {"expires": True, "ttl": 100}
     await h.scheduler.advance(20)
     assert conn.messages() == []
+
+
+async def test_sub_refresh_to_two_years_is_capped_at_one_year(make_harness: MakeHarness) -> None:
+    h = await make_harness(settings=NO_PING, channels=CHANNELS)
+    h.auth.subscribe["t"] = SubscribeCredentials("1", "$a", expire_at=h.now + 5)
+    far = h.now + 2 * 365 * 86400
+    h.auth.subscribe["t2"] = SubscribeCredentials("1", "$a", expire_at=far)
+    conn = await h.connect(user="1")
+    await _sub(conn, "$a", token="t")
+    reply = await conn.request({"id": 3, "sub_refresh": {"channel": "$a", "token": "t2"}})
+    assert reply["sub_refresh"] == {"expires": True, "ttl": 365 * 86400}
 
 
 async def test_sub_refresh_with_expired_token_replies_and_unsubscribes_2501(
@@ -492,3 +514,50 @@ async def test_resubscription_of_one_shard_spares_other_shards(make_harness: Mak
     h.node.handle_resubscribed(1)
     await settle()
     assert [m["push"]["channel"] for m in conn.messages()] == ["hh:b"]
+
+
+async def test_shared_poll_type_gets_108(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="1")
+    assert _code(await _sub(conn, "news", type=4)) == 108
+    assert await _sub(conn, "news", 3) == {"id": 3, "subscribe": {}}
+
+
+async def test_map_types_get_103_in_a_stream_namespace(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="1")
+    codes = [_code(await _sub(conn, "news", 2 + t, type=t)) for t in (1, 2, 3)]
+    assert codes == [103, 103, 103]
+    assert "news" not in h.node.hub.channels()
+
+
+async def test_map_type_of_an_unknown_namespace_still_gets_102(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="1")
+    assert _code(await _sub(conn, "nope:x", type=1)) == 102
+
+
+async def test_unrecoverable_position_with_reject_flag_gets_112(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    await h.node.api_publish("hh:a", b"{}")
+    conn = await h.connect(user="1")
+    reply = await _sub(conn, "hh:a", recover=True, offset=1, epoch="zzzz", flag=3)
+    assert reply["error"] == {"code": 112, "message": "unrecoverable position"}
+    assert "hh:a" not in h.node.hub.channels()
+    assert "recovered" not in (await _sub(conn, "hh:a", 3, recover=True, epoch="z"))["subscribe"]
+
+
+async def test_recoverable_position_with_reject_flag_recovers(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    await h.node.api_publish("hh:a", b"{}")
+    epoch = (await h.node.broker.history("hh:a", HistoryFilter())).position.epoch
+    conn = await h.connect(user="1")
+    result = (await _sub(conn, "hh:a", recover=True, offset=0, epoch=epoch, flag=2))["subscribe"]
+    assert result["recovered"] is True and len(result["publications"]) == 1
+
+
+async def test_reject_flag_without_recover_subscribes(make_harness: MakeHarness) -> None:
+    h = await _h(make_harness)
+    conn = await h.connect(user="1")
+    result = (await _sub(conn, "hh:a", flag=2))["subscribe"]
+    assert result["positioned"] is True and "was_recovering" not in result

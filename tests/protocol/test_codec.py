@@ -82,7 +82,20 @@ def test_framing_or_schema_violations_raise_protocol_violation(frame: bytes) -> 
 def test_unknown_fields_are_ignored() -> None:
     frame = b'{"id":3,"subscribe":{"channel":"a","flag":1,"tf":2},"headers":{"x":"y"}}'
     [cmd] = decode_frame(frame)
-    assert cmd.request == SubscribeRequest(channel="a")
+    assert cmd.request == SubscribeRequest(channel="a", flag=1)
+
+
+def test_subscribe_flag_and_type_are_decoded() -> None:
+    [cmd] = decode_frame(b'{"id":3,"subscribe":{"channel":"a","flag":3,"type":4}}')
+    assert cmd.request == SubscribeRequest(channel="a", flag=3, type=4)
+
+
+@pytest.mark.parametrize(
+    "body", [b'"flag":"1"', b'"type":true', b'"type":2147483648', b'"flag":9223372036854775808']
+)
+def test_subscribe_flag_or_type_of_the_wrong_type_or_range_is_a_violation(body: bytes) -> None:
+    with pytest.raises(ProtocolViolation):
+        decode_frame(b'{"id":3,"subscribe":{"channel":"a",' + body + b"}}")
 
 
 def test_only_the_first_request_field_in_protocol_order_is_used() -> None:

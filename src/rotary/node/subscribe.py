@@ -20,10 +20,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from rotary.channels.maps import subscription_type_allowed
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
 from rotary.logs import log_denial
-from rotary.node import revocation
+from rotary.node import map_subscribe, revocation
 from rotary.node.auth import (
     Override,
     ServerSubOptions,
@@ -32,7 +33,7 @@ from rotary.node.auth import (
     json_payload,
 )
 from rotary.node.hub import TrackedDelivery
-from rotary.node.subscription import Subscription, add_expiry
+from rotary.node.subscription import Subscription, add_expiry, capped_expiry
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
 from rotary.protocol.base import NotEncodable, ProtocolViolation
 from rotary.protocol.codes import (
@@ -43,13 +44,21 @@ from rotary.protocol.codes import (
     Unsubscribe,
     UnsubscribeCode,
 )
-from rotary.protocol.messages import SubRefreshRequest, SubscribeRequest, UnsubscribeRequest
+from rotary.protocol.messages import (
+    FLAG_REJECT_UNRECOVERED,
+    TYPE_MAP,
+    TYPE_SHARED_POLL,
+    SubRefreshRequest,
+    SubscribeRequest,
+    UnsubscribeRequest,
+)
 
 if TYPE_CHECKING:
     from rotary.node.client import ClientSession
 
 __all__ = [
     "activate",
+    "admit_map",
     "check_subscriptions",
     "end_subscription",
     "establish",
@@ -78,6 +87,9 @@ _SUB_TOKEN_ERRORS: dict[str, Callable[[], Exception]] = {
 
 async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
     """validate → authorize → establish → reply, then deliver what arrived meanwhile."""
+    if TYPE_MAP <= req.type < TYPE_SHARED_POLL:  # map, client presence map, user presence map
+        await map_subscribe.handle_map_subscribe(s, cmd_id, req)
+        return
     resolved = _validate(s, req)
     creds = await _authorize(s, req, resolved)
     sub = _client_subscription(s, resolved, req, creds)
@@ -102,6 +114,8 @@ def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
     channel, node = req.channel, s.node
     if not channel or req.delta not in ("", "fossil"):
         raise ProtocolViolation("bad subscribe request")
+    if req.type == TYPE_SHARED_POLL:  # no channel is a shared poll channel here
+        raise CommandError(ErrorCode.NOT_AVAILABLE)
     if node.resolver.too_long(channel):
         raise CommandError(ErrorCode.BAD_REQUEST)
     if channel in s.subs or channel in s.subscribing:
@@ -113,9 +127,26 @@ def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
         raise CommandError(ErrorCode.UNKNOWN_CHANNEL)
     if not node.resolver.name_valid(resolved):
         raise CommandError(ErrorCode.BAD_REQUEST)
+    if not subscription_type_allowed(req.type, resolved.options.subscription_type):
+        raise CommandError(ErrorCode.PERMISSION_DENIED)
     if resolved.private and not req.token:
         raise CommandError(ErrorCode.PERMISSION_DENIED)
     return resolved
+
+
+async def admit_map(s: ClientSession, req: SubscribeRequest) -> tuple[Subscription, bytes | None]:
+    """The first request of a map subscribe, checked as any subscribe (steps 1–10).
+
+    Returns the subscription to make live and the token's ``data`` for the reply. A map
+    subscription has no stream position of the stream broker, no presence and no join/leave
+    of its own: those fields stay off.
+    """
+    resolved = _validate(s, req)
+    creds = await _authorize(s, req, resolved)
+    sub = _client_subscription(s, resolved, req, creds)
+    sub.presence = sub.emit_join_leave = sub.push_join_leave = False
+    sub.positioned = sub.recoverable = False
+    return sub, creds.data if creds is not None else None
 
 
 async def _authorize(
@@ -289,12 +320,24 @@ async def _position(
         result["was_recovering"] = True
         recover_from = _recover_cache if _cache_mode(s, channel) else _recover
         pubs = await recover_from(s, channel, recover, top, meta_ttl)
+        if pubs is None and _rejects_unrecovered(recover, recover_from is _recover):
+            raise CommandError(ErrorCode.UNRECOVERABLE_POSITION)
         if pubs is not None:
             result.update(recovered=True, offset=recover.offset)
             if pubs:
                 result["publications"] = list(pubs)
                 sub.offset = pubs[-1].offset
+    if not result["offset"]:
+        del result["offset"]  # Centrifugo leaves a zero offset out (protobuf JSON omits zeros)
     return result
+
+
+def _rejects_unrecovered(req: SubscribeRequest, stream_mode: bool) -> bool:
+    """Whether a failed recovery is refused with 112 rather than answered ``recovered: false``.
+
+    As Centrifugo: only in stream recovery mode, and only when the client set the flag bit.
+    """
+    return stream_mode and bool(req.flag & FLAG_REJECT_UNRECOVERED)
 
 
 async def _recover(
@@ -367,6 +410,8 @@ def activate(s: ClientSession, sub: Subscription) -> None:
             s.push(data)
     if sub.emit_join_leave:
         s.spawn(node.broker.publish_join(channel, sub.info))
+    if node.maps.presence_maps:
+        s.spawn(node.maps.join_presence(channel, sub.info))
 
 
 def _tracker(s: ClientSession, sub: Subscription) -> TrackedDelivery:
@@ -408,6 +453,7 @@ def end_subscription(s: ClientSession, sub: Subscription, unsub: Unsubscribe | N
     sub.ended = True
     # Leave the hub at once, so that a resubscribe right after starts from a clean slate.
     s.node.hub.remove(sub.channel, s.id)
+    s.node.maps.hub.remove(sub.channel, s.id)
     if unsub is not None:
         s.send_unsubscribe(sub.channel, unsub)
     s.releasing.add(sub)
@@ -424,6 +470,9 @@ async def remove_subscription(s: ClientSession, sub: Subscription) -> None:
         return
     node, channel = s.node, sub.channel
     node.hub.remove(channel, s.id)
+    node.maps.hub.remove(channel, s.id)
+    if node.maps.presence_maps:
+        await node.maps.leave_presence(channel, s.id)
     if sub.presence:
         await node.presence.remove_presence(channel, s.id, s.user)
     if sub.emit_join_leave:
@@ -439,6 +488,7 @@ async def handle_unsubscribe(
     """Always succeeds, subscribed or not (docs/protocol.md "Connection life cycle" rule 7)."""
     if not req.channel:
         raise ProtocolViolation("unsubscribe without channel")
+    map_subscribe.forget_flow(s, req.channel)
     sub = s.subs.pop(req.channel, None)
     if sub is not None:
         sub.ended = True
@@ -465,6 +515,8 @@ async def check_subscriptions(s: ClientSession) -> None:
     for sub in list(s.subs.values()):
         if sub.presence and not sub.ended:
             await node.presence.add_presence(sub.channel, s.id, sub.info, ttl=node.presence_ttl)
+        if node.maps.presence_maps and not sub.ended:
+            await node.maps.join_presence(sub.channel, sub.info)
 
 
 async def _refresh_by_proxy(s: ClientSession, sub: Subscription) -> bool:
@@ -523,7 +575,7 @@ async def handle_sub_refresh(
     now = s.node.clock.now()
     if creds.expire_at and creds.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
-    sub.expire_at = creds.expire_at
+    sub.expire_at = capped_expiry(creds.expire_at, now)
     sub.token_identity = creds.identity
     sub.info = s.client_info(json_payload(creds.info, s.codec))
     result: dict[str, Any] = {}

@@ -131,6 +131,13 @@ def _int32(obj: dict[str, Any], key: str) -> int:
     return value
 
 
+def _int64(obj: dict[str, Any], key: str) -> int:
+    value: int = _field(obj, key, int, 0)
+    if not -(2**63) <= value < 2**63:
+        raise ProtocolViolation(f"{key} out of range")
+    return value
+
+
 def _raw(obj: dict[str, Any], key: str) -> bytes | None:
     value = obj.get(key)
     if value is None:
@@ -167,6 +174,11 @@ def _any_subscribe(obj: dict[str, Any]) -> SubscribeRequest:
         recoverable=_bool(obj, "recoverable"),
         join_leave=_bool(obj, "join_leave"),
         delta=_str(obj, "delta"),
+        flag=_int64(obj, "flag"),
+        type=_int32(obj, "type"),
+        phase=_int32(obj, "phase"),
+        cursor=_str(obj, "cursor"),
+        limit=_int32(obj, "limit"),
     )
 
 
@@ -213,7 +225,9 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Request]] = {
     "connect": _connect,
     "subscribe": _subscribe,
     "unsubscribe": lambda o: UnsubscribeRequest(_str(o, "channel")),
-    "publish": lambda o: PublishRequest(_str(o, "channel"), _raw(o, "data")),
+    "publish": lambda o: PublishRequest(
+        _str(o, "channel"), _raw(o, "data"), _int32(o, "type"), _str(o, "key"), _bool(o, "removed")
+    ),
     "presence": lambda o: PresenceRequest(_str(o, "channel")),
     "presence_stats": lambda o: PresenceStatsRequest(_str(o, "channel")),
     "history": _history,
