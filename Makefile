@@ -17,8 +17,8 @@ PYTEST_ARGS ?= -q -n 2 --dist loadfile
 # The browser tests drive Debian's chromium (tools/ensure.sh); Playwright never downloads one.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install run test test-latest lint typecheck unit js-deps web-deps go-sdk services lock bench \
-	clean
+.PHONY: install run test test-latest lint typecheck unit js-deps web-deps go-sdk services \
+	centrifugo compat lock bench clean fuzz
 
 install: $(STAMP)
 
@@ -50,9 +50,19 @@ go-sdk: install
 	$(PY) -m tests.sdk.go_driver
 
 # Redis on 127.0.0.1:6379, valgrind and chromium (browser tests): used when present,
-# installed from Debian as root.
+# installed from Debian as root. Centrifugo (the differential tests' reference) is built
+# when Go is present (see centrifugo).
 services:
-	tools/ensure.sh redis valgrind chromium
+	tools/ensure.sh redis valgrind chromium centrifugo
+
+# Centrifugo v6.9.1 from its Go module, built once into ~/.cache/rotary/bin (outside the
+# repository; ROTARY_CENTRIFUGO_BIN overrides the path). A test and benchmark dependency only.
+centrifugo:
+	ROTARY_NEED_CENTRIFUGO=1 tools/ensure.sh centrifugo
+
+# Every differential scenario against Centrifugo and Rotary (`make test` runs the quick ones).
+compat: install js-deps centrifugo
+	ROTARY_COMPAT=full $(VENV)/bin/pytest -q -n 2 -m compat tests/compat
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench examples
@@ -89,3 +99,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) $(LATEST_VENV) $(JS_DIR)/node_modules $(WEB_DIR)/node_modules .mypy_cache .pytest_cache .ruff_cache
+
+# Coverage-guided fuzzing of every parser (atheris; Hypothesis' long profile without it):
+# FUZZ_SECONDS per target. What crashes a target is kept in tests/fuzz/corpus/<target>/.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS)

@@ -13,7 +13,9 @@ message (counted at the clients). Servers, each on CPU 0 with the load on the ot
 - Rotary again, its subscribers on HTTP-streaming, then on SSE (`bench.streamclients`:
   connect with the channel in its ``subs``, pings answered through /emulation), each on a
   server of its own, measured as many times as the WebSocket pair; their ratios to Rotary
-  over WebSocket compare best runs of one invocation.
+  over WebSocket compare best runs of one invocation;
+- Centrifugo v6.9.1 configured like Rotary (GOMAXPROCS=1, pinned to CPU 0 like Rotary),
+  publications via its POST /api/publish.
 
 Rotary and picows hold their subscribers at the same time and deliveries alternate between
 them (three rounds in a full run, order swapped each round); their ratio is the median of
@@ -72,6 +74,7 @@ _KINDS = (
     "socketio",
     "rotary-http_stream",
     "rotary-sse",
+    "centrifugo",
 )
 #: Rotary measured over its streaming transports: kind → load client kind.
 _STREAMING = {"rotary-http_stream": "http_stream", "rotary-sse": "sse"}
@@ -80,6 +83,7 @@ _LABELS = {
     "rotary-protobuf": "Rotary, Protobuf subscribers",
     "rotary-http_stream": "Rotary over HTTP-streaming",
     "rotary-sse": "Rotary over SSE",
+    "centrifugo": "Centrifugo v6.9.1, GOMAXPROCS=1",
     "picows": "bare broadcast, picows",
     "aiohttp": "bare broadcast, aiohttp",
     "socketio": "python-socketio room emit",
@@ -273,9 +277,9 @@ def _measure(
 
 def _open(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, exp: int) -> None:
     """Open N subscribers of `server` in the load group named `kind`."""
-    client_kind = {"picows": "bare", "aiohttp": "bare", **_STREAMING}.get(kind, kind)
-    rotary = kind.startswith("rotary")
-    channels = ("news",) if rotary else ("$news",) if kind == "socketio" else ()
+    kinds = {"picows": "bare", "aiohttp": "bare", "centrifugo": "rotary", **_STREAMING}
+    client_kind = kinds.get(kind, kind)
+    channels = ("news",) if _speaks_centrifugo(kind) else ("$news",) if kind == "socketio" else ()
     url = server.url("", "http") if kind in _STREAMING else server.url(ws_path(kind))
     spec = OpenSpec(client_kind, url, 0, n, channels, SECRET, exp)
     opened = pool.open(spec, group=kind)
@@ -321,9 +325,14 @@ def payload(seq: int) -> dict[str, Any]:
     return {"seq": seq, "text": "fan-out benchmark payload " + "x" * (62 - len(str(seq)))}
 
 
+def _speaks_centrifugo(kind: str) -> bool:
+    """Whether `kind` speaks Centrifugo's protocol and HTTP API (same clients, same publish)."""
+    return kind.startswith("rotary") or kind == "centrifugo"
+
+
 def _bodies(kind: str, m: int) -> list[bytes]:
     """The M request bodies for `kind`'s publish endpoint."""
-    if kind.startswith("rotary"):
+    if _speaks_centrifugo(kind):
         return [orjson.dumps({"channel": "news", "data": payload(s)}) for s in range(m)]
     if kind == "socketio":
         return [orjson.dumps({"room": "$news", "data": payload(s)}) for s in range(m)]
@@ -334,9 +343,9 @@ async def _publish(kind: str, server: ServerProcess, m: int) -> None:
     if kind == "picows":
         await _publish_ws(server, m)
         return
-    rotary = kind.startswith("rotary")
-    path = "/api/publish" if rotary else "/publish"
-    headers = {"X-API-Key": API_KEY} if rotary else {}
+    api = _speaks_centrifugo(kind)
+    path = "/api/publish" if api else "/publish"
+    headers = {"X-API-Key": API_KEY} if api else {}
     await publish_http(server.url(path, "http"), headers, _bodies(kind, m))
 
 
@@ -498,6 +507,8 @@ def _result(
         or ratio(per_cpu("rotary"), per_cpu("picows")),
         "fanout_rotary_over_socketio_cpu": ratio(per_cpu("rotary"), per_cpu("socketio")),
         "fanout_rotary_over_aiohttp": ratio(rate("rotary"), rate("aiohttp")),
+        "fanout_rotary_over_centrifugo": ratio(rate("rotary"), rate("centrifugo")),
+        "fanout_rotary_over_centrifugo_cpu": ratio(per_cpu("rotary"), per_cpu("centrifugo")),
         "fanout_protobuf_over_json": ratio(rate("rotary-protobuf"), rate("rotary")),
         "fanout_protobuf_over_json_cpu": ratio(per_cpu("rotary-protobuf"), per_cpu("rotary")),
         "fanout_http_stream_over_websocket": ratio(rate("rotary-http_stream"), rate("rotary")),

@@ -45,6 +45,8 @@ SCENARIOS = (
     "delta",
     "memory",
     "cluster",
+    "latency",
+    "soak",
     "proxystorm",
 )
 _OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}

@@ -33,6 +33,7 @@ from bench.servers import (
     ROTARY_STANDARD,
     start_aiohttp_bare,
     start_all,
+    start_centrifugo_standard,
     start_rotary_with,
     stop_all,
     ws_path,
@@ -42,15 +43,21 @@ from bench.worker import LoadPool, shared_pool
 __all__ = ["run"]
 
 _SETTLE_S = 0.5
-_LABELS = {"rotary": "Rotary (token + 1 subscription)", "aiohttp": "bare aiohttp WebSocket"}
+_LABELS = {
+    "rotary": "Rotary (token + 1 subscription)",
+    "aiohttp": "bare aiohttp WebSocket",
+    "centrifugo": "Centrifugo v6.9.1 (token + 1 subscription), GOMAXPROCS=1",
+}
+# Servers the load clients drive with a connection token and one subscription.
+_CENTRIFUGO_PROTOCOL = ("rotary", "centrifugo")
 
 
 def run(*, quick: bool) -> dict[str, Any]:
     """Measure at N = 1,000 (quick) or 1,000 and 10,000 (full); see the module docstring."""
     sizes = [1000] if quick else [1000, 10_000]
-    progress.expect(2 * len(sizes) + 2)
+    progress.expect(len(_LABELS) * len(sizes) + 2)
     exp = int(time.time()) + 3600
-    results: dict[str, dict[int, dict[str, Any]]] = {"rotary": {}, "aiohttp": {}}
+    results: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in _LABELS}
     notes: list[str] = []
     pool = shared_pool()
     for n in sizes:
@@ -149,7 +156,7 @@ def _measure_into(
     into: dict[int, dict[str, Any]],
     notes: list[str],
 ) -> None:
-    kind = "rotary" if server.name == "rotary" else "aiohttp"
+    kind = server.name if server.name in _CENTRIFUGO_PROTOCOL else "aiohttp"
     try:
         into[n] = _measure(pool, server, kind, n, exp)
     except (RuntimeError, TimeoutError) as exc:
@@ -157,7 +164,9 @@ def _measure_into(
 
 
 def _start(kind: str) -> ServerProcess:
-    return start_rotary_with(ROTARY_STANDARD) if kind == "rotary" else start_aiohttp_bare()
+    if kind == "rotary":
+        return start_rotary_with(ROTARY_STANDARD)
+    return start_centrifugo_standard() if kind == "centrifugo" else start_aiohttp_bare()
 
 
 def _measure(
@@ -170,8 +179,9 @@ def _measure(
     try:
         time.sleep(_SETTLE_S)
         before = rss_kb(server.pid)
-        client = "rotary" if kind == "rotary" else "bare"
-        channels = ("news",) if kind == "rotary" else ()
+        speaks = kind in _CENTRIFUGO_PROTOCOL
+        client = "rotary" if speaks else "bare"
+        channels = ("news",) if speaks else ()
         spec = OpenSpec(client, server.url(ws_path(kind)), 0, n, channels, SECRET, exp)
         spec = replace(spec, info_size=info_size)
         opened = pool.open(spec)
@@ -212,7 +222,12 @@ def _result(
     big = sizes[-1]
     rot = results["rotary"].get(big, {}).get("kb_per_connection")
     bare = results["aiohttp"].get(big, {}).get("kb_per_connection")
-    ratios = {"memory_kb_per_connection": rot, "memory_rotary_over_bare": ratio(rot, bare)}
+    cfo = results["centrifugo"].get(big, {}).get("kb_per_connection")
+    ratios = {
+        "memory_kb_per_connection": rot,
+        "memory_rotary_over_bare": ratio(rot, bare),
+        "memory_rotary_over_centrifugo": ratio(rot, cfo),
+    }
     curves = {
         f"memory_{kind}": {
             "x": list(by_n),

@@ -20,6 +20,7 @@ from bench.common import (
     start_rotary,
     start_server,
 )
+from bench.peers.centrifugo import start_centrifugo_peer
 
 __all__ = [
     "ROTARY_CHECKED",
@@ -28,6 +29,8 @@ __all__ = [
     "ROTARY_STREAMING",
     "start_aiohttp_bare",
     "start_all",
+    "start_centrifugo_checked",
+    "start_centrifugo_standard",
     "start_peer",
     "start_picows_bare",
     "start_proxy_backend",
@@ -56,6 +59,7 @@ _WS_PATHS = {
     "socketio": "/socket.io/?EIO=4&transport=websocket",
     "picows": "/ws",
     "aiohttp": "/ws",
+    "centrifugo": "/connection/websocket",
 }
 
 
@@ -104,10 +108,24 @@ def start_socketio(
     return _peer("socketio_server", health="/health", env=full_env, wrapper=wrapper, **kwargs)
 
 
+def start_centrifugo_checked() -> ServerProcess:
+    """Centrifugo configured like `ROTARY_CHECKED` (GOMAXPROCS=1, pinned like Rotary)."""
+    return start_centrifugo_peer(public_channels=False)
+
+
+def start_centrifugo_standard() -> ServerProcess:
+    """Centrifugo configured like `ROTARY_STANDARD` (GOMAXPROCS=1, pinned like Rotary)."""
+    return start_centrifugo_peer(public_channels=True)
+
+
 def start_peer(kind: str) -> ServerProcess:
-    """Start the peer named `kind` (``picows``, ``aiohttp`` or ``socketio``)."""
+    """Start the peer named `kind` (``picows``, ``aiohttp``, ``socketio`` or ``centrifugo``).
+
+    ``centrifugo`` is configured like `ROTARY_STANDARD` (public channels).
+    """
     starters = {"picows": start_picows_bare, "aiohttp": start_aiohttp_bare}
     starters["socketio"] = start_socketio
+    starters["centrifugo"] = start_centrifugo_standard
     return starters[kind]()
 
 

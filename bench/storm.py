@@ -6,13 +6,15 @@ server with token checks off (`client_insecure`, public channels): the first is 
 baseline the issue names, the second is like for like with the warm storm (both the second
 storm on their server). Then the checked storm once more on a fresh server with Protobuf
 clients (`storm_protobuf_over_json`: its time over the JSON checked storm's). Then
-python-socketio doing the equivalent PyJWT checks (connect
-token in the connect handler, two channel tokens in a `join` event, two `enter_room`).
+python-socketio doing the equivalent PyJWT checks (connect token in the connect handler,
+two channel tokens in a `join` event, two `enter_room`), and Centrifugo v6.9.1 itself with
+the checked storm's clients and tokens (GOMAXPROCS=1, pinned to the server CPU like Rotary,
+so the ratio compares one core with one core).
 Clients: connection token + one subscription token per `$`-private channel (`$lobby`,
 shared by all, and `$u<i>`, the client's own).
 
-A full run plays 7 rounds of Rotary's storms (`BENCH_STORM_REPEATS`), socket.io in the
-first 3 of them (`BENCH_STORM_PEER_REPEATS`: it is ~3x slower and moves far less), every
+A full run plays 7 rounds of Rotary's storms (`BENCH_STORM_REPEATS`), the peers in the
+first 3 of them (`BENCH_STORM_PEER_REPEATS`: socket.io is ~3x slower and moves far less), every
 round on fresh servers, and reports the median of each variant: on a shared two-core
 machine one storm can move by a fifth or more between identical runs.
 """
@@ -33,6 +35,7 @@ from bench.servers import (
     ROTARY_CHECKED,
     ROTARY_INSECURE,
     start_all,
+    start_centrifugo_checked,
     start_rotary_with,
     start_socketio,
     stop_all,
@@ -60,7 +63,7 @@ def run(*, quick: bool) -> dict[str, Any]:
     peer_repeats = min(repeats, int(os.environ.get("BENCH_STORM_PEER_REPEATS", peer_default)))
     timeout = 30.0 if quick else 120.0
     exp = int(time.time()) + 3600
-    progress.expect(len(_ROTARY_LABELS) * repeats + peer_repeats)
+    progress.expect(len(_ROTARY_LABELS) * repeats + len(_PEERS) * peer_repeats)
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in _LABELS}
     notes: list[str] = []
     specs = storm_specs(n, exp=exp, timeout=timeout)
@@ -120,7 +123,8 @@ def _one_round(
     """Two storms on a fresh checked server (cold, then warm), two on a fresh insecure one.
 
     The pairs swap order every other round, so a drift of the machine's speed within a
-    round does not always favour the same pair; with `with_peer`, socket.io follows.
+    round does not always favour the same pair; with `with_peer`, the peers (socket.io,
+    Centrifugo) follow.
     """
     progress.note("storm: starting servers")
     starters: dict[str, Callable[[], ServerProcess]] = {
@@ -130,6 +134,7 @@ def _one_round(
     }
     if with_peer:
         starters["socketio"] = start_socketio
+        starters["centrifugo"] = start_centrifugo_checked
     servers = start_all(starters)
     try:
         pairs = [
@@ -146,9 +151,9 @@ def _one_round(
                 else:
                     notes.append(f"{key} not available: {server}")
                 progress.step()
-        if with_peer:
-            progress.note("storm: python-socketio")
-            _storm_into(pool, specs["socketio"], servers, "socketio", runs["socketio"], notes)
+        for peer, spec_name in _PEERS.items() if with_peer else ():
+            progress.note(f"storm: {_LABELS[peer]}")
+            _storm_into(pool, specs[spec_name], servers, peer, runs[peer], notes)
             progress.step()
     finally:
         stop_all(servers)
@@ -211,7 +216,13 @@ _ROTARY_LABELS = {
     "rotary_insecure_again": "Rotary, token checks off, again (same server)",
     "rotary_checked_protobuf": "Rotary, tokens checked, Protobuf clients",
 }
-_LABELS = {**_ROTARY_LABELS, "socketio": "python-socketio + PyJWT"}
+_LABELS = {
+    **_ROTARY_LABELS,
+    "socketio": "python-socketio + PyJWT",
+    "centrifugo": "Centrifugo v6.9.1, tokens checked, GOMAXPROCS=1",
+}
+# Each peer and the clients it gets: Centrifugo speaks Rotary's protocol, so the same ones.
+_PEERS = {"socketio": "socketio", "centrifugo": "checked"}
 
 
 def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[str, Any]:
@@ -229,6 +240,9 @@ def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[s
         table.append(_row(key, n, r))
     cpu = {k: (r.get("server_cpu_s") if r["complete"] else None) for k, r in runs.items()}
     ratios = storm_ratios(secs, prefix="storm") | storm_ratios(cpu, prefix="storm", suffix="_cpu")
+    for suffix, value in (("", secs), ("_cpu", cpu)):
+        both = value.get("rotary_checked"), value.get("centrifugo")
+        ratios[f"storm_rotary_over_centrifugo{suffix}"] = ratio(*both)
     protobuf = ("rotary_checked_protobuf", "rotary_checked")
     ratios["storm_protobuf_over_json"] = ratio(secs.get(protobuf[0]), secs.get(protobuf[1]))
     ratios["storm_protobuf_over_json_cpu"] = ratio(cpu.get(protobuf[0]), cpu.get(protobuf[1]))

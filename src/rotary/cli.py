@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default: sys.argv[1:]); return the exit status."""
     try:
         args = _parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except _Failure as failure:
@@ -126,9 +127,11 @@ def _parser() -> _Parser:
         description="Rotary: a real-time messaging server speaking Centrifugo's protocol.",
         parents=[config, server],
     )
+    _add_worker_flags(root)
     root.set_defaults(handler=_cmd_serve)
     commands = root.add_subparsers(title="commands", metavar="COMMAND")
-    _add(commands, "serve", "run the server (the default)", _cmd_serve, config, server)
+    serve = _add(commands, "serve", "run the server (the default)", _cmd_serve, config, server)
+    _add_worker_flags(serve)
     dev = _add(commands, "dev", "write a development config if missing and run", _cmd_dev)
     dev.add_argument("-c", "--config", default=_DEV_CONFIG_PATH, help="development config file")
     dev.add_argument(
@@ -149,6 +152,17 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port to listen on")
     parser.add_argument("--address", help="address to listen on")
     parser.add_argument("--log_level", help="none, trace, debug, info, warn or error")
+
+
+def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="node processes sharing the port, one per core (Redis engine only; default 1)",
+    )
+    # Set by the supervisor on its workers: bind with SO_REUSEPORT.
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
 
 def _add(
@@ -219,17 +233,57 @@ def _server_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     warnings: list[str] = []
-    return _run_server(_load(args, _server_overrides(args), warnings), warnings)
+    config = _load(args, _server_overrides(args), warnings)
+    if args.workers > 1:
+        return _supervise(args, config)
+    if args.workers < 1:
+        raise _Failure(f"error: --workers must be at least 1, not {args.workers}")
+    return _run_server(config, warnings, reuse_port=args.reuse_port)
 
 
-def _run_server(config: Config, warnings: Sequence[str] = (), demo: Any = None) -> int:
+def _supervise(args: argparse.Namespace, config: Config) -> int:
+    if config.engine.type != "redis":
+        raise _Failure(
+            f"error: --workers {args.workers} needs the Redis engine (engine: redis): with "
+            f"the {config.engine.type} engine each worker would keep its own channels, "
+            "presence and history, and clients on different workers would not see each "
+            "other's publications"
+        )
+    from rotary.logs import configure_logging
+    from rotary.workers import supervise
+
+    configure_logging(config.log.level, json=config.log.json, file=config.log.file)
+    return supervise(_without_workers(args.argv), args.workers)
+
+
+def _without_workers(argv: list[str]) -> list[str]:
+    """`argv` without its ``--workers N`` / ``--workers=N`` (a worker runs one node)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            kept.append(arg)
+    return kept
+
+
+def _run_server(
+    config: Config,
+    warnings: Sequence[str] = (),
+    demo: Any = None,
+    *,
+    reuse_port: bool = False,
+) -> int:
     try:
         # Imported late: the server wires every layer, which token and config commands
         # never need.
         server = importlib.import_module("rotary.server")
     except ImportError as exc:
         raise _Failure(f"error: the server is not available: {exc}") from None
-    return int(server.run(config, warnings=warnings, demo=demo))
+    return int(server.run(config, warnings=warnings, demo=demo, reuse_port=reuse_port))
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:

@@ -35,7 +35,9 @@ from rotary.clock import Clock, SystemClock
 from rotary.config.model import Config
 from rotary.demo import DemoSettings, add_demo_routes
 from rotary.engines.base import Broker, PresenceManager
+from rotary.engines.maps import MapBroker
 from rotary.engines.revocation import RevocationStore, revocation_store_for
+from rotary.health import health_problems
 from rotary.logs import configure_logging
 from rotary.metrics import ENGINE_OPS, Metrics
 from rotary.node import revocation as node_revocation
@@ -68,13 +70,29 @@ def _engine(config: Config, uid: str, clock: Clock) -> tuple[Broker, PresenceMan
 
         redis = config.engine.redis
         return (
-            RedisBroker(redis, node_id=uid, clock=clock),
+            # The delivery probe runs at the pace of the node announcements: both are what
+            # a node does to know the cluster still hears it.
+            RedisBroker(
+                redis,
+                node_id=uid,
+                clock=clock,
+                probe_interval=config.server.node_info_interval,
+            ),
             RedisPresenceManager(redis, clock=clock),
         )
     from rotary.engines.memory.broker import MemoryBroker
     from rotary.engines.memory.presence import MemoryPresenceManager
 
     return MemoryBroker(clock), MemoryPresenceManager(clock)
+
+
+def _map_broker(config: Config, clock: Clock) -> MapBroker | None:
+    """The Redis map broker when ``map_broker.type`` asks for it; None: the node's memory one."""
+    if config.engine.map_broker_type != "redis":
+        return None
+    from rotary.engines.redis.maps import RedisMapBroker
+
+    return RedisMapBroker(config.engine.redis, clock=clock)
 
 
 class _Metered:
@@ -152,6 +170,7 @@ def build_node(
         broker = cast(Broker, _Metered(broker, metrics))
         presence = cast(PresenceManager, _Metered(presence, metrics))
     node = Node(
+        maps=_map_broker(config, clock),
         settings=config.client,
         resolver=resolver,
         broker=broker,
@@ -171,8 +190,17 @@ def build_node(
     return node
 
 
-async def _health(request: web.Request) -> web.Response:
-    return web.json_response({})
+def _health_handler(node: Node) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /health``: 200 ``{}`` while the node can deliver; else 503 and the problems
+    (Redis unreachable or silent), so a load balancer stops sending clients here."""
+
+    async def handle(request: web.Request) -> web.Response:
+        problems = health_problems(node.broker, node.presence)
+        if problems:
+            return web.json_response({"problems": problems}, status=503)
+        return web.json_response({})
+
+    return handle
 
 
 def _metrics_handler(node: Node, metrics: Metrics) -> Any:
@@ -214,7 +242,7 @@ def build_app(config: Config, node: Node, *, demo: DemoSettings | None = None) -
     )
     _add_streaming(app, config, node, admission)
     if config.server.health:
-        app.router.add_get("/health", _health)
+        app.router.add_get("/health", _health_handler(node))
     if config.server.prometheus and node.metrics is not None:
         app.router.add_get("/metrics", _metrics_handler(node, node.metrics))
     executor = ApiExecutor(node)
@@ -252,7 +280,14 @@ def _add_streaming(app: web.Application, config: Config, node: Node, admission: 
 
 def _add_api(app: web.Application, config: Config, executor: ApiExecutor) -> None:
     shutting_down = app[_SHUTTING_DOWN] = asyncio.Event()
-    add_api_routes(app, executor, config.api, shutting_down=shutting_down.is_set)
+    add_api_routes(
+        app,
+        executor,
+        config.api,
+        shutting_down=shutting_down.is_set,
+        # The idle timeout bounds a request's headers (aiohttp); this bounds its body.
+        body_timeout=config.server.idle_timeout,
+    )
 
 
 async def serve(
@@ -261,19 +296,31 @@ async def serve(
     started: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
     demo: DemoSettings | None = None,
+    reuse_port: bool = False,
 ) -> None:
-    """Serve until `stop` is set (or the task is cancelled), then shut down in order."""
+    """Serve until `stop` is set (or the task is cancelled), then shut down in order.
+
+    `reuse_port` binds with SO_REUSEPORT, so that the worker processes of
+    ``rotary --workers N`` (`rotary.workers`) share the port.
+    """
     closers: list[Closer] = []
     node = build_node(config, on_close=closers)
     if node.revocation is not None:
         await node.revocation.start()
     await node.start()
     runner = web.AppRunner(
-        build_app(config, node, demo=demo), handle_signals=False, access_log=None
+        build_app(config, node, demo=demo),
+        handle_signals=False,
+        access_log=None,
+        # aiohttp arms this timer when a connection opens and again after each response; a
+        # request still unfinished when it fires is dropped (its default is an hour).
+        keepalive_timeout=config.server.idle_timeout,
     )
     await runner.setup()
     # No address: every interface, IPv4 and IPv6 (one socket each), as Centrifugo listens.
-    site = web.TCPSite(runner, config.server.address or None, config.server.port)
+    site = web.TCPSite(
+        runner, config.server.address or None, config.server.port, reuse_port=reuse_port or None
+    )
     await site.start()
     _log.info(
         "rotary node %s listening on %s, engine %s",
@@ -320,7 +367,13 @@ async def _shutdown(
 _GC_GEN0_THRESHOLD = 50_000
 
 
-def run(config: Config, *, warnings: Sequence[str] = (), demo: DemoSettings | None = None) -> int:
+def run(
+    config: Config,
+    *,
+    warnings: Sequence[str] = (),
+    demo: DemoSettings | None = None,
+    reuse_port: bool = False,
+) -> int:
     """Run the server until SIGINT/SIGTERM; return the exit status (0 after a clean stop).
 
     Logs go to stderr or ``log_file``, plain or (``log_json``) one JSON object per line;
@@ -331,7 +384,7 @@ def run(config: Config, *, warnings: Sequence[str] = (), demo: DemoSettings | No
     for line in warnings:
         logging.getLogger("rotary.config").warning("%s", line)
     _tune_gc()
-    return asyncio.run(_main(config, demo))
+    return asyncio.run(_main(config, demo, reuse_port=reuse_port))
 
 
 def _tune_gc() -> None:
@@ -344,13 +397,13 @@ def _tune_gc() -> None:
     gc.set_threshold(_GC_GEN0_THRESHOLD, 50, 100)
 
 
-async def _main(config: Config, demo: DemoSettings | None) -> int:
+async def _main(config: Config, demo: DemoSettings | None, *, reuse_port: bool = False) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _on_signal, stop, sig)
     try:
-        await serve(config, stop=stop, demo=demo)
+        await serve(config, stop=stop, demo=demo, reuse_port=reuse_port)
     except OSError as exc:
         _log.error("cannot serve: %s", exc)
         return 1

@@ -464,7 +464,7 @@ async def test_parallel_batch_runs_commands_concurrently_and_keeps_order() -> No
     }
 
 
-async def test_methods_lists_every_centrifugo_oss_method_and_token_revocation(
+async def test_methods_lists_every_centrifugo_oss_method_token_revocation_and_maps(
     executor: ApiExecutor,
 ) -> None:
     assert executor.methods == {
@@ -484,6 +484,12 @@ async def test_methods_lists_every_centrifugo_oss_method_and_token_revocation(
         "batch",
         "revoke_token",
         "invalidate_user_tokens",
+        "map_publish",
+        "map_remove",
+        "map_read_state",
+        "map_read_stream",
+        "map_stats",
+        "map_clear",
     }
 
 

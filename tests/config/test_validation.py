@@ -165,28 +165,6 @@ def test_proxy_switch_without_its_endpoint_is_refused_naming_both_keys(
     )
 
 
-def test_map_and_shared_poll_namespaces_are_refused_by_name(config_file: ConfigFile) -> None:
-    doc = {
-        "channel": {
-            "without_namespace": {"subscription_type": "stream"},
-            "namespaces": [
-                {"name": "plain", "subscription_type": "stream"},
-                {"name": "mm", "subscription_type": "map", "map": {"mode": "ephemeral"}},
-                {"name": "pp", "subscription_type": "shared_poll", "shared_poll": {"x": 1}},
-            ],
-        }
-    }
-    assert problems_of(config_file(doc)) == [
-        "channel.namespaces.mm.subscription_type: subscription type 'map' is not supported by "
-        "Rotary (only stream)",
-        "channel.namespaces.mm.map: map and shared poll subscriptions are not supported by Rotary",
-        "channel.namespaces.pp.subscription_type: subscription type 'shared_poll' is not "
-        "supported by Rotary (only stream)",
-        "channel.namespaces.pp.shared_poll: map and shared poll subscriptions are not supported "
-        "by Rotary",
-    ]
-
-
 def test_v5_and_v6_proxy_keys_load_onto_the_same_settings(config_file: ConfigFile) -> None:
     v5 = {
         "proxy_connect_endpoint": "http://127.0.0.1:9/connect",

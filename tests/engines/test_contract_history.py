@@ -144,6 +144,16 @@ async def test_since_with_another_epoch_raises_unrecoverable_position(
         await engine.broker.history("h", HistoryFilter(since=stale, limit=-1))
 
 
+async def test_since_without_an_epoch_is_read_in_the_current_epoch(
+    engine: EngineUnderTest,
+) -> None:
+    await publish_many(engine.broker, "h", 3)
+
+    result = await engine.broker.history("h", HistoryFilter(since=StreamPosition(1, ""), limit=-1))
+
+    assert offsets(result.publications) == [2, 3]
+
+
 async def test_remove_history_forgets_publications_but_keeps_the_position(
     engine: EngineUnderTest,
 ) -> None:

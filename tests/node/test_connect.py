@@ -31,6 +31,25 @@ async def test_connect_with_expiring_token_reports_expires_and_ttl(harness: Harn
     assert reply["connect"]["ttl"] == 3600
 
 
+async def test_connection_token_valid_for_two_years_expires_within_a_year(
+    harness: Harness,
+) -> None:
+    two_years = 2 * 365 * 86400
+    harness.auth.connect["t"] = ConnectCredentials(user="42", expire_at=harness.now + two_years)
+    conn = await harness.open()
+    reply = await conn.request({"id": 1, "connect": {"token": "t"}})
+    assert reply["connect"]["ttl"] == 365 * 86400
+
+
+async def test_refresh_to_two_years_is_capped_at_one_year(make_harness: MakeHarness) -> None:
+    harness = await make_harness(settings=NO_PING)
+    conn = await harness.connect(user="1", expire_at=harness.now + 60)
+    far = harness.now + 2 * 365 * 86400
+    harness.auth.connect["new"] = ConnectCredentials(user="1", expire_at=far)
+    reply = await conn.request({"id": 2, "refresh": {"token": "new"}})
+    assert reply["refresh"]["ttl"] == 365 * 86400
+
+
 async def test_connect_without_token_and_anonymous_disabled_closes_3501(harness: Harness) -> None:
     conn = await harness.open()
     await conn.send({"id": 1, "connect": {}})

@@ -260,6 +260,17 @@ async def test_override_force_positioning_positions_the_subscription(
     assert result["positioned"] is True and "recoverable" not in result
 
 
+async def test_positioned_subscribe_to_an_empty_stream_leaves_the_zero_offset_out(
+    make_harness: MakeHarness,
+) -> None:
+    h = await _h(make_harness)
+    h.auth.subscribe["t"] = SubscribeCredentials("1", "$a", override=Ov(force_positioning=True))
+    conn = await h.connect(user="1")
+    result = (await _sub(conn, "$a", token="t"))["subscribe"]
+    assert result["positioned"] is True and result["epoch"]
+    assert "offset" not in result
+
+
 async def test_override_force_recovery_makes_it_recoverable(make_harness: MakeHarness) -> None:
     h = await _h(make_harness)
     h.auth.subscribe["t"] = SubscribeCredentials("1", "$a", override=Ov(force_recovery=True))
@@ -363,6 +374,17 @@ async def test_sub_refresh_extends_the_subscription(make_harness: MakeHarness) -
     assert reply["sub_refresh"] == {"expires": True, "ttl": 100}
     await h.scheduler.advance(20)
     assert conn.messages() == []
+
+
+async def test_sub_refresh_to_two_years_is_capped_at_one_year(make_harness: MakeHarness) -> None:
+    h = await make_harness(settings=NO_PING, channels=CHANNELS)
+    h.auth.subscribe["t"] = SubscribeCredentials("1", "$a", expire_at=h.now + 5)
+    far = h.now + 2 * 365 * 86400
+    h.auth.subscribe["t2"] = SubscribeCredentials("1", "$a", expire_at=far)
+    conn = await h.connect(user="1")
+    await _sub(conn, "$a", token="t")
+    reply = await conn.request({"id": 3, "sub_refresh": {"channel": "$a", "token": "t2"}})
+    assert reply["sub_refresh"] == {"expires": True, "ttl": 365 * 86400}
 
 
 async def test_sub_refresh_with_expired_token_replies_and_unsubscribes_2501(

@@ -203,6 +203,11 @@ class ApiExecutor:
         self._node = node
 
     @property
+    def node(self) -> NodeApi:
+        """The node the methods run against (for method modules beside this one)."""
+        return self._node
+
+    @property
     def methods(self) -> frozenset[str]:
         """Names of every API method this executor serves."""
         return frozenset(_METHODS)

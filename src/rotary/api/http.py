@@ -18,6 +18,7 @@ compared in constant time; an empty configured key refuses every request (401, e
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -82,10 +83,16 @@ def add_api_routes(
     *,
     max_body_size: int = MAX_BODY_SIZE,
     shutting_down: Callable[[], bool] = lambda: False,
+    body_timeout: float = 0.0,
 ) -> None:
-    """Mount the per-method endpoints and the legacy endpoint under ``settings.handler_prefix``."""
+    """Mount the per-method endpoints and the legacy endpoint under ``settings.handler_prefix``.
+
+    A request body that has not fully arrived within `body_timeout` seconds (0: no bound)
+    is answered 408: a client trickling its body must not hold a handler for ever.
+    """
     binding = _ApiBinding(executor, settings, max_body_size)
     binding.shutting_down = shutting_down
+    binding.body_timeout = body_timeout
     prefix = settings.handler_prefix.rstrip("/")
     names = "|".join(re.escape(name) for name in sorted(executor.methods))
     app.router.add_route("*", f"{prefix}/{{method:(?:{names})}}", binding.handle_method)
@@ -109,6 +116,7 @@ class _ApiBinding:
         self._executor = executor
         self._settings = settings
         self._max_body = max_body
+        self.body_timeout = 0.0
         self._key = settings.key.encode()
         self.shutting_down: Callable[[], bool] = lambda: False
 
@@ -192,6 +200,14 @@ class _ApiBinding:
     async def _read_body(self, request: web.Request) -> bytes | web.StreamResponse:
         if request.content_length is not None and request.content_length > self._max_body:
             return _plain(413, "Request Entity Too Large")
+        try:
+            async with asyncio.timeout(self.body_timeout or None):
+                return await self._collect_body(request)
+        except TimeoutError:
+            _log.info("server API: request body not received within %.3g s", self.body_timeout)
+            return _plain(408, "Request Timeout")
+
+    async def _collect_body(self, request: web.Request) -> bytes | web.StreamResponse:
         chunks: list[bytes] = []
         size = 0
         try:

@@ -50,6 +50,33 @@ class ChannelOptions:
     proxy_subscribe: bool = False
     proxy_publish: bool = False
     proxy_sub_refresh: bool = False
+    #: ``stream`` (or "", the default) or ``map`` (docs/map-subscriptions.md).
+    subscription_type: str = ""
+    #: The ``map`` group (v6 ``map.mode`` …): ``ephemeral``, ``recoverable`` or ``persistent``.
+    map_mode: str = ""
+    map_key_ttl: float = 0.0
+    map_stream_size: int = 0
+    map_stream_ttl: float = 0.0
+    map_meta_ttl: float = 0.0
+    map_default_page_size: int = 0
+    map_min_page_size: int = 0
+    map_max_page_size: int = 0
+    map_live_transition_max_publication_limit: int = 0
+    map_subscribe_catch_up_timeout: float = 0.0
+    map_allow_publish_for_client: bool = False
+    map_allow_publish_for_subscriber: bool = False
+    map_allow_publish_for_anonymous: bool = False
+    map_allow_remove_for_client: bool = False
+    map_allow_remove_for_subscriber: bool = False
+    map_allow_remove_for_anonymous: bool = False
+    #: The key a client writes: "" (the one it names), ``client_id`` or ``user_id``.
+    map_client_key: str = ""
+    #: A map subscriber's own key (its client id) is removed when it unsubscribes.
+    map_remove_client_on_unsubscribe: bool = False
+    #: Channels of this namespace publish who is subscribed into the map channel
+    #: ``<prefix><channel>`` (client ids, or user ids), a namespace of type map_clients/users.
+    map_clients_presence_channel_prefix: str = ""
+    map_users_presence_channel_prefix: str = ""
 
     @property
     def history_enabled(self) -> bool:

@@ -10,12 +10,11 @@ from typing import Any
 from rotary.auth.settings import AuthSettings, TokenSettings
 from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
 from rotary.config.keys import (
+    MAP_OPTION_PREFIX,
     NAMESPACE_OPTION_KINDS,
     PROXY_OPTION_ALIASES,
     PROXY_OPTIONS,
-    SUBSCRIPTION_TYPE_OPTIONS,
     Key,
-    subscription_type_problem,
 )
 from rotary.config.model import (
     ENDPOINTS,
@@ -76,10 +75,20 @@ def _namespaces(
     return tuple(result)
 
 
+def _flatten_map(item: Mapping[str, object], where: str) -> list[tuple[str, object, str]]:
+    """(option name, value, label) of a namespace object, its ``map`` group as ``map_*``."""
+    flat: list[tuple[str, object, str]] = []
+    for name, value in item.items():
+        if name == "map" and isinstance(value, Mapping):  # Centrifugo's group → map_<option>
+            flat += [(f"{MAP_OPTION_PREFIX}{k}", v, f"{where}.map.{k}") for k, v in value.items()]
+        else:
+            flat.append((name, value, f"{where}.{name}"))
+    return flat
+
+
 def _options(item: Mapping[str, object], where: str, problems: list[str]) -> ChannelOptions:
     values: dict[str, Any] = {}
-    for name, value in item.items():
-        label = f"{where}.{name}"
+    for name, value, label in _flatten_map(item, where):
         name = PROXY_OPTION_ALIASES.get(name, name)
         kind = NAMESPACE_OPTION_KINDS.get(name)
         if name == "name" or value is None:
@@ -88,13 +97,8 @@ def _options(item: Mapping[str, object], where: str, problems: list[str]) -> Cha
             if value and value != "default":
                 problems.append(f"{label}: Rotary has one proxy of each kind, no named proxies")
             continue
-        if name in SUBSCRIPTION_TYPE_OPTIONS:
-            why = subscription_type_problem(name, value)
-            if why is not None:
-                problems.append(f"{label}: {why}")
-            continue
         if kind is None:
-            problems.append(_unknown_option(label, name))
+            problems.append(_unknown_option(label, label.rsplit(".", 1)[-1]))
             continue
         raw = value if isinstance(value, Raw) else Raw(value, label)  # Raw: from a variable
         try:

@@ -19,12 +19,12 @@ from rotary.proxy.settings import PROXY_KINDS
 __all__ = [
     "ENV_PREFIXES",
     "KEYS",
+    "MAP_OPTION_PREFIX",
     "NAMED_LISTS",
     "NAMESPACE_OPTION_KINDS",
     "OTHER_ENV_NAMES",
     "PROXY_OPTIONS",
     "PROXY_OPTION_ALIASES",
-    "SUBSCRIPTION_TYPE_OPTIONS",
     "Key",
     "Kind",
     "NamedList",
@@ -32,7 +32,6 @@ __all__ = [
     "keys_by_v5",
     "keys_by_v6",
     "name_for_env",
-    "subscription_type_problem",
     "v6_sections",
 ]
 
@@ -97,6 +96,9 @@ def name_for_env(name: str) -> str:
     return name.replace(".", "_").replace("-", "_").upper()
 
 
+#: Channel options named ``map_<x>`` are Centrifugo's ``map: {<x>: …}`` group of a namespace.
+MAP_OPTION_PREFIX = "map_"
+
 #: v6 names of the namespace proxy switches → Rotary's field (the v5 name).
 PROXY_OPTION_ALIASES = {
     "subscribe_proxy_enabled": "proxy_subscribe",
@@ -116,29 +118,6 @@ PROXY_OPTIONS = frozenset(
         ),
     ]
 )
-
-#: Namespace options of Centrifugo 6.8–6.9 for map and shared poll subscriptions.
-SUBSCRIPTION_TYPE_OPTIONS = frozenset(
-    {
-        "subscription_type",
-        "map",
-        "shared_poll",
-        "map_clients_presence_channel_prefix",
-        "map_users_presence_channel_prefix",
-    }
-)
-
-
-def subscription_type_problem(name: str, value: object) -> str | None:
-    """Why option `name` (one of `SUBSCRIPTION_TYPE_OPTIONS`) set to `value` is refused, or
-    None when it asks for nothing Rotary lacks (``subscription_type: "stream"``, an option
-    left empty)."""
-    if name == "subscription_type":
-        if value in ("", "stream"):
-            return None
-        return f"subscription type {value!r} is not supported by Rotary (only stream)"
-    return "map and shared poll subscriptions are not supported by Rotary" if value else None
-
 
 # fmt: off
 _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
@@ -169,6 +148,13 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("client_connection_limit", "client.connection_limit", "int", "client.connection_limit"),
     ("client_connection_rate_limit", "client.connection_rate_limit", "int",
      "client.connection_rate_limit"),
+    ("client_command_rate_limit", "client.command_rate_limit", "int",
+     "client.command_rate_limit"),
+    ("client_command_rate_burst", "client.command_rate_burst", "int",
+     "client.command_rate_burst"),
+    ("client_error_limit", "client.error_limit", "int", "client.error_limit"),
+    ("client_error_limit_interval", "client.error_limit_interval", "duration",
+     "client.error_limit_interval"),
     ("client_concurrency", "client.concurrency", "int", "client.concurrency"),
     ("client_channel_position_check_delay", "client.channel_position_check_delay", "duration",
      "client.channel_position_check_delay"),
@@ -239,12 +225,14 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("name", "node.name", "str", "server.name"),
     ("node_info_publish_interval", "node.info_publish_interval", "duration",
      "server.node_info_interval"),
+    ("http_idle_timeout", "http_server.idle_timeout", "duration", "server.idle_timeout"),
     ("health", "health.enabled", "bool", "server.health"),
     ("prometheus", "prometheus.enabled", "bool", "server.prometheus"),
     ("log_level", "log.level", "str", "log.level"),
     ("log_file", "log.file", "str", "log.file"),
     ("log_json", "log.json", "bool", "log.json"),
     ("engine", "engine.type", "str", "engine.type"),
+    ("map_broker_type", "map_broker.type", "str", "engine.map_broker_type"),
     ("redis_address", "engine.redis.address", "addrs", "engine.redis.addresses"),
     ("redis_prefix", "engine.redis.prefix", "str", "engine.redis.prefix"),
     ("redis_password", "engine.redis.password", "str", "engine.redis.password"),
@@ -334,6 +322,16 @@ _DESCRIPTIONS: dict[str, str] = {
     "client_connection_limit":
         "Most simultaneous connections on this node; more are refused before the WebSocket "
         "upgrade (0: no limit).",
+    "client_command_rate_limit":
+        "Commands per second one connection may send (a token bucket; 0: no limit); a "
+        "command beyond it is answered with error 111. Rotary's own key.",
+    "client_command_rate_burst":
+        "Commands one connection may send at once before the rate applies (0: the rate).",
+    "client_error_limit":
+        "Error replies one connection may draw per client_error_limit_interval (0: no "
+        "limit); one more disconnects it with 3509. Rotary's own key.",
+    "client_error_limit_interval":
+        "The interval over which client_error_limit errors are allowed.",
     "client_connection_rate_limit":
         "Most new connections per second on this node (0: no limit).",
     "client_concurrency":
@@ -406,7 +404,8 @@ _DESCRIPTIONS: dict[str, str] = {
     "websocket_message_size_limit":
         "Largest incoming WebSocket message, in bytes; larger closes with code 1009.",
     "websocket_write_timeout":
-        "Longest time one write to a client may take before the connection is closed.",
+        "Longest time one write to a client may block before the connection is closed "
+        "with 3009; also bounds the close handshake, after which the socket is aborted.",
     **_ENDPOINT_DESCRIPTIONS,
     "address":
         "Address to listen on (empty: every interface, IPv4 and IPv6).",
@@ -416,6 +415,11 @@ _DESCRIPTIONS: dict[str, str] = {
         "Name of this node, shown by the info API.",
     "node_info_publish_interval":
         "How often a node announces itself to the others; unheard of for 3 intervals, it is gone.",
+    "http_idle_timeout":
+        "Longest a connection may go without a whole HTTP request (an idle keep-alive "
+        "connection, or headers still incomplete: a stalled upgrade, a slowloris) before "
+        "it is closed, and longest an API request body may take to arrive (then 408); "
+        "0 waits for ever. Rotary's own key.",
     "health":
         "Serve a health check at /health.",
     "prometheus":
@@ -428,6 +432,9 @@ _DESCRIPTIONS: dict[str, str] = {
         "Write each log line as one JSON object.",
     "engine":
         "Where publications, history and presence live: memory (one node) or redis.",
+    "map_broker_type":
+        "Where map channels keep state: memory (one node) or redis (the engine's Redis "
+        "settings).",
     "redis_address":
         "Redis servers (host:port or redis:// URL); channels are sharded over several.",
     "redis_prefix":
@@ -529,6 +536,37 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "Delta compressions subscribers may negotiate (only fossil; see docs/features-6.9.md).",
     "delta_publish":
         "Allow delta compression of every publication, as the API's delta flag does for one.",
+    "subscription_type": "stream (default) or map: what a subscription to these channels is.",
+    "map_mode":
+        "Map channels: ephemeral (no stream), recoverable (stream, keys expire) or "
+        "persistent (stream, keys never expire).",
+    "map_key_ttl": "Map channels: how long a key lives after its last write (not persistent).",
+    "map_stream_size": "Map channels: most changes kept in the stream (0s: 100).",
+    "map_stream_ttl": "Map channels: how long changes stay in the stream (0s: 1m).",
+    "map_meta_ttl": "Map channels: how long the stream position survives idle channels.",
+    "map_default_page_size": "Map channels: state page size when the client names none (100).",
+    "map_min_page_size": "Map channels: smallest page size a client may ask for (100).",
+    "map_max_page_size": "Map channels: largest page size a client may ask for (1000).",
+    "map_live_transition_max_publication_limit":
+        "Map channels: most changes replayed when a subscriber goes live (0: max page size).",
+    "map_subscribe_catch_up_timeout":
+        "Map channels: how long a subscriber may page through state and stream (0s: 1m).",
+    "map_allow_publish_for_client": "Map channels: authenticated clients may write keys.",
+    "map_allow_publish_for_subscriber": "Map channels: subscribers may write keys.",
+    "map_allow_publish_for_anonymous":
+        "Map channels: anonymous clients may write keys (with a client permission).",
+    "map_allow_remove_for_client": "Map channels: authenticated clients may remove keys.",
+    "map_allow_remove_for_subscriber": "Map channels: subscribers may remove keys.",
+    "map_allow_remove_for_anonymous":
+        "Map channels: anonymous clients may remove keys (with a client permission).",
+    "map_remove_client_on_unsubscribe":
+        "Map channels: remove the key named by a subscriber's client id when it unsubscribes.",
+    "map_clients_presence_channel_prefix":
+        "Publish each subscriber (by client id) into the map channel <prefix><channel>.",
+    "map_users_presence_channel_prefix":
+        "Publish each subscribed user (by user id) into the map channel <prefix><channel>.",
+    "map_client_key":
+        "Map channels: the key a client writes: \"\" (the one it names), client_id or user_id.",
     "proxy_subscribe":
         "Subscribe without a token asks the subscribe proxy (v6 subscribe_proxy_enabled).",
     "proxy_publish": "Client publications go through the publish proxy (v6 publish_proxy_enabled).",
@@ -579,11 +617,18 @@ def _token_keys() -> list[Key]:
 _V6_OPTION_NAMES = {field: v6 for v6, field in PROXY_OPTION_ALIASES.items()}
 
 
+def _option_v6(name: str) -> str:
+    """The v6 path of a top-level channel option; the ``map_*`` ones live in its map group."""
+    if name.startswith(MAP_OPTION_PREFIX) and not name.endswith("_presence_channel_prefix"):
+        return f"channel.without_namespace.map.{name.removeprefix(MAP_OPTION_PREFIX)}"
+    return f"channel.without_namespace.{_V6_OPTION_NAMES.get(name, name)}"
+
+
 def _option_keys() -> list[Key]:
     return [
         Key(
             name,
-            f"channel.without_namespace.{_V6_OPTION_NAMES.get(name, name)}",
+            _option_v6(name),
             kind,
             f"channels.without_namespace.{name}",
             _OPTION_DESCRIPTIONS.get(name, ""),

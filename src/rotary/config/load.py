@@ -28,14 +28,12 @@ from rotary.config.keys import (
     NAMED_LISTS,
     OTHER_ENV_NAMES,
     PROXY_OPTIONS,
-    SUBSCRIPTION_TYPE_OPTIONS,
     Key,
     NamedList,
     env_names,
     keys_by_v5,
     keys_by_v6,
     name_for_env,
-    subscription_type_problem,
     v6_sections,
 )
 from rotary.config.model import Config
@@ -163,8 +161,6 @@ def _file_layer(doc: Mapping[str, object], problems: list[str]) -> _Layer:
             _put(layer, _BY_V5[name], Raw(value, name), problems)
         elif name in PROXY_OPTIONS:
             problems += _proxy_problem(name, value)
-        elif name in SUBSCRIPTION_TYPE_OPTIONS:
-            problems += _type_problem(name, name, value)
         else:
             problems.append(_unknown(name, [*_BY_V5, *_SECTIONS]))
     return layer
@@ -181,8 +177,6 @@ def _walk(path: str, section: Mapping[object, object], layer: _Layer, problems: 
             _walk(dotted, value, layer, problems)
         elif path == "channel.without_namespace" and name in PROXY_OPTIONS:
             problems += _proxy_problem(dotted, value)
-        elif path == "channel.without_namespace" and name in SUBSCRIPTION_TYPE_OPTIONS:
-            problems += _type_problem(dotted, str(name), value)
         else:
             problems.append(_unknown(dotted, _BY_V6))
 
@@ -192,11 +186,6 @@ def _proxy_problem(label: str, value: object) -> list[str]:
     if not value or value == "default":
         return []
     return [f"{label}: Rotary has one proxy of each kind, no named proxies"]
-
-
-def _type_problem(label: str, name: str, value: object) -> list[str]:
-    why = subscription_type_problem(name, value)
-    return [] if why is None else [f"{label}: {why}"]
 
 
 def _put(layer: _Layer, key: Key, raw: Raw, problems: list[str]) -> None:

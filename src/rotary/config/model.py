@@ -56,6 +56,14 @@ class ClientSettings:
     personal_single_connection: bool = False
     rpc_ping: bool = False
     rpc_ping_method: str = "ping"
+    #: Per-connection command token bucket (Rotary's own keys; 0: off): commands per
+    #: second, and how many may come at once (0: as many as the rate).
+    command_rate_limit: int = 0
+    command_rate_burst: int = 0
+    #: Per-connection error budget (0: off): error replies allowed per interval before
+    #: disconnect 3509.
+    error_limit: int = 0
+    error_limit_interval: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +141,10 @@ class ServerSettings:
     #: v5 ``node_info_publish_interval``, v6 ``node.info_publish_interval``); a node unheard
     #: of for three intervals leaves the ``info`` API's list.
     node_info_interval: float = 3.0
+    #: Seconds a connection may go without a whole HTTP request before it is closed (Rotary's
+    #: own key, v5 ``http_idle_timeout``, v6 ``http_server.idle_timeout``): bounds idle
+    #: keep-alive connections and requests whose headers never finish (slowloris).
+    idle_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +175,9 @@ class EngineSettings:
 
     type: str = "memory"
     redis: RedisSettings = field(default_factory=RedisSettings)
+    #: Where map channels keep their state (v6 ``map_broker.type``): ``memory`` or ``redis``
+    #: (the Redis of `redis`), whatever `type` is.
+    map_broker_type: str = "memory"
 
 
 @dataclass(frozen=True, slots=True)

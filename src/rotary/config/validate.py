@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from rotary.auth.settings import TokenSettings
+from rotary.channels.maps import map_problems, presence_prefix_problems
 from rotary.channels.options import ChannelOptions, ChannelSettings
 from rotary.channels.resolver import NAMESPACE_NAME_PATTERN
 from rotary.config.durations import format_duration
@@ -125,7 +126,25 @@ def _channel_problems(channels: ChannelSettings, label: Labels) -> list[str]:
             problems.append(f"{where}.name: duplicate namespace name {ns.name!r}")
         seen.add(ns.name)
         problems += _options_problems(_under(where), ns.options, channels.history_meta_ttl)
-    return problems
+    return problems + _presence_map_problems(channels, label)
+
+
+def _presence_map_problems(channels: ChannelSettings, label: Labels) -> list[str]:
+    """Presence prefixes must name a namespace of type map_clients / map_users."""
+    types = {ns.name: ns.options.subscription_type for ns in channels.namespaces}
+    types[""] = channels.without_namespace.subscription_type
+
+    def top(option: str) -> str:
+        return label(f"channels.without_namespace.{option}")
+
+    groups: list[tuple[_At, ChannelOptions]] = [(top, channels.without_namespace)]
+    groups += [(_under(label(f"ns:{ns.name}")), ns.options) for ns in channels.namespaces]
+    boundary = channels.namespace_boundary
+    return [
+        f"{at(name)}: {text}"
+        for at, options in groups
+        for name, text in presence_prefix_problems(options, types, boundary)
+    ]
 
 
 def _under(where: str) -> _At:
@@ -149,6 +168,7 @@ def _options_problems(at: _At, options: ChannelOptions, global_meta_ttl: float) 
         problems.append(f"{at('allowed_delta_types')}: unknown delta types {bad} (only fossil)")
     if options.history_size < 0:
         problems.append(f"{at('history_size')}: must not be negative")
+    problems += [f"{at(name)}: {text}" for name, text in map_problems(options)]
     return problems
 
 
@@ -159,6 +179,8 @@ def _misc_problems(config: Config, label: Labels) -> list[str]:
             f"{label('engine.type')}: unknown engine {config.engine.type!r} "
             '(use "memory" or "redis")'
         )
+    if config.engine.map_broker_type not in ENGINE_TYPES:
+        problems.append(f'{label("engine.map_broker_type")}: must be "memory" or "redis"')
     if config.log.level not in LOG_LEVELS:
         problems.append(f"{label('log.level')}: must be one of {', '.join(LOG_LEVELS)}")
     if config.api.error_mode not in ("", "transport"):

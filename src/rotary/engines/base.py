@@ -90,7 +90,8 @@ class HistoryFilter:
     """Which publications `Broker.history` returns.
 
     `limit`: 0 returns only the current position, -1 every publication, N at most N.
-    `since`: only publications after that position (its epoch must be current).
+    `since`: only publications after that position (its epoch must be current; an empty
+    epoch is not compared, as Centrifugo does for a client that never learnt one).
     `reverse`: newest first.
     """
 
@@ -144,7 +145,8 @@ class Broker(Protocol):
       subscribers see publications of one channel in offset order.
     - Offsets start at 1 and grow by 1 per publication kept in history.
     - An epoch changes only when the stream's state was lost (expiry of the meta TTL, a Redis
-      restart); history asked with `since` of another epoch raises `UnrecoverablePosition`.
+      restart); history asked with `since` of another (non-empty) epoch raises
+      `UnrecoverablePosition`.
     - After `subscribe(channel)` returns, every later publication to it reaches the handler.
     - An `idempotency_key` seen within the last few minutes for a channel publishes nothing and
       returns the first result.

@@ -23,6 +23,7 @@ from rotary.engines.revocation import TokenIdentity
 from rotary.node import commands, connect, subscribe
 from rotary.node.outbox import Outbox, Transport
 from rotary.node.proxy import NO_HEADERS, ProxyContext
+from rotary.node.ratelimit import limiter_for
 from rotary.node.scheduler import TimerHandle
 from rotary.node.state import Mode, State
 from rotary.node.subscription import Subscription
@@ -108,6 +109,8 @@ class ClientSession:
         self._tasks: set[asyncio.Task[None]] | None = None
         self._pong_pending = False
         self._cleaned = False
+        #: Command rate and error budget (`rotary.node.ratelimit`); None when both are off.
+        self._limits = limiter_for(settings, node.clock.monotonic)
         self._schedule("stale", settings.stale_close_delay)
 
     # ------------------------------------------------------------------ identity
@@ -164,6 +167,9 @@ class ClientSession:
         if self.state is State.CONNECTING and cmd.method != "connect":
             self._violation(f"{cmd.method or 'empty command'} before connect")
             return None
+        if self._limits is not None and not self._limits.allow_command():
+            self._over_rate(cmd)
+            return None
         handler = _HANDLERS.get(cmd.method)
         if self.node.metrics is not None:
             self.node.metrics.command(cmd.method)
@@ -198,11 +204,23 @@ class ClientSession:
             self.disconnect(unidirectional_disconnect(exc.error))
             return
         self.push(self.codec.encode_error(cmd_id, exc.error))
+        if self._limits is not None and not self._limits.allow_error():
+            _log.info("client %s: error budget spent", self.id)
+            self.disconnect(DisconnectCode.TOO_MANY_ERRORS)
+            return
         if method == "connect":
             # docs/protocol.md "Connection life cycle" rule 4: stop reading; the stale timer drops
             # a peer that lingers.
             self.state = State.UNUSABLE
             _log.info("client %s: connect refused with %d", self.id, exc.error.code)
+
+    def _over_rate(self, cmd: Command) -> None:
+        """Refuse a command beyond the rate limit: error 111, or for an asynchronous
+        message (``send``, id 0: no reply expected) only a charge on the error budget."""
+        if cmd.id != 0:
+            self._reply_error(cmd.id, cmd.method, CommandError(ErrorCode.TOO_MANY_REQUESTS))
+        elif self._limits is not None and not self._limits.allow_error():
+            self.disconnect(DisconnectCode.TOO_MANY_ERRORS)
 
     def _handle_pong(self) -> None:
         if self.state is not State.CONNECTED or not self._pong_pending:

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
 from rotary.node.auth import json_payload
+from rotary.node.map_publish import handle_map_publish
 from rotary.policy.permissions import history_allowed, presence_allowed, publish_allowed
 from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import (
+    TYPE_MAP,
     HistoryRequest,
     PresenceRequest,
     PresenceStatsRequest,
@@ -53,6 +55,8 @@ def _require(allowed: bool) -> None:
 
 async def handle_publish(s: ClientSession, cmd_id: int, req: PublishRequest) -> dict[str, Any]:
     """Publish with the namespace's history settings and the publisher's ClientInfo."""
+    if req.type == TYPE_MAP:
+        return await handle_map_publish(s, req)
     if not req.channel or not req.data:
         raise ProtocolViolation("publish without channel or data")
     ch = _resolve(s, req.channel)

@@ -21,7 +21,7 @@ from rotary.node import single_connection
 from rotary.node.auth import ConnectCredentials, ServerSubOptions, TokenProblem, json_payload
 from rotary.node.state import Mode, State
 from rotary.node.subscribe import activate, server_subscription
-from rotary.node.subscription import add_expiry
+from rotary.node.subscription import add_expiry, capped_expiry
 from rotary.policy.permissions import subscribe_allowed
 from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
@@ -73,7 +73,7 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
     limit = node.settings.user_connection_limit
     if limit > 0 and creds.user and node.user_connections(creds.user) >= limit:
         raise DisconnectError(DisconnectCode.CONNECTION_LIMIT)
-    expire_at = 0 if node.settings.insecure else creds.expire_at
+    expire_at = 0 if node.settings.insecure else capped_expiry(creds.expire_at, now)
     if expire_at and expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
     s.meta = creds.meta
@@ -242,7 +242,9 @@ def _deny(s: ClientSession, action: str, exc: TokenProblem, *, user: str) -> Non
 def refresh_connection(
     s: ClientSession, *, expire_at: int, info: bytes | None, now: float
 ) -> dict[str, Any]:
-    """Store a new expiry (0: none) and info, re-arm the timer; return the refresh result."""
+    """Store a new expiry (0: none; capped a year ahead) and info, re-arm the timer; return
+    the refresh result."""
+    expire_at = capped_expiry(expire_at, now)
     s.expire_at = expire_at
     if info:
         s.conn_info = info

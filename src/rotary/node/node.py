@@ -33,6 +33,8 @@ from rotary.engines.base import (
     StreamPosition,
     UnrecoverablePosition,
 )
+from rotary.engines.maps import MapBroker
+from rotary.engines.memory.maps import MemoryMapBroker
 from rotary.node import control
 from rotary.node.auth import Authenticator, Override
 from rotary.node.client import ClientSession
@@ -40,6 +42,7 @@ from rotary.node.cluster import Cluster, is_cluster_message
 from rotary.node.connect import VERSION
 from rotary.node.emulation import Emulation, is_emulation_message
 from rotary.node.hub import Hub
+from rotary.node.maps import MapNode
 from rotary.node.outbox import Transport
 from rotary.node.position import PositionChecker
 from rotary.node.scheduler import LoopScheduler, Scheduler
@@ -98,6 +101,7 @@ class Node:
         write_timeout: float = 1.0,
         presence_ttl: float = 60.0,
         node_info_interval: float = 3.0,
+        maps: MapBroker | None = None,
     ) -> None:
         self.settings = settings
         self.resolver = resolver
@@ -118,6 +122,8 @@ class Node:
         self.write_timeout = write_timeout
         self.presence_ttl = max(presence_ttl, 3 * settings.presence_update_interval)
         self.hub = Hub(on_unencodable=self._unencodable)
+        #: Map channels (docs/map-subscriptions.md); in memory unless an engine gives one.
+        self.maps = MapNode(self, maps or MemoryMapBroker(self.clock))
         self._live: dict[str, ClientSession] = {}
         self._clients: dict[str, ClientSession] = {}
         #: user → the client id of its one session here, or a set when it has several (most
@@ -146,6 +152,7 @@ class Node:
     async def start(self) -> None:
         """Start receiving broker events, then announce this node to the others."""
         await self.broker.start(self)
+        self.maps.start()
         self._position_check.start()
         self.cluster.start()
 
@@ -165,6 +172,7 @@ class Node:
         await self.cluster.close()
         await self.emulation.close()
         self._position_check.stop()
+        await self.maps.close()
         await self.broker.close()
         await self.presence.close()
         if self.proxy is not None:
@@ -329,8 +337,13 @@ class Node:
         delta: bool = False,
     ) -> StreamPosition:
         """Publish to a resolved channel with its namespace's history settings; delta
-        compression is allowed when `delta` or the namespace's ``delta_publish`` says so."""
+        compression is allowed when `delta` or the namespace's ``delta_publish`` says so.
+
+        Map channels take keyed writes only (``map_publish``): 107, as Centrifugo.
+        """
         opts = ch.options
+        if opts.subscription_type not in ("", "stream"):
+            raise CommandError(ErrorCode.BAD_REQUEST)
         history = opts.history_enabled
         if self.metrics is not None:
             self.metrics.publication("api" if info is None else "client")
@@ -553,7 +566,7 @@ class Node:
         )
 
     async def api_channels(self, pattern: str = "") -> dict[str, int]:
-        channels = self.hub.channels()
+        channels = {**self.hub.channels(), **self.maps.hub.channels()}
         if not pattern:
             return channels
         import fnmatch

@@ -20,10 +20,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from rotary.channels.maps import subscription_type_allowed
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
 from rotary.logs import log_denial
-from rotary.node import revocation
+from rotary.node import map_subscribe, revocation
 from rotary.node.auth import (
     Override,
     ServerSubOptions,
@@ -33,7 +34,7 @@ from rotary.node.auth import (
 )
 from rotary.node.delta import DELTA_FOSSIL, delta_tracker, recovered_publications
 from rotary.node.hub import TrackedDelivery
-from rotary.node.subscription import Subscription, add_expiry
+from rotary.node.subscription import Subscription, add_expiry, capped_expiry
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
 from rotary.protocol.base import NotEncodable, ProtocolViolation
 from rotary.protocol.codes import (
@@ -46,6 +47,7 @@ from rotary.protocol.codes import (
 )
 from rotary.protocol.messages import (
     FLAG_REJECT_UNRECOVERED,
+    TYPE_MAP,
     TYPE_SHARED_POLL,
     SubRefreshRequest,
     SubscribeRequest,
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "activate",
+    "admit_map",
     "check_subscriptions",
     "end_subscription",
     "establish",
@@ -85,6 +88,9 @@ _SUB_TOKEN_ERRORS: dict[str, Callable[[], Exception]] = {
 
 async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
     """validate → authorize → establish → reply, then deliver what arrived meanwhile."""
+    if TYPE_MAP <= req.type < TYPE_SHARED_POLL:  # map, client presence map, user presence map
+        await map_subscribe.handle_map_subscribe(s, cmd_id, req)
+        return
     resolved = _validate(s, req)
     creds = await _authorize(s, req, resolved)
     sub = _client_subscription(s, resolved, req, creds)
@@ -124,11 +130,26 @@ def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
         raise CommandError(ErrorCode.UNKNOWN_CHANNEL)
     if not node.resolver.name_valid(resolved):
         raise CommandError(ErrorCode.BAD_REQUEST)
-    if 0 < req.type < TYPE_SHARED_POLL:  # map types: every namespace is a stream namespace
+    if not subscription_type_allowed(req.type, resolved.options.subscription_type):
         raise CommandError(ErrorCode.PERMISSION_DENIED)
     if resolved.private and not req.token:
         raise CommandError(ErrorCode.PERMISSION_DENIED)
     return resolved
+
+
+async def admit_map(s: ClientSession, req: SubscribeRequest) -> tuple[Subscription, bytes | None]:
+    """The first request of a map subscribe, checked as any subscribe (steps 1–10).
+
+    Returns the subscription to make live and the token's ``data`` for the reply. A map
+    subscription has no stream position of the stream broker, no presence and no join/leave
+    of its own: those fields stay off.
+    """
+    resolved = _validate(s, req)
+    creds = await _authorize(s, req, resolved)
+    sub = _client_subscription(s, resolved, req, creds)
+    sub.presence = sub.emit_join_leave = sub.push_join_leave = False
+    sub.positioned = sub.recoverable = False
+    return sub, creds.data if creds is not None else None
 
 
 async def _authorize(
@@ -314,6 +335,8 @@ async def _position(
             elif pubs:
                 result["publications"] = list(pubs)
                 sub.offset = pubs[-1].offset
+    if not result["offset"]:
+        del result["offset"]  # Centrifugo leaves a zero offset out (protobuf JSON omits zeros)
     return result
 
 
@@ -375,15 +398,16 @@ def activate(s: ClientSession, sub: Subscription) -> None:
     """Make `sub` live: deliver publications buffered while subscribing, announce the join."""
     node, channel = s.node, sub.channel
     s.subs[channel] = sub
-    if sub.delta:
-        _activate_delta(s, sub)
-    else:
-        _activate_plain(s, sub)
+    activated = _activate_delta(s, sub) if sub.delta else _activate_plain(s, sub)
+    if not activated:
+        return
     if sub.emit_join_leave:
         s.spawn(node.broker.publish_join(channel, sub.info))
+    if node.maps.presence_maps:
+        s.spawn(node.maps.join_presence(channel, sub.info))
 
 
-def _activate_plain(s: ClientSession, sub: Subscription) -> None:
+def _activate_plain(s: ClientSession, sub: Subscription) -> bool:
     tracked = _tracker(s, sub) if sub.positioned else None
     try:
         buffered = s.node.hub.activate(
@@ -396,15 +420,16 @@ def _activate_plain(s: ClientSession, sub: Subscription) -> None:
         )
     except NotEncodable:
         s.unencodable()
-        return
+        return False
     for data, offset, epoch in buffered:
         if tracked is not None:
             tracked(data, offset, epoch)
         else:
             s.push(data)
+    return True
 
 
-def _activate_delta(s: ClientSession, sub: Subscription) -> None:
+def _activate_delta(s: ClientSession, sub: Subscription) -> bool:
     give = delta_tracker(s, sub, lambda: _position_lost(s, sub))
     try:
         s.node.hub.activate(
@@ -417,6 +442,8 @@ def _activate_delta(s: ClientSession, sub: Subscription) -> None:
         )
     except NotEncodable:
         s.unencodable()
+        return False
+    return True
 
 
 def _tracker(s: ClientSession, sub: Subscription) -> TrackedDelivery:
@@ -458,6 +485,7 @@ def end_subscription(s: ClientSession, sub: Subscription, unsub: Unsubscribe | N
     sub.ended = True
     # Leave the hub at once, so that a resubscribe right after starts from a clean slate.
     s.node.hub.remove(sub.channel, s.id)
+    s.node.maps.hub.remove(sub.channel, s.id)
     if unsub is not None:
         s.send_unsubscribe(sub.channel, unsub)
     s.releasing.add(sub)
@@ -474,6 +502,9 @@ async def remove_subscription(s: ClientSession, sub: Subscription) -> None:
         return
     node, channel = s.node, sub.channel
     node.hub.remove(channel, s.id)
+    node.maps.hub.remove(channel, s.id)
+    if node.maps.presence_maps:
+        await node.maps.leave_presence(channel, s.id)
     if sub.presence:
         await node.presence.remove_presence(channel, s.id, s.user)
     if sub.emit_join_leave:
@@ -489,6 +520,7 @@ async def handle_unsubscribe(
     """Always succeeds, subscribed or not (docs/protocol.md "Connection life cycle" rule 7)."""
     if not req.channel:
         raise ProtocolViolation("unsubscribe without channel")
+    map_subscribe.forget_flow(s, req.channel)
     sub = s.subs.pop(req.channel, None)
     if sub is not None:
         sub.ended = True
@@ -515,6 +547,8 @@ async def check_subscriptions(s: ClientSession) -> None:
     for sub in list(s.subs.values()):
         if sub.presence and not sub.ended:
             await node.presence.add_presence(sub.channel, s.id, sub.info, ttl=node.presence_ttl)
+        if node.maps.presence_maps and not sub.ended:
+            await node.maps.join_presence(sub.channel, sub.info)
 
 
 async def _refresh_by_proxy(s: ClientSession, sub: Subscription) -> bool:
@@ -573,7 +607,7 @@ async def handle_sub_refresh(
     now = s.node.clock.now()
     if creds.expire_at and creds.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
-    sub.expire_at = creds.expire_at
+    sub.expire_at = capped_expiry(creds.expire_at, now)
     sub.token_identity = creds.identity
     sub.info = s.client_info(json_payload(creds.info, s.codec))
     result: dict[str, Any] = {}

@@ -8,7 +8,7 @@ from typing import Any
 from rotary.engines.base import ClientInfo
 from rotary.engines.revocation import TokenIdentity
 
-__all__ = ["Subscription", "add_expiry"]
+__all__ = ["MAX_TTL_S", "Subscription", "add_expiry", "capped_expiry"]
 
 
 @dataclass(slots=True, eq=False)
@@ -47,6 +47,20 @@ class Subscription:
     delta_ready: bool = False
     ended: bool = False
     released: bool = False
+
+
+#: The longest a connection or a refreshed subscription may live without a refresh, as in
+#: Centrifugo v6: a longer expiry is most likely a mistake in the token.
+MAX_TTL_S = 365 * 24 * 3600
+
+
+def capped_expiry(expire_at: int, now: float) -> int:
+    """`expire_at` (unix seconds, 0 = never) brought down to at most a year from `now`.
+
+    Applied where Centrifugo v6 applies it: connect, refresh (client and server API) and
+    sub_refresh; a subscribe keeps its token's expiry as it is.
+    """
+    return min(expire_at, int(now) + MAX_TTL_S) if expire_at > 0 else expire_at
 
 
 def add_expiry(result: dict[str, Any], expire_at: int, now: float) -> None:

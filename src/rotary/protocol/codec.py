@@ -176,6 +176,9 @@ def _any_subscribe(obj: dict[str, Any]) -> SubscribeRequest:
         delta=_str(obj, "delta"),
         flag=_int64(obj, "flag"),
         type=_int32(obj, "type"),
+        phase=_int32(obj, "phase"),
+        cursor=_str(obj, "cursor"),
+        limit=_int32(obj, "limit"),
     )
 
 
@@ -222,7 +225,9 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Request]] = {
     "connect": _connect,
     "subscribe": _subscribe,
     "unsubscribe": lambda o: UnsubscribeRequest(_str(o, "channel")),
-    "publish": lambda o: PublishRequest(_str(o, "channel"), _raw(o, "data")),
+    "publish": lambda o: PublishRequest(
+        _str(o, "channel"), _raw(o, "data"), _int32(o, "type"), _str(o, "key"), _bool(o, "removed")
+    ),
     "presence": lambda o: PresenceRequest(_str(o, "channel")),
     "presence_stats": lambda o: PresenceStatsRequest(_str(o, "channel")),
     "history": _history,

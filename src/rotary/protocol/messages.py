@@ -14,8 +14,12 @@ from typing import NamedTuple
 
 __all__ = [
     "FLAG_REJECT_UNRECOVERED",
+    "MAP_PHASE_LIVE",
+    "MAP_PHASE_STATE",
+    "MAP_PHASE_STREAM",
     "NO_SUBS",
     "REQUEST_ORDER",
+    "TYPE_MAP",
     "TYPE_SHARED_POLL",
     "TYPE_STREAM",
     "Command",
@@ -72,6 +76,11 @@ class SubscribeRequest(NamedTuple):
     delta: str = ""
     flag: int = 0
     type: int = 0
+    #: Map subscriptions (docs/map-subscriptions.md): the phase asked for (`MAP_PHASE_*`),
+    #: the state page cursor and the page size.
+    phase: int = 0
+    cursor: str = ""
+    limit: int = 0
 
 
 #: `SubscribeRequest.flag` bit asking for error 112 instead of ``recovered: false`` when a
@@ -81,6 +90,13 @@ FLAG_REJECT_UNRECOVERED = 2
 #: `SubscribeRequest.type` of a plain stream subscription; map types are 1–3, shared poll 4.
 TYPE_STREAM = 0
 TYPE_SHARED_POLL = 4
+#: `SubscribeRequest.type` of a map subscription (2 and 3 are its presence forms).
+TYPE_MAP = 1
+
+#: Phases of a map subscribe: live (the last request), stream catch-up, state pages.
+MAP_PHASE_LIVE = 0
+MAP_PHASE_STREAM = 1
+MAP_PHASE_STATE = 2
 
 
 #: `ConnectRequest.subs` when the client asked for no recovery (shared, read-only).
@@ -106,6 +122,10 @@ class UnsubscribeRequest:
 class PublishRequest:
     channel: str = ""
     data: bytes | None = None
+    #: `TYPE_MAP` writes (or, `removed`, removes) `key` of a map channel.
+    type: int = 0
+    key: str = ""
+    removed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

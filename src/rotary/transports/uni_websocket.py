@@ -33,8 +33,10 @@ class _UniTransport(_AiohttpTransport):
 
     __slots__ = ()
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
-        super().__init__(ws, request, binary=False)
+    def __init__(
+        self, ws: web.WebSocketResponse, request: web.Request, *, close_timeout: float
+    ) -> None:
+        super().__init__(ws, request, binary=False, close_timeout=close_timeout)
         self.frame = _uni_frames
 
     async def close(self, disconnect: Disconnect) -> None:
@@ -65,7 +67,7 @@ def uni_websocket_handler(node: Node, admission: Admission, *, size_limit: int) 
                 return web.Response(status=400, text=str(exc))
         ws = web.WebSocketResponse(max_msg_size=size_limit, decode_text=False, compress=False)
         await ws.prepare(request)
-        transport = _UniTransport(ws, request)
+        transport = _UniTransport(ws, request, close_timeout=node.write_timeout)
         session = node.new_session(transport, mode=Mode.UNIDIRECTIONAL, headers=request.headers)
         try:
             if command is None:

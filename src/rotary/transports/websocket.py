@@ -13,6 +13,7 @@ Frames over ``message_size_limit`` close the connection with 1009 (aiohttp does 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 from collections.abc import Awaitable, Callable, Sequence
@@ -69,12 +70,21 @@ class _AiohttpTransport:
     (`compress=False` at the handshake), so no frame needs aiohttp's compressor state.
     """
 
-    __slots__ = ("_high_water", "_protocol", "_raw", "_ws", "frame")
+    __slots__ = ("_close_timeout", "_high_water", "_protocol", "_raw", "_ws", "frame")
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request, *, binary: bool) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        *,
+        binary: bool,
+        close_timeout: float,
+    ) -> None:
         self._ws = ws
         #: The wire bytes of one frame of a message (text for JSON, binary for Protobuf).
         self.frame: Callable[[bytes], bytes] = binary_frame if binary else text_frame
+        #: Seconds the close handshake may take (``websocket.write_timeout``; 0: no bound).
+        self._close_timeout = close_timeout
         self._raw = request.transport
         self._protocol = request.protocol
         self._high_water = self._raw.get_write_buffer_limits()[1] if self._raw else 0
@@ -88,14 +98,27 @@ class _AiohttpTransport:
 
     async def drain(self) -> None:
         # aiohttp's protocol tracks pause_writing/resume_writing of this very transport;
-        # its drain helper returns at once unless writing is paused.
-        await self._protocol._drain_helper()
+        # its drain helper returns at once unless writing is paused. It keeps the future
+        # it waits on until writing resumes, even when the drain waiting on it was
+        # cancelled (a write timeout): the next drain would await that cancelled future
+        # and fail at once, so a finished one is dropped first.
+        protocol = self._protocol
+        waiter = protocol._drain_waiter
+        if waiter is not None and waiter.done():
+            protocol._drain_waiter = None
+        await protocol._drain_helper()
 
     async def write(self, frame: bytes) -> None:
         if not self.write_frame(self.frame(frame)):
             await self.drain()
 
     async def close(self, disconnect: Disconnect) -> None:
+        """Send the close frame and wait for the peer's answer, at most `close_timeout`
+        seconds; a peer that has not taken the close frame by then is aborted.
+
+        The read loop is interrupted at once (aiohttp hands the waiting reader a "closing"
+        message), so the session's clean-up never waits for a peer that stopped reading.
+        """
         raw = self._raw
         if self._ws.closed or raw is None or raw.is_closing():
             # Nobody left to read a close frame. Asking aiohttp anyway would fail, and it
@@ -103,10 +126,37 @@ class _AiohttpTransport:
             # frame → response) that holds the whole connection's objects until a full
             # garbage collection, which the server's GC settings make rare.
             return
+        message = disconnect.reason.encode()[:123]
+        # A timer, not a timeout around the awaits: whatever ends those awaits early (an
+        # error, a cancellation), a stalled peer's socket is still aborted on time.
+        watchdog = (
+            asyncio.get_running_loop().call_later(
+                self._close_timeout, _abort_if_stuck, raw, self._close_timeout
+            )
+            if self._close_timeout > 0
+            else None
+        )
         try:
-            await self._ws.close(code=disconnect.code, message=disconnect.reason.encode()[:123])
+            # drain=False: waiting for the buffered frames here would keep the reader (and
+            # so the clean-up) waiting on a peer that may never read again.
+            await self._ws.close(code=disconnect.code, message=message, drain=False)
+            # A high-water mark of 0 pauses the protocol until the buffer is empty, so
+            # `drain` waits for the close frame itself to reach the kernel.
+            raw.set_write_buffer_limits(high=0)
+            await self.drain()
         except Exception:  # the peer may already be gone; closing is best effort
             _log.debug("close failed", exc_info=True)
+        else:
+            if watchdog is not None:
+                watchdog.cancel()
+
+
+def _abort_if_stuck(raw: asyncio.Transport, timeout: float) -> None:
+    """Abort `raw` if its close frame is still not written: asyncio's close would wait for
+    the write buffer to empty, and a stalled peer's never does."""
+    if raw.get_write_buffer_size() > 0:
+        _log.debug("close frame not taken within %.3g s: aborting", timeout)
+        raw.abort()
 
 
 def _codec(request: web.Request) -> tuple[Codec, tuple[str, ...]]:
@@ -191,7 +241,9 @@ def websocket_handler(
 async def _serve(
     node: Node, ws: web.WebSocketResponse, request: web.Request, *, codec: Codec, app_pings: bool
 ) -> None:
-    transport = _AiohttpTransport(ws, request, binary=codec.binary)
+    transport = _AiohttpTransport(
+        ws, request, binary=codec.binary, close_timeout=node.write_timeout
+    )
     session = node.new_session(transport, app_pings=app_pings, codec=codec, headers=request.headers)
     # No writer task: the outbox writes this transport directly and starts a task only
     # while it is backed up, or to close it; `run_writer` waits for that close.

@@ -138,7 +138,7 @@ class MemoryBroker:
         """
         now = self._clock.monotonic()
         stream = self._stream(channel, now, self._meta_ttl(meta_ttl))
-        if flt.since is not None and flt.since.epoch != stream.epoch:
+        if flt.since is not None and flt.since.epoch and flt.since.epoch != stream.epoch:
             raise UnrecoverablePosition(
                 f"epoch {flt.since.epoch!r} is not the current epoch of channel {channel!r}"
             )

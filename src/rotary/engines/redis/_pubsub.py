@@ -87,6 +87,25 @@ class ShardSubscriber:
         self._tasks: list[asyncio.Task[None]] = []
         self._connected_once = False
 
+    @property
+    def connected(self) -> bool:
+        """Connected, and every wanted channel subscribed again since the last reconnect:
+        publications reach this node."""
+        return self._ready and self._resync_left == 0
+
+    def want(self, channels: Iterable[str]) -> None:
+        """Add `channels` to the wanted set without waiting: subscribed from the next
+        (re)connect on. Call before `start` for channels the node always listens to."""
+        self.channels.update(channels)
+
+    async def reconnect(self, why: str) -> None:
+        """Drop the current connection (if any): the connection task reconnects with
+        backoff, resubscribes and calls `on_resubscribed`, as after any lost connection."""
+        conn = self._conn
+        if conn is not None:
+            logger.warning("%s: reconnecting: %s", self._name, why)
+            await conn.disconnect(nowait=True)
+
     def start(self) -> None:
         """Start the connection task and the command writer."""
         self._tasks = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import math
@@ -36,6 +37,7 @@ from rotary.engines.redis._codec import (
     encode_info,
     encode_publication,
 )
+from rotary.engines.redis._probe import DeliveryProbe
 from rotary.engines.redis._pubsub import RedisEngineError, ShardSubscriber
 from rotary.engines.redis._scripts import Script
 from rotary.engines.redis._shards import Keys, Shard, build_shards, close_shards, shard_index
@@ -74,7 +76,14 @@ class RedisBroker:
     history (`shard_of` tells which channels those are).
     """
 
-    def __init__(self, settings: RedisSettings, *, node_id: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: RedisSettings,
+        *,
+        node_id: str,
+        clock: Clock,
+        probe_interval: float = 5.0,
+    ) -> None:
         self._settings = settings
         self._node_id = node_id
         self._clock = clock
@@ -86,6 +95,8 @@ class RedisBroker:
         self._closed = False
         self._publish = Script("publish")
         self._history = Script("history")
+        self._probe_interval = probe_interval
+        self._probe: DeliveryProbe | None = None
 
     @property
     def shard_count(self) -> int:
@@ -104,6 +115,7 @@ class RedisBroker:
         """
         self._handler = handler
         safe_node = _UNSAFE_NAME.sub("_", self._node_id)
+        probe_channel = f"{self._keys.prefix}.probe.{safe_node}"
         for shard in self._shards:
             subscriber = ShardSubscriber(
                 name=f"rotary-{safe_node}-pubsub-{shard.index}",
@@ -112,9 +124,30 @@ class RedisBroker:
                 on_resubscribed=functools.partial(self._resubscribed, shard.index),
                 timeout=self._settings.io_timeout,
             )
+            subscriber.want([probe_channel])
             subscriber.start()
             self._subscribers.append(subscriber)
+        self._probe = DeliveryProbe(
+            channel=probe_channel,
+            clients=[shard.client for shard in self._shards],
+            subscribers=self._subscribers,
+            interval=self._probe_interval,
+            time=asyncio.get_running_loop().time,
+        )
+        self._probe.start()
         await self._subscribers[0].subscribe([self._keys.control])
+
+    def health_problems(self) -> list[str]:
+        """Why this node cannot deliver now: each shard whose PUB/SUB connection is down or
+        not yet resubscribed (a dead or silent Redis: see `ShardSubscriber`)."""
+        problems = [
+            f"redis shard {index}: PUB/SUB connection down"
+            for index, subscriber in enumerate(self._subscribers)
+            if not subscriber.connected
+        ]
+        if self._probe is not None:
+            problems += self._probe.problems()
+        return problems
 
     async def close(self) -> None:
         """Stop the PUB/SUB tasks and close every connection. Idempotent."""
@@ -122,6 +155,8 @@ class RedisBroker:
             return
         self._closed = True
         self._handler = None
+        if self._probe is not None:
+            await self._probe.close()
         for subscriber in self._subscribers:
             await subscriber.close()
         self._subscribers.clear()
@@ -197,7 +232,7 @@ class RedisBroker:
         ]
         reply = await self._eval(self._history, channel, self._stream_keys(channel), args)
         position = StreamPosition(int(reply[0]), _text(reply[1]))
-        if flt.since is not None and flt.since.epoch != position.epoch:
+        if flt.since is not None and flt.since.epoch and flt.since.epoch != position.epoch:
             raise UnrecoverablePosition(
                 f"epoch {flt.since.epoch!r} is not the current epoch of channel {channel!r}"
             )
@@ -241,6 +276,11 @@ class RedisBroker:
             return
         kind, body = payload[:1], payload[1:]
         try:
+            if self._probe is not None and redis_channel == self._probe.channel.encode():
+                index = self._probe.parse(payload)
+                if index is not None:
+                    self._probe.heard(index)
+                return
             if redis_channel == self._control:
                 if kind == KIND_CONTROL:
                     handler.handle_control(body)

@@ -1,0 +1,242 @@
+"""The subscribe command for map channels: state pages, stream catch-up, then live.
+
+docs/map-subscriptions.md "Subscribing". A client walks through phases, one subscribe
+request each: STATE pages (``phase`` 2, with a ``cursor`` after the first), then STREAM
+pages (``phase`` 1) from the position the first state page named, until the server answers
+with phase LIVE (0, omitted on the wire) and the subscription is live. Only the first
+request of a flow is authorized; later ones continue it. The server goes live on its own
+when the client is close enough to the stream's top, as Centrifugo does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+from rotary.channels.maps import MapSettings
+from rotary.engines.base import StreamPosition, UnrecoverablePosition
+from rotary.engines.maps import MapPublication
+from rotary.node import revocation, subscribe
+from rotary.node.maps import map_publication_obj
+from rotary.node.subscription import Subscription, add_expiry
+from rotary.protocol.codec import JSON, raw
+from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
+from rotary.protocol.messages import (
+    MAP_PHASE_STATE,
+    MAP_PHASE_STREAM,
+    TYPE_MAP,
+    SubscribeRequest,
+)
+
+if TYPE_CHECKING:
+    from rotary.node.client import ClientSession
+
+__all__ = ["forget_flow", "handle_map_subscribe"]
+
+
+@dataclass(slots=True)
+class _Flow:
+    """A map subscribe between its first request and going live."""
+
+    sub: Subscription
+    settings: MapSettings
+    started: float
+    data: bytes | None = None
+    #: The position of the first state page, frozen for the whole flow.
+    position: StreamPosition | None = None
+
+
+#: session → channel → flow in progress. Weak: a session that goes away takes its flows.
+_flows: WeakKeyDictionary[ClientSession, dict[str, _Flow]] = WeakKeyDictionary()
+
+
+async def handle_map_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
+    """Answer one request of a map subscribe flow (a page, or the live reply).
+
+    JSON clients only for now: Protobuf clients get 108 (not available).
+    """
+    if s.codec is not JSON:
+        raise CommandError(ErrorCode.NOT_AVAILABLE)
+    flow = await _flow(s, req)
+    try:
+        if req.phase == MAP_PHASE_STATE:
+            await _state_phase(s, cmd_id, req, flow)
+        elif req.phase == MAP_PHASE_STREAM and flow.settings.has_stream:
+            await _stream_phase(s, cmd_id, req, flow)
+        else:  # a live request, or a stream request in a map without a stream
+            raise CommandError(ErrorCode.BAD_REQUEST)
+    except BaseException:
+        _drop(s, req.channel)
+        raise
+
+
+async def _flow(s: ClientSession, req: SubscribeRequest) -> _Flow:
+    """The flow this request continues, or a new one once the request is authorized."""
+    flows = _flows.get(s)
+    flow = flows.get(req.channel) if flows else None
+    continues = req.cursor != "" or req.phase != MAP_PHASE_STATE
+    if flow is not None and continues:
+        if s.node.clock.monotonic() - flow.started > flow.settings.catch_up_timeout:
+            _drop(s, req.channel)
+            raise DisconnectError(DisconnectCode.SLOW)
+        return flow
+    if req.cursor:  # a page of a flow that never started here
+        raise CommandError(ErrorCode.PERMISSION_DENIED)
+    sub, data = await subscribe.admit_map(s, req)
+    settings = s.node.maps.settings(req.channel)
+    flow = _Flow(sub, settings, s.node.clock.monotonic(), data)
+    _flows.setdefault(s, {})[req.channel] = flow
+    return flow
+
+
+def forget_flow(s: ClientSession, channel: str) -> None:
+    """Abandon a map subscribe of `channel` in progress (the client unsubscribed)."""
+    _drop(s, channel)
+
+
+def _drop(s: ClientSession, channel: str) -> None:
+    flows = _flows.get(s)
+    if flows is not None:
+        flows.pop(channel, None)
+        if not flows:
+            del _flows[s]
+
+
+async def _state_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, flow: _Flow) -> None:
+    maps, settings, channel = s.node.maps, flow.settings, req.channel
+    limit = settings.page_size(req.limit)
+    page = await maps.broker.read_state(channel, settings, cursor=req.cursor, limit=limit)
+    if (req.epoch or req.offset) and req.epoch != page.position.epoch:
+        raise CommandError(ErrorCode.UNRECOVERABLE_POSITION)
+    if flow.position is None or not req.cursor:
+        flow.position = page.position
+    entries = page.entries
+    if req.cursor:  # later pages: what changed after the first page comes from the stream
+        entries = [e for e in entries if e.offset <= flow.position.offset]
+    if not page.cursor and await _near_top(s, flow, limit):
+        await _go_live(s, cmd_id, req, flow, since=flow.position, state=entries)
+        return
+    result: dict[str, Any] = {
+        "type": TYPE_MAP,
+        "phase": MAP_PHASE_STATE,
+        "epoch": flow.position.epoch,
+        "offset": flow.position.offset,
+        "state": [map_publication_obj(e) for e in entries],
+    }
+    if page.cursor:
+        result["cursor"] = page.cursor
+    s.reply(cmd_id, "subscribe", result)
+
+
+async def _near_top(s: ClientSession, flow: _Flow, limit: int) -> bool:
+    """Whether the last state page may go live at once: no stream, or at most a page behind."""
+    if not flow.settings.has_stream or flow.position is None:
+        return True
+    top = await s.node.maps.broker.read_stream(flow.sub.channel, flow.settings, since=None, limit=0)
+    return flow.position.offset + limit >= top.position.offset
+
+
+async def _stream_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, flow: _Flow) -> None:
+    since = StreamPosition(req.offset, req.epoch)
+    limit = flow.settings.page_size(req.limit)
+    try:
+        page = await s.node.maps.broker.read_stream(
+            req.channel, flow.settings, since=since, limit=limit
+        )
+    except UnrecoverablePosition:
+        raise CommandError(ErrorCode.UNRECOVERABLE_POSITION) from None
+    pubs = page.publications
+    if not pubs or pubs[-1].offset + limit >= page.position.offset:
+        await _go_live(s, cmd_id, req, flow, since=since, state=[])
+        return
+    result = {
+        "type": TYPE_MAP,
+        "phase": MAP_PHASE_STREAM,
+        "epoch": page.position.epoch,
+        "offset": pubs[-1].offset,
+        "publications": [map_publication_obj(p) for p in pubs],
+    }
+    s.reply(cmd_id, "subscribe", result)
+
+
+async def _go_live(
+    s: ClientSession,
+    cmd_id: int,
+    req: SubscribeRequest,
+    flow: _Flow,
+    *,
+    since: StreamPosition,
+    state: list[MapPublication],
+) -> None:
+    """Buffer changes, catch up from `since`, reply with phase LIVE, then deliver live."""
+    channel, sub, maps = req.channel, flow.sub, s.node.maps
+    if channel in s.subs or channel in s.subscribing:
+        raise CommandError(ErrorCode.ALREADY_SUBSCRIBED)
+    s.subscribing.add(channel)
+    maps.hub.add_pending(channel, s.id)
+    try:
+        caught_up, top = await _catch_up(s, flow, since)
+    except BaseException:
+        maps.hub.remove(channel, s.id)
+        raise
+    finally:
+        s.subscribing.discard(channel)
+    _drop(s, channel)
+    now = s.node.clock.now()
+    if sub.expire_at and sub.expire_at <= now:
+        maps.hub.remove(channel, s.id)
+        raise CommandError(ErrorCode.EXPIRED)
+    result = _live_result(req, flow, top, state, caught_up)
+    add_expiry(result, sub.expire_at, now)
+    s.reply(cmd_id, "subscribe", result)
+    s.subs[channel] = sub
+    for data, offset in maps.hub.activate(channel, s.id, s.push, top):
+        if offset > top.offset:
+            s.push(data)
+    if s.node.maps.presence_maps:
+        s.spawn(s.node.maps.join_presence(channel, sub.info))
+    if sub.token_identity is not None:
+        revocation.recheck_subscription(s, sub, now)
+
+
+async def _catch_up(
+    s: ClientSession, flow: _Flow, since: StreamPosition
+) -> tuple[list[MapPublication], StreamPosition]:
+    """Changes after `since` and the position they reach; 112 when too far behind."""
+    settings, channel = flow.settings, flow.sub.channel
+    broker = s.node.maps.broker
+    if not settings.has_stream:
+        top = (await broker.read_state(channel, settings, limit=0)).position
+        return [], top
+    try:
+        stream = await broker.read_stream(
+            channel, settings, since=since, limit=settings.live_limit + 1
+        )
+    except UnrecoverablePosition:
+        raise CommandError(ErrorCode.UNRECOVERABLE_POSITION) from None
+    pubs = stream.publications
+    if len(pubs) > settings.live_limit:
+        raise CommandError(ErrorCode.UNRECOVERABLE_POSITION)
+    return pubs, stream.position
+
+
+def _live_result(
+    req: SubscribeRequest,
+    flow: _Flow,
+    top: StreamPosition,
+    state: list[MapPublication],
+    caught_up: list[MapPublication],
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"type": TYPE_MAP, "epoch": top.epoch, "offset": top.offset}
+    if flow.settings.has_stream:
+        result["recoverable"] = True
+    if state:
+        result["state"] = [map_publication_obj(e) for e in state]
+    if caught_up:
+        result["publications"] = [map_publication_obj(p) for p in caught_up]
+    if req.recover:
+        result.update(was_recovering=True, recovered=True)
+    if flow.data:
+        result["data"] = raw(flow.data)
+    return result

@@ -1,0 +1,183 @@
+"""Options beyond the base file: separate subscription keys, a custom user claim, insecure
+mode, personal channels, namespace permissions, positioning and cache recovery."""
+
+from __future__ import annotations
+
+from tests.compat.configs import SUB_SECRET
+from tests.compat.dsl import Api, Closed, Cmd, Open, Push, Scenario, Tok, Var
+from tests.compat.scenarios._helpers import connect, publish, sub, subtok
+
+__all__ = ["OPTIONS"]
+
+OPTIONS = [
+    Scenario(
+        "separate_subscription_key_is_the_only_one_for_subscriptions",
+        "sub_tokens",
+        (
+            *connect("a"),
+            sub("a", "$s", token=subtok("$s")),
+            sub("a", "$s", token=subtok("$s", secret=SUB_SECRET)),
+        ),
+    ),
+    Scenario(
+        "custom_user_id_claim_names_the_user",
+        "user_claim",
+        (
+            *connect("a", Tok(sub="ignored", claims={"user_id": "77"})),
+            sub("a", "chat:u"),
+            Cmd("a", {"presence": {"channel": "chat:u"}}),
+        ),
+    ),
+    Scenario(
+        "insecure_mode_connects_and_subscribes_without_tokens",
+        "insecure",
+        (
+            Open("a"),
+            Cmd("a", {"connect": {}}),
+            sub("a", "plain:x"),
+            sub("a", "$priv"),
+            Cmd("a", {"publish": {"channel": "plain:x", "data": {"i": 1}}}),
+            Push("a"),
+        ),
+    ),
+    Scenario(
+        "personal_channel_is_subscribed_at_connect",
+        "personal",
+        (
+            *connect("a"),
+            Api("presence", {"channel": "#42"}),
+            publish("#42", {"to": "me"}),
+            Push("a"),
+        ),
+    ),
+    Scenario(
+        "namespace_permissions_for_clients_and_anonymous",
+        "open_ns",
+        (
+            *connect("a"),
+            Cmd("a", {"presence": {"channel": "open:p"}}),
+            Cmd("a", {"history": {"channel": "open:p", "limit": 1}}),
+            Cmd("a", {"publish": {"channel": "open:p", "data": {"n": 1}}}),
+            Cmd("a", {"history": {"channel": "open:p", "limit": 5}}),
+            *connect("b", Tok(sub="")),
+            sub("b", "open:p"),
+            sub("b", "chat:p"),
+            Cmd("b", {"presence": {"channel": "open:p"}}),
+        ),
+    ),
+    Scenario(
+        "client_publication_carries_publisher_info",
+        "base",
+        (
+            *connect("a", Tok(claims={"info": {"name": "a"}})),
+            sub("a", "chat:pi"),
+            *connect("b", Tok(sub="7")),
+            sub("b", "chat:pi"),
+            Push("b"),  # b's own join
+            Cmd("a", {"publish": {"channel": "chat:pi", "data": {"hi": 1}}}),
+            Push("b"),
+        ),
+    ),
+    Scenario(
+        "forced_positioning_reports_the_stream_position",
+        "open_ns",
+        (
+            *connect("a"),
+            publish("pos:x", {"n": 1}),
+            sub("a", "pos:x"),
+            publish("pos:x", {"n": 2}),
+            Push("a"),
+        ),
+    ),
+    Scenario(
+        "cache_recovery_returns_only_the_latest_publication",
+        "open_ns",
+        (
+            *connect("a"),
+            Cmd("a", {"subscribe": {"channel": "cache:x"}}, save={"e": "subscribe/epoch"}),
+            Cmd("a", {"unsubscribe": {"channel": "cache:x"}}),
+            publish("cache:x", {"n": 1}),
+            publish("cache:x", {"n": 2}),
+            sub("a", "cache:x", recover=True, offset=0, epoch=Var("e")),
+        ),
+    ),
+    Scenario(
+        "connection_limit_refuses_the_upgrade",
+        "connection_limit",
+        (*connect("a"), Open("b"), Open("c")),
+    ),
+    Scenario(
+        "refresh_without_expiry",
+        "base",
+        (
+            *connect("a", Tok(exp_in=2)),
+            Cmd("a", {"refresh": {"token": Tok(exp_in=None)}}),
+            Closed("a", wait=5),
+        ),
+    ),
+    Scenario(
+        "token_with_crit_header",
+        "base",
+        (*connect("a", Tok(header={"crit": ["exp"]})), Closed("a", wait=3)),
+    ),
+    Scenario(
+        "api_revoke_token",
+        "base",
+        (Api("revoke_token", {"uid": "some-jti", "expire_at": 4102444800}),),
+    ),
+    Scenario(
+        "single_connection_per_user_closes_the_older_one",
+        "single_connection",
+        (
+            *connect("a"),
+            *connect("b"),
+            Closed("a"),
+            Cmd("b", {"presence_stats": {"channel": "chat:x"}}),
+        ),
+    ),
+    Scenario(
+        "client_that_never_answers_pings_is_closed",
+        "fast_ping",
+        (*connect("a"), Push("a"), Closed("a", wait=8)),
+    ),
+    Scenario(
+        "server_time_rpc_ping_and_fossil_deltas",
+        "extras",
+        (
+            *connect("a"),
+            Cmd("a", {"rpc": {"method": "ping"}}),
+            sub("a", "delta:d", delta="fossil"),
+            Api(
+                "publish",
+                {"channel": "delta:d", "data": {"text": "hello world " * 4}, "delta": True},
+            ),
+            Api(
+                "publish",
+                {"channel": "delta:d", "data": {"text": "hello there " * 4}, "delta": True},
+            ),
+            Push("a", 2),
+        ),
+    ),
+    Scenario(
+        "channel_names_and_permissions_edge_cases",
+        "base",
+        (
+            *connect("a"),
+            sub("a", "x" * 300),
+            Cmd("a", {"unsubscribe": {"channel": "never-subscribed"}}),
+            Cmd("a", {"publish": {"channel": "chat:not-mine", "data": {}}}),
+            Cmd("a", {"presence": {"channel": "chat:not-mine"}}),
+            Cmd("a", {"history": {"channel": "chat:not-mine"}}),
+            sub("a", ""),
+        ),
+    ),
+    Scenario(
+        "api_disconnect_with_reconnect_code",
+        "base",
+        (
+            *connect("a"),
+            Api("disconnect", {"user": "42", "disconnect": {"code": 3001, "reason": "again"}}),
+            Closed("a"),
+        ),
+    ),
+]
