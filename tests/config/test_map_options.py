@@ -93,8 +93,66 @@ def test_unknown_map_option_is_named(config_file: ConfigFile) -> None:
     assert "game.map.colour: unknown namespace option" in text
 
 
-def test_shared_poll_is_refused_at_load(config_file: ConfigFile) -> None:
-    assert "not supported by Rotary yet" in _problems(config_file, subscription_type="shared_poll")
+def test_shared_poll_namespace_is_left_out_with_a_warning(config_file: ConfigFile) -> None:
+    doc = {
+        "shared_poll": {"hmac_secret_key": "poll-secret"},
+        "proxies": [{"name": "poll_backend", "endpoint": "http://127.0.0.1:1/refresh"}],
+        "channel": {
+            "namespaces": [
+                {"name": "poll", "subscription_type": "shared_poll", "shared_poll": {}},
+                {"name": "chat"},
+            ]
+        },
+    }
+    warnings: list[str] = []
+    config = load_config(config_file(doc), env={}, warnings=warnings)
+    assert [ns.name for ns in config.channels.namespaces] == ["chat"]
+    assert warnings == [
+        "shared_poll: ignored, Rotary has no shared poll subscriptions",
+        "proxies: ignored, Rotary has no named proxies (they serve shared poll and granular"
+        " proxy mode)",
+        "channel.namespaces.poll: left out, Rotary has no shared poll subscriptions",
+    ]
+
+
+def test_shared_poll_namespace_from_the_environment_is_left_out() -> None:
+    env = {
+        "CENTRIFUGO_CHANNEL_NAMESPACES": "poll,chat",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_POLL_SUBSCRIPTION_TYPE": "shared_poll",
+    }
+    warnings: list[str] = []
+    config = load_config(None, env=env, warnings=warnings)
+    assert [ns.name for ns in config.channels.namespaces] == ["chat"]
+    assert warnings == [
+        "CENTRIFUGO_CHANNEL_NAMESPACES.poll: left out, Rotary has no shared poll subscriptions"
+    ]
+
+
+def test_options_of_lacking_features_are_ignored_with_a_warning(config_file: ConfigFile) -> None:
+    doc = {
+        "channel": {
+            "namespaces": [
+                {
+                    "name": "game",
+                    "client_publish_debounce_interval": "50ms",
+                    "allow_tags_filter": True,
+                }
+            ]
+        }
+    }
+    warnings: list[str] = []
+    load_config(config_file(doc), env={}, warnings=warnings)
+    assert warnings == [
+        "channel.namespaces.game.client_publish_debounce_interval: ignored, Rotary has no"
+        " client publication debouncing",
+        "channel.namespaces.game.allow_tags_filter: ignored, Rotary has no tags filters",
+    ]
+
+
+def test_a_subscription_type_rotary_does_not_know_is_still_refused(
+    config_file: ConfigFile,
+) -> None:
+    assert "subscription_type: must be" in _problems(config_file, subscription_type="sharedpoll")
 
 
 def test_presence_maps_cannot_be_persistent(config_file: ConfigFile) -> None:

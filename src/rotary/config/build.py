@@ -33,15 +33,32 @@ from rotary.config.validate import Labels, validate
 from rotary.config.values import Raw, convert
 from rotary.proxy.settings import PROXY_KINDS, ProxyEndpoint, ProxySettings
 
-__all__ = ["build_config"]
+__all__ = ["LACKING_OPTIONS", "LACKING_TYPES", "build_config"]
+
+#: Namespace options of Centrifugo features Rotary lacks → what is missing. Ignoring each
+#: keeps Rotary's behaviour honest: publications are not debounced, and a subscribe asking
+#: for a tags filter is treated as in a namespace that does not allow one.
+LACKING_OPTIONS = {
+    "client_publish_debounce_interval": "client publication debouncing",
+    "allow_tags_filter": "tags filters",
+    "shared_poll": "shared poll subscriptions",
+}
+
+#: Subscription types Rotary lacks: namespaces of these types are left out.
+LACKING_TYPES = ("shared_poll",)
 
 
-def build_config(entries: Iterable[tuple[Key, Raw]]) -> tuple[Config, list[str]]:
+def build_config(
+    entries: Iterable[tuple[Key, Raw]], *, ignored: list[str] | None = None
+) -> tuple[Config, list[str]]:
     """The `Config` of the merged `entries`, and every problem found on the way.
 
     The Config is meaningful only when the problem list is empty; keys whose values do not
     fit keep their defaults so that later checks still run and report their own problems.
+    Namespace settings of features Rotary lacks (`LACKING_OPTIONS`, shared poll namespaces)
+    are left out, each with a line in `ignored`.
     """
+    ignored = [] if ignored is None else ignored
     typed: dict[str, Any] = {}
     labels: dict[str, str] = {}
     problems: list[str] = []
@@ -52,7 +69,7 @@ def build_config(entries: Iterable[tuple[Key, Raw]]) -> tuple[Config, list[str]]
             problems.append(f"{raw.label}: {exc}")
             continue
         if key.kind == "namespaces":
-            value = _namespaces(value, raw.label, labels, problems)
+            value = _namespaces(value, raw.label, labels, problems, ignored)
         typed[key.dest] = value
         labels[key.dest] = raw.label
     config = _assemble(typed)
@@ -61,7 +78,7 @@ def build_config(entries: Iterable[tuple[Key, Raw]]) -> tuple[Config, list[str]]
 
 
 def _namespaces(
-    items: Any, label: str, labels: dict[str, str], problems: list[str]
+    items: Any, label: str, labels: dict[str, str], problems: list[str], ignored: list[str]
 ) -> tuple[Namespace, ...]:
     result: list[Namespace] = []
     for index, item in enumerate(items):
@@ -70,9 +87,18 @@ def _namespaces(
             problems.append(f"{label}[{index}].name: every namespace needs a name (a string)")
             continue
         where = f"{label}.{name}"
+        if _raw_text(item.get("subscription_type")) in LACKING_TYPES:
+            # Left out rather than served as another type: its channels then get error 102.
+            ignored.append(f"{where}: left out, Rotary has no shared poll subscriptions")
+            continue
         labels.setdefault(f"ns:{name}", where)
-        result.append(Namespace(name, _options(item, where, problems)))
+        result.append(Namespace(name, _options(item, where, problems, ignored)))
     return tuple(result)
+
+
+def _raw_text(value: object) -> object:
+    """A namespace option's value as given, whether from a file or a variable (`Raw`)."""
+    return value.value if isinstance(value, Raw) else value
 
 
 def _flatten_map(item: Mapping[str, object], where: str) -> list[tuple[str, object, str]]:
@@ -86,7 +112,9 @@ def _flatten_map(item: Mapping[str, object], where: str) -> list[tuple[str, obje
     return flat
 
 
-def _options(item: Mapping[str, object], where: str, problems: list[str]) -> ChannelOptions:
+def _options(
+    item: Mapping[str, object], where: str, problems: list[str], ignored: list[str]
+) -> ChannelOptions:
     values: dict[str, Any] = {}
     for name, value, label in _flatten_map(item, where):
         name = PROXY_OPTION_ALIASES.get(name, name)
@@ -96,6 +124,9 @@ def _options(item: Mapping[str, object], where: str, problems: list[str]) -> Cha
         if name in PROXY_OPTIONS:
             if value and value != "default":
                 problems.append(f"{label}: Rotary has one proxy of each kind, no named proxies")
+            continue
+        if name in LACKING_OPTIONS:
+            ignored.append(f"{label}: ignored, Rotary has no {LACKING_OPTIONS[name]}")
             continue
         if kind is None:
             problems.append(_unknown_option(label, label.rsplit(".", 1)[-1]))

@@ -42,6 +42,7 @@ from rotary.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "LACKING_SECTIONS",
     "SUPPORTED_EXTENSIONS",
     "load_config",
     "read_config_file",
@@ -65,6 +66,14 @@ _NOT_OURS = re.compile(r"^(CENTRIFUGO|ROTARY)(?:_[A-Z0-9_]+)?_(PORT|SERVICE_)|^C
 
 _Layer = dict[str, tuple[Key, Raw]]
 
+#: Top-level sections of Centrifugo features Rotary lacks → what is missing. Both only serve
+#: shared poll subscriptions here (their namespaces are left out, see `build_config`), so
+#: ignoring them cannot make Rotary pretend to do something it does not.
+LACKING_SECTIONS = {
+    "shared_poll": "shared poll subscriptions",
+    "proxies": "named proxies (they serve shared poll and granular proxy mode)",
+}
+
 
 def load_config(
     path: str | None = DEFAULT_CONFIG_PATH,
@@ -79,22 +88,25 @@ def load_config(
     `env` defaults to `os.environ`; only the variable names Rotary knows are read.
     `overrides` maps v5 (or v6 dotted) key names to values, e.g. from command-line flags;
     string values are read like environment variables. `warnings`, when given, receives one
-    line per unknown ``CENTRIFUGO_*``/``ROTARY_*`` variable, also when loading fails.
+    line per unknown ``CENTRIFUGO_*``/``ROTARY_*`` variable, also when loading fails, and one
+    per setting of a Centrifugo feature Rotary lacks (`LACKING_SECTIONS`), which is ignored.
     """
     env = os.environ if env is None else env
     problems: list[str] = []
+    ignored: list[str] = []
     layer: _Layer = {}
     if path is not None:
         doc = read_config_file(path, must_exist=path != DEFAULT_CONFIG_PATH)
-        layer.update(_file_layer(doc, problems))
+        layer.update(_file_layer(doc, problems, ignored))
     layer.update(_env_layer(env))
     layer.update(_override_layer(overrides or {}, problems))
     known = set(_KNOWN_ENV)
     for named in NAMED_LISTS:
         _named_items_from_env(layer, named, env, known)
+    config, build_problems = build_config(layer.values(), ignored=ignored)
     if warnings is not None:
         warnings += [f"unknown environment variable {name}" for name in unknown_env(env, known)]
-    config, build_problems = build_config(layer.values())
+        warnings += ignored
     problems += build_problems
     if problems:
         raise ConfigError(problems)
@@ -147,8 +159,12 @@ def _one_line(exc: BaseException) -> str:
     return re.sub(r"\s+", " ", str(exc)).strip()
 
 
-def _file_layer(doc: Mapping[str, object], problems: list[str]) -> _Layer:
-    """Values of a file keyed by destination; unknown and conflicting keys go to `problems`."""
+def _file_layer(doc: Mapping[str, object], problems: list[str], ignored: list[str]) -> _Layer:
+    """Values of a file keyed by destination; unknown and conflicting keys go to `problems`.
+
+    Sections of features Rotary lacks are left out with a line in `ignored`: a config written
+    for Centrifugo then loads, and nothing of those features is served.
+    """
     layer: _Layer = {}
     for name, value in doc.items():
         if value is None:
@@ -161,6 +177,8 @@ def _file_layer(doc: Mapping[str, object], problems: list[str]) -> _Layer:
             _put(layer, _BY_V5[name], Raw(value, name), problems)
         elif name in PROXY_OPTIONS:
             problems += _proxy_problem(name, value)
+        elif name in LACKING_SECTIONS:
+            ignored.append(f"{name}: ignored, Rotary has no {LACKING_SECTIONS[name]}")
         else:
             problems.append(_unknown(name, [*_BY_V5, *_SECTIONS]))
     return layer
