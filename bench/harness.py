@@ -42,6 +42,7 @@ SCENARIOS = (
     "storm",
     "stormcount",
     "fanout",
+    "delta",
     "memory",
     "cluster",
     "latency",

@@ -388,6 +388,42 @@ def test_checkconfig_lists_every_problem(cwd: Path) -> None:
     assert any(line.startswith("error: engine: unknown engine") for line in lines)
 
 
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("ROTARY_", "CENTRIFUGO_"))}
+
+
+def test_checkconfig_names_unknown_variables_even_when_the_config_fails(cwd: Path) -> None:
+    (cwd / "config.json").write_text('{"port": "x"}')
+    env = {**_clean_env(), "CENTRIFUGO_NO_SUCH_KEY": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "rotary", "checkconfig"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "warning: unknown environment variable CENTRIFUGO_NO_SUCH_KEY" in result.stdout
+
+
+def test_gentoken_writes_unknown_variable_warnings_to_stderr_only(cwd: Path) -> None:
+    env = {**_clean_env(), "ROTARY_NO_SUCH_KEY": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "rotary", "gentoken", "-u", "1", "-q"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert re.fullmatch(TOKEN_RE + "\n?", result.stdout)
+    assert result.stderr == "warning: unknown environment variable ROTARY_NO_SUCH_KEY\n"
+
+
 def test_version(tmp_path: Path) -> None:
     result = run(tmp_path, "version")
     assert result.returncode == 0

@@ -206,8 +206,21 @@ def _config_path(args: argparse.Namespace) -> str:
     return str(getattr(args, "config", DEFAULT_CONFIG_PATH))
 
 
-def _load(args: argparse.Namespace, overrides: dict[str, object] | None = None) -> Config:
-    return load_config(_config_path(args), overrides=overrides)
+def _load(
+    args: argparse.Namespace,
+    overrides: dict[str, object] | None = None,
+    warnings: list[str] | None = None,
+) -> Config:
+    """The configuration; its warnings go to `warnings`, or to stderr when that is None
+    (stdout may be a token a script reads)."""
+    found: list[str] = []
+    config = load_config(_config_path(args), overrides=overrides, warnings=found)
+    if warnings is None:
+        for line in found:
+            sys.stderr.write(f"warning: {line}\n")
+    else:
+        warnings += found
+    return config
 
 
 # ---------------------------------------------------------------- server commands
@@ -219,12 +232,13 @@ def _server_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    config = _load(args, _server_overrides(args))
+    warnings: list[str] = []
+    config = _load(args, _server_overrides(args), warnings)
     if args.workers > 1:
         return _supervise(args, config)
     if args.workers < 1:
         raise _Failure(f"error: --workers must be at least 1, not {args.workers}")
-    return _run_server(config, reuse_port=args.reuse_port)
+    return _run_server(config, warnings, reuse_port=args.reuse_port)
 
 
 def _supervise(args: argparse.Namespace, config: Config) -> int:
@@ -256,14 +270,20 @@ def _without_workers(argv: list[str]) -> list[str]:
     return kept
 
 
-def _run_server(config: Config, demo: Any = None, *, reuse_port: bool = False) -> int:
+def _run_server(
+    config: Config,
+    warnings: Sequence[str] = (),
+    demo: Any = None,
+    *,
+    reuse_port: bool = False,
+) -> int:
     try:
         # Imported late: the server wires every layer, which token and config commands
         # never need.
         server = importlib.import_module("rotary.server")
     except ImportError as exc:
         raise _Failure(f"error: the server is not available: {exc}") from None
-    return int(server.run(config, demo=demo, reuse_port=reuse_port))
+    return int(server.run(config, warnings=warnings, demo=demo, reuse_port=reuse_port))
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -277,7 +297,8 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         )
         write_new_config(path, content)
         _say(f"created development config {path}")
-    config = _load(args, _server_overrides(args))
+    warnings: list[str] = []
+    config = _load(args, _server_overrides(args), warnings)
     _say(f"using config {path}")
     token = _connection_token(config, _DEV_USER, _DEV_TTL, alg=None, private_key=None)
     _say(f"{token.header}:")
@@ -288,7 +309,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         _say(f"Admin UI: {_http_url(config)}/ (password: admin_password in {path})")
     else:
         _say(f"Admin UI: off (set admin, admin_password and admin_secret in {path})")
-    return _run_server(config, _demo_settings(config, args.demo_sdk))
+    return _run_server(config, warnings, _demo_settings(config, args.demo_sdk))
 
 
 def _demo_settings(config: Config, sdk: str) -> Any:
@@ -551,8 +572,9 @@ def _cmd_genconfig(args: argparse.Namespace) -> int:
 
 
 def _cmd_checkconfig(args: argparse.Namespace) -> int:
+    warnings: list[str] = []
     try:
-        config = load_config(_config_path(args))
+        config = load_config(_config_path(args), warnings=warnings)
         # Keys (PEM text) and channel patterns are compiled only by their users: build them
         # so that a bad key is reported here rather than at the first connection.
         ChannelResolver(config.channels)
@@ -561,6 +583,9 @@ def _cmd_checkconfig(args: argparse.Namespace) -> int:
         for problem in exc.problems or [str(exc)]:
             _say(f"error: {problem}")
         return 1
+    finally:
+        for line in warnings:
+            _say(f"warning: {line}")
     return 0
 
 

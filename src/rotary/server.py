@@ -22,7 +22,7 @@ import logging
 import os
 import signal
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from aiohttp import web
@@ -367,13 +367,22 @@ async def _shutdown(
 _GC_GEN0_THRESHOLD = 50_000
 
 
-def run(config: Config, *, demo: DemoSettings | None = None, reuse_port: bool = False) -> int:
+def run(
+    config: Config,
+    *,
+    warnings: Sequence[str] = (),
+    demo: DemoSettings | None = None,
+    reuse_port: bool = False,
+) -> int:
     """Run the server until SIGINT/SIGTERM; return the exit status (0 after a clean stop).
 
-    Logs go to stderr or ``log_file``, plain or (``log_json``) one JSON object per line.
+    Logs go to stderr or ``log_file``, plain or (``log_json``) one JSON object per line;
+    `warnings` (from loading the configuration) are logged first.
     `demo` (``rotary dev`` only) serves the demo page.
     """
     configure_logging(config.log.level, json=config.log.json, file=config.log.file)
+    for line in warnings:
+        logging.getLogger("rotary.config").warning("%s", line)
     _tune_gc()
     return asyncio.run(_main(config, demo, reuse_port=reuse_port))
 

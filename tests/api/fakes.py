@@ -58,6 +58,7 @@ class RecordingNode:
         tags: Mapping[str, str] | None = None,
         skip_history: bool = False,
         idempotency_key: str = "",
+        delta: bool = False,
     ) -> StreamPosition:
         self._record(
             "api_publish",
@@ -67,6 +68,7 @@ class RecordingNode:
             tags=tags,
             skip_history=skip_history,
             idempotency_key=idempotency_key,
+            delta=delta,
         )
         return self.position
 

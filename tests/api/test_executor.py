@@ -58,6 +58,7 @@ async def test_publish_passes_compact_json_data_and_options_to_the_node(
             "tags": {"k": "v"},
             "skip_history": True,
             "idempotency_key": "once",
+            "delta": True,
         }
     )
     assert result == {"offset": 3, "epoch": "abcd"}
@@ -67,6 +68,7 @@ async def test_publish_passes_compact_json_data_and_options_to_the_node(
         "tags": {"k": "v"},
         "skip_history": True,
         "idempotency_key": "once",
+        "delta": True,
     }
 
 

@@ -102,6 +102,113 @@ def test_unrelated_variables_are_ignored() -> None:
     assert load_config(None, env=env) == load_config(None, env={})
 
 
+def test_each_unknown_prefixed_variable_gets_a_warning_naming_it() -> None:
+    env = {"CENTRIFUGO_NOT_A_KEY": "x", "ROTARY_WHATEVER": "y", "PATH": "/bin", "ROTARY_PORT": "1"}
+    warnings: list[str] = []
+    load_config(None, env=env, warnings=warnings)
+    assert warnings == [
+        "unknown environment variable CENTRIFUGO_NOT_A_KEY",
+        "unknown environment variable ROTARY_WHATEVER",
+    ]
+
+
+def test_kubernetes_service_and_substitution_variables_get_no_warning() -> None:
+    env = {
+        "CENTRIFUGO_PORT_8000_TCP_ADDR": "10.0.0.1",
+        "CENTRIFUGO_SERVICE_HOST": "10.0.0.1",
+        "CENTRIFUGO_VAR_SECRET": "s",
+        "ROTARY_REVOCATION_CHECKS": "on",
+    }
+    warnings: list[str] = []
+    load_config(None, env=env, warnings=warnings)
+    assert warnings == []
+
+
+def test_unknown_variables_are_reported_even_when_loading_fails() -> None:
+    warnings: list[str] = []
+    with pytest.raises(ConfigError):
+        load_config(None, env={"ROTARY_PORT": "x", "ROTARY_TYPO": "1"}, warnings=warnings)
+    assert warnings == ["unknown environment variable ROTARY_TYPO"]
+
+
+def test_empty_variable_counts_as_unset(config_file: ConfigFile) -> None:
+    path = config_file({"api_key": "file", "port": 8001})
+    config = load_config(path, env={"CENTRIFUGO_API_KEY": "", "ROTARY_PORT": ""})
+    assert (config.api.key, config.server.port) == ("file", 8001)
+
+
+@pytest.mark.parametrize("names", ["chat feed", "chat,feed", " chat , feed "])
+def test_namespace_names_from_environment_v6_form(names: str) -> None:
+    env = {
+        "CENTRIFUGO_CHANNEL_NAMESPACES": names,
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_PRESENCE": "true",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_HISTORY_TTL": "1m",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_HISTORY_SIZE": "10",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_FEED_ALLOWED_DELTA_TYPES": "fossil",
+    }
+    warnings: list[str] = []
+    config = load_config(None, env=env, warnings=warnings)
+    chat, feed = config.channels.namespaces
+    assert (chat.name, chat.options.presence, chat.options.history_ttl) == ("chat", True, 60.0)
+    assert chat.options.history_size == 10 and not feed.options.presence
+    assert (feed.name, feed.options.allowed_delta_types) == ("feed", ("fossil",))
+    assert warnings == []
+
+
+def test_namespace_names_with_dots_and_dashes_use_underscores_in_variables() -> None:
+    env = {
+        "CENTRIFUGO_CHANNEL_NAMESPACES": "live-feed",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_LIVE_FEED_PRESENCE": "true",
+    }
+    [ns] = load_config(None, env=env).channels.namespaces
+    assert (ns.name, ns.options.presence) == ("live-feed", True)
+
+
+def test_namespace_option_variables_apply_to_namespaces_of_the_file(
+    config_file: ConfigFile,
+) -> None:
+    path = config_file({"channel": {"namespaces": [{"name": "chat", "history_size": 5}]}})
+    env = {
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_HISTORY_SIZE": "20",
+        "ROTARY_CHANNEL_NAMESPACES_CHAT_JOIN_LEAVE": "1",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_JOIN_LEAVE": "0",
+    }
+    [chat] = load_config(path, env=env).channels.namespaces
+    assert (chat.options.history_size, chat.options.join_leave) == (20, True)
+
+
+def test_option_variable_of_an_unlisted_namespace_gets_a_warning() -> None:
+    env = {
+        "CENTRIFUGO_CHANNEL_NAMESPACES": "chat",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_NEWS_PRESENCE": "true",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_PRESENSE": "true",
+    }
+    warnings: list[str] = []
+    load_config(None, env=env, warnings=warnings)
+    assert warnings == [
+        "unknown environment variable CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_PRESENSE",
+        "unknown environment variable CENTRIFUGO_CHANNEL_NAMESPACES_NEWS_PRESENCE",
+    ]
+
+
+def test_bad_namespace_option_variable_is_reported_under_its_name() -> None:
+    env = {
+        "CENTRIFUGO_CHANNEL_NAMESPACES": "chat",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_PRESENCE": "yes",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, env=env)
+    assert caught.value.problems == [
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_PRESENCE: expected true, false, 1 or 0, got 'yes'"
+    ]
+
+
+def test_namespace_list_from_environment_replaces_the_files(config_file: ConfigFile) -> None:
+    path = config_file({"namespaces": [{"name": "old"}]})
+    config = load_config(path, env={"ROTARY_CHANNEL_NAMESPACES": "new"})
+    assert [ns.name for ns in config.channels.namespaces] == ["new"]
+
+
 def test_unknown_override_names_are_reported_with_a_suggestion() -> None:
     with pytest.raises(ConfigError, match='logg_level: unknown key; did you mean "log_level"'):
         load_config(None, env={}, overrides={"logg_level": "info"})
@@ -111,3 +218,14 @@ def test_every_environment_name_means_one_setting() -> None:
     seen: dict[str, str] = {}
     for name, key in env_names():
         assert seen.setdefault(name, key.dest) == key.dest, name
+
+
+def test_namespace_proxy_switch_takes_its_v6_spelling_from_environment() -> None:
+    env = {
+        "CENTRIFUGO_PROXY_SUBSCRIBE_ENDPOINT": "http://127.0.0.1:9/subscribe",
+        "CENTRIFUGO_CHANNEL_NAMESPACES": "chat",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_SUBSCRIBE_PROXY_ENABLED": "true",
+    }
+    warnings: list[str] = []
+    [chat] = load_config(None, env=env, warnings=warnings).channels.namespaces
+    assert chat.options.proxy_subscribe and warnings == []

@@ -50,6 +50,21 @@ async def test_a_publication_without_history_is_delivered_with_offset_0(
     assert sp.offset == 0
 
 
+async def test_the_delta_flag_of_a_publication_reaches_the_handler_and_history(
+    engine: EngineUnderTest,
+) -> None:
+    await engine.broker.subscribe("ch")
+    delta = PublishOptions(history_size=5, history_ttl=60.0, use_delta=True)
+
+    await engine.broker.publish("ch", b'{"a":1}', delta)
+    await engine.broker.publish("ch", b'{"a":2}', HISTORY)
+    delivered = await engine.handler.wait_publications("ch", 2)
+
+    assert [pub.use_delta for pub, _ in delivered] == [True, False]
+    kept = await engine.broker.history("ch", HistoryFilter(limit=-1))
+    assert [pub.use_delta for pub in kept.publications] == [True, False]
+
+
 async def test_delivered_publications_keep_their_info_and_tags(engine: EngineUnderTest) -> None:
     await engine.broker.subscribe("ch")
     opts = PublishOptions(history_size=5, history_ttl=60.0, info=ANN, tags={"t": "1"})

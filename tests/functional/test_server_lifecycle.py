@@ -95,3 +95,25 @@ def test_without_an_address_the_server_listens_on_ipv4_and_ipv6(rotary_server: A
         with urllib.request.urlopen(f"http://{host}:{server.port}/health", timeout=5) as r:
             assert r.status == 200
     assert f"[::]:{server.port}" in server.log() and f"0.0.0.0:{server.port}" in server.log()
+
+
+async def test_server_configured_only_by_environment_v6_form(
+    rotary_server: Any, ws_connect: Any
+) -> None:
+    env = {
+        "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": SECRET,
+        "CENTRIFUGO_CHANNEL_NAMESPACES": "chat feed",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_ALLOW_SUBSCRIBE_FOR_CLIENT": "true",
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_PRESENCE": "true",
+        "CENTRIFUGO_UNKNOWN_SETTING": "1",
+    }
+    server = rotary_server({}, env=env)
+    client = await ws_connect(server)
+    assert "connect" in await client.request({"id": 1, "connect": {"token": make_token()}})
+    assert await client.request({"id": 2, "subscribe": {"channel": "chat:a"}}) == {
+        "id": 2,
+        "subscribe": {},
+    }
+    reply = await client.request({"id": 3, "subscribe": {"channel": "feed:a"}})
+    assert reply["error"]["code"] == 103
+    assert "unknown environment variable CENTRIFUGO_UNKNOWN_SETTING" in server.log()

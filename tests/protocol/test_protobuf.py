@@ -72,14 +72,24 @@ COMMANDS: list[tuple[Any, Command]] = [
                 recoverable=True,
                 join_leave=True,
                 delta="fossil",
-                flag=1,
+                flag=3,
             ),
         ),
         Command(
             3,
             "subscribe",
             SubscribeRequest(
-                "c", "tok", True, "e", 2**64 - 1, b"\x00\xff", True, True, True, "fossil"
+                "c",
+                "tok",
+                True,
+                "e",
+                2**64 - 1,
+                b"\x00\xff",
+                True,
+                True,
+                True,
+                "fossil",
+                flag=3,
             ),
         ),
     ),
@@ -393,3 +403,20 @@ def test_fields_of_every_length_prefix_size_decode(size: int) -> None:
     message = pb.Command(id=2**32 - 1, subscribe=pb.SubscribeRequest(token=token, data=data))
     [cmd] = PROTOBUF.decode_frame(delimited(message))
     assert cmd == Command(2**32 - 1, "subscribe", SubscribeRequest(token=token, data=data))
+
+
+def test_a_delta_publication_carries_the_delta_field_in_both_formats() -> None:
+    pub = Publication(b'"patch"', offset=2, delta=True)
+    reply = pb.Reply()
+    reply.ParseFromString(split_frame(PROTOBUF.publication_push("c", pub))[0])
+    assert (reply.push.pub.delta, reply.push.pub.data) == (True, b'"patch"')
+    assert orjson.loads(JSON.publication_push("c", pub))["push"]["pub"]["delta"] is True
+    assert b"delta" not in JSON.publication_push("c", Publication(b"1", use_delta=True))
+
+
+def test_subscribe_type_and_flag_decode_from_protobuf() -> None:
+    # The oracle's schema predates `type` (field 15): appended by hand.
+    body = pb.SubscribeRequest(channel="c", flag=2).SerializeToString() + b"\x78\x04"
+    command = pb.Command(id=7).SerializeToString() + b"\x2a" + bytes([len(body)]) + body
+    [cmd] = PROTOBUF.decode_frame(bytes([len(command)]) + command)
+    assert cmd == Command(7, "subscribe", SubscribeRequest("c", flag=2, type=4))

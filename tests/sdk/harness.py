@@ -185,8 +185,10 @@ class SdkDriver(abc.ABC):
         get_token: SubTokenSource | None = None,
         recoverable: bool = False,
         min_resubscribe_delay: float = 0.2,
+        delta: str = "",
     ) -> None:
-        """Create a subscription and start subscribing (wait for `sub_subscribed`)."""
+        """Create a subscription and start subscribing (wait for `sub_subscribed`); `delta`
+        "fossil" asks for delta compression."""
 
     @abc.abstractmethod
     async def presence(self, channel: str) -> dict[str, dict[str, Any]]:
@@ -336,12 +338,15 @@ class JsSdkDriver(SdkDriver):
         get_token: SubTokenSource | None = None,
         recoverable: bool = False,
         min_resubscribe_delay: float = 0.2,
+        delta: str = "",
     ) -> None:
         if get_token is not None:
             self._sub_tokens[channel] = get_token
         options: dict[str, Any] = {"minResubscribeDelay": int(min_resubscribe_delay * 1000)}
         if recoverable:
             options["recoverable"] = True
+        if delta:
+            options["delta"] = delta
         cmd = {"op": "subscribe", "channel": channel, "token": token, "options": options}
         self._send({**cmd, "use_get_token": get_token is not None})
 
@@ -474,7 +479,10 @@ class PythonSdkDriver(SdkDriver):
         get_token: SubTokenSource | None = None,
         recoverable: bool = False,
         min_resubscribe_delay: float = 0.2,
+        delta: str = "",
     ) -> None:
+        from centrifuge import DeltaType
+
         tokens = None if get_token is None else self._sub_token_callback(get_token)
         sub = self._client.new_subscription(
             channel,
@@ -483,6 +491,7 @@ class PythonSdkDriver(SdkDriver):
             get_token=tokens,
             recoverable=recoverable,
             min_resubscribe_delay=min_resubscribe_delay,
+            delta=DeltaType(delta) if delta else None,
         )
         self._subs[channel] = sub
         await sub.subscribe()

@@ -72,8 +72,10 @@ class NodeApi(Protocol):
         tags: Mapping[str, str] | None = None,
         skip_history: bool = False,
         idempotency_key: str = "",
+        delta: bool = False,
     ) -> StreamPosition:
-        """Publish `data`; the position after it, StreamPosition(0, "") without history."""
+        """Publish `data`; the position after it, StreamPosition(0, "") without history.
+        `delta` allows delta compression of this publication."""
 
     async def api_presence(self, channel: str) -> dict[str, ClientInfo]:
         """Presence by client id; 108 when the channel has no presence."""
@@ -244,13 +246,13 @@ class ApiExecutor:
             return {"error": exc.to_json()}
 
     async def _publish(self, channel: str, data: bytes, request: Request) -> StreamPosition:
-        f.boolean(request, "delta")  # accepted for compatibility; Rotary sends no deltas
         return await self._node.api_publish(
             channel,
             data,
             tags=f.string_map(request, "tags"),
             skip_history=f.boolean(request, "skip_history"),
             idempotency_key=f.string(request, "idempotency_key"),
+            delta=f.boolean(request, "delta"),
         )
 
     @api_method("subscribe")

@@ -100,10 +100,11 @@ def _options(item: Mapping[str, object], where: str, problems: list[str]) -> Cha
         if kind is None:
             problems.append(_unknown_option(label, label.rsplit(".", 1)[-1]))
             continue
+        raw = value if isinstance(value, Raw) else Raw(value, label)  # Raw: from a variable
         try:
-            values[name] = convert(kind, Raw(value, label))
+            values[name] = convert(kind, raw)
         except ValueError as exc:
-            problems.append(f"{label}: {exc}")
+            problems.append(f"{raw.label}: {exc}")
     return ChannelOptions(**values)
 
 

@@ -327,8 +327,22 @@ Lowest first, each later source overriding the earlier ones:
 
 Each key has environment variables for its v5 name (`CENTRIFUGO_PING_INTERVAL`) and its v6
 path with dots as underscores (`CENTRIFUGO_CLIENT_PING_INTERVAL`), under both prefixes. Their
-values are text: booleans `true`, `false`, `1` or `0`; lists comma-separated or as a JSON list;
-`namespaces` as a JSON list.
+values are text: booleans `true`, `false`, `1` or `0`; lists comma-separated or as a JSON list.
+An empty variable counts as unset.
+
+Namespaces take Centrifugo v6's form: `CENTRIFUGO_CHANNEL_NAMESPACES` holds the names,
+separated by spaces or commas (or the whole list as JSON), and
+`CENTRIFUGO_CHANNEL_NAMESPACES_<NAME>_<OPTION>` sets one option of one namespace, the name
+upper-cased with `.` and `-` written `_`:
+
+    CENTRIFUGO_CHANNEL_NAMESPACES="chat live-feed"
+    CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_PRESENCE=true
+    CENTRIFUGO_CHANNEL_NAMESPACES_LIVE_FEED_HISTORY_SIZE=100
+
+Option variables also apply to namespaces listed in the file. Every `CENTRIFUGO_…` or
+`ROTARY_…` variable that Rotary does not read is named in a warning at start-up
+(`rotary checkconfig` prints them too), except the ones Kubernetes sets for a service
+(`CENTRIFUGO_SERVICE_HOST`, `CENTRIFUGO_PORT_8000_TCP…`) and `CENTRIFUGO_VAR_…`.
 
 ## Durations
 

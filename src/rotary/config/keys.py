@@ -8,6 +8,7 @@ rest of Rotary never sees which spelling was used.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,14 +20,18 @@ __all__ = [
     "ENV_PREFIXES",
     "KEYS",
     "MAP_OPTION_PREFIX",
+    "NAMED_LISTS",
     "NAMESPACE_OPTION_KINDS",
+    "OTHER_ENV_NAMES",
     "PROXY_OPTIONS",
     "PROXY_OPTION_ALIASES",
     "Key",
     "Kind",
+    "NamedList",
     "env_names",
     "keys_by_v5",
     "keys_by_v6",
+    "name_for_env",
     "v6_sections",
 ]
 
@@ -36,6 +41,9 @@ Kind = Literal[
 
 #: Lowest precedence first: ``ROTARY_`` beats ``CENTRIFUGO_``.
 ENV_PREFIXES = ("CENTRIFUGO_", "ROTARY_")
+
+#: Variables with one of `ENV_PREFIXES` that Rotary reads outside the configuration.
+OTHER_ENV_NAMES = frozenset({"ROTARY_REVOCATION_CHECKS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,28 @@ def _kind_of(field: dataclasses.Field[object]) -> Kind:
 NAMESPACE_OPTION_KINDS: dict[str, Kind] = {
     f.name: _kind_of(f) for f in dataclasses.fields(ChannelOptions)
 }
+
+
+@dataclass(frozen=True, slots=True)
+class NamedList:
+    """A configuration list of named objects, settable item by item from the environment.
+
+    `dest` is the list's `Key.dest`; `env_stem` its v6 path with ``_`` (``CHANNEL_NAMESPACES``):
+    ``<PREFIX><STEM>`` names the items, ``<PREFIX><STEM>_<NAME>_<OPTION>`` sets one option of
+    the item called NAME (see `name_for_env`). `options` gives the kind of every option;
+    `aliases` maps other option names (v6 spellings) to one of them.
+    """
+
+    dest: str
+    env_stem: str
+    options: Mapping[str, Kind]
+    aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def name_for_env(name: str) -> str:
+    """An item's name as it appears in a variable name: ``.`` and ``-`` become ``_``, upper case."""
+    return name.replace(".", "_").replace("-", "_").upper()
+
 
 #: Channel options named ``map_<x>`` are Centrifugo's ``map: {<x>: …}`` group of a namespace.
 MAP_OPTION_PREFIX = "map_"
@@ -502,8 +532,10 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
     "allow_user_limited_channels":
         "Channels naming users after the user boundary (#) admit only those users.",
     "channel_regex": "Regular expression the channel name after the namespace must match.",
-    "allowed_delta_types": "Delta compressions subscribers may ask for (only fossil).",
-    "delta_publish": "Publish as deltas by default.",
+    "allowed_delta_types":
+        "Delta compressions subscribers may negotiate (only fossil; see docs/features-6.9.md).",
+    "delta_publish":
+        "Allow delta compression of every publication, as the API's delta flag does for one.",
     "subscription_type": "stream (default) or map: what a subscription to these channels is.",
     "map_mode":
         "Map channels: ephemeral (no stream), recoverable (stream, keys expire) or "
@@ -543,6 +575,17 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "(v6 sub_refresh_proxy_enabled).",
 }
 # fmt: on
+
+
+#: Every named list Rotary has, for the v6 environment form.
+NAMED_LISTS: tuple[NamedList, ...] = (
+    NamedList(
+        "channels.namespaces",
+        "CHANNEL_NAMESPACES",
+        NAMESPACE_OPTION_KINDS,
+        PROXY_OPTION_ALIASES,
+    ),
+)
 
 
 def _token_keys() -> list[Key]:

@@ -3,6 +3,11 @@
 Precedence, lowest first: defaults, the file, ``CENTRIFUGO_*`` variables, ``ROTARY_*``
 variables, `overrides`. The file may use Centrifugo v5 flat keys, v6 nested keys, or both
 as long as no setting is given twice. Every problem found is reported in one `ConfigError`.
+
+The environment follows Centrifugo v6: an empty variable counts as unset; a named list
+(`NAMED_LISTS`) is given as JSON or as item names separated by spaces or commas, and each
+item's options as ``<PREFIX><STEM>_<NAME>_<OPTION>``; a variable with one of the prefixes that
+Rotary does not read is reported as a warning (not an error: containers carry unrelated ones).
 """
 
 from __future__ import annotations
@@ -18,12 +23,30 @@ from pathlib import Path
 import yaml
 
 from rotary.config.build import build_config
-from rotary.config.keys import PROXY_OPTIONS, Key, env_names, keys_by_v5, keys_by_v6, v6_sections
+from rotary.config.keys import (
+    ENV_PREFIXES,
+    NAMED_LISTS,
+    OTHER_ENV_NAMES,
+    PROXY_OPTIONS,
+    Key,
+    NamedList,
+    env_names,
+    keys_by_v5,
+    keys_by_v6,
+    name_for_env,
+    v6_sections,
+)
 from rotary.config.model import Config
-from rotary.config.values import Raw
+from rotary.config.values import Raw, convert
 from rotary.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG_PATH", "SUPPORTED_EXTENSIONS", "load_config", "read_config_file"]
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "SUPPORTED_EXTENSIONS",
+    "load_config",
+    "read_config_file",
+    "unknown_env",
+]
 
 #: The file read when no other is named; it may be missing.
 DEFAULT_CONFIG_PATH = "config.json"
@@ -34,6 +57,11 @@ _BY_V6 = keys_by_v6()
 _SECTIONS = v6_sections()
 _V6_PREFIXES = frozenset(path.rsplit(".", i)[0] for path in _BY_V6 for i in range(1, 4))
 _ENV_NAMES = env_names()
+_KNOWN_ENV = frozenset(name for name, _ in _ENV_NAMES) | OTHER_ENV_NAMES
+
+#: Variables Kubernetes sets for a service named like the prefix (``CENTRIFUGO_PORT_8000_TCP``,
+#: ``CENTRIFUGO_SERVICE_HOST``), and ``CENTRIFUGO_VAR_*`` kept for substitution: never warned.
+_NOT_OURS = re.compile(r"^(CENTRIFUGO|ROTARY)(?:_[A-Z0-9_]+)?_(PORT|SERVICE_)|^CENTRIFUGO_VAR_")
 
 _Layer = dict[str, tuple[Key, Raw]]
 
@@ -43,21 +71,29 @@ def load_config(
     *,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, object] | None = None,
+    warnings: list[str] | None = None,
 ) -> Config:
     """Read, merge, validate and build the configuration; raise ConfigError listing problems.
 
     `path` None reads no file; the default path may be missing, any other path must exist.
     `env` defaults to `os.environ`; only the variable names Rotary knows are read.
     `overrides` maps v5 (or v6 dotted) key names to values, e.g. from command-line flags;
-    string values are read like environment variables.
+    string values are read like environment variables. `warnings`, when given, receives one
+    line per unknown ``CENTRIFUGO_*``/``ROTARY_*`` variable, also when loading fails.
     """
+    env = os.environ if env is None else env
     problems: list[str] = []
     layer: _Layer = {}
     if path is not None:
         doc = read_config_file(path, must_exist=path != DEFAULT_CONFIG_PATH)
         layer.update(_file_layer(doc, problems))
-    layer.update(_env_layer(os.environ if env is None else env))
+    layer.update(_env_layer(env))
     layer.update(_override_layer(overrides or {}, problems))
+    known = set(_KNOWN_ENV)
+    for named in NAMED_LISTS:
+        _named_items_from_env(layer, named, env, known)
+    if warnings is not None:
+        warnings += [f"unknown environment variable {name}" for name in unknown_env(env, known)]
     config, build_problems = build_config(layer.values())
     problems += build_problems
     if problems:
@@ -169,9 +205,59 @@ def _unknown(name: str, candidates: Iterable[str]) -> str:
 def _env_layer(env: Mapping[str, str]) -> _Layer:
     layer: _Layer = {}
     for name, key in _ENV_NAMES:
-        if name in env:
+        if env.get(name):  # empty counts as unset, as in Centrifugo
             layer[key.dest] = (key, Raw(env[name], name, from_text=True))
     return layer
+
+
+def _named_items_from_env(
+    layer: _Layer, named: NamedList, env: Mapping[str, str], known: set[str]
+) -> None:
+    """Apply ``<PREFIX><STEM>_<NAME>_<OPTION>`` variables to the items of one named list.
+
+    The list itself may come from the file, the environment or an override; a list that does
+    not convert is left for the build to report. Every name looked at is added to `known`.
+    """
+    entry = layer.get(named.dest)
+    if entry is None:
+        return
+    key, raw = entry
+    try:
+        items = convert(key.kind, raw)
+    except ValueError:
+        return
+    assert isinstance(items, list)
+    updated = [_item_from_env(dict(item), named, env, known) for item in items]
+    layer[named.dest] = (key, Raw(updated, raw.label))
+
+
+def _item_from_env(
+    item: dict[str, object], named: NamedList, env: Mapping[str, str], known: set[str]
+) -> dict[str, object]:
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        return item
+    spellings = [(option, option) for option in named.options] + list(named.aliases.items())
+    for prefix in ENV_PREFIXES:  # ROTARY_ last, so that it wins
+        stem = f"{prefix}{named.env_stem}_{name_for_env(name)}_"
+        for spelling, option in spellings:
+            var = stem + spelling.upper()
+            known.add(var)
+            if env.get(var):
+                # The file may spell the same option otherwise: one value only.
+                for other in [k for k in item if named.aliases.get(k, k) == option]:
+                    del item[other]
+                item[option] = Raw(env[var], var, from_text=True)
+    return item
+
+
+def unknown_env(env: Mapping[str, str], known: set[str] | frozenset[str]) -> list[str]:
+    """Variables of `env` with a Rotary or Centrifugo prefix that are not in `known`, sorted."""
+    return sorted(
+        name
+        for name in env
+        if name.startswith(ENV_PREFIXES) and name not in known and not _NOT_OURS.match(name)
+    )
 
 
 def _override_layer(overrides: Mapping[str, object], problems: list[str]) -> _Layer:

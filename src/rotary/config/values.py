@@ -91,11 +91,13 @@ def _from_text(kind: Kind, text: str) -> object:
 
 def _text_list(kind: Kind, text: str) -> object:
     stripped = text.strip()
-    if kind == "namespaces" or stripped.startswith("["):
+    if stripped.startswith("["):
         try:
             return json.loads(stripped)
         except json.JSONDecodeError as exc:
             raise ValueError(f"expected a JSON list: {exc}") from None
+    if kind == "namespaces":  # v6: only the names; options come item by item
+        return [{"name": name} for name in stripped.replace(",", " ").split()]
     return [part.strip() for part in stripped.split(",") if part.strip()]
 
 

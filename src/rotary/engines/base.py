@@ -61,6 +61,12 @@ class Publication:
     tags: Mapping[str, str] | None = None
     #: Unix milliseconds when the broker accepted it (0 when unknown).
     time: int = 0
+    #: Published with delta compression allowed: subscribers that negotiated it may get a
+    #: delta against the channel's previous publication instead of the whole data.
+    use_delta: bool = False
+    #: `data` is a Fossil delta against the previous publication's data. Set only on the
+    #: copies made for delta subscribers (`rotary.node.delta`); the codecs write it out.
+    delta: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,8 @@ class PublishOptions:
     idempotency_key: str = ""
     #: Keep it out of history even when the channel has history.
     skip_history: bool = False
+    #: Becomes `Publication.use_delta`, on every node.
+    use_delta: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ cycle" rule 5). Then it is
 them through a callback that checks offsets. Active subscribers are grouped by codec; a
 publication that a codec cannot carry (bytes that are not JSON, for JSON clients) goes to
 none of that group, each of whom is reported to `on_unencodable` instead (Centrifugo
-disconnects them with 3506).
+disconnects them with 3506). *Delta* subscribers (`rotary.node.delta`) get a `DeltaPush`,
+shared by every codec, that encodes the forms they need once per format.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from rotary.engines.base import ClientInfo, Publication, StreamPosition
+from rotary.node.delta import DeltaDelivery, DeltaPush, Previous, base_for
 from rotary.protocol.base import Codec, NotEncodable
 
 __all__ = ["Buffered", "Hub", "TrackedDelivery"]
@@ -48,15 +50,18 @@ class _Group:
     plain: dict[str, Callable[[bytes], None]] = field(default_factory=dict)
     tracked: dict[str, TrackedDelivery] = field(default_factory=dict)
     join_leave: dict[str, Callable[[bytes], None]] = field(default_factory=dict)
+    delta: dict[str, DeltaDelivery] = field(default_factory=dict)
     next: _Group | None = None
 
     def members(self) -> int:
-        return len(self.plain) + len(self.tracked)
+        return len(self.plain) + len(self.tracked) + len(self.delta)
 
 
 @dataclass(slots=True)
 class _Channel(_Group):
     pending: dict[str, list[_Held]] = field(default_factory=dict)
+    #: The last publication, kept while delta subscribers may need it as a delta base.
+    prev: Previous | None = None
 
     def __len__(self) -> int:
         return len(self.pending) + sum(group.members() for group in self.groups())
@@ -121,20 +126,29 @@ class Hub:
         push: Callable[[bytes], None],
         codec: Codec,
         tracked: TrackedDelivery | None = None,
+        delta: DeltaDelivery | None = None,
         join_leave: bool = False,
     ) -> list[Buffered]:
         """Make a pending subscriber active; return what was buffered for it meanwhile,
-        encoded with `codec`.
+        encoded with `codec`. A `delta` subscriber is handed what was buffered through
+        `delta` instead (whole: the bases may be gone), and the list is empty.
 
         Raises `NotEncodable` (and leaves the subscriber pending) when `codec` cannot carry
         a buffered publication.
         """
         ch = self._channels[channel]
         held = ch.pending.get(client_id, ())
-        buffered = [(codec.publication_push(channel, pub), pub.offset, ep) for pub, ep in held]
+        if delta is not None:
+            for pub, ep in held:
+                delta(DeltaPush(channel, pub, None), pub.offset, ep)
+            buffered = []
+        else:
+            buffered = [(codec.publication_push(channel, p), p.offset, ep) for p, ep in held]
         ch.pending.pop(client_id, None)
         group = ch.group_for(codec)
-        if tracked is not None:
+        if delta is not None:
+            group.delta[client_id] = delta
+        elif tracked is not None:
             group.tracked[client_id] = tracked
         else:
             group.plain[client_id] = push
@@ -151,8 +165,9 @@ class Hub:
         for group in ch.groups():
             plain = group.plain.pop(client_id, None)
             tracked = group.tracked.pop(client_id, None)
+            delta = group.delta.pop(client_id, None)
             group.join_leave.pop(client_id, None)
-            found = found or plain is not None or tracked is not None
+            found = found or plain is not None or tracked is not None or delta is not None
         if found:
             self._num_subs -= 1
         if not ch:
@@ -169,19 +184,44 @@ class Hub:
         ch = self._channels.get(channel)
         if ch is None:
             return
+        pushes: DeltaPush | None = None
         group: _Group | None = ch
         while group is not None:
             if group.codec is not None:
                 self._publish_to(group, group.codec, channel, pub, sp)
+                if group.delta:
+                    pushes = pushes or DeltaPush(channel, pub, base_for(ch.prev, pub, sp))
+                    self._publish_delta(group, pushes, sp)
             group = group.next
         if ch.pending:
             held = (pub, sp.epoch)
             for buf in ch.pending.values():
                 buf.append(held)
+        ch.prev = (pub, sp.epoch) if pushes is not None or ch.pending else None
+
+    def _publish_delta(self, group: _Group, pushes: DeltaPush, sp: StreamPosition) -> None:
+        offset, epoch = pushes.pub.offset, sp.epoch
+        for client_id, give in group.delta.items():
+            try:
+                give(pushes, offset, epoch)
+            except NotEncodable:
+                self._on_unencodable(client_id)
+
+    def seed_previous(self, channel: str, pub: Publication, epoch: str) -> None:
+        """Offer `pub` (read from history) as the channel's delta base, unless the hub already
+        holds a later one of the same stream."""
+        ch = self._channels.get(channel)
+        if ch is None:
+            return
+        prev = ch.prev
+        if prev is None or prev[1] != epoch or prev[0].offset < pub.offset:
+            ch.prev = (pub, epoch)
 
     def _publish_to(
         self, group: _Group, codec: Codec, channel: str, pub: Publication, sp: StreamPosition
     ) -> None:
+        if not group.plain and not group.tracked:
+            return  # only delta subscribers here
         try:
             data = codec.publication_push(channel, pub)
         except NotEncodable:

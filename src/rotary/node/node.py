@@ -334,8 +334,10 @@ class Node:
         tags: Mapping[str, str] | None = None,
         skip_history: bool = False,
         idempotency_key: str = "",
+        delta: bool = False,
     ) -> StreamPosition:
-        """Publish to a resolved channel with its namespace's history settings.
+        """Publish to a resolved channel with its namespace's history settings; delta
+        compression is allowed when `delta` or the namespace's ``delta_publish`` says so.
 
         Map channels take keyed writes only (``map_publish``): 107, as Centrifugo.
         """
@@ -356,6 +358,7 @@ class Node:
                 tags=tags,
                 idempotency_key=idempotency_key,
                 skip_history=skip_history,
+                use_delta=delta or opts.delta_publish,
             ),
         )
 
@@ -422,10 +425,16 @@ class Node:
         tags: Mapping[str, str] | None = None,
         skip_history: bool = False,
         idempotency_key: str = "",
+        delta: bool = False,
     ) -> StreamPosition:
         ch = self._resolve(channel)
         return await self.publish(
-            ch, data, tags=tags, skip_history=skip_history, idempotency_key=idempotency_key
+            ch,
+            data,
+            tags=tags,
+            skip_history=skip_history,
+            idempotency_key=idempotency_key,
+            delta=delta,
         )
 
     async def api_presence(self, channel: str) -> dict[str, ClientInfo]:

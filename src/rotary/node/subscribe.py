@@ -32,6 +32,7 @@ from rotary.node.auth import (
     TokenProblem,
     json_payload,
 )
+from rotary.node.delta import DELTA_FOSSIL, delta_tracker, recovered_publications
 from rotary.node.hub import TrackedDelivery
 from rotary.node.subscription import Subscription, add_expiry, capped_expiry
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
@@ -99,6 +100,8 @@ async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest)
     if creds is not None and not req.token and resolved.options.proxy_sub_refresh:
         sub.server_refresh = _proxy_active(s, "sub_refresh")
     result = await establish(s, sub, req if sub.recoverable else None)
+    if sub.delta:
+        result["delta"] = True
     if not sub.server_refresh:
         add_expiry(result, sub.expire_at, now)
     if creds is not None and creds.data:
@@ -249,6 +252,7 @@ def _client_subscription(
     presence_ok = presence_allowed(ch, user=s.user, subscribed=True, insecure=insecure)
     if req.join_leave and sub.emit_join_leave and presence_ok:
         sub.push_join_leave = True
+    sub.delta = req.delta == DELTA_FOSSIL and DELTA_FOSSIL in opts.allowed_delta_types
     return sub
 
 
@@ -324,7 +328,11 @@ async def _position(
             raise CommandError(ErrorCode.UNRECOVERABLE_POSITION)
         if pubs is not None:
             result.update(recovered=True, offset=recover.offset)
-            if pubs:
+            if pubs and sub.delta:
+                result["publications"] = recovered_publications(pubs, s.codec)
+                sub.offset, sub.delta_ready = pubs[-1].offset, True
+                s.node.hub.seed_previous(channel, pubs[-1], top.epoch)
+            elif pubs:
                 result["publications"] = list(pubs)
                 sub.offset = pubs[-1].offset
     if not result["offset"]:
@@ -390,10 +398,20 @@ def activate(s: ClientSession, sub: Subscription) -> None:
     """Make `sub` live: deliver publications buffered while subscribing, announce the join."""
     node, channel = s.node, sub.channel
     s.subs[channel] = sub
+    activated = _activate_delta(s, sub) if sub.delta else _activate_plain(s, sub)
+    if not activated:
+        return
+    if sub.emit_join_leave:
+        s.spawn(node.broker.publish_join(channel, sub.info))
+    if node.maps.presence_maps:
+        s.spawn(node.maps.join_presence(channel, sub.info))
+
+
+def _activate_plain(s: ClientSession, sub: Subscription) -> bool:
     tracked = _tracker(s, sub) if sub.positioned else None
     try:
-        buffered = node.hub.activate(
-            channel,
+        buffered = s.node.hub.activate(
+            sub.channel,
             s.id,
             push=s.push,
             codec=s.codec,
@@ -402,16 +420,30 @@ def activate(s: ClientSession, sub: Subscription) -> None:
         )
     except NotEncodable:
         s.unencodable()
-        return
+        return False
     for data, offset, epoch in buffered:
         if tracked is not None:
             tracked(data, offset, epoch)
         else:
             s.push(data)
-    if sub.emit_join_leave:
-        s.spawn(node.broker.publish_join(channel, sub.info))
-    if node.maps.presence_maps:
-        s.spawn(node.maps.join_presence(channel, sub.info))
+    return True
+
+
+def _activate_delta(s: ClientSession, sub: Subscription) -> bool:
+    give = delta_tracker(s, sub, lambda: _position_lost(s, sub))
+    try:
+        s.node.hub.activate(
+            sub.channel,
+            s.id,
+            push=s.push,
+            codec=s.codec,
+            delta=give,
+            join_leave=sub.push_join_leave,
+        )
+    except NotEncodable:
+        s.unencodable()
+        return False
+    return True
 
 
 def _tracker(s: ClientSession, sub: Subscription) -> TrackedDelivery:

@@ -21,7 +21,9 @@ class Subscription:
     (a refresh must list the same set). `offset`/`epoch` are the last position delivered
     when `positioned`; `position_failures` counts periodic stream-top checks failed in a
     row (see `rotary.node.position`). `expire_at` 0 means no expiry. `ended`: no more deliveries;
-    `released`: hub, presence and broker interest are all let go.
+    `released`: hub, presence and broker interest are all let go. `delta`: Fossil delta
+    compression negotiated; `delta_ready`: its chain has begun, so the next publication may
+    be a delta (see `rotary.node.delta`).
     """
 
     channel: str
@@ -41,6 +43,8 @@ class Subscription:
     epoch: str = ""
     offset: int = 0
     position_failures: int = 0
+    delta: bool = False
+    delta_ready: bool = False
     ended: bool = False
     released: bool = False
 

@@ -269,7 +269,8 @@ def client_info_obj(info: ClientInfo) -> dict[str, Any]:
 
 
 def publication_obj(pub: Publication) -> dict[str, Any]:
-    """A Publication as JSON (``data``, then ``info``, ``offset``, ``tags`` when set)."""
+    """A Publication as JSON (``data``, then ``info``, ``offset``, ``tags``, ``delta`` when
+    set)."""
     obj: dict[str, Any] = {"data": raw(pub.data) if pub.data else raw(b"null")}
     if pub.info is not None:
         obj["info"] = client_info_obj(pub.info)
@@ -277,6 +278,8 @@ def publication_obj(pub: Publication) -> dict[str, Any]:
         obj["offset"] = pub.offset
     if pub.tags:
         obj["tags"] = dict(pub.tags)
+    if pub.delta:
+        obj["delta"] = True
     return obj
 
 

@@ -159,12 +159,12 @@ def _client_info(info: ClientInfo) -> bytes:
 
 
 _PUB_DATA, _PUB_INFO, _PUB_TAGS = _tag(4, _LEN), _tag(5, _LEN), _tag(7, _LEN)
-_PUB_OFFSET = _tag(6, _VARINT)
+_PUB_OFFSET, _PUB_DELTA = _tag(6, _VARINT), _tag(8, _VARINT)
 _ENTRY_KEY, _ENTRY_VALUE = _tag(1, _LEN), _tag(2, _LEN)
 
 
 def _publication(pub: Publication) -> bytes:
-    """A Publication body: data, info, offset and tags as the JSON codec writes them."""
+    """A Publication body: data, info, offset, tags and delta as the JSON codec writes them."""
     body = _PUB_DATA + _bytes(pub.data) if pub.data else b""
     if pub.info is not None:
         body += _PUB_INFO + _bytes(_client_info(pub.info))
@@ -174,6 +174,8 @@ def _publication(pub: Publication) -> bytes:
         for key, value in pub.tags.items():
             entry = _ENTRY_KEY + _str(key) + _ENTRY_VALUE + _str(value)
             body += _PUB_TAGS + _bytes(entry)
+    if pub.delta:
+        body += _PUB_DELTA + b"\x01"
     return body
 
 
@@ -448,6 +450,12 @@ def _payload(fields: _Fields, number: int) -> bytes | None:
     return fields.get(number) or None
 
 
+def _int64(value: int) -> int:
+    """A varint read as int64 (two's complement)."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def _int32(value: int) -> int:
     """A varint read as int32 (negative numbers arrive as 64-bit two's complement)."""
     value &= _U32
@@ -455,7 +463,7 @@ def _int32(value: int) -> int:
 
 
 _SUBSCRIBE_WIRES = {1: _LEN, 2: _LEN, 3: _VARINT, 6: _LEN, 7: _VARINT, 8: _LEN, 9: _VARINT}
-_SUBSCRIBE_WIRES |= {10: _VARINT, 11: _VARINT, 12: _LEN}
+_SUBSCRIBE_WIRES |= {10: _VARINT, 11: _VARINT, 12: _LEN, 14: _VARINT, 15: _VARINT}
 
 
 #: The fields of most subscribe requests: channel and token.
@@ -477,6 +485,8 @@ def _subscribe(data: bytes) -> SubscribeRequest:
         recoverable=bool(f.get(10)),
         join_leave=bool(f.get(11)),
         delta=_text(f, 12),
+        flag=_int64(f.get(14, 0)),
+        type=_int32(f.get(15, 0)),
     )
 
 

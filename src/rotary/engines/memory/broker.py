@@ -96,7 +96,11 @@ class MemoryBroker:
             if seen is not None:
                 return seen
         pub = Publication(
-            data=data, info=opts.info, tags=opts.tags, time=int(self._clock.now() * 1000)
+            data=data,
+            info=opts.info,
+            tags=opts.tags,
+            time=int(self._clock.now() * 1000),
+            use_delta=opts.use_delta,
         )
         if _keeps_history(opts):
             stream = self._stream(channel, now, self._meta_ttl(opts.history_meta_ttl))

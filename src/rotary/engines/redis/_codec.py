@@ -13,7 +13,8 @@ with flag bit 0 set when `conn_info` is present, bit 1 when `chan_info` is.
 
     flags:u8  time:u64  data:bytes  [info frame]  [tags]
 
-with flag bit 0 set when `info` is present, bit 1 when `tags` are; tags are a u32 count
+with flag bit 0 set when `info` is present, bit 1 when `tags` are, bit 2 when it was published
+with delta compression allowed (`Publication.use_delta`); tags are a u32 count
 followed by that many (key:str, value:str) pairs. The offset lives in the stream entry id
 and in the PUB/SUB header, never in the body.
 
@@ -62,6 +63,7 @@ _HAS_CONN_INFO = 1
 _HAS_CHAN_INFO = 2
 _HAS_INFO = 1
 _HAS_TAGS = 2
+_DELTA = 4
 
 
 class CodecError(RotaryError):
@@ -82,10 +84,16 @@ def encode_info(info: ClientInfo) -> bytes:
 
 
 def encode_publication(
-    data: bytes, *, time_ms: int, info: ClientInfo | None, tags: Mapping[str, str] | None
+    data: bytes,
+    *,
+    time_ms: int,
+    info: ClientInfo | None,
+    tags: Mapping[str, str] | None,
+    use_delta: bool = False,
 ) -> bytes:
     """The publication body of a publication (its offset is added by whoever stores it)."""
     flags = (_HAS_INFO if info is not None else 0) | (_HAS_TAGS if tags is not None else 0)
+    flags |= _DELTA if use_delta else 0
     parts = [_U8.pack(flags), _U64.pack(max(time_ms, 0)), _blob(data)]
     if info is not None:
         parts.append(encode_info(info))
@@ -120,7 +128,10 @@ def decode_publication(body: bytes, offset: int = 0) -> Publication:
     info = reader.info() if flags & _HAS_INFO else None
     tags = reader.tags() if flags & _HAS_TAGS else None
     reader.finish()
-    return Publication(data=data, offset=offset, info=info, tags=tags, time=time_ms)
+    use_delta = bool(flags & _DELTA)
+    return Publication(
+        data=data, offset=offset, info=info, tags=tags, time=time_ms, use_delta=use_delta
+    )
 
 
 def decode_publication_message(payload: bytes) -> tuple[Publication, StreamPosition]:

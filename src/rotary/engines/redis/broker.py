@@ -178,7 +178,11 @@ class RedisBroker:
         """
         keep = opts.history_size > 0 and opts.history_ttl > 0 and not opts.skip_history
         body = encode_publication(
-            data, time_ms=int(self._clock.now() * 1000), info=opts.info, tags=opts.tags
+            data,
+            time_ms=int(self._clock.now() * 1000),
+            info=opts.info,
+            tags=opts.tags,
+            use_delta=opts.use_delta,
         )
         keys = [*self._stream_keys(channel), self._keys.result(channel, opts.idempotency_key)]
         args: list[str | bytes | int] = [
