@@ -46,6 +46,7 @@ SCENARIOS = (
     "cluster",
     "latency",
     "soak",
+    "slowconsumers",
     "proxystorm",
 )
 _OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}
