@@ -132,6 +132,24 @@ def start_node(config: dict[str, Any], folder: Path, name: str) -> ServerHandle:
     raise AssertionError(f"rotary did not become healthy:\n{handle.log()}")
 
 
+@contextlib.contextmanager
+def started_pair(
+    config: dict[str, Any], folder: Path
+) -> Iterator[tuple[ServerHandle, ServerHandle]]:
+    """Nodes A and B started from `config` in `folder`, both stopped on leaving."""
+    a = start_node(config, folder, "a")
+    try:
+        b = start_node(config, folder, "b")
+    except BaseException:
+        a.stop()
+        raise
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
 def node_pair_fixture(label: str) -> Any:
     """A module-scoped ``nodes`` fixture: nodes A and B (`pair_config`) sharing Redis.
 
@@ -145,17 +163,8 @@ def node_pair_fixture(label: str) -> Any:
     ) -> Iterator[tuple[ServerHandle, ServerHandle]]:
         folder = tmp_path_factory.mktemp(label)
         config = pair_config(f"rotary-{label}-{uuid.uuid4().hex[:10]}")
-        a = start_node(config, folder, "a")
-        try:
-            b = start_node(config, folder, "b")
-        except BaseException:
-            a.stop()
-            raise
-        try:
-            yield a, b
-        finally:
-            a.stop()
-            b.stop()
+        with started_pair(config, folder) as pair:
+            yield pair
 
     return _nodes
 

@@ -15,7 +15,7 @@ from tests.functional.cluster_helpers import (
     NODE_INFO_INTERVAL,
     pair_config,
     shared_redis_or_skip,
-    start_node,
+    started_pair,
     until,
 )
 from tests.functional.conftest import ServerHandle, make_token
@@ -30,17 +30,8 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerHand
     config = pair_config(
         prefix, http_stream=True, sse=True, node_info_publish_interval=NODE_INFO_INTERVAL
     )
-    a = start_node(config, folder, "a")
-    try:
-        b = start_node(config, folder, "b")
-    except BaseException:
-        a.stop()
-        raise
-    try:
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+    with started_pair(config, folder) as pair:
+        yield pair
 
 
 @pytest.fixture

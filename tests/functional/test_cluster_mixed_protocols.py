@@ -24,7 +24,7 @@ from tests.functional.cluster_helpers import (
     TOKENS,
     cluster_config,
     shared_redis_or_skip,
-    start_node,
+    started_pair,
     until,
 )
 from tests.functional.conftest import ServerHandle
@@ -47,17 +47,8 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerHand
     folder = tmp_path_factory.mktemp("mixed")
     prefix = f"rotary-mixed-{uuid.uuid4().hex[:10]}"
     config = cluster_config([SHARED_REDIS], prefix, force_push_join_leave=True)
-    a = start_node(config, folder, "a")
-    try:
-        b = start_node(config, folder, "b")
-    except BaseException:
-        a.stop()
-        raise
-    try:
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+    with started_pair(config, folder) as pair:
+        yield pair
 
 
 @pytest.fixture(params=PROTOBUF_SDKS)
