@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from rotary.engines.base import ClientInfo
 from rotary.engines.revocation import TokenIdentity
-from rotary.node import commands, connect, subscribe
+from rotary.node import commands, connect, map_subscribe, subscribe
+from rotary.node.ending import remove_subscription
 from rotary.node.outbox import Outbox, Transport
 from rotary.node.proxy import NO_HEADERS, ProxyContext
 from rotary.node.ratelimit import limiter_for
@@ -38,7 +39,13 @@ from rotary.protocol.codes import (
     Unsubscribe,
     unidirectional_disconnect,
 )
-from rotary.protocol.messages import Command, Request
+from rotary.protocol.messages import (
+    TYPE_MAP,
+    TYPE_SHARED_POLL,
+    Command,
+    Request,
+    SubscribeRequest,
+)
 
 if TYPE_CHECKING:
     from rotary.node.node import Node
@@ -341,7 +348,7 @@ class ClientSession:
         self.subs.clear()
         for sub in pending:
             sub.ended = True
-            await subscribe.remove_subscription(self, sub)
+            await remove_subscription(self, sub)
         self.node.unregister(self)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -444,10 +451,18 @@ _TIMER_OPS: dict[str, Callable[[ClientSession], None]] = {
 }
 
 
+async def _subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
+    """Route a subscribe: the map types run the map flow, every other type the plain one."""
+    if TYPE_MAP <= req.type < TYPE_SHARED_POLL:  # map, client presence map, user presence map
+        await map_subscribe.handle_map_subscribe(s, cmd_id, req)
+    else:
+        await subscribe.handle_subscribe(s, cmd_id, req)
+
+
 _HANDLERS: dict[str, Handler] = {
     "connect": connect.handle_connect,
     "refresh": connect.handle_refresh,
-    "subscribe": subscribe.handle_subscribe,
+    "subscribe": _subscribe,
     "unsubscribe": subscribe.handle_unsubscribe,
     "sub_refresh": subscribe.handle_sub_refresh,
     "publish": commands.handle_publish,

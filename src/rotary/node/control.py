@@ -15,9 +15,9 @@ import orjson
 from rotary.engines.base import StreamPosition
 from rotary.node.auth import Override, ServerSubOptions
 from rotary.node.connect import refresh_connection
+from rotary.node.ending import end_subscription
 from rotary.node.subscribe import (
     activate,
-    end_subscription,
     send_subscribe_push,
     server_subscription,
 )

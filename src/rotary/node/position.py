@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from rotary.engines.base import HistoryFilter, StreamPosition
+from rotary.node.ending import end_subscription
 from rotary.node.scheduler import TimerHandle
-from rotary.node.subscribe import end_subscription
 from rotary.node.subscription import Subscription
 from rotary.protocol.codes import DisconnectCode, UnsubscribeCode
 

@@ -28,7 +28,7 @@ from rotary.engines.revocation import (
     TokenIdentity,
 )
 from rotary.logs import log_denial
-from rotary.node import subscribe as _subscribe
+from rotary.node.ending import end_subscription
 from rotary.protocol.codes import (
     CommandError,
     DisconnectCode,
@@ -139,7 +139,7 @@ def _cut_subscription(
     s: ClientSession, sub: Subscription, reason: str, ident: TokenIdentity
 ) -> None:
     _deny(s, reason, ident, sub.channel, f"unsubscribe {SUBSCRIPTION_CUT.code}")
-    _subscribe.end_subscription(s, sub, SUBSCRIPTION_CUT)
+    end_subscription(s, sub, SUBSCRIPTION_CUT)
 
 
 def recheck_subscription(s: ClientSession, sub: Subscription, now: float) -> None:

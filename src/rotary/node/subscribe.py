@@ -24,7 +24,7 @@ from rotary.channels.maps import subscription_type_allowed
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
 from rotary.logs import log_denial
-from rotary.node import map_subscribe, revocation
+from rotary.node import map_flows, revocation
 from rotary.node.auth import (
     Override,
     ServerSubOptions,
@@ -33,6 +33,7 @@ from rotary.node.auth import (
     json_payload,
 )
 from rotary.node.delta import DELTA_FOSSIL, delta_tracker, recovered_publications
+from rotary.node.ending import end_subscription, remove_subscription
 from rotary.node.hub import TrackedDelivery
 from rotary.node.subscription import Subscription, add_expiry, capped_expiry
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
@@ -42,12 +43,10 @@ from rotary.protocol.codes import (
     DisconnectCode,
     DisconnectError,
     ErrorCode,
-    Unsubscribe,
     UnsubscribeCode,
 )
 from rotary.protocol.messages import (
     FLAG_REJECT_UNRECOVERED,
-    TYPE_MAP,
     TYPE_SHARED_POLL,
     SubRefreshRequest,
     SubscribeRequest,
@@ -61,12 +60,10 @@ __all__ = [
     "activate",
     "admit_map",
     "check_subscriptions",
-    "end_subscription",
     "establish",
     "handle_sub_refresh",
     "handle_subscribe",
     "handle_unsubscribe",
-    "remove_subscription",
     "server_subscription",
 ]
 
@@ -87,10 +84,11 @@ _SUB_TOKEN_ERRORS: dict[str, Callable[[], Exception]] = {
 
 
 async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
-    """validate → authorize → establish → reply, then deliver what arrived meanwhile."""
-    if TYPE_MAP <= req.type < TYPE_SHARED_POLL:  # map, client presence map, user presence map
-        await map_subscribe.handle_map_subscribe(s, cmd_id, req)
-        return
+    """validate → authorize → establish → reply, then deliver what arrived meanwhile.
+
+    Plain and server-side-like channels only: the dispatch (client) sends the map types
+    to `rotary.node.map_subscribe` before they get here.
+    """
     resolved = _validate(s, req)
     creds = await _authorize(s, req, resolved)
     sub = _client_subscription(s, resolved, req, creds)
@@ -475,52 +473,13 @@ def _position_lost(s: ClientSession, sub: Subscription) -> None:
         end_subscription(s, sub, UnsubscribeCode.INSUFFICIENT_STATE)
 
 
-# ---------------------------------------------------------------------------- ending
-
-
-def end_subscription(s: ClientSession, sub: Subscription, unsub: Unsubscribe | None) -> None:
-    """End `sub` now (optionally telling the client why); release the rest in the background."""
-    if s.subs.get(sub.channel) is sub:
-        del s.subs[sub.channel]
-    sub.ended = True
-    # Leave the hub at once, so that a resubscribe right after starts from a clean slate.
-    s.node.hub.remove(sub.channel, s.id)
-    s.node.maps.hub.remove(sub.channel, s.id)
-    if unsub is not None:
-        s.send_unsubscribe(sub.channel, unsub)
-    s.releasing.add(sub)
-    s.spawn(remove_subscription(s, sub))
-
-
-async def remove_subscription(s: ClientSession, sub: Subscription) -> None:
-    """Leave the hub and presence, announce the leave (when it emits them), free the broker.
-
-    Runs to completion once per subscription; a run cut short (the session's tasks are
-    cancelled) is repeated by the session's cleanup.
-    """
-    if sub.released:
-        return
-    node, channel = s.node, sub.channel
-    node.hub.remove(channel, s.id)
-    node.maps.hub.remove(channel, s.id)
-    if node.maps.presence_maps:
-        await node.maps.leave_presence(channel, s.id)
-    if sub.presence:
-        await node.presence.remove_presence(channel, s.id, s.user)
-    if sub.emit_join_leave:
-        await node.broker.publish_leave(channel, sub.info)
-    await node.broker_release(channel)
-    sub.released = True
-    s.releasing.discard(sub)
-
-
 async def handle_unsubscribe(
     s: ClientSession, cmd_id: int, req: UnsubscribeRequest
 ) -> dict[str, Any]:
     """Always succeeds, subscribed or not (docs/protocol.md "Connection life cycle" rule 7)."""
     if not req.channel:
         raise ProtocolViolation("unsubscribe without channel")
-    map_subscribe.forget_flow(s, req.channel)
+    map_flows.forget_flow(s, req.channel)
     sub = s.subs.pop(req.channel, None)
     if sub is not None:
         sub.ended = True
