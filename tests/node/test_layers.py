@@ -27,14 +27,11 @@ PENDING_TYPE_ONLY: frozenset[tuple[str, str]] = frozenset(
         ("connect", "client"),
         ("control", "client"),
         ("control", "node"),
-        ("ending", "client"),
-        ("map_publish", "client"),
         ("map_subscribe", "client"),
         ("position", "client"),
         ("position", "node"),
         ("revocation", "client"),
         ("revocation", "node"),
-        ("single_connection", "client"),
         ("subscribe", "client"),
     }
 )

@@ -13,16 +13,18 @@ a new module gets a line here before it can be imported.
     1. state, scheduler, outbox, subscription, auth, ratelimit
     2. proxy, delta, cluster, emulation, maps
     3. hub
-    4. ending, map_flows
-    5. revocation, single_connection, map_publish
-    6. subscribe, commands
-    7. map_subscribe, connect, position
-    8. control
-    9. client
-    10. node
+    4. contracts
+    5. ending, map_flows
+    6. revocation, single_connection, map_publish
+    7. subscribe, commands
+    8. map_subscribe, connect, position
+    9. control
+    10. client
+    11. node
 
-Levels 1 to 3 are the session and channel state and their contracts (tokens, timers, the
-outbox, delivery); level 4 the operations every handler shares (ending a subscription, the
-map flows in progress); levels 5 to 8 the per-command handlers and the server-side actions
-built on them; `client` dispatches commands to the handlers; `node` ties it all together.
+Levels 1 to 3 are the session and channel state (tokens, timers, the outbox, delivery);
+level 4 the contracts (`typing.Protocol`s) through which lower modules see a session and its
+node; level 5 the operations every handler shares (ending a subscription, the map flows in
+progress); levels 6 to 9 the per-command handlers and the server-side actions built on them;
+`client` dispatches commands to the handlers; `node` ties it all together.
 """

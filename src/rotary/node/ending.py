@@ -12,12 +12,12 @@ from rotary.node.subscription import Subscription
 from rotary.protocol.codes import Unsubscribe
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
+    from rotary.node.contracts import Session
 
 __all__ = ["end_subscription", "remove_subscription"]
 
 
-def end_subscription(s: ClientSession, sub: Subscription, unsub: Unsubscribe | None) -> None:
+def end_subscription(s: Session, sub: Subscription, unsub: Unsubscribe | None) -> None:
     """End `sub` now (optionally telling the client why); release the rest in the background."""
     if s.subs.get(sub.channel) is sub:
         del s.subs[sub.channel]
@@ -31,7 +31,7 @@ def end_subscription(s: ClientSession, sub: Subscription, unsub: Unsubscribe | N
     s.spawn(remove_subscription(s, sub))
 
 
-async def remove_subscription(s: ClientSession, sub: Subscription) -> None:
+async def remove_subscription(s: Session, sub: Subscription) -> None:
     """Leave the hub and presence, announce the leave (when it emits them), free the broker.
 
     Runs to completion once per subscription; a run cut short (the session's tasks are

@@ -1,0 +1,91 @@
+"""What the shared session operations need of a client session and of its node.
+
+`ClientSession` (rotary.node.client) and `Node` (rotary.node.node) live above the command
+handlers and hand themselves down; modules below them name these protocols instead of
+importing them, so the package's imports go one way (see the package docstring). Each
+protocol lists only what its users read or call: growing it is how a handler moves off a
+type-only import of the session or the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from rotary.channels.resolver import ChannelResolver
+    from rotary.config.model import ClientSettings
+    from rotary.engines.base import Broker, ClientInfo, PresenceManager
+    from rotary.node.hub import Hub
+    from rotary.node.maps import MapNode
+    from rotary.node.subscription import Subscription
+    from rotary.protocol.codes import Disconnect, Unsubscribe
+
+__all__ = ["NodeServices", "Session"]
+
+
+class NodeServices(Protocol):
+    """The node as the shared session operations see it."""
+
+    @property
+    def settings(self) -> ClientSettings: ...
+
+    @property
+    def resolver(self) -> ChannelResolver: ...
+
+    @property
+    def broker(self) -> Broker: ...
+
+    @property
+    def presence(self) -> PresenceManager: ...
+
+    @property
+    def hub(self) -> Hub: ...
+
+    @property
+    def maps(self) -> MapNode: ...
+
+    async def broker_release(self, channel: str) -> None:
+        """Stop broker delivery of `channel` when no local client needs it any more."""
+
+    async def api_disconnect(
+        self,
+        user: str,
+        *,
+        client: str = "",
+        session: str = "",
+        whitelist: Sequence[str] = (),
+        disconnect: Disconnect | None = None,
+    ) -> None:
+        """Disconnect the user's connections but the whitelisted (or one client / session)."""
+
+
+class Session(Protocol):
+    """A client session as the shared session operations see it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def node(self) -> NodeServices: ...
+
+    @property
+    def subs(self) -> dict[str, Subscription]: ...
+
+    @property
+    def releasing(self) -> set[Subscription]: ...
+
+    def client_info(self, chan_info: bytes | None = None) -> ClientInfo:
+        """This connection as seen by others, with a channel's info."""
+
+    def send_unsubscribe(self, channel: str, unsub: Unsubscribe) -> None:
+        """Queue an Unsubscribe push for `channel`."""
+
+    def disconnect(self, disconnect: Disconnect, *, flush: bool = True) -> None:
+        """End the session with `disconnect`."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` as a task the session owns."""
