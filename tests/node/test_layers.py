@@ -30,8 +30,6 @@ PENDING_TYPE_ONLY: frozenset[tuple[str, str]] = frozenset(
         ("map_subscribe", "client"),
         ("position", "client"),
         ("position", "node"),
-        ("revocation", "client"),
-        ("revocation", "node"),
         ("subscribe", "client"),
     }
 )

@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from rotary.channels.resolver import ChannelResolver
+    from rotary.clock import Clock
     from rotary.config.model import ClientSettings
     from rotary.engines.base import Broker, ClientInfo, PresenceManager
+    from rotary.engines.revocation import RevocationStore, TokenIdentity
+    from rotary.metrics import Metrics
     from rotary.node.hub import Hub
     from rotary.node.maps import MapNode
     from rotary.node.subscription import Subscription
@@ -41,6 +44,21 @@ class NodeServices(Protocol):
 
     @property
     def hub(self) -> Hub: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def revocation(self) -> RevocationStore | None: ...
+
+    @property
+    def metrics(self) -> Metrics | None: ...
+
+    def sessions(self, user: str, client: str = "", session: str = "") -> Sequence[Session]:
+        """The user's sessions on this node (or the one `client` / `session`)."""
+
+    def connected_sessions(self) -> Sequence[Session]:
+        """Every authenticated session of this node (a snapshot)."""
 
     @property
     def maps(self) -> MapNode: ...
@@ -74,6 +92,12 @@ class Session(Protocol):
 
     @property
     def subs(self) -> dict[str, Subscription]: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def token_identity(self) -> TokenIdentity | None: ...
 
     @property
     def releasing(self) -> set[Subscription]: ...
