@@ -28,8 +28,6 @@ PENDING_TYPE_ONLY: frozenset[tuple[str, str]] = frozenset(
         ("control", "client"),
         ("control", "node"),
         ("map_subscribe", "client"),
-        ("position", "client"),
-        ("position", "node"),
         ("subscribe", "client"),
     }
 )

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rotary.metrics import Metrics
     from rotary.node.hub import Hub
     from rotary.node.maps import MapNode
+    from rotary.node.scheduler import Scheduler
     from rotary.node.subscription import Subscription
     from rotary.protocol.codes import Disconnect, Unsubscribe
 
@@ -47,6 +48,12 @@ class NodeServices(Protocol):
 
     @property
     def clock(self) -> Clock: ...
+
+    @property
+    def scheduler(self) -> Scheduler: ...
+
+    def meta_ttl(self, channel: str) -> float:
+        """Seconds the history meta of `channel` lives (its namespace's, or the default)."""
 
     @property
     def revocation(self) -> RevocationStore | None: ...
