@@ -9,20 +9,22 @@ type-only import of the session or the node.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from rotary.channels.resolver import ChannelResolver
+    from rotary.channels.resolver import ChannelResolver, ResolvedChannel
     from rotary.clock import Clock
     from rotary.config.model import ClientSettings
-    from rotary.engines.base import Broker, ClientInfo, PresenceManager
+    from rotary.engines.base import Broker, ClientInfo, PresenceManager, StreamPosition
     from rotary.engines.revocation import RevocationStore, TokenIdentity
     from rotary.metrics import Metrics
     from rotary.node.hub import Hub
     from rotary.node.maps import MapNode
+    from rotary.node.proxy import ProxyContext, ProxyHooks
     from rotary.node.scheduler import Scheduler
     from rotary.node.subscription import Subscription
+    from rotary.protocol.base import Codec
     from rotary.protocol.codes import Disconnect, Unsubscribe
 
 __all__ = ["NodeServices", "Session"]
@@ -51,6 +53,22 @@ class NodeServices(Protocol):
 
     @property
     def scheduler(self) -> Scheduler: ...
+
+    @property
+    def proxy(self) -> ProxyHooks | None: ...
+
+    async def publish(
+        self,
+        ch: ResolvedChannel,
+        data: bytes,
+        *,
+        info: ClientInfo | None = None,
+        tags: Mapping[str, str] | None = None,
+        skip_history: bool = False,
+        idempotency_key: str = "",
+        delta: bool = False,
+    ) -> StreamPosition:
+        """Publish to a resolved channel with its namespace's history settings."""
 
     def meta_ttl(self, channel: str) -> float:
         """Seconds the history meta of `channel` lives (its namespace's, or the default)."""
@@ -102,6 +120,12 @@ class Session(Protocol):
 
     @property
     def closed(self) -> bool: ...
+
+    @property
+    def codec(self) -> Codec: ...
+
+    def proxy_context(self) -> ProxyContext:
+        """The session as the proxy hooks describe it."""
 
     @property
     def token_identity(self) -> TokenIdentity | None: ...
