@@ -26,8 +26,6 @@ PENDING_TYPE_ONLY: frozenset[tuple[str, str]] = frozenset(
         ("connect", "client"),
         ("control", "client"),
         ("control", "node"),
-        ("map_subscribe", "client"),
-        ("subscribe", "client"),
     }
 )
 

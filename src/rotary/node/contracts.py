@@ -9,7 +9,7 @@ type-only import of the session or the node.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rotary.engines.base import Broker, ClientInfo, PresenceManager, StreamPosition
     from rotary.engines.revocation import RevocationStore, TokenIdentity
     from rotary.metrics import Metrics
+    from rotary.node.auth import Authenticator
     from rotary.node.hub import Hub
     from rotary.node.maps import MapNode
     from rotary.node.proxy import ProxyContext, ProxyHooks
@@ -56,6 +57,18 @@ class NodeServices(Protocol):
 
     @property
     def proxy(self) -> ProxyHooks | None: ...
+
+    @property
+    def auth(self) -> Authenticator: ...
+
+    @property
+    def presence_ttl(self) -> float: ...
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the loop soon, outside the current call stack."""
+
+    async def hub_subscribe(self, channel: str, client_id: str) -> None:
+        """Add `client_id` to `channel` as pending; make the broker deliver it here."""
 
     async def publish(
         self,
@@ -132,6 +145,21 @@ class Session(Protocol):
 
     @property
     def releasing(self) -> set[Subscription]: ...
+
+    @property
+    def subscribing(self) -> set[str]: ...
+
+    def push(self, message: bytes) -> None:
+        """Queue one encoded message for the client; never awaits."""
+
+    def reply(self, cmd_id: int, method: str, result: Mapping[str, Any]) -> None:
+        """Queue the successful reply to command `cmd_id`."""
+
+    def send_push(self, kind: str, body: Mapping[str, Any], channel: str = "") -> None:
+        """Queue a push of `kind` (on `channel`)."""
+
+    def unencodable(self) -> None:
+        """A message for this client holds bytes its format cannot carry: disconnect 3506."""
 
     def client_info(self, chan_info: bytes | None = None) -> ClientInfo:
         """This connection as seen by others, with a channel's info."""

@@ -28,12 +28,12 @@ from rotary.protocol.messages import (
 )
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
+    from rotary.node.contracts import Session
 
 __all__ = ["handle_map_subscribe"]
 
 
-async def handle_map_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
+async def handle_map_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -> None:
     """Answer one request of a map subscribe flow (a page, or the live reply).
 
     JSON clients only for now: Protobuf clients get 108 (not available).
@@ -53,7 +53,7 @@ async def handle_map_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequ
         raise
 
 
-async def _flow(s: ClientSession, req: SubscribeRequest) -> Flow:
+async def _flow(s: Session, req: SubscribeRequest) -> Flow:
     """The flow this request continues, or a new one once the request is authorized."""
     flows = FLOWS.get(s)
     flow = flows.get(req.channel) if flows else None
@@ -72,7 +72,7 @@ async def _flow(s: ClientSession, req: SubscribeRequest) -> Flow:
     return flow
 
 
-async def _state_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, flow: Flow) -> None:
+async def _state_phase(s: Session, cmd_id: int, req: SubscribeRequest, flow: Flow) -> None:
     maps, settings, channel = s.node.maps, flow.settings, req.channel
     limit = settings.page_size(req.limit)
     page = await maps.broker.read_state(channel, settings, cursor=req.cursor, limit=limit)
@@ -98,7 +98,7 @@ async def _state_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, flo
     s.reply(cmd_id, "subscribe", result)
 
 
-async def _near_top(s: ClientSession, flow: Flow, limit: int) -> bool:
+async def _near_top(s: Session, flow: Flow, limit: int) -> bool:
     """Whether the last state page may go live at once: no stream, or at most a page behind."""
     if not flow.settings.has_stream or flow.position is None:
         return True
@@ -106,7 +106,7 @@ async def _near_top(s: ClientSession, flow: Flow, limit: int) -> bool:
     return flow.position.offset + limit >= top.position.offset
 
 
-async def _stream_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, flow: Flow) -> None:
+async def _stream_phase(s: Session, cmd_id: int, req: SubscribeRequest, flow: Flow) -> None:
     since = StreamPosition(req.offset, req.epoch)
     limit = flow.settings.page_size(req.limit)
     try:
@@ -130,7 +130,7 @@ async def _stream_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, fl
 
 
 async def _go_live(
-    s: ClientSession,
+    s: Session,
     cmd_id: int,
     req: SubscribeRequest,
     flow: Flow,
@@ -170,7 +170,7 @@ async def _go_live(
 
 
 async def _catch_up(
-    s: ClientSession, flow: Flow, since: StreamPosition
+    s: Session, flow: Flow, since: StreamPosition
 ) -> tuple[list[MapPublication], StreamPosition]:
     """Changes after `since` and the position they reach; 112 when too far behind."""
     settings, channel = flow.settings, flow.sub.channel
