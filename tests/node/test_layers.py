@@ -23,9 +23,6 @@ PREFIX = "rotary.node"
 PENDING_TYPE_ONLY: frozenset[tuple[str, str]] = frozenset(
     {
         ("client", "node"),
-        ("connect", "client"),
-        ("control", "client"),
-        ("control", "node"),
     }
 )
 

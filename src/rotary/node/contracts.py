@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from rotary.node.maps import MapNode
     from rotary.node.proxy import ProxyContext, ProxyHooks
     from rotary.node.scheduler import Scheduler
+    from rotary.node.state import Mode, State
     from rotary.node.subscription import Subscription
     from rotary.protocol.base import Codec
     from rotary.protocol.codes import Disconnect, Unsubscribe
@@ -63,6 +64,12 @@ class NodeServices(Protocol):
 
     @property
     def presence_ttl(self) -> float: ...
+
+    @property
+    def uid(self) -> str: ...
+
+    def user_connections(self, user: str) -> int:
+        """Connections of `user` on this node."""
 
     def call_soon(self, callback: Callable[[], None]) -> None:
         """Run `callback` on the loop soon, outside the current call stack."""
@@ -140,8 +147,33 @@ class Session(Protocol):
     def proxy_context(self) -> ProxyContext:
         """The session as the proxy hooks describe it."""
 
+    # Written by the connect and refresh handlers, hence plain attributes.
+    token_identity: TokenIdentity | None
+    meta: bytes | None
+    conn_info: bytes | None
+    expire_at: int
+    server_refresh: bool
+
     @property
-    def token_identity(self) -> TokenIdentity | None: ...
+    def session_id(self) -> str: ...
+
+    @property
+    def app_pings(self) -> bool: ...
+
+    @property
+    def mode(self) -> Mode: ...
+
+    @property
+    def state(self) -> State: ...
+
+    def authenticated(self, *, user: str, info: bytes | None, expire_at: int) -> None:
+        """Mark the session connected as `user`."""
+
+    def start_timers(self) -> None:
+        """Start the ping and periodic timers of a connected session."""
+
+    def arm_expiry(self) -> None:
+        """(Re)arm the connection expiry check from `expire_at` (cancel it when 0)."""
 
     @property
     def releasing(self) -> set[Subscription]: ...
