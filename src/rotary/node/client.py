@@ -16,11 +16,12 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from rotary.engines.base import ClientInfo
 from rotary.engines.revocation import TokenIdentity
 from rotary.node import commands, connect, map_subscribe, subscribe
+from rotary.node.contracts import NodeServices
 from rotary.node.ending import remove_subscription
 from rotary.node.outbox import Outbox, Transport
 from rotary.node.proxy import NO_HEADERS, ProxyContext
@@ -47,14 +48,29 @@ from rotary.protocol.messages import (
     SubscribeRequest,
 )
 
-if TYPE_CHECKING:
-    from rotary.node.node import Node
-
-__all__ = ["ClientSession", "State"]
+__all__ = ["ClientSession", "SessionHost", "State"]
 
 _log = logging.getLogger("rotary.client")
 
 Handler = Callable[["ClientSession", int, Any], Awaitable[dict[str, Any] | None]]
+
+
+class SessionHost(NodeServices, Protocol):
+    """What a session needs of its node beyond the handlers' contract: its own
+    registration, the write timeout of its outbox and the jitter of its pings. `Node`
+    (rotary.node.node) is one; it sits above this module and hands itself down."""
+
+    @property
+    def write_timeout(self) -> float: ...
+
+    @property
+    def rand(self) -> Callable[[], float]: ...
+
+    def register(self, session: ClientSession) -> None:
+        """Count an authenticated session."""
+
+    def unregister(self, session: ClientSession) -> None:
+        """Forget a session."""
 
 
 class ClientSession:
@@ -68,7 +84,7 @@ class ClientSession:
 
     def __init__(
         self,
-        node: Node,
+        node: SessionHost,
         transport: Transport,
         *,
         client_id: str,

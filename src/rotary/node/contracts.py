@@ -1,4 +1,4 @@
-"""What the shared session operations need of a client session and of its node.
+"""What the command handlers (and the operations below them) need of a session and its node.
 
 `ClientSession` (rotary.node.client) and `Node` (rotary.node.node) live above the command
 handlers and hand themselves down; modules below them name these protocols instead of
@@ -33,7 +33,7 @@ __all__ = ["NodeServices", "Session"]
 
 
 class NodeServices(Protocol):
-    """The node as the shared session operations see it."""
+    """The node as the command handlers see it."""
 
     @property
     def settings(self) -> ClientSettings: ...
@@ -124,7 +124,7 @@ class NodeServices(Protocol):
 
 
 class Session(Protocol):
-    """A client session as the shared session operations see it."""
+    """A client session as the command handlers see it."""
 
     @property
     def id(self) -> str: ...
