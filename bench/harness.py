@@ -47,6 +47,7 @@ SCENARIOS = (
     "cluster",
     "latency",
     "soak",
+    "slowconsumers",
     "proxystorm",
 )
 _OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}

@@ -517,3 +517,32 @@ def test_checkconfig_reports_a_public_key_that_does_not_load(cwd: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.startswith("error: token_rsa_public_key")
     assert "Traceback" not in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- serve flags
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        ["--workers", "2"],
+        ["serve", "--workers", "2"],
+        ["--workers", "2", "serve"],
+        ["--workers=2", "serve"],
+    ],
+)
+def test_workers_flag_is_honoured_before_or_after_serve(cwd: Path, spelling: list[str]) -> None:
+    # The memory engine refuses several workers, and says how many it was asked for: proof
+    # that the flag reached the command, wherever it was written.
+    result = run(cwd, *spelling)
+    assert result.returncode == 1
+    assert result.stdout.startswith("error: --workers 2 needs the Redis engine")
+
+
+def test_server_flags_given_before_serve_are_kept() -> None:
+    from rotary.cli import _parser
+
+    args = _parser().parse_args(["--port", "9123", "--address", "127.0.0.2", "serve"])
+    assert (args.port, args.address, args.workers) == (9123, "127.0.0.2", 1)
+    args = _parser().parse_args(["serve"])
+    assert (args.port, args.address, args.workers, args.reuse_port) == (None, None, 1, False)

@@ -120,18 +120,20 @@ def _parser() -> _Parser:
     config.add_argument(
         "-c", "--config", default=argparse.SUPPRESS, help="config file (default config.json)"
     )
-    server = _Parser(add_help=False)
-    _add_server_flags(server)
     root = _Parser(
         prog="rotary",
         description="Rotary: a real-time messaging server speaking Centrifugo's protocol.",
-        parents=[config, server],
+        parents=[config],
     )
+    _add_server_flags(root)
     _add_worker_flags(root)
     root.set_defaults(handler=_cmd_serve)
     commands = root.add_subparsers(title="commands", metavar="COMMAND")
-    serve = _add(commands, "serve", "run the server (the default)", _cmd_serve, config, server)
-    _add_worker_flags(serve)
+    serve = _add(commands, "serve", "run the server (the default)", _cmd_serve, config)
+    # A subcommand's defaults overwrite what the root already parsed, so its copies of the
+    # root's flags have none: `rotary --workers 2 serve` keeps the 2.
+    _add_server_flags(serve, inherited=True)
+    _add_worker_flags(serve, inherited=True)
     dev = _add(commands, "dev", "write a development config if missing and run", _cmd_dev)
     dev.add_argument("-c", "--config", default=_DEV_CONFIG_PATH, help="development config file")
     dev.add_argument(
@@ -139,7 +141,7 @@ def _parser() -> _Parser:
         default=_DEMO_SDK,
         help=f"centrifuge-js browser build for the demo page (default {_DEMO_SDK})",
     )
-    _add_server_flags(dev)
+    _add_server_flags(dev, inherited=True)
     _add_token_commands(commands, config)
     _add(commands, "genconfig", "write a new config file", _cmd_genconfig, config)
     _add(commands, "checkconfig", "check a config file", _cmd_checkconfig, config)
@@ -148,21 +150,32 @@ def _parser() -> _Parser:
     return root
 
 
-def _add_server_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, help="port to listen on")
-    parser.add_argument("--address", help="address to listen on")
-    parser.add_argument("--log_level", help="none, trace, debug, info, warn or error")
+def _add_server_flags(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
+    """`inherited`: `parser` is a subcommand repeating the root's flags; it sets no defaults
+    (argparse lets a subcommand's defaults overwrite what the root parsed before it)."""
+    unset = argparse.SUPPRESS if inherited else None
+    parser.add_argument("--port", type=int, default=unset, help="port to listen on")
+    parser.add_argument("--address", default=unset, help="address to listen on")
+    parser.add_argument(
+        "--log_level", default=unset, help="none, trace, debug, info, warn or error"
+    )
 
 
-def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
+def _add_worker_flags(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
+    """`inherited` as in `_add_server_flags`."""
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=argparse.SUPPRESS if inherited else 1,
         help="node processes sharing the port, one per core (Redis engine only; default 1)",
     )
     # Set by the supervisor on its workers: bind with SO_REUSEPORT.
-    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        default=argparse.SUPPRESS if inherited else False,
+        help=argparse.SUPPRESS,
+    )
 
 
 def _add(

@@ -23,7 +23,14 @@ __all__ = ["Difference", "Listed", "diff", "listed_differences", "normalise", "u
 
 DIFFERENCES_FILE = Path(__file__).with_name("differences.toml")
 # Server clocks (connect `time`, publication `time`) differ by design, like epochs.
-_PLACEHOLDER_KEYS = {"epoch": "<epoch>", "version": "<version>", "time": "<time>"}
+# Streaming sessions and node ids are random per run, like client ids.
+_PLACEHOLDER_KEYS = {
+    "epoch": "<epoch>",
+    "version": "<version>",
+    "time": "<time>",
+    "session": "<session>",
+    "node": "<node>",
+}
 _TTL_SLACK = 2
 ABSENT = "<absent>"
 

@@ -78,6 +78,12 @@ _BASE: dict[str, Any] = {
         "presence_update_interval": "1s",
     },
     "http_api": {"key": API_KEY},
+    # Every transport on, so one file serves the scenarios over each of them.
+    "http_stream": {"enabled": True},
+    "sse": {"enabled": True},
+    "uni_http_stream": {"enabled": True},
+    "uni_sse": {"enabled": True},
+    "uni_websocket": {"enabled": True},
     "log": {"level": "error"},
     "channel": {
         "without_namespace": {"allow_subscribe_for_client": True},

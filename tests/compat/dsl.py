@@ -33,6 +33,7 @@ __all__ = [
     "Sleep",
     "Step",
     "Tok",
+    "Uni",
     "Var",
 ]
 
@@ -156,13 +157,26 @@ class Api:
 
 
 @dataclass(frozen=True)
+class Uni:
+    """Open unidirectional connection `conn` over `transport` (uni_http_stream, uni_sse or
+    uni_websocket) with connect `request`; observes the HTTP status (200, or 101 for the
+    WebSocket). Its messages, connect push and pings (``{}``) included, are then observed
+    with `Push`, its end with `Closed`.
+    """
+
+    conn: str
+    transport: str
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Sleep:
     """Wait `seconds` (expiry scenarios; both servers run concurrently)."""
 
     seconds: float
 
 
-Step = Open | Cmd | Batch | Send | Reply | Raw | Push | Closed | Api | Sleep
+Step = Open | Cmd | Batch | Send | Reply | Raw | Push | Closed | Api | Sleep | Uni
 
 
 @dataclass(frozen=True)

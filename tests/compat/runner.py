@@ -3,6 +3,12 @@
 A transcript is a list of observations, one per observing step, as decoded JSON. The
 runner does not normalise anything (that is `tests.compat.compare`'s job); it only records
 which client id each connection got, so the comparison can name clients by connection.
+
+A scenario's connections travel over one transport: the WebSocket, or HTTP-streaming or
+SSE with later commands through ``/emulation`` (`tests.compat.streams`). On the streaming
+transports a disconnect push followed by the end of the stream is observed as a WebSocket
+close with that code and reason, so one scenario reads the same over every transport.
+`Uni` connections always use the unidirectional transport they name.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 import aiohttp
 import jwt
 
-from tests.compat import configs, wire
+from tests.compat import configs, streams, wire
 from tests.compat.dsl import (
     Api,
     Batch,
@@ -33,10 +39,14 @@ from tests.compat.dsl import (
     Send,
     Sleep,
     Tok,
+    Uni,
     Var,
 )
 
-__all__ = ["Transcript", "run_scenario", "sign"]
+__all__ = ["TRANSPORTS", "Transcript", "run_scenario", "sign"]
+
+# Where a scenario's bidirectional connections can travel.
+TRANSPORTS = ("websocket", "http_stream", "sse")
 
 _WAIT = 10.0
 
@@ -96,10 +106,16 @@ class _Conn:
     """One raw protocol connection: command ids, and pushes read while waiting for replies."""
 
     def __init__(
-        self, ws: aiohttp.ClientWebSocketResponse, saved: dict[str, Any], *, protobuf: bool
+        self,
+        ws: aiohttp.ClientWebSocketResponse | streams.Stream,
+        saved: dict[str, Any],
+        *,
+        protobuf: bool,
+        pings: bool = False,
     ) -> None:
         self.ws = ws
         self.saved = saved
+        self.pings = pings  # observe server pings ({}) as pushes: unidirectional clients
         self.protobuf = protobuf
         self.next_id = 0
         self.pending: list[dict[str, Any]] = []
@@ -113,7 +129,9 @@ class _Conn:
             ids.append(self.next_id)
             commands.append({"id": self.next_id, **_resolve(body, self.saved)})
         frame = wire.encode(commands, protobuf=self.protobuf)
-        if isinstance(frame, bytes):
+        if isinstance(self.ws, streams.Stream):
+            await self.ws.send(frame)
+        elif isinstance(frame, bytes):
             await self.ws.send_bytes(frame)
         else:
             await self.ws.send_str(frame)
@@ -123,6 +141,13 @@ class _Conn:
         """Read one frame into `pending`; False once the connection is closed."""
         if self.close is not None:
             return False
+        if isinstance(self.ws, streams.Stream):
+            messages = await self.ws.receive(wait=_WAIT)
+            if messages is None:
+                self.close = self.ws.close
+                return False
+            self.pending.extend(m for m in messages if m or self.pings)
+            return True
         msg = await self.ws.receive(timeout=_WAIT)
         if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
             self.pending.extend(m for m in wire.decode(msg.data) if m)  # {} is a server ping
@@ -170,9 +195,12 @@ class _Conn:
 
 
 class _Run:
-    def __init__(self, session: aiohttp.ClientSession, base: str, *, protobuf: bool) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base: str, *, protobuf: bool, transport: str
+    ) -> None:
         self.session = session
         self.protobuf = protobuf
+        self.transport = transport
         self.base = base  # http://127.0.0.1:PORT
         self.conns: dict[str, _Conn] = {}
         self.last_sent: dict[str, int] = {}
@@ -201,9 +229,15 @@ class _Run:
                 self._note_client(step.conn, result)
                 self.out.entries.append(result)
             case Raw():
-                await self.conns[step.conn].ws.send_str(step.text)
+                ws = self.conns[step.conn].ws
+                assert isinstance(ws, aiohttp.ClientWebSocketResponse), "Raw is WebSocket-only"
+                await ws.send_str(step.text)
+            case Uni():
+                await self._open_uni(step)
             case Push():
                 pushes = [await self.conns[step.conn].push() for _ in range(step.count)]
+                for push in pushes:  # a unidirectional connect push names the client
+                    self._note_client(step.conn, push)
                 if step.unordered:
                     pushes = [sorted(pushes, key=lambda p: json.dumps(p, sort_keys=True))]
                 self.out.entries.extend(pushes)
@@ -226,6 +260,12 @@ class _Run:
             self.out.clients[conn] = client
 
     async def _open(self, step: Open) -> None:
+        if self.transport != "websocket":
+            # The stream opens with the first commands (the connect), in `streams.Stream.send`.
+            stream = streams.Stream(self.session, self.base, self.transport, self.protobuf)
+            self.conns[step.conn] = _Conn(stream, self.saved, protobuf=self.protobuf)
+            self.out.entries.append({"open": 101})
+            return
         url = self.base.replace("http", "ws", 1) + "/connection/websocket"
         query = "&".join(q for q in (step.query, "cf_protocol=protobuf" * self.protobuf) if q)
         url += f"?{query}" if query else ""
@@ -236,6 +276,14 @@ class _Run:
             return
         self.conns[step.conn] = _Conn(ws, self.saved, protobuf=self.protobuf)
         self.out.entries.append({"open": 101})
+
+    async def _open_uni(self, step: Uni) -> None:
+        request = _resolve(step.request, self.saved)
+        uni = streams.UniStream(self.session, self.base, step.transport)
+        status = await uni.open(request)
+        self.out.entries.append({"open": status})
+        if uni.opened:
+            self.conns[step.conn] = _Conn(uni, self.saved, protobuf=False, pings=True)
 
     async def _api(self, step: Api) -> Any:
         key = configs.API_KEY if step.key is None else step.key
@@ -255,7 +303,10 @@ class _Run:
 
     async def close_all(self) -> None:
         for conn in self.conns.values():
-            await conn.ws.close()
+            if isinstance(conn.ws, streams.Stream):
+                await conn.ws.end()
+            else:
+                await conn.ws.close()
 
 
 def _dig(value: Any, path: str) -> Any:
@@ -272,11 +323,16 @@ def _dig(value: Any, path: str) -> Any:
     return value
 
 
-async def run_scenario(scenario: Scenario, base_url: str, *, protobuf: bool = False) -> Transcript:
-    """Run `scenario` against the server at `base_url` (http://host:port), its WebSocket
-    connections speaking JSON or (`protobuf`) the Protobuf protocol."""
+async def run_scenario(
+    scenario: Scenario, base_url: str, *, protobuf: bool = False, transport: str = "websocket"
+) -> Transcript:
+    """Run `scenario` against the server at `base_url` (http://host:port), its connections
+    travelling over `transport` (one of `TRANSPORTS`) and speaking JSON or (`protobuf`) the
+    Protobuf protocol."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"unknown transport {transport!r}")
     async with aiohttp.ClientSession() as session:
-        run = _Run(session, base_url, protobuf=protobuf)
+        run = _Run(session, base_url, protobuf=protobuf, transport=transport)
         try:
             for step in scenario.steps:
                 await run.step(step)

@@ -5,7 +5,9 @@ normalised transcripts must be equal except where tests/compat/differences.toml 
 deliberate difference (explained on the user page it names). The scenarios where the engine
 matters run again with both servers on the Redis engine (each with a key prefix of
 its own, deleted afterwards). `make test` runs the quick scenarios; `make compat`
-(ROTARY_COMPAT=full) runs all of them. Every scenario also runs over Protobuf.
+(ROTARY_COMPAT=full) runs all of them. Every scenario also runs over Protobuf, and over
+HTTP-streaming (JSON and Protobuf) and SSE with emulation; the scenarios of
+tests/compat/scenarios/uni.py drive the unidirectional transports.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from bench.common import REPO, ServerProcess, start_rotary
 
 from tests.compat import configs
 from tests.compat.compare import diff, listed_differences, normalise, unexplained
-from tests.compat.dsl import Raw, Scenario
+from tests.compat.dsl import Raw, Scenario, Uni
 from tests.compat.runner import Transcript, run_scenario
 from tests.compat.scenarios import SCENARIOS, by_id
 
@@ -34,13 +36,34 @@ _SELECTED = [s for s in SCENARIOS if _FULL or s.quick]
 # Where the engine matters (presence, history, recovery, the API): run again on Redis.
 _REDIS_FAMILIES = ("presence", "history", "recovery", "api_", "cache_", "forced_position")
 _ON_REDIS = [s for s in _SELECTED if s.id.startswith(_REDIS_FAMILIES)]
+
+
+def _has(scenario: Scenario, kind: type) -> bool:
+    return any(isinstance(step, kind) for step in scenario.steps)
+
+
 # Raw steps send JSON text on purpose (malformed input): those scenarios stay JSON-only.
-_OVER_PROTOBUF = [s for s in _SELECTED if not any(isinstance(step, Raw) for step in s.steps)]
+# Unidirectional scenarios name their transport and speak JSON: they run once.
+_BIDIRECTIONAL = [s for s in _SELECTED if not _has(s, Raw) and not _has(s, Uni)]
+_OVER_PROTOBUF = _BIDIRECTIONAL
+# Over the streaming transports, all but the WebSocket-only limits (its message size).
+# The short form runs a few fast ones there; `make compat` all.
+_STREAM_QUICK = (
+    "connect_without_token_closes_3501",
+    "subscribe_private_channel_with_token",
+    "api_publish_and_broadcast_reach_subscribers",
+)
+_OVER_STREAMS = [
+    (scenario, transport, protobuf)
+    for transport, protobuf in (("http_stream", False), ("http_stream", True), ("sse", False))
+    for scenario in _BIDIRECTIONAL
+    if scenario.config != "limits" and (_FULL or scenario.id in _STREAM_QUICK)
+]
 _DOC_PAGES = (REPO / "docs" / "differences.md",)
 
 
 async def _both(
-    scenario: Scenario, *, redis: bool = False, protobuf: bool = False
+    scenario: Scenario, *, redis: bool = False, protobuf: bool = False, transport: str = "websocket"
 ) -> tuple[Transcript, Transcript]:
     cfg = configs.config(scenario.config)
     envs: tuple[dict[str, str], dict[str, str]] = ({}, {})
@@ -66,8 +89,8 @@ async def _both(
     assert isinstance(centrifugo, ServerProcess) and isinstance(rotary, ServerProcess)
     try:
         return await asyncio.gather(
-            run_scenario(scenario, _base(centrifugo), protobuf=protobuf),
-            run_scenario(scenario, _base(rotary), protobuf=protobuf),
+            run_scenario(scenario, _base(centrifugo), protobuf=protobuf, transport=transport),
+            run_scenario(scenario, _base(rotary), protobuf=protobuf, transport=transport),
         )
     finally:
         await asyncio.gather(asyncio.to_thread(centrifugo.stop), asyncio.to_thread(rotary.stop))
@@ -123,10 +146,38 @@ async def test_rotary_shows_what_centrifugo_shows_over_protobuf(
     _compare(f"{scenario.id}@protobuf", *await _both(scenario, protobuf=True))
 
 
-def _compare(scenario_id: str, centrifugo: Transcript, rotary: Transcript) -> None:
+def _stream_id(case: tuple[Scenario, str, bool]) -> str:
+    scenario, transport, protobuf = case
+    return f"{scenario.id}@{transport}" + "+protobuf" * protobuf
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("case", _OVER_STREAMS, ids=[_stream_id(c) for c in _OVER_STREAMS])
+async def test_rotary_shows_what_centrifugo_shows_over_streams(
+    case: tuple[Scenario, str, bool], centrifugo_binary: Path
+) -> None:
+    """The bidirectional scenarios over HTTP-streaming (JSON, Protobuf) and SSE, later commands
+    through /emulation (listed as ``<id>@http_stream``, ``<id>@http_stream+protobuf``,
+    ``<id>@sse``)."""
+    scenario, transport, protobuf = case
+    found = await _both(scenario, protobuf=protobuf, transport=transport)
+    # What differs on the WebSocket (and over its Protobuf) differs here too: those entries
+    # apply; only what the transport itself changes is listed under this id.
+    inherited = (scenario.id, f"{scenario.id}@protobuf") if protobuf else (scenario.id,)
+    _compare(_stream_id(case), *found, inherited=inherited)
+
+
+def _compare(
+    scenario_id: str, centrifugo: Transcript, rotary: Transcript, inherited: tuple[str, ...] = ()
+) -> None:
+    """Fail on any difference not listed for `scenario_id` (or one of the `inherited` ids),
+    and on an entry of `scenario_id` itself that no longer shows."""
     c_entries, r_entries = normalise(centrifugo), normalise(rotary)
     found = diff(c_entries, r_entries)
-    left, stale = unexplained(scenario_id, found, listed_differences())
+    listed = listed_differences()
+    left, stale = unexplained(scenario_id, found, listed)
+    for other in inherited:
+        left, _ = unexplained(other, left, listed)
     report = (
         f"centrifugo:\n{_show(c_entries)}\nrotary:\n{_show(r_entries)}\n"
         f"unlisted differences:\n" + "\n".join(f"  {d}" for d in left)

@@ -3,13 +3,14 @@
 Conventions: connections are named "a", "b"; `connect(conn, tok)` opens and connects;
 channels live in the namespaces of `tests.compat.configs` ("chat": presence, join/leave,
 history and recovery, subscribable by any user; "plain": everything off; no namespace:
-subscribable by any user). Each module holds one family: tokens, channels, server, options.
+subscribable by any user). Each module holds one family: tokens, channels, server, options,
+and uni (the unidirectional transports).
 """
 
 from __future__ import annotations
 
 from tests.compat.dsl import Scenario
-from tests.compat.scenarios import channels, options, server, tokens
+from tests.compat.scenarios import channels, options, server, tokens, uni
 
 __all__ = ["SCENARIOS", "by_id"]
 
@@ -23,6 +24,7 @@ SCENARIOS: list[Scenario] = [
     *server.API,
     *server.LIMITS,
     *options.OPTIONS,
+    *uni.UNI,
 ]
 
 
