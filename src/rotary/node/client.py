@@ -16,11 +16,13 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from rotary.engines.base import ClientInfo
 from rotary.engines.revocation import TokenIdentity
-from rotary.node import commands, connect, subscribe
+from rotary.node import commands, connect, map_subscribe, subscribe
+from rotary.node.contracts import NodeServices
+from rotary.node.ending import remove_subscription
 from rotary.node.outbox import Outbox, Transport
 from rotary.node.proxy import NO_HEADERS, ProxyContext
 from rotary.node.ratelimit import limiter_for
@@ -38,16 +40,37 @@ from rotary.protocol.codes import (
     Unsubscribe,
     unidirectional_disconnect,
 )
-from rotary.protocol.messages import Command, Request
+from rotary.protocol.messages import (
+    TYPE_MAP,
+    TYPE_SHARED_POLL,
+    Command,
+    Request,
+    SubscribeRequest,
+)
 
-if TYPE_CHECKING:
-    from rotary.node.node import Node
-
-__all__ = ["ClientSession", "State"]
+__all__ = ["ClientSession", "SessionHost", "State"]
 
 _log = logging.getLogger("rotary.client")
 
 Handler = Callable[["ClientSession", int, Any], Awaitable[dict[str, Any] | None]]
+
+
+class SessionHost(NodeServices, Protocol):
+    """What a session needs of its node beyond the handlers' contract: its own
+    registration, the write timeout of its outbox and the jitter of its pings. `Node`
+    (rotary.node.node) is one; it sits above this module and hands itself down."""
+
+    @property
+    def write_timeout(self) -> float: ...
+
+    @property
+    def rand(self) -> Callable[[], float]: ...
+
+    def register(self, session: ClientSession) -> None:
+        """Count an authenticated session."""
+
+    def unregister(self, session: ClientSession) -> None:
+        """Forget a session."""
 
 
 class ClientSession:
@@ -61,7 +84,7 @@ class ClientSession:
 
     def __init__(
         self,
-        node: Node,
+        node: SessionHost,
         transport: Transport,
         *,
         client_id: str,
@@ -341,7 +364,7 @@ class ClientSession:
         self.subs.clear()
         for sub in pending:
             sub.ended = True
-            await subscribe.remove_subscription(self, sub)
+            await remove_subscription(self, sub)
         self.node.unregister(self)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -444,10 +467,18 @@ _TIMER_OPS: dict[str, Callable[[ClientSession], None]] = {
 }
 
 
+async def _subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
+    """Route a subscribe: the map types run the map flow, every other type the plain one."""
+    if TYPE_MAP <= req.type < TYPE_SHARED_POLL:  # map, client presence map, user presence map
+        await map_subscribe.handle_map_subscribe(s, cmd_id, req)
+    else:
+        await subscribe.handle_subscribe(s, cmd_id, req)
+
+
 _HANDLERS: dict[str, Handler] = {
     "connect": connect.handle_connect,
     "refresh": connect.handle_refresh,
-    "subscribe": subscribe.handle_subscribe,
+    "subscribe": _subscribe,
     "unsubscribe": subscribe.handle_unsubscribe,
     "sub_refresh": subscribe.handle_sub_refresh,
     "publish": commands.handle_publish,

@@ -26,7 +26,7 @@ from rotary.protocol.messages import (
 )
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
+    from rotary.node.contracts import Session
 
 __all__ = [
     "handle_history",
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-def _resolve(s: ClientSession, channel: str) -> ResolvedChannel:
+def _resolve(s: Session, channel: str) -> ResolvedChannel:
     """Unknown namespace → 102, invalid name → 107."""
     resolved = s.node.resolver.resolve(channel)
     if resolved is None:
@@ -53,7 +53,7 @@ def _require(allowed: bool) -> None:
         raise CommandError(ErrorCode.PERMISSION_DENIED)
 
 
-async def handle_publish(s: ClientSession, cmd_id: int, req: PublishRequest) -> dict[str, Any]:
+async def handle_publish(s: Session, cmd_id: int, req: PublishRequest) -> dict[str, Any]:
     """Publish with the namespace's history settings and the publisher's ClientInfo."""
     if req.type == TYPE_MAP:
         return await handle_map_publish(s, req)
@@ -76,7 +76,7 @@ async def handle_publish(s: ClientSession, cmd_id: int, req: PublishRequest) -> 
     return {}
 
 
-def _presence_channel(s: ClientSession, channel: str) -> str:
+def _presence_channel(s: Session, channel: str) -> str:
     if not channel:
         raise ProtocolViolation("presence without channel")
     ch = _resolve(s, channel)
@@ -88,7 +88,7 @@ def _presence_channel(s: ClientSession, channel: str) -> str:
     return channel
 
 
-async def handle_presence(s: ClientSession, cmd_id: int, req: PresenceRequest) -> dict[str, Any]:
+async def handle_presence(s: Session, cmd_id: int, req: PresenceRequest) -> dict[str, Any]:
     """Every client in the channel's presence: ``{"presence": {client: ClientInfo}}``."""
     channel = _presence_channel(s, req.channel)
     entries = await s.node.presence.presence(channel)
@@ -96,7 +96,7 @@ async def handle_presence(s: ClientSession, cmd_id: int, req: PresenceRequest) -
 
 
 async def handle_presence_stats(
-    s: ClientSession, cmd_id: int, req: PresenceStatsRequest
+    s: Session, cmd_id: int, req: PresenceStatsRequest
 ) -> dict[str, Any]:
     """``{"num_clients": N, "num_users": M}``, both always present."""
     channel = _presence_channel(s, req.channel)
@@ -104,7 +104,7 @@ async def handle_presence_stats(
     return {"num_clients": stats.num_clients, "num_users": stats.num_users}
 
 
-async def handle_history(s: ClientSession, cmd_id: int, req: HistoryRequest) -> dict[str, Any]:
+async def handle_history(s: Session, cmd_id: int, req: HistoryRequest) -> dict[str, Any]:
     """History with the client limits of docs/protocol.md "Commands" (limit capped, 112 on another
     epoch)."""
     if not req.channel:
@@ -132,7 +132,7 @@ async def handle_history(s: ClientSession, cmd_id: int, req: HistoryRequest) -> 
     }
 
 
-async def handle_rpc(s: ClientSession, cmd_id: int, req: RpcRequest) -> dict[str, Any]:
+async def handle_rpc(s: Session, cmd_id: int, req: RpcRequest) -> dict[str, Any]:
     """The optional built-in ping method, else the RPC proxy; 108 without either."""
     settings = s.node.settings
     if settings.rpc_ping and req.method == settings.rpc_ping_method:
@@ -144,6 +144,6 @@ async def handle_rpc(s: ClientSession, cmd_id: int, req: RpcRequest) -> dict[str
     return {} if data is None else {"data": data}
 
 
-async def handle_send(s: ClientSession, cmd_id: int, req: SendRequest) -> None:
+async def handle_send(s: Session, cmd_id: int, req: SendRequest) -> None:
     """No message handler is registered, as in Centrifugo: disconnect 3508."""
     raise DisconnectError(DisconnectCode.NOT_AVAILABLE)

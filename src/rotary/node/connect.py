@@ -28,7 +28,7 @@ from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError,
 from rotary.protocol.messages import ConnectRequest, RefreshRequest
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
+    from rotary.node.contracts import Session
 
 __all__ = ["VERSION", "handle_connect", "handle_refresh", "refresh_by_proxy"]
 
@@ -60,7 +60,7 @@ _REFRESH_TOKEN_ERRORS: dict[str, Callable[[], Exception]] = {
 _Planned = tuple[ResolvedChannel, ServerSubOptions, bool]
 
 
-async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> None:
+async def handle_connect(s: Session, cmd_id: int, req: ConnectRequest) -> None:
     """validate → authenticate → plan server-side channels → subscribe them → reply."""
     if s.state is not State.CONNECTING:
         raise DisconnectError(DisconnectCode.BAD_REQUEST)
@@ -100,7 +100,7 @@ async def handle_connect(s: ClientSession, cmd_id: int, req: ConnectRequest) -> 
 
 
 async def _proxied(
-    s: ClientSession, req: ConnectRequest
+    s: Session, req: ConnectRequest
 ) -> tuple[ConnectCredentials, bytes | None] | None:
     """The connect proxy's answer for a connect without a token (None: no proxy, or the
     backend gave no result, which counts as no token: anonymous if allowed, else 3501)."""
@@ -110,7 +110,7 @@ async def _proxied(
     return await proxy.connect(s.proxy_context(), req)
 
 
-async def _credentials(s: ClientSession, token: str, now: float) -> ConnectCredentials:
+async def _credentials(s: Session, token: str, now: float) -> ConnectCredentials:
     settings = s.node.settings
     if not token:
         if settings.allow_anonymous_connect_without_token or settings.insecure:
@@ -128,9 +128,7 @@ async def _credentials(s: ClientSession, token: str, now: float) -> ConnectCrede
     return creds
 
 
-def _plan_channels(
-    s: ClientSession, creds: ConnectCredentials, req: ConnectRequest
-) -> list[_Planned]:
+def _plan_channels(s: Session, creds: ConnectCredentials, req: ConnectRequest) -> list[_Planned]:
     """Token channels, the personal channel, then permitted channels of ConnectRequest.subs."""
     node = s.node
     planned: dict[str, _Planned] = {}
@@ -148,14 +146,14 @@ def _plan_channels(
     return list(planned.values())
 
 
-def _resolve_or_102(s: ClientSession, name: str) -> ResolvedChannel:
+def _resolve_or_102(s: Session, name: str) -> ResolvedChannel:
     resolved = s.node.resolver.resolve(name)
     if resolved is None:
         raise CommandError(ErrorCode.UNKNOWN_CHANNEL)
     return resolved
 
 
-def _requested_channel(s: ClientSession, name: str, user: str) -> ResolvedChannel | None:
+def _requested_channel(s: Session, name: str, user: str) -> ResolvedChannel | None:
     """A ConnectRequest.subs channel the client may have (docs/tokens.md "How a connection token is
     checked"); unknown ns → 3501."""
     resolver = s.node.resolver
@@ -168,7 +166,7 @@ def _requested_channel(s: ClientSession, name: str, user: str) -> ResolvedChanne
     return ch if allowed else None
 
 
-def _connect_result(s: ClientSession, subs: dict[str, Any], now: float) -> dict[str, Any]:
+def _connect_result(s: Session, subs: dict[str, Any], now: float) -> dict[str, Any]:
     settings = s.node.settings
     result: dict[str, Any] = {"client": s.id, "version": VERSION}
     if not s.server_refresh:
@@ -193,7 +191,7 @@ def _connect_result(s: ClientSession, subs: dict[str, Any], now: float) -> dict[
 # ---------------------------------------------------------------------------- refresh
 
 
-async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> dict[str, Any]:
+async def handle_refresh(s: Session, cmd_id: int, req: RefreshRequest) -> dict[str, Any]:
     """Client-side refresh (docs/tokens.md "Connection expiry and refresh"), with expiry 0 meaning
     "no expiry" (docs/differences.md quirk 4)."""
     if s.server_refresh:
@@ -225,7 +223,7 @@ async def handle_refresh(s: ClientSession, cmd_id: int, req: RefreshRequest) -> 
     return refresh_connection(s, expire_at=expire_at, info=info, now=now)
 
 
-def _deny(s: ClientSession, action: str, exc: TokenProblem, *, user: str) -> None:
+def _deny(s: Session, action: str, exc: TokenProblem, *, user: str) -> None:
     """The one denial line for a refused connection token (`rotary.logs.log_denial`)."""
     reason = exc.reason or exc.kind
     log_denial(
@@ -240,7 +238,7 @@ def _deny(s: ClientSession, action: str, exc: TokenProblem, *, user: str) -> Non
 
 
 def refresh_connection(
-    s: ClientSession, *, expire_at: int, info: bytes | None, now: float
+    s: Session, *, expire_at: int, info: bytes | None, now: float
 ) -> dict[str, Any]:
     """Store a new expiry (0: none; capped a year ahead) and info, re-arm the timer; return
     the refresh result."""
@@ -254,7 +252,7 @@ def refresh_connection(
     return result
 
 
-async def refresh_by_proxy(s: ClientSession) -> None:
+async def refresh_by_proxy(s: Session) -> None:
     """Server-side refresh of an expired connection through the refresh proxy.
 
     ``expired`` closes it with 3005; a later ``expire_at`` extends it (and ``info`` replaces the

@@ -15,9 +15,9 @@ import orjson
 from rotary.engines.base import StreamPosition
 from rotary.node.auth import Override, ServerSubOptions
 from rotary.node.connect import refresh_connection
+from rotary.node.ending import end_subscription
 from rotary.node.subscribe import (
     activate,
-    end_subscription,
     send_subscribe_push,
     server_subscription,
 )
@@ -25,8 +25,7 @@ from rotary.protocol.codes import Disconnect, DisconnectCode, UnsubscribeCode
 from rotary.protocol.messages import SubscribeRequest
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
-    from rotary.node.node import Node
+    from rotary.node.contracts import NodeServices, Session
 
 __all__ = ["apply", "force_recover", "subscribe_message"]
 
@@ -78,7 +77,7 @@ def subscribe_message(
     return orjson.dumps(msg)
 
 
-def apply(node: Node, data: bytes) -> None:
+def apply(node: NodeServices, data: bytes) -> None:
     """Run one control message against this node's sessions."""
     msg = orjson.loads(data)
     op = msg.get("op")
@@ -94,7 +93,7 @@ def apply(node: Node, data: bytes) -> None:
             s.spawn(_subscribe(s, msg))
 
 
-def _unsubscribe(s: ClientSession, channel: str) -> None:
+def _unsubscribe(s: Session, channel: str) -> None:
     """End `s`'s subscription to `channel`, or every subscription when `channel` is ""."""
     subs = list(s.subs.values()) if not channel else [s.subs.get(channel)]
     for sub in subs:
@@ -102,7 +101,7 @@ def _unsubscribe(s: ClientSession, channel: str) -> None:
             end_subscription(s, sub, UnsubscribeCode.SERVER)
 
 
-def _refresh(s: ClientSession, msg: dict[str, Any]) -> None:
+def _refresh(s: Session, msg: dict[str, Any]) -> None:
     now = s.node.clock.now()
     expire_at = int(msg.get("expire_at") or 0)
     if msg.get("expired") or (expire_at and expire_at <= now):
@@ -116,7 +115,7 @@ def _refresh(s: ClientSession, msg: dict[str, Any]) -> None:
     s.send_push("refresh", body)
 
 
-async def _subscribe(s: ClientSession, msg: dict[str, Any]) -> None:
+async def _subscribe(s: Session, msg: dict[str, Any]) -> None:
     channel = msg["channel"]
     resolved = s.node.resolver.resolve(channel)
     if resolved is None or channel in s.subs or channel in s.subscribing or s.closed:
@@ -135,7 +134,7 @@ async def _subscribe(s: ClientSession, msg: dict[str, Any]) -> None:
     activate(s, sub)
 
 
-def force_recover(s: ClientSession, affected: Callable[[str], bool] = lambda _: True) -> None:
+def force_recover(s: Session, affected: Callable[[str], bool] = lambda _: True) -> None:
     """Make positioned subscriptions of `s` to `affected` channels recover (after a broker
     reconnect): client-side ones get Unsubscribe 2500, a server-side one disconnects 3010."""
     for sub in list(s.subs.values()):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
@@ -37,7 +37,6 @@ from rotary.protocol import fossil
 from rotary.protocol.base import Codec, NotEncodable
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
     from rotary.node.subscription import Subscription
 
 __all__ = [
@@ -150,11 +149,28 @@ def _fits(patch: bytes, codec: Codec) -> bool:
     return True
 
 
+class _Loop(Protocol):
+    def call_soon(self, callback: Callable[[], None]) -> None: ...
+
+
+class DeltaSession(Protocol):
+    """What delta delivery needs of a client session: its codec, its push, and the node's
+    `call_soon` to run a gap's consequences outside the fan-out."""
+
+    @property
+    def codec(self) -> Codec: ...
+
+    @property
+    def node(self) -> _Loop: ...
+
+    def push(self, message: bytes) -> None: ...
+
+
 #: Delivery of one publication to one delta subscriber: (pushes, offset, epoch).
 DeltaDelivery = Callable[[DeltaPush, int, str], None]
 
 
-def delta_tracker(s: ClientSession, sub: Subscription, on_gap: Callable[[], None]) -> DeltaDelivery:
+def delta_tracker(s: DeltaSession, sub: Subscription, on_gap: Callable[[], None]) -> DeltaDelivery:
     """Delivery to the delta subscription `sub` of session `s`, with the position checks of
     positioned subscriptions: a gap ends delivery and calls `on_gap` (outside the fan-out).
     Raises `NotEncodable` when the session's format cannot carry the publication."""

@@ -26,12 +26,9 @@ import enum
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
-
-if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
 
 __all__ = ["Emulation", "Outcome", "is_emulation_message"]
 
@@ -57,12 +54,22 @@ def is_emulation_message(data: bytes) -> bool:
     return data.startswith(_PREFIX)
 
 
+class EmulatedSession(Protocol):
+    """What the emulation layer needs of a client session: its id and a way in for frames."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    async def handle_frame(self, frame: bytes) -> None:
+        """Run the commands of one frame as if they had come over a bidirectional stream."""
+
+
 class _Entry:
     """An emulated session and the lock that keeps its frames in order."""
 
     __slots__ = ("lock", "session")
 
-    def __init__(self, session: ClientSession) -> None:
+    def __init__(self, session: EmulatedSession) -> None:
         self.session = session
         self.lock = asyncio.Lock()
 
@@ -91,11 +98,11 @@ class Emulation:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def add(self, session: ClientSession) -> None:
+    def add(self, session: EmulatedSession) -> None:
         """Make `session` reachable by its session id."""
         self._sessions[session.session_id] = _Entry(session)
 
-    def remove(self, session: ClientSession) -> None:
+    def remove(self, session: EmulatedSession) -> None:
         """Forget `session` (it ended)."""
         entry = self._sessions.get(session.session_id)
         if entry is not None and entry.session is session:

@@ -18,12 +18,12 @@ from rotary.protocol.codes import CommandError, ErrorCode
 from rotary.protocol.messages import PublishRequest
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
+    from rotary.node.contracts import Session
 
 __all__ = ["handle_map_publish"]
 
 
-async def handle_map_publish(s: ClientSession, req: PublishRequest) -> dict[str, Any]:
+async def handle_map_publish(s: Session, req: PublishRequest) -> dict[str, Any]:
     """validate → authorize → write or remove; ``{}`` also when nothing changed."""
     if not req.channel:
         raise ProtocolViolation("map publish without channel")
@@ -46,7 +46,7 @@ async def handle_map_publish(s: ClientSession, req: PublishRequest) -> dict[str,
     return {}
 
 
-def _allowed(s: ClientSession, opts: ChannelOptions, *, removing: bool, subscribed: bool) -> bool:
+def _allowed(s: Session, opts: ChannelOptions, *, removing: bool, subscribed: bool) -> bool:
     verb = "remove" if removing else "publish"
     anonymous_ok = bool(s.user) or getattr(opts, f"map_allow_{verb}_for_anonymous")
     if getattr(opts, f"map_allow_{verb}_for_client") and anonymous_ok:
@@ -56,7 +56,7 @@ def _allowed(s: ClientSession, opts: ChannelOptions, *, removing: bool, subscrib
     return s.node.settings.insecure
 
 
-def _key(s: ClientSession, opts: ChannelOptions, asked: str) -> str:
+def _key(s: Session, opts: ChannelOptions, asked: str) -> str:
     """The key written: the client's id or user id when ``client_key`` says so; 107 if none."""
     if opts.map_client_key == "client_id":
         return s.id

@@ -10,16 +10,14 @@ when the client is close enough to the stream's top, as Centrifugo does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
 
-from rotary.channels.maps import MapSettings
 from rotary.engines.base import StreamPosition, UnrecoverablePosition
 from rotary.engines.maps import MapPublication
 from rotary.node import revocation, subscribe
+from rotary.node.map_flows import FLOWS, Flow, drop
 from rotary.node.maps import map_publication_obj
-from rotary.node.subscription import Subscription, add_expiry
+from rotary.node.subscription import add_expiry
 from rotary.protocol.codec import JSON, raw
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import (
@@ -30,28 +28,12 @@ from rotary.protocol.messages import (
 )
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
+    from rotary.node.contracts import Session
 
-__all__ = ["forget_flow", "handle_map_subscribe"]
-
-
-@dataclass(slots=True)
-class _Flow:
-    """A map subscribe between its first request and going live."""
-
-    sub: Subscription
-    settings: MapSettings
-    started: float
-    data: bytes | None = None
-    #: The position of the first state page, frozen for the whole flow.
-    position: StreamPosition | None = None
+__all__ = ["handle_map_subscribe"]
 
 
-#: session → channel → flow in progress. Weak: a session that goes away takes its flows.
-_flows: WeakKeyDictionary[ClientSession, dict[str, _Flow]] = WeakKeyDictionary()
-
-
-async def handle_map_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
+async def handle_map_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -> None:
     """Answer one request of a map subscribe flow (a page, or the live reply).
 
     JSON clients only for now: Protobuf clients get 108 (not available).
@@ -67,43 +49,30 @@ async def handle_map_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequ
         else:  # a live request, or a stream request in a map without a stream
             raise CommandError(ErrorCode.BAD_REQUEST)
     except BaseException:
-        _drop(s, req.channel)
+        drop(s, req.channel)
         raise
 
 
-async def _flow(s: ClientSession, req: SubscribeRequest) -> _Flow:
+async def _flow(s: Session, req: SubscribeRequest) -> Flow:
     """The flow this request continues, or a new one once the request is authorized."""
-    flows = _flows.get(s)
+    flows = FLOWS.get(s)
     flow = flows.get(req.channel) if flows else None
     continues = req.cursor != "" or req.phase != MAP_PHASE_STATE
     if flow is not None and continues:
         if s.node.clock.monotonic() - flow.started > flow.settings.catch_up_timeout:
-            _drop(s, req.channel)
+            drop(s, req.channel)
             raise DisconnectError(DisconnectCode.SLOW)
         return flow
     if req.cursor:  # a page of a flow that never started here
         raise CommandError(ErrorCode.PERMISSION_DENIED)
     sub, data = await subscribe.admit_map(s, req)
     settings = s.node.maps.settings(req.channel)
-    flow = _Flow(sub, settings, s.node.clock.monotonic(), data)
-    _flows.setdefault(s, {})[req.channel] = flow
+    flow = Flow(sub, settings, s.node.clock.monotonic(), data)
+    FLOWS.setdefault(s, {})[req.channel] = flow
     return flow
 
 
-def forget_flow(s: ClientSession, channel: str) -> None:
-    """Abandon a map subscribe of `channel` in progress (the client unsubscribed)."""
-    _drop(s, channel)
-
-
-def _drop(s: ClientSession, channel: str) -> None:
-    flows = _flows.get(s)
-    if flows is not None:
-        flows.pop(channel, None)
-        if not flows:
-            del _flows[s]
-
-
-async def _state_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, flow: _Flow) -> None:
+async def _state_phase(s: Session, cmd_id: int, req: SubscribeRequest, flow: Flow) -> None:
     maps, settings, channel = s.node.maps, flow.settings, req.channel
     limit = settings.page_size(req.limit)
     page = await maps.broker.read_state(channel, settings, cursor=req.cursor, limit=limit)
@@ -129,7 +98,7 @@ async def _state_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, flo
     s.reply(cmd_id, "subscribe", result)
 
 
-async def _near_top(s: ClientSession, flow: _Flow, limit: int) -> bool:
+async def _near_top(s: Session, flow: Flow, limit: int) -> bool:
     """Whether the last state page may go live at once: no stream, or at most a page behind."""
     if not flow.settings.has_stream or flow.position is None:
         return True
@@ -137,7 +106,7 @@ async def _near_top(s: ClientSession, flow: _Flow, limit: int) -> bool:
     return flow.position.offset + limit >= top.position.offset
 
 
-async def _stream_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, flow: _Flow) -> None:
+async def _stream_phase(s: Session, cmd_id: int, req: SubscribeRequest, flow: Flow) -> None:
     since = StreamPosition(req.offset, req.epoch)
     limit = flow.settings.page_size(req.limit)
     try:
@@ -161,10 +130,10 @@ async def _stream_phase(s: ClientSession, cmd_id: int, req: SubscribeRequest, fl
 
 
 async def _go_live(
-    s: ClientSession,
+    s: Session,
     cmd_id: int,
     req: SubscribeRequest,
-    flow: _Flow,
+    flow: Flow,
     *,
     since: StreamPosition,
     state: list[MapPublication],
@@ -182,7 +151,7 @@ async def _go_live(
         raise
     finally:
         s.subscribing.discard(channel)
-    _drop(s, channel)
+    drop(s, channel)
     now = s.node.clock.now()
     if sub.expire_at and sub.expire_at <= now:
         maps.hub.remove(channel, s.id)
@@ -201,7 +170,7 @@ async def _go_live(
 
 
 async def _catch_up(
-    s: ClientSession, flow: _Flow, since: StreamPosition
+    s: Session, flow: Flow, since: StreamPosition
 ) -> tuple[list[MapPublication], StreamPosition]:
     """Changes after `since` and the position they reach; 112 when too far behind."""
     settings, channel = flow.settings, flow.sub.channel
@@ -223,7 +192,7 @@ async def _catch_up(
 
 def _live_result(
     req: SubscribeRequest,
-    flow: _Flow,
+    flow: Flow,
     top: StreamPosition,
     state: list[MapPublication],
     caught_up: list[MapPublication],

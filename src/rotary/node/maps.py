@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -29,10 +29,22 @@ from rotary.protocol.codec import JSON, client_info_obj, raw
 from rotary.protocol.codes import CommandError, ErrorCode
 
 if TYPE_CHECKING:
-    from rotary.node.node import Node
-    from rotary.node.scheduler import TimerHandle
+    from rotary.channels.resolver import ChannelResolver
+    from rotary.node.scheduler import Scheduler, TimerHandle
 
-__all__ = ["MapHub", "MapNode", "map_publication_obj"]
+__all__ = ["MapHost", "MapHub", "MapNode", "map_publication_obj"]
+
+
+class MapHost(Protocol):
+    """What the map side needs of its node: channel settings and timers (the node itself
+    lives above this module and hands itself down)."""
+
+    @property
+    def resolver(self) -> ChannelResolver: ...
+
+    @property
+    def scheduler(self) -> Scheduler: ...
+
 
 #: One change buffered for a subscriber going live: (encoded push, offset).
 Buffered = tuple[bytes, int]
@@ -133,7 +145,7 @@ class MapHub:
 class MapNode:
     """The node's map side: the broker, the local fan-out and the key-expiry ticker."""
 
-    def __init__(self, node: Node, broker: MapBroker) -> None:
+    def __init__(self, node: MapHost, broker: MapBroker) -> None:
         self._node = node
         self.broker = broker
         self.hub = MapHub()

@@ -35,7 +35,7 @@ from rotary.engines.base import (
 )
 from rotary.engines.maps import MapBroker
 from rotary.engines.memory.maps import MemoryMapBroker
-from rotary.node import control
+from rotary.node import control, revocation
 from rotary.node.auth import Authenticator, Override
 from rotary.node.client import ClientSession
 from rotary.node.cluster import Cluster, is_cluster_message
@@ -552,15 +552,11 @@ class Node:
         await self.broker.publish_control(orjson.dumps(msg))
 
     async def api_revoke_token(self, uid: str, *, expire_at: int = 0) -> None:
-        from rotary.node import revocation
-
         await revocation.revoke_token(self, uid, expire_at=expire_at)
 
     async def api_invalidate_user_tokens(
         self, user: str, *, issued_before: int = 0, expire_at: int = 0, channel: str = ""
     ) -> None:
-        from rotary.node import revocation
-
         await revocation.invalidate_user_tokens(
             self, user, issued_before=issued_before, expire_at=expire_at, channel=channel
         )

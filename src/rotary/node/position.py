@@ -23,14 +23,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from rotary.engines.base import HistoryFilter, StreamPosition
+from rotary.node.ending import end_subscription
 from rotary.node.scheduler import TimerHandle
-from rotary.node.subscribe import end_subscription
 from rotary.node.subscription import Subscription
 from rotary.protocol.codes import DisconnectCode, UnsubscribeCode
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
-    from rotary.node.node import Node
+    from rotary.node.contracts import NodeServices, Session
 
 __all__ = ["MAX_FAILURES", "PositionChecker", "group_by_channel", "in_step"]
 
@@ -40,7 +39,7 @@ _log = logging.getLogger("rotary.position")
 MAX_FAILURES = 2
 
 #: The positioned subscriptions of one channel: (session, subscription) pairs.
-_Members = list[tuple["ClientSession", Subscription]]
+_Members = list[tuple["Session", Subscription]]
 
 
 def in_step(sub: Subscription, top: StreamPosition) -> bool:
@@ -48,7 +47,7 @@ def in_step(sub: Subscription, top: StreamPosition) -> bool:
     return sub.epoch == top.epoch and sub.offset >= top.offset
 
 
-def group_by_channel(sessions: Iterable[ClientSession]) -> dict[str, _Members]:
+def group_by_channel(sessions: Iterable[Session]) -> dict[str, _Members]:
     """Live positioned subscriptions of connected `sessions`, grouped by channel."""
     groups: dict[str, _Members] = {}
     for s in sessions:
@@ -67,7 +66,7 @@ class PositionChecker:
     checker. `start` after the node's broker started, `stop` at close (idempotent).
     """
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeServices) -> None:
         self._node = node
         self._delay = node.settings.channel_position_check_delay
         self._timer: TimerHandle | None = None
@@ -129,7 +128,7 @@ class PositionChecker:
         return found.position
 
 
-def _judge(s: ClientSession, sub: Subscription, top: StreamPosition) -> None:
+def _judge(s: Session, sub: Subscription, top: StreamPosition) -> None:
     """Count a failed check (or reset the count); flag the subscription at `MAX_FAILURES`."""
     if sub.ended or s.closed or s.subs.get(sub.channel) is not sub:
         return

@@ -28,7 +28,7 @@ from rotary.engines.revocation import (
     TokenIdentity,
 )
 from rotary.logs import log_denial
-from rotary.node import subscribe as _subscribe
+from rotary.node.ending import end_subscription
 from rotary.protocol.codes import (
     CommandError,
     DisconnectCode,
@@ -37,8 +37,7 @@ from rotary.protocol.codes import (
 )
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
-    from rotary.node.node import Node
+    from rotary.node.contracts import NodeServices, Session
     from rotary.node.subscription import Subscription
 
 __all__ = [
@@ -59,13 +58,13 @@ CONNECTION_CUT = DisconnectCode.FORCE_RECONNECT
 SUBSCRIPTION_CUT = UnsubscribeCode.EXPIRED
 
 
-def _store(node: Node) -> RevocationStore:
+def _store(node: NodeServices) -> RevocationStore:
     if node.revocation is None:
         raise CommandError(ErrorCode.NOT_AVAILABLE)
     return node.revocation
 
 
-async def revoke_token(node: Node, jti: str, *, expire_at: int = 0) -> None:
+async def revoke_token(node: NodeServices, jti: str, *, expire_at: int = 0) -> None:
     """Refuse the token whose ``jti`` is `jti` on every node until `expire_at` (0: default).
 
     108 "not available" without a store; engine failures are counted and raised.
@@ -82,7 +81,7 @@ async def revoke_token(node: Node, jti: str, *, expire_at: int = 0) -> None:
 
 
 async def invalidate_user_tokens(
-    node: Node, user: str, *, issued_before: int = 0, expire_at: int = 0, channel: str = ""
+    node: NodeServices, user: str, *, issued_before: int = 0, expire_at: int = 0, channel: str = ""
 ) -> None:
     """Refuse `user`'s tokens with ``iat`` before `issued_before` (0: now) until `expire_at`.
 
@@ -102,18 +101,18 @@ async def invalidate_user_tokens(
         raise
 
 
-def _engine_error(node: Node, op: str) -> None:
+def _engine_error(node: NodeServices, op: str) -> None:
     if node.metrics is not None:
         node.metrics.engine_error(op)
 
 
-def watch(node: Node) -> None:
+def watch(node: NodeServices) -> None:
     """Cut `node`'s live sessions whenever its store learns of a record (no store: nothing)."""
     if node.revocation is not None:
         node.revocation.add_listener(lambda event: on_record(node, event))
 
 
-def on_record(node: Node, event: RevocationEvent) -> None:
+def on_record(node: NodeServices, event: RevocationEvent) -> None:
     """End every local connection and subscription whose token `event` refuses."""
     reason = REVOKED_JTI if event.kind == "token" else REVOKED_USER
     sessions = node.sessions(event.user) if event.kind == "user" else node.connected_sessions()
@@ -121,7 +120,7 @@ def on_record(node: Node, event: RevocationEvent) -> None:
         _cut_session(session, event, reason)
 
 
-def _cut_session(s: ClientSession, event: RevocationEvent, reason: str) -> None:
+def _cut_session(s: Session, event: RevocationEvent, reason: str) -> None:
     if s.closed:
         return
     identity = s.token_identity
@@ -135,14 +134,12 @@ def _cut_session(s: ClientSession, event: RevocationEvent, reason: str) -> None:
             _cut_subscription(s, sub, reason, ident)
 
 
-def _cut_subscription(
-    s: ClientSession, sub: Subscription, reason: str, ident: TokenIdentity
-) -> None:
+def _cut_subscription(s: Session, sub: Subscription, reason: str, ident: TokenIdentity) -> None:
     _deny(s, reason, ident, sub.channel, f"unsubscribe {SUBSCRIPTION_CUT.code}")
-    _subscribe.end_subscription(s, sub, SUBSCRIPTION_CUT)
+    end_subscription(s, sub, SUBSCRIPTION_CUT)
 
 
-def recheck_subscription(s: ClientSession, sub: Subscription, now: float) -> None:
+def recheck_subscription(s: Session, sub: Subscription, now: float) -> None:
     """End `sub` now if a record that arrived while it was being established refuses it.
 
     `now` may be any time since `sub` was authorized: a record in force later was in force
@@ -156,7 +153,7 @@ def recheck_subscription(s: ClientSession, sub: Subscription, now: float) -> Non
         _cut_subscription(s, sub, reason, ident)
 
 
-def _deny(s: ClientSession, reason: str, ident: TokenIdentity, channel: str, cut: str) -> None:
+def _deny(s: Session, reason: str, ident: TokenIdentity, channel: str, cut: str) -> None:
     log_denial(
         _log,
         action="revocation",

@@ -19,21 +19,21 @@ from typing import TYPE_CHECKING
 from rotary.protocol.codes import DisconnectCode
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
+    from rotary.node.contracts import Session
 
 __all__ = ["after_connect", "close_other_connections"]
 
 _log = logging.getLogger("rotary.connect")
 
 
-def after_connect(s: ClientSession) -> None:
+def after_connect(s: Session) -> None:
     """Start closing the other connections of `s`'s user when the mode applies to it."""
     settings = s.node.settings
     if settings.personal_single_connection and settings.subscribe_to_personal and s.user:
         s.spawn(close_other_connections(s))
 
 
-async def close_other_connections(s: ClientSession) -> None:
+async def close_other_connections(s: Session) -> None:
     """Disconnect every other connection of `s`'s user, on every node, with 3504.
 
     When the request cannot be sent, `s` itself is closed with 3004, as Centrifugo does.

@@ -24,7 +24,7 @@ from rotary.channels.maps import subscription_type_allowed
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
 from rotary.logs import log_denial
-from rotary.node import map_subscribe, revocation
+from rotary.node import map_flows, revocation
 from rotary.node.auth import (
     Override,
     ServerSubOptions,
@@ -33,6 +33,7 @@ from rotary.node.auth import (
     json_payload,
 )
 from rotary.node.delta import DELTA_FOSSIL, delta_tracker, recovered_publications
+from rotary.node.ending import end_subscription, remove_subscription
 from rotary.node.hub import TrackedDelivery
 from rotary.node.subscription import Subscription, add_expiry, capped_expiry
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
@@ -42,12 +43,10 @@ from rotary.protocol.codes import (
     DisconnectCode,
     DisconnectError,
     ErrorCode,
-    Unsubscribe,
     UnsubscribeCode,
 )
 from rotary.protocol.messages import (
     FLAG_REJECT_UNRECOVERED,
-    TYPE_MAP,
     TYPE_SHARED_POLL,
     SubRefreshRequest,
     SubscribeRequest,
@@ -55,18 +54,16 @@ from rotary.protocol.messages import (
 )
 
 if TYPE_CHECKING:
-    from rotary.node.client import ClientSession
+    from rotary.node.contracts import Session
 
 __all__ = [
     "activate",
     "admit_map",
     "check_subscriptions",
-    "end_subscription",
     "establish",
     "handle_sub_refresh",
     "handle_subscribe",
     "handle_unsubscribe",
-    "remove_subscription",
     "server_subscription",
 ]
 
@@ -86,11 +83,12 @@ _SUB_TOKEN_ERRORS: dict[str, Callable[[], Exception]] = {
 # ---------------------------------------------------------------------------- subscribe
 
 
-async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
-    """validate → authorize → establish → reply, then deliver what arrived meanwhile."""
-    if TYPE_MAP <= req.type < TYPE_SHARED_POLL:  # map, client presence map, user presence map
-        await map_subscribe.handle_map_subscribe(s, cmd_id, req)
-        return
+async def handle_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -> None:
+    """validate → authorize → establish → reply, then deliver what arrived meanwhile.
+
+    Plain and server-side-like channels only: the dispatch (client) sends the map types
+    to `rotary.node.map_subscribe` before they get here.
+    """
     resolved = _validate(s, req)
     creds = await _authorize(s, req, resolved)
     sub = _client_subscription(s, resolved, req, creds)
@@ -112,7 +110,7 @@ async def handle_subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest)
         revocation.recheck_subscription(s, sub, now)
 
 
-def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
+def _validate(s: Session, req: SubscribeRequest) -> ResolvedChannel:
     """docs/protocol.md "Commands" steps 1–8, in order."""
     channel, node = req.channel, s.node
     if not channel or req.delta not in ("", "fossil"):
@@ -137,7 +135,7 @@ def _validate(s: ClientSession, req: SubscribeRequest) -> ResolvedChannel:
     return resolved
 
 
-async def admit_map(s: ClientSession, req: SubscribeRequest) -> tuple[Subscription, bytes | None]:
+async def admit_map(s: Session, req: SubscribeRequest) -> tuple[Subscription, bytes | None]:
     """The first request of a map subscribe, checked as any subscribe (steps 1–10).
 
     Returns the subscription to make live and the token's ``data`` for the reply. A map
@@ -153,7 +151,7 @@ async def admit_map(s: ClientSession, req: SubscribeRequest) -> tuple[Subscripti
 
 
 async def _authorize(
-    s: ClientSession, req: SubscribeRequest, ch: ResolvedChannel
+    s: Session, req: SubscribeRequest, ch: ResolvedChannel
 ) -> SubscribeCredentials | None:
     """A token alone decides when present (docs/tokens.md "How a subscription token is checked");
     else the namespace rules (docs/tokens.md "Which channels need a token").
@@ -176,11 +174,11 @@ async def _authorize(
     raise CommandError(ErrorCode.PERMISSION_DENIED)
 
 
-def _proxy_active(s: ClientSession, kind: str) -> bool:
+def _proxy_active(s: Session, kind: str) -> bool:
     return s.node.proxy is not None and s.node.proxy.active(kind)
 
 
-async def _proxied(s: ClientSession, req: SubscribeRequest) -> SubscribeCredentials:
+async def _proxied(s: Session, req: SubscribeRequest) -> SubscribeCredentials:
     """The subscribe proxy decides (docs/backend.md "The proxy"); its info and data must be JSON."""
     proxy = s.node.proxy
     if proxy is None or not proxy.active("subscribe"):
@@ -192,7 +190,7 @@ async def _proxied(s: ClientSession, req: SubscribeRequest) -> SubscribeCredenti
 
 
 async def _verify(
-    s: ClientSession, token: str, channel: str, *, refresh: bool = False
+    s: Session, token: str, channel: str, *, refresh: bool = False
 ) -> SubscribeCredentials:
     try:
         creds = await s.node.auth.subscribe_token(
@@ -212,7 +210,7 @@ async def _verify(
 
 
 def _deny(
-    s: ClientSession, action: str, channel: str, *, reason: str, outcome: str, detail: str = ""
+    s: Session, action: str, channel: str, *, reason: str, outcome: str, detail: str = ""
 ) -> None:
     """The one denial line for a refused subscription (`rotary.logs.log_denial`)."""
     log_denial(
@@ -233,7 +231,7 @@ def _pick(ov: Override | None, name: str, default: bool) -> bool:
 
 
 def _client_subscription(
-    s: ClientSession, ch: ResolvedChannel, req: SubscribeRequest, creds: SubscribeCredentials | None
+    s: Session, ch: ResolvedChannel, req: SubscribeRequest, creds: SubscribeCredentials | None
 ) -> Subscription:
     """Options granted (docs/protocol.md "Commands" step 10), the token's overrides applied."""
     opts, insecure = ch.options, s.node.settings.insecure
@@ -257,7 +255,7 @@ def _client_subscription(
 
 
 def _base_subscription(
-    s: ClientSession, ch: ResolvedChannel, chan_info: bytes | None, ov: Override | None
+    s: Session, ch: ResolvedChannel, chan_info: bytes | None, ov: Override | None
 ) -> Subscription:
     opts = ch.options
     presence, join_leave, push = opts.presence, opts.join_leave, opts.force_push_join_leave
@@ -283,7 +281,7 @@ def _base_subscription(
 
 
 async def establish(
-    s: ClientSession, sub: Subscription, recover: SubscribeRequest | None
+    s: Session, sub: Subscription, recover: SubscribeRequest | None
 ) -> dict[str, Any]:
     """Join the hub (pending), position or recover, add presence.
 
@@ -308,7 +306,7 @@ async def establish(
 
 
 async def _position(
-    s: ClientSession, sub: Subscription, recover: SubscribeRequest | None
+    s: Session, sub: Subscription, recover: SubscribeRequest | None
 ) -> dict[str, Any]:
     """docs/protocol.md "History and recovery": the stream position, and recovered publications
     when asked."""
@@ -349,7 +347,7 @@ def _rejects_unrecovered(req: SubscribeRequest, stream_mode: bool) -> bool:
 
 
 async def _recover(
-    s: ClientSession, channel: str, req: SubscribeRequest, top: StreamPosition, meta_ttl: float
+    s: Session, channel: str, req: SubscribeRequest, top: StreamPosition, meta_ttl: float
 ) -> list[Any] | None:
     """Publications after the client's position, or None when it cannot be recovered."""
     if (req.epoch and req.epoch != top.epoch) or req.offset > top.offset:
@@ -368,13 +366,13 @@ async def _recover(
     return None
 
 
-def _cache_mode(s: ClientSession, channel: str) -> bool:
+def _cache_mode(s: Session, channel: str) -> bool:
     resolved = s.node.resolver.resolve(channel)
     return resolved is not None and resolved.options.force_recovery_mode == "cache"
 
 
 async def _recover_cache(
-    s: ClientSession, channel: str, req: SubscribeRequest, top: StreamPosition, meta_ttl: float
+    s: Session, channel: str, req: SubscribeRequest, top: StreamPosition, meta_ttl: float
 ) -> list[Any] | None:
     """Cache recovery mode (docs/protocol.md "History and recovery"): only the latest publication,
     whatever the epoch.
@@ -394,7 +392,7 @@ async def _recover_cache(
     return [] if up_to_date else [latest]
 
 
-def activate(s: ClientSession, sub: Subscription) -> None:
+def activate(s: Session, sub: Subscription) -> None:
     """Make `sub` live: deliver publications buffered while subscribing, announce the join."""
     node, channel = s.node, sub.channel
     s.subs[channel] = sub
@@ -407,7 +405,7 @@ def activate(s: ClientSession, sub: Subscription) -> None:
         s.spawn(node.maps.join_presence(channel, sub.info))
 
 
-def _activate_plain(s: ClientSession, sub: Subscription) -> bool:
+def _activate_plain(s: Session, sub: Subscription) -> bool:
     tracked = _tracker(s, sub) if sub.positioned else None
     try:
         buffered = s.node.hub.activate(
@@ -429,7 +427,7 @@ def _activate_plain(s: ClientSession, sub: Subscription) -> bool:
     return True
 
 
-def _activate_delta(s: ClientSession, sub: Subscription) -> bool:
+def _activate_delta(s: Session, sub: Subscription) -> bool:
     give = delta_tracker(s, sub, lambda: _position_lost(s, sub))
     try:
         s.node.hub.activate(
@@ -446,7 +444,7 @@ def _activate_delta(s: ClientSession, sub: Subscription) -> bool:
     return True
 
 
-def _tracker(s: ClientSession, sub: Subscription) -> TrackedDelivery:
+def _tracker(s: Session, sub: Subscription) -> TrackedDelivery:
     """Delivery with position checks (docs/protocol.md "History and recovery"): a gap ends the
     subscription (2500/3010)."""
     push = s.push
@@ -467,7 +465,7 @@ def _tracker(s: ClientSession, sub: Subscription) -> TrackedDelivery:
     return deliver
 
 
-def _position_lost(s: ClientSession, sub: Subscription) -> None:
+def _position_lost(s: Session, sub: Subscription) -> None:
     _log.info("client %s: position lost in %r", s.id, sub.channel)
     if sub.server_side:
         s.disconnect(DisconnectCode.INSUFFICIENT_STATE)
@@ -475,52 +473,11 @@ def _position_lost(s: ClientSession, sub: Subscription) -> None:
         end_subscription(s, sub, UnsubscribeCode.INSUFFICIENT_STATE)
 
 
-# ---------------------------------------------------------------------------- ending
-
-
-def end_subscription(s: ClientSession, sub: Subscription, unsub: Unsubscribe | None) -> None:
-    """End `sub` now (optionally telling the client why); release the rest in the background."""
-    if s.subs.get(sub.channel) is sub:
-        del s.subs[sub.channel]
-    sub.ended = True
-    # Leave the hub at once, so that a resubscribe right after starts from a clean slate.
-    s.node.hub.remove(sub.channel, s.id)
-    s.node.maps.hub.remove(sub.channel, s.id)
-    if unsub is not None:
-        s.send_unsubscribe(sub.channel, unsub)
-    s.releasing.add(sub)
-    s.spawn(remove_subscription(s, sub))
-
-
-async def remove_subscription(s: ClientSession, sub: Subscription) -> None:
-    """Leave the hub and presence, announce the leave (when it emits them), free the broker.
-
-    Runs to completion once per subscription; a run cut short (the session's tasks are
-    cancelled) is repeated by the session's cleanup.
-    """
-    if sub.released:
-        return
-    node, channel = s.node, sub.channel
-    node.hub.remove(channel, s.id)
-    node.maps.hub.remove(channel, s.id)
-    if node.maps.presence_maps:
-        await node.maps.leave_presence(channel, s.id)
-    if sub.presence:
-        await node.presence.remove_presence(channel, s.id, s.user)
-    if sub.emit_join_leave:
-        await node.broker.publish_leave(channel, sub.info)
-    await node.broker_release(channel)
-    sub.released = True
-    s.releasing.discard(sub)
-
-
-async def handle_unsubscribe(
-    s: ClientSession, cmd_id: int, req: UnsubscribeRequest
-) -> dict[str, Any]:
+async def handle_unsubscribe(s: Session, cmd_id: int, req: UnsubscribeRequest) -> dict[str, Any]:
     """Always succeeds, subscribed or not (docs/protocol.md "Connection life cycle" rule 7)."""
     if not req.channel:
         raise ProtocolViolation("unsubscribe without channel")
-    map_subscribe.forget_flow(s, req.channel)
+    map_flows.forget_flow(s, req.channel)
     sub = s.subs.pop(req.channel, None)
     if sub is not None:
         sub.ended = True
@@ -528,7 +485,7 @@ async def handle_unsubscribe(
     return {}
 
 
-async def check_subscriptions(s: ClientSession) -> None:
+async def check_subscriptions(s: Session) -> None:
     """The periodic check (docs/tokens.md "Subscription expiry"): end expired subscriptions,
     refresh presence."""
     node = s.node
@@ -551,7 +508,7 @@ async def check_subscriptions(s: ClientSession) -> None:
             await node.maps.join_presence(sub.channel, sub.info)
 
 
-async def _refresh_by_proxy(s: ClientSession, sub: Subscription) -> bool:
+async def _refresh_by_proxy(s: Session, sub: Subscription) -> bool:
     """Refresh an expired proxied subscription through the sub_refresh proxy.
 
     ``expired`` (or no later ``expire_at``) ends it with unsubscribe 2501 (the SDKs subscribe
@@ -582,7 +539,7 @@ async def _refresh_by_proxy(s: ClientSession, sub: Subscription) -> bool:
 
 
 async def handle_sub_refresh(
-    s: ClientSession, cmd_id: int, req: SubRefreshRequest
+    s: Session, cmd_id: int, req: SubRefreshRequest
 ) -> dict[str, Any] | None:
     """docs/tokens.md "sub_refresh", except that an expired token ends the subscription with 2501
     (see above)."""
@@ -619,7 +576,7 @@ async def handle_sub_refresh(
 
 
 async def server_subscription(
-    s: ClientSession,
+    s: Session,
     ch: ResolvedChannel,
     opts: ServerSubOptions,
     *,
@@ -637,7 +594,7 @@ async def server_subscription(
     return sub, result
 
 
-def send_subscribe_push(s: ClientSession, channel: str, result: dict[str, Any]) -> None:
+def send_subscribe_push(s: Session, channel: str, result: dict[str, Any]) -> None:
     """Queue the Subscribe push announcing a server-side subscription made while connected."""
     keys = ("recoverable", "epoch", "offset", "positioned", "data")
     s.send_push("subscribe", {k: result[k] for k in keys if k in result}, channel)
