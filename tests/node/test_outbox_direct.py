@@ -108,6 +108,30 @@ async def test_one_message_pushed_to_many_clients_is_framed_once() -> None:
         await runner
 
 
+class OtherFraming(DirectRecorder):
+    """A transport of another class (as SSE beside WebSocket): its own wire format."""
+
+    def frame(self, message: bytes) -> bytes:
+        self.framed.append(message)
+        return b"[" + message + b"]"
+
+
+async def test_one_message_to_two_transport_classes_is_framed_once_per_class() -> None:
+    # Interleaved, so that each class finds the other's frame of the message first.
+    transports = [DirectRecorder(), OtherFraming(), DirectRecorder(), OtherFraming()]
+    failures: list[Disconnect] = []
+    pairs = [_outbox(t, failures) for t in transports]
+    message = b'{"push":1}'
+    for outbox, _ in pairs:
+        outbox.push(message)
+    await settle()
+    assert [t.frames for t in transports] == [[b"<" + message + b">"], [b"[" + message + b"]"]] * 2
+    assert [len(t.framed) for t in transports] == [1, 1, 0, 0]
+    for outbox, runner in pairs:
+        outbox.close(Disconnect(3001, "shutdown"))
+        await runner
+
+
 async def test_messages_queued_while_backed_up_follow_in_order_after_drain() -> None:
     transport, failures = DirectRecorder(), []
     outbox, runner = _outbox(transport, failures, write_timeout=5)

@@ -124,6 +124,9 @@ class ClientSession:
             on_failure=self._on_write_failure,
             join=codec.join_frame,
         )
+        #: Queue one encoded message for the client; never awaits. The outbox's own method,
+        #: not a method of the session calling it: the hub calls it once per delivery.
+        self.push: Callable[[bytes], None] = self.outbox.push
         #: Timer operation name → when it is due (on `node.clock.monotonic`). One scheduler
         #: handle serves them all (see `_schedule`).
         self._due: dict[str, float] = {}
@@ -257,10 +260,6 @@ class ClientSession:
         self.disconnect(DisconnectCode.BAD_REQUEST)
 
     # ------------------------------------------------------------------ output
-
-    def push(self, message: bytes) -> None:
-        """Queue one encoded message for the client; never awaits."""
-        self.outbox.push(message)
 
     def reply(self, cmd_id: int, method: str, result: Mapping[str, Any]) -> None:
         """Queue the successful reply to command `cmd_id` (3506 when it cannot be encoded)."""
@@ -467,12 +466,14 @@ _TIMER_OPS: dict[str, Callable[[ClientSession], None]] = {
 }
 
 
-async def _subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
-    """Route a subscribe: the map types run the map flow, every other type the plain one."""
+def _subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> Awaitable[None]:
+    """Route a subscribe: the map types run the map flow, every other type the plain one.
+
+    Returns the chosen handler's coroutine (no coroutine of its own: one frame less for
+    every subscribe)."""
     if TYPE_MAP <= req.type < TYPE_SHARED_POLL:  # map, client presence map, user presence map
-        await map_subscribe.handle_map_subscribe(s, cmd_id, req)
-    else:
-        await subscribe.handle_subscribe(s, cmd_id, req)
+        return map_subscribe.handle_map_subscribe(s, cmd_id, req)
+    return subscribe.handle_subscribe(s, cmd_id, req)
 
 
 _HANDLERS: dict[str, Handler] = {

@@ -66,7 +66,9 @@ async def handle_connect(s: Session, cmd_id: int, req: ConnectRequest) -> None:
         raise DisconnectError(DisconnectCode.BAD_REQUEST)
     node = s.node
     now = node.clock.now()
-    creds, data = await _proxied(s, req) or (await _credentials(s, req.token, now), None)
+    # The proxy's coroutine is made only when there is a proxy: most connects have none.
+    answer = await _proxied(s, req) if node.proxy is not None else None
+    creds, data = answer or (await _credentials(s, req.token, now), None)
     planned = _plan_channels(s, creds, req)
     if len(planned) > node.settings.channel_limit:
         raise DisconnectError(DisconnectCode.CHANNEL_LIMIT)

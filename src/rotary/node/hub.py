@@ -66,6 +66,15 @@ class _Channel(_Group):
     def __len__(self) -> int:
         return len(self.pending) + sum(group.members() for group in self.groups())
 
+    def empty(self) -> bool:
+        """No subscriber at all, pending or active (`len` without counting them)."""
+        group: _Group | None = self
+        while group is not None:
+            if group.plain or group.tracked or group.delta:
+                return False
+            group = group.next
+        return not self.pending
+
     def groups(self) -> list[_Group]:
         """Every codec group, this channel's own first."""
         out: list[_Group] = []
@@ -77,6 +86,11 @@ class _Channel(_Group):
 
     def group_for(self, codec: Codec) -> _Group:
         """The group of `codec`, taking over an unused one or adding one."""
+        if self.codec is codec:
+            return self  # the usual case: one codec per channel
+        if self.codec is None:
+            self.codec = codec  # the channel's first subscriber
+            return self
         last: _Group | None = None
         for group in self.groups():
             if group.codec is codec:
@@ -142,10 +156,12 @@ class Hub:
             for pub, ep in held:
                 delta(DeltaPush(channel, pub, None), pub.offset, ep)
             buffered = []
-        else:
+        elif held:
             buffered = [(codec.publication_push(channel, p), p.offset, ep) for p, ep in held]
+        else:
+            buffered = []  # the usual case: nothing was published while subscribing
         ch.pending.pop(client_id, None)
-        group = ch.group_for(codec)
+        group = ch if ch.codec is codec else ch.group_for(codec)
         if delta is not None:
             group.delta[client_id] = delta
         elif tracked is not None:
@@ -162,15 +178,17 @@ class Hub:
         if ch is None:
             return False
         found = ch.pending.pop(client_id, None) is not None
-        for group in ch.groups():
+        group: _Group | None = ch
+        while group is not None:
             plain = group.plain.pop(client_id, None)
             tracked = group.tracked.pop(client_id, None)
             delta = group.delta.pop(client_id, None)
             group.join_leave.pop(client_id, None)
             found = found or plain is not None or tracked is not None or delta is not None
+            group = group.next
         if found:
             self._num_subs -= 1
-        if not ch:
+        if ch.empty():
             del self._channels[channel]
             return True
         return False

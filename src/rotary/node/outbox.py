@@ -39,7 +39,7 @@ _MAX_BATCH = 64
 _WRITE_ERRORS = (TimeoutError, OSError, ConnectionError, RuntimeError)
 
 #: Bytes on the wire, by the identity of what was framed, for one flush (see `_Flusher`).
-_FrameCache = dict[object, tuple[object, bytes]]
+_FrameCache = dict[object, tuple[object, type, bytes]]
 
 
 class Transport(Protocol):
@@ -267,13 +267,20 @@ class Outbox:
             batch = self._take(_MAX_BATCH)
             key, keep, message = tuple(map(id, batch)), batch, self._join(batch)
         # Identity keys are safe: `keep` holds the framed objects alive until the flush ends.
-        # Transports of different classes frame differently (WebSocket frames, SSE events…).
-        key = (type(direct), key)
+        # Transports of different classes frame differently (WebSocket frames, SSE events…),
+        # so an entry holds the class that framed it; another class uses a key of its own.
+        # (The class is not part of the first key: a tuple per delivery costs a tenth of it.)
+        kind = type(direct)
         hit = cache.get(key)
         if hit is not None:
-            return hit[1]
+            if hit[1] is kind:
+                return hit[2]
+            key = (kind, key)
+            hit = cache.get(key)
+            if hit is not None:
+                return hit[2]
         wire = direct.frame(message)
-        cache[key] = (keep, wire)
+        cache[key] = (keep, kind, wire)
         return wire
 
     # ------------------------------------------------------------------ writer task

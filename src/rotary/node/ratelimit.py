@@ -85,6 +85,8 @@ class CommandLimiter:
 
 def limiter_for(settings: ClientSettings, time: Callable[[], float]) -> CommandLimiter | None:
     """The limiter a new connection gets, or None when both limits are off (no cost)."""
+    if settings.command_rate_limit <= 0 and settings.error_limit <= 0:
+        return None  # decided before building one: most servers set no limit
     limiter = CommandLimiter(
         time=time,
         command_rate=settings.command_rate_limit,

@@ -128,7 +128,9 @@ def _validate(s: Session, req: SubscribeRequest) -> ResolvedChannel:
         raise CommandError(ErrorCode.UNKNOWN_CHANNEL)
     if not node.resolver.name_valid(resolved):
         raise CommandError(ErrorCode.BAD_REQUEST)
-    if not subscription_type_allowed(req.type, resolved.options.subscription_type):
+    configured = resolved.options.subscription_type
+    # A plain stream subscribe to a stream namespace (most) needs no look-up.
+    if (req.type or configured) and not subscription_type_allowed(req.type, configured):
         raise CommandError(ErrorCode.PERMISSION_DENIED)
     if resolved.private and not req.token:
         raise CommandError(ErrorCode.PERMISSION_DENIED)
