@@ -119,12 +119,14 @@ def start_centrifugo(
     gomaxprocs: int | None = None,
     env: dict[str, str] | None = None,
     ready_timeout: float = 20.0,
+    pin: bool = True,
 ) -> ServerProcess:
     """Start Centrifugo with `config` (v6 keys) on 127.0.0.1 and a free port.
 
     Health checks are turned on (readiness is GET /health); the listening address and port
     come from the environment, so `config` stays the file Rotary is given. `gomaxprocs`
-    limits the Go scheduler to that many CPUs (1 for per-core comparisons).
+    limits the Go scheduler to that many CPUs (1 for per-core comparisons); `pin` False
+    leaves the process on every CPU instead of the server CPU.
     """
     binary = find_centrifugo()
     port = free_port()
@@ -138,7 +140,9 @@ def start_centrifugo(
         **(env or {}),
     }
     argv = [str(binary), "--config", cfg_path]
-    server = start_server("centrifugo", argv, port=port, env=full_env, ready_timeout=ready_timeout)
+    server = start_server(
+        "centrifugo", argv, port=port, env=full_env, ready_timeout=ready_timeout, pin=pin
+    )
     server.extra["config_path"] = cfg_path
     return server
 

@@ -201,8 +201,10 @@ def start_server(
     health_path: str | None = "/health",
     env: dict[str, str] | None = None,
     ready_timeout: float = _STARTUP_TIMEOUT,
+    pin: bool = True,
 ) -> ServerProcess:
-    """Start `argv` as a child; return once it is ready, pinned to the server CPUs.
+    """Start `argv` as a child; return once it is ready, pinned to the server CPUs (unless
+    `pin` is False: a multi-threaded server measured on every CPU).
 
     Ready means GET `health_path` answers 200, or (with `health_path=None`) the port accepts
     TCP connections. Raises `ServerUnavailable` (after stopping the child) when the process
@@ -221,8 +223,9 @@ def start_server(
         server.stop(sig=signal.SIGKILL)
         raise
     # Pinned once ready: start-up (imports) may use every CPU, the measured work only CPU 0.
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setaffinity(proc.pid, server_cpus())
+    if pin:
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setaffinity(proc.pid, server_cpus())
     return server
 
 

@@ -51,6 +51,7 @@ from bench.common import (
     ServerUnavailable,
     wait_idle,
 )
+from bench.peers.centrifugo import cores_label
 from bench.profiling import pyspy_path, spy_on, summarize
 from bench.results import ratio, rounded
 from bench.servers import (
@@ -83,7 +84,7 @@ _LABELS = {
     "rotary-protobuf": "Rotary, Protobuf subscribers",
     "rotary-http_stream": "Rotary over HTTP-streaming",
     "rotary-sse": "Rotary over SSE",
-    "centrifugo": "Centrifugo v6.9.1, GOMAXPROCS=1",
+    "centrifugo": f"Centrifugo v6.9.1, {cores_label()}",
     "picows": "bare broadcast, picows",
     "aiohttp": "bare broadcast, aiohttp",
     "socketio": "python-socketio room emit",

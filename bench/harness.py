@@ -23,6 +23,7 @@ from typing import Any
 
 from bench import progress
 from bench.common import REPO, load_cpus, pin_self_to_load, raise_fd_limit, server_cpus
+from bench.peers.centrifugo import cores_label
 from bench.worker import close_shared_pool
 
 __all__ = [
@@ -197,6 +198,7 @@ def _meta(quick: bool) -> dict[str, Any]:
         "loadavg_at_end": os.getloadavg(),
         "commit": commit,
         "rotary_src": os.environ.get("BENCH_ROTARY_SRC", "working tree (editable install)"),
+        "centrifugo_cores": cores_label(),
     }
 
 

@@ -28,6 +28,7 @@ from bench import progress
 from bench.clients import OpenSpec
 from bench.common import API_KEY, SECRET, ServerProcess, ServerUnavailable, rss_kb
 from bench.fanout import payload, publish_http
+from bench.peers.centrifugo import cores_label
 from bench.results import ratio
 from bench.servers import (
     ROTARY_STANDARD,
@@ -46,7 +47,7 @@ _SETTLE_S = 0.5
 _LABELS = {
     "rotary": "Rotary (token + 1 subscription)",
     "aiohttp": "bare aiohttp WebSocket",
-    "centrifugo": "Centrifugo v6.9.1 (token + 1 subscription), GOMAXPROCS=1",
+    "centrifugo": f"Centrifugo v6.9.1 (token + 1 subscription), {cores_label()}",
 }
 # Servers the load clients drive with a connection token and one subscription.
 _CENTRIFUGO_PROTOCOL = ("rotary", "centrifugo")

@@ -1,6 +1,7 @@
 """Markdown tables from a results file: `python -m bench.report RESULTS.json`.
 
-Used to bring a run's figures into docs/benchmarks.md.
+Used to bring a run's figures into docs/benchmarks.md. The ratios against Centrifugo get a
+table of their own (before the table of every ratio), headed with how Centrifugo ran.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def markdown(doc: dict[str, Any]) -> str:
         text = f"### {name} ({r.get('seconds', '?')} s)\n\n{_table(header, rows)}"
         blocks.append(text + "".join(f"\n\nNote: {n.strip()}" for n in notes))
     ratios = doc.get("ratios", {})
+    beside = [[k, v] for k, v in ratios.items() if "centrifugo" in k]
+    if beside:
+        cores = meta.get("centrifugo_cores", "GOMAXPROCS=1")
+        blocks.append(
+            f"### beside Centrifugo ({cores})\n\n"
+            + _table(["Rotary / Centrifugo", "value"], beside)
+        )
     if ratios:
         blocks.append(
             "### ratios\n\n" + _table(["ratio", "value"], [[k, v] for k, v in ratios.items()])

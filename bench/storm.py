@@ -30,6 +30,7 @@ from typing import Any
 from bench import progress
 from bench.clients import OpenSpec
 from bench.common import SECRET, CpuWatch, ServerProcess, ServerUnavailable, wait_idle
+from bench.peers.centrifugo import cores_label
 from bench.results import cumulative_curve, ratio, rounded
 from bench.servers import (
     ROTARY_CHECKED,
@@ -219,7 +220,7 @@ _ROTARY_LABELS = {
 _LABELS = {
     **_ROTARY_LABELS,
     "socketio": "python-socketio + PyJWT",
-    "centrifugo": "Centrifugo v6.9.1, tokens checked, GOMAXPROCS=1",
+    "centrifugo": f"Centrifugo v6.9.1, tokens checked, {cores_label()}",
 }
 # Each peer and the clients it gets: Centrifugo speaks Rotary's protocol, so the same ones.
 _PEERS = {"socketio": "socketio", "centrifugo": "checked"}

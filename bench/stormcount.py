@@ -27,7 +27,9 @@ against 0.94 million at 500 clients with the timers out of the way).
 Needs valgrind (``valgrind`` and ``callgrind_control`` on PATH); without it the scenario
 reports that and measures nothing. Servers start with instrumentation off (imports under
 callgrind would take half a minute) and it is switched on before the first storm.
-`BENCH_COUNT_CLIENTS` sets N (500 full, 100 with `quick`).
+`BENCH_COUNT_CLIENTS` sets N (500 full, 100 with `quick`). `BENCH_CALLGRIND_DIR` keeps the
+callgrind dumps there (one ``<server>.cg.<k>`` per storm and clean-up, in play order) for
+``callgrind_annotate`` or `bench.cgroups`; without it they go with a temporary directory.
 """
 
 from __future__ import annotations
@@ -165,7 +167,10 @@ def run(*, quick: bool) -> dict[str, Any]:
     specs = storm_specs(n, exp=int(time.time()) + 3600, timeout=600.0)
     progress.expect(sum(len(keys) for keys in _PLAN.values()))
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as tmp:
-        counts, notes = _count_all(shared_pool(), specs, Path(tmp))
+        keep = os.environ.get("BENCH_CALLGRIND_DIR")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+        counts, notes = _count_all(shared_pool(), specs, Path(keep or tmp))
     return _result(n, counts, notes)
 
 

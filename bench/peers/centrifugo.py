@@ -2,8 +2,10 @@
 
 Centrifugo speaks the protocol Rotary speaks, so the load clients of kind ``rotary`` drive
 it unchanged. It runs with GOMAXPROCS=1 and is pinned to the server CPU like Rotary, so
-each ratio compares one core with one core (`BENCH_CENTRIFUGO_GOMAXPROCS=0` lets Go use
-every core, for information).
+each ratio compares one core with one core. `BENCH_CENTRIFUGO_GOMAXPROCS=0` lets Go use
+every core (GOMAXPROCS unset, process not pinned), ``=N`` N of them (not pinned either):
+for information, as Centrifugo is deployed; the load workers then share its cores, and its
+labels in the results say so (`cores_label`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from bench.centrifugo import start_centrifugo
 from bench.common import API_KEY, SECRET, ServerProcess
 
-__all__ = ["centrifugo_config", "start_centrifugo_peer"]
+__all__ = ["centrifugo_config", "cores_label", "gomaxprocs", "start_centrifugo_peer"]
 
 
 def centrifugo_config(*, public_channels: bool) -> dict[str, Any]:
@@ -32,8 +34,23 @@ def centrifugo_config(*, public_channels: bool) -> dict[str, Any]:
     }
 
 
+def gomaxprocs() -> int:
+    """``BENCH_CENTRIFUGO_GOMAXPROCS`` (1 unless set; 0: as many as Go finds)."""
+    return int(os.environ.get("BENCH_CENTRIFUGO_GOMAXPROCS", "1"))
+
+
+def cores_label() -> str:
+    """How Centrifugo runs, for result labels: ``GOMAXPROCS=1``, ``GOMAXPROCS=4`` or
+    ``all cores``."""
+    procs = gomaxprocs()
+    return f"GOMAXPROCS={procs}" if procs else "all cores"
+
+
 def start_centrifugo_peer(*, public_channels: bool) -> ServerProcess:
-    """Start Centrifugo with `centrifugo_config`, one Go scheduler thread unless overridden."""
-    procs = int(os.environ.get("BENCH_CENTRIFUGO_GOMAXPROCS", "1"))
+    """Start Centrifugo with `centrifugo_config`, one Go scheduler thread unless overridden.
+
+    Only the one-thread run is pinned to the server CPU: pinned, more threads would share it.
+    """
+    procs = gomaxprocs()
     config = centrifugo_config(public_channels=public_channels)
-    return start_centrifugo(config, gomaxprocs=procs or None)
+    return start_centrifugo(config, gomaxprocs=procs or None, pin=procs == 1)
