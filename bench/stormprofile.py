@@ -1,11 +1,14 @@
-"""Rotary's storm under cProfile, server in this process, grouped as `bench.nodecount` groups.
+"""Rotary's storm or fan-out under cProfile, server in this process, grouped by function group.
 
 `python -m bench.stormprofile [CLIENTS] [checked|insecure]` serves Rotary (the storm's
 configuration, `rotary.server.serve`) on a thread of this process and profiles only that
 thread while the load workers open the storm's clients (connect and two subscribes each);
-start-up and clean-up are left out. It prints the share of own time per function group
-(node, hub, outbox, JSON, token verify, aiohttp, asyncio…), the Python calls per client by
-group (deterministic, unlike the times) and the top functions.
+start-up and clean-up are left out. `python -m bench.stormprofile fanout [SUBSCRIBERS]`
+profiles instead the delivery of `bench.fanout`'s publications (HTTP API, ~100 bytes each)
+to that many subscribers of one channel, opened before profiling starts. It prints the
+share of own time per function group (`bench.nodecount.GROUPS`: node, hub, outbox, JSON,
+token verify, aiohttp, asyncio…), the Python calls per client or delivery by group
+(deterministic, unlike the times) and the top functions.
 
 Own times under cProfile are inflated by the profiler and moved by the machine's other work:
 read the shares and the call counts, and take totals from `bench.stormcount`.
@@ -23,15 +26,22 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from bench.common import free_port
+import orjson
+
+from bench.clients import OpenSpec
+from bench.common import API_KEY, SECRET, free_port
+from bench.fanout import payload, publish_http
 from bench.nodecount import charge_builtins
-from bench.servers import ROTARY_CHECKED, ROTARY_INSECURE, ws_path
+from bench.servers import ROTARY_CHECKED, ROTARY_INSECURE, ROTARY_STANDARD, ws_path
 from bench.storm import storm_specs
 from bench.worker import shared_pool
 from rotary.config.load import load_config
 from rotary.server import serve
 
-__all__ = ["profile_storm"]
+__all__ = ["profile_fanout", "profile_storm"]
+
+#: Publications of the profiled fan-out.
+_PUBLICATIONS = 20
 
 
 class _Served:
@@ -89,6 +99,32 @@ def profile_storm(n: int, variant: str = "insecure", *, limit: int = 40) -> dict
     return _grouped(pstats.Stats(prof), n, limit)
 
 
+def profile_fanout(n: int, *, limit: int = 40) -> dict[str, Any]:
+    """Profile the delivery of `_PUBLICATIONS` publications to `n` subscribers."""
+    server = _Served(ROTARY_STANDARD)
+    url = f"ws://127.0.0.1:{server.port}{ws_path('rotary')}"
+    spec = OpenSpec("rotary", url, 0, n, ("news",), SECRET, int(time.time()) + 3600)
+    pool = shared_pool()
+    prof = cProfile.Profile()
+    bodies = [orjson.dumps({"channel": "news", "data": payload(s)}) for s in range(_PUBLICATIONS)]
+    api = f"http://127.0.0.1:{server.port}/api/publish"
+    try:
+        if pool.open(spec, group="profile")["failures"]:
+            raise RuntimeError("subscribers failed to open")
+        pool.broadcast({"op": "arm", "per_client": _PUBLICATIONS, "group": "profile"})
+        server.call(prof.enable)
+        asyncio.run(publish_http(api, {"X-API-Key": API_KEY}, bodies))
+        replies = pool.broadcast({"op": "wait", "timeout": 120.0, "group": "profile"})
+        server.call(prof.disable)
+        pool.broadcast({"op": "close"})
+    finally:
+        server.stop()
+    delivered = sum(r["total"] for r in replies)
+    if delivered != n * _PUBLICATIONS:
+        raise RuntimeError(f"{delivered} of {n * _PUBLICATIONS} deliveries arrived")
+    return _grouped(pstats.Stats(prof), delivered, limit)
+
+
 def _grouped(stats: pstats.Stats, n: int, limit: int) -> dict[str, Any]:
     groups = charge_builtins(stats)
     waiting = groups.pop("waiting (epoll)", (0.0, 0))[0]
@@ -103,18 +139,21 @@ def _grouped(stats: pstats.Stats, n: int, limit: int) -> dict[str, Any]:
     by_time = sorted(groups.items(), key=lambda kv: -kv[1][0])
     return {
         "own_share_by_group": {k: round(100 * t / total, 1) for k, (t, _c) in by_time},
-        "calls_per_client_by_group": {k: round(c / n, 1) for k, (_t, c) in by_time},
-        "calls_per_client": round(sum(c for _t, c in groups.values()) / n, 1),
+        "calls_per_unit_by_group": {k: round(c / n, 1) for k, (_t, c) in by_time},
+        "calls_per_unit": round(sum(c for _t, c in groups.values()) / n, 1),
         "waiting_s": round(waiting, 3),
         "busy_s": round(total, 3),
-        "top": [f"{100 * t / total:5.1f}% {c / n:6.2f}/client {f}" for t, c, f in rows[:limit]],
+        "top": [f"{100 * t / total:5.1f}% {c / n:6.2f}/unit {f}" for t, c, f in rows[:limit]],
     }
 
 
 def main(argv: list[str]) -> int:
     numbers = [int(a) for a in argv if a.isdigit()]
-    variant = "checked" if "checked" in argv else "insecure"
-    result = profile_storm(numbers[0] if numbers else 500, variant)
+    if "fanout" in argv:
+        result = profile_fanout(numbers[0] if numbers else 1000)
+    else:
+        variant = "checked" if "checked" in argv else "insecure"
+        result = profile_storm(numbers[0] if numbers else 500, variant)
     print(json.dumps(result, indent=2))
     return 0
 
