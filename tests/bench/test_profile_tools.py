@@ -100,6 +100,7 @@ def test_callgrind_costs_are_own_costs_by_object_and_function(tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # the interpreter starts under valgrind: 20 s alone, more when busy
 def test_nodecount_counts_every_phase_of_the_node_under_callgrind() -> None:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         if os.environ.get("CI") == "true":
