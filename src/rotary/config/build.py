@@ -27,6 +27,7 @@ from rotary.config.model import (
     LogSettings,
     RedisSettings,
     ServerSettings,
+    UniSettings,
     WebSocketSettings,
 )
 from rotary.config.validate import Labels, validate
@@ -185,6 +186,7 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
         client=ClientSettings(**_group(typed, "client.")),
         api=ApiSettings(**_group(typed, "api.")),
         websocket=WebSocketSettings(**_group(typed, "websocket.")),
+        uni=UniSettings(**_group(typed, "uni.")),
         server=ServerSettings(**_group(typed, "server.")),
         engine=engine,
         log=LogSettings(**_group(typed, "log.")),
