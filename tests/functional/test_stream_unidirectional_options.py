@@ -64,6 +64,8 @@ def plain_close_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
         "api_key": API_KEY,
         "uni_websocket": True,
         "uni_websocket_disable_closing_handshake": True,
+        "ping_interval": "1s",
+        "pong_timeout": "0s",
     }
     handle = start_node(config, tmp_path_factory.mktemp("uniclose"), "uniclose")
     try:
@@ -187,3 +189,17 @@ async def test_without_closing_handshake_the_connection_just_ends_after_the_push
         end = await ws.receive(timeout=10)
         assert end.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
         assert ws.close_code != 3503  # no close frame carried the code
+
+
+async def test_websocket_pings_go_out_and_a_client_that_never_answers_them_is_dropped(
+    plain_close_server: ServerHandle, http: aiohttp.ClientSession
+) -> None:
+    seen: list[aiohttp.WSMsgType] = []
+    async with http.ws_connect(_ws_url(plain_close_server), autoping=False) as ws:
+        await ws.send_str(json.dumps({"token": make_token(_user())}))
+        while True:
+            msg = await ws.receive(timeout=10)
+            seen.append(msg.type)
+            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                break
+    assert aiohttp.WSMsgType.PING in seen, seen

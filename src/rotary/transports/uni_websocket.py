@@ -6,6 +6,9 @@ first message (a JSON ConnectRequest object), and then only reads: one text fram
 A connect request that is not a JSON object closes the connection with 3501. When the
 session ends, a disconnect push precedes the close frame.
 
+As in Centrifugo, the connection also carries WebSocket ping frames every ``ping_interval``
+(25 s when that is off), and a client that stops answering them is dropped.
+
 `UniWebSocketOptions` holds Centrifugo's ``uni_websocket`` switches: every message written at
 once in one frame (newline-separated), no disconnect push, no close frame at all.
 """
@@ -115,7 +118,12 @@ def uni_websocket_handler(
                 command = framing.uni_connect_command(request.query["cf_connect"].encode())
             except ProtocolViolation as exc:
                 return web.Response(status=400, text=str(exc))
-        ws = web.WebSocketResponse(max_msg_size=size_limit, decode_text=False, compress=False)
+        ws = web.WebSocketResponse(
+            max_msg_size=size_limit,
+            decode_text=False,
+            compress=False,
+            heartbeat=_frame_ping_interval(node),
+        )
         await ws.prepare(request)
         kind = _JoinedUniTransport if options.join_messages else _UniTransport
         transport = kind(ws, request, options)
@@ -141,6 +149,18 @@ def uni_websocket_handler(
         return ws
 
     return handle
+
+
+#: Seconds between WebSocket pings when ``ping_interval`` turns application pings off: a
+#: unidirectional client never writes, so only pings can find that it has gone.
+_DEFAULT_FRAME_PING_INTERVAL = 25.0
+
+
+def _frame_ping_interval(node: Node) -> float:
+    """Seconds between the WebSocket ping frames of a unidirectional connection (aiohttp drops
+    a connection whose pong has not come within half of that)."""
+    interval = node.settings.ping_interval
+    return interval if interval > 0 else _DEFAULT_FRAME_PING_INTERVAL
 
 
 async def _first_request(ws: web.WebSocketResponse) -> bytes | None:
