@@ -28,6 +28,7 @@ CONFIG: dict[str, Any] = {
     "user_subscribe_to_personal": True,
     "ping_interval": "1s",
     "pong_timeout": "0s",
+    "client_expired_close_delay": "1s",
     "namespaces": [
         {"name": "dialog", "allow_user_limited_channels": True},
         {"name": "hist", "history_size": 10, "history_ttl": "300s", "force_recovery": True},
@@ -229,3 +230,18 @@ async def test_a_unidirectional_client_shows_in_presence_with_its_token_info(
     presence = server.api("presence", {"channel": channel})["result"]["presence"]
     assert presence == {client: {"client": client, "user": user, "conn_info": {"name": user}}}
     await stream.close()
+
+
+@pytest.mark.parametrize("kind", UNIDIRECTIONAL)
+async def test_a_token_expiring_on_a_live_connection_ends_it_with_3005(
+    server: ServerHandle, http: aiohttp.ClientSession, kind: str
+) -> None:
+    # A unidirectional client cannot refresh: once its token expires (plus the close
+    # delay), the connection ends and the client reconnects with a new token.
+    token = make_token(_user(), exp_in=1)
+    stream = await open_stream(http, kind, server.http_url, {"token": token})
+    connect = (await stream.next())["connect"]
+    assert connect["expires"] is True and connect["ttl"] <= 1
+    expired = {"disconnect": {"code": 3005, "reason": "connection expired"}}
+    assert await stream.next(wait=10) == expired
+    assert await stream.ended() == []
