@@ -157,3 +157,15 @@ def test_a_disconnect_transform_needs_a_disconnect_code_and_an_ascii_reason(
         group = {"enabled": True, "transforms": [{"code": 103, "to": to}]}
         with pytest.raises(ConfigError, match=message):
             _load(tmp_path, {"client": {"connect_code_to_unidirectional_disconnect": group}})
+
+
+def test_a_uni_websocket_key_without_effect_loads_with_a_warning_when_set(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"uni_websocket": {"compression": True, "read_buffer_size": 0}}))
+    warnings: list[str] = []
+    load_config(str(path), env={}, warnings=warnings)
+    assert warnings == [
+        "uni_websocket.compression: accepted and ignored, it has no effect in Rotary"
+    ]

@@ -71,6 +71,9 @@ def build_config(
             continue
         if key.kind == "namespaces":
             value = _namespaces(value, raw.label, labels, problems, ignored)
+        if key.dest.startswith("ignored.") and value:
+            # Set to anything but its zero value: the user expects an effect there is not.
+            ignored.append(f"{raw.label}: accepted and ignored, it has no effect in Rotary")
         typed[key.dest] = value
         labels[key.dest] = raw.label
     config = _assemble(typed)
