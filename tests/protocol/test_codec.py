@@ -80,7 +80,7 @@ def test_framing_or_schema_violations_raise_protocol_violation(frame: bytes) -> 
 
 
 def test_unknown_fields_are_ignored() -> None:
-    frame = b'{"id":3,"subscribe":{"channel":"a","flag":1,"tf":2},"headers":{"x":"y"}}'
+    frame = b'{"id":3,"subscribe":{"channel":"a","flag":1,"novel":2},"headers":{"x":"y"}}'
     [cmd] = decode_frame(frame)
     assert cmd.request == SubscribeRequest(channel="a", flag=1)
 
