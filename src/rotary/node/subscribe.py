@@ -154,6 +154,7 @@ async def admit_map(s: Session, req: SubscribeRequest) -> tuple[Subscription, by
     sub = _client_subscription(s, resolved, req, creds)
     sub.presence = sub.emit_join_leave = sub.push_join_leave = False
     sub.positioned = sub.recoverable = False
+    tags.apply_filter(sub, req, resolved.options)
     return sub, creds.data if creds is not None else None
 
 
