@@ -43,6 +43,7 @@ SCENARIOS = (
     "stormcount",
     "fanout",
     "delta",
+    "tagsfilter",
     "memory",
     "cluster",
     "latency",

@@ -68,6 +68,17 @@ _CACHE = {
     "force_recovery_mode": "cache",
     "allow_subscribe_for_client": True,
 }
+# Tags filters: a stream namespace (recovery, delta allowed) and one in cache recovery mode.
+_TAGGED = {
+    "name": "tagged",
+    "history_size": 10,
+    "history_ttl": "60s",
+    "force_recovery": True,
+    "allowed_delta_types": ["fossil"],
+    "allow_subscribe_for_client": True,
+    "allow_tags_filter": True,
+}
+_TAGGED_CACHE = {**_CACHE, "name": "tagcache", "allow_tags_filter": True}
 
 _CODE_TO_HTTP = {
     "enabled": True,
@@ -155,6 +166,7 @@ def _extra() -> dict[str, dict[str, Any]]:
         },
         "fast_ping": {"client": {"ping_interval": "2s", "pong_timeout": "1s"}},
         "uni_codes": _UNI_CODES,
+        "tags": {"channel": {"namespaces": [_CHAT, _PLAIN, _TAGGED, _TAGGED_CACHE]}},
         "extras": {
             "client": {"connect_include_server_time": True},
             "rpc": {"ping": {"enabled": True}},

@@ -36,12 +36,8 @@ from rotary.proxy.settings import PROXY_KINDS, ProxyEndpoint, ProxySettings
 
 __all__ = ["LACKING_OPTIONS", "LACKING_TYPES", "build_config"]
 
-#: Namespace options of Centrifugo features Rotary lacks → what is missing. Ignoring each
-#: keeps Rotary's behaviour honest: publications are not debounced, and a subscribe asking
-#: for a tags filter is treated as in a namespace that does not allow one.
+#: Namespace options of Centrifugo features Rotary lacks → what is missing.
 LACKING_OPTIONS = {
-    "client_publish_debounce_interval": "client publication debouncing",
-    "allow_tags_filter": "tags filters",
     "shared_poll": "shared poll subscriptions",
 }
 

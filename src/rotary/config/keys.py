@@ -610,6 +610,11 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "Delta compressions subscribers may negotiate (only fossil; see docs/features-6.9.md).",
     "delta_publish":
         "Allow delta compression of every publication, as the API's delta flag does for one.",
+    "allow_tags_filter":
+        "Subscribers may send a tags filter and receive only the publications it passes.",
+    "client_publish_debounce_interval":
+        "Tell the SDKs to coalesce a subscriber's publications to the channel over this "
+        "interval (0s: none).",
     "subscription_type": "stream (default) or map: what a subscription to these channels is.",
     "map_mode":
         "Map channels: ephemeral (no stream), recoverable (stream, keys expire) or "
