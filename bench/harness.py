@@ -49,6 +49,7 @@ SCENARIOS = (
     "soak",
     "slowconsumers",
     "proxystorm",
+    "workers",
 )
 _OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}
 #: Left out of ``all --quick``: valgrind's start-up alone would take the quick run past a
