@@ -52,6 +52,7 @@ from bench.common import (
     API_KEY,
     ServerProcess,
     ServerUnavailable,
+    _cpu_busy_seconds,
     cpu_seconds,
     free_port,
     load_cpus,
@@ -65,7 +66,7 @@ from bench.servers import ROTARY_STANDARD, start_all, start_rotary_with, stop_al
 from bench.storm import storm_specs
 from bench.worker import LoadPool, shared_pool
 
-__all__ = ["SETUPS", "Setup", "measure_round", "run"]
+__all__ = ["SETUPS", "Setup", "children", "measure_round", "run", "summarize"]
 
 _LABELS = {
     "memory_1": "one process, memory engine",
@@ -140,7 +141,7 @@ def run(*, quick: bool) -> dict[str, Any]:
     finally:
         if isinstance(redis, ServerProcess):
             redis.stop()
-    return _result(n, m, runs, notes)
+    return summarize(n, m, runs, notes)
 
 
 def measure_round(
@@ -265,10 +266,10 @@ def _storm(pool: LoadPool, node: _Node, *, n: int, redis_pid: int | None) -> dic
     spec: OpenSpec = storm_specs(n, exp=int(time.time()) + 3600, timeout=60.0)["checked"]
     spec = replace(spec, url=node.url(ws_path("rotary")))
     fds_before = [_fd_count(p) for p in node.pids]
-    cpu0, redis0 = node.cpu(), _cpu_or_zero(redis_pid)
+    meter = _Meter(node, redis_pid)
     try:
         opened = pool.open(spec)
-        cpu, redis_cpu = node.cpu() - cpu0, _cpu_or_zero(redis_pid) - redis0
+        used = meter.stop()
         held = [_fd_count(p) - b for p, b in zip(node.pids, fds_before, strict=True)]
     finally:
         pool.broadcast({"op": "close"})
@@ -280,8 +281,7 @@ def _storm(pool: LoadPool, node: _Node, *, n: int, redis_pid: int | None) -> dic
         "failures": len(opened["failures"]),
         "complete": complete,
         "seconds": rounded(opened["elapsed"], 3) if complete else None,
-        "server_cpu_s": round(cpu, 3),
-        "redis_cpu_s": round(redis_cpu, 3) if redis_pid else None,
+        **used,
         "clients_per_worker": held,
     }
 
@@ -294,19 +294,20 @@ def _fanout(
         _open(pool, node.front, "rotary", n=n, exp=int(time.time()) + 3600)
         node.wait_idle()
         pool.broadcast({"op": "arm", "per_client": m, "group": "rotary"})
-        cpu0, redis0 = node.cpu(), _cpu_or_zero(redis_pid)
+        meter = _Meter(node, redis_pid)
         t0 = time.monotonic()
         asyncio.run(_publish("rotary", node.front, m))
         replies = pool.broadcast(
             {"op": "wait", "timeout": max(60.0, n * m / 2000), "group": "rotary"}
         )
-        cpu, redis_cpu = node.cpu() - cpu0, _cpu_or_zero(redis_pid) - redis0
+        used = meter.stop()
     finally:
         pool.broadcast({"op": "close"})
         node.wait_idle()
     done = [r["t_done"] for r in replies]
     complete = all(t is not None for t in done)
     elapsed = max(done) - t0 if complete else None
+    cpu = used["server_cpu_s"] or 0.0
     return {
         "subscribers": n,
         "publications": m,
@@ -315,9 +316,32 @@ def _fanout(
         "seconds": rounded(elapsed, 4),
         "deliveries_per_s": round(n * m / elapsed) if elapsed else None,
         "deliveries_per_server_cpu_s": round(n * m / cpu) if complete and cpu > 0 else None,
-        "server_cpu_s": round(cpu, 3),
-        "redis_cpu_s": round(redis_cpu, 3) if redis_pid else None,
+        **used,
     }
+
+
+class _Meter:
+    """CPU seconds of a setup's processes and of Redis over a span, and the share of the
+    server CPUs that went to anything else (other processes on a shared machine)."""
+
+    def __init__(self, node: _Node, redis_pid: int | None) -> None:
+        self._node, self._redis = node, redis_pid
+        self._t0 = time.monotonic()
+        self._ours0, self._redis0 = node.cpu(), _cpu_or_zero(redis_pid)
+        self._busy0 = _cpu_busy_seconds(_server_side())
+
+    def stop(self) -> dict[str, float | None]:
+        """``{"server_cpu_s", "redis_cpu_s", "foreign_cpu_share"}`` since construction."""
+        wall = max(time.monotonic() - self._t0, 1e-9)
+        ours = self._node.cpu() - self._ours0
+        redis = _cpu_or_zero(self._redis) - self._redis0
+        busy = _cpu_busy_seconds(_server_side()) - self._busy0
+        foreign = max(0.0, busy - ours - redis) / wall / len(_server_side())
+        return {
+            "server_cpu_s": round(ours, 3),
+            "redis_cpu_s": round(redis, 3) if self._redis else None,
+            "foreign_cpu_share": round(foreign, 3),
+        }
 
 
 def _fd_count(pid: int) -> int:
@@ -365,9 +389,11 @@ def _median_of(outcomes: list[dict[str, Any]], part: str, key: str) -> float | N
     return round(statistics.median(values), 3) if values else None
 
 
-def _result(
+def summarize(
     n: int, m: int, runs: dict[str, list[dict[str, Any]]], notes: list[str]
 ) -> dict[str, Any]:
+    """The harness result of `runs` (``{setup name: [measure_round outcome, ...]}``):
+    medians per setup, the ratios, and every round under ``json``."""
     figures: dict[str, Any] = {"workers_clients": n, "workers_publications": m}
     table = []
     for name, outcomes in runs.items():
@@ -380,6 +406,8 @@ def _result(
             "fanout_deliveries_per_cpu_s": _median_of(
                 outcomes, "fanout", "deliveries_per_server_cpu_s"
             ),
+            "fanout_redis_cpu_s": _median_of(outcomes, "fanout", "redis_cpu_s"),
+            "fanout_foreign_cpu_share": _median_of(outcomes, "fanout", "foreign_cpu_share"),
         }
         figures |= {f"workers_{name}_{k}": v for k, v in row.items()}
         spread = outcomes[-1]["storm"]["clients_per_worker"]
@@ -394,6 +422,8 @@ def _result(
             "storm CPU s",
             "fan-out deliveries/s",
             "per server CPU-s",
+            "Redis CPU s",
+            "foreign CPU",
             "clients per worker",
         ],
         "table": table,
