@@ -56,6 +56,7 @@ from bench.common import (
     cpu_seconds,
     free_port,
     load_cpus,
+    rss_kb,
     server_cpus,
     start_server,
     wait_idle,
@@ -250,6 +251,7 @@ def _measure_setup(
     _pin([server.pid, *pids], _server_side())
     node = _Node(server, pids)
     redis_pid = redis.pid if isinstance(redis, ServerProcess) and setup.engine == "redis" else None
+    idle_rss_kb = [_rss_or_zero(p) for p in pids]
     progress.note(f"workers: {setup.name} storm of {n}")
     storm = _storm(pool, node, n=n, redis_pid=redis_pid)
     progress.note(f"workers: {setup.name} fan-out {n} x {m}")
@@ -258,7 +260,13 @@ def _measure_setup(
     except (RuntimeError, TimeoutError) as exc:
         notes.append(f"{setup.name} fan-out not measured: {exc}")
         fanout = {}
-    return {"workers": setup.workers, "engine": setup.engine, "storm": storm, "fanout": fanout}
+    return {
+        "workers": setup.workers,
+        "engine": setup.engine,
+        "idle_rss_kb": idle_rss_kb,
+        "storm": storm,
+        "fanout": fanout,
+    }
 
 
 def _storm(pool: LoadPool, node: _Node, *, n: int, redis_pid: int | None) -> dict[str, Any]:
@@ -351,6 +359,13 @@ def _fd_count(pid: int) -> int:
         return 0
 
 
+def _rss_or_zero(pid: int) -> int:
+    try:
+        return rss_kb(pid)
+    except (OSError, ServerUnavailable):
+        return 0
+
+
 def _cpu_or_zero(pid: int | None) -> float:
     """`cpu_seconds(pid)`, 0 for no process or one that has gone."""
     if pid is None:
@@ -412,6 +427,7 @@ def summarize(
         figures |= {f"workers_{name}_{k}": v for k, v in row.items()}
         spread = outcomes[-1]["storm"]["clients_per_worker"]
         figures[f"workers_{name}_clients_per_worker"] = spread
+        figures[f"workers_{name}_idle_rss_kb_per_worker"] = outcomes[-1]["idle_rss_kb"]
         table.append([_LABELS[name], *row.values(), "/".join(str(c) for c in spread)])
     return {
         "figures": figures,

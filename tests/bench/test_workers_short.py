@@ -53,6 +53,7 @@ def test_two_workers_each_hold_some_of_the_storm(
     held = outcomes["redis_2"]["storm"]["clients_per_worker"]  # type: ignore[index]
     assert len(held) == 2
     assert all(n > 0 for n in held) and sum(held) >= _CLIENTS
+    assert all(kb > 0 for kb in outcomes["redis_2"]["idle_rss_kb"])  # type: ignore[attr-defined]
 
 
 @pytest.mark.timeout(180)
