@@ -23,7 +23,7 @@ expected, the server's CPU share, and what the flooders did (commands sent, repl
 111, cuts with 3509, connects). Ratios: each window's p50 and p99 over the baseline window
 of the same node (the issue's target: at most 2 with the limit on).
 
-Sizes: quick 100 healthy × 20/s for 3 s a window; full 1,000 × 20/s for 20 s.
+Sizes: quick 100 healthy × 20/s for 2 s a window; full 1,000 × 20/s for 20 s.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class FloodStats:
 
 def run(*, quick: bool) -> dict[str, Any]:
     """Both settings, three windows each; see the module docstring."""
-    clients, rate, seconds = (100, 20, 3.0) if quick else (1000, 20, 20.0)
+    clients, rate, seconds = (100, 20, 2.0) if quick else (1000, 20, 20.0)
     progress.expect(len(_SETTINGS))
     progress.note("flood: starting servers")
     servers = start_all(
