@@ -205,20 +205,32 @@ class _FloodProcess:
         parent, child = ctx.Pipe()
         process = ctx.Process(target=flood_main, args=(child, url, count, again), daemon=True)
         process.start()
-        if not await asyncio.to_thread(parent.poll, 60):
+        ready = await asyncio.to_thread(_receive, parent, 60.0)
+        if ready != "ready":  # every flooder has connected once, else why not
             process.kill()
-            raise RuntimeError("flooders did not connect within 60 s")
-        parent.recv()  # "ready": every flooder has connected once
+            raise RuntimeError(f"flooders did not start: {ready!r}")
         return cls(parent, process)
 
     async def stop(self) -> FloodStats:
         self._conn.send("stop")
-        answered = await asyncio.to_thread(self._conn.poll, 30)
-        stats = FloodStats(**self._conn.recv()) if answered else FloodStats()
+        reply = await asyncio.to_thread(_receive, self._conn, 30.0)
         await asyncio.to_thread(self._process.join, 10)
         if self._process.is_alive():
             self._process.kill()
-        return stats
+        if not isinstance(reply, dict) or "error" in reply:
+            raise RuntimeError(f"flooders failed: {reply!r}")
+        return FloodStats(**reply)
+
+
+def _receive(conn: Connection, timeout: float) -> object:
+    """The next message on `conn`, or a string saying why there is none."""
+    if not conn.poll(timeout):
+        return f"no answer within {timeout:.0f} s"
+    try:
+        message: object = conn.recv()
+    except EOFError:
+        return "the flooders' process exited"
+    return message
 
 
 def flood_main(conn: Connection, url: str, count: int, again: bool) -> None:
@@ -227,13 +239,22 @@ def flood_main(conn: Connection, url: str, count: int, again: bool) -> None:
         os.sched_setaffinity(0, load_cpus())
     with contextlib.suppress(OSError):
         os.nice(10)
-    conn.send(asyncio.run(_flood(conn, url, count, again)).__dict__)
+    try:
+        conn.send(asyncio.run(_flood(conn, url, count, again)).__dict__)
+    except Exception as exc:  # reported to the parent, which raises it
+        conn.send({"error": repr(exc)})
 
 
 async def _flood(conn: Connection, url: str, count: int, again: bool) -> FloodStats:
     stats = FloodStats()
     stop = asyncio.Event()
-    asyncio.get_running_loop().add_reader(conn.fileno(), stop.set)
+    loop = asyncio.get_running_loop()
+
+    def on_stop() -> None:
+        loop.remove_reader(conn.fileno())  # "stop" stays unread: do not fire again
+        stop.set()
+
+    loop.add_reader(conn.fileno(), on_stop)
     connected = [asyncio.Event() for _ in range(count)]
     async with aiohttp.ClientSession() as session:
         tasks = [

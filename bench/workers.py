@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -195,14 +196,30 @@ def _start_workers(config: dict[str, Any], workers: int) -> ServerProcess:
         json.dump(config, f)
     argv = [sys.executable, "-m", "rotary", "-c", cfg_path, "--port", str(port)]
     argv += ["--address", "127.0.0.1", "--workers", str(workers)]
-    server = start_server("rotary-workers", argv, port=port)
+    try:
+        server = start_server("rotary-workers", argv, port=port)
+    except ServerUnavailable:
+        # start_server kills a supervisor that was not ready with SIGKILL, which leaves its
+        # workers running: find them by the config file only this start used.
+        _kill_started_with(cfg_path)
+        raise
     try:
         _wait_nodes(server, workers)
     except BaseException:
-        server.stop()
+        server.stop()  # SIGTERM: the supervisor stops its workers
         raise
     server.extra["config_path"] = cfg_path
     return server
+
+
+def _kill_started_with(cfg_path: str) -> None:
+    """SIGKILL every process whose command line names `cfg_path` (a fresh temporary file)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if cfg_path.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _wait_nodes(server: ServerProcess, workers: int) -> None:

@@ -5,13 +5,17 @@ engine's reference setup is the same code path with another config: left out for
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from bench.cluster import _start_redis
 from bench.common import ServerProcess
 from bench.worker import LoadPool
-from bench.workers import SETUPS, measure_round, summarize
+from bench.workers import SETUPS, _kill_started_with, measure_round, summarize
 
 from tests.functional.cluster_helpers import skip_or_fail
 
@@ -68,3 +72,14 @@ def test_the_summary_reports_both_worker_counts_and_their_ratios(
     for key in ("fanout_2_over_1", "fanout_2_over_1_cpu", "storm_2_over_1"):
         assert result["ratios"][f"workers_{key}"] > 0
     assert len(result["table"]) == 2
+
+
+def test_a_worker_left_by_a_failed_start_is_killed_by_its_config_path(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(cfg)])
+    try:
+        _kill_started_with(str(cfg))
+        assert orphan.wait(10) == -signal.SIGKILL
+    finally:
+        orphan.kill()
+        orphan.wait()
