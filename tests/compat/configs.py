@@ -69,6 +69,27 @@ _CACHE = {
     "allow_subscribe_for_client": True,
 }
 
+_CODE_TO_HTTP = {
+    "enabled": True,
+    "transforms": [
+        {"code": 109, "to": {"status_code": 401, "body": "renew"}},
+        {"code": 3500, "to": {"status_code": 403}},
+    ],
+}
+# Connect errors as HTTP answers and as chosen disconnects; a uni_websocket without the
+# disconnect push (its close frame alone says why).
+_UNI_CODES = {
+    "client": {
+        "connect_code_to_unidirectional_disconnect": {
+            "enabled": True,
+            "transforms": [{"code": 109, "to": {"code": 4501, "reason": "renew"}}],
+        }
+    },
+    "uni_http_stream": {"connect_code_to_http_response": _CODE_TO_HTTP},
+    "uni_sse": {"connect_code_to_http_response": _CODE_TO_HTTP},
+    "uni_websocket": {"disable_disconnect_push": True},
+}
+
 _BASE: dict[str, Any] = {
     "client": {
         "token": {"hmac_secret_key": SECRET},
@@ -133,6 +154,7 @@ def _extra() -> dict[str, dict[str, Any]]:
             "channel": {"without_namespace": {"presence": True}},
         },
         "fast_ping": {"client": {"ping_interval": "2s", "pong_timeout": "1s"}},
+        "uni_codes": _UNI_CODES,
         "extras": {
             "client": {"connect_include_server_time": True},
             "rpc": {"ping": {"enabled": True}},

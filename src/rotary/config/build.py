@@ -27,6 +27,7 @@ from rotary.config.model import (
     LogSettings,
     RedisSettings,
     ServerSettings,
+    UniSettings,
     WebSocketSettings,
 )
 from rotary.config.validate import Labels, validate
@@ -70,6 +71,9 @@ def build_config(
             continue
         if key.kind == "namespaces":
             value = _namespaces(value, raw.label, labels, problems, ignored)
+        if key.dest.startswith("ignored.") and value:
+            # Set to anything but its zero value: the user expects an effect there is not.
+            ignored.append(f"{raw.label}: accepted and ignored, it has no effect in Rotary")
         typed[key.dest] = value
         labels[key.dest] = raw.label
     config = _assemble(typed)
@@ -185,6 +189,7 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
         client=ClientSettings(**_group(typed, "client.")),
         api=ApiSettings(**_group(typed, "api.")),
         websocket=WebSocketSettings(**_group(typed, "websocket.")),
+        uni=UniSettings(**_group(typed, "uni.")),
         server=ServerSettings(**_group(typed, "server.")),
         engine=engine,
         log=LogSettings(**_group(typed, "log.")),
