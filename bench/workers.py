@@ -105,10 +105,6 @@ class _Node:
     def url(self, path: str, scheme: str = "ws") -> str:
         return self.front.url(path, scheme)
 
-    @property
-    def pid(self) -> int:
-        return self.front.pid
-
     def cpu(self) -> float:
         """CPU seconds used so far by every working process (workers, not the supervisor)."""
         return sum(_cpu_or_zero(p) for p in self.pids)
@@ -116,9 +112,6 @@ class _Node:
     def wait_idle(self) -> None:
         for pid in self.pids:
             wait_idle(pid)
-
-    def stop(self) -> None:
-        self.front.stop()
 
 
 def run(*, quick: bool) -> dict[str, Any]:
