@@ -50,6 +50,8 @@ SCENARIOS = (
     "soak",
     "slowconsumers",
     "proxystorm",
+    "workers",
+    "flood",
 )
 _OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}
 #: Left out of ``all --quick``: valgrind's start-up alone would take the quick run past a
