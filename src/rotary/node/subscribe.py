@@ -100,13 +100,16 @@ async def handle_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -> No
     now = s.node.clock.now()
     if sub.expire_at and sub.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
-    tags.apply_filter(sub, req, resolved.options)
+    if req.tf is not None:  # most subscribes ask for no filter: no call to learn so
+        tags.apply_filter(sub, req, resolved.options)
     if creds is not None and not req.token and resolved.options.proxy_sub_refresh:
         sub.server_refresh = _proxy_active(s, "sub_refresh")
     result = await establish(s, sub, req if sub.recoverable else None)
     if sub.delta:
         result["delta"] = True
-    add_publish_debounce(result, resolved.options.client_publish_debounce_interval)
+    debounce = resolved.options.client_publish_debounce_interval
+    if debounce > 0:
+        add_publish_debounce(result, debounce)
     if not sub.server_refresh:
         add_expiry(result, sub.expire_at, now)
     if creds is not None and creds.data:
