@@ -1,7 +1,7 @@
 """`python -m bench SCENARIO [--quick] [--json FILE] [--plot FILE.png]`.
 
 Scenarios: verify, nodecost, storm, stormcount, fanout, memory, cluster, latency, soak,
-slowconsumers, proxystorm, or `all` (every one that exists; `all --quick` leaves out
+slowconsumers, slowloris, proxystorm, or `all` (every one that exists; `all --quick` leaves out
 stormcount, whose valgrind start-up alone is slow).
 """
 

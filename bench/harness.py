@@ -48,6 +48,7 @@ SCENARIOS = (
     "latency",
     "soak",
     "slowconsumers",
+    "slowloris",
     "proxystorm",
 )
 _OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}
