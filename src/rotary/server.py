@@ -229,6 +229,7 @@ def build_app(config: Config, node: Node, *, demo: DemoSettings | None = None) -
             node,
             allowed_origins=client.allowed_origins,
             message_size_limit=config.websocket.message_size_limit,
+            send_buffer_size=config.websocket.send_buffer_size,
             connection_limit=client.connection_limit,
             connection_rate_limit=client.connection_rate_limit,
             rate_limiter=rate,

@@ -204,6 +204,8 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("websocket_message_size_limit", "websocket.message_size_limit", "int",
      "websocket.message_size_limit"),
     ("websocket_write_timeout", "websocket.write_timeout", "duration", "websocket.write_timeout"),
+    ("websocket_send_buffer_size", "websocket.send_buffer_size", "int",
+     "websocket.send_buffer_size"),
     # HTTP-streaming, SSE, emulation and unidirectional transports (docs/transports.md)
     *(row for name in ("http_stream", "sse", "uni_sse", "uni_http_stream")
       for row in ((name, f"{name}.enabled", "bool", f"{name}.enabled"),
@@ -406,6 +408,11 @@ _DESCRIPTIONS: dict[str, str] = {
     "websocket_write_timeout":
         "Longest time one write to a client may block before the connection is closed "
         "with 3009; also bounds the close handshake, after which the socket is aborted.",
+    "websocket_send_buffer_size":
+        "Kernel send buffer of each WebSocket connection, in bytes (0: the kernel's "
+        "autotuning, up to net.ipv4.tcp_wmem). Smaller cuts a client that stopped reading "
+        "sooner and bounds the kernel memory it holds, at the cost of throughput to one "
+        "client over long round trips (Rotary's own).",
     **_ENDPOINT_DESCRIPTIONS,
     "address":
         "Address to listen on (empty: every interface, IPv4 and IPv6).",

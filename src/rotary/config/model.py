@@ -101,6 +101,10 @@ class WebSocketSettings:
     handler_prefix: str = "/connection/websocket"
     message_size_limit: int = 65536
     write_timeout: float = 1.0
+    #: Bytes of the kernel's send buffer of each WebSocket connection (SO_SNDBUF; Rotary's
+    #: own key, v5 ``websocket_send_buffer_size``, v6 ``websocket.send_buffer_size``); 0
+    #: leaves it to the kernel's autotuning, which lets it grow to ``net.ipv4.tcp_wmem``.
+    send_buffer_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)

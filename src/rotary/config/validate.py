@@ -53,6 +53,7 @@ def validate(config: Config, label: Labels) -> list[str]:
     problems += _client_problems(config, label)
     problems += _channel_problems(config.channels, label)
     problems += _misc_problems(config, label)
+    problems += _websocket_problems(config, label)
     problems += _proxy_problems(config, label)
     problems += _admin_problems(config, label)
     return problems
@@ -170,6 +171,12 @@ def _options_problems(at: _At, options: ChannelOptions, global_meta_ttl: float) 
         problems.append(f"{at('history_size')}: must not be negative")
     problems += [f"{at(name)}: {text}" for name, text in map_problems(options)]
     return problems
+
+
+def _websocket_problems(config: Config, label: Labels) -> list[str]:
+    if config.websocket.send_buffer_size < 0:
+        return [f"{label('websocket.send_buffer_size')}: must not be negative"]
+    return []
 
 
 def _misc_problems(config: Config, label: Labels) -> list[str]:
