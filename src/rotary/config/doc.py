@@ -61,6 +61,7 @@ ROTARY_ONLY = frozenset(
         "proxy_rpc_enabled",
         "admin_insecure_allow_remote",
         "admin_token_ttl",
+        "websocket_send_buffer_size",
     }
 )
 

@@ -412,7 +412,7 @@ _DESCRIPTIONS: dict[str, str] = {
         "Kernel send buffer of each WebSocket connection, in bytes (0: the kernel's "
         "autotuning, up to net.ipv4.tcp_wmem). Smaller cuts a client that stopped reading "
         "sooner and bounds the kernel memory it holds, at the cost of throughput to one "
-        "client over long round trips (Rotary's own).",
+        "client over long round trips.",
     **_ENDPOINT_DESCRIPTIONS,
     "address":
         "Address to listen on (empty: every interface, IPv4 and IPv6).",
