@@ -19,7 +19,7 @@ from tests.functional.rawsock import RawWebSocket
 
 _CHANNEL = "narrow"
 _SIZE = 64 << 10
-_PAYLOAD = "x" * 2000
+_PAYLOAD = "x" * 5000
 
 
 def _send_queue_max(port: int) -> int:
