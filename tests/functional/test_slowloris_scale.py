@@ -9,10 +9,11 @@ that stop half-way through a WebSocket upgrade, or that trickle a header byte ev
         .venv/bin/pytest -n 0 tests/functional/test_slowloris_scale.py
 
 (the open-file limit must allow 10,000 more descriptors in the server and in the attack
-process, each; the idle timeout must outlast opening them all, which takes seconds). Only outcomes are asserted: every socket is closed by the server no sooner
-than about the idle timeout after it connected and no later than a deadline with room for a
-loaded machine; healthy subscribers get every publication sent during the attack; the
-server is still there. Latencies are the benchmark's business (`python -m bench
+process, each; the idle timeout must outlast opening them all, which takes seconds). Only
+outcomes are asserted: every socket is closed by the server no sooner than about the idle
+timeout after it connected and no later than a deadline with room for a loaded machine;
+healthy subscribers get every publication sent during the attack; the server is still
+there. Latencies are the benchmark's business (`python -m bench
 slowloris`).
 """
 
