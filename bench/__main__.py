@@ -2,7 +2,7 @@
 
 Several scenarios run one after the other into one results file. Scenarios: verify,
 nodecost, storm, stormcount, fanout, memory, cluster, latency, soak, slowconsumers,
-slowloris, proxystorm, or `all` (every one that exists; `all --quick` leaves out
+slowloris, redisdown, proxystorm, or `all` (every one that exists; `all --quick` leaves out
 stormcount, whose valgrind start-up alone is slow).
 """
 

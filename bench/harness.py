@@ -49,6 +49,7 @@ SCENARIOS = (
     "soak",
     "slowconsumers",
     "slowloris",
+    "redisdown",
     "proxystorm",
 )
 _OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}
