@@ -43,6 +43,7 @@ SCENARIOS = (
     "stormcount",
     "fanout",
     "delta",
+    "tagsfilter",
     "memory",
     "cluster",
     "latency",
@@ -51,6 +52,8 @@ SCENARIOS = (
     "slowloris",
     "redisdown",
     "proxystorm",
+    "workers",
+    "flood",
 )
 _OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}
 #: Left out of ``all --quick``: valgrind's start-up alone would take the quick run past a

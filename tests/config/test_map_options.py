@@ -128,7 +128,7 @@ def test_shared_poll_namespace_from_the_environment_is_left_out() -> None:
     ]
 
 
-def test_options_of_lacking_features_are_ignored_with_a_warning(config_file: ConfigFile) -> None:
+def test_tags_filter_and_debounce_options_load_without_warnings(config_file: ConfigFile) -> None:
     doc = {
         "channel": {
             "namespaces": [
@@ -141,11 +141,23 @@ def test_options_of_lacking_features_are_ignored_with_a_warning(config_file: Con
         }
     }
     warnings: list[str] = []
+    config = load_config(config_file(doc), env={}, warnings=warnings)
+    [game] = config.channels.namespaces
+    assert (game.options.client_publish_debounce_interval, game.options.allow_tags_filter) == (
+        0.05,
+        True,
+    )
+    assert warnings == []
+
+
+def test_the_shared_poll_group_of_a_namespace_is_ignored_with_a_warning(
+    config_file: ConfigFile,
+) -> None:
+    doc = {"channel": {"namespaces": [{"name": "game", "shared_poll": {"mode": "versioned"}}]}}
+    warnings: list[str] = []
     load_config(config_file(doc), env={}, warnings=warnings)
     assert warnings == [
-        "channel.namespaces.game.client_publish_debounce_interval: ignored, Rotary has no"
-        " client publication debouncing",
-        "channel.namespaces.game.allow_tags_filter: ignored, Rotary has no tags filters",
+        "channel.namespaces.game.shared_poll: ignored, Rotary has no shared poll subscriptions"
     ]
 
 

@@ -27,6 +27,7 @@ from rotary.config.model import (
     LogSettings,
     RedisSettings,
     ServerSettings,
+    UniSettings,
     WebSocketSettings,
 )
 from rotary.config.validate import Labels, validate
@@ -35,12 +36,8 @@ from rotary.proxy.settings import PROXY_KINDS, ProxyEndpoint, ProxySettings
 
 __all__ = ["LACKING_OPTIONS", "LACKING_TYPES", "build_config"]
 
-#: Namespace options of Centrifugo features Rotary lacks → what is missing. Ignoring each
-#: keeps Rotary's behaviour honest: publications are not debounced, and a subscribe asking
-#: for a tags filter is treated as in a namespace that does not allow one.
+#: Namespace options of Centrifugo features Rotary lacks → what is missing.
 LACKING_OPTIONS = {
-    "client_publish_debounce_interval": "client publication debouncing",
-    "allow_tags_filter": "tags filters",
     "shared_poll": "shared poll subscriptions",
 }
 
@@ -70,6 +67,9 @@ def build_config(
             continue
         if key.kind == "namespaces":
             value = _namespaces(value, raw.label, labels, problems, ignored)
+        if key.dest.startswith("ignored.") and value:
+            # Set to anything but its zero value: the user expects an effect there is not.
+            ignored.append(f"{raw.label}: accepted and ignored, it has no effect in Rotary")
         typed[key.dest] = value
         labels[key.dest] = raw.label
     config = _assemble(typed)
@@ -185,6 +185,7 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
         client=ClientSettings(**_group(typed, "client.")),
         api=ApiSettings(**_group(typed, "api.")),
         websocket=WebSocketSettings(**_group(typed, "websocket.")),
+        uni=UniSettings(**_group(typed, "uni.")),
         server=ServerSettings(**_group(typed, "server.")),
         engine=engine,
         log=LogSettings(**_group(typed, "log.")),
