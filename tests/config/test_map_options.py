@@ -93,41 +93,6 @@ def test_unknown_map_option_is_named(config_file: ConfigFile) -> None:
     assert "game.map.colour: unknown namespace option" in text
 
 
-def test_shared_poll_namespace_is_left_out_with_a_warning(config_file: ConfigFile) -> None:
-    doc = {
-        "shared_poll": {"hmac_secret_key": "poll-secret"},
-        "proxies": [{"name": "poll_backend", "endpoint": "http://127.0.0.1:1/refresh"}],
-        "channel": {
-            "namespaces": [
-                {"name": "poll", "subscription_type": "shared_poll", "shared_poll": {}},
-                {"name": "chat"},
-            ]
-        },
-    }
-    warnings: list[str] = []
-    config = load_config(config_file(doc), env={}, warnings=warnings)
-    assert [ns.name for ns in config.channels.namespaces] == ["chat"]
-    assert warnings == [
-        "shared_poll: ignored, Rotary has no shared poll subscriptions",
-        "proxies: ignored, Rotary has no named proxies (they serve shared poll and granular"
-        " proxy mode)",
-        "channel.namespaces.poll: left out, Rotary has no shared poll subscriptions",
-    ]
-
-
-def test_shared_poll_namespace_from_the_environment_is_left_out() -> None:
-    env = {
-        "CENTRIFUGO_CHANNEL_NAMESPACES": "poll,chat",
-        "CENTRIFUGO_CHANNEL_NAMESPACES_POLL_SUBSCRIPTION_TYPE": "shared_poll",
-    }
-    warnings: list[str] = []
-    config = load_config(None, env=env, warnings=warnings)
-    assert [ns.name for ns in config.channels.namespaces] == ["chat"]
-    assert warnings == [
-        "CENTRIFUGO_CHANNEL_NAMESPACES.poll: left out, Rotary has no shared poll subscriptions"
-    ]
-
-
 def test_options_of_lacking_features_are_ignored_with_a_warning(config_file: ConfigFile) -> None:
     doc = {
         "channel": {

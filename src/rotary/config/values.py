@@ -84,7 +84,7 @@ def _from_text(kind: Kind, text: str) -> object:
             return int(text.strip())
         except ValueError:
             raise _Mismatch("an integer", text, repr(text)) from None
-    if kind in ("strs", "addrs", "namespaces"):
+    if kind in ("strs", "addrs", "namespaces", "proxies"):
         return _text_list(kind, text)
     return text
 
@@ -160,6 +160,12 @@ def _namespaces(value: object) -> list[Mapping[str, object]]:
     raise _Mismatch("a list of namespace objects", value)
 
 
+def _proxies(value: object) -> list[Mapping[str, object]]:
+    if isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
+        return value
+    raise _Mismatch("a list of proxy objects", value)
+
+
 def _show(value: object) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -194,5 +200,6 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "strs": _strs,
     "addrs": _addrs,
     "namespaces": _namespaces,
+    "proxies": _proxies,
     "ignored": _any,
 }
