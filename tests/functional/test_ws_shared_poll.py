@@ -1,0 +1,333 @@
+"""Shared poll subscriptions over a real server and a real backend on loopback: subscribe of
+type 4, signed track / untrack, the backend polled through a named proxy, versioned and
+versionless channels, removals, refusals; on the memory engine and on Redis.
+
+The backend is a small HTTP server in this process (a thread) that answers the refresh
+call from a dictionary of items and records every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.functional.cluster_helpers import start_node
+from tests.functional.conftest import SECRET, ServerHandle, WsClient, make_token
+
+pytestmark = pytest.mark.timeout(60)
+
+POLL_SECRET = "poll-secret-for-tests"
+INTERVAL = "200ms"
+
+
+class Backend:
+    """The app's refresh endpoint: items by key, and the requests it got."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self.requests.append(request)
+            found = [
+                {"key": i["key"], **self.items[i["key"]]}
+                for i in request.get("items", [])
+                if i["key"] in self.items
+            ]
+        return {"result": {"items": found}}
+
+    def asked_for(self, channel: str, key: str) -> int:
+        """How many requests asked for `key` of `channel`."""
+        with self.lock:
+            return sum(
+                1
+                for r in self.requests
+                if r["channel"] == channel and any(i["key"] == key for i in r["items"])
+            )
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[tuple[Backend, str]]:
+    state = Backend()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            answer = json.dumps(state.answer(json.loads(body))).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield state, f"http://127.0.0.1:{http.server_address[1]}/refresh"
+    http.shutdown()
+    http.server_close()
+
+
+def config(endpoint: str, engine: str) -> dict[str, Any]:
+    group = {"proxy_name": "poll_backend", "refresh_interval": INTERVAL}
+    cfg: dict[str, Any] = {
+        "client": {"token": {"hmac_secret_key": SECRET}},
+        "shared_poll": {"hmac_secret_key": POLL_SECRET},
+        "proxies": [{"name": "poll_backend", "endpoint": endpoint, "timeout": "2s"}],
+        "channel": {
+            "namespaces": [
+                {
+                    "name": "poll",
+                    "subscription_type": "shared_poll",
+                    "allow_subscribe_for_client": True,
+                    "shared_poll": {**group, "mode": "versioned"},
+                },
+                {
+                    "name": "pollvl",
+                    "subscription_type": "shared_poll",
+                    "allow_subscribe_for_client": True,
+                    "shared_poll": group,
+                },
+            ]
+        },
+    }
+    if engine == "redis":
+        prefix = f"rotary-sp21-{uuid.uuid4().hex[:8]}"
+        cfg["engine"] = {"type": "redis", "redis": {"address": "127.0.0.1:6379", "prefix": prefix}}
+    return cfg
+
+
+@pytest.fixture(scope="module", params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def server(
+    request: pytest.FixtureRequest,
+    backend: tuple[Backend, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServerHandle]:
+    engine = request.param
+    handle = start_node(config(backend[1], engine), tmp_path_factory.mktemp(engine), engine)
+    yield handle
+    handle.stop()
+
+
+def sign(channel: str, keys: list[str], user: str = "42", ttl: int = 3600) -> str:
+    """A track signature as the app's backend makes it."""
+    now = int(time.time())
+    keys_hash = hashlib.sha256("\x00".join(keys).encode()).hexdigest()
+    payload = f"{now}\x00{now + ttl}\x00{user}\x00{channel}\x00{keys_hash}"
+    mac = hmac.new(POLL_SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return f"{now}:{now + ttl}:{mac}"
+
+
+def track(cmd_id: int, channel: str, items: dict[str, int], **extra: Any) -> dict[str, Any]:
+    batch = {
+        "signature": extra.pop("signature", None) or sign(channel, list(items)),
+        "items": [{"key": k, "version": v} if v else {"key": k} for k, v in items.items()],
+    }
+    return {"id": cmd_id, "sub_refresh": {"channel": channel, "type": 1, "track": [batch], **extra}}
+
+
+_channels = iter(range(1_000_000))
+
+
+def new_channel(namespace: str = "poll") -> str:
+    return f"{namespace}:{uuid.uuid4().hex[:8]}{next(_channels)}"
+
+
+async def subscribed(server: ServerHandle, ws_connect: Any, channel: str) -> WsClient:
+    client: WsClient = await ws_connect(server)
+    assert "connect" in await client.request({"id": 1, "connect": {"token": make_token()}})
+    reply = await client.request({"id": 2, "subscribe": {"channel": channel, "type": 4}})
+    assert reply["subscribe"]["type"] == 4, reply
+    return client
+
+
+async def updates(client: WsClient, count: int) -> list[dict[str, Any]]:
+    got = []
+    while len(got) < count:
+        push = (await client.push())["push"]
+        assert push["channel"].startswith("poll"), push
+        got.append(push["pub"])
+    return got
+
+
+async def test_tracked_keys_get_their_data_and_version_from_the_backend(
+    server: ServerHandle, backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = backend
+    channel = new_channel()
+    state.items.update(
+        {"a1": {"data": {"v": "a"}, "version": 3}, "b1": {"data": [1], "version": 1}}
+    )
+    client = await subscribed(server, ws_connect, channel)
+
+    reply = await client.request(track(3, channel, {"a1": 0, "b1": 0}))
+
+    assert reply["sub_refresh"]["expires"] is True
+    assert 3590 <= reply["sub_refresh"]["ttl"] <= 3600
+    got = sorted(await updates(client, 2), key=lambda p: p["key"])
+    assert got == [
+        {"data": {"v": "a"}, "key": "a1", "version": 3},
+        {"data": [1], "key": "b1", "version": 1},
+    ]
+
+
+async def test_new_version_is_pushed_and_an_unchanged_one_is_not(
+    server: ServerHandle, backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = backend
+    channel = new_channel()
+    state.items["k"] = {"data": {"n": 5}, "version": 5}
+    client = await subscribed(server, ws_connect, channel)
+    await client.request(track(3, channel, {"k": 5}))  # the client has version 5 already
+
+    asked = state.asked_for(channel, "k")
+    for _ in range(200):  # two polls that changed nothing
+        if state.asked_for(channel, "k") >= asked + 2:
+            break
+        await asyncio.sleep(0.05)
+    state.items["k"] = {"data": {"n": 6}, "version": 6}
+
+    assert await updates(client, 1) == [{"data": {"n": 6}, "key": "k", "version": 6}]
+
+
+async def test_removed_item_is_pushed_as_a_removal_and_no_longer_polled(
+    server: ServerHandle, backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = backend
+    channel = new_channel()
+    state.items["gone"] = {"data": {"x": 1}, "version": 1}
+    client = await subscribed(server, ws_connect, channel)
+    await client.request(track(3, channel, {"gone": 0}))
+    await updates(client, 1)
+
+    state.items["gone"] = {"data": None, "version": 2, "removed": True}
+
+    assert await updates(client, 1) == [{"key": "gone", "removed": True}]
+
+
+async def test_versionless_channel_numbers_versions_when_the_data_changes(
+    server: ServerHandle, backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = backend
+    channel = new_channel("pollvl")
+    state.items["vl"] = {"data": {"text": "one"}}
+    client: WsClient = await ws_connect(server)
+    await client.request({"id": 1, "connect": {"token": make_token()}})
+    reply = await client.request({"id": 2, "subscribe": {"channel": channel, "type": 4}})
+    assert len(reply["subscribe"]["epoch"]) == 8
+    await client.request(track(3, channel, {"vl": 0}))
+    (first,) = await updates(client, 1)
+
+    state.items["vl"] = {"data": {"text": "two"}}
+
+    (second,) = await updates(client, 1)
+    assert (first["data"], second["data"]) == ({"text": "one"}, {"text": "two"})
+    assert 0 < first["version"] < second["version"]
+
+
+async def test_untracked_key_gets_no_more_updates(
+    server: ServerHandle, backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = backend
+    channel = new_channel()
+    state.items.update({"u1": {"data": 1, "version": 1}, "u2": {"data": 2, "version": 1}})
+    client = await subscribed(server, ws_connect, channel)
+    await client.request(track(3, channel, {"u1": 0, "u2": 0}))
+    await updates(client, 2)
+
+    reply = await client.request(
+        {"id": 4, "sub_refresh": {"channel": channel, "type": 2, "untrack": ["u1"]}}
+    )
+    assert reply == {"id": 4, "sub_refresh": {}}
+    state.items.update({"u1": {"data": 10, "version": 2}, "u2": {"data": 20, "version": 2}})
+
+    assert await updates(client, 1) == [{"data": 20, "key": "u2", "version": 2}]
+
+
+@pytest.mark.parametrize(
+    ("signature", "code"),
+    [
+        ("1:2:not-a-mac", 103),
+        (None, 103),  # signed for another user
+        ("expired", 109),
+    ],
+)
+async def test_bad_track_signatures_are_refused_and_the_server_goes_on(
+    server: ServerHandle, ws_connect: Any, signature: str | None, code: int
+) -> None:
+    channel = new_channel()
+    client = await subscribed(server, ws_connect, channel)
+    if signature is None:
+        signature = sign(channel, ["k"], user="someone-else")
+    elif signature == "expired":
+        signature = sign(channel, ["k"], ttl=-60)
+
+    reply = await client.request(track(3, channel, {"k": 0}, signature=signature))
+
+    assert reply["error"]["code"] == code
+    assert (await client.request(track(4, channel, {"k": 0})))["sub_refresh"]["expires"]
+
+
+async def test_track_without_a_shared_poll_subscription_is_refused_with_103(
+    server: ServerHandle, ws_connect: Any
+) -> None:
+    channel = new_channel()
+    client: WsClient = await ws_connect(server)
+    await client.request({"id": 1, "connect": {"token": make_token()}})
+
+    reply = await client.request(track(2, channel, {"k": 0}))
+
+    assert reply["error"]["code"] == 103
+
+
+async def test_two_clients_on_one_key_cost_one_backend_item_per_poll(
+    server: ServerHandle, backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = backend
+    channel = new_channel()
+    state.items["shared"] = {"data": {"s": 1}, "version": 1}
+    first = await subscribed(server, ws_connect, channel)
+    second = await subscribed(server, ws_connect, channel)
+    await first.request(track(3, channel, {"shared": 0}))
+    await second.request(track(3, channel, {"shared": 0}))
+    assert (await updates(first, 1))[0]["version"] == 1
+    assert (await updates(second, 1))[0]["version"] == 1
+
+    await asyncio.sleep(0.5)  # a few polls with both clients tracking the key
+    with state.lock:
+        asked = [[i["key"] for i in r["items"]] for r in state.requests if r["channel"] == channel]
+    assert len(asked) >= 2
+    assert all(keys == ["shared"] for keys in asked)
+
+
+async def test_key_nobody_tracks_after_unsubscribe_is_no_longer_polled(
+    server: ServerHandle, backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = backend
+    channel = new_channel()
+    state.items["bye"] = {"data": 1, "version": 1}
+    client = await subscribed(server, ws_connect, channel)
+    await client.request(track(3, channel, {"bye": 0}))
+    await updates(client, 1)
+
+    await client.request({"id": 4, "unsubscribe": {"channel": channel}})
+    await asyncio.sleep(0.5)
+    asked = state.asked_for(channel, "bye")
+    await asyncio.sleep(0.6)  # three intervals
+
+    assert state.asked_for(channel, "bye") == asked
