@@ -37,12 +37,13 @@ _log = logging.getLogger("rotary.shared_poll")
 
 
 async def handle_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -> None:
-    """Subscribe to a shared poll channel: the checks of any subscribe, then the epoch."""
+    """Subscribe to a shared poll channel: the checks of any subscribe (so type 4 in a
+    namespace of another type gets 103, as in Centrifugo), then the epoch."""
+    sub, data = await subscribe.admit_map(s, req)
+    settings = _settings(s, req.channel)
     manager = s.node.shared_poll
     if manager is None:
         raise CommandError(ErrorCode.NOT_AVAILABLE)
-    sub, data = await subscribe.admit_map(s, req)
-    settings = _settings(s, req.channel)
     now = s.node.clock.now()
     if sub.expire_at and sub.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
