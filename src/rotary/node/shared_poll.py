@@ -145,6 +145,13 @@ def release(manager: SharedPollManager | None, session: object, channel: str) ->
     tracker.keys.clear()
 
 
+def _worker_done(task: asyncio.Task[None]) -> None:
+    """A worker ends only when cancelled; anything else is a bug, logged (the next track
+    starts a new one)."""
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("shared poll worker failed", exc_info=task.exception())
+
+
 @dataclass(slots=True)
 class _Entry:
     """A key the node polls: the last version seen (0: none yet) and what decides changes."""
@@ -213,8 +220,9 @@ class SharedPollManager:
             held.append(None if entry is None else entry.version)
             if entry is None:
                 ch.entries[key] = _Entry()
-        if ch.worker is None:
+        if ch.worker is None or ch.worker.done():
             ch.worker = asyncio.get_running_loop().create_task(self._run(channel, ch))
+            ch.worker.add_done_callback(_worker_done)
         return held
 
     def add(self, tracker: Tracker, keys: Sequence[str]) -> None:
