@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -66,7 +67,8 @@ def backend() -> Iterator[tuple[Backend, str]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            answer = json.dumps(state.answer(json.loads(body))).encode()
+            request = {**json.loads(body), "path": self.path}
+            answer = json.dumps(state.answer(request)).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(answer)))
@@ -151,10 +153,24 @@ def new_channel(namespace: str = "poll") -> str:
 
 async def subscribed(server: ServerHandle, ws_connect: Any, channel: str) -> WsClient:
     client: WsClient = await ws_connect(server)
-    assert "connect" in await client.request({"id": 1, "connect": {"token": make_token()}})
-    reply = await client.request({"id": 2, "subscribe": {"channel": channel, "type": 4}})
+    assert "connect" in await ask(client, {"id": 1, "connect": {"token": make_token()}})
+    reply = await ask(client, {"id": 2, "subscribe": {"channel": channel, "type": 4}})
     assert reply["subscribe"]["type"] == 4, reply
     return client
+
+
+async def ask(client: WsClient, command: dict[str, Any]) -> dict[str, Any]:
+    """Send `command` and return its reply; pushes read on the way, including those in the
+    reply's own frame (an update may follow a track reply at once), stay in `pushes`."""
+    await client.send(command)
+    reply = None
+    while reply is None:
+        for message in await client.recv():
+            if message.get("id") == command["id"] and reply is None:
+                reply = message
+            elif message:
+                client.pushes.append(message)
+    return reply
 
 
 async def updates(client: WsClient, count: int) -> list[dict[str, Any]]:
@@ -176,7 +192,7 @@ async def test_tracked_keys_get_their_data_and_version_from_the_backend(
     )
     client = await subscribed(server, ws_connect, channel)
 
-    reply = await client.request(track(3, channel, {"a1": 0, "b1": 0}))
+    reply = await ask(client, track(3, channel, {"a1": 0, "b1": 0}))
 
     assert reply["sub_refresh"]["expires"] is True
     assert 3590 <= reply["sub_refresh"]["ttl"] <= 3600
@@ -194,7 +210,7 @@ async def test_new_version_is_pushed_and_an_unchanged_one_is_not(
     channel = new_channel()
     state.items["k"] = {"data": {"n": 5}, "version": 5}
     client = await subscribed(server, ws_connect, channel)
-    await client.request(track(3, channel, {"k": 5}))  # the client has version 5 already
+    await ask(client, track(3, channel, {"k": 5}))  # the client has version 5 already
 
     asked = state.asked_for(channel, "k")
     for _ in range(200):  # two polls that changed nothing
@@ -213,7 +229,7 @@ async def test_removed_item_is_pushed_as_a_removal_and_no_longer_polled(
     channel = new_channel()
     state.items["gone"] = {"data": {"x": 1}, "version": 1}
     client = await subscribed(server, ws_connect, channel)
-    await client.request(track(3, channel, {"gone": 0}))
+    await ask(client, track(3, channel, {"gone": 0}))
     await updates(client, 1)
 
     state.items["gone"] = {"data": None, "version": 2, "removed": True}
@@ -228,10 +244,10 @@ async def test_versionless_channel_numbers_versions_when_the_data_changes(
     channel = new_channel("pollvl")
     state.items["vl"] = {"data": {"text": "one"}}
     client: WsClient = await ws_connect(server)
-    await client.request({"id": 1, "connect": {"token": make_token()}})
-    reply = await client.request({"id": 2, "subscribe": {"channel": channel, "type": 4}})
+    await ask(client, {"id": 1, "connect": {"token": make_token()}})
+    reply = await ask(client, {"id": 2, "subscribe": {"channel": channel, "type": 4}})
     assert len(reply["subscribe"]["epoch"]) == 8
-    await client.request(track(3, channel, {"vl": 0}))
+    await ask(client, track(3, channel, {"vl": 0}))
     (first,) = await updates(client, 1)
 
     state.items["vl"] = {"data": {"text": "two"}}
@@ -248,11 +264,11 @@ async def test_untracked_key_gets_no_more_updates(
     channel = new_channel()
     state.items.update({"u1": {"data": 1, "version": 1}, "u2": {"data": 2, "version": 1}})
     client = await subscribed(server, ws_connect, channel)
-    await client.request(track(3, channel, {"u1": 0, "u2": 0}))
+    await ask(client, track(3, channel, {"u1": 0, "u2": 0}))
     await updates(client, 2)
 
-    reply = await client.request(
-        {"id": 4, "sub_refresh": {"channel": channel, "type": 2, "untrack": ["u1"]}}
+    reply = await ask(
+        client, {"id": 4, "sub_refresh": {"channel": channel, "type": 2, "untrack": ["u1"]}}
     )
     assert reply == {"id": 4, "sub_refresh": {}}
     state.items.update({"u1": {"data": 10, "version": 2}, "u2": {"data": 20, "version": 2}})
@@ -278,10 +294,10 @@ async def test_bad_track_signatures_are_refused_and_the_server_goes_on(
     elif signature == "expired":
         signature = sign(channel, ["k"], ttl=-60)
 
-    reply = await client.request(track(3, channel, {"k": 0}, signature=signature))
+    reply = await ask(client, track(3, channel, {"k": 0}, signature=signature))
 
     assert reply["error"]["code"] == code
-    assert (await client.request(track(4, channel, {"k": 0})))["sub_refresh"]["expires"]
+    assert (await ask(client, track(4, channel, {"k": 0})))["sub_refresh"]["expires"]
 
 
 async def test_track_without_a_shared_poll_subscription_is_refused_with_103(
@@ -289,9 +305,9 @@ async def test_track_without_a_shared_poll_subscription_is_refused_with_103(
 ) -> None:
     channel = new_channel()
     client: WsClient = await ws_connect(server)
-    await client.request({"id": 1, "connect": {"token": make_token()}})
+    await ask(client, {"id": 1, "connect": {"token": make_token()}})
 
-    reply = await client.request(track(2, channel, {"k": 0}))
+    reply = await ask(client, track(2, channel, {"k": 0}))
 
     assert reply["error"]["code"] == 103
 
@@ -304,8 +320,8 @@ async def test_two_clients_on_one_key_cost_one_backend_item_per_poll(
     state.items["shared"] = {"data": {"s": 1}, "version": 1}
     first = await subscribed(server, ws_connect, channel)
     second = await subscribed(server, ws_connect, channel)
-    await first.request(track(3, channel, {"shared": 0}))
-    await second.request(track(3, channel, {"shared": 0}))
+    await ask(first, track(3, channel, {"shared": 0}))
+    await ask(second, track(3, channel, {"shared": 0}))
     assert (await updates(first, 1))[0]["version"] == 1
     assert (await updates(second, 1))[0]["version"] == 1
 
@@ -316,6 +332,39 @@ async def test_two_clients_on_one_key_cost_one_backend_item_per_poll(
     assert all(keys == ["shared"] for keys in asked)
 
 
+@pytest.mark.redis
+async def test_each_node_of_a_redis_cluster_polls_the_keys_of_its_own_clients_once(
+    backend: tuple[Backend, str], ws_connect: Any, tmp_path: Path
+) -> None:
+    """As in Centrifugo, nodes do not share polling: a key tracked on two nodes is asked by
+    each, once per poll whatever the number of its clients there."""
+    state, endpoint = backend
+    base = config(endpoint, "redis")
+    nodes = []
+    for name in ("n1", "n2"):
+        cfg = json.loads(json.dumps(base))
+        cfg["proxies"][0]["endpoint"] = f"{endpoint}/{name}"
+        nodes.append(start_node(cfg, tmp_path, name))
+    try:
+        channel = new_channel()
+        state.items["multi"] = {"data": {"m": 1}, "version": 1}
+        clients = [await subscribed(node, ws_connect, channel) for node in nodes for _ in range(2)]
+        for client in clients:
+            await ask(client, track(3, channel, {"multi": 0}))
+        for client in clients:
+            assert (await updates(client, 1))[0]["version"] == 1
+        await asyncio.sleep(0.5)  # a few polls on each node
+    finally:
+        for node in nodes:
+            node.stop()
+
+    with state.lock:
+        asked = [(r["path"], r["items"]) for r in state.requests if r["channel"] == channel]
+    paths = {path for path, _ in asked}
+    assert paths == {"/refresh/n1", "/refresh/n2"}
+    assert all([i["key"] for i in items] == ["multi"] for _, items in asked)
+
+
 async def test_key_nobody_tracks_after_unsubscribe_is_no_longer_polled(
     server: ServerHandle, backend: tuple[Backend, str], ws_connect: Any
 ) -> None:
@@ -323,10 +372,10 @@ async def test_key_nobody_tracks_after_unsubscribe_is_no_longer_polled(
     channel = new_channel()
     state.items["bye"] = {"data": 1, "version": 1}
     client = await subscribed(server, ws_connect, channel)
-    await client.request(track(3, channel, {"bye": 0}))
+    await ask(client, track(3, channel, {"bye": 0}))
     await updates(client, 1)
 
-    await client.request({"id": 4, "unsubscribe": {"channel": channel}})
+    await ask(client, {"id": 4, "unsubscribe": {"channel": channel}})
     await asyncio.sleep(0.5)
     asked = state.asked_for(channel, "bye")
     await asyncio.sleep(0.6)  # three intervals
