@@ -47,7 +47,7 @@ async def _harness(make_harness: MakeHarness, **poll: Any) -> Harness:
 async def _subscribed(h: Harness) -> Conn:
     conn = await h.connect(user="1")
     reply = await conn.request({"id": 2, "subscribe": {"channel": CHANNEL, "type": 4}})
-    assert reply == {"id": 2, "subscribe": {"type": 4, "epoch": "EPOCHxyz"}}
+    assert reply == {"id": 2, "subscribe": {"epoch": "EPOCHxyz", "type": 4}}
     return conn
 
 
@@ -93,15 +93,15 @@ async def test_more_keys_than_the_connection_limit_get_106(make_harness: MakeHar
     assert set(TRACKERS[conn.session][CHANNEL].keys) == {"b", "c"}
 
 
-async def test_type_4_in_a_shared_poll_namespace_needs_subscription_type_4(
+async def test_other_types_in_a_shared_poll_namespace_get_107_before_other_checks(
     make_harness: MakeHarness,
 ) -> None:
     h = await _harness(make_harness)
     conn = await h.connect(user="1")
 
-    reply = await conn.request({"id": 2, "subscribe": {"channel": CHANNEL}})
-
-    assert _code(reply) == 103
+    for cmd_id, sub_type in enumerate((0, 1, 2), start=2):
+        subscribe = {"channel": CHANNEL, "type": sub_type, "token": "not-checked"}
+        assert _code(await conn.request({"id": cmd_id, "subscribe": subscribe})) == 107
 
 
 async def test_keys_are_dropped_once_their_signature_expired_beyond_the_extra_delay(

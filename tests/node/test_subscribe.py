@@ -516,10 +516,10 @@ async def test_resubscription_of_one_shard_spares_other_shards(make_harness: Mak
     assert [m["push"]["channel"] for m in conn.messages()] == ["hh:b"]
 
 
-async def test_shared_poll_type_in_a_stream_namespace_gets_103(make_harness: MakeHarness) -> None:
+async def test_shared_poll_type_in_a_stream_namespace_gets_108(make_harness: MakeHarness) -> None:
     h = await _h(make_harness)
     conn = await h.connect(user="1")
-    assert _code(await _sub(conn, "news", type=4)) == 103
+    assert _code(await _sub(conn, "news", type=4)) == 108
     assert await _sub(conn, "news", 3) == {"id": 3, "subscribe": {}}
 
 

@@ -104,6 +104,6 @@ def test_track_reply_lists_items_after_the_ttl_in_protobuf() -> None:
 
 
 def test_shared_poll_subscribe_reply_echoes_type_4_in_protobuf() -> None:
-    encoded = PROTOBUF.encode_reply(2, "subscribe", {"type": 4, "epoch": "abcdefgh"})
-    reply = field(1, 2) + field(6, field(15, 4) + field(6, b"abcdefgh"))
+    encoded = PROTOBUF.encode_reply(2, "subscribe", {"epoch": "abcdefgh", "type": 4})
+    reply = field(1, 2) + field(6, field(6, b"abcdefgh") + field(15, 4))
     assert encoded == varint(len(reply)) + reply

@@ -471,7 +471,9 @@ _TIMER_OPS: dict[str, Callable[[ClientSession], None]] = {
 
 
 async def _subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
-    """Route a subscribe: the map types run the map flow, every other type the plain one."""
+    """Route a subscribe: the map types run the map flow, shared poll its own, every other
+    type the plain one."""
+    poll_commands.check_type(s, req)
     if TYPE_MAP <= req.type < TYPE_SHARED_POLL:  # map, client presence map, user presence map
         await map_subscribe.handle_map_subscribe(s, cmd_id, req)
     elif req.type == TYPE_SHARED_POLL:

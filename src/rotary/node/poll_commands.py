@@ -31,28 +31,29 @@ from rotary.protocol.messages import (
 if TYPE_CHECKING:
     from rotary.node.contracts import Session
 
-__all__ = ["expire_tracked", "handle_keyed_refresh", "handle_subscribe", "is_keyed"]
+__all__ = ["check_type", "expire_tracked", "handle_keyed_refresh", "handle_subscribe", "is_keyed"]
 
 _log = logging.getLogger("rotary.shared_poll")
 
 
 async def handle_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -> None:
-    """Subscribe to a shared poll channel: the checks of any subscribe (so type 4 in a
-    namespace of another type gets 103, as in Centrifugo), then the epoch."""
-    sub, data = await subscribe.admit_map(s, req)
-    settings = _settings(s, req.channel)
+    """Subscribe to a shared poll channel (`check_type` passed): the checks of any
+    subscribe, then the epoch."""
     manager = s.node.shared_poll
     if manager is None:
         raise CommandError(ErrorCode.NOT_AVAILABLE)
+    sub, data = await subscribe.admit_map(s, req)
+    settings = _settings(s, req.channel)
     now = s.node.clock.now()
     if sub.expire_at and sub.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
     if req.channel in s.subs:  # subscribed while the token was checked
         raise CommandError(ErrorCode.ALREADY_SUBSCRIBED)
-    result: dict[str, Any] = {"type": TYPE_SHARED_POLL}
+    result: dict[str, Any] = {}
     epoch = manager.epoch(req.channel, settings)
     if epoch:
         result["epoch"] = epoch
+    result["type"] = TYPE_SHARED_POLL
     add_expiry(result, sub.expire_at, now)
     if data:
         result["data"] = data
@@ -66,6 +67,23 @@ async def handle_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -> No
         reset=lambda: end_subscription(s, sub, UnsubscribeCode.INSUFFICIENT_STATE),
         settings=settings,
     )
+
+
+def check_type(s: Session, req: SubscribeRequest) -> None:
+    """Before any other check, as Centrifugo: type 4 outside shared poll channels gets 108,
+    another type in a shared poll channel 107."""
+    if not req.channel:
+        return  # the subscribe's own checks refuse it
+    if s.node.shared_poll is None:  # no shared poll namespace: spare every subscribe a lookup
+        if req.type == TYPE_SHARED_POLL:
+            raise CommandError(ErrorCode.NOT_AVAILABLE)
+        return
+    resolved = s.node.resolver.resolve(req.channel)
+    shared = resolved is not None and resolved.options.subscription_type == "shared_poll"
+    if req.type == TYPE_SHARED_POLL and not shared:
+        raise CommandError(ErrorCode.NOT_AVAILABLE)
+    if shared and req.type != TYPE_SHARED_POLL:
+        raise CommandError(ErrorCode.BAD_REQUEST)
 
 
 def is_keyed(s: Session, channel: str) -> bool:
