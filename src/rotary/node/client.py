@@ -41,7 +41,8 @@ from rotary.protocol.codes import (
     unidirectional_disconnect,
 )
 from rotary.protocol.messages import (
-    SUB_REFRESH_TOKEN,
+    SUB_REFRESH_TRACK,
+    SUB_REFRESH_UNTRACK,
     TYPE_MAP,
     TYPE_SHARED_POLL,
     Command,
@@ -486,7 +487,8 @@ async def _sub_refresh(
     s: ClientSession, cmd_id: int, req: SubRefreshRequest
 ) -> dict[str, Any] | None:
     """Route a sub_refresh: track and untrack of shared poll subscriptions, else a token."""
-    if req.type != SUB_REFRESH_TOKEN and poll_commands.is_keyed(s, req.channel):
+    keyed = req.type in (SUB_REFRESH_TRACK, SUB_REFRESH_UNTRACK)
+    if keyed and poll_commands.is_keyed(s, req.channel):
         return await poll_commands.handle_keyed_refresh(s, cmd_id, req)
     return await subscribe.handle_sub_refresh(s, cmd_id, req)
 
