@@ -50,7 +50,7 @@ from rotary.proxy.hooks import HttpProxy
 from rotary.proxy.poll import PollProxy
 from rotary.transports import streaming
 from rotary.transports.limits import Admission, ConnectionRateLimiter
-from rotary.transports.uni_websocket import uni_websocket_handler
+from rotary.transports.uni_websocket import UniWebSocketOptions, uni_websocket_handler
 from rotary.transports.websocket import websocket_handler
 
 __all__ = ["build_app", "build_node", "run", "serve"]
@@ -286,15 +286,34 @@ _STREAMING = {
 def _add_streaming(app: web.Application, config: Config, node: Node, admission: Admission) -> None:
     """Every enabled HTTP-streaming, SSE and unidirectional endpoint, and the emulation
     endpoint when a bidirectional one (HTTP-streaming, SSE) is on."""
+    extras = _transport_options(config)
     for name, factory in _STREAMING.items():
         endpoint = getattr(config, name)
         if endpoint.enabled:
-            handler = factory(node, admission, size_limit=endpoint.size_limit)
+            handler = factory(node, admission, size_limit=endpoint.size_limit, **extras[name])
             app.router.add_route("*", endpoint.handler_prefix, handler)
     if config.http_stream.enabled or config.sse.enabled:
         emulation = config.emulation
         handler = streaming.emulation_handler(node, admission, size_limit=emulation.size_limit)
         app.router.add_route("*", emulation.handler_prefix, handler)
+
+
+def _transport_options(config: Config) -> dict[str, dict[str, Any]]:
+    """The keyword arguments of each endpoint's handler factory beyond its size limit."""
+    uni = config.uni
+    websocket = UniWebSocketOptions(
+        join_messages=uni.websocket_join_push_messages,
+        disconnect_push=not uni.websocket_disable_disconnect_push,
+        closing_handshake=not uni.websocket_disable_closing_handshake,
+        write_timeout=uni.websocket_write_timeout,
+    )
+    return {
+        "http_stream": {},
+        "sse": {},
+        "uni_http_stream": {"code_to_http": uni.http_stream_code_to_http},
+        "uni_sse": {"code_to_http": uni.sse_code_to_http},
+        "uni_websocket": {"options": websocket},
+    }
 
 
 def _add_api(app: web.Application, config: Config, executor: ApiExecutor) -> None:

@@ -45,6 +45,11 @@ class ChannelOptions:
     #: Delta compression types a subscriber may negotiate (only ``fossil`` exists).
     allowed_delta_types: tuple[str, ...] = ()
     delta_publish: bool = False
+    #: Subscribers may send a tags filter (docs/channels.md "Tags filters").
+    allow_tags_filter: bool = False
+    #: Seconds the SDKs wait to coalesce a subscriber's publications (the subscribe result's
+    #: ``publish_debounce``); 0: no debouncing.
+    client_publish_debounce_interval: float = 0.0
     #: Subscribe, publish and sub_refresh of these channels go to the proxy of that kind
     #: (v5 ``proxy_subscribe``…, v6 ``subscribe_proxy_enabled``…; docs/backend.md).
     proxy_subscribe: bool = False

@@ -30,6 +30,7 @@ from rotary.config.model import (
     RedisSettings,
     ServerSettings,
     SharedPollSettings,
+    UniSettings,
     WebSocketSettings,
 )
 from rotary.config.validate import Labels, validate
@@ -38,13 +39,8 @@ from rotary.proxy.settings import PROXY_KINDS, ProxyEndpoint, ProxySettings
 
 __all__ = ["LACKING_OPTIONS", "LACKING_TYPES", "build_config"]
 
-#: Namespace options of Centrifugo features Rotary lacks → what is missing. Ignoring each
-#: keeps Rotary's behaviour honest: publications are not debounced, and a subscribe asking
-#: for a tags filter is treated as in a namespace that does not allow one.
-LACKING_OPTIONS = {
-    "client_publish_debounce_interval": "client publication debouncing",
-    "allow_tags_filter": "tags filters",
-}
+#: Namespace options of Centrifugo features Rotary lacks → what is missing.
+LACKING_OPTIONS: dict[str, str] = {}
 
 #: Subscription types Rotary lacks: namespaces of these types are left out.
 LACKING_TYPES: tuple[str, ...] = ()
@@ -65,7 +61,7 @@ def build_config(
 
     The Config is meaningful only when the problem list is empty; keys whose values do not
     fit keep their defaults so that later checks still run and report their own problems.
-    Namespace settings of features Rotary lacks (`LACKING_OPTIONS`, shared poll namespaces)
+    Namespace settings of features Rotary lacks (`LACKING_OPTIONS`, `LACKING_TYPES`)
     are left out, each with a line in `ignored`.
     """
     ignored = [] if ignored is None else ignored
@@ -82,6 +78,9 @@ def build_config(
             value = _namespaces(value, raw.label, labels, problems, ignored)
         elif key.kind == "proxies":
             value = _named_proxies(value, raw.label, problems, ignored)
+        if key.dest.startswith("ignored.") and value:
+            # Set to anything but its zero value: the user expects an effect there is not.
+            ignored.append(f"{raw.label}: accepted and ignored, it has no effect in Rotary")
         typed[key.dest] = value
         labels[key.dest] = raw.label
     config = _assemble(typed)
@@ -101,7 +100,7 @@ def _namespaces(
         where = f"{label}.{name}"
         if _raw_text(item.get("subscription_type")) in LACKING_TYPES:
             # Left out rather than served as another type: its channels then get error 102.
-            ignored.append(f"{where}: left out, Rotary has no shared poll subscriptions")
+            ignored.append(f"{where}: left out, Rotary has no subscriptions of this type")
             continue
         labels.setdefault(f"ns:{name}", where)
         result.append(Namespace(name, _options(item, where, problems, ignored)))
@@ -229,6 +228,7 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
         client=ClientSettings(**_group(typed, "client.")),
         api=ApiSettings(**_group(typed, "api.")),
         websocket=WebSocketSettings(**_group(typed, "websocket.")),
+        uni=UniSettings(**_group(typed, "uni.")),
         server=ServerSettings(**_group(typed, "server.")),
         engine=engine,
         log=LogSettings(**_group(typed, "log.")),

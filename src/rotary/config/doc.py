@@ -89,6 +89,7 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("auth.subscription_enabled", SECTIONS[1]),
     ("auth.subscription.", SECTIONS[1]),
     ("auth.", SECTIONS[0]),
+    ("client.connect_code_to_unidirectional_disconnect", SECTIONS[7]),
     ("client.", SECTIONS[2]),
     ("channels.without_namespace.", SECTIONS[4]),
     ("channels.", SECTIONS[3]),
@@ -98,6 +99,8 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("sse.", SECTIONS[7]),
     ("emulation.", SECTIONS[7]),
     ("uni_", SECTIONS[7]),
+    ("uni.", SECTIONS[7]),
+    ("ignored.uni_", SECTIONS[7]),
     ("server.prometheus", SECTIONS[10]),
     ("server.", SECTIONS[8]),
     ("engine.", SECTIONS[9]),
@@ -150,6 +153,8 @@ _KIND_WORDS: dict[Kind, str] = {
     "proxies": "list of proxies",
     "unix": "Unix seconds",
     "ignored": "any",
+    "code_to_http": "transforms to HTTP answers",
+    "code_to_disconnect": "transforms to disconnects",
 }
 
 #: A short v5 (flat) file; it loads to the same `Config` as `EXAMPLE_V6`.

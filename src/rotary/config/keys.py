@@ -48,6 +48,8 @@ Kind = Literal[
     "proxies",
     "unix",
     "ignored",
+    "code_to_http",
+    "code_to_disconnect",
 ]
 
 #: Lowest precedence first: ``ROTARY_`` beats ``CENTRIFUGO_``.
@@ -130,6 +132,20 @@ PROXY_OPTIONS = frozenset(
             for kind in ("subscribe", "publish", "sub_refresh", "subscribe_stream")
         ),
     ]
+)
+
+_IGNORED: Kind = "ignored"
+_CODE_TO_HTTP: Kind = "code_to_http"
+#: Keys of Centrifugo's ``uni_websocket`` that tune Go's sockets or turn on permessage-deflate:
+#: accepted and without effect in Rotary (docs/differences.md).
+_UNI_WEBSOCKET_IGNORED = (
+    "compression",
+    "compression_min_size",
+    "compression_level",
+    "decompressed_message_size_limit",
+    "read_buffer_size",
+    "write_buffer_size",
+    "use_write_buffer_pool",
 )
 
 # fmt: off
@@ -243,6 +259,24 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
      "uni_websocket.handler_prefix"),
     ("uni_websocket_message_size_limit", "uni_websocket.message_size_limit", "int",
      "uni_websocket.size_limit"),
+    ("uni_websocket_join_push_messages", "uni_websocket.join_push_messages", "bool",
+     "uni.websocket_join_push_messages"),
+    ("uni_websocket_disable_disconnect_push", "uni_websocket.disable_disconnect_push", "bool",
+     "uni.websocket_disable_disconnect_push"),
+    ("uni_websocket_disable_closing_handshake", "uni_websocket.disable_closing_handshake",
+     "bool", "uni.websocket_disable_closing_handshake"),
+    ("uni_websocket_write_timeout", "uni_websocket.write_timeout", "duration",
+     "uni.websocket_write_timeout"),
+    # Go's socket tuning and permessage-deflate: accepted, without effect (docs/transports.md)
+    *((f"uni_websocket_{name}", f"uni_websocket.{name}", _IGNORED, f"ignored.uni_{name}")
+      for name in _UNI_WEBSOCKET_IGNORED),
+    *((f"{name}_connect_code_to_http_response", f"{name}.connect_code_to_http_response",
+       kind, f"uni.{name.removeprefix('uni_')}_code_to_http")
+      for name in ("uni_sse", "uni_http_stream")
+      for kind in (_CODE_TO_HTTP,)),
+    ("client_connect_code_to_unidirectional_disconnect",
+     "client.connect_code_to_unidirectional_disconnect", "code_to_disconnect",
+     "client.connect_code_to_unidirectional_disconnect"),
     # server, logging, engine
     ("address", "http_server.address", "str", "server.address"),
     ("port", "http_server.port", "port", "server.port"),
@@ -302,6 +336,37 @@ _ENDPOINT_DESCRIPTIONS: dict[str, str] = {
     "uni_websocket_message_size_limit": (
         "Largest message a unidirectional WebSocket client may send (its connect request), "
         "in bytes; larger closes with code 1009."
+    ),
+    "uni_websocket_join_push_messages": (
+        "Put every message written at once into one frame, newline-separated (clients must "
+        "split frames)."
+    ),
+    "uni_websocket_disable_disconnect_push": (
+        "Send no disconnect push before the close frame (which carries the same code and reason)."
+    ),
+    "uni_websocket_disable_closing_handshake": (
+        "End a connection the server closes without a close frame (Centrifugo before v6.5.1)."
+    ),
+    "uni_websocket_write_timeout": (
+        "How long a write or the close handshake of a unidirectional WebSocket may take."
+    ),
+    **{
+        f"uni_websocket_{name}": "Accepted for compatibility and ignored (no compression, "
+        "no Go buffer tuning in Rotary)."
+        for name in _UNI_WEBSOCKET_IGNORED
+    },
+    **{
+        f"{name}_connect_code_to_http_response": (
+            f"Answer a failed connect on {what} with an HTTP status and body instead of a "
+            'stream: {"enabled": true, "transforms": [{"code": 109, "to": {"status_code": '
+            '401, "body": ""}}]} (500 for codes not listed).'
+        )
+        for name, what in (("uni_sse", "uni_sse"), ("uni_http_stream", "uni_http_stream"))
+    },
+    "client_connect_code_to_unidirectional_disconnect": (
+        "Disconnect a unidirectional client whose connect failed with an error code of your "
+        'choice: {"enabled": true, "transforms": [{"code": 103, "to": {"code": 4503, '
+        '"reason": "forbidden"}}]}.'
     ),
 }
 
@@ -571,6 +636,11 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "Delta compressions subscribers may negotiate (only fossil; see docs/features-6.9.md).",
     "delta_publish":
         "Allow delta compression of every publication, as the API's delta flag does for one.",
+    "allow_tags_filter":
+        "Subscribers may send a tags filter and receive only the publications it passes.",
+    "client_publish_debounce_interval":
+        "Tell the SDKs to coalesce a subscriber's publications to the channel over this "
+        "interval (0s: none).",
     "subscription_type":
         "stream (default), map, map_clients, map_users or shared_poll: what a subscription "
         "to these channels is.",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from rotary.auth.settings import AuthSettings
 from rotary.channels.options import ChannelSettings
+from rotary.protocol.codes import CodeTransform
 from rotary.proxy.settings import ProxySettings
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "RedisSettings",
     "ServerSettings",
     "SharedPollSettings",
+    "UniSettings",
     "WebSocketSettings",
 ]
 
@@ -65,6 +67,10 @@ class ClientSettings:
     #: disconnect 3509.
     error_limit: int = 0
     error_limit_interval: float = 60.0
+    #: Connect error code → disconnect of a unidirectional client (v5
+    #: ``client_connect_code_to_unidirectional_disconnect``, v6
+    #: ``client.connect_code_to_unidirectional_disconnect``); empty when not enabled.
+    connect_code_to_unidirectional_disconnect: tuple[CodeTransform, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,24 @@ class EndpointSettings:
     enabled: bool = False
     handler_prefix: str = ""
     size_limit: int = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class UniSettings:
+    """Options of the unidirectional transports beyond their endpoints (docs/transports.md).
+
+    The ``websocket_*`` fields are v5 ``uni_websocket_*`` / v6 ``uni_websocket.*``. A
+    ``*_code_to_http`` field is None unless ``<name>.connect_code_to_http_response`` is
+    enabled; then a failed connect is answered with the first transform for its code (an
+    HTTP status and body) instead of a stream, and with 500 when none matches.
+    """
+
+    websocket_join_push_messages: bool = False
+    websocket_disable_disconnect_push: bool = False
+    websocket_disable_closing_handshake: bool = False
+    websocket_write_timeout: float = 1.0
+    sse_code_to_http: tuple[CodeTransform, ...] | None = None
+    http_stream_code_to_http: tuple[CodeTransform, ...] | None = None
 
 
 #: Config fields holding one HTTP-streaming, SSE, emulation or unidirectional endpoint.
@@ -224,6 +248,7 @@ class Config:
     uni_http_stream: EndpointSettings = field(
         default_factory=lambda: _endpoint("/connection/uni_http_stream")
     )
+    uni: UniSettings = field(default_factory=UniSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     log: LogSettings = field(default_factory=LogSettings)

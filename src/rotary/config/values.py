@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from rotary.config.durations import parse_duration
 from rotary.config.keys import Kind
+from rotary.config.transforms import code_to_disconnect, code_to_http
 
 __all__ = ["Raw", "convert", "is_sensitive"]
 
@@ -86,6 +87,11 @@ def _from_text(kind: Kind, text: str) -> object:
             raise _Mismatch("an integer", text, repr(text)) from None
     if kind in ("strs", "addrs", "namespaces", "proxies"):
         return _text_list(kind, text)
+    if kind in ("code_to_http", "code_to_disconnect"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expected a JSON object: {exc}") from None
     return text
 
 
@@ -202,4 +208,6 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "namespaces": _namespaces,
     "proxies": _proxies,
     "ignored": _any,
+    "code_to_http": code_to_http,
+    "code_to_disconnect": code_to_disconnect,
 }

@@ -83,6 +83,7 @@ class ClientSession:
     application pings and no ``ping``/``pong`` in the connect result. `codec` is the wire
     format the transport chose; nothing else in the node knows it. `mode` says how the
     client talks (`Mode`); an emulated or unidirectional session has a `session_id` too.
+    `write_timeout` (None: the node's) bounds each write of its outbox.
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class ClientSession:
         codec: Codec = JSON,
         mode: Mode = Mode.BIDIRECTIONAL,
         session_id: str = "",
+        write_timeout: float | None = None,
     ) -> None:
         self.node = node
         self.id = client_id
@@ -119,11 +121,15 @@ class ClientSession:
         self._subscribing: set[str] | None = None
         self._releasing: set[Subscription] | None = None
         self.disconnect_reason: Disconnect | None = None
+        #: Why a unidirectional connect failed, as (code, text): the error's code and message,
+        #: or the disconnect's when the failure was one (docs/transports.md "Connect errors as
+        #: HTTP answers"). None until then.
+        self.connect_refusal: tuple[int, str] | None = None
         settings = node.settings
         self.outbox = Outbox(
             transport,
             max_size=settings.queue_max_size,
-            write_timeout=node.write_timeout,
+            write_timeout=node.write_timeout if write_timeout is None else write_timeout,
             on_failure=self._on_write_failure,
             join=codec.join_frame,
         )
@@ -210,6 +216,8 @@ class ClientSession:
         except CommandError as exc:
             self._reply_error(cmd_id, method, exc)
         except DisconnectError as exc:
+            if self.mode is Mode.UNIDIRECTIONAL:
+                self.connect_refusal = (exc.disconnect.code, exc.disconnect.reason)
             self.disconnect(exc.disconnect)
         except ProtocolViolation as exc:
             self._violation(str(exc))
@@ -227,7 +235,9 @@ class ClientSession:
         if self.mode is Mode.UNIDIRECTIONAL:
             # Its client reads no replies: the error ends the connection instead.
             _log.info("client %s: connect refused with %d", self.id, exc.error.code)
-            self.disconnect(unidirectional_disconnect(exc.error))
+            self.connect_refusal = (exc.error.code, exc.error.message)
+            transforms = self.node.settings.connect_code_to_unidirectional_disconnect
+            self.disconnect(unidirectional_disconnect(exc.error, transforms))
             return
         self.push(self.codec.encode_error(cmd_id, exc.error))
         if self._limits is not None and not self._limits.allow_error():

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from rotary.engines.base import StreamPosition, UnrecoverablePosition
 from rotary.engines.maps import MapPublication
-from rotary.node import revocation, subscribe
+from rotary.node import revocation, subscribe, tags
 from rotary.node.map_flows import FLOWS, Flow, drop
 from rotary.node.maps import map_publication_obj
-from rotary.node.subscription import add_expiry
+from rotary.node.subscription import add_expiry, add_publish_debounce
 from rotary.protocol.codec import JSON, raw
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import (
@@ -83,6 +83,7 @@ async def _state_phase(s: Session, cmd_id: int, req: SubscribeRequest, flow: Flo
     entries = page.entries
     if req.cursor:  # later pages: what changed after the first page comes from the stream
         entries = [e for e in entries if e.offset <= flow.position.offset]
+    entries = tags.passing(entries, flow.sub.tags_filter)
     if not page.cursor and await _near_top(s, flow, limit):
         await _go_live(s, cmd_id, req, flow, since=flow.position, state=entries)
         return
@@ -123,8 +124,8 @@ async def _stream_phase(s: Session, cmd_id: int, req: SubscribeRequest, flow: Fl
         "type": TYPE_MAP,
         "phase": MAP_PHASE_STREAM,
         "epoch": page.position.epoch,
-        "offset": pubs[-1].offset,
-        "publications": [map_publication_obj(p) for p in pubs],
+        "offset": pubs[-1].offset,  # past the filtered out ones too
+        "publications": [map_publication_obj(p) for p in tags.passing(pubs, flow.sub.tags_filter)],
     }
     s.reply(cmd_id, "subscribe", result)
 
@@ -156,11 +157,14 @@ async def _go_live(
     if sub.expire_at and sub.expire_at <= now:
         maps.hub.remove(channel, s.id)
         raise CommandError(ErrorCode.EXPIRED)
-    result = _live_result(req, flow, top, state, caught_up)
+    result = _live_result(req, flow, top, state, tags.passing(caught_up, sub.tags_filter))
     add_expiry(result, sub.expire_at, now)
+    resolved = s.node.resolver.resolve(channel)
+    if resolved is not None:
+        add_publish_debounce(result, resolved.options.client_publish_debounce_interval)
     s.reply(cmd_id, "subscribe", result)
     s.subs[channel] = sub
-    for data, offset in maps.hub.activate(channel, s.id, s.push, top):
+    for data, offset in maps.hub.activate(channel, s.id, s.push, top, sub.tags_filter):
         if offset > top.offset:
             s.push(data)
     if s.node.maps.presence_maps:

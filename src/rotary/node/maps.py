@@ -8,7 +8,7 @@ encodes each change once and never awaits a subscriber.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,6 +27,7 @@ from rotary.engines.maps import (
 )
 from rotary.protocol.codec import JSON, client_info_obj, raw
 from rotary.protocol.codes import CommandError, ErrorCode
+from rotary.protocol.filters import TagsFilter, matches
 
 if TYPE_CHECKING:
     from rotary.channels.resolver import ChannelResolver
@@ -81,12 +82,17 @@ class _Live:
 
     push: Callable[[bytes], None]
     position: StreamPosition
+    #: Changes this filter drops are not pushed (the position still moves past them).
+    tags_filter: TagsFilter | None = None
 
 
 @dataclass(slots=True)
 class _Channel:
     live: dict[str, _Live] = field(default_factory=dict)
-    pending: dict[str, list[Buffered]] = field(default_factory=dict)
+    #: Changes buffered per pending subscriber, with their tags for its filter.
+    pending: dict[str, list[tuple[bytes, int, Mapping[str, str] | None]]] = field(
+        default_factory=dict
+    )
 
 
 class MapHub:
@@ -105,12 +111,19 @@ class MapHub:
         client_id: str,
         push: Callable[[bytes], None],
         position: StreamPosition,
+        tags_filter: TagsFilter | None = None,
     ) -> list[Buffered]:
         """Make a pending subscriber live at `position` (what its reply held); return what was
-        buffered for it meanwhile, the caller skipping what `position` already covers."""
+        buffered for it meanwhile and `tags_filter` passes, the caller skipping what
+        `position` already covers."""
         ch = self._channels.setdefault(channel, _Channel())
-        ch.live[client_id] = _Live(push, position)
-        return ch.pending.pop(client_id, [])
+        ch.live[client_id] = _Live(push, position, tags_filter)
+        held = ch.pending.pop(client_id, [])
+        return [
+            (data, offset)
+            for data, offset, tags in held
+            if tags_filter is None or matches(tags_filter, tags)
+        ]
 
     def remove(self, channel: str, client_id: str) -> None:
         """Forget `client_id` on `channel` (no effect when it is not there)."""
@@ -133,9 +146,10 @@ class MapHub:
             if live.position.epoch == sp.epoch and pub.offset <= live.position.offset:
                 continue
             live.position = sp
-            live.push(data)
+            if live.tags_filter is None or matches(live.tags_filter, pub.tags):
+                live.push(data)
         for buf in ch.pending.values():
-            buf.append((data, pub.offset))
+            buf.append((data, pub.offset, pub.tags))
 
     def channels(self) -> dict[str, int]:
         """Channel → number of local subscribers (live and pending)."""

@@ -200,12 +200,14 @@ class Node:
         codec: Codec = JSON,
         mode: Mode = Mode.BIDIRECTIONAL,
         headers: Mapping[str, str] | None = None,
+        write_timeout: float | None = None,
     ) -> ClientSession:
         """A session for a new connection (registered with the node once it connects).
 
         An emulated or unidirectional session gets a session id; an emulated one is reachable
         through `emulation` from its creation (its connect may come in the same request).
         `headers` are the connection request's headers; only those a proxy passes on are kept.
+        `write_timeout` overrides the node's for this connection (a transport's own setting).
         """
         session_id = self.new_id() if mode is not Mode.BIDIRECTIONAL else ""
         session = ClientSession(
@@ -216,6 +218,7 @@ class Node:
             codec=codec,
             mode=mode,
             session_id=session_id,
+            write_timeout=write_timeout,
         )
         if headers is not None and self.proxy is not None:
             wanted = self.proxy.header_names

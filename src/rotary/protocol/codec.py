@@ -20,6 +20,7 @@ from rotary.engines.base import ClientInfo, Publication
 from rotary.jsonbytes import dumps_kept
 from rotary.protocol.base import NotEncodable, ProtocolViolation
 from rotary.protocol.codes import ProtocolError
+from rotary.protocol.filters import MAX_DEPTH, TOO_DEEP, TagsFilter
 from rotary.protocol.messages import (
     NO_SUBS,
     REQUEST_ORDER,
@@ -181,6 +182,32 @@ def _any_subscribe(obj: dict[str, Any]) -> SubscribeRequest:
         phase=_int32(obj, "phase"),
         cursor=_str(obj, "cursor"),
         limit=_int32(obj, "limit"),
+        tf=_tags_filter(obj),
+    )
+
+
+def _tags_filter(obj: dict[str, Any]) -> TagsFilter | None:
+    value = obj.get("tf")
+    return None if value is None else _filter_node(value, 1)
+
+
+def _filter_node(obj: object, depth: int) -> TagsFilter:
+    """A ``tf`` node; below `MAX_DEPTH` only `TOO_DEEP` (refused later, never descended)."""
+    if not isinstance(obj, dict):
+        raise ProtocolViolation("tf node is not an object")
+    if depth > MAX_DEPTH:
+        return TOO_DEEP
+    vals: list[Any] = _field(obj, "vals", list, [])
+    nodes: list[Any] = _field(obj, "nodes", list, [])
+    if not all(type(v) is str for v in vals):
+        raise ProtocolViolation("vals has the wrong type")
+    return TagsFilter(
+        op=_str(obj, "op"),
+        key=_str(obj, "key"),
+        cmp=_str(obj, "cmp"),
+        val=_str(obj, "val"),
+        vals=tuple(vals),
+        nodes=tuple(_filter_node(n, depth + 1) for n in nodes),
     )
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
+from rotary.protocol.filters import TagsFilter
+
 __all__ = [
     "FLAG_REJECT_UNRECOVERED",
     "MAP_PHASE_LIVE",
@@ -86,6 +88,8 @@ class SubscribeRequest(NamedTuple):
     phase: int = 0
     cursor: str = ""
     limit: int = 0
+    #: A tags filter: only publications whose tags pass it are delivered (``tf``).
+    tf: TagsFilter | None = None
 
 
 #: `SubscribeRequest.flag` bit asking for error 112 instead of ``recovered: false`` when a

@@ -29,6 +29,7 @@ from typing import Any
 from rotary.engines.base import ClientInfo, Publication
 from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.codes import ProtocolError
+from rotary.protocol.filters import MAX_DEPTH, TOO_DEEP, TagsFilter
 from rotary.protocol.messages import (
     NO_SUBS,
     Command,
@@ -229,6 +230,7 @@ _SUBSCRIBE_RESULT = _schema_with_repeated(
         was_recovering=(12, "bool"),
         delta=(13, "bool"),
         type=(15, "uint"),
+        publish_debounce=(19, "uint"),
     ),
     {"publications": _Repeated(7, _publications)},
 )
@@ -476,6 +478,7 @@ def _int32(value: int) -> int:
 
 _SUBSCRIBE_WIRES = {1: _LEN, 2: _LEN, 3: _VARINT, 6: _LEN, 7: _VARINT, 8: _LEN, 9: _VARINT}
 _SUBSCRIBE_WIRES |= {10: _VARINT, 11: _VARINT, 12: _LEN, 14: _VARINT, 15: _VARINT}
+_SUBSCRIBE_WIRES |= {13: _LEN}
 
 
 #: The fields of most subscribe requests: channel and token.
@@ -499,6 +502,26 @@ def _subscribe(data: bytes) -> SubscribeRequest:
         delta=_text(f, 12),
         flag=_int64(f.get(14, 0)),
         type=_int32(f.get(15, 0)),
+        tf=_tags_filter(f[13]) if 13 in f else None,
+    )
+
+
+_FILTER_WIRES = {1: _LEN, 2: _LEN, 3: _LEN, 4: _LEN, 5: _LEN, 6: _LEN}
+_FILTER_REPEATED = frozenset((5, 6))
+
+
+def _tags_filter(data: bytes, depth: int = 1) -> TagsFilter:
+    """A FilterNode; below `MAX_DEPTH` only `TOO_DEEP` (refused later, never descended)."""
+    if depth > MAX_DEPTH:
+        return TOO_DEEP
+    f = _scan(data, _FILTER_WIRES, _FILTER_REPEATED)
+    return TagsFilter(
+        op=_text(f, 1),
+        key=_text(f, 2),
+        cmp=_text(f, 3),
+        val=_text(f, 4),
+        vals=tuple(_text({5: v}, 5) for v in f.get(5, ())),
+        nodes=tuple(_tags_filter(n, depth + 1) for n in f.get(6, ())),
     )
 
 
