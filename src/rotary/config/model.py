@@ -24,6 +24,7 @@ __all__ = [
     "LogSettings",
     "RedisSettings",
     "ServerSettings",
+    "SharedPollSettings",
     "UniSettings",
     "WebSocketSettings",
 ]
@@ -221,6 +222,16 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedPollSettings:
+    """The top-level ``shared_poll`` section (docs/shared-poll.md)."""
+
+    hmac_secret_key: str = ""
+    hmac_previous_secret_key: str = ""
+    hmac_previous_secret_key_valid_until: int = 0
+    concurrency_limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. Built once, validated, then only read."""
 
@@ -246,4 +257,5 @@ class Config:
     engine: EngineSettings = field(default_factory=EngineSettings)
     log: LogSettings = field(default_factory=LogSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    shared_poll: SharedPollSettings = field(default_factory=SharedPollSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
