@@ -50,6 +50,8 @@ SCENARIOS = (
     "latency",
     "soak",
     "slowconsumers",
+    "slowloris",
+    "redisdown",
     "proxystorm",
     "workers",
     "flood",

@@ -30,6 +30,7 @@ from aiohttp import web
 from rotary.admin import add_admin_routes
 from rotary.api.executor import ApiExecutor
 from rotary.api.http import add_api_routes
+from rotary.auth.track_signature import TrackSecrets
 from rotary.channels.resolver import ChannelResolver
 from rotary.clock import Clock, SystemClock
 from rotary.config.model import Config
@@ -43,8 +44,10 @@ from rotary.metrics import ENGINE_OPS, Metrics
 from rotary.node import revocation as node_revocation
 from rotary.node.auth import Authenticator
 from rotary.node.node import Node
+from rotary.node.shared_poll import SharedPollManager
 from rotary.protocol.codes import DisconnectCode
 from rotary.proxy.hooks import HttpProxy
+from rotary.proxy.poll import PollProxy
 from rotary.transports import streaming
 from rotary.transports.limits import Admission, ConnectionRateLimiter
 from rotary.transports.uni_websocket import UniWebSocketOptions, uni_websocket_handler
@@ -185,9 +188,25 @@ def build_node(
         write_timeout=config.websocket.write_timeout,
         presence_ttl=presence_ttl,
         node_info_interval=config.server.node_info_interval,
+        **_shared_poll(config),
     )
     node_revocation.watch(node)
     return node
+
+
+def _shared_poll(config: Config) -> dict[str, Any]:
+    """The shared poll manager and track secrets, when a namespace is of type shared_poll."""
+    channels = config.channels
+    options = [channels.without_namespace, *(ns.options for ns in channels.namespaces)]
+    if not any(o.subscription_type == "shared_poll" for o in options):
+        return {}
+    sp = config.shared_poll
+    secrets = TrackSecrets(
+        sp.hmac_secret_key, sp.hmac_previous_secret_key, sp.hmac_previous_secret_key_valid_until
+    )
+    backend = PollProxy(dict(config.proxy.named))
+    manager = SharedPollManager(backend, concurrency=sp.concurrency_limit)
+    return {"shared_poll": manager, "track_secrets": secrets}
 
 
 def _health_handler(node: Node) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -229,6 +248,7 @@ def build_app(config: Config, node: Node, *, demo: DemoSettings | None = None) -
             node,
             allowed_origins=client.allowed_origins,
             message_size_limit=config.websocket.message_size_limit,
+            send_buffer_size=config.websocket.send_buffer_size,
             connection_limit=client.connection_limit,
             connection_rate_limit=client.connection_rate_limit,
             rate_limiter=rate,

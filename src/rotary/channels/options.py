@@ -82,6 +82,15 @@ class ChannelOptions:
     #: ``<prefix><channel>`` (client ids, or user ids), a namespace of type map_clients/users.
     map_clients_presence_channel_prefix: str = ""
     map_users_presence_channel_prefix: str = ""
+    #: The ``shared_poll`` group (v6 ``shared_poll.proxy_name`` …; docs/shared-poll.md).
+    shared_poll_proxy_name: str = ""
+    shared_poll_mode: str = ""
+    shared_poll_refresh_interval: float = 0.0
+    shared_poll_refresh_batch_size: int = 0
+    shared_poll_max_keys_per_connection: int = 0
+    shared_poll_channel_shutdown_delay: float = 0.0
+    shared_poll_track_expired_extra_delay: float = 0.0
+    shared_poll_publish_enabled: bool = False
 
     @property
     def history_enabled(self) -> bool:

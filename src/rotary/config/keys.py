@@ -23,6 +23,7 @@ __all__ = [
     "NAMED_LISTS",
     "NAMESPACE_OPTION_KINDS",
     "OTHER_ENV_NAMES",
+    "POLL_OPTION_PREFIX",
     "PROXY_OPTIONS",
     "PROXY_OPTION_ALIASES",
     "Key",
@@ -44,6 +45,7 @@ Kind = Literal[
     "strs",
     "addrs",
     "namespaces",
+    "proxies",
     "unix",
     "ignored",
     "code_to_http",
@@ -109,6 +111,8 @@ def name_for_env(name: str) -> str:
 
 #: Channel options named ``map_<x>`` are Centrifugo's ``map: {<x>: …}`` group of a namespace.
 MAP_OPTION_PREFIX = "map_"
+#: Channel options named ``shared_poll_<x>`` are its ``shared_poll: {<x>: …}`` group.
+POLL_OPTION_PREFIX = "shared_poll_"
 
 #: v6 names of the namespace proxy switches → Rotary's field (the v5 name).
 PROXY_OPTION_ALIASES = {
@@ -219,6 +223,17 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("global_history_meta_ttl", "channel.history_meta_ttl", "duration",
      "channels.history_meta_ttl"),
     ("namespaces", "channel.namespaces", "namespaces", "channels.namespaces"),
+    # shared poll channels (v6 only: the flat names are Rotary's) and the named proxies
+    ("shared_poll_hmac_secret_key", "shared_poll.hmac_secret_key", "str",
+     "shared_poll.hmac_secret_key"),
+    ("shared_poll_hmac_previous_secret_key", "shared_poll.hmac_previous_secret_key", "str",
+     "shared_poll.hmac_previous_secret_key"),
+    ("shared_poll_hmac_previous_secret_key_valid_until",
+     "shared_poll.hmac_previous_secret_key_valid_until", "unix",
+     "shared_poll.hmac_previous_secret_key_valid_until"),
+    ("shared_poll_concurrency_limit", "shared_poll.concurrency_limit", "int",
+     "shared_poll.concurrency_limit"),
+    ("proxies", "", "proxies", "proxy.named"),
     # server API and WebSocket
     ("api_key", "http_api.key", "str", "api.key"),
     ("api_insecure", "http_api.insecure", "bool", "api.insecure"),
@@ -229,6 +244,8 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("websocket_message_size_limit", "websocket.message_size_limit", "int",
      "websocket.message_size_limit"),
     ("websocket_write_timeout", "websocket.write_timeout", "duration", "websocket.write_timeout"),
+    ("websocket_send_buffer_size", "websocket.send_buffer_size", "int",
+     "websocket.send_buffer_size"),
     # HTTP-streaming, SSE, emulation and unidirectional transports (docs/transports.md)
     *(row for name in ("http_stream", "sse", "uni_sse", "uni_http_stream")
       for row in ((name, f"{name}.enabled", "bool", f"{name}.enabled"),
@@ -359,6 +376,17 @@ _ENDPOINT_DESCRIPTIONS: dict[str, str] = {
 # missing here still loads; tests/config/test_doc.py insists that none is missing.
 # fmt: off
 _DESCRIPTIONS: dict[str, str] = {
+    "shared_poll_hmac_secret_key":
+        "HMAC secret that signs the keys clients track in shared poll channels.",
+    "shared_poll_hmac_previous_secret_key":
+        "Previous shared poll secret, still accepted during a rotation.",
+    "shared_poll_hmac_previous_secret_key_valid_until":
+        "Unix time after which signatures issued with the previous shared poll secret are "
+        "refused.",
+    "shared_poll_concurrency_limit": "Most shared poll backend calls at once (0: 64).",
+    "proxies":
+        "Named proxies: a list of objects with name, endpoint, timeout, http_headers and "
+        "include_connection_meta (shared poll channels name one).",
     "allow_anonymous_connect_without_token":
         "Let clients connect without any token; they become anonymous users (empty user id).",
     "client_anonymous":
@@ -480,6 +508,11 @@ _DESCRIPTIONS: dict[str, str] = {
     "websocket_write_timeout":
         "Longest time one write to a client may block before the connection is closed "
         "with 3009; also bounds the close handshake, after which the socket is aborted.",
+    "websocket_send_buffer_size":
+        "Kernel send buffer of each WebSocket connection, in bytes (0: the kernel's "
+        "autotuning, up to net.ipv4.tcp_wmem). Smaller cuts a client that stopped reading "
+        "sooner and bounds the kernel memory it holds, at the cost of throughput to one "
+        "client over long round trips.",
     **_ENDPOINT_DESCRIPTIONS,
     "address":
         "Address to listen on (empty: every interface, IPv4 and IPv6).",
@@ -615,7 +648,25 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
     "client_publish_debounce_interval":
         "Tell the SDKs to coalesce a subscriber's publications to the channel over this "
         "interval (0s: none).",
-    "subscription_type": "stream (default) or map: what a subscription to these channels is.",
+    "subscription_type":
+        "stream (default), map, map_clients, map_users or shared_poll: what a subscription "
+        "to these channels is.",
+    "shared_poll_proxy_name":
+        "Shared poll channels: the proxy of the proxies list their items are polled from.",
+    "shared_poll_mode":
+        "Shared poll channels: versionless (default; versions counted by Rotary) or versioned "
+        "(the backend's versions).",
+    "shared_poll_refresh_interval": "Shared poll channels: time between two polls (0s: 10s).",
+    "shared_poll_refresh_batch_size": "Shared poll channels: most keys in one poll (0: 1000).",
+    "shared_poll_max_keys_per_connection":
+        "Shared poll channels: most keys one connection may track (0: 5000).",
+    "shared_poll_channel_shutdown_delay":
+        "Shared poll channels: how long a channel nobody tracks keeps its state (0s: 1s).",
+    "shared_poll_track_expired_extra_delay":
+        "Shared poll channels: how long a key stays tracked after its signature expired "
+        "(0s: 25s).",
+    "shared_poll_publish_enabled":
+        "Shared poll channels: publishing into them (not supported by Rotary: must stay false).",
     "map_mode":
         "Map channels: ephemeral (no stream), recoverable (stream, keys expire) or "
         "persistent (stream, keys never expire).",
@@ -700,6 +751,8 @@ def _option_v6(name: str) -> str:
     """The v6 path of a top-level channel option; the ``map_*`` ones live in its map group."""
     if name.startswith(MAP_OPTION_PREFIX) and not name.endswith("_presence_channel_prefix"):
         return f"channel.without_namespace.map.{name.removeprefix(MAP_OPTION_PREFIX)}"
+    if name.startswith(POLL_OPTION_PREFIX):
+        return f"channel.without_namespace.shared_poll.{name.removeprefix(POLL_OPTION_PREFIX)}"
     return f"channel.without_namespace.{_V6_OPTION_NAMES.get(name, name)}"
 
 

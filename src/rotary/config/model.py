@@ -24,6 +24,7 @@ __all__ = [
     "LogSettings",
     "RedisSettings",
     "ServerSettings",
+    "SharedPollSettings",
     "UniSettings",
     "WebSocketSettings",
 ]
@@ -107,6 +108,10 @@ class WebSocketSettings:
     handler_prefix: str = "/connection/websocket"
     message_size_limit: int = 65536
     write_timeout: float = 1.0
+    #: Bytes of the kernel's send buffer of each WebSocket connection (SO_SNDBUF; Rotary's
+    #: own key, v5 ``websocket_send_buffer_size``, v6 ``websocket.send_buffer_size``); 0
+    #: leaves it to the kernel's autotuning, which lets it grow to ``net.ipv4.tcp_wmem``.
+    send_buffer_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +222,16 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedPollSettings:
+    """The top-level ``shared_poll`` section (docs/shared-poll.md)."""
+
+    hmac_secret_key: str = ""
+    hmac_previous_secret_key: str = ""
+    hmac_previous_secret_key_valid_until: int = 0
+    concurrency_limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. Built once, validated, then only read."""
 
@@ -242,4 +257,5 @@ class Config:
     engine: EngineSettings = field(default_factory=EngineSettings)
     log: LogSettings = field(default_factory=LogSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    shared_poll: SharedPollSettings = field(default_factory=SharedPollSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)

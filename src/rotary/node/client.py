@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from rotary.engines.base import ClientInfo
 from rotary.engines.revocation import TokenIdentity
-from rotary.node import commands, connect, map_subscribe, subscribe
+from rotary.node import commands, connect, map_subscribe, poll_commands, subscribe
 from rotary.node.contracts import NodeServices
 from rotary.node.ending import remove_subscription
 from rotary.node.outbox import Outbox, Transport
@@ -41,10 +41,13 @@ from rotary.protocol.codes import (
     unidirectional_disconnect,
 )
 from rotary.protocol.messages import (
+    SUB_REFRESH_TRACK,
+    SUB_REFRESH_UNTRACK,
     TYPE_MAP,
     TYPE_SHARED_POLL,
     Command,
     Request,
+    SubRefreshRequest,
     SubscribeRequest,
 )
 
@@ -463,6 +466,7 @@ class ClientSession:
         if self.state is not State.CONNECTED:
             return
         self.spawn(subscribe.check_subscriptions(self))
+        poll_commands.expire_tracked(self)
         self._schedule("periodic", self.node.settings.presence_update_interval)
 
 
@@ -477,13 +481,27 @@ _TIMER_OPS: dict[str, Callable[[ClientSession], None]] = {
 
 
 def _subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> Awaitable[None]:
-    """Route a subscribe: the map types run the map flow, every other type the plain one.
+    """Route a subscribe: the map types run the map flow, shared poll its own, every other
+    type the plain one.
 
     Returns the chosen handler's coroutine (no coroutine of its own: one frame less for
-    every subscribe)."""
+    every subscribe); a type refused outright raises here, inside the session's `_run`."""
+    poll_commands.check_type(s, req)
     if TYPE_MAP <= req.type < TYPE_SHARED_POLL:  # map, client presence map, user presence map
         return map_subscribe.handle_map_subscribe(s, cmd_id, req)
+    if req.type == TYPE_SHARED_POLL:
+        return poll_commands.handle_subscribe(s, cmd_id, req)
     return subscribe.handle_subscribe(s, cmd_id, req)
+
+
+async def _sub_refresh(
+    s: ClientSession, cmd_id: int, req: SubRefreshRequest
+) -> dict[str, Any] | None:
+    """Route a sub_refresh: track and untrack of shared poll subscriptions, else a token."""
+    keyed = req.type in (SUB_REFRESH_TRACK, SUB_REFRESH_UNTRACK)
+    if keyed and poll_commands.is_keyed(s, req.channel):
+        return await poll_commands.handle_keyed_refresh(s, cmd_id, req)
+    return await subscribe.handle_sub_refresh(s, cmd_id, req)
 
 
 _HANDLERS: dict[str, Handler] = {
@@ -491,7 +509,7 @@ _HANDLERS: dict[str, Handler] = {
     "refresh": connect.handle_refresh,
     "subscribe": _subscribe,
     "unsubscribe": subscribe.handle_unsubscribe,
-    "sub_refresh": subscribe.handle_sub_refresh,
+    "sub_refresh": _sub_refresh,
     "publish": commands.handle_publish,
     "presence": commands.handle_presence,
     "presence_stats": commands.handle_presence_stats,

@@ -52,7 +52,6 @@ from rotary.protocol.codes import (
 )
 from rotary.protocol.messages import (
     FLAG_REJECT_UNRECOVERED,
-    TYPE_SHARED_POLL,
     SubRefreshRequest,
     SubscribeRequest,
     UnsubscribeRequest,
@@ -125,8 +124,6 @@ def _validate(s: Session, req: SubscribeRequest) -> ResolvedChannel:
     channel, node = req.channel, s.node
     if not channel or req.delta not in ("", "fossil"):
         raise ProtocolViolation("bad subscribe request")
-    if req.type == TYPE_SHARED_POLL:  # no channel is a shared poll channel here
-        raise CommandError(ErrorCode.NOT_AVAILABLE)
     if node.resolver.too_long(channel):
         raise CommandError(ErrorCode.BAD_REQUEST)
     if channel in s.subs or channel in s.subscribing:

@@ -27,6 +27,7 @@ from rotary.protocol.messages import (
     Command,
     ConnectRequest,
     HistoryRequest,
+    KeyedItem,
     PingRequest,
     PresenceRequest,
     PresenceStatsRequest,
@@ -37,6 +38,7 @@ from rotary.protocol.messages import (
     SendRequest,
     SubRefreshRequest,
     SubscribeRequest,
+    TrackBatch,
     UnsubscribeRequest,
 )
 
@@ -248,6 +250,31 @@ def _history(obj: dict[str, Any]) -> HistoryRequest:
     )
 
 
+def _sub_refresh(obj: dict[str, Any]) -> SubRefreshRequest:
+    batches = _field(obj, "track", list, [])
+    untrack = _field(obj, "untrack", list, [])
+    if not all(type(key) is str for key in untrack):
+        raise ProtocolViolation("untrack holds a key that is not a string")
+    return SubRefreshRequest(
+        channel=_str(obj, "channel"),
+        token=_str(obj, "token"),
+        type=_int32(obj, "type"),
+        track=tuple(_track_batch(b) for b in batches),
+        untrack=tuple(untrack),
+    )
+
+
+def _track_batch(obj: object) -> TrackBatch:
+    if not isinstance(obj, dict):
+        raise ProtocolViolation("track batch is not an object")
+    items = []
+    for item in _field(obj, "items", list, []):
+        if not isinstance(item, dict):
+            raise ProtocolViolation("track item is not an object")
+        items.append(KeyedItem(_str(item, "key"), _uint(item, "version", _UINT64)))
+    return TrackBatch(_str(obj, "signature"), tuple(items))
+
+
 _DECODERS: dict[str, Callable[[dict[str, Any]], Request]] = {
     "connect": _connect,
     "subscribe": _subscribe,
@@ -261,7 +288,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Request]] = {
     "rpc": lambda o: RpcRequest(_raw(o, "data"), _str(o, "method")),
     "send": lambda o: SendRequest(_raw(o, "data")),
     "refresh": lambda o: RefreshRequest(_str(o, "token")),
-    "sub_refresh": lambda o: SubRefreshRequest(_str(o, "channel"), _str(o, "token")),
+    "sub_refresh": _sub_refresh,
     "ping": lambda o: PingRequest(),
 }
 

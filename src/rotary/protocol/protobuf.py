@@ -35,6 +35,7 @@ from rotary.protocol.messages import (
     Command,
     ConnectRequest,
     HistoryRequest,
+    KeyedItem,
     PingRequest,
     PresenceRequest,
     PresenceStatsRequest,
@@ -45,6 +46,7 @@ from rotary.protocol.messages import (
     SendRequest,
     SubRefreshRequest,
     SubscribeRequest,
+    TrackBatch,
     UnsubscribeRequest,
 )
 
@@ -227,9 +229,17 @@ _SUBSCRIBE_RESULT = _schema_with_repeated(
         data=(11, "bytes"),
         was_recovering=(12, "bool"),
         delta=(13, "bool"),
+        type=(15, "uint"),
         publish_debounce=(19, "uint"),
     ),
     {"publications": _Repeated(7, _publications)},
+)
+
+#: A Publication of a keyed (shared poll) channel: its key, version, or removal.
+_KEYED_PUB = _schema(data=(4, "bytes"), key=(11, "str"), removed=(12, "bool"), version=(16, "uint"))
+_SUB_REFRESH_RESULT = _schema_with_repeated(
+    _schema(expires=(1, "bool"), ttl=(2, "uint")),
+    {"items": _Repeated(3, lambda items: [_bytes(_encode(_KEYED_PUB, i)) for i in items])},
 )
 
 
@@ -283,13 +293,14 @@ _RESULTS: dict[str, tuple[bytes, _Schema]] = {
             14,
             _schema(client=(1, "str"), version=(2, "str"), expires=(3, "bool"), ttl=(4, "uint")),
         ),
-        ("sub_refresh", 15, _EXPIRY),
+        ("sub_refresh", 15, _SUB_REFRESH_RESULT),
     )
 }
 
 _JOIN_LEAVE = _schema(info=(1, lambda info: _bytes(_client_info(info))))
 
-#: Push field number and body schema, by kind (``pub`` has its own fast path).
+#: Push field number and body schema, by kind (``pub`` of a stream channel has its own fast
+#: path; this one serves keyed publications).
 _PUSHES: dict[str, tuple[bytes, _Schema]] = {
     kind: (_tag(number, _LEN), schema)
     for kind, number, schema in (
@@ -311,6 +322,7 @@ _PUSHES: dict[str, tuple[bytes, _Schema]] = {
         ("connect", 10, _connect_schema(_CONNECT_PUSH_NUMBERS)),
         ("disconnect", 11, _schema(code=(1, "uint"), reason=(2, "str"), reconnect=(3, "bool"))),
         ("refresh", 12, _EXPIRY),
+        ("pub", 4, _KEYED_PUB),
     )
 }
 
@@ -550,6 +562,32 @@ def _two(
     return decode
 
 
+def _sub_refresh(data: bytes) -> SubRefreshRequest:
+    f = _scan(data, {1: _LEN, 2: _LEN, 3: _VARINT, 4: _LEN, 5: _LEN}, frozenset((4, 5)))
+    untrack = []
+    for raw_key in f.get(5, ()):
+        try:
+            untrack.append(raw_key.decode())
+        except UnicodeDecodeError:
+            raise ProtocolViolation("untrack key is not UTF-8") from None
+    return SubRefreshRequest(
+        channel=_text(f, 1),
+        token=_text(f, 2),
+        type=_int32(f.get(3, 0)),
+        track=tuple(_track_batch(b) for b in f.get(4, ())),
+        untrack=tuple(untrack),
+    )
+
+
+def _track_batch(data: bytes) -> TrackBatch:
+    f = _scan(data, {1: _LEN, 2: _LEN}, frozenset((2,)))
+    items = []
+    for raw_item in f.get(2, ()):
+        item = _scan(raw_item, {1: _LEN, 2: _VARINT})
+        items.append(KeyedItem(_text(item, 1), item.get(2, 0)))
+    return TrackBatch(_text(f, 1), tuple(items))
+
+
 def _ping(fields: _Fields) -> PingRequest:
     return PingRequest()
 
@@ -566,7 +604,7 @@ _REQUESTS: tuple[tuple[int, str, Callable[[bytes], Request]], ...] = (
     (13, "rpc", _two(lambda data, method: RpcRequest(data, method), "payload", "text")),
     (12, "send", lambda data: SendRequest(_payload(_scan(data, {1: _LEN}), 1))),
     (14, "refresh", lambda data: RefreshRequest(_text(_scan(data, {1: _LEN}), 1))),
-    (15, "sub_refresh", _two(SubRefreshRequest, "text", "text")),
+    (15, "sub_refresh", lambda data: _sub_refresh(data)),
     (11, "ping", lambda data: _ping(_scan(data, {}))),
 )
 
