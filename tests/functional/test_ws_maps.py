@@ -215,11 +215,16 @@ async def test_plain_publish_to_a_map_channel_gets_107(server: Any) -> None:
     assert reply["error"]["code"] == 107
 
 
-async def test_map_publish_of_bytes_that_are_not_json_gets_107(server: Any) -> None:
+async def test_map_change_of_bytes_that_are_not_json_closes_a_json_subscriber_with_3506(
+    server: Any, ws_connect: Any
+) -> None:
+    client = await _client(server, ws_connect)
+    await client.request(_sub(2, "game:11", 2))
 
     reply = server.api("map_publish", {"channel": "game:11", "key": "a", "b64data": "/wA="})
 
-    assert reply["error"]["code"] == 107
+    assert reply["result"]["offset"] == 1
+    assert (await client.closed())[0] == 3506
 
 
 async def test_channels_api_lists_map_channels_with_their_subscribers(
