@@ -12,7 +12,7 @@ the state, an earlier change or its catch-up. As Centrifugo:
   ones of the same key deltas against the one before; a removal ends the key's chain;
 - a live change is a delta when the broker handed along the key's previous data (it was
   published with delta allowed over an existing key) and the delta is shorter than the
-  data; otherwise it goes whole.
+  data; otherwise it goes whole (a live removal over JSON with the empty string as data).
 
 Every encoding of a live change is made once per wire format and kind of subscriber
 (`MapPush`), whatever the number of subscribers.
@@ -117,6 +117,8 @@ class MapPush:
         patch = self._patch
         if isinstance(patch, bytes) and (codec.binary or _is_text(patch)):
             return wire_map_publication(pub, patch, codec, delta=True)
+        if not pub.data and not codec.binary:  # a removal: Centrifugo sends the empty string
+            return replace(pub, data=b'""', prev=None)
         return wire_map_publication(pub, pub.data, codec, delta=False)
 
 

@@ -286,8 +286,9 @@ def publication_obj(pub: Publication) -> dict[str, Any]:
 
 
 def map_publication_obj(pub: MapPublication) -> dict[str, Any]:
-    """A map entry or change as JSON: the Publication fields that are set, with ``time``,
-    ``key`` and ``removed``; no ``data`` when it is empty (a removal)."""
+    """A map entry or change as JSON: the Publication fields that are set, with ``key`` and
+    ``removed``; no ``data`` when it is empty (a removal). No ``time``: Centrifugo's
+    publications do not carry it either (the server API's map reads do)."""
     obj: dict[str, Any] = {"data": raw(pub.data)} if pub.data else {}
     if pub.info is not None:
         obj["info"] = client_info_obj(pub.info)
@@ -297,8 +298,6 @@ def map_publication_obj(pub: MapPublication) -> dict[str, Any]:
         obj["tags"] = dict(pub.tags)
     if pub.delta:
         obj["delta"] = True
-    if pub.time:
-        obj["time"] = pub.time
     obj["key"] = pub.key
     if pub.removed:
         obj["removed"] = True

@@ -180,12 +180,12 @@ def _publication(pub: Publication) -> bytes:
     return body
 
 
-_PUB_TIME, _PUB_KEY, _PUB_REMOVED = _tag(9, _VARINT), _tag(11, _LEN), _tag(12, _VARINT)
+_PUB_KEY, _PUB_REMOVED = _tag(11, _LEN), _tag(12, _VARINT)
 
 
 def _map_publication(pub: MapPublication) -> bytes:
-    """A Publication body for a map entry or change: the fields of `_publication`, then
-    time, key and removed, as the JSON codec writes them."""
+    """A Publication body for a map entry or change: the fields of `_publication`, then key
+    and removed, as the JSON codec writes them."""
     body = _PUB_DATA + _bytes(pub.data) if pub.data else b""
     if pub.info is not None:
         body += _PUB_INFO + _bytes(_client_info(pub.info))
@@ -196,8 +196,6 @@ def _map_publication(pub: MapPublication) -> bytes:
             body += _PUB_TAGS + _bytes(_ENTRY_KEY + _str(key) + _ENTRY_VALUE + _str(value))
     if pub.delta:
         body += _PUB_DELTA + b"\x01"
-    if pub.time:
-        body += _PUB_TIME + _varint(pub.time)
     if pub.key:
         body += _PUB_KEY + _str(pub.key)
     if pub.removed:
