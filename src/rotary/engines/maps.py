@@ -92,10 +92,17 @@ class MapBroker(Protocol):
         broker synchronously, others as changes arrive); `settings_of` tells the options of a
         channel whose keys expire."""
 
+    async def wait_ready(self) -> None:
+        """Return once changes made from now on reach the handler (a broker that receives
+        them from elsewhere has subscribed to them)."""
+
     async def publish(
         self, channel: str, key: str, data: bytes, settings: MapSettings, opts: MapPublishOptions
     ) -> MapUpdateResult:
-        """Write `key`; the write refreshes the key's TTL."""
+        """Write `key`; the write refreshes the key's TTL.
+
+        With `MapPublishOptions.use_delta`, the change delivered to the handler carries the
+        key's data before the write in `MapPublication.prev` (when the key existed)."""
 
     async def remove(
         self, channel: str, key: str, settings: MapSettings, *, idempotency_key: str = ""

@@ -8,6 +8,7 @@ encodes each change once and never awaits a subscriber.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
@@ -47,6 +48,11 @@ class MapHost(Protocol):
 
 #: Seconds between two passes removing expired keys (Centrifugo checks every second).
 EXPIRE_INTERVAL = 1.0
+
+#: Longest a node's start waits for its map broker to receive changes.
+READY_TIMEOUT = 5.0
+
+_log = logging.getLogger("rotary.node.maps")
 
 
 def _nothing() -> None:
@@ -180,10 +186,16 @@ class MapNode:
         self._timer: TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Deliver changes to local subscribers and start removing expired keys."""
+    async def start(self) -> None:
+        """Deliver changes to local subscribers and start removing expired keys; return once
+        changes reach the subscribers, or after `READY_TIMEOUT` with a warning (the broker
+        keeps trying: a node whose Redis is down still starts)."""
         self.broker.start(self._on_change, self._settings_of)
         self._arm()
+        try:
+            await asyncio.wait_for(self.broker.wait_ready(), READY_TIMEOUT)
+        except TimeoutError:
+            _log.warning("map changes are not received yet; starting anyway")
 
     async def close(self) -> None:
         """Stop the ticker and the broker. Idempotent."""

@@ -152,7 +152,7 @@ class Node:
     async def start(self) -> None:
         """Start receiving broker events, then announce this node to the others."""
         await self.broker.start(self)
-        self.maps.start()
+        await self.maps.start()
         self._position_check.start()
         self.cluster.start()
 

@@ -58,6 +58,9 @@ class MemoryMapBroker:
     def start(self, handler: MapChangeHandler, settings_of: SettingsOf) -> None:
         self._handler = handler
 
+    async def wait_ready(self) -> None:
+        return None  # changes reach the handler as they are made
+
     async def close(self) -> None:
         self._handler = None
 

@@ -124,7 +124,7 @@ class RedisMapBroker:
             self._readers.append(asyncio.get_running_loop().create_task(self._read(shard, ready)))
 
     async def wait_ready(self) -> None:
-        """Return once every shard's change feed is subscribed (tests wait for it)."""
+        """Return once every shard's change feed is subscribed."""
         for ready in self._subscribed:
             await ready.wait()
 
