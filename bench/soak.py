@@ -22,6 +22,7 @@ import asyncio
 import os
 import random
 import time
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -55,11 +56,12 @@ def soak(clients: int, seconds: float) -> dict[str, Any]:
     server = start_rotary_with({**ROTARY_STANDARD, "presence": True})
     try:
         before = _state(server)
-        samples = asyncio.run(_soak(server, clients, seconds))
+        dropped: Counter[str] = Counter()
+        samples = asyncio.run(_soak(server, clients, seconds, dropped))
         after = _settled_state(server, before)
     finally:
         server.stop()
-    return _result(clients, seconds, samples, before, after)
+    return _result(clients, seconds, samples, before, after, dropped)
 
 
 def _state(server: ServerProcess) -> dict[str, int]:
@@ -93,29 +95,48 @@ def _api(server: ServerProcess, method: str, params: dict[str, Any] | None = Non
 
 
 class _Client:
-    """One soak client: connected, subscribed to one channel, reading until closed."""
+    """One soak client: connected, subscribed to one channel, reading until closed.
 
-    def __init__(self, index: int) -> None:
+    A connection the server closes on its own (not by this client's churn) is counted in
+    `dropped` by its close code and opened again at the client's next command, so one
+    dropped client never ends the soak; the figures say how many there were and why.
+    """
+
+    def __init__(self, index: int, dropped: Counter[str]) -> None:
         self.index = index
         self.channel = f"soak{index % _CHANNELS}"
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.reader: asyncio.Task[None] | None = None
         self._ids = 2
+        self._dropped = dropped
+        self._leaving = False
 
     async def open(self, session: aiohttp.ClientSession, url: str) -> None:
+        """Connect and subscribe; a failure is counted, and the next `move` tries again."""
         token = client_tokens(SECRET, self.index, (), exp=int(time.time()) + 7200).connect
-        self.ws = await session.ws_connect(url, max_msg_size=0)
-        await self.ws.send_bytes(orjson.dumps({"id": 1, "connect": {"token": token}}))
-        await self.ws.receive()
-        await self._send({"subscribe": {"channel": self.channel}})
+        self._leaving = False
+        try:
+            self.ws = await session.ws_connect(url, max_msg_size=0)
+            await self.ws.send_bytes(orjson.dumps({"id": 1, "connect": {"token": token}}))
+            await self.ws.receive()
+            await self._send({"subscribe": {"channel": self.channel}})
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self._dropped[f"open failed: {type(exc).__name__}"] += 1
+            return
         self.reader = asyncio.create_task(self._read())
 
-    async def move(self) -> None:
-        await self._send({"unsubscribe": {"channel": self.channel}})
-        self.channel = f"soak{random.randrange(_CHANNELS)}"
-        await self._send({"subscribe": {"channel": self.channel}})
+    async def move(self, session: aiohttp.ClientSession, url: str) -> None:
+        if self.ws is None or self.ws.closed:
+            await self.open(session, url)
+        try:
+            await self._send({"unsubscribe": {"channel": self.channel}})
+            self.channel = f"soak{random.randrange(_CHANNELS)}"
+            await self._send({"subscribe": {"channel": self.channel}})
+        except aiohttp.ClientConnectionResetError:
+            self._dropped["reset while moving"] += 1
 
     async def close(self) -> None:
+        self._leaving = True
         if self.reader is not None:
             self.reader.cancel()
         if self.ws is not None:
@@ -131,13 +152,17 @@ class _Client:
         async for msg in self.ws:
             if msg.data == "{}":
                 await self.ws.send_str("{}")  # answer the server's ping
+        if not self._leaving:
+            self._dropped[f"closed by the server: {self.ws.close_code}"] += 1
 
 
-async def _soak(server: ServerProcess, count: int, seconds: float) -> list[tuple[float, int]]:
+async def _soak(
+    server: ServerProcess, count: int, seconds: float, dropped: Counter[str]
+) -> list[tuple[float, int]]:
     url = server.url("/connection/websocket")
     samples: list[tuple[float, int]] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        clients = [_Client(i) for i in range(count)]
+        clients = [_Client(i, dropped) for i in range(count)]
         for start in range(0, count, 200):
             await asyncio.gather(*(c.open(session, url) for c in clients[start : start + 200]))
         started = time.monotonic()
@@ -161,7 +186,7 @@ async def _one_second(
         await client.close()
         await client.open(session, url)
     for client in random.sample(clients, churn):
-        await client.move()
+        await client.move(session, url)
     publish = server.url("/api/publish", scheme="http")
     for n in range(_PUBLISH_PER_S):
         body = orjson.dumps({"channel": f"soak{n % _CHANNELS}", "data": {"n": n}})
@@ -176,6 +201,7 @@ def _result(
     samples: list[tuple[float, int]],
     before: dict[str, int],
     after: dict[str, int],
+    dropped: Counter[str],
 ) -> dict[str, Any]:
     warm = next((kb for t, kb in samples if t >= seconds * 0.2), samples[0][1])
     drift = round((samples[-1][1] - warm) / warm * 100, 2) if warm else None
@@ -185,6 +211,7 @@ def _result(
         "soak_rss_after_warmup_kb": warm,
         "soak_rss_last_kb": samples[-1][1],
         "soak_rss_drift_pct": drift,
+        "soak_dropped_by_server": sum(dropped.values()),
     }
     for key in before:
         figures[f"soak_{key}_before"] = before[key]
@@ -195,4 +222,5 @@ def _result(
         "xlabel": "seconds",
         "ylabel": "server RSS (MB)",
     }
-    return {"figures": figures, "curves": {"soak_rss": curve}, "json": {"samples": samples}}
+    raw = {"samples": samples, "dropped": dict(dropped)}
+    return {"figures": figures, "curves": {"soak_rss": curve}, "json": raw}

@@ -11,3 +11,4 @@ def test_short_soak_returns_descriptors_and_counts_to_their_baseline() -> None:
     for key in ("fds", "num_clients", "num_users", "num_channels", "num_subs"):
         assert figures[f"soak_{key}_after"] == figures[f"soak_{key}_before"], key
     assert figures["soak_num_clients_before"] == 0
+    assert figures["soak_dropped_by_server"] == 0, "the server closed a soak client on its own"
