@@ -1,9 +1,9 @@
 """`python -m bench SCENARIO [SCENARIO ...] [--quick] [--json FILE] [--plot FILE.png]`.
 
 Several scenarios run one after the other into one results file. Scenarios: verify,
-nodecost, storm, stormcount, fanout, memory, cluster, latency, soak, slowconsumers,
-proxystorm, or `all` (every one that exists; `all --quick` leaves out stormcount, whose
-valgrind start-up alone is slow).
+nodecost, storm, stormcount, fanout, delta, tagsfilter, memory, cluster, latency, soak,
+slowconsumers, slowloris, redisdown, proxystorm, workers, flood, or `all` (every one that
+exists; `all --quick` leaves out stormcount, whose valgrind start-up alone is slow).
 """
 
 from __future__ import annotations

@@ -43,12 +43,17 @@ SCENARIOS = (
     "stormcount",
     "fanout",
     "delta",
+    "tagsfilter",
     "memory",
     "cluster",
     "latency",
     "soak",
     "slowconsumers",
+    "slowloris",
+    "redisdown",
     "proxystorm",
+    "workers",
+    "flood",
 )
 _OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}
 #: Left out of ``all --quick``: valgrind's start-up alone would take the quick run past a

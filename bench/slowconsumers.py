@@ -1,14 +1,22 @@
 """`slowconsumers`: what stalled subscribers cost the healthy ones in the same channel.
 
 H healthy subscribers (aiohttp WebSockets in this process, each counting publications) and
-channel `crowd`. Phase 1 publishes M publications of 4 KB through the HTTP API (a few in
-flight) and times until every healthy subscriber has all of them: deliveries/s. Then S
-stalled subscribers join: raw sockets with a 4 KiB receive buffer that send their connect
-and subscribe and never read again. Phase 2 publishes rounds of M more the same way until
-the server has cut every stalled one (3008 / 3009), timed over all its rounds (not the
-pauses between them, while the clients are counted). Figures: both rates and their ratio
-(the issue asks ≥ 0.95), how many stalled clients were cut, and the server's RSS before the
-stalled ones joined, at the end of phase 2, and once they were cut and the server settled.
+channel `crowd`. A round publishes M publications of 4 KB through the HTTP API (a few in
+flight) and times until every healthy subscriber has all of them. The healthy subscribers
+are first alone for two rounds. Then S stalled subscribers join: raw sockets with a 4 KiB
+receive buffer that send their connect and subscribe and never read again; rounds follow
+until the server has cut every stalled one (3008 / 3009). Once they are cut, two more
+rounds run with the healthy subscribers alone again. The rate "alone" is over the four
+rounds before and after, the rate "with stalled" over the rounds until the cut; only the
+rounds are timed, not the pauses between them while the clients are counted.
+
+Figures: both rates and their ratio (the issue asks ≥ 0.95); the same per second of server
+CPU (`slow_rate_ratio_cpu`, beside `slow_rate_ratio_cpu_if_alike`, what it would be if a
+stalled peer cost the server as much as a healthy one until it is cut); the foreign share
+of the server CPU in both spans (other processes on a shared machine); how many stalled
+clients were cut, after how many rounds, and the largest send queue the kernel held for
+one connection meanwhile (/proc/net/tcp); the server's RSS before the stalled ones joined,
+at the end of the stalled rounds, and once they were cut and the server settled.
 
 Sizes: quick 200 healthy, 20 stalled, 300 publications; full 1,000 healthy, 100 stalled,
 1,000 publications. The healthy clients share this process: at the full size they may be
@@ -23,13 +31,15 @@ import os
 import socket
 import struct
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 
 from bench import progress
-from bench.common import API_KEY, SECRET, ServerProcess, rss_kb
+from bench.common import API_KEY, SECRET, CpuWatch, ServerProcess, rss_kb
 from bench.fanout import publish_http
 from bench.servers import ROTARY_STANDARD, start_rotary_with
 from bench.tokens import client_tokens
@@ -66,6 +76,7 @@ _COLUMNS = (
     "slow_rate_without",
     "slow_rate_with",
     "slow_rate_ratio",
+    "slow_rate_ratio_cpu",
     "slow_cut",
     "slow_rss_before_kb",
     "slow_rss_peak_kb",
@@ -78,6 +89,7 @@ _HEADER = [
     "deliv/s alone",
     "deliv/s with stalled",
     "ratio",
+    "ratio per CPU",
     "cut",
     "RSS before KiB",
     "RSS end KiB",
@@ -85,33 +97,100 @@ _HEADER = [
 ]
 
 
+#: Rounds of M publications with the healthy subscribers alone, before the stalled ones
+#: join and again after they were cut: bracketing the stalled phase in time, so that a
+#: neighbour's load that comes or goes during the run weighs on both rates alike.
+_ALONE_ROUNDS = 2
+
+
+@dataclass
+class _Span:
+    """Rounds of publishing: each round's seconds, the server's CPU seconds over them (not
+    the pauses between), and the foreign share of the server CPU weighted by time."""
+
+    seconds: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+    foreign_s: float = 0.0
+
+    async def round(
+        self, server: ServerProcess, counters: list[_Healthy], m: int, *, already: int
+    ) -> None:
+        watch = CpuWatch(server.pid)
+        self.seconds.append(round(await _phase(server, counters, m, already=already), 3))
+        cpu = watch.stop()
+        self.cpu_s += cpu["server_cpu_s"]
+        self.foreign_s += cpu["foreign_share"] * self.seconds[-1]
+
+    def rate(self, clients: int, m: int) -> int:
+        return round(clients * m * len(self.seconds) / sum(self.seconds))
+
+    def per_cpu(self, clients: int, m: int) -> float | None:
+        return clients * m * len(self.seconds) / self.cpu_s if self.cpu_s else None
+
+    def foreign_share(self) -> float:
+        return round(self.foreign_s / sum(self.seconds), 3)
+
+
 async def _measure(server: ServerProcess, healthy: int, stalled: int, m: int) -> dict[str, Any]:
+    alone, published = _Span(), 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         counters = await _subscribe_all(session, server, healthy)
         progress.note("slowconsumers: healthy alone")
-        alone = round(healthy * m / await _phase(server, counters, m, already=0))
+        for _ in range(_ALONE_ROUNDS):
+            await alone.round(server, counters, m, already=published)
+            published += m
         progress.step()
         rss_before = rss_kb(server.pid)
         peers = [await asyncio.to_thread(_stalled_peer, server.port, i) for i in range(stalled)]
         await _until_clients(server, healthy + stalled)
         progress.note("slowconsumers: with stalled subscribers")
-        together, left = await _phase_until_cut(server, counters, m, healthy=healthy)
+        rounds = await _phase_until_cut(server, counters, m, healthy=healthy, already=published)
+        published += m * len(rounds.span.seconds)
         rss_peak = rss_kb(server.pid)
         await asyncio.sleep(2.0)  # let freed buffers go back
-        progress.step()
         rss_after = rss_kb(server.pid)
+        progress.note("slowconsumers: healthy alone again")
+        for _ in range(_ALONE_ROUNDS):
+            await alone.round(server, counters, m, already=published)
+            published += m
+        progress.step()
         for counter in counters:
             counter.cancel()
     for peer in peers:
         peer.close()
     return {
-        "slow_rate_without": alone,
-        "slow_rate_with": together,
-        "slow_rate_ratio": round(together / alone, 3) if alone and together else None,
-        "slow_cut": stalled - max(0, left - healthy),
+        **_rates(alone, rounds.span, healthy, m),
+        "slow_cut": stalled - max(0, rounds.left - healthy),
         "slow_rss_before_kb": rss_before,
         "slow_rss_peak_kb": rss_peak,
         "slow_rss_after_kb": rss_after,
+        "slow_rounds_to_cut": len(rounds.span.seconds),
+        "slow_round_seconds": rounds.span.seconds,
+        "slow_alone_round_seconds": alone.seconds,
+        "slow_kernel_queued_max_kb": rounds.queued_max >> 10,
+        # The per-CPU ratio if a stalled peer cost the server just what a healthy one does
+        # until it is cut: every publication written to healthy + stalled sockets.
+        "slow_rate_ratio_cpu_if_alike": round(healthy / (healthy + stalled), 3),
+    }
+
+
+def _rates(alone: _Span, together: _Span, healthy: int, m: int) -> dict[str, Any]:
+    """Healthy deliveries per second and per server CPU-second in both spans, their ratios
+    (the per-CPU one is the cost of the stalled peers to the server itself, whatever the
+    rest of the machine did), and each span's server CPU and foreign share."""
+    without, with_ = alone.rate(healthy, m), together.rate(healthy, m)
+    per_alone, per_with = alone.per_cpu(healthy, m), together.per_cpu(healthy, m)
+    return {
+        "slow_rate_without": without,
+        "slow_rate_with": with_,
+        "slow_rate_ratio": round(with_ / without, 3) if without and with_ else None,
+        "slow_rate_per_cpu_alone": per_alone and round(per_alone),
+        "slow_rate_per_cpu_with": per_with and round(per_with),
+        "slow_rate_ratio_cpu": round(per_with / per_alone, 3) if per_alone and per_with else None,
+        "slow_server_cpu_s_alone": round(alone.cpu_s, 3),
+        "slow_server_cpu_s_with": round(together.cpu_s, 3),
+        "slow_foreign_share_alone": alone.foreign_share(),
+        "slow_foreign_share_with": together.foreign_share(),
     }
 
 
@@ -162,19 +241,43 @@ async def _phase(server: ServerProcess, counters: list[_Healthy], m: int, *, alr
     return time.monotonic() - start
 
 
+@dataclass
+class _Rounds:
+    """Phase 2: its rounds, the clients left, and the most bytes the kernel held unsent for
+    any one connection of the server (sampled after each round)."""
+
+    span: _Span
+    left: int
+    queued_max: int
+
+
 async def _phase_until_cut(
-    server: ServerProcess, counters: list[_Healthy], m: int, *, healthy: int
-) -> tuple[int, int]:
+    server: ServerProcess, counters: list[_Healthy], m: int, *, healthy: int, already: int
+) -> _Rounds:
     """Rounds of `_phase` until only the healthy clients are left (at most `_ROUNDS`): the
     kernel takes up to its send buffer (4 MiB here) of every stalled peer's bytes before
-    the server sees a blocked write. The overall deliveries/s, and the clients left."""
-    spent, seen = 0.0, healthy
-    for done in range(1, _ROUNDS + 1):
-        spent += await _phase(server, counters, m, already=m * done)
+    the server sees a blocked write."""
+    span, seen, queued = _Span(), healthy, 0
+    for done in range(_ROUNDS):
+        await span.round(server, counters, m, already=already + m * done)
+        queued = max(queued, _kernel_send_queue_max(server.port))
         seen = await _until_clients(server, healthy, limit_s=1.0)
         if seen == healthy:
             break
-    return round(len(counters) * m * done / spent), seen
+    return _Rounds(span=span, left=seen, queued_max=queued)
+
+
+def _kernel_send_queue_max(port: int) -> int:
+    """The largest send queue (bytes written, not yet taken by the peer) of the server's
+    connections on `port`, from /proc/net/tcp (0 where it cannot be read)."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    local = f":{port:04X}"
+    rows = (line.split() for line in lines)
+    queues = [int(row[4].split(":")[0], 16) for row in rows if row[1].endswith(local)]
+    return max(queues, default=0)
 
 
 async def _until_clients(server: ServerProcess, count: int, limit_s: float = 30.0) -> int:

@@ -5,7 +5,12 @@ the same storm again on the same server with the same tokens (warm cache), and t
 server with token checks off (`client_insecure`, public channels): the first is the
 baseline the issue names, the second is like for like with the warm storm (both the second
 storm on their server). Then the checked storm once more on a fresh server with Protobuf
-clients (`storm_protobuf_over_json`: its time over the JSON checked storm's). Then
+clients (`storm_protobuf_over_json`: its time over the JSON checked storm's). Then the
+transports side by side, each on a fresh server with HTTP-streaming and SSE on: JSON
+WebSocket clients, HTTP-streaming clients and SSE clients, all with a connection token and
+the two public channels (`lobby`, `u<i>`; a streaming client names them in its connect
+request's ``subs``, a WebSocket client subscribes after connecting, as the SDKs do):
+`storm_http_stream_over_websocket` and `storm_sse_over_websocket`, time and server CPU. Then
 python-socketio doing the equivalent PyJWT checks (connect token in the connect handler,
 two channel tokens in a `join` event, two `enter_room`), and Centrifugo v6.9.1 itself with
 the checked storm's clients and tokens (GOMAXPROCS=1, pinned to the server CPU like Rotary,
@@ -34,6 +39,7 @@ from bench.results import cumulative_curve, ratio, rounded
 from bench.servers import (
     ROTARY_CHECKED,
     ROTARY_INSECURE,
+    ROTARY_STREAMING,
     start_all,
     start_centrifugo_checked,
     start_rotary_with,
@@ -41,12 +47,15 @@ from bench.servers import (
     stop_all,
     ws_path,
 )
+from bench.streamclients import STREAM_KINDS
 from bench.worker import LoadPool, shared_pool
 
 __all__ = ["run", "storm_ratios", "storm_specs"]
 
 _PRIVATE = ("$lobby", "$u{i}")
 _PUBLIC = ("lobby", "u{i}")
+#: The transports compared side by side → the load client kind of each.
+_TRANSPORTS = {"websocket": "rotary", "http_stream": "http_stream", "sse": "sse"}
 
 
 def run(*, quick: bool) -> dict[str, Any]:
@@ -87,6 +96,10 @@ def storm_specs(n: int, *, exp: int, timeout: float) -> dict[str, OpenSpec]:
         ),
         "insecure": OpenSpec("rotary", "", 0, n, _PUBLIC, timeout=timeout),
         "socketio": OpenSpec("socketio", "", 0, n, _PRIVATE, SECRET, exp, timeout=timeout),
+        **{
+            f"transport_{kind}": OpenSpec(client, "", 0, n, _PUBLIC, SECRET, exp, timeout=timeout)
+            for kind, client in _TRANSPORTS.items()
+        },
     }
 
 
@@ -131,6 +144,7 @@ def _one_round(
         "checked": lambda: start_rotary_with(ROTARY_CHECKED),
         "insecure": lambda: start_rotary_with(ROTARY_INSECURE),
         "checked_protobuf": lambda: start_rotary_with(ROTARY_CHECKED),
+        **{f"transport_{kind}": _start_streaming for kind in _TRANSPORTS},
     }
     if with_peer:
         starters["socketio"] = start_socketio
@@ -141,6 +155,7 @@ def _one_round(
             ("checked", ("rotary_checked", "rotary_warm")),
             ("insecure", ("rotary_insecure", "rotary_insecure_again")),
             ("checked_protobuf", ("rotary_checked_protobuf",)),
+            *((f"transport_{kind}", (f"rotary_transport_{kind}",)) for kind in _TRANSPORTS),
         ]
         for server_name, keys in reversed(pairs) if insecure_first else pairs:
             server = servers[server_name]
@@ -157,6 +172,10 @@ def _one_round(
             progress.step()
     finally:
         stop_all(servers)
+
+
+def _start_streaming() -> ServerProcess:
+    return start_rotary_with(ROTARY_STREAMING)
 
 
 def _storm_into(
@@ -196,7 +215,8 @@ def _median(outs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _storm(pool: LoadPool, spec: OpenSpec, server: ServerProcess) -> dict[str, Any]:
     """One storm; the clients are closed afterwards and the server left to go idle."""
-    spec = replace(spec, url=server.url(ws_path(spec.kind)))
+    stream = spec.kind in STREAM_KINDS
+    spec = replace(spec, url=server.url("", "http") if stream else server.url(ws_path(spec.kind)))
     watch = CpuWatch(server.pid)
     try:
         out = pool.open(spec)
@@ -215,6 +235,9 @@ _ROTARY_LABELS = {
     "rotary_insecure": "Rotary, token checks off",
     "rotary_insecure_again": "Rotary, token checks off, again (same server)",
     "rotary_checked_protobuf": "Rotary, tokens checked, Protobuf clients",
+    "rotary_transport_websocket": "Rotary, public channels, JSON WebSocket clients",
+    "rotary_transport_http_stream": "Rotary, public channels, HTTP-streaming clients",
+    "rotary_transport_sse": "Rotary, public channels, SSE clients",
 }
 _LABELS = {
     **_ROTARY_LABELS,
@@ -246,6 +269,7 @@ def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[s
     protobuf = ("rotary_checked_protobuf", "rotary_checked")
     ratios["storm_protobuf_over_json"] = ratio(secs.get(protobuf[0]), secs.get(protobuf[1]))
     ratios["storm_protobuf_over_json_cpu"] = ratio(cpu.get(protobuf[0]), cpu.get(protobuf[1]))
+    ratios |= _transport_ratios(secs, cpu)
     curves = {
         f"storm_{k}": cumulative_curve(
             r["ready_at"], xlabel="seconds since start", ylabel=f"clients subscribed ({_LABELS[k]})"
@@ -271,6 +295,19 @@ def _result(n: int, runs: dict[str, dict[str, Any]], notes: list[str]) -> dict[s
         "curves": curves,
         "json": extra,
     }
+
+
+def _transport_ratios(
+    secs: dict[str, float | None], cpu: dict[str, float | None]
+) -> dict[str, float | None]:
+    """Each streaming transport's storm time and server CPU over the JSON WebSocket's."""
+    out: dict[str, float | None] = {}
+    base = "rotary_transport_websocket"
+    for kind in ("http_stream", "sse"):
+        top = f"rotary_transport_{kind}"
+        out[f"storm_{kind}_over_websocket"] = ratio(secs.get(top), secs.get(base))
+        out[f"storm_{kind}_over_websocket_cpu"] = ratio(cpu.get(top), cpu.get(base))
+    return out
 
 
 def _row(key: str, n: int, r: dict[str, Any]) -> list[Any]:

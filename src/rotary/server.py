@@ -30,6 +30,7 @@ from aiohttp import web
 from rotary.admin import add_admin_routes
 from rotary.api.executor import ApiExecutor
 from rotary.api.http import add_api_routes
+from rotary.auth.track_signature import TrackSecrets
 from rotary.channels.resolver import ChannelResolver
 from rotary.clock import Clock, SystemClock
 from rotary.config.model import Config
@@ -43,11 +44,13 @@ from rotary.metrics import ENGINE_OPS, Metrics
 from rotary.node import revocation as node_revocation
 from rotary.node.auth import Authenticator
 from rotary.node.node import Node
+from rotary.node.shared_poll import SharedPollManager
 from rotary.protocol.codes import DisconnectCode
 from rotary.proxy.hooks import HttpProxy
+from rotary.proxy.poll import PollProxy
 from rotary.transports import streaming
 from rotary.transports.limits import Admission, ConnectionRateLimiter
-from rotary.transports.uni_websocket import uni_websocket_handler
+from rotary.transports.uni_websocket import UniWebSocketOptions, uni_websocket_handler
 from rotary.transports.websocket import websocket_handler
 
 __all__ = ["build_app", "build_node", "run", "serve"]
@@ -185,9 +188,25 @@ def build_node(
         write_timeout=config.websocket.write_timeout,
         presence_ttl=presence_ttl,
         node_info_interval=config.server.node_info_interval,
+        **_shared_poll(config),
     )
     node_revocation.watch(node)
     return node
+
+
+def _shared_poll(config: Config) -> dict[str, Any]:
+    """The shared poll manager and track secrets, when a namespace is of type shared_poll."""
+    channels = config.channels
+    options = [channels.without_namespace, *(ns.options for ns in channels.namespaces)]
+    if not any(o.subscription_type == "shared_poll" for o in options):
+        return {}
+    sp = config.shared_poll
+    secrets = TrackSecrets(
+        sp.hmac_secret_key, sp.hmac_previous_secret_key, sp.hmac_previous_secret_key_valid_until
+    )
+    backend = PollProxy(dict(config.proxy.named))
+    manager = SharedPollManager(backend, concurrency=sp.concurrency_limit)
+    return {"shared_poll": manager, "track_secrets": secrets}
 
 
 def _health_handler(node: Node) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -229,6 +248,7 @@ def build_app(config: Config, node: Node, *, demo: DemoSettings | None = None) -
             node,
             allowed_origins=client.allowed_origins,
             message_size_limit=config.websocket.message_size_limit,
+            send_buffer_size=config.websocket.send_buffer_size,
             connection_limit=client.connection_limit,
             connection_rate_limit=client.connection_rate_limit,
             rate_limiter=rate,
@@ -267,15 +287,34 @@ _STREAMING = {
 def _add_streaming(app: web.Application, config: Config, node: Node, admission: Admission) -> None:
     """Every enabled HTTP-streaming, SSE and unidirectional endpoint, and the emulation
     endpoint when a bidirectional one (HTTP-streaming, SSE) is on."""
+    extras = _transport_options(config)
     for name, factory in _STREAMING.items():
         endpoint = getattr(config, name)
         if endpoint.enabled:
-            handler = factory(node, admission, size_limit=endpoint.size_limit)
+            handler = factory(node, admission, size_limit=endpoint.size_limit, **extras[name])
             app.router.add_route("*", endpoint.handler_prefix, handler)
     if config.http_stream.enabled or config.sse.enabled:
         emulation = config.emulation
         handler = streaming.emulation_handler(node, admission, size_limit=emulation.size_limit)
         app.router.add_route("*", emulation.handler_prefix, handler)
+
+
+def _transport_options(config: Config) -> dict[str, dict[str, Any]]:
+    """The keyword arguments of each endpoint's handler factory beyond its size limit."""
+    uni = config.uni
+    websocket = UniWebSocketOptions(
+        join_messages=uni.websocket_join_push_messages,
+        disconnect_push=not uni.websocket_disable_disconnect_push,
+        closing_handshake=not uni.websocket_disable_closing_handshake,
+        write_timeout=uni.websocket_write_timeout,
+    )
+    return {
+        "http_stream": {},
+        "sse": {},
+        "uni_http_stream": {"code_to_http": uni.http_stream_code_to_http},
+        "uni_sse": {"code_to_http": uni.sse_code_to_http},
+        "uni_websocket": {"options": websocket},
+    }
 
 
 def _add_api(app: web.Application, config: Config, executor: ApiExecutor) -> None:

@@ -68,6 +68,38 @@ _CACHE = {
     "force_recovery_mode": "cache",
     "allow_subscribe_for_client": True,
 }
+# Tags filters: a stream namespace (recovery, delta allowed) and one in cache recovery mode.
+_TAGGED = {
+    "name": "tagged",
+    "history_size": 10,
+    "history_ttl": "60s",
+    "force_recovery": True,
+    "allowed_delta_types": ["fossil"],
+    "allow_subscribe_for_client": True,
+    "allow_tags_filter": True,
+}
+_TAGGED_CACHE = {**_CACHE, "name": "tagcache", "allow_tags_filter": True}
+
+_CODE_TO_HTTP = {
+    "enabled": True,
+    "transforms": [
+        {"code": 109, "to": {"status_code": 401, "body": "renew"}},
+        {"code": 3500, "to": {"status_code": 403}},
+    ],
+}
+# Connect errors as HTTP answers and as chosen disconnects; a uni_websocket without the
+# disconnect push (its close frame alone says why).
+_UNI_CODES = {
+    "client": {
+        "connect_code_to_unidirectional_disconnect": {
+            "enabled": True,
+            "transforms": [{"code": 109, "to": {"code": 4501, "reason": "renew"}}],
+        }
+    },
+    "uni_http_stream": {"connect_code_to_http_response": _CODE_TO_HTTP},
+    "uni_sse": {"connect_code_to_http_response": _CODE_TO_HTTP},
+    "uni_websocket": {"disable_disconnect_push": True},
+}
 # A map channel with fossil delta that any client may subscribe to and write.
 _MAP_DELTA = {
     "name": "mapd",
@@ -141,6 +173,8 @@ def _extra() -> dict[str, dict[str, Any]]:
             "channel": {"without_namespace": {"presence": True}},
         },
         "fast_ping": {"client": {"ping_interval": "2s", "pong_timeout": "1s"}},
+        "uni_codes": _UNI_CODES,
+        "tags": {"channel": {"namespaces": [_CHAT, _PLAIN, _TAGGED, _TAGGED_CACHE]}},
         "extras": {
             "client": {"connect_include_server_time": True},
             "rpc": {"ping": {"enabled": True}},

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from rotary.channels.maps import map_settings
+from rotary.channels.shared_poll import poll_settings
 from rotary.config import ConfigError, load_config
 
 ConfigFile = Callable[..., str]
@@ -93,42 +94,7 @@ def test_unknown_map_option_is_named(config_file: ConfigFile) -> None:
     assert "game.map.colour: unknown namespace option" in text
 
 
-def test_shared_poll_namespace_is_left_out_with_a_warning(config_file: ConfigFile) -> None:
-    doc = {
-        "shared_poll": {"hmac_secret_key": "poll-secret"},
-        "proxies": [{"name": "poll_backend", "endpoint": "http://127.0.0.1:1/refresh"}],
-        "channel": {
-            "namespaces": [
-                {"name": "poll", "subscription_type": "shared_poll", "shared_poll": {}},
-                {"name": "chat"},
-            ]
-        },
-    }
-    warnings: list[str] = []
-    config = load_config(config_file(doc), env={}, warnings=warnings)
-    assert [ns.name for ns in config.channels.namespaces] == ["chat"]
-    assert warnings == [
-        "shared_poll: ignored, Rotary has no shared poll subscriptions",
-        "proxies: ignored, Rotary has no named proxies (they serve shared poll and granular"
-        " proxy mode)",
-        "channel.namespaces.poll: left out, Rotary has no shared poll subscriptions",
-    ]
-
-
-def test_shared_poll_namespace_from_the_environment_is_left_out() -> None:
-    env = {
-        "CENTRIFUGO_CHANNEL_NAMESPACES": "poll,chat",
-        "CENTRIFUGO_CHANNEL_NAMESPACES_POLL_SUBSCRIPTION_TYPE": "shared_poll",
-    }
-    warnings: list[str] = []
-    config = load_config(None, env=env, warnings=warnings)
-    assert [ns.name for ns in config.channels.namespaces] == ["chat"]
-    assert warnings == [
-        "CENTRIFUGO_CHANNEL_NAMESPACES.poll: left out, Rotary has no shared poll subscriptions"
-    ]
-
-
-def test_options_of_lacking_features_are_ignored_with_a_warning(config_file: ConfigFile) -> None:
+def test_tags_filter_and_debounce_options_load_without_warnings(config_file: ConfigFile) -> None:
     doc = {
         "channel": {
             "namespaces": [
@@ -141,12 +107,25 @@ def test_options_of_lacking_features_are_ignored_with_a_warning(config_file: Con
         }
     }
     warnings: list[str] = []
-    load_config(config_file(doc), env={}, warnings=warnings)
-    assert warnings == [
-        "channel.namespaces.game.client_publish_debounce_interval: ignored, Rotary has no"
-        " client publication debouncing",
-        "channel.namespaces.game.allow_tags_filter: ignored, Rotary has no tags filters",
-    ]
+    config = load_config(config_file(doc), env={}, warnings=warnings)
+    [game] = config.channels.namespaces
+    assert (game.options.client_publish_debounce_interval, game.options.allow_tags_filter) == (
+        0.05,
+        True,
+    )
+    assert warnings == []
+
+
+def test_the_shared_poll_group_of_a_stream_namespace_loads_without_effect(
+    config_file: ConfigFile,
+) -> None:
+    doc = {"channel": {"namespaces": [{"name": "game", "shared_poll": {"mode": "versioned"}}]}}
+    warnings: list[str] = []
+    config = load_config(config_file(doc), env={}, warnings=warnings)
+    [game] = config.channels.namespaces
+    assert warnings == []
+    assert game.options.shared_poll_mode == "versioned"
+    assert poll_settings(game.options) is None
 
 
 def test_a_subscription_type_rotary_does_not_know_is_still_refused(

@@ -10,6 +10,7 @@ import pytest
 
 from rotary.config import ConfigError, load_config
 from rotary.config.model import EndpointSettings
+from rotary.protocol.codes import CodeTransform
 
 
 def _load(tmp_path: Path, doc: dict[str, Any], env: dict[str, str] | None = None) -> Any:
@@ -72,3 +73,99 @@ def test_bad_transport_settings_are_refused_with_their_key(
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, doc)
     assert problem in str(caught.value)
+
+
+_TRANSFORMS = {"enabled": True, "transforms": [{"code": 109, "to": {"status_code": 401}}]}
+_UNI_DISCONNECTS = {
+    "enabled": True,
+    "transforms": [{"code": 103, "to": {"code": 4503, "reason": "forbidden"}}],
+}
+
+
+def test_unidirectional_options_load_the_same_from_v5_and_v6_keys(tmp_path: Path) -> None:
+    v5 = {
+        "uni_websocket_join_push_messages": True,
+        "uni_websocket_disable_disconnect_push": True,
+        "uni_websocket_disable_closing_handshake": True,
+        "uni_websocket_write_timeout": "3s",
+        "uni_sse_connect_code_to_http_response": _TRANSFORMS,
+        "client_connect_code_to_unidirectional_disconnect": _UNI_DISCONNECTS,
+    }
+    v6 = {
+        "uni_websocket": {
+            "join_push_messages": True,
+            "disable_disconnect_push": True,
+            "disable_closing_handshake": True,
+            "write_timeout": "3s",
+        },
+        "uni_sse": {"connect_code_to_http_response": _TRANSFORMS},
+        "client": {"connect_code_to_unidirectional_disconnect": _UNI_DISCONNECTS},
+    }
+    config = _load(tmp_path, v6)
+    assert _load(tmp_path, v5) == config
+    assert config.uni.websocket_join_push_messages and config.uni.websocket_write_timeout == 3
+    assert config.uni.sse_code_to_http == (CodeTransform(109, 401, ""),)
+    assert config.uni.http_stream_code_to_http is None
+    disconnects = config.client.connect_code_to_unidirectional_disconnect
+    assert disconnects == (CodeTransform(103, 4503, "forbidden"),)
+
+
+def test_transforms_that_are_not_enabled_are_not_applied(tmp_path: Path) -> None:
+    off = {**_TRANSFORMS, "enabled": False}
+    config = _load(tmp_path, {"uni_http_stream": {"connect_code_to_http_response": off}})
+    assert config.uni.http_stream_code_to_http is None
+    enabled_empty = {"uni_http_stream": {"connect_code_to_http_response": {"enabled": True}}}
+    assert _load(tmp_path, enabled_empty).uni.http_stream_code_to_http == ()
+
+
+def test_transforms_come_from_the_environment_as_json(tmp_path: Path) -> None:
+    env = {"CENTRIFUGO_UNI_SSE_CONNECT_CODE_TO_HTTP_RESPONSE": json.dumps(_TRANSFORMS)}
+    assert _load(tmp_path, {}, env).uni.sse_code_to_http == (CodeTransform(109, 401, ""),)
+
+
+@pytest.mark.parametrize(
+    ("group", "message"),
+    [
+        ({"enabled": True, "transforms": [{}]}, r"transforms\[0\]: expected"),
+        (
+            {"enabled": True, "transforms": [{"code": 0, "to": {"status_code": 401}}]},
+            r"transforms\[0\]\.code: expected a positive integer",
+        ),
+        (
+            {"enabled": True, "transforms": [{"code": 109, "to": {"status_code": 42}}]},
+            r"transforms\[0\]\.to\.status_code: expected an HTTP status",
+        ),
+        ({"enabled": "yes"}, r"enabled: expected true or false"),
+        ({"enabled": True, "transform": []}, r"unknown field 'transform'"),
+    ],
+    ids=["no-code", "zero-code", "bad-status", "enabled-not-bool", "misspelt-field"],
+)
+def test_malformed_http_transforms_are_refused_naming_the_item(
+    tmp_path: Path, group: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"uni_sse\.connect_code_to_http_response: " + message):
+        _load(tmp_path, {"uni_sse": {"connect_code_to_http_response": group}})
+
+
+def test_a_disconnect_transform_needs_a_disconnect_code_and_an_ascii_reason(
+    tmp_path: Path,
+) -> None:
+    for to, message in (
+        ({"code": 1000}, r"to\.code: expected a disconnect code from 3000 to 4999"),
+        ({"code": 4000, "reason": "é"}, r"to\.reason: expected an ASCII string"),
+    ):
+        group = {"enabled": True, "transforms": [{"code": 103, "to": to}]}
+        with pytest.raises(ConfigError, match=message):
+            _load(tmp_path, {"client": {"connect_code_to_unidirectional_disconnect": group}})
+
+
+def test_a_uni_websocket_key_without_effect_loads_with_a_warning_when_set(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"uni_websocket": {"compression": True, "read_buffer_size": 0}}))
+    warnings: list[str] = []
+    load_config(str(path), env={}, warnings=warnings)
+    assert warnings == [
+        "uni_websocket.compression: accepted and ignored, it has no effect in Rotary"
+    ]

@@ -218,3 +218,26 @@ async def test_go_client_refreshes_its_connection_and_subscription_tokens_and_st
     await published(go, server, channel, {"after": "expiry"})
     lost = ("disconnected", "connecting", "sub_subscribing", "sub_unsubscribed")
     assert not go.find(lambda e: e["ev"] in lost, start=start), go.dump()
+
+
+async def test_go_client_recovers_publications_missed_while_reconnecting_without_gap(
+    go: GoSdkDriver, server: ServerHandle
+) -> None:
+    channel = chan(go, "room:feed")
+    user = chan(go, "gopher-away")  # the API disconnect below is by user: no one else is him
+    await connected(go, server, token=TOKENS.connection(user), min_reconnect_delay=1.0)
+    await go.subscribe(channel, recoverable=True)
+    first = await go.wait_for(is_ev("sub_subscribed", channel=channel))
+    assert first["recoverable"] is True, go.dump()
+    await published(go, server, channel, {"n": 1})
+    away = len(go.events)
+    drop = {"code": 3011, "reason": "force reconnect"}
+    await api(server, "disconnect", {"user": user, "disconnect": drop})
+    await go.wait_for(is_ev("connecting", code=3011), start=away)
+    for n in (2, 3):
+        await api(server, "publish", {"channel": channel, "data": {"n": n}})
+    back = await go.wait_for(is_ev("sub_subscribed", channel=channel), start=away)
+    assert back["was_recovering"] is True and back["recovered"] is True, go.dump()
+    await go.wait_for(is_ev("publication", channel=channel, data={"n": 3}), start=away)
+    pubs = go.find(is_ev("publication", channel=channel))
+    assert [p["data"]["n"] for p in pubs] == [1, 2, 3], go.dump()

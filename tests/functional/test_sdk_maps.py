@@ -229,3 +229,31 @@ async def test_js_map_subscription_with_fossil_delta_decodes_per_key_deltas(
     assert all(u["data"]["padding"] == padding for u in updates)
     assert (stats["numDeltaPayloads"], stats["numFullPayloads"]) == (2, 2)  # sync entry + new key
     assert stats["bytesReceived"] < stats["bytesDecoded"]
+
+
+async def test_js_map_subscriber_coalesces_its_writes_when_the_namespace_asks_for_debounce(
+    rotary_server: Any, map_driver: Any
+) -> None:
+    cfg = config(allow_publish_for_subscriber=True)
+    cfg["namespaces"][0]["client_publish_debounce_interval"] = "1s"
+    server = rotary_server(cfg)
+    driver = await map_driver(server.ws_url, "game:js")
+    await driver.next("sync")
+
+    for x in range(6):
+        driver.send({"op": "publish", "key": "cursor", "data": {"x": x}})
+    for _ in range(6):
+        await driver.next("written")  # held writes resolve at once: the SDK coalesces them
+    while (await driver.next("update"))["data"] != {"x": 5}:
+        pass
+
+    sent = [
+        json.loads(line)
+        for e in driver.events
+        if e["ev"] == "frame" and e["dir"] == "out"
+        for line in e["data"].split("\n")
+    ]
+    publishes = [m["publish"]["data"] for m in sent if "publish" in m]
+    assert publishes == [{"x": 0}, {"x": 5}], "the first at once, then only the latest"
+    state = server.api("map_read_state", {"channel": "game:js", "limit": -1})["result"]
+    assert [e["data"] for e in state["entries"]] == [{"x": 5}]

@@ -50,13 +50,15 @@ HIST = {
     "history_ttl": "300s",
     "force_recovery": True,
     "allow_subscribe_for_client": True,
+    "allow_history_for_subscriber": True,
 }
 
 
 def server_config() -> dict[str, Any]:
     """The default test config with short expiry checks (docs/tokens.md "Connection expiry and
     refresh", docs/tokens.md "Subscription expiry") and namespaces:
-    top level open to subscribers with an id, `room` with presence, `hist` with recovery."""
+    top level open to subscribers with an id, `room` with presence, `hist` with recovery and
+    history for subscribers."""
     return {
         **default_config(),
         "client_expired_close_delay": f"{EXPIRED_CLOSE_DELAY:g}s",
@@ -344,6 +346,23 @@ async def test_presence_from_the_sdk_shows_conn_info_and_chan_info_from_the_toke
             "chan_info": chan_info,
         }
     }, sdk.dump()
+
+
+async def test_history_from_the_sdk_lists_api_publications_in_order_with_their_offsets(
+    sdk: SdkDriver, server: ServerHandle
+) -> None:
+    channel = chan(sdk, "hist:log")
+    await connected(sdk, server)
+    await sdk.subscribe(channel)
+    await sdk.wait_for(is_ev("sub_subscribed", channel=channel))
+    offsets = []
+    for n in range(3):
+        offsets.append((await publish_and_receive(sdk, server, channel, {"n": n}))["offset"])
+    result = await sdk.history(channel, limit=10)
+    assert result["publications"] == [
+        {"data": {"n": n}, "offset": offset} for n, offset in enumerate(offsets)
+    ], sdk.dump()
+    assert result["offset"] == offsets[-1] and result["epoch"], result
 
 
 # 8 ------------------------------------------------------------------------------------------

@@ -28,7 +28,12 @@ CONFIG: dict[str, Any] = {
     "user_subscribe_to_personal": True,
     "ping_interval": "1s",
     "pong_timeout": "0s",
-    "namespaces": [{"name": "dialog", "allow_user_limited_channels": True}],
+    "client_expired_close_delay": "1s",
+    "namespaces": [
+        {"name": "dialog", "allow_user_limited_channels": True},
+        {"name": "hist", "history_size": 10, "history_ttl": "300s", "force_recovery": True},
+        {"name": "room", "presence": True},
+    ],
 }
 
 
@@ -183,3 +188,60 @@ async def test_a_unidirectional_websocket_takes_its_connect_request_in_the_query
     async with http.ws_connect(ws_url, params={"cf_connect": f'{{"token":"{token}"}}'}) as ws:
         first = await ws.receive(timeout=10)
         assert "connect" in first.json()
+
+
+@pytest.mark.parametrize("kind", UNIDIRECTIONAL)
+async def test_a_reconnecting_client_recovers_what_it_missed_through_its_connect_request(
+    server: ServerHandle, http: aiohttp.ClientSession, kind: str
+) -> None:
+    user = _user()
+    channel = f"hist:feed-{user}"
+    token = make_token(user, subs={channel: {}})
+    first = await open_stream(http, kind, server.http_url, {"token": token})
+    position = (await first.next())["connect"]["subs"][channel]
+    assert position["recoverable"] is True
+    server.api("publish", {"channel": channel, "data": {"n": 1}})
+    seen = await first.next()
+    assert seen["pub"]["data"] == {"n": 1}
+    await first.close()
+    for n in (2, 3):  # published while the client is away
+        server.api("publish", {"channel": channel, "data": {"n": n}})
+    since = {"recover": True, "offset": seen["pub"]["offset"], "epoch": position["epoch"]}
+    again = await open_stream(
+        http, kind, server.http_url, {"token": token, "subs": {channel: since}}
+    )
+    recovered = (await again.next())["connect"]["subs"][channel]
+    assert recovered["recovered"] is True
+    assert [p["data"] for p in recovered["publications"]] == [{"n": 2}, {"n": 3}]
+    server.api("publish", {"channel": channel, "data": {"n": 4}})
+    assert (await again.next())["pub"]["data"] == {"n": 4}
+    await again.close()
+
+
+@pytest.mark.parametrize("kind", UNIDIRECTIONAL)
+async def test_a_unidirectional_client_shows_in_presence_with_its_token_info(
+    server: ServerHandle, http: aiohttp.ClientSession, kind: str
+) -> None:
+    user = _user()
+    channel = f"room:hall-{user}"
+    token = make_token(user, subs={channel: {}}, info={"name": user})
+    stream = await open_stream(http, kind, server.http_url, {"token": token})
+    client = (await stream.next())["connect"]["client"]
+    presence = server.api("presence", {"channel": channel})["result"]["presence"]
+    assert presence == {client: {"client": client, "user": user, "conn_info": {"name": user}}}
+    await stream.close()
+
+
+@pytest.mark.parametrize("kind", UNIDIRECTIONAL)
+async def test_a_token_expiring_on_a_live_connection_ends_it_with_3005(
+    server: ServerHandle, http: aiohttp.ClientSession, kind: str
+) -> None:
+    # A unidirectional client cannot refresh: once its token expires (plus the close
+    # delay), the connection ends and the client reconnects with a new token.
+    token = make_token(_user(), exp_in=1)
+    stream = await open_stream(http, kind, server.http_url, {"token": token})
+    connect = (await stream.next())["connect"]
+    assert connect["expires"] is True and connect["ttl"] <= 1
+    expired = {"disconnect": {"code": 3005, "reason": "connection expired"}}
+    assert await stream.next(wait=10) == expired
+    assert await stream.ended() == []

@@ -12,6 +12,7 @@ from rotary.engines.base import ClientInfo, Publication, StreamPosition
 from rotary.node.hub import Hub
 from rotary.protocol.codec import JSON
 from rotary.protocol.codes import ProtocolError
+from rotary.protocol.filters import TagsFilter
 from rotary.protocol.messages import Command
 from rotary.protocol.protobuf import PROTOBUF
 
@@ -111,3 +112,54 @@ def test_a_codec_group_left_empty_is_reused_and_removal_counts_every_group() -> 
     assert later == [PROTOBUF.publication_push("c", Publication(b"1"))]
     assert hub.remove("c", "p") is False and hub.remove("c", "p2") is True
     assert hub.num_subs == 0 and not hub.has_channel("c")
+
+
+ENG = TagsFilter(key="team", cmp="eq", val="eng")
+
+
+def test_filtered_subscribers_share_the_one_encoding_and_get_only_what_passes() -> None:
+    hub, codec = Hub(), Counting(JSON)
+    everything = subscribe(hub, "c", "all", codec)
+    filtered: list[list[bytes]] = [[], []]
+    for n, box in enumerate(filtered):
+        hub.add_pending("c", f"f{n}")
+        # Equal filters from different requests: one group, one evaluation per publication.
+        tf = TagsFilter(key="team", cmp="eq", val="eng")
+        hub.activate("c", f"f{n}", push=box.append, codec=codec, tags_filter=tf)
+    eng, sales = Publication(b"1", tags={"team": "eng"}), Publication(b"2", tags={"team": "x"})
+    hub.broadcast_publication("c", eng, SP)
+    hub.broadcast_publication("c", sales, SP)
+    assert codec.calls["pub"] == 2
+    assert everything == [JSON.publication_push("c", p) for p in (eng, sales)]
+    assert filtered == [[JSON.publication_push("c", eng)]] * 2
+    assert hub.remove("c", "f0") is False and hub.remove("c", "f1") is False
+    assert hub.channels() == {"c": 1}
+
+
+def test_a_positioned_filtered_subscriber_is_told_the_offset_of_what_its_filter_drops() -> None:
+    hub, seen = Hub(), []
+    hub.add_pending("c", "p")
+    held = Publication(b"0", offset=1, tags={"team": "x"})
+    hub.broadcast_publication("c", held, StreamPosition(1, "e"))
+
+    def track(data: bytes, offset: int, epoch: str) -> None:
+        seen.append((data, offset, epoch))
+
+    buffered = hub.activate(
+        "c", "p", push=lambda _: None, codec=JSON, tracked=track, tags_filter=ENG
+    )
+    eng = Publication(b"1", offset=2, tags={"team": "eng"})
+    hub.broadcast_publication("c", eng, StreamPosition(2, "e"))
+    hub.broadcast_publication("c", Publication(b"2", offset=3), StreamPosition(3, "e"))
+    assert buffered == [(b"", 1, "e")]
+    assert seen == [(JSON.publication_push("c", eng), 2, "e"), (b"", 3, "e")]
+
+
+def test_an_unencodable_publication_reports_only_filtered_subscribers_it_would_reach() -> None:
+    reported: list[str] = []
+    hub = Hub(on_unencodable=reported.append)
+    for client, tf in (("eng", ENG), ("ops", TagsFilter(key="team", cmp="eq", val="ops"))):
+        hub.add_pending("c", client)
+        hub.activate("c", client, push=lambda _: None, codec=JSON, tags_filter=tf)
+    hub.broadcast_publication("c", Publication(b"\xff", tags={"team": "eng"}), SP)
+    assert reported == ["eng"]

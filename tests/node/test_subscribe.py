@@ -516,7 +516,7 @@ async def test_resubscription_of_one_shard_spares_other_shards(make_harness: Mak
     assert [m["push"]["channel"] for m in conn.messages()] == ["hh:b"]
 
 
-async def test_shared_poll_type_gets_108(make_harness: MakeHarness) -> None:
+async def test_shared_poll_type_in_a_stream_namespace_gets_108(make_harness: MakeHarness) -> None:
     h = await _h(make_harness)
     conn = await h.connect(user="1")
     assert _code(await _sub(conn, "news", type=4)) == 108

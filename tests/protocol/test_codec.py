@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,7 @@ from rotary.protocol.codec import (
     publication_push,
 )
 from rotary.protocol.codes import ErrorCode
+from rotary.protocol.filters import MAX_DEPTH, TOO_DEEP, TagsFilter
 from rotary.protocol.messages import (
     ConnectRequest,
     HistoryRequest,
@@ -80,7 +82,7 @@ def test_framing_or_schema_violations_raise_protocol_violation(frame: bytes) -> 
 
 
 def test_unknown_fields_are_ignored() -> None:
-    frame = b'{"id":3,"subscribe":{"channel":"a","flag":1,"tf":2},"headers":{"x":"y"}}'
+    frame = b'{"id":3,"subscribe":{"channel":"a","flag":1,"novel":2},"headers":{"x":"y"}}'
     [cmd] = decode_frame(frame)
     assert cmd.request == SubscribeRequest(channel="a", flag=1)
 
@@ -272,3 +274,35 @@ def test_requests_stay_immutable() -> None:
         cmd.request.channel = "b"  # type: ignore[misc, union-attr]
     with pytest.raises(AttributeError):
         cmd.id = 2  # type: ignore[misc]
+
+
+def test_a_tags_filter_decodes_into_its_tree() -> None:
+    tf = {"op": "and", "nodes": [{"key": "a", "cmp": "in", "vals": ["x", "y"]}, {"cmp": "nex"}]}
+    [cmd] = decode_frame(orjson.dumps({"id": 3, "subscribe": {"channel": "c", "tf": tf}}))
+    expected = TagsFilter(
+        op="and",
+        nodes=(TagsFilter(key="a", cmp="in", vals=("x", "y")), TagsFilter(cmp="nex")),
+    )
+    assert cmd.request == SubscribeRequest(channel="c", tf=expected)
+
+
+@pytest.mark.parametrize(
+    "tf", ['"eq"', '{"key":1}', '{"vals":"x"}', '{"vals":[1]}', '{"nodes":{}}', '{"nodes":[1]}']
+)
+def test_a_tags_filter_of_the_wrong_shape_is_a_protocol_violation(tf: str) -> None:
+    frame = b'{"id":3,"subscribe":{"channel":"c","tf":' + tf.encode() + b"}}"
+    with pytest.raises(ProtocolViolation):
+        decode_frame(frame)
+
+
+def test_a_tags_filter_deeper_than_the_limit_is_cut_for_the_subscribe_to_refuse() -> None:
+    node: dict[str, object] = {"key": "a", "cmp": "ex"}
+    for _ in range(400):  # 800 levels of JSON: within what the JSON parser accepts
+        node = {"op": "not", "nodes": [node]}
+    frame = json.dumps({"id": 3, "subscribe": {"channel": "c", "tf": node}}).encode()
+    [cmd] = decode_frame(frame)
+    assert isinstance(cmd.request, SubscribeRequest) and cmd.request.tf is not None
+    depth, tf = 1, cmd.request.tf
+    while tf.nodes:
+        depth, tf = depth + 1, tf.nodes[0]
+    assert (depth, tf) == (MAX_DEPTH + 1, TOO_DEEP)

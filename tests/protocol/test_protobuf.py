@@ -17,6 +17,7 @@ from rotary.protocol import codec as json_codec
 from rotary.protocol.base import NotEncodable, ProtocolViolation
 from rotary.protocol.codec import JSON
 from rotary.protocol.codes import ErrorCode
+from rotary.protocol.filters import MAX_DEPTH, TOO_DEEP
 from rotary.protocol.messages import (
     NO_SUBS,
     Command,
@@ -420,3 +421,42 @@ def test_subscribe_type_and_flag_decode_from_protobuf() -> None:
     command = pb.Command(id=7).SerializeToString() + b"\x2a" + bytes([len(body)]) + body
     [cmd] = PROTOBUF.decode_frame(bytes([len(command)]) + command)
     assert cmd == Command(7, "subscribe", SubscribeRequest("c", flag=2, type=4))
+
+
+def test_a_tags_filter_from_the_official_schema_decodes_as_its_json_form() -> None:
+    tf = {"op": "or", "nodes": [{"key": "a", "cmp": "nin", "vals": ["x", "é"]}, {"cmp": "ex"}]}
+    node = pb.FilterNode(
+        op="or",
+        nodes=[pb.FilterNode(key="a", cmp="nin", vals=["x", "é"]), pb.FilterNode(cmp="ex")],
+    )
+    [cmd] = PROTOBUF.decode_frame(
+        delimited(pb.Command(id=4, subscribe=pb.SubscribeRequest(channel="c", tf=node)))
+    )
+    [as_json] = JSON.decode_frame(orjson.dumps({"id": 4, "subscribe": {"channel": "c", "tf": tf}}))
+    assert cmd == as_json
+    assert isinstance(cmd.request, SubscribeRequest) and cmd.request.tf is not None
+
+
+def test_a_tags_filter_deeper_than_the_limit_is_cut_in_protobuf_too() -> None:
+    node = pb.FilterNode(key="a", cmp="ex")
+    for _ in range(60):  # the oracle itself refuses about 100 levels
+        node = pb.FilterNode(op="not", nodes=[node])
+    frame = delimited(pb.Command(id=4, subscribe=pb.SubscribeRequest(channel="c", tf=node)))
+    [cmd] = PROTOBUF.decode_frame(frame)
+    assert isinstance(cmd.request, SubscribeRequest) and cmd.request.tf is not None
+    depth, tf = 1, cmd.request.tf
+    while tf.nodes:
+        depth, tf = depth + 1, tf.nodes[0]
+    assert (depth, tf) == (MAX_DEPTH + 1, TOO_DEEP)
+
+
+def test_publish_debounce_is_field_19_of_the_subscribe_result() -> None:
+    # The oracle's schema predates `publish_debounce` (19): the protobuf package keeps it as
+    # an unknown field, read back here from the serialized form it preserves.
+    reply = pb.Reply()
+    reply.ParseFromString(
+        split_frame(PROTOBUF.encode_reply(5, "subscribe", {"publish_debounce": 300}))[0]
+    )
+    assert reply.subscribe.SerializeToString() == b"\x98\x01" + bytes([0xAC, 0x02])
+    as_json = orjson.loads(JSON.encode_reply(5, "subscribe", {"publish_debounce": 300}))
+    assert as_json["subscribe"] == {"publish_debounce": 300}

@@ -195,6 +195,11 @@ class SdkDriver(abc.ABC):
         """The SDK's `presence()` of a subscription: client id → ClientInfo fields (snake)."""
 
     @abc.abstractmethod
+    async def history(self, channel: str, limit: int) -> dict[str, Any]:
+        """The SDK's `history()` of a subscription with `limit`: ``offset``, ``epoch`` and
+        ``publications`` (each ``data`` and ``offset``)."""
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Disconnect and release every resource (process, tasks)."""
 
@@ -499,6 +504,13 @@ class PythonSdkDriver(SdkDriver):
     async def presence(self, channel: str) -> dict[str, dict[str, Any]]:
         result = await self._subs[channel].presence()
         return {cid: _client_info(info) for cid, info in result.clients.items()}
+
+    async def history(self, channel: str, limit: int) -> dict[str, Any]:
+        result = await self._subs[channel].history(limit=limit)
+        publications = [
+            {"data": _plain(p.data), "offset": p.offset or 0} for p in result.publications
+        ]
+        return {"offset": result.offset, "epoch": result.epoch, "publications": publications}
 
     async def close(self) -> None:
         try:

@@ -26,13 +26,13 @@ __all__ = [
 MAP_MODES = ("ephemeral", "recoverable", "persistent")
 
 #: Values of ``subscription_type`` Rotary accepts ("" is ``stream``).
-SUBSCRIPTION_TYPES = ("", "stream", "map", "map_clients", "map_users")
+SUBSCRIPTION_TYPES = ("", "stream", "map", "map_clients", "map_users", "shared_poll")
 
 #: The map types: plain maps and the two presence maps.
 MAP_TYPES = ("map", "map_clients", "map_users")
 
 #: Types Centrifugo knows that Rotary refuses at start-up rather than serve half-way.
-_UNSUPPORTED_TYPES = ("shared_poll",)
+_UNSUPPORTED_TYPES: tuple[str, ...] = ()
 
 _DEFAULT_STREAM_SIZE = 100
 _DEFAULT_STREAM_TTL = 60.0
@@ -110,7 +110,12 @@ def map_problems(options: ChannelOptions) -> list[tuple[str, str]]:
     if o.subscription_type in _UNSUPPORTED_TYPES:
         return [("subscription_type", f"{o.subscription_type!r} is not supported by Rotary yet")]
     if o.subscription_type not in SUBSCRIPTION_TYPES:
-        return [("subscription_type", 'must be "stream", "map", "map_clients" or "map_users"')]
+        return [
+            (
+                "subscription_type",
+                'must be "stream", "map", "map_clients", "map_users" or "shared_poll"',
+            )
+        ]
     if o.map_mode and o.map_mode not in MAP_MODES:
         return [("map_mode", 'must be "ephemeral", "recoverable" or "persistent"')]
     if o.subscription_type in MAP_TYPES and not o.map_mode:

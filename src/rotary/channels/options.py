@@ -45,6 +45,11 @@ class ChannelOptions:
     #: Delta compression types a subscriber may negotiate (only ``fossil`` exists).
     allowed_delta_types: tuple[str, ...] = ()
     delta_publish: bool = False
+    #: Subscribers may send a tags filter (docs/channels.md "Tags filters").
+    allow_tags_filter: bool = False
+    #: Seconds the SDKs wait to coalesce a subscriber's publications (the subscribe result's
+    #: ``publish_debounce``); 0: no debouncing.
+    client_publish_debounce_interval: float = 0.0
     #: Subscribe, publish and sub_refresh of these channels go to the proxy of that kind
     #: (v5 ``proxy_subscribe``…, v6 ``subscribe_proxy_enabled``…; docs/backend.md).
     proxy_subscribe: bool = False
@@ -77,6 +82,15 @@ class ChannelOptions:
     #: ``<prefix><channel>`` (client ids, or user ids), a namespace of type map_clients/users.
     map_clients_presence_channel_prefix: str = ""
     map_users_presence_channel_prefix: str = ""
+    #: The ``shared_poll`` group (v6 ``shared_poll.proxy_name`` …; docs/shared-poll.md).
+    shared_poll_proxy_name: str = ""
+    shared_poll_mode: str = ""
+    shared_poll_refresh_interval: float = 0.0
+    shared_poll_refresh_batch_size: int = 0
+    shared_poll_max_keys_per_connection: int = 0
+    shared_poll_channel_shutdown_delay: float = 0.0
+    shared_poll_track_expired_extra_delay: float = 0.0
+    shared_poll_publish_enabled: bool = False
 
     @property
     def history_enabled(self) -> bool:

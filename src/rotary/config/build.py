@@ -12,9 +12,11 @@ from rotary.channels.options import ChannelOptions, ChannelSettings, Namespace
 from rotary.config.keys import (
     MAP_OPTION_PREFIX,
     NAMESPACE_OPTION_KINDS,
+    POLL_OPTION_PREFIX,
     PROXY_OPTION_ALIASES,
     PROXY_OPTIONS,
     Key,
+    Kind,
 )
 from rotary.config.model import (
     ENDPOINTS,
@@ -27,6 +29,8 @@ from rotary.config.model import (
     LogSettings,
     RedisSettings,
     ServerSettings,
+    SharedPollSettings,
+    UniSettings,
     WebSocketSettings,
 )
 from rotary.config.validate import Labels, validate
@@ -35,17 +39,19 @@ from rotary.proxy.settings import PROXY_KINDS, ProxyEndpoint, ProxySettings
 
 __all__ = ["LACKING_OPTIONS", "LACKING_TYPES", "build_config"]
 
-#: Namespace options of Centrifugo features Rotary lacks → what is missing. Ignoring each
-#: keeps Rotary's behaviour honest: publications are not debounced, and a subscribe asking
-#: for a tags filter is treated as in a namespace that does not allow one.
-LACKING_OPTIONS = {
-    "client_publish_debounce_interval": "client publication debouncing",
-    "allow_tags_filter": "tags filters",
-    "shared_poll": "shared poll subscriptions",
-}
+#: Namespace options of Centrifugo features Rotary lacks → what is missing.
+LACKING_OPTIONS: dict[str, str] = {}
 
 #: Subscription types Rotary lacks: namespaces of these types are left out.
-LACKING_TYPES = ("shared_poll",)
+LACKING_TYPES: tuple[str, ...] = ()
+
+#: Fields of a named proxy Rotary reads; the others (gRPC, TLS, static headers…) are ignored.
+_NAMED_PROXY_FIELDS: dict[str, Kind] = {
+    "endpoint": "str",
+    "timeout": "duration",
+    "http_headers": "strs",
+    "include_connection_meta": "bool",
+}
 
 
 def build_config(
@@ -55,7 +61,7 @@ def build_config(
 
     The Config is meaningful only when the problem list is empty; keys whose values do not
     fit keep their defaults so that later checks still run and report their own problems.
-    Namespace settings of features Rotary lacks (`LACKING_OPTIONS`, shared poll namespaces)
+    Namespace settings of features Rotary lacks (`LACKING_OPTIONS`, `LACKING_TYPES`)
     are left out, each with a line in `ignored`.
     """
     ignored = [] if ignored is None else ignored
@@ -70,6 +76,11 @@ def build_config(
             continue
         if key.kind == "namespaces":
             value = _namespaces(value, raw.label, labels, problems, ignored)
+        elif key.kind == "proxies":
+            value = _named_proxies(value, raw.label, problems, ignored)
+        if key.dest.startswith("ignored.") and value:
+            # Set to anything but its zero value: the user expects an effect there is not.
+            ignored.append(f"{raw.label}: accepted and ignored, it has no effect in Rotary")
         typed[key.dest] = value
         labels[key.dest] = raw.label
     config = _assemble(typed)
@@ -89,11 +100,40 @@ def _namespaces(
         where = f"{label}.{name}"
         if _raw_text(item.get("subscription_type")) in LACKING_TYPES:
             # Left out rather than served as another type: its channels then get error 102.
-            ignored.append(f"{where}: left out, Rotary has no shared poll subscriptions")
+            ignored.append(f"{where}: left out, Rotary has no subscriptions of this type")
             continue
         labels.setdefault(f"ns:{name}", where)
         result.append(Namespace(name, _options(item, where, problems, ignored)))
     return tuple(result)
+
+
+def _named_proxies(
+    items: Any, label: str, problems: list[str], ignored: list[str]
+) -> tuple[tuple[str, ProxyEndpoint], ...]:
+    """The ``proxies`` list as (name, endpoint) pairs; fields Rotary lacks are ignored."""
+    result: dict[str, ProxyEndpoint] = {}
+    for index, item in enumerate(items):
+        name = item.get("name")
+        where = f"{label}[{index}]"
+        if not isinstance(name, str) or not name:
+            problems.append(f"{where}.name: every proxy needs a name (a string)")
+            continue
+        if name in result:
+            problems.append(f"{where}.name: duplicate proxy name {name!r}")
+        values: dict[str, Any] = {}
+        for field_name, value in item.items():
+            kind = _NAMED_PROXY_FIELDS.get(field_name)
+            if field_name == "name" or value is None:
+                continue
+            if kind is None:
+                ignored.append(f"{where}.{field_name}: ignored, Rotary's proxies are plain HTTP")
+                continue
+            try:
+                values[field_name] = convert(kind, Raw(value, f"{where}.{field_name}"))
+            except ValueError as exc:
+                problems.append(f"{where}.{field_name}: {exc}")
+        result[name] = ProxyEndpoint(**values)
+    return tuple(result.items())
 
 
 def _raw_text(value: object) -> object:
@@ -107,6 +147,9 @@ def _flatten_map(item: Mapping[str, object], where: str) -> list[tuple[str, obje
     for name, value in item.items():
         if name == "map" and isinstance(value, Mapping):  # Centrifugo's group → map_<option>
             flat += [(f"{MAP_OPTION_PREFIX}{k}", v, f"{where}.map.{k}") for k, v in value.items()]
+        elif name == "shared_poll" and isinstance(value, Mapping):
+            prefix, at = POLL_OPTION_PREFIX, f"{where}.shared_poll"
+            flat += [(f"{prefix}{k}", v, f"{at}.{k}") for k, v in value.items()]
         else:
             flat.append((name, value, f"{where}.{name}"))
     return flat
@@ -185,10 +228,12 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
         client=ClientSettings(**_group(typed, "client.")),
         api=ApiSettings(**_group(typed, "api.")),
         websocket=WebSocketSettings(**_group(typed, "websocket.")),
+        uni=UniSettings(**_group(typed, "uni.")),
         server=ServerSettings(**_group(typed, "server.")),
         engine=engine,
         log=LogSettings(**_group(typed, "log.")),
         proxy=_proxy(typed),
+        shared_poll=SharedPollSettings(**_group(typed, "shared_poll.")),
         admin=AdminSettings(**_group(typed, "admin.")),
     )
 

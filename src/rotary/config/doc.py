@@ -61,6 +61,7 @@ ROTARY_ONLY = frozenset(
         "proxy_rpc_enabled",
         "admin_insecure_allow_remote",
         "admin_token_ttl",
+        "websocket_send_buffer_size",
     }
 )
 
@@ -79,6 +80,7 @@ SECTIONS = (
     "Logging and metrics",
     "Admin web UI",
     "Proxy",
+    "Shared poll",
 )
 
 # Destination prefix → section; the first match wins, and its position orders keys within
@@ -88,6 +90,7 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("auth.subscription_enabled", SECTIONS[1]),
     ("auth.subscription.", SECTIONS[1]),
     ("auth.", SECTIONS[0]),
+    ("client.connect_code_to_unidirectional_disconnect", SECTIONS[7]),
     ("client.", SECTIONS[2]),
     ("channels.without_namespace.", SECTIONS[4]),
     ("channels.", SECTIONS[3]),
@@ -97,15 +100,24 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("sse.", SECTIONS[7]),
     ("emulation.", SECTIONS[7]),
     ("uni_", SECTIONS[7]),
+    ("uni.", SECTIONS[7]),
+    ("ignored.uni_", SECTIONS[7]),
     ("server.prometheus", SECTIONS[10]),
     ("server.", SECTIONS[8]),
     ("engine.", SECTIONS[9]),
     ("log.", SECTIONS[10]),
     ("admin.", SECTIONS[11]),
+    ("proxy.named", SECTIONS[13]),
     ("proxy.", SECTIONS[12]),
+    ("shared_poll.", SECTIONS[13]),
 )
 
 _SECTION_NOTES = {
+    SECTIONS[13]: (
+        "Shared poll channels (docs/shared-poll.md): the secret that signs tracked keys, and "
+        "the named proxies the namespaces' `shared_poll.proxy_name` point at. Centrifugo v5 "
+        "had no shared poll: the flat names are Rotary's."
+    ),
     SECTIONS[7]: (
         "Each transport is off until its `enabled` key (v5: the bare boolean, `http_stream`, "
         "`sse`, `uni_websocket`, …) is true; the emulation endpoint is served whenever "
@@ -139,8 +151,11 @@ _KIND_WORDS: dict[Kind, str] = {
     "strs": "list of strings",
     "addrs": "addresses",
     "namespaces": "list of namespaces",
+    "proxies": "list of proxies",
     "unix": "Unix seconds",
     "ignored": "any",
+    "code_to_http": "transforms to HTTP answers",
+    "code_to_disconnect": "transforms to disconnects",
 }
 
 #: A short v5 (flat) file; it loads to the same `Config` as `EXAMPLE_V6`.

@@ -23,6 +23,7 @@ __all__ = [
     "NAMED_LISTS",
     "NAMESPACE_OPTION_KINDS",
     "OTHER_ENV_NAMES",
+    "POLL_OPTION_PREFIX",
     "PROXY_OPTIONS",
     "PROXY_OPTION_ALIASES",
     "Key",
@@ -36,7 +37,19 @@ __all__ = [
 ]
 
 Kind = Literal[
-    "bool", "int", "port", "str", "duration", "strs", "addrs", "namespaces", "unix", "ignored"
+    "bool",
+    "int",
+    "port",
+    "str",
+    "duration",
+    "strs",
+    "addrs",
+    "namespaces",
+    "proxies",
+    "unix",
+    "ignored",
+    "code_to_http",
+    "code_to_disconnect",
 ]
 
 #: Lowest precedence first: ``ROTARY_`` beats ``CENTRIFUGO_``.
@@ -98,6 +111,8 @@ def name_for_env(name: str) -> str:
 
 #: Channel options named ``map_<x>`` are Centrifugo's ``map: {<x>: …}`` group of a namespace.
 MAP_OPTION_PREFIX = "map_"
+#: Channel options named ``shared_poll_<x>`` are its ``shared_poll: {<x>: …}`` group.
+POLL_OPTION_PREFIX = "shared_poll_"
 
 #: v6 names of the namespace proxy switches → Rotary's field (the v5 name).
 PROXY_OPTION_ALIASES = {
@@ -117,6 +132,20 @@ PROXY_OPTIONS = frozenset(
             for kind in ("subscribe", "publish", "sub_refresh", "subscribe_stream")
         ),
     ]
+)
+
+_IGNORED: Kind = "ignored"
+_CODE_TO_HTTP: Kind = "code_to_http"
+#: Keys of Centrifugo's ``uni_websocket`` that tune Go's sockets or turn on permessage-deflate:
+#: accepted and without effect in Rotary (docs/differences.md).
+_UNI_WEBSOCKET_IGNORED = (
+    "compression",
+    "compression_min_size",
+    "compression_level",
+    "decompressed_message_size_limit",
+    "read_buffer_size",
+    "write_buffer_size",
+    "use_write_buffer_pool",
 )
 
 # fmt: off
@@ -194,6 +223,17 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("global_history_meta_ttl", "channel.history_meta_ttl", "duration",
      "channels.history_meta_ttl"),
     ("namespaces", "channel.namespaces", "namespaces", "channels.namespaces"),
+    # shared poll channels (v6 only: the flat names are Rotary's) and the named proxies
+    ("shared_poll_hmac_secret_key", "shared_poll.hmac_secret_key", "str",
+     "shared_poll.hmac_secret_key"),
+    ("shared_poll_hmac_previous_secret_key", "shared_poll.hmac_previous_secret_key", "str",
+     "shared_poll.hmac_previous_secret_key"),
+    ("shared_poll_hmac_previous_secret_key_valid_until",
+     "shared_poll.hmac_previous_secret_key_valid_until", "unix",
+     "shared_poll.hmac_previous_secret_key_valid_until"),
+    ("shared_poll_concurrency_limit", "shared_poll.concurrency_limit", "int",
+     "shared_poll.concurrency_limit"),
+    ("proxies", "", "proxies", "proxy.named"),
     # server API and WebSocket
     ("api_key", "http_api.key", "str", "api.key"),
     ("api_insecure", "http_api.insecure", "bool", "api.insecure"),
@@ -204,6 +244,8 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("websocket_message_size_limit", "websocket.message_size_limit", "int",
      "websocket.message_size_limit"),
     ("websocket_write_timeout", "websocket.write_timeout", "duration", "websocket.write_timeout"),
+    ("websocket_send_buffer_size", "websocket.send_buffer_size", "int",
+     "websocket.send_buffer_size"),
     # HTTP-streaming, SSE, emulation and unidirectional transports (docs/transports.md)
     *(row for name in ("http_stream", "sse", "uni_sse", "uni_http_stream")
       for row in ((name, f"{name}.enabled", "bool", f"{name}.enabled"),
@@ -219,6 +261,24 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
      "uni_websocket.handler_prefix"),
     ("uni_websocket_message_size_limit", "uni_websocket.message_size_limit", "int",
      "uni_websocket.size_limit"),
+    ("uni_websocket_join_push_messages", "uni_websocket.join_push_messages", "bool",
+     "uni.websocket_join_push_messages"),
+    ("uni_websocket_disable_disconnect_push", "uni_websocket.disable_disconnect_push", "bool",
+     "uni.websocket_disable_disconnect_push"),
+    ("uni_websocket_disable_closing_handshake", "uni_websocket.disable_closing_handshake",
+     "bool", "uni.websocket_disable_closing_handshake"),
+    ("uni_websocket_write_timeout", "uni_websocket.write_timeout", "duration",
+     "uni.websocket_write_timeout"),
+    # Go's socket tuning and permessage-deflate: accepted, without effect (docs/transports.md)
+    *((f"uni_websocket_{name}", f"uni_websocket.{name}", _IGNORED, f"ignored.uni_{name}")
+      for name in _UNI_WEBSOCKET_IGNORED),
+    *((f"{name}_connect_code_to_http_response", f"{name}.connect_code_to_http_response",
+       kind, f"uni.{name.removeprefix('uni_')}_code_to_http")
+      for name in ("uni_sse", "uni_http_stream")
+      for kind in (_CODE_TO_HTTP,)),
+    ("client_connect_code_to_unidirectional_disconnect",
+     "client.connect_code_to_unidirectional_disconnect", "code_to_disconnect",
+     "client.connect_code_to_unidirectional_disconnect"),
     # server, logging, engine
     ("address", "http_server.address", "str", "server.address"),
     ("port", "http_server.port", "port", "server.port"),
@@ -279,12 +339,54 @@ _ENDPOINT_DESCRIPTIONS: dict[str, str] = {
         "Largest message a unidirectional WebSocket client may send (its connect request), "
         "in bytes; larger closes with code 1009."
     ),
+    "uni_websocket_join_push_messages": (
+        "Put every message written at once into one frame, newline-separated (clients must "
+        "split frames)."
+    ),
+    "uni_websocket_disable_disconnect_push": (
+        "Send no disconnect push before the close frame (which carries the same code and reason)."
+    ),
+    "uni_websocket_disable_closing_handshake": (
+        "End a connection the server closes without a close frame (Centrifugo before v6.5.1)."
+    ),
+    "uni_websocket_write_timeout": (
+        "How long a write or the close handshake of a unidirectional WebSocket may take."
+    ),
+    **{
+        f"uni_websocket_{name}": "Accepted for compatibility and ignored (no compression, "
+        "no Go buffer tuning in Rotary)."
+        for name in _UNI_WEBSOCKET_IGNORED
+    },
+    **{
+        f"{name}_connect_code_to_http_response": (
+            f"Answer a failed connect on {what} with an HTTP status and body instead of a "
+            'stream: {"enabled": true, "transforms": [{"code": 109, "to": {"status_code": '
+            '401, "body": ""}}]} (500 for codes not listed).'
+        )
+        for name, what in (("uni_sse", "uni_sse"), ("uni_http_stream", "uni_http_stream"))
+    },
+    "client_connect_code_to_unidirectional_disconnect": (
+        "Disconnect a unidirectional client whose connect failed with an error code of your "
+        'choice: {"enabled": true, "transforms": [{"code": 103, "to": {"code": 4503, '
+        '"reason": "forbidden"}}]}.'
+    ),
 }
 
 # One line per key, in plain words, for the generated reference (``rotary configdoc``). A key
 # missing here still loads; tests/config/test_doc.py insists that none is missing.
 # fmt: off
 _DESCRIPTIONS: dict[str, str] = {
+    "shared_poll_hmac_secret_key":
+        "HMAC secret that signs the keys clients track in shared poll channels.",
+    "shared_poll_hmac_previous_secret_key":
+        "Previous shared poll secret, still accepted during a rotation.",
+    "shared_poll_hmac_previous_secret_key_valid_until":
+        "Unix time after which signatures issued with the previous shared poll secret are "
+        "refused.",
+    "shared_poll_concurrency_limit": "Most shared poll backend calls at once (0: 64).",
+    "proxies":
+        "Named proxies: a list of objects with name, endpoint, timeout, http_headers and "
+        "include_connection_meta (shared poll channels name one).",
     "allow_anonymous_connect_without_token":
         "Let clients connect without any token; they become anonymous users (empty user id).",
     "client_anonymous":
@@ -406,6 +508,11 @@ _DESCRIPTIONS: dict[str, str] = {
     "websocket_write_timeout":
         "Longest time one write to a client may block before the connection is closed "
         "with 3009; also bounds the close handshake, after which the socket is aborted.",
+    "websocket_send_buffer_size":
+        "Kernel send buffer of each WebSocket connection, in bytes (0: the kernel's "
+        "autotuning, up to net.ipv4.tcp_wmem). Smaller cuts a client that stopped reading "
+        "sooner and bounds the kernel memory it holds, at the cost of throughput to one "
+        "client over long round trips.",
     **_ENDPOINT_DESCRIPTIONS,
     "address":
         "Address to listen on (empty: every interface, IPv4 and IPv6).",
@@ -536,7 +643,30 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "Delta compressions subscribers may negotiate (only fossil; see docs/features-6.9.md).",
     "delta_publish":
         "Allow delta compression of every publication, as the API's delta flag does for one.",
-    "subscription_type": "stream (default) or map: what a subscription to these channels is.",
+    "allow_tags_filter":
+        "Subscribers may send a tags filter and receive only the publications it passes.",
+    "client_publish_debounce_interval":
+        "Tell the SDKs to coalesce a subscriber's publications to the channel over this "
+        "interval (0s: none).",
+    "subscription_type":
+        "stream (default), map, map_clients, map_users or shared_poll: what a subscription "
+        "to these channels is.",
+    "shared_poll_proxy_name":
+        "Shared poll channels: the proxy of the proxies list their items are polled from.",
+    "shared_poll_mode":
+        "Shared poll channels: versionless (default; versions counted by Rotary) or versioned "
+        "(the backend's versions).",
+    "shared_poll_refresh_interval": "Shared poll channels: time between two polls (0s: 10s).",
+    "shared_poll_refresh_batch_size": "Shared poll channels: most keys in one poll (0: 1000).",
+    "shared_poll_max_keys_per_connection":
+        "Shared poll channels: most keys one connection may track (0: 5000).",
+    "shared_poll_channel_shutdown_delay":
+        "Shared poll channels: how long a channel nobody tracks keeps its state (0s: 1s).",
+    "shared_poll_track_expired_extra_delay":
+        "Shared poll channels: how long a key stays tracked after its signature expired "
+        "(0s: 25s).",
+    "shared_poll_publish_enabled":
+        "Shared poll channels: publishing into them (not supported by Rotary: must stay false).",
     "map_mode":
         "Map channels: ephemeral (no stream), recoverable (stream, keys expire) or "
         "persistent (stream, keys never expire).",
@@ -621,6 +751,8 @@ def _option_v6(name: str) -> str:
     """The v6 path of a top-level channel option; the ``map_*`` ones live in its map group."""
     if name.startswith(MAP_OPTION_PREFIX) and not name.endswith("_presence_channel_prefix"):
         return f"channel.without_namespace.map.{name.removeprefix(MAP_OPTION_PREFIX)}"
+    if name.startswith(POLL_OPTION_PREFIX):
+        return f"channel.without_namespace.shared_poll.{name.removeprefix(POLL_OPTION_PREFIX)}"
     return f"channel.without_namespace.{_V6_OPTION_NAMES.get(name, name)}"
 
 

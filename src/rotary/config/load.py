@@ -66,13 +66,9 @@ _NOT_OURS = re.compile(r"^(CENTRIFUGO|ROTARY)(?:_[A-Z0-9_]+)?_(PORT|SERVICE_)|^C
 
 _Layer = dict[str, tuple[Key, Raw]]
 
-#: Top-level sections of Centrifugo features Rotary lacks → what is missing. Both only serve
-#: shared poll subscriptions here (their namespaces are left out, see `build_config`), so
-#: ignoring them cannot make Rotary pretend to do something it does not.
-LACKING_SECTIONS = {
-    "shared_poll": "shared poll subscriptions",
-    "proxies": "named proxies (they serve shared poll and granular proxy mode)",
-}
+#: Top-level sections of Centrifugo features Rotary lacks → what is missing; each is ignored
+#: with a warning (none at present).
+LACKING_SECTIONS: dict[str, str] = {}
 
 
 def load_config(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from rotary.auth.settings import AuthSettings
 from rotary.channels.options import ChannelSettings
+from rotary.protocol.codes import CodeTransform
 from rotary.proxy.settings import ProxySettings
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "LogSettings",
     "RedisSettings",
     "ServerSettings",
+    "SharedPollSettings",
+    "UniSettings",
     "WebSocketSettings",
 ]
 
@@ -64,6 +67,10 @@ class ClientSettings:
     #: disconnect 3509.
     error_limit: int = 0
     error_limit_interval: float = 60.0
+    #: Connect error code → disconnect of a unidirectional client (v5
+    #: ``client_connect_code_to_unidirectional_disconnect``, v6
+    #: ``client.connect_code_to_unidirectional_disconnect``); empty when not enabled.
+    connect_code_to_unidirectional_disconnect: tuple[CodeTransform, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,10 @@ class WebSocketSettings:
     handler_prefix: str = "/connection/websocket"
     message_size_limit: int = 65536
     write_timeout: float = 1.0
+    #: Bytes of the kernel's send buffer of each WebSocket connection (SO_SNDBUF; Rotary's
+    #: own key, v5 ``websocket_send_buffer_size``, v6 ``websocket.send_buffer_size``); 0
+    #: leaves it to the kernel's autotuning, which lets it grow to ``net.ipv4.tcp_wmem``.
+    send_buffer_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +127,24 @@ class EndpointSettings:
     enabled: bool = False
     handler_prefix: str = ""
     size_limit: int = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class UniSettings:
+    """Options of the unidirectional transports beyond their endpoints (docs/transports.md).
+
+    The ``websocket_*`` fields are v5 ``uni_websocket_*`` / v6 ``uni_websocket.*``. A
+    ``*_code_to_http`` field is None unless ``<name>.connect_code_to_http_response`` is
+    enabled; then a failed connect is answered with the first transform for its code (an
+    HTTP status and body) instead of a stream, and with 500 when none matches.
+    """
+
+    websocket_join_push_messages: bool = False
+    websocket_disable_disconnect_push: bool = False
+    websocket_disable_closing_handshake: bool = False
+    websocket_write_timeout: float = 1.0
+    sse_code_to_http: tuple[CodeTransform, ...] | None = None
+    http_stream_code_to_http: tuple[CodeTransform, ...] | None = None
 
 
 #: Config fields holding one HTTP-streaming, SSE, emulation or unidirectional endpoint.
@@ -193,6 +222,16 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedPollSettings:
+    """The top-level ``shared_poll`` section (docs/shared-poll.md)."""
+
+    hmac_secret_key: str = ""
+    hmac_previous_secret_key: str = ""
+    hmac_previous_secret_key_valid_until: int = 0
+    concurrency_limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. Built once, validated, then only read."""
 
@@ -213,8 +252,10 @@ class Config:
     uni_http_stream: EndpointSettings = field(
         default_factory=lambda: _endpoint("/connection/uni_http_stream")
     )
+    uni: UniSettings = field(default_factory=UniSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     log: LogSettings = field(default_factory=LogSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    shared_poll: SharedPollSettings = field(default_factory=SharedPollSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)

@@ -10,6 +10,7 @@ from rotary.auth.settings import TokenSettings
 from rotary.channels.maps import map_problems, presence_prefix_problems
 from rotary.channels.options import ChannelOptions, ChannelSettings
 from rotary.channels.resolver import NAMESPACE_NAME_PATTERN
+from rotary.channels.shared_poll import poll_problems
 from rotary.config.durations import format_duration
 from rotary.config.keys import KEYS
 from rotary.config.model import ENDPOINTS, Config
@@ -53,8 +54,30 @@ def validate(config: Config, label: Labels) -> list[str]:
     problems += _client_problems(config, label)
     problems += _channel_problems(config.channels, label)
     problems += _misc_problems(config, label)
+    problems += _websocket_problems(config, label)
     problems += _proxy_problems(config, label)
+    problems += _shared_poll_problems(config, label)
     problems += _admin_problems(config, label)
+    return problems
+
+
+def _shared_poll_problems(config: Config, label: Labels) -> list[str]:
+    """Shared poll namespaces need the secret and a proxy of the ``proxies`` list."""
+    channels = config.channels
+    names = frozenset(name for name, _ in config.proxy.named)
+    secret = bool(config.shared_poll.hmac_secret_key)
+    groups: list[tuple[_At, ChannelOptions]] = [
+        (_under(label("channels.without_namespace")), channels.without_namespace)
+    ]
+    groups += [(_under(label(f"ns:{ns.name}")), ns.options) for ns in channels.namespaces]
+    problems = [
+        f"{at(name)}: {text}"
+        for at, options in groups
+        for name, text in poll_problems(options, proxy_names=names, has_secret=secret)
+    ]
+    for name, proxy in config.proxy.named:
+        if not proxy.endpoint.startswith(("http://", "https://")):
+            problems.append(f"{label('proxy.named')}.{name}.endpoint: must be an http(s) URL")
     return problems
 
 
@@ -170,6 +193,12 @@ def _options_problems(at: _At, options: ChannelOptions, global_meta_ttl: float) 
         problems.append(f"{at('history_size')}: must not be negative")
     problems += [f"{at(name)}: {text}" for name, text in map_problems(options)]
     return problems
+
+
+def _websocket_problems(config: Config, label: Labels) -> list[str]:
+    if config.websocket.send_buffer_size < 0:
+        return [f"{label('websocket.send_buffer_size')}: must not be negative"]
+    return []
 
 
 def _misc_problems(config: Config, label: Labels) -> list[str]:

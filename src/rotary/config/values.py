@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from rotary.config.durations import parse_duration
 from rotary.config.keys import Kind
+from rotary.config.transforms import code_to_disconnect, code_to_http
 
 __all__ = ["Raw", "convert", "is_sensitive"]
 
@@ -84,8 +85,13 @@ def _from_text(kind: Kind, text: str) -> object:
             return int(text.strip())
         except ValueError:
             raise _Mismatch("an integer", text, repr(text)) from None
-    if kind in ("strs", "addrs", "namespaces"):
+    if kind in ("strs", "addrs", "namespaces", "proxies"):
         return _text_list(kind, text)
+    if kind in ("code_to_http", "code_to_disconnect"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expected a JSON object: {exc}") from None
     return text
 
 
@@ -160,6 +166,12 @@ def _namespaces(value: object) -> list[Mapping[str, object]]:
     raise _Mismatch("a list of namespace objects", value)
 
 
+def _proxies(value: object) -> list[Mapping[str, object]]:
+    if isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
+        return value
+    raise _Mismatch("a list of proxy objects", value)
+
+
 def _show(value: object) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -194,5 +206,8 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "strs": _strs,
     "addrs": _addrs,
     "namespaces": _namespaces,
+    "proxies": _proxies,
     "ignored": _any,
+    "code_to_http": code_to_http,
+    "code_to_disconnect": code_to_disconnect,
 }

@@ -11,13 +11,13 @@ tests/node/test_layers.py reads the list below and holds every import of the pac
 a new module gets a line here before it can be imported.
 
     1. state, scheduler, outbox, subscription, auth, ratelimit, map_delta
-    2. proxy, delta, cluster, emulation, maps
+    2. proxy, delta, cluster, emulation, maps, shared_poll
     3. hub
     4. contracts
-    5. ending, map_flows
+    5. ending, map_flows, tags
     6. revocation, single_connection, map_publish
     7. subscribe, commands
-    8. map_subscribe, connect, position
+    8. map_subscribe, poll_commands, connect, position
     9. control
     10. client
     11. node

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from rotary.engines.base import ClientInfo
 from rotary.engines.revocation import TokenIdentity
-from rotary.node import commands, connect, map_subscribe, subscribe
+from rotary.node import commands, connect, map_subscribe, poll_commands, subscribe
 from rotary.node.contracts import NodeServices
 from rotary.node.ending import remove_subscription
 from rotary.node.outbox import Outbox, Transport
@@ -41,10 +41,13 @@ from rotary.protocol.codes import (
     unidirectional_disconnect,
 )
 from rotary.protocol.messages import (
+    SUB_REFRESH_TRACK,
+    SUB_REFRESH_UNTRACK,
     TYPE_MAP,
     TYPE_SHARED_POLL,
     Command,
     Request,
+    SubRefreshRequest,
     SubscribeRequest,
 )
 
@@ -80,6 +83,7 @@ class ClientSession:
     application pings and no ``ping``/``pong`` in the connect result. `codec` is the wire
     format the transport chose; nothing else in the node knows it. `mode` says how the
     client talks (`Mode`); an emulated or unidirectional session has a `session_id` too.
+    `write_timeout` (None: the node's) bounds each write of its outbox.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class ClientSession:
         codec: Codec = JSON,
         mode: Mode = Mode.BIDIRECTIONAL,
         session_id: str = "",
+        write_timeout: float | None = None,
     ) -> None:
         self.node = node
         self.id = client_id
@@ -116,11 +121,15 @@ class ClientSession:
         self._subscribing: set[str] | None = None
         self._releasing: set[Subscription] | None = None
         self.disconnect_reason: Disconnect | None = None
+        #: Why a unidirectional connect failed, as (code, text): the error's code and message,
+        #: or the disconnect's when the failure was one (docs/transports.md "Connect errors as
+        #: HTTP answers"). None until then.
+        self.connect_refusal: tuple[int, str] | None = None
         settings = node.settings
         self.outbox = Outbox(
             transport,
             max_size=settings.queue_max_size,
-            write_timeout=node.write_timeout,
+            write_timeout=node.write_timeout if write_timeout is None else write_timeout,
             on_failure=self._on_write_failure,
             join=codec.join_frame,
         )
@@ -207,6 +216,8 @@ class ClientSession:
         except CommandError as exc:
             self._reply_error(cmd_id, method, exc)
         except DisconnectError as exc:
+            if self.mode is Mode.UNIDIRECTIONAL:
+                self.connect_refusal = (exc.disconnect.code, exc.disconnect.reason)
             self.disconnect(exc.disconnect)
         except ProtocolViolation as exc:
             self._violation(str(exc))
@@ -224,7 +235,9 @@ class ClientSession:
         if self.mode is Mode.UNIDIRECTIONAL:
             # Its client reads no replies: the error ends the connection instead.
             _log.info("client %s: connect refused with %d", self.id, exc.error.code)
-            self.disconnect(unidirectional_disconnect(exc.error))
+            self.connect_refusal = (exc.error.code, exc.error.message)
+            transforms = self.node.settings.connect_code_to_unidirectional_disconnect
+            self.disconnect(unidirectional_disconnect(exc.error, transforms))
             return
         self.push(self.codec.encode_error(cmd_id, exc.error))
         if self._limits is not None and not self._limits.allow_error():
@@ -454,6 +467,7 @@ class ClientSession:
         if self.state is not State.CONNECTED:
             return
         self.spawn(subscribe.check_subscriptions(self))
+        poll_commands.expire_tracked(self)
         self._schedule("periodic", self.node.settings.presence_update_interval)
 
 
@@ -468,11 +482,25 @@ _TIMER_OPS: dict[str, Callable[[ClientSession], None]] = {
 
 
 async def _subscribe(s: ClientSession, cmd_id: int, req: SubscribeRequest) -> None:
-    """Route a subscribe: the map types run the map flow, every other type the plain one."""
+    """Route a subscribe: the map types run the map flow, shared poll its own, every other
+    type the plain one."""
+    poll_commands.check_type(s, req)
     if TYPE_MAP <= req.type < TYPE_SHARED_POLL:  # map, client presence map, user presence map
         await map_subscribe.handle_map_subscribe(s, cmd_id, req)
+    elif req.type == TYPE_SHARED_POLL:
+        await poll_commands.handle_subscribe(s, cmd_id, req)
     else:
         await subscribe.handle_subscribe(s, cmd_id, req)
+
+
+async def _sub_refresh(
+    s: ClientSession, cmd_id: int, req: SubRefreshRequest
+) -> dict[str, Any] | None:
+    """Route a sub_refresh: track and untrack of shared poll subscriptions, else a token."""
+    keyed = req.type in (SUB_REFRESH_TRACK, SUB_REFRESH_UNTRACK)
+    if keyed and poll_commands.is_keyed(s, req.channel):
+        return await poll_commands.handle_keyed_refresh(s, cmd_id, req)
+    return await subscribe.handle_sub_refresh(s, cmd_id, req)
 
 
 _HANDLERS: dict[str, Handler] = {
@@ -480,7 +508,7 @@ _HANDLERS: dict[str, Handler] = {
     "refresh": connect.handle_refresh,
     "subscribe": _subscribe,
     "unsubscribe": subscribe.handle_unsubscribe,
-    "sub_refresh": subscribe.handle_sub_refresh,
+    "sub_refresh": _sub_refresh,
     "publish": commands.handle_publish,
     "presence": commands.handle_presence,
     "presence_stats": commands.handle_presence_stats,

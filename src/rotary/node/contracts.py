@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from rotary.auth.track_signature import TrackSecrets
     from rotary.channels.resolver import ChannelResolver, ResolvedChannel
     from rotary.clock import Clock
     from rotary.config.model import ClientSettings
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from rotary.node.maps import MapNode
     from rotary.node.proxy import ProxyContext, ProxyHooks
     from rotary.node.scheduler import Scheduler
+    from rotary.node.shared_poll import SharedPollManager
     from rotary.node.state import Mode, State
     from rotary.node.subscription import Subscription
     from rotary.protocol.base import Codec
@@ -58,6 +60,14 @@ class NodeServices(Protocol):
 
     @property
     def proxy(self) -> ProxyHooks | None: ...
+
+    @property
+    def shared_poll(self) -> SharedPollManager | None:
+        """Shared poll channels (docs/shared-poll.md); None: not configured."""
+
+    @property
+    def track_secrets(self) -> TrackSecrets | None:
+        """The secrets track signatures are checked with; None: none configured."""
 
     @property
     def auth(self) -> Authenticator: ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rotary.node import shared_poll
 from rotary.node.subscription import Subscription
 from rotary.protocol.codes import Unsubscribe
 
@@ -25,6 +26,7 @@ def end_subscription(s: Session, sub: Subscription, unsub: Unsubscribe | None) -
     # Leave the hub at once, so that a resubscribe right after starts from a clean slate.
     s.node.hub.remove(sub.channel, s.id)
     s.node.maps.hub.remove(sub.channel, s.id)
+    shared_poll.release(s.node.shared_poll, s, sub.channel)
     if unsub is not None:
         s.send_unsubscribe(sub.channel, unsub)
     s.releasing.add(sub)
@@ -42,6 +44,7 @@ async def remove_subscription(s: Session, sub: Subscription) -> None:
     node, channel = s.node, sub.channel
     node.hub.remove(channel, s.id)
     node.maps.hub.remove(channel, s.id)
+    shared_poll.release(node.shared_poll, s, channel)
     if node.maps.presence_maps:
         await node.maps.leave_presence(channel, s.id)
     if sub.presence:

@@ -10,7 +10,11 @@ A subscriber goes through two states. While its subscribe is being answered it i
 can be queued first and the buffered publications after it (docs/protocol.md "Connection life
 cycle" rule 5). Then it is
 *active*: plain subscribers get the encoded bytes; *tracked* (positioned) subscribers get
-them through a callback that checks offsets. Active subscribers are grouped by codec; a
+them through a callback that checks offsets. *Filtered* subscribers (a tags filter,
+`rotary.protocol.filters`) are kept apart, grouped by equal filter: each distinct filter is
+evaluated once per publication, and its subscribers get the same encoded bytes when it
+passes, or (positioned ones) an empty delivery that only moves their position when it does
+not. Active subscribers are grouped by codec; a
 publication that a codec cannot carry (bytes that are not JSON, for JSON clients) goes to
 none of that group, each of whom is reported to `on_unencodable` instead (Centrifugo
 disconnects them with 3506). *Delta* subscribers (`rotary.node.delta`) get a `DeltaPush`,
@@ -25,13 +29,16 @@ from dataclasses import dataclass, field
 from rotary.engines.base import ClientInfo, Publication, StreamPosition
 from rotary.node.delta import DeltaDelivery, DeltaPush, Previous, base_for
 from rotary.protocol.base import Codec, NotEncodable
+from rotary.protocol.filters import TagsFilter, matches
 
 __all__ = ["Buffered", "Hub", "TrackedDelivery"]
 
 #: One publication buffered for a pending subscriber: (encoded push, offset, epoch).
 Buffered = tuple[bytes, int, str]
 
-#: Delivery to a positioned subscriber: (encoded push, offset, epoch).
+#: Delivery to a positioned subscriber: (encoded push, offset, epoch). A filtered
+#: subscriber's delivery also gets b"" for a publication its filter drops: the position
+#: moves on, nothing is sent.
 TrackedDelivery = Callable[[bytes, int, str], None]
 
 #: A publication kept for a pending subscriber until it is active and its codec known.
@@ -51,10 +58,27 @@ class _Group:
     tracked: dict[str, TrackedDelivery] = field(default_factory=dict)
     join_leave: dict[str, Callable[[bytes], None]] = field(default_factory=dict)
     delta: dict[str, DeltaDelivery] = field(default_factory=dict)
+    #: Filtered subscribers: filter → client id → delivery; and each one's filter.
+    filtered: dict[TagsFilter, dict[str, TrackedDelivery]] = field(default_factory=dict)
+    filter_of: dict[str, TagsFilter] = field(default_factory=dict)
     next: _Group | None = None
 
     def members(self) -> int:
-        return len(self.plain) + len(self.tracked) + len(self.delta)
+        return len(self.plain) + len(self.tracked) + len(self.delta) + len(self.filter_of)
+
+    def add_filtered(self, client_id: str, tf: TagsFilter, deliver: TrackedDelivery) -> None:
+        self.filtered.setdefault(tf, {})[client_id] = deliver
+        self.filter_of[client_id] = tf
+
+    def remove_filtered(self, client_id: str) -> bool:
+        tf = self.filter_of.pop(client_id, None)
+        if tf is None:
+            return False
+        members = self.filtered[tf]
+        del members[client_id]
+        if not members:
+            del self.filtered[tf]
+        return True
 
 
 @dataclass(slots=True)
@@ -88,6 +112,33 @@ class _Channel(_Group):
         assert last is not None
         last.next = _Group(codec)
         return last.next
+
+
+def _encoded(codec: Codec, channel: str, pub: Publication, tf: TagsFilter | None) -> bytes:
+    """`pub`'s push, or b"" when `tf` drops it (then it is never encoded)."""
+    if tf is not None and not matches(tf, pub.tags):
+        return b""
+    return codec.publication_push(channel, pub)
+
+
+def _untracked(push: Callable[[bytes], None]) -> TrackedDelivery:
+    """The delivery of a filtered subscriber without positioning: dropped ones vanish."""
+
+    def deliver(data: bytes, offset: int, epoch: str) -> None:
+        if data:
+            push(data)
+
+    return deliver
+
+
+def _passing(group: _Group, pub: Publication) -> set[str]:
+    """The filtered subscribers of `group` whose filter lets `pub` through."""
+    return {
+        client_id
+        for tf, members in group.filtered.items()
+        if matches(tf, pub.tags)
+        for client_id in members
+    }
 
 
 def _ignore_unencodable(client_id: str) -> None:
@@ -128,10 +179,12 @@ class Hub:
         tracked: TrackedDelivery | None = None,
         delta: DeltaDelivery | None = None,
         join_leave: bool = False,
+        tags_filter: TagsFilter | None = None,
     ) -> list[Buffered]:
         """Make a pending subscriber active; return what was buffered for it meanwhile,
         encoded with `codec`. A `delta` subscriber is handed what was buffered through
-        `delta` instead (whole: the bases may be gone), and the list is empty.
+        `delta` instead (whole: the bases may be gone), and the list is empty. With a
+        `tags_filter` (never with `delta`), a buffered publication it drops comes back as b"".
 
         Raises `NotEncodable` (and leaves the subscriber pending) when `codec` cannot carry
         a buffered publication.
@@ -143,10 +196,12 @@ class Hub:
                 delta(DeltaPush(channel, pub, None), pub.offset, ep)
             buffered = []
         else:
-            buffered = [(codec.publication_push(channel, p), p.offset, ep) for p, ep in held]
+            buffered = [(_encoded(codec, channel, p, tags_filter), p.offset, ep) for p, ep in held]
         ch.pending.pop(client_id, None)
         group = ch.group_for(codec)
-        if delta is not None:
+        if tags_filter is not None:
+            group.add_filtered(client_id, tags_filter, tracked or _untracked(push))
+        elif delta is not None:
             group.delta[client_id] = delta
         elif tracked is not None:
             group.tracked[client_id] = tracked
@@ -167,7 +222,9 @@ class Hub:
             tracked = group.tracked.pop(client_id, None)
             delta = group.delta.pop(client_id, None)
             group.join_leave.pop(client_id, None)
+            filtered = group.remove_filtered(client_id)
             found = found or plain is not None or tracked is not None or delta is not None
+            found = found or filtered
         if found:
             self._num_subs -= 1
         if not ch:
@@ -220,19 +277,23 @@ class Hub:
     def _publish_to(
         self, group: _Group, codec: Codec, channel: str, pub: Publication, sp: StreamPosition
     ) -> None:
-        if not group.plain and not group.tracked:
+        if not group.plain and not group.tracked and not group.filtered:
             return  # only delta subscribers here
         try:
             data = codec.publication_push(channel, pub)
         except NotEncodable:
-            self._report(group.plain.keys() | group.tracked.keys())
+            self._report(group.plain.keys() | group.tracked.keys() | _passing(group, pub))
             return
         for push in group.plain.values():
             push(data)
+        offset, epoch = pub.offset, sp.epoch
         if group.tracked:
-            offset, epoch = pub.offset, sp.epoch
             for deliver in group.tracked.values():
                 deliver(data, offset, epoch)
+        for tf, members in group.filtered.items():
+            out = data if matches(tf, pub.tags) else b""
+            for deliver in members.values():
+                deliver(out, offset, epoch)
 
     def broadcast_join_leave(self, channel: str, kind: str, info: ClientInfo) -> None:
         """Queue a ``join`` or ``leave`` push to the subscribers that receive them."""

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from rotary.engines.base import StreamPosition, UnrecoverablePosition
 from rotary.engines.maps import MapPublication
-from rotary.node import revocation, subscribe
+from rotary.node import revocation, subscribe, tags
 from rotary.node.map_delta import delta_state, recovered_map_publications
 from rotary.node.map_flows import FLOWS, Flow, drop
 from rotary.node.maps import MapSubscriber
-from rotary.node.subscription import add_expiry
+from rotary.node.subscription import add_expiry, add_publish_debounce
 from rotary.protocol.base import NotEncodable
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import (
@@ -84,6 +84,7 @@ async def _state_phase(s: Session, cmd_id: int, req: SubscribeRequest, flow: Flo
     entries = page.entries
     if req.cursor:  # later pages: what changed after the first page comes from the stream
         entries = [e for e in entries if e.offset <= flow.position.offset]
+    entries = tags.passing(entries, flow.sub.tags_filter)
     if not page.cursor and await _near_top(s, flow, limit):
         await _go_live(s, cmd_id, req, flow, since=flow.position, state=entries)
         return
@@ -124,8 +125,8 @@ async def _stream_phase(s: Session, cmd_id: int, req: SubscribeRequest, flow: Fl
         "type": TYPE_MAP,
         "phase": MAP_PHASE_STREAM,
         "epoch": page.position.epoch,
-        "offset": pubs[-1].offset,
-        "publications": _whole(s, flow, pubs),
+        "offset": pubs[-1].offset,  # past the filtered out ones too
+        "publications": _whole(s, flow, tags.passing(pubs, flow.sub.tags_filter)),
     }
     s.reply(cmd_id, "subscribe", result)
 
@@ -147,6 +148,7 @@ async def _go_live(
     maps.hub.add_pending(channel, s.id, _subscriber(s, flow))
     try:
         caught_up, top = await _catch_up(s, flow, since)
+        caught_up = tags.passing(caught_up, sub.tags_filter)  # filtered before delta chains
         if flow.sub.delta:
             state = delta_state(state, s.codec)
             caught_up = recovered_map_publications(caught_up, s.codec)
@@ -162,6 +164,9 @@ async def _go_live(
         raise CommandError(ErrorCode.EXPIRED)
     result = _live_result(req, flow, top, state, caught_up)
     add_expiry(result, sub.expire_at, now)
+    resolved = s.node.resolver.resolve(channel)
+    if resolved is not None:
+        add_publish_debounce(result, resolved.options.client_publish_debounce_interval)
     s.reply(cmd_id, "subscribe", result)
     s.subs[channel] = sub
     for data in maps.hub.activate(channel, s.id, top):
@@ -225,5 +230,9 @@ def _whole(s: Session, flow: Flow, pubs: list[MapPublication]) -> list[MapPublic
 def _subscriber(s: Session, flow: Flow) -> MapSubscriber:
     node = s.node
     return MapSubscriber(
-        s.push, s.codec, flow.sub.delta, unencodable=lambda: node.call_soon(s.unencodable)
+        s.push,
+        s.codec,
+        flow.sub.delta,
+        unencodable=lambda: node.call_soon(s.unencodable),
+        tags_filter=flow.sub.tags_filter,
     )

@@ -27,6 +27,7 @@ from rotary.engines.maps import (
 from rotary.node.map_delta import MapPush
 from rotary.protocol.base import Codec, NotEncodable
 from rotary.protocol.codes import CommandError, ErrorCode
+from rotary.protocol.filters import TagsFilter, matches
 
 if TYPE_CHECKING:
     from rotary.channels.resolver import ChannelResolver
@@ -69,6 +70,14 @@ class MapSubscriber:
     codec: Codec
     delta: bool = False
     unencodable: Callable[[], None] = _nothing
+    #: Changes this filter drops are not pushed (the position still moves past them).
+    tags_filter: TagsFilter | None = None
+
+    @property
+    def live_delta(self) -> bool:
+        """Whether live changes may reach it as deltas: fossil negotiated and no tags filter
+        (a filter may have kept from it the value a delta would apply to)."""
+        return self.delta and self.tags_filter is None
 
 
 @dataclass(slots=True)
@@ -85,8 +94,9 @@ class _Live:
 @dataclass(slots=True)
 class _Pending:
     sub: MapSubscriber
-    #: (encoded push, offset) of each change since the subscriber started going live.
-    held: list[tuple[bytes, int]] = field(default_factory=list)
+    #: (encoded push, offset) of each change since the subscriber started going live; the
+    #: push is None for a change its tags filter drops (the position still moves past it).
+    held: list[tuple[bytes | None, int]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -107,7 +117,8 @@ class MapHub:
 
     def activate(self, channel: str, client_id: str, position: StreamPosition) -> list[bytes]:
         """Make a pending subscriber live at `position` (what its reply held); return what
-        was buffered for it meanwhile after `position`, to push in order."""
+        was buffered for it meanwhile after `position` and its tags filter passes, to push in
+        order."""
         ch = self._channels.setdefault(channel, _Channel())
         pending = ch.pending.pop(client_id, None)
         if pending is None:  # removed meanwhile (unsubscribed, disconnected)
@@ -116,7 +127,7 @@ class MapHub:
         if after:
             position = StreamPosition(after[-1][1], position.epoch)
         ch.live[client_id] = _Live(pending.sub, position)
-        return [data for data, _ in after]
+        return [data for data, _ in after if data is not None]
 
     def remove(self, channel: str, client_id: str) -> None:
         """Forget `client_id` on `channel` (no effect when it is not there)."""
@@ -143,18 +154,27 @@ class MapHub:
             if last.epoch != sp.epoch or pub.offset != last.offset + 1:
                 live.chained = False
             live.position = sp
-            _give(live.sub, pushes, delta=live.sub.delta and live.chained)
+            if _passes(live.sub, pub):
+                _give(live.sub, pushes, delta=live.sub.live_delta and live.chained)
         for pending in ch.pending.values():
+            sub = pending.sub
+            if not _passes(sub, pub):
+                pending.held.append((None, pub.offset))
+                continue
             try:
-                data = pushes.encode(pending.sub.codec, delta=pending.sub.delta)
+                data = pushes.encode(sub.codec, delta=sub.live_delta)
             except NotEncodable:
-                pending.sub.unencodable()
+                sub.unencodable()
                 continue
             pending.held.append((data, pub.offset))
 
     def channels(self) -> dict[str, int]:
         """Channel → number of local subscribers (live and pending)."""
         return {name: len(ch.live) + len(ch.pending) for name, ch in self._channels.items()}
+
+
+def _passes(sub: MapSubscriber, pub: MapPublication) -> bool:
+    return sub.tags_filter is None or matches(sub.tags_filter, pub.tags)
 
 
 def _give(sub: MapSubscriber, pushes: MapPush, *, delta: bool) -> None:

@@ -46,12 +46,14 @@ from rotary.node.maps import MapNode
 from rotary.node.outbox import Transport
 from rotary.node.position import PositionChecker
 from rotary.node.scheduler import LoopScheduler, Scheduler
+from rotary.node.shared_poll import SharedPollManager
 from rotary.node.state import Mode
 from rotary.protocol.base import Codec
 from rotary.protocol.codec import JSON
 from rotary.protocol.codes import CommandError, Disconnect, DisconnectCode, ErrorCode
 
 if TYPE_CHECKING:
+    from rotary.auth.track_signature import TrackSecrets
     from rotary.engines.revocation import RevocationStore
     from rotary.metrics import Metrics
     from rotary.node.proxy import ProxyHooks
@@ -102,6 +104,8 @@ class Node:
         presence_ttl: float = 60.0,
         node_info_interval: float = 3.0,
         maps: MapBroker | None = None,
+        shared_poll: SharedPollManager | None = None,
+        track_secrets: TrackSecrets | None = None,
     ) -> None:
         self.settings = settings
         self.resolver = resolver
@@ -124,6 +128,9 @@ class Node:
         self.hub = Hub(on_unencodable=self._unencodable)
         #: Map channels (docs/map-subscriptions.md); in memory unless an engine gives one.
         self.maps = MapNode(self, maps or MemoryMapBroker(self.clock))
+        #: Shared poll channels (docs/shared-poll.md) and the secrets of their signatures.
+        self.shared_poll = shared_poll
+        self.track_secrets = track_secrets
         self._live: dict[str, ClientSession] = {}
         self._clients: dict[str, ClientSession] = {}
         #: user → the client id of its one session here, or a set when it has several (most
@@ -173,6 +180,8 @@ class Node:
         await self.emulation.close()
         self._position_check.stop()
         await self.maps.close()
+        if self.shared_poll is not None:
+            await self.shared_poll.close()
         await self.broker.close()
         await self.presence.close()
         if self.proxy is not None:
@@ -191,12 +200,14 @@ class Node:
         codec: Codec = JSON,
         mode: Mode = Mode.BIDIRECTIONAL,
         headers: Mapping[str, str] | None = None,
+        write_timeout: float | None = None,
     ) -> ClientSession:
         """A session for a new connection (registered with the node once it connects).
 
         An emulated or unidirectional session gets a session id; an emulated one is reachable
         through `emulation` from its creation (its connect may come in the same request).
         `headers` are the connection request's headers; only those a proxy passes on are kept.
+        `write_timeout` overrides the node's for this connection (a transport's own setting).
         """
         session_id = self.new_id() if mode is not Mode.BIDIRECTIONAL else ""
         session = ClientSession(
@@ -207,6 +218,7 @@ class Node:
             codec=codec,
             mode=mode,
             session_id=session_id,
+            write_timeout=write_timeout,
         )
         if headers is not None and self.proxy is not None:
             wanted = self.proxy.header_names

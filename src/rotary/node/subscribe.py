@@ -24,7 +24,7 @@ from rotary.channels.maps import subscription_type_allowed
 from rotary.channels.resolver import ResolvedChannel
 from rotary.engines.base import HistoryFilter, StreamPosition, UnrecoverablePosition
 from rotary.logs import log_denial
-from rotary.node import map_flows, revocation
+from rotary.node import map_flows, revocation, tags
 from rotary.node.auth import (
     Override,
     ServerSubOptions,
@@ -35,7 +35,12 @@ from rotary.node.auth import (
 from rotary.node.delta import DELTA_FOSSIL, delta_tracker, recovered_publications
 from rotary.node.ending import end_subscription, remove_subscription
 from rotary.node.hub import TrackedDelivery
-from rotary.node.subscription import Subscription, add_expiry, capped_expiry
+from rotary.node.subscription import (
+    Subscription,
+    add_expiry,
+    add_publish_debounce,
+    capped_expiry,
+)
 from rotary.policy.permissions import history_allowed, presence_allowed, subscribe_allowed
 from rotary.protocol.base import NotEncodable, ProtocolViolation
 from rotary.protocol.codes import (
@@ -47,7 +52,6 @@ from rotary.protocol.codes import (
 )
 from rotary.protocol.messages import (
     FLAG_REJECT_UNRECOVERED,
-    TYPE_SHARED_POLL,
     SubRefreshRequest,
     SubscribeRequest,
     UnsubscribeRequest,
@@ -95,11 +99,13 @@ async def handle_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -> No
     now = s.node.clock.now()
     if sub.expire_at and sub.expire_at <= now:
         raise CommandError(ErrorCode.EXPIRED)
+    tags.apply_filter(sub, req, resolved.options)
     if creds is not None and not req.token and resolved.options.proxy_sub_refresh:
         sub.server_refresh = _proxy_active(s, "sub_refresh")
     result = await establish(s, sub, req if sub.recoverable else None)
     if sub.delta:
         result["delta"] = True
+    add_publish_debounce(result, resolved.options.client_publish_debounce_interval)
     if not sub.server_refresh:
         add_expiry(result, sub.expire_at, now)
     if creds is not None and creds.data:
@@ -115,8 +121,6 @@ def _validate(s: Session, req: SubscribeRequest) -> ResolvedChannel:
     channel, node = req.channel, s.node
     if not channel or req.delta not in ("", "fossil"):
         raise ProtocolViolation("bad subscribe request")
-    if req.type == TYPE_SHARED_POLL:  # no channel is a shared poll channel here
-        raise CommandError(ErrorCode.NOT_AVAILABLE)
     if node.resolver.too_long(channel):
         raise CommandError(ErrorCode.BAD_REQUEST)
     if channel in s.subs or channel in s.subscribing:
@@ -147,6 +151,7 @@ async def admit_map(s: Session, req: SubscribeRequest) -> tuple[Subscription, by
     sub = _client_subscription(s, resolved, req, creds)
     sub.presence = sub.emit_join_leave = sub.push_join_leave = False
     sub.positioned = sub.recoverable = False
+    tags.apply_filter(sub, req, resolved.options)
     return sub, creds.data if creds is not None else None
 
 
@@ -320,9 +325,12 @@ async def _position(
     sub.epoch, sub.offset = top.epoch, top.offset
     if recover is not None and recover.recover:
         result["was_recovering"] = True
-        recover_from = _recover_cache if _cache_mode(s, channel) else _recover
+        cache = _cache_mode(s, channel)
+        recover_from = _recover_cache if cache else _recover
+        if cache and sub.tags_filter is not None:
+            recover_from = partial(tags.recover_cache, tf=sub.tags_filter)
         pubs = await recover_from(s, channel, recover, top, meta_ttl)
-        if pubs is None and _rejects_unrecovered(recover, recover_from is _recover):
+        if pubs is None and _rejects_unrecovered(recover, not cache):
             raise CommandError(ErrorCode.UNRECOVERABLE_POSITION)
         if pubs is not None:
             result.update(recovered=True, offset=recover.offset)
@@ -331,7 +339,10 @@ async def _position(
                 sub.offset, sub.delta_ready = pubs[-1].offset, True
                 s.node.hub.seed_previous(channel, pubs[-1], top.epoch)
             elif pubs:
-                result["publications"] = list(pubs)
+                # Filtered out ones are passed over: the position still moves past them.
+                kept = tags.passing(pubs, sub.tags_filter)
+                if kept:
+                    result["publications"] = kept
                 sub.offset = pubs[-1].offset
     if not result["offset"]:
         del result["offset"]  # Centrifugo leaves a zero offset out (protobuf JSON omits zeros)
@@ -415,6 +426,7 @@ def _activate_plain(s: Session, sub: Subscription) -> bool:
             codec=s.codec,
             tracked=tracked,
             join_leave=sub.push_join_leave,
+            tags_filter=sub.tags_filter,
         )
     except NotEncodable:
         s.unencodable()
@@ -422,7 +434,7 @@ def _activate_plain(s: Session, sub: Subscription) -> bool:
     for data, offset, epoch in buffered:
         if tracked is not None:
             tracked(data, offset, epoch)
-        else:
+        elif data:  # b"": dropped by the subscriber's tags filter
             s.push(data)
     return True
 
@@ -453,14 +465,16 @@ def _tracker(s: Session, sub: Subscription) -> TrackedDelivery:
         if sub.ended:
             return
         if offset == 0:
-            push(data)
+            if data:
+                push(data)
         elif epoch != sub.epoch or offset > sub.offset + 1:
             sub.ended = True
             # Not from inside the hub's fan-out loop, which must not see the hub change.
             s.node.call_soon(lambda: _position_lost(s, sub))
         elif offset > sub.offset:
             sub.offset = offset
-            push(data)
+            if data:  # b"": dropped by a tags filter, the position moves on all the same
+                push(data)
 
     return deliver
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from rotary.engines.base import ClientInfo
 from rotary.engines.revocation import TokenIdentity
+from rotary.protocol.filters import TagsFilter
 
-__all__ = ["MAX_TTL_S", "Subscription", "add_expiry", "capped_expiry"]
+__all__ = ["MAX_TTL_S", "Subscription", "add_expiry", "add_publish_debounce", "capped_expiry"]
 
 
 @dataclass(slots=True, eq=False)
@@ -45,6 +46,8 @@ class Subscription:
     position_failures: int = 0
     delta: bool = False
     delta_ready: bool = False
+    #: The subscriber's tags filter: publications it drops are not delivered.
+    tags_filter: TagsFilter | None = None
     ended: bool = False
     released: bool = False
 
@@ -73,3 +76,11 @@ def add_expiry(result: dict[str, Any], expire_at: int, now: float) -> None:
         left = expire_at - int(now)
         result["expires"] = True
         result["ttl"] = left if left > 0 else 0
+
+
+def add_publish_debounce(result: dict[str, Any], interval: float) -> None:
+    """Add ``publish_debounce`` (whole milliseconds, as Centrifugo truncates) to a subscribe
+    `result` when the namespace's `interval` (seconds) asks the SDKs to debounce."""
+    ms = int(interval * 1000)
+    if ms > 0:
+        result["publish_debounce"] = min(ms, 0xFFFFFFFF)

@@ -20,12 +20,14 @@ from rotary.engines.base import ClientInfo, MapPublication, Publication
 from rotary.jsonbytes import dumps_kept
 from rotary.protocol.base import NotEncodable, ProtocolViolation
 from rotary.protocol.codes import ProtocolError
+from rotary.protocol.filters import MAX_DEPTH, TOO_DEEP, TagsFilter
 from rotary.protocol.messages import (
     NO_SUBS,
     REQUEST_ORDER,
     Command,
     ConnectRequest,
     HistoryRequest,
+    KeyedItem,
     PingRequest,
     PresenceRequest,
     PresenceStatsRequest,
@@ -36,6 +38,7 @@ from rotary.protocol.messages import (
     SendRequest,
     SubRefreshRequest,
     SubscribeRequest,
+    TrackBatch,
     UnsubscribeRequest,
 )
 
@@ -181,6 +184,32 @@ def _any_subscribe(obj: dict[str, Any]) -> SubscribeRequest:
         phase=_int32(obj, "phase"),
         cursor=_str(obj, "cursor"),
         limit=_int32(obj, "limit"),
+        tf=_tags_filter(obj),
+    )
+
+
+def _tags_filter(obj: dict[str, Any]) -> TagsFilter | None:
+    value = obj.get("tf")
+    return None if value is None else _filter_node(value, 1)
+
+
+def _filter_node(obj: object, depth: int) -> TagsFilter:
+    """A ``tf`` node; below `MAX_DEPTH` only `TOO_DEEP` (refused later, never descended)."""
+    if not isinstance(obj, dict):
+        raise ProtocolViolation("tf node is not an object")
+    if depth > MAX_DEPTH:
+        return TOO_DEEP
+    vals: list[Any] = _field(obj, "vals", list, [])
+    nodes: list[Any] = _field(obj, "nodes", list, [])
+    if not all(type(v) is str for v in vals):
+        raise ProtocolViolation("vals has the wrong type")
+    return TagsFilter(
+        op=_str(obj, "op"),
+        key=_str(obj, "key"),
+        cmp=_str(obj, "cmp"),
+        val=_str(obj, "val"),
+        vals=tuple(vals),
+        nodes=tuple(_filter_node(n, depth + 1) for n in nodes),
     )
 
 
@@ -223,6 +252,31 @@ def _history(obj: dict[str, Any]) -> HistoryRequest:
     )
 
 
+def _sub_refresh(obj: dict[str, Any]) -> SubRefreshRequest:
+    batches = _field(obj, "track", list, [])
+    untrack = _field(obj, "untrack", list, [])
+    if not all(type(key) is str for key in untrack):
+        raise ProtocolViolation("untrack holds a key that is not a string")
+    return SubRefreshRequest(
+        channel=_str(obj, "channel"),
+        token=_str(obj, "token"),
+        type=_int32(obj, "type"),
+        track=tuple(_track_batch(b) for b in batches),
+        untrack=tuple(untrack),
+    )
+
+
+def _track_batch(obj: object) -> TrackBatch:
+    if not isinstance(obj, dict):
+        raise ProtocolViolation("track batch is not an object")
+    items = []
+    for item in _field(obj, "items", list, []):
+        if not isinstance(item, dict):
+            raise ProtocolViolation("track item is not an object")
+        items.append(KeyedItem(_str(item, "key"), _uint(item, "version", _UINT64)))
+    return TrackBatch(_str(obj, "signature"), tuple(items))
+
+
 _DECODERS: dict[str, Callable[[dict[str, Any]], Request]] = {
     "connect": _connect,
     "subscribe": _subscribe,
@@ -236,7 +290,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Request]] = {
     "rpc": lambda o: RpcRequest(_raw(o, "data"), _str(o, "method")),
     "send": lambda o: SendRequest(_raw(o, "data")),
     "refresh": lambda o: RefreshRequest(_str(o, "token")),
-    "sub_refresh": lambda o: SubRefreshRequest(_str(o, "channel"), _str(o, "token")),
+    "sub_refresh": _sub_refresh,
     "ping": lambda o: PingRequest(),
 }
 

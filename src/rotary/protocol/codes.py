@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from rotary.errors import RotaryError
 
 __all__ = [
+    "CodeTransform",
     "CommandError",
     "Disconnect",
     "DisconnectCode",
@@ -156,8 +157,28 @@ _UNIDIRECTIONAL_DISCONNECTS = {
 }
 
 
-def unidirectional_disconnect(error: ProtocolError) -> Disconnect:
-    """The disconnect that ends a unidirectional connection whose connect failed with `error`."""
+@dataclass(frozen=True, slots=True)
+class CodeTransform:
+    """One configured rewrite of a failed connect's `code` (error or disconnect code).
+
+    For ``connect_code_to_unidirectional_disconnect`` `to_code`/`to_text` are the disconnect
+    code and reason; for ``connect_code_to_http_response`` the HTTP status and body (an
+    empty body: the error's own message).
+    """
+
+    code: int
+    to_code: int
+    to_text: str = ""
+
+
+def unidirectional_disconnect(
+    error: ProtocolError, transforms: tuple[CodeTransform, ...] = ()
+) -> Disconnect:
+    """The disconnect that ends a unidirectional connection whose connect failed with `error`:
+    the first of `transforms` for its code, else Centrifugo's table, else 3004."""
+    for t in transforms:
+        if t.code == error.code:
+            return Disconnect(t.to_code, t.to_text)
     return _UNIDIRECTIONAL_DISCONNECTS.get(error.code, DisconnectCode.SERVER_ERROR)
 
 

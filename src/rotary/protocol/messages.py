@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
+from rotary.protocol.filters import TagsFilter
+
 __all__ = [
     "FLAG_REJECT_UNRECOVERED",
     "MAP_PHASE_LIVE",
@@ -19,12 +21,16 @@ __all__ = [
     "MAP_PHASE_STREAM",
     "NO_SUBS",
     "REQUEST_ORDER",
+    "SUB_REFRESH_TOKEN",
+    "SUB_REFRESH_TRACK",
+    "SUB_REFRESH_UNTRACK",
     "TYPE_MAP",
     "TYPE_SHARED_POLL",
     "TYPE_STREAM",
     "Command",
     "ConnectRequest",
     "HistoryRequest",
+    "KeyedItem",
     "PresenceRequest",
     "PresenceStatsRequest",
     "PublishRequest",
@@ -34,6 +40,7 @@ __all__ = [
     "SendRequest",
     "SubRefreshRequest",
     "SubscribeRequest",
+    "TrackBatch",
     "UnsubscribeRequest",
 ]
 
@@ -81,6 +88,8 @@ class SubscribeRequest(NamedTuple):
     phase: int = 0
     cursor: str = ""
     limit: int = 0
+    #: A tags filter: only publications whose tags pass it are delivered (``tf``).
+    tf: TagsFilter | None = None
 
 
 #: `SubscribeRequest.flag` bit asking for error 112 instead of ``recovered: false`` when a
@@ -164,10 +173,38 @@ class RefreshRequest:
     token: str = ""
 
 
+#: `SubRefreshRequest.type`: a token refresh, or (shared poll channels) track / untrack keys.
+SUB_REFRESH_TOKEN = 0
+SUB_REFRESH_TRACK = 1
+SUB_REFRESH_UNTRACK = 2
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedItem:
+    """One key a shared poll client tracks, with the version of it the client holds."""
+
+    key: str
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TrackBatch:
+    """Keys tracked under one signature: `items` is the whole key set it was made over."""
+
+    signature: str = ""
+    items: tuple[KeyedItem, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class SubRefreshRequest:
+    """``sub_refresh``: `type` 0 refreshes the token; 1 tracks the keys of the `track`
+    batches (and then drops `untrack`), 2 untracks `untrack` (shared poll channels)."""
+
     channel: str = ""
     token: str = ""
+    type: int = SUB_REFRESH_TOKEN
+    track: tuple[TrackBatch, ...] = ()
+    untrack: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,13 @@ from typing import Any
 from rotary.engines.base import ClientInfo, MapPublication, Publication
 from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.codes import ProtocolError
+from rotary.protocol.filters import MAX_DEPTH, TOO_DEEP, TagsFilter
 from rotary.protocol.messages import (
     NO_SUBS,
     Command,
     ConnectRequest,
     HistoryRequest,
+    KeyedItem,
     PingRequest,
     PresenceRequest,
     PresenceStatsRequest,
@@ -44,6 +46,7 @@ from rotary.protocol.messages import (
     SendRequest,
     SubRefreshRequest,
     SubscribeRequest,
+    TrackBatch,
     UnsubscribeRequest,
 )
 
@@ -256,8 +259,16 @@ _SUBSCRIBE_RESULT = _schema_with_repeated(
         type=(15, "int32"),
         phase=(16, "int32"),
         cursor=(17, "str"),
+        publish_debounce=(19, "uint"),
     ),
     {"publications": _Repeated(7, _publications), "state": _Repeated(18, _publications)},
+)
+
+#: A Publication of a keyed (shared poll) channel: its key, version, or removal.
+_KEYED_PUB = _schema(data=(4, "bytes"), key=(11, "str"), removed=(12, "bool"), version=(16, "uint"))
+_SUB_REFRESH_RESULT = _schema_with_repeated(
+    _schema(expires=(1, "bool"), ttl=(2, "uint")),
+    {"items": _Repeated(3, lambda items: [_bytes(_encode(_KEYED_PUB, i)) for i in items])},
 )
 
 
@@ -311,13 +322,14 @@ _RESULTS: dict[str, tuple[bytes, _Schema]] = {
             14,
             _schema(client=(1, "str"), version=(2, "str"), expires=(3, "bool"), ttl=(4, "uint")),
         ),
-        ("sub_refresh", 15, _EXPIRY),
+        ("sub_refresh", 15, _SUB_REFRESH_RESULT),
     )
 }
 
 _JOIN_LEAVE = _schema(info=(1, lambda info: _bytes(_client_info(info))))
 
-#: Push field number and body schema, by kind (``pub`` has its own fast path).
+#: Push field number and body schema, by kind (``pub`` of a stream channel has its own fast
+#: path; this one serves keyed publications).
 _PUSHES: dict[str, tuple[bytes, _Schema]] = {
     kind: (_tag(number, _LEN), schema)
     for kind, number, schema in (
@@ -339,6 +351,7 @@ _PUSHES: dict[str, tuple[bytes, _Schema]] = {
         ("connect", 10, _connect_schema(_CONNECT_PUSH_NUMBERS)),
         ("disconnect", 11, _schema(code=(1, "uint"), reason=(2, "str"), reconnect=(3, "bool"))),
         ("refresh", 12, _EXPIRY),
+        ("pub", 4, _KEYED_PUB),
     )
 }
 
@@ -500,7 +513,7 @@ def _int32(value: int) -> int:
 
 _SUBSCRIBE_WIRES = {1: _LEN, 2: _LEN, 3: _VARINT, 6: _LEN, 7: _VARINT, 8: _LEN, 9: _VARINT}
 _SUBSCRIBE_WIRES |= {10: _VARINT, 11: _VARINT, 12: _LEN, 14: _VARINT, 15: _VARINT}
-_SUBSCRIBE_WIRES |= {16: _VARINT, 17: _LEN, 18: _VARINT}
+_SUBSCRIBE_WIRES |= {13: _LEN, 16: _VARINT, 17: _LEN, 18: _VARINT}
 
 
 #: The fields of most subscribe requests: channel and token.
@@ -527,6 +540,26 @@ def _subscribe(data: bytes) -> SubscribeRequest:
         phase=_int32(f.get(16, 0)),
         cursor=_text(f, 17),
         limit=_int32(f.get(18, 0)),
+        tf=_tags_filter(f[13]) if 13 in f else None,
+    )
+
+
+_FILTER_WIRES = {1: _LEN, 2: _LEN, 3: _LEN, 4: _LEN, 5: _LEN, 6: _LEN}
+_FILTER_REPEATED = frozenset((5, 6))
+
+
+def _tags_filter(data: bytes, depth: int = 1) -> TagsFilter:
+    """A FilterNode; below `MAX_DEPTH` only `TOO_DEEP` (refused later, never descended)."""
+    if depth > MAX_DEPTH:
+        return TOO_DEEP
+    f = _scan(data, _FILTER_WIRES, _FILTER_REPEATED)
+    return TagsFilter(
+        op=_text(f, 1),
+        key=_text(f, 2),
+        cmp=_text(f, 3),
+        val=_text(f, 4),
+        vals=tuple(_text({5: v}, 5) for v in f.get(5, ())),
+        nodes=tuple(_tags_filter(n, depth + 1) for n in f.get(6, ())),
     )
 
 
@@ -574,6 +607,32 @@ def _two(
     return decode
 
 
+def _sub_refresh(data: bytes) -> SubRefreshRequest:
+    f = _scan(data, {1: _LEN, 2: _LEN, 3: _VARINT, 4: _LEN, 5: _LEN}, frozenset((4, 5)))
+    untrack = []
+    for raw_key in f.get(5, ()):
+        try:
+            untrack.append(raw_key.decode())
+        except UnicodeDecodeError:
+            raise ProtocolViolation("untrack key is not UTF-8") from None
+    return SubRefreshRequest(
+        channel=_text(f, 1),
+        token=_text(f, 2),
+        type=_int32(f.get(3, 0)),
+        track=tuple(_track_batch(b) for b in f.get(4, ())),
+        untrack=tuple(untrack),
+    )
+
+
+def _track_batch(data: bytes) -> TrackBatch:
+    f = _scan(data, {1: _LEN, 2: _LEN}, frozenset((2,)))
+    items = []
+    for raw_item in f.get(2, ()):
+        item = _scan(raw_item, {1: _LEN, 2: _VARINT})
+        items.append(KeyedItem(_text(item, 1), item.get(2, 0)))
+    return TrackBatch(_text(f, 1), tuple(items))
+
+
 def _ping(fields: _Fields) -> PingRequest:
     return PingRequest()
 
@@ -590,7 +649,7 @@ _REQUESTS: tuple[tuple[int, str, Callable[[bytes], Request]], ...] = (
     (13, "rpc", _two(lambda data, method: RpcRequest(data, method), "payload", "text")),
     (12, "send", lambda data: SendRequest(_payload(_scan(data, {1: _LEN}), 1))),
     (14, "refresh", lambda data: RefreshRequest(_text(_scan(data, {1: _LEN}), 1))),
-    (15, "sub_refresh", _two(SubRefreshRequest, "text", "text")),
+    (15, "sub_refresh", lambda data: _sub_refresh(data)),
     (11, "ping", lambda data: _ping(_scan(data, {}))),
 )
 

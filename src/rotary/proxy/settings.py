@@ -50,6 +50,8 @@ class ProxySettings:
     rpc: ProxyEndpoint = field(default_factory=ProxyEndpoint)
     http_headers: tuple[str, ...] = ()
     include_connection_meta: bool = False
+    #: The top-level ``proxies`` list: name → endpoint (they serve shared poll channels).
+    named: tuple[tuple[str, ProxyEndpoint], ...] = ()
 
     def endpoint(self, kind: str) -> ProxyEndpoint:
         """The settings of `kind` (one of `PROXY_KINDS`)."""

@@ -31,7 +31,7 @@ from rotary.node.state import Mode
 from rotary.protocol import framing
 from rotary.protocol.base import Codec
 from rotary.protocol.codec import JSON, ProtocolViolation
-from rotary.protocol.codes import Disconnect, DisconnectCode
+from rotary.protocol.codes import CodeTransform, Disconnect, DisconnectCode
 from rotary.protocol.protobuf import PROTOBUF
 from rotary.transports.limits import Admission
 
@@ -74,15 +74,24 @@ class _StreamTransport:
     out. `closed` is set once the stream has ended.
     """
 
-    __slots__ = ("_chunked", "_high_water", "_protocol", "_raw", "_response", "closed")
+    __slots__ = ("_chunked", "_held", "_high_water", "_protocol", "_raw", "_response", "closed")
 
     content_type: ClassVar[str]
     #: The wire format of the sessions this transport carries.
     codec: ClassVar[Codec] = JSON
 
-    def __init__(self, request: web.Request, response: web.StreamResponse, chunked: bool) -> None:
+    def __init__(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        chunked: bool,
+        *,
+        held: bool = False,
+    ) -> None:
         self._response = response
         self._chunked = chunked
+        #: `held`: frames wait here, unwritten, until `release` (the headers are not out yet).
+        self._held: list[bytes] | None = [] if held else None
         self._raw = request.transport
         self._protocol = request.protocol
         self._high_water = self._raw.get_write_buffer_limits()[1] if self._raw else 0
@@ -102,8 +111,17 @@ class _StreamTransport:
         raw = self._raw
         if raw is None or raw.is_closing() or self.closed.is_set():
             raise ConnectionResetError("the stream is closing")
+        if self._held is not None:
+            self._held.append(wire)
+            return True
         raw.write(wire)
         return raw.get_write_buffer_size() <= self._high_water
+
+    def release(self) -> None:
+        """Write the held frames, and write directly from now on (the headers are out)."""
+        held, self._held = self._held, None
+        for wire in held or ():
+            self.write_frame(wire)
 
     async def drain(self) -> None:
         # aiohttp's protocol tracks pause_writing/resume_writing of this very transport.
@@ -114,6 +132,10 @@ class _StreamTransport:
             await self.drain()
 
     async def close(self, disconnect: Disconnect) -> None:
+        if self._held is not None:
+            # No stream was opened: the handler answers the request in plain HTTP instead.
+            self.closed.set()
+            return
         try:
             if disconnect.code != DisconnectCode.CONNECTION_CLOSED.code:
                 self.write_frame(self.frame(framing.disconnect_push(disconnect, self.codec)))
@@ -225,9 +247,16 @@ def sse_handler(node: Node, admission: Admission, *, size_limit: int) -> Handler
     return handle
 
 
-def uni_http_stream_handler(node: Node, admission: Admission, *, size_limit: int) -> Handler:
+def uni_http_stream_handler(
+    node: Node,
+    admission: Admission,
+    *,
+    size_limit: int,
+    code_to_http: tuple[CodeTransform, ...] | None = None,
+) -> Handler:
     """``POST /connection/uni_http_stream``: the body is a connect request; the response
-    streams pushes, newline-delimited."""
+    streams pushes, newline-delimited. With `code_to_http`, a failed connect is answered
+    with an HTTP status instead (`_refusal_answer`)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.method == "OPTIONS":
@@ -237,14 +266,21 @@ def uni_http_stream_handler(node: Node, admission: Admission, *, size_limit: int
         body = await _read_body(request, size_limit)
         if isinstance(body, web.Response):
             return body
-        return await _unidirectional(request, admission, body, _UniNdjson)
+        return await _unidirectional(request, admission, body, _UniNdjson, code_to_http)
 
     return handle
 
 
-def uni_sse_handler(node: Node, admission: Admission, *, size_limit: int) -> Handler:
+def uni_sse_handler(
+    node: Node,
+    admission: Admission,
+    *,
+    size_limit: int,
+    code_to_http: tuple[CodeTransform, ...] | None = None,
+) -> Handler:
     """``GET /connection/uni_sse?cf_connect=<connect request>`` (optional: none is ``{}``) or
-    a POST with the connect request as the body: an event stream of pushes."""
+    a POST with the connect request as the body: an event stream of pushes. With
+    `code_to_http`, a failed connect is answered with an HTTP status instead."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.method == "GET":
@@ -256,7 +292,7 @@ def uni_sse_handler(node: Node, admission: Admission, *, size_limit: int) -> Han
             body = read
         else:
             return _answer(request, admission, 405, "use GET or POST")
-        return await _unidirectional(request, admission, body, _UniSse)
+        return await _unidirectional(request, admission, body, _UniSse, code_to_http)
 
     return handle
 
@@ -313,13 +349,19 @@ async def _bidirectional(
 
 
 async def _unidirectional(
-    request: web.Request, admission: Admission, body: bytes, kind: type[_StreamTransport]
+    request: web.Request,
+    admission: Admission,
+    body: bytes,
+    kind: type[_StreamTransport],
+    code_to_http: tuple[CodeTransform, ...] | None,
 ) -> web.StreamResponse:
     try:
         command = framing.uni_connect_command(body)
     except ProtocolViolation as exc:
         return _answer(request, admission, 400, str(exc))
-    return await _serve(request, admission, command, kind, Mode.UNIDIRECTIONAL)
+    if code_to_http is None:
+        return await _serve(request, admission, command, kind, Mode.UNIDIRECTIONAL)
+    return await _serve_after_connect(request, admission, command, kind, code_to_http)
 
 
 async def _serve(
@@ -333,8 +375,7 @@ async def _serve(
     refused = admission.refusal(request)
     if refused is not None:
         return refused
-    headers = {**_NO_CACHE, **_cors(request, admission), "Content-Type": kind.content_type}
-    response = web.StreamResponse(headers=headers)
+    response = _stream_response(request, admission, kind)
     writer = await response.prepare(request)
     transport = kind(request, response, chunked=bool(getattr(writer, "chunked", False)))
     await _send_headers(response, writer, kind.content_type)
@@ -348,6 +389,60 @@ async def _serve(
         await session.cleanup()
         await session.run_writer()
     return response
+
+
+async def _serve_after_connect(
+    request: web.Request,
+    admission: Admission,
+    command: bytes,
+    kind: type[_StreamTransport],
+    code_to_http: tuple[CodeTransform, ...],
+) -> web.StreamResponse:
+    """As `_serve` for a unidirectional connect, but the stream opens only once the connect
+    succeeded; a failed one gets the HTTP answer `code_to_http` gives its code."""
+    refused = admission.refusal(request)
+    if refused is not None:
+        return refused
+    response = _stream_response(request, admission, kind)
+    # aiohttp chunks every HTTP/1.1 response of unknown length; held frames are framed so.
+    transport = kind(request, response, chunked=request.version >= (1, 1), held=True)
+    session = admission.node.new_session(
+        transport, mode=Mode.UNIDIRECTIONAL, codec=kind.codec, headers=request.headers
+    )
+    try:
+        await session.handle_frame(command)
+        if session.closed:
+            return _refusal_answer(request, admission, session.connect_refusal, code_to_http)
+        writer = await response.prepare(request)
+        await _send_headers(response, writer, kind.content_type)
+        transport.release()
+        await transport.wait_closed()
+    finally:
+        await session.cleanup()
+        await session.run_writer()
+    return response
+
+
+def _stream_response(
+    request: web.Request, admission: Admission, kind: type[_StreamTransport]
+) -> web.StreamResponse:
+    headers = {**_NO_CACHE, **_cors(request, admission), "Content-Type": kind.content_type}
+    return web.StreamResponse(headers=headers)
+
+
+def _refusal_answer(
+    request: web.Request,
+    admission: Admission,
+    refusal: tuple[int, str] | None,
+    transforms: tuple[CodeTransform, ...],
+) -> web.Response:
+    """The HTTP answer to a refused connect: the first transform for its code (an empty body
+    carries the error's own message), else 500, as Centrifugo answers."""
+    code, text = refusal if refusal is not None else (0, "")
+    for t in transforms:
+        if t.code == code:
+            return _answer(request, admission, t.to_code, t.to_text or text)
+    return _answer(request, admission, 500, "Internal Server Error")
 
 
 async def _send_headers(response: web.StreamResponse, writer: object, kind: str) -> None:

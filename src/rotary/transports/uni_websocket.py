@@ -5,12 +5,19 @@ first message (a JSON ConnectRequest object), and then only reads: one text fram
 ``{}`` pings among them. Messages it sends after the connect request are read and ignored.
 A connect request that is not a JSON object closes the connection with 3501. When the
 session ends, a disconnect push precedes the close frame.
+
+As in Centrifugo, the connection also carries WebSocket ping frames every ``ping_interval``
+(25 s when that is off), and a client that stops answering them is dropped.
+
+`UniWebSocketOptions` holds Centrifugo's ``uni_websocket`` switches: every message written at
+once in one frame (newline-separated), no disconnect push, no close frame at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
 
@@ -23,27 +30,62 @@ from rotary.transports.limits import Admission
 from rotary.transports.streaming import Handler
 from rotary.transports.websocket import _AiohttpTransport, text_frame
 
-__all__ = ["uni_websocket_handler"]
+__all__ = ["UniWebSocketOptions", "uni_websocket_handler"]
 
 _log = logging.getLogger("rotary.uni_websocket")
 
 
+@dataclass(frozen=True, slots=True)
+class UniWebSocketOptions:
+    """How a unidirectional WebSocket writes (v6 ``uni_websocket.*``).
+
+    `join_messages`: the messages of one write share a text frame, one per line.
+    `disconnect_push`: a disconnect push precedes the close frame. `closing_handshake`:
+    False drops the connection without a close frame. `write_timeout` bounds each write and
+    the close handshake (0: no bound).
+    """
+
+    join_messages: bool = False
+    disconnect_push: bool = True
+    closing_handshake: bool = True
+    write_timeout: float = 1.0
+
+
 class _UniTransport(_AiohttpTransport):
-    """The WebSocket transport sending one text frame per unidirectional message."""
+    """The WebSocket transport sending unidirectional messages in text frames."""
+
+    __slots__ = ("_options",)
+
+    def __init__(
+        self, ws: web.WebSocketResponse, request: web.Request, options: UniWebSocketOptions
+    ) -> None:
+        super().__init__(ws, request, binary=False, close_timeout=options.write_timeout)
+        self._options = options
+        self.frame = _uni_frames
+
+    async def close(self, disconnect: Disconnect) -> None:
+        options = self._options
+        closing = disconnect.code != DisconnectCode.CONNECTION_CLOSED.code
+        if closing and options.disconnect_push:
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                self.write_frame(self.frame(framing.disconnect_push(disconnect)))
+        if options.closing_handshake:
+            await super().close(disconnect)
+        elif self._raw is not None:
+            self._raw.close()  # queued frames still go out; no close frame follows them
+
+
+class _JoinedUniTransport(_UniTransport):
+    """As `_UniTransport`, every batch in one frame (a class of its own: the outbox shares
+    framed bytes between transports of one class)."""
 
     __slots__ = ()
 
     def __init__(
-        self, ws: web.WebSocketResponse, request: web.Request, *, close_timeout: float
+        self, ws: web.WebSocketResponse, request: web.Request, options: UniWebSocketOptions
     ) -> None:
-        super().__init__(ws, request, binary=False, close_timeout=close_timeout)
-        self.frame = _uni_frames
-
-    async def close(self, disconnect: Disconnect) -> None:
-        if disconnect.code != DisconnectCode.CONNECTION_CLOSED.code:
-            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
-                self.write_frame(self.frame(framing.disconnect_push(disconnect)))
-        await super().close(disconnect)
+        super().__init__(ws, request, options)
+        self.frame = _joined_frame
 
 
 def _uni_frames(batch: bytes) -> bytes:
@@ -51,7 +93,18 @@ def _uni_frames(batch: bytes) -> bytes:
     return b"".join(text_frame(m) for m in framing.uni_messages(batch))
 
 
-def uni_websocket_handler(node: Node, admission: Admission, *, size_limit: int) -> Handler:
+def _joined_frame(batch: bytes) -> bytes:
+    """One text frame holding every message of `batch`, unidirectional, one per line."""
+    return text_frame(b"\n".join(framing.uni_messages(batch)))
+
+
+def uni_websocket_handler(
+    node: Node,
+    admission: Admission,
+    *,
+    size_limit: int,
+    options: UniWebSocketOptions = UniWebSocketOptions(),
+) -> Handler:
     """The aiohttp handler of ``GET /connection/uni_websocket`` (messages over `size_limit`
     bytes close the connection with 1009)."""
 
@@ -65,10 +118,21 @@ def uni_websocket_handler(node: Node, admission: Admission, *, size_limit: int) 
                 command = framing.uni_connect_command(request.query["cf_connect"].encode())
             except ProtocolViolation as exc:
                 return web.Response(status=400, text=str(exc))
-        ws = web.WebSocketResponse(max_msg_size=size_limit, decode_text=False, compress=False)
+        ws = web.WebSocketResponse(
+            max_msg_size=size_limit,
+            decode_text=False,
+            compress=False,
+            heartbeat=_frame_ping_interval(node),
+        )
         await ws.prepare(request)
-        transport = _UniTransport(ws, request, close_timeout=node.write_timeout)
-        session = node.new_session(transport, mode=Mode.UNIDIRECTIONAL, headers=request.headers)
+        kind = _JoinedUniTransport if options.join_messages else _UniTransport
+        transport = kind(ws, request, options)
+        session = node.new_session(
+            transport,
+            mode=Mode.UNIDIRECTIONAL,
+            headers=request.headers,
+            write_timeout=options.write_timeout,
+        )
         try:
             if command is None:
                 command = await _first_request(ws)
@@ -85,6 +149,18 @@ def uni_websocket_handler(node: Node, admission: Admission, *, size_limit: int) 
         return ws
 
     return handle
+
+
+#: Seconds between WebSocket pings when ``ping_interval`` turns application pings off: a
+#: unidirectional client never writes, so only pings can find that it has gone.
+_DEFAULT_FRAME_PING_INTERVAL = 25.0
+
+
+def _frame_ping_interval(node: Node) -> float:
+    """Seconds between the WebSocket ping frames of a unidirectional connection (aiohttp drops
+    a connection whose pong has not come within half of that)."""
+    interval = node.settings.ping_interval
+    return interval if interval > 0 else _DEFAULT_FRAME_PING_INTERVAL
 
 
 async def _first_request(ws: web.WebSocketResponse) -> bytes | None:

@@ -14,7 +14,9 @@ Frames over ``message_size_limit`` close the connection with 1009 (aiohttp does 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -196,6 +198,7 @@ def websocket_handler(
     *,
     allowed_origins: Sequence[str],
     message_size_limit: int,
+    send_buffer_size: int = 0,
     connection_limit: int = 0,
     connection_rate_limit: int = 0,
     rate_limiter: ConnectionRateLimiter | None = None,
@@ -204,6 +207,7 @@ def websocket_handler(
 
     Limits of 0 are off; the rate limit takes time from `node.clock`. `rate_limiter`, when
     given, is shared with other endpoints (and `connection_rate_limit` then only names it).
+    `send_buffer_size` > 0 fixes each connection's kernel send buffer (SO_SNDBUF).
     """
     rate = rate_limiter or ConnectionRateLimiter(connection_rate_limit, node.clock)
 
@@ -228,6 +232,8 @@ def websocket_handler(
             decode_text=False,
             compress=False,
         )
+        if send_buffer_size > 0:
+            _fix_send_buffer(request, send_buffer_size)
         await ws.prepare(_without_blank_subprotocol(request))
         try:
             await _serve(node, ws, request, codec=codec, app_pings=not frame_pings)
@@ -236,6 +242,15 @@ def websocket_handler(
         return ws
 
     return handle
+
+
+def _fix_send_buffer(request: web.Request, size: int) -> None:
+    """Set SO_SNDBUF: the kernel then stops autotuning it, and a client that stopped reading
+    fills it (and the outbox behind it) after `size` bytes instead of megabytes."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        with contextlib.suppress(OSError):  # the socket closed under us: nothing to size
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 async def _serve(

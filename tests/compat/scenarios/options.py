@@ -9,6 +9,14 @@ from tests.compat.scenarios._helpers import connect, publish, sub, subtok
 
 __all__ = ["OPTIONS"]
 
+ENG = {"key": "team", "cmp": "eq", "val": "eng"}
+
+
+def tagged(channel: str, n: int, team: str) -> Api:
+    """A publication of ``{"n": n}`` tagged with its team."""
+    return Api("publish", {"channel": channel, "data": {"n": n}, "tags": {"team": team}})
+
+
 OPTIONS = [
     Scenario(
         "separate_subscription_key_is_the_only_one_for_subscriptions",
@@ -179,5 +187,38 @@ OPTIONS = [
             Api("disconnect", {"user": "42", "disconnect": {"code": 3001, "reason": "again"}}),
             Closed("a"),
         ),
+    ),
+    Scenario(
+        "recovery_and_live_delivery_through_a_tags_filter",
+        "tags",
+        (
+            *connect("a"),
+            sub("a", "free", tf=ENG),  # no namespace: tags filters not allowed
+            sub("a", "tagged:x", tf={"key": "team", "cmp": "eq"}),  # eq without val
+            # Offset 1 first: Centrifugo puts the epoch into that one publication only.
+            tagged("tagged:x", 0, "ops"),
+            tagged("tagcache:y", 0, "ops"),
+            Cmd(
+                "a",
+                {"subscribe": {"channel": "tagged:x", "tf": ENG}},
+                save={"e": "subscribe/epoch"},
+            ),
+            tagged("tagged:x", 1, "eng"),
+            tagged("tagged:x", 2, "ops"),
+            tagged("tagged:x", 3, "eng"),
+            Push("a", 2),
+            Cmd("a", {"unsubscribe": {"channel": "tagged:x"}}),
+            tagged("tagged:x", 4, "ops"),
+            tagged("tagged:x", 5, "eng"),
+            tagged("tagged:x", 6, "ops"),
+            sub("a", "tagged:x", tf=ENG, recover=True, offset=2, epoch=Var("e")),
+            Cmd("a", {"subscribe": {"channel": "tagcache:y"}}, save={"c": "subscribe/epoch"}),
+            Cmd("a", {"unsubscribe": {"channel": "tagcache:y"}}),
+            tagged("tagcache:y", 1, "eng"),
+            tagged("tagcache:y", 2, "ops"),
+            sub("a", "tagcache:y", tf=ENG, recover=True, offset=0, epoch=Var("c")),
+            sub("a", "tagged:d", tf=ENG, delta="fossil"),
+        ),
+        quick=True,
     ),
 ]

@@ -68,8 +68,65 @@ def _cases(transport: str) -> list[Scenario]:
     ]
 
 
+def _code_cases(transport: str) -> list[Scenario]:
+    """Connect errors as HTTP answers (uni_http_stream, uni_sse: the status is observed)."""
+    short = transport.removeprefix("uni_")
+    return [
+        Scenario(
+            f"uni_{short}_expired_token_answered_with_its_http_status",
+            "uni_codes",
+            (Uni("a", transport, {"token": Tok(exp_in=-10)}),),
+            quick=transport == "uni_sse",
+        ),
+        Scenario(
+            f"uni_{short}_unsigned_token_answered_with_its_http_status",
+            "uni_codes",
+            (Uni("a", transport, {"token": Tok(raw=UNSIGNED)}),),
+        ),
+        Scenario(
+            f"uni_{short}_unlisted_code_answered_500",
+            "uni_codes",
+            (Uni("a", transport, {}),),
+        ),
+        Scenario(
+            f"uni_{short}_good_token_streams_despite_http_answers",
+            "uni_codes",
+            (
+                Uni("a", transport, {"token": Tok(claims=_NEWS)}),
+                Push("a"),
+                Api("publish", {"channel": "news", "data": {"text": "hi"}}),
+                Push("a"),
+            ),
+        ),
+    ]
+
+
+# A uni_websocket without the disconnect push, and a connect error as a chosen disconnect.
+_WEBSOCKET_OPTIONS = [
+    Scenario(
+        "uni_websocket_expired_token_becomes_the_configured_disconnect",
+        "uni_codes",
+        (Uni("a", "uni_websocket", {"token": Tok(exp_in=-10)}), Closed("a")),
+        quick=True,
+    ),
+    Scenario(
+        "uni_websocket_server_disconnect_without_disconnect_push",
+        "uni_codes",
+        (
+            Uni("a", "uni_websocket", {"token": Tok()}),
+            Push("a"),
+            Api("disconnect", {"user": "42"}),
+            Closed("a"),
+        ),
+    ),
+]
+
+
 UNI: list[Scenario] = [
     *_cases("uni_http_stream"),
     *_cases("uni_sse"),
     *_cases("uni_websocket"),
+    *_code_cases("uni_http_stream"),
+    *_code_cases("uni_sse"),
+    *_WEBSOCKET_OPTIONS,
 ]

@@ -1,0 +1,76 @@
+"""Shared poll channels: the effective options of a namespace of ``subscription_type``
+``shared_poll`` (docs/shared-poll.md), with Centrifugo's defaults filled in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rotary.channels.options import ChannelOptions
+
+__all__ = ["POLL_MODES", "PollSettings", "poll_problems", "poll_settings"]
+
+#: Values of ``shared_poll.mode``: "" and ``versionless`` are the same mode.
+POLL_MODES = ("", "versionless", "versioned")
+
+_DEFAULT_REFRESH_INTERVAL = 10.0
+_DEFAULT_BATCH_SIZE = 1000
+_DEFAULT_MAX_KEYS = 5000
+_DEFAULT_SHUTDOWN_DELAY = 1.0
+_DEFAULT_TRACK_EXPIRED_EXTRA_DELAY = 25.0
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    """Effective options of one shared poll channel; durations in seconds.
+
+    `versioned`: the backend gives each item's version; otherwise (versionless) the server
+    numbers versions itself whenever an item's data changes.
+    """
+
+    proxy_name: str
+    versioned: bool = False
+    refresh_interval: float = _DEFAULT_REFRESH_INTERVAL
+    batch_size: int = _DEFAULT_BATCH_SIZE
+    max_keys_per_connection: int = _DEFAULT_MAX_KEYS
+    shutdown_delay: float = _DEFAULT_SHUTDOWN_DELAY
+    track_expired_extra_delay: float = _DEFAULT_TRACK_EXPIRED_EXTRA_DELAY
+
+
+def poll_settings(options: ChannelOptions) -> PollSettings | None:
+    """The effective shared poll options, or None when these are not shared poll channels."""
+    if options.subscription_type != "shared_poll":
+        return None
+    o = options
+    return PollSettings(
+        proxy_name=o.shared_poll_proxy_name,
+        versioned=o.shared_poll_mode == "versioned",
+        refresh_interval=o.shared_poll_refresh_interval or _DEFAULT_REFRESH_INTERVAL,
+        batch_size=o.shared_poll_refresh_batch_size or _DEFAULT_BATCH_SIZE,
+        max_keys_per_connection=o.shared_poll_max_keys_per_connection or _DEFAULT_MAX_KEYS,
+        shutdown_delay=o.shared_poll_channel_shutdown_delay or _DEFAULT_SHUTDOWN_DELAY,
+        track_expired_extra_delay=(
+            o.shared_poll_track_expired_extra_delay or _DEFAULT_TRACK_EXPIRED_EXTRA_DELAY
+        ),
+    )
+
+
+def poll_problems(
+    options: ChannelOptions, *, proxy_names: frozenset[str], has_secret: bool
+) -> list[tuple[str, str]]:
+    """(option, problem) pairs of a shared poll namespace, Centrifugo's rules at load time."""
+    o = options
+    if o.subscription_type != "shared_poll":
+        return []
+    problems: list[tuple[str, str]] = []
+    if not has_secret:
+        problems.append(("subscription_type", "shared poll needs shared_poll.hmac_secret_key"))
+    if not o.shared_poll_proxy_name:
+        problems.append(("shared_poll.proxy_name", "must name a proxy of the proxies list"))
+    elif o.shared_poll_proxy_name not in proxy_names:
+        name = o.shared_poll_proxy_name
+        problems.append(("shared_poll.proxy_name", f"no proxy named {name!r} in proxies"))
+    if o.shared_poll_mode not in POLL_MODES:
+        problems.append(("shared_poll.mode", 'must be "versionless" or "versioned"'))
+    if o.shared_poll_publish_enabled:
+        problems.append(("shared_poll.publish_enabled", "Rotary cannot publish into shared poll"))
+    return problems

@@ -1,0 +1,423 @@
+"""Shared poll channels on a node: who tracks which key, the polling of the backend, fan-out.
+
+docs/shared-poll.md. Clients track keys of a shared poll channel; the node polls the backend
+for every key some client here tracks, once per refresh interval and channel whatever the
+number of clients, and pushes each new version of an item to the clients tracking its key.
+A key tracked for the first time is polled at once. Each node polls for its own clients, as
+Centrifugo's nodes do: no engine is involved.
+
+Everything runs on the event loop and the methods that change state never await, so no
+lock is needed: a track is registered, answered and joined in one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+from weakref import WeakKeyDictionary
+
+from rotary.channels.shared_poll import PollSettings
+from rotary.protocol.base import Codec, NotEncodable
+
+__all__ = [
+    "TRACKERS",
+    "KeyState",
+    "PollAnswer",
+    "PollBackend",
+    "PollFailure",
+    "PolledItem",
+    "SharedPollManager",
+    "Tracker",
+    "new_epoch",
+    "release",
+]
+
+_log = logging.getLogger("rotary.shared_poll")
+
+_EPOCH_LETTERS = string.ascii_letters
+
+
+def new_epoch() -> str:
+    """Eight random letters, the form of Centrifugo's epochs."""
+    return "".join(secrets.choice(_EPOCH_LETTERS) for _ in range(8))
+
+
+class PollFailure(Exception):
+    """The backend could not be asked or answered nonsense; `args[0]` is loggable."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolledItem:
+    """One item of a backend answer: its data (JSON bytes), version, or its removal."""
+
+    key: str
+    data: bytes = b""
+    version: int = 0
+    removed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PollAnswer:
+    items: Sequence[PolledItem] = ()
+    #: The publisher's epoch (versioned channels): a change resets every subscriber.
+    epoch: str = ""
+
+
+class PollBackend(Protocol):
+    """Asks the backend named `proxy_name` for the current state of `items` of `channel`.
+
+    `items` are (key, version the node holds, 0 for none); the answer lists the items that
+    exist, changed or not. Raises `PollFailure`; the next cycle asks again.
+    """
+
+    async def refresh(
+        self, proxy_name: str, channel: str, items: Sequence[tuple[str, int]]
+    ) -> PollAnswer: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class KeyState:
+    """A key as one connection tracks it: the version it has, when its signature expires."""
+
+    version: int = 0
+    expire_at: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class Tracker:
+    """One connection's subscription to a shared poll channel and the keys it tracks.
+
+    `push` queues encoded bytes for the client; `unencodable` ends a client whose format
+    cannot carry an item; `reset` ends the subscription (epoch change).
+    """
+
+    channel: str
+    codec: Codec
+    push: Callable[[bytes], None]
+    unencodable: Callable[[], None]
+    reset: Callable[[], None]
+    settings: PollSettings
+    keys: dict[str, KeyState] = field(default_factory=dict)
+
+    def deliver(self, key: str, version: int, data: bytes, cache: dict[str, bytes]) -> None:
+        """Push `data` at `version` unless this connection already has that version."""
+        state = self.keys.get(key)
+        if state is None or version <= state.version:
+            return
+        state.version = version
+        encoded = cache.get(self.codec.name)
+        if encoded is None:
+            body = {"data": data, "key": key, "version": version}
+            try:
+                encoded = self.codec.encode_push("pub", body, self.channel)
+            except NotEncodable:
+                self.unencodable()
+                return
+            cache[self.codec.name] = encoded
+        self.push(encoded)
+
+    def remove(self, key: str) -> None:
+        """Forget `key` and tell the client it was removed."""
+        if self.keys.pop(key, None) is not None:
+            body = {"key": key, "removed": True}
+            self.push(self.codec.encode_push("pub", body, self.channel))
+
+
+#: Each session's trackers by channel (a session has few: made on its first shared poll
+#: subscription, dropped with the session).
+TRACKERS: WeakKeyDictionary[object, dict[str, Tracker]] = WeakKeyDictionary()
+
+
+def release(manager: SharedPollManager | None, session: object, channel: str) -> None:
+    """Stop the tracking of `session` in `channel` (its unsubscribe or its end)."""
+    trackers = TRACKERS.get(session)
+    tracker = trackers.pop(channel, None) if trackers else None
+    if tracker is None or manager is None:
+        return
+    manager.remove(tracker, list(tracker.keys))
+    tracker.keys.clear()
+
+
+def _worker_done(task: asyncio.Task[None]) -> None:
+    """A worker ends only when cancelled; anything else is a bug, logged (the next track
+    starts a new one)."""
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("shared poll worker failed", exc_info=task.exception())
+
+
+@dataclass(slots=True)
+class _Entry:
+    """A key the node polls: the last version seen (0: none yet) and what decides changes."""
+
+    version: int = 0
+    data_hash: int = 0
+    #: A client joined that needs the data even if it did not change.
+    needs_broadcast: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class _Channel:
+    settings: PollSettings
+    epoch: str
+    entries: dict[str, _Entry] = field(default_factory=dict)
+    subscribers: dict[str, set[Tracker]] = field(default_factory=dict)
+    counter: int = 0
+    notified: set[str] = field(default_factory=set)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    worker: asyncio.Task[None] | None = None
+    shutdown: asyncio.TimerHandle | None = None
+    closed: bool = False
+
+
+class SharedPollManager:
+    """Every shared poll channel of one node. `concurrency` bounds backend calls at once."""
+
+    def __init__(
+        self,
+        backend: PollBackend,
+        *,
+        concurrency: int = 64,
+        make_epoch: Callable[[], str] = new_epoch,
+    ) -> None:
+        self._backend = backend
+        self._limit = asyncio.Semaphore(concurrency if concurrency > 0 else 64)
+        self._make_epoch = make_epoch
+        #: Epoch of versionless channels with no state yet (new at each start).
+        self._epoch = make_epoch()
+        self._channels: dict[str, _Channel] = {}
+
+    # ------------------------------------------------------------------ clients
+
+    def epoch(self, channel: str, settings: PollSettings) -> str:
+        """The epoch a subscribe reply carries: the channel's, or the node's when it has none."""
+        ch = self._channels.get(channel)
+        if ch is not None:
+            return ch.epoch
+        return "" if settings.versioned else self._epoch
+
+    def track(self, channel: str, settings: PollSettings, keys: Sequence[str]) -> list[int | None]:
+        """Register `keys` for polling; for each, None when new here, else the version held.
+
+        Starts the channel's worker when needed. The caller joins with `add` before it awaits.
+        """
+        ch = self._channels.get(channel)
+        if ch is None:
+            ch = _Channel(settings, "" if settings.versioned else self._make_epoch())
+            self._channels[channel] = ch
+        if ch.shutdown is not None:
+            ch.shutdown.cancel()
+            ch.shutdown = None
+        held: list[int | None] = []
+        for key in keys:
+            entry = ch.entries.get(key)
+            held.append(None if entry is None else entry.version)
+            if entry is None:
+                ch.entries[key] = _Entry()
+        if ch.worker is None or ch.worker.done():
+            ch.worker = asyncio.get_running_loop().create_task(self._run(channel, ch))
+            ch.worker.add_done_callback(_worker_done)
+        return held
+
+    def add(self, tracker: Tracker, keys: Sequence[str]) -> None:
+        """Deliver the changes of `keys` to `tracker` from now on."""
+        ch = self._channels[tracker.channel]
+        for key in keys:
+            ch.subscribers.setdefault(key, set()).add(tracker)
+
+    def remove(self, tracker: Tracker, keys: Sequence[str]) -> None:
+        """Stop delivering `keys` to `tracker`; keys nobody tracks any more are not polled."""
+        ch = self._channels.get(tracker.channel)
+        if ch is None:
+            return
+        for key in keys:
+            subs = ch.subscribers.get(key)
+            if subs is None:
+                continue
+            subs.discard(tracker)
+            if not subs:
+                del ch.subscribers[key]
+                ch.entries.pop(key, None)
+        if not ch.entries:
+            self._schedule_shutdown(tracker.channel, ch)
+
+    def poll_soon(self, channel: str, keys: Sequence[str]) -> None:
+        """Poll `keys` now rather than at the next cycle (keys tracked for the first time)."""
+        ch = self._channels.get(channel)
+        if ch is not None and keys:
+            ch.notified.update(keys)
+            ch.wake.set()
+
+    def rebroadcast(self, channel: str, keys: Sequence[str]) -> None:
+        """Deliver `keys` at the next answer even if unchanged (a client joined without data).
+
+        Keys that have data are polled at once; those still waiting for their first answer
+        get it with that answer.
+        """
+        ch = self._channels.get(channel)
+        if ch is None:
+            return
+        soon = []
+        for key in keys:
+            entry = ch.entries.get(key)
+            if entry is not None and not entry.needs_broadcast:
+                entry.needs_broadcast = True
+                if entry.version > 0:
+                    soon.append(key)
+        self.poll_soon(channel, soon)
+
+    async def close(self) -> None:
+        """Stop every worker, then close the backend."""
+        for ch in self._channels.values():
+            ch.closed = True
+            if ch.worker is not None:
+                ch.worker.cancel()
+            if ch.shutdown is not None:
+                ch.shutdown.cancel()
+        workers = [ch.worker for ch in self._channels.values() if ch.worker is not None]
+        self._channels.clear()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await self._backend.close()
+
+    @property
+    def num_channels(self) -> int:
+        return len(self._channels)
+
+    # ------------------------------------------------------------------ life of a channel
+
+    def _schedule_shutdown(self, channel: str, ch: _Channel) -> None:
+        """Drop the channel after its shutdown delay unless a key is tracked again meanwhile."""
+        if ch.shutdown is None:
+            loop = asyncio.get_running_loop()
+            ch.shutdown = loop.call_later(ch.settings.shutdown_delay, self._drop, channel, ch)
+
+    def _drop(self, channel: str, ch: _Channel) -> None:
+        ch.shutdown = None
+        if ch.entries or self._channels.get(channel) is not ch:
+            return
+        ch.closed = True
+        del self._channels[channel]
+        if ch.worker is not None:
+            ch.worker.cancel()
+
+    async def _run(self, channel: str, ch: _Channel) -> None:
+        """The channel's worker: notified keys at once, every key once per interval."""
+        loop = asyncio.get_running_loop()
+        interval = ch.settings.refresh_interval
+        due = loop.time() + interval
+        while not ch.closed:
+            if not ch.notified:
+                try:
+                    async with asyncio.timeout(max(due - loop.time(), 0.0)):
+                        await ch.wake.wait()
+                except TimeoutError:
+                    pass
+            ch.wake.clear()
+            if ch.notified:
+                keys = sorted(k for k in ch.notified if k in ch.entries)
+                ch.notified.clear()
+                await self._poll(channel, ch, keys)
+            if loop.time() >= due:
+                started = loop.time()
+                await self._cycle(channel, ch)
+                due = started + interval
+
+    async def _cycle(self, channel: str, ch: _Channel) -> None:
+        """Poll every key, in batches spread over the interval (as Centrifugo does)."""
+        keys = sorted(ch.entries)
+        size = ch.settings.batch_size
+        chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
+        if not chunks:
+            return
+        spread = ch.settings.refresh_interval / len(chunks)
+        await asyncio.gather(
+            *(self._poll(channel, ch, chunk, delay=i * spread) for i, chunk in enumerate(chunks))
+        )
+
+    async def _poll(self, channel: str, ch: _Channel, keys: list[str], delay: float = 0.0) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        items = [(key, self._asked_version(ch, key)) for key in keys if key in ch.entries]
+        if not items or ch.closed:
+            return
+        try:
+            async with self._limit:
+                answer = await self._backend.refresh(ch.settings.proxy_name, channel, items)
+        except PollFailure as exc:
+            _log.warning("shared poll of %s failed: %s", channel, exc)
+            return
+        if not ch.closed:
+            self._apply(ch, answer)
+
+    @staticmethod
+    def _asked_version(ch: _Channel, key: str) -> int:
+        """The version the backend is told the node holds: 0 asks for the data in any case."""
+        entry = ch.entries[key]
+        if not ch.settings.versioned or entry.needs_broadcast:
+            return 0
+        return entry.version
+
+    # ------------------------------------------------------------------ answers
+
+    def _apply(self, ch: _Channel, answer: PollAnswer) -> None:
+        """Record what changed, then push it: new versions, and removals."""
+        if ch.settings.versioned and answer.epoch != ch.epoch:
+            self._flip_epoch(ch, answer.epoch)
+        updates: list[tuple[str, int, bytes]] = []
+        removals: list[str] = []
+        for item in answer.items:
+            entry = ch.entries.get(item.key)
+            if entry is None:
+                continue
+            if item.removed:
+                removals.append(item.key)
+                continue
+            update = self._change(ch, entry, item)
+            if update is not None:
+                updates.append((item.key, update, item.data))
+        for key, version, data in updates:
+            cache: dict[str, bytes] = {}
+            for tracker in list(ch.subscribers.get(key, ())):
+                tracker.deliver(key, version, data, cache)
+        for key in removals:
+            for tracker in ch.subscribers.pop(key, ()):
+                tracker.remove(key)
+            ch.entries.pop(key, None)
+
+    def _change(self, ch: _Channel, entry: _Entry, item: PolledItem) -> int | None:
+        """The version to deliver `item` at, or None when there is nothing to deliver."""
+        if not ch.settings.versioned and item.version == 0:
+            digest = hash(item.data)
+            if entry.version > 0 and digest == entry.data_hash:
+                return self._unchanged(entry, entry.version)
+            ch.counter += 1
+            entry.version, entry.data_hash, entry.needs_broadcast = ch.counter, digest, False
+            return entry.version
+        if item.version <= entry.version:
+            same = item.version == entry.version
+            return self._unchanged(entry, item.version) if same else None
+        entry.version, entry.needs_broadcast = item.version, False
+        return item.version
+
+    @staticmethod
+    def _unchanged(entry: _Entry, version: int) -> int | None:
+        """An unchanged item goes out only to clients that joined without its data."""
+        if entry.needs_broadcast and entry.version > 0:
+            entry.needs_broadcast = False
+            return version
+        return None
+
+    def _flip_epoch(self, ch: _Channel, epoch: str) -> None:
+        """The publisher's epoch changed: versions restart, so every subscriber starts over."""
+        ch.epoch = epoch
+        for entry in ch.entries.values():
+            entry.version, entry.data_hash, entry.needs_broadcast = 0, 0, False
+        trackers = {t for subs in ch.subscribers.values() for t in subs}
+        for tracker in trackers:
+            tracker.reset()
