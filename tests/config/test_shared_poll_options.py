@@ -99,13 +99,20 @@ def test_shared_poll_proxy_name_must_be_in_the_proxies_list(config_file: ConfigF
     ("group", "expected"),
     [
         ({"mode": "sometimes"}, 'must be "versionless" or "versioned"'),
-        ({"publish_enabled": True}, "Rotary cannot publish into shared poll"),
+        ({"publish_enabled": True}, "shared_poll.publish_enabled: needs mode versioned"),
     ],
 )
 def test_bad_shared_poll_group_values_are_refused(
     config_file: ConfigFile, group: dict[str, Any], expected: str
 ) -> None:
     assert expected in _problems(config_file, _doc(proxy_name="poll_backend", **group))
+
+
+def test_publish_enabled_versioned_namespace_loads(config_file: ConfigFile) -> None:
+    doc = _doc(proxy_name="poll_backend", mode="versioned", publish_enabled=True)
+    settings = poll_settings(load_config(config_file(doc), env={}).channels.namespaces[0].options)
+    assert settings is not None
+    assert settings.publish_enabled
 
 
 def test_proxy_fields_rotary_lacks_are_ignored_with_a_warning(config_file: ConfigFile) -> None:

@@ -34,6 +34,8 @@ class PollSettings:
     max_keys_per_connection: int = _DEFAULT_MAX_KEYS
     shutdown_delay: float = _DEFAULT_SHUTDOWN_DELAY
     track_expired_extra_delay: float = _DEFAULT_TRACK_EXPIRED_EXTRA_DELAY
+    #: The server API's shared_poll_publish may push versions into these channels.
+    publish_enabled: bool = False
 
 
 def poll_settings(options: ChannelOptions) -> PollSettings | None:
@@ -51,6 +53,7 @@ def poll_settings(options: ChannelOptions) -> PollSettings | None:
         track_expired_extra_delay=(
             o.shared_poll_track_expired_extra_delay or _DEFAULT_TRACK_EXPIRED_EXTRA_DELAY
         ),
+        publish_enabled=o.shared_poll_publish_enabled,
     )
 
 
@@ -71,6 +74,8 @@ def poll_problems(
         problems.append(("shared_poll.proxy_name", f"no proxy named {name!r} in proxies"))
     if o.shared_poll_mode not in POLL_MODES:
         problems.append(("shared_poll.mode", 'must be "versionless" or "versioned"'))
-    if o.shared_poll_publish_enabled:
-        problems.append(("shared_poll.publish_enabled", "Rotary cannot publish into shared poll"))
+    if o.shared_poll_publish_enabled and o.shared_poll_mode != "versioned":
+        # A publisher gives versions; versionless channels number their own, and the two
+        # would collide (Centrifugo refuses the same combination).
+        problems.append(("shared_poll.publish_enabled", "needs mode versioned"))
     return problems

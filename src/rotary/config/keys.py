@@ -666,7 +666,8 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "Shared poll channels: how long a key stays tracked after its signature expired "
         "(0s: 25s).",
     "shared_poll_publish_enabled":
-        "Shared poll channels: publishing into them (not supported by Rotary: must stay false).",
+        "Shared poll channels: the server API's shared_poll_publish may push item versions "
+        "into them (mode versioned only).",
     "map_mode":
         "Map channels: ephemeral (no stream), recoverable (stream, keys expire) or "
         "persistent (stream, keys never expire).",

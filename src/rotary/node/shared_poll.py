@@ -4,7 +4,7 @@ docs/shared-poll.md. Clients track keys of a shared poll channel; the node polls
 for every key some client here tracks, once per refresh interval and channel whatever the
 number of clients, and pushes each new version of an item to the clients tracking its key.
 A key tracked for the first time is polled at once. Each node polls for its own clients, as
-Centrifugo's nodes do: no engine is involved.
+Centrifugo's nodes do; the engine only carries server-API publications (`published`).
 
 Everything runs on the event loop and the methods that change state never await, so no
 lock is needed: a track is registered, answered and joined in one step.
@@ -271,6 +271,27 @@ class SharedPollManager:
                 if entry.version > 0:
                     soon.append(key)
         self.poll_soon(channel, soon)
+
+    def published(self, channel: str, key: str, version: int, epoch: str, data: bytes) -> None:
+        """Apply a server-API publication of `key` (every node gets each one).
+
+        Versioned channels only. As in Centrifugo, the epoch is compared before anything
+        else, so a publisher's new epoch resets the channel's subscribers even on a node that
+        does not track `key`; then the item goes out when the node tracks `key` and
+        `version` is above the one it holds (an older or equal version is dropped).
+        """
+        ch = self._channels.get(channel)
+        if ch is None or not ch.settings.versioned:
+            return
+        if epoch != ch.epoch:
+            self._flip_epoch(ch, epoch)
+        entry = ch.entries.get(key)
+        if entry is None or version <= entry.version:
+            return
+        entry.version, entry.needs_broadcast = version, False
+        cache: dict[str, bytes] = {}
+        for tracker in list(ch.subscribers.get(key, ())):
+            tracker.deliver(key, version, data, cache)
 
     async def close(self) -> None:
         """Stop every worker, then close the backend."""

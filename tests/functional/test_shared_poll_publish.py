@@ -1,0 +1,187 @@
+"""Publishing into shared poll channels through the server HTTP API (``shared_poll_publish``,
+called as `cent` calls methods: POST /api/<method> with X-API-Key), on the memory engine and
+on Redis, and from one Redis node to the clients of another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional.cluster_helpers import start_node
+from tests.functional.conftest import API_KEY, ServerHandle
+from tests.functional.test_ws_shared_poll import (
+    Backend,
+    ask,
+    config,
+    new_channel,
+    subscribed,
+    track,
+    updates,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def poll_backend() -> Iterator[tuple[Backend, str]]:
+    """The app's refresh endpoint (items by key), in a thread of this process."""
+    state = Backend()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            answer = json.dumps(state.answer(json.loads(body))).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield state, f"http://127.0.0.1:{http.server_address[1]}/refresh"
+    http.shutdown()
+    http.server_close()
+
+
+def publish_config(endpoint: str, engine: str) -> dict[str, Any]:
+    """The shared poll test config plus ``pollpub``: versioned, publishing enabled, and a
+    refresh interval long enough that only publications bring new versions."""
+    cfg = config(endpoint, engine)
+    group = {"proxy_name": "poll_backend", "mode": "versioned", "refresh_interval": "60s"}
+    cfg["channel"]["namespaces"].append(
+        {
+            "name": "pollpub",
+            "subscription_type": "shared_poll",
+            "allow_subscribe_for_client": True,
+            "shared_poll": {**group, "publish_enabled": True},
+        }
+    )
+    cfg["channel"]["namespaces"].append({"name": "stream"})
+    cfg["http_api"] = {"key": API_KEY}
+    return cfg
+
+
+@pytest.fixture(scope="module", params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def server(
+    request: pytest.FixtureRequest,
+    poll_backend: tuple[Backend, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServerHandle]:
+    engine = request.param
+    folder = tmp_path_factory.mktemp(engine)
+    handle = start_node(publish_config(poll_backend[1], engine), folder, engine)
+    yield handle
+    handle.stop()
+
+
+async def publish(server: ServerHandle, **params: Any) -> dict[str, Any]:
+    return await asyncio.to_thread(server.api, "shared_poll_publish", params)
+
+
+async def test_published_version_reaches_the_clients_tracking_the_key(
+    server: ServerHandle, poll_backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = poll_backend
+    channel = new_channel("pollpub")
+    assert "k" not in state.items  # the backend knows nothing of this key
+    client = await subscribed(server, ws_connect, channel)
+    await ask(client, track(3, channel, {"k": 0}))
+
+    assert await publish(server, channel=channel, key="k", version=2, data={"n": 2}) == {
+        "result": {}
+    }
+
+    assert await updates(client, 1) == [{"data": {"n": 2}, "key": "k", "version": 2}]
+
+
+async def test_stale_published_versions_are_dropped(server: ServerHandle, ws_connect: Any) -> None:
+    channel = new_channel("pollpub")
+    client = await subscribed(server, ws_connect, channel)
+    await ask(client, track(3, channel, {"k": 0}))
+    await publish(server, channel=channel, key="k", version=5, data={"n": 5})
+    assert (await updates(client, 1))[0]["version"] == 5
+
+    for version in (5, 4):  # equal and older versions: nothing goes out
+        assert await publish(server, channel=channel, key="k", version=version, data={}) == {
+            "result": {}
+        }
+    await publish(server, channel=channel, key="k", version=6, data={"n": 6})
+
+    assert await updates(client, 1) == [{"data": {"n": 6}, "key": "k", "version": 6}]
+
+
+async def test_binary_b64data_reaches_a_json_client_as_its_json_value(
+    server: ServerHandle, ws_connect: Any
+) -> None:
+    channel = new_channel("pollpub")
+    client = await subscribed(server, ws_connect, channel)
+    await ask(client, track(3, channel, {"k": 0}))
+
+    await publish(server, channel=channel, key="k", version=1, b64data="eyJiIjoxfQ==")
+
+    assert await updates(client, 1) == [{"data": {"b": 1}, "key": "k", "version": 1}]
+
+
+async def test_a_new_publisher_epoch_unsubscribes_the_subscribers_with_2500(
+    server: ServerHandle, ws_connect: Any
+) -> None:
+    channel = new_channel("pollpub")
+    client = await subscribed(server, ws_connect, channel)
+    await ask(client, track(3, channel, {"k": 0}))
+
+    await publish(server, channel=channel, key="other", version=1, epoch="e2", data={})
+
+    push = (await client.push())["push"]
+    assert push["channel"] == channel
+    assert push["unsubscribe"]["code"] == 2500
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"key": "k", "version": 1, "data": {}}, 107),  # no channel
+        ({"channel": "pollpub:x", "version": 1, "data": {}}, 107),  # no key
+        ({"channel": "pollpub:x", "key": "k", "data": {}}, 107),  # no version
+        ({"channel": "pollpub:x", "key": "k", "version": 1}, 107),  # no data
+        ({"channel": "nowhere:x", "key": "k", "version": 1, "data": {}}, 102),
+        ({"channel": "stream:x", "key": "k", "version": 1, "data": {}}, 107),
+        ({"channel": "poll:x", "key": "k", "version": 1, "data": {}}, 108),  # not enabled
+    ],
+)
+async def test_bad_shared_poll_publish_gets_its_error_code_and_the_server_goes_on(
+    server: ServerHandle, params: dict[str, Any], code: int
+) -> None:
+    assert (await publish(server, **params))["error"]["code"] == code
+    assert await publish(server, channel="pollpub:x", key="k", version=1, data={}) == {"result": {}}
+
+
+@pytest.mark.redis
+async def test_publication_on_one_redis_node_reaches_the_clients_of_another(
+    poll_backend: tuple[Backend, str], ws_connect: Any, tmp_path: Path
+) -> None:
+    base = publish_config(poll_backend[1], "redis")
+    nodes = [start_node(base, tmp_path, name) for name in ("n1", "n2")]
+    try:
+        channel = new_channel("pollpub")
+        client = await subscribed(nodes[1], ws_connect, channel)
+        await ask(client, track(3, channel, {"k": 0}))
+
+        await publish(nodes[0], channel=channel, key="k", version=7, data={"from": "n1"})
+
+        assert await updates(client, 1) == [{"data": {"from": "n1"}, "key": "k", "version": 7}]
+    finally:
+        for node in nodes:
+            node.stop()
