@@ -32,6 +32,7 @@ from rotary.api.executor import ApiExecutor
 from rotary.api.http import add_api_routes
 from rotary.auth.track_signature import TrackSecrets
 from rotary.channels.resolver import ChannelResolver
+from rotary.channels.shared_poll import DEFAULT_PROXY
 from rotary.clock import Clock, SystemClock
 from rotary.config.model import Config
 from rotary.demo import DemoSettings, add_demo_routes
@@ -204,7 +205,11 @@ def _shared_poll(config: Config) -> dict[str, Any]:
     secrets = TrackSecrets(
         sp.hmac_secret_key, sp.hmac_previous_secret_key, sp.hmac_previous_secret_key_valid_until
     )
-    backend = PollProxy(dict(config.proxy.named))
+    proxies = dict(config.proxy.named)
+    if config.proxy.shared_poll_refresh.endpoint:
+        # "default" always means channel.proxy.shared_poll_refresh, as in Centrifugo.
+        proxies[DEFAULT_PROXY] = config.proxy.shared_poll_refresh
+    backend = PollProxy(proxies)
     manager = SharedPollManager(backend, concurrency=sp.concurrency_limit)
     return {"shared_poll": manager, "track_secrets": secrets}
 

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 from rotary.channels.options import ChannelOptions
 
-__all__ = ["POLL_MODES", "PollSettings", "poll_problems", "poll_settings"]
+__all__ = ["DEFAULT_PROXY", "POLL_MODES", "PollSettings", "poll_problems", "poll_settings"]
+
+#: The ``proxy_name`` of channel.proxy.shared_poll_refresh; an empty name means it too.
+DEFAULT_PROXY = "default"
 
 #: Values of ``shared_poll.mode``: "" and ``versionless`` are the same mode.
 POLL_MODES = ("", "versionless", "versioned")
@@ -44,7 +47,7 @@ def poll_settings(options: ChannelOptions) -> PollSettings | None:
         return None
     o = options
     return PollSettings(
-        proxy_name=o.shared_poll_proxy_name,
+        proxy_name=o.shared_poll_proxy_name or DEFAULT_PROXY,
         versioned=o.shared_poll_mode == "versioned",
         refresh_interval=o.shared_poll_refresh_interval or _DEFAULT_REFRESH_INTERVAL,
         batch_size=o.shared_poll_refresh_batch_size or _DEFAULT_BATCH_SIZE,
@@ -58,17 +61,28 @@ def poll_settings(options: ChannelOptions) -> PollSettings | None:
 
 
 def poll_problems(
-    options: ChannelOptions, *, proxy_names: frozenset[str], has_secret: bool
+    options: ChannelOptions,
+    *,
+    proxy_names: frozenset[str],
+    has_secret: bool,
+    has_default_proxy: bool = False,
 ) -> list[tuple[str, str]]:
-    """(option, problem) pairs of a shared poll namespace, Centrifugo's rules at load time."""
+    """(option, problem) pairs of a shared poll namespace, Centrifugo's rules at load time.
+
+    `proxy_names` are the names of the ``proxies`` list; `has_default_proxy` tells whether
+    channel.proxy.shared_poll_refresh has an endpoint (needed when the name is empty or
+    "default", which always means that proxy, as in Centrifugo).
+    """
     o = options
     if o.subscription_type != "shared_poll":
         return []
     problems: list[tuple[str, str]] = []
     if not has_secret:
         problems.append(("subscription_type", "shared poll needs shared_poll.hmac_secret_key"))
-    if not o.shared_poll_proxy_name:
-        problems.append(("shared_poll.proxy_name", "must name a proxy of the proxies list"))
+    if o.shared_poll_proxy_name in ("", DEFAULT_PROXY):
+        if not has_default_proxy:
+            text = "empty or default needs channel.proxy.shared_poll_refresh.endpoint"
+            problems.append(("shared_poll.proxy_name", text))
     elif o.shared_poll_proxy_name not in proxy_names:
         name = o.shared_poll_proxy_name
         problems.append(("shared_poll.proxy_name", f"no proxy named {name!r} in proxies"))

@@ -1,6 +1,8 @@
-"""Publishing into shared poll channels through the server HTTP API (``shared_poll_publish``,
-called as `cent` calls methods: POST /api/<method> with X-API-Key), on the memory engine and
-on Redis, and from one Redis node to the clients of another.
+"""Shared poll channels beyond polling a named proxy: publishing into them through the
+server HTTP API (``shared_poll_publish``, called as `cent` calls methods: POST /api/<method>
+with X-API-Key), on the memory engine and on Redis and from one Redis node to the clients of
+another; and the default proxy (channel.proxy.shared_poll_refresh) of namespaces that name
+none.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def poll_backend() -> Iterator[tuple[Backend, str]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            answer = json.dumps(state.answer(json.loads(body))).encode()
+            answer = json.dumps(state.answer({**json.loads(body), "path": self.path})).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(answer)))
@@ -70,6 +72,16 @@ def publish_config(endpoint: str, engine: str) -> dict[str, Any]:
         }
     )
     cfg["channel"]["namespaces"].append({"name": "stream"})
+    cfg["channel"]["namespaces"].append(
+        {
+            "name": "polldef",
+            "subscription_type": "shared_poll",
+            "allow_subscribe_for_client": True,
+            "shared_poll": {"mode": "versioned", "refresh_interval": "200ms"},
+        }
+    )
+    default = {"endpoint": f"{endpoint}/default", "timeout": "2s"}
+    cfg["channel"]["proxy"] = {"shared_poll_refresh": default}
     cfg["http_api"] = {"key": API_KEY}
     return cfg
 
@@ -185,3 +197,19 @@ async def test_publication_on_one_redis_node_reaches_the_clients_of_another(
     finally:
         for node in nodes:
             node.stop()
+
+
+async def test_namespace_without_a_proxy_name_is_polled_through_the_default_proxy(
+    server: ServerHandle, poll_backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = poll_backend
+    channel = new_channel("polldef")
+    state.items["dk"] = {"data": {"d": 1}, "version": 3}
+    client = await subscribed(server, ws_connect, channel)
+
+    await ask(client, track(3, channel, {"dk": 0}))
+
+    assert await updates(client, 1) == [{"data": {"d": 1}, "key": "dk", "version": 3}]
+    with state.lock:
+        paths = {r["path"] for r in state.requests if r["channel"] == channel}
+    assert paths == {"/refresh/default"}
