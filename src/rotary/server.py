@@ -189,13 +189,13 @@ def build_node(
         write_timeout=config.websocket.write_timeout,
         presence_ttl=presence_ttl,
         node_info_interval=config.server.node_info_interval,
-        **_shared_poll(config),
+        **_shared_poll(config, metrics),
     )
     node_revocation.watch(node)
     return node
 
 
-def _shared_poll(config: Config) -> dict[str, Any]:
+def _shared_poll(config: Config, metrics: Metrics | None) -> dict[str, Any]:
     """The shared poll manager and track secrets, when a namespace is of type shared_poll."""
     channels = config.channels
     options = [channels.without_namespace, *(ns.options for ns in channels.namespaces)]
@@ -210,7 +210,7 @@ def _shared_poll(config: Config) -> dict[str, Any]:
         # "default" always means channel.proxy.shared_poll_refresh, as in Centrifugo.
         proxies[DEFAULT_PROXY] = config.proxy.shared_poll_refresh
     backend = PollProxy(proxies)
-    manager = SharedPollManager(backend, concurrency=sp.concurrency_limit)
+    manager = SharedPollManager(backend, concurrency=sp.concurrency_limit, metrics=metrics)
     return {"shared_poll": manager, "track_secrets": secrets}
 
 
@@ -232,6 +232,8 @@ def _metrics_handler(node: Node, metrics: Metrics) -> Any:
         info = node.info()
         metrics.set_connections(int(str(info["num_clients"])))
         metrics.set_subscriptions(int(str(info["num_subs"])))
+        if node.shared_poll is not None:
+            metrics.set_shared_poll(node.shared_poll.num_channels, node.shared_poll.num_keys)
         body, content_type = metrics.render()
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type

@@ -1,8 +1,8 @@
 """Shared poll channels beyond polling a named proxy: publishing into them through the
 server HTTP API (``shared_poll_publish``, called as `cent` calls methods: POST /api/<method>
 with X-API-Key), on the memory engine and on Redis and from one Redis node to the clients of
-another; and the default proxy (channel.proxy.shared_poll_refresh) of namespaces that name
-none.
+another; the default proxy (channel.proxy.shared_poll_refresh) of namespaces that name
+none; and the shared poll metrics at /metrics.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 
 from tests.functional.cluster_helpers import start_node
 from tests.functional.conftest import API_KEY, ServerHandle
+from tests.functional.test_metrics_endpoint import scrape, value
 from tests.functional.test_ws_shared_poll import (
     Backend,
     ask,
@@ -83,6 +84,7 @@ def publish_config(endpoint: str, engine: str) -> dict[str, Any]:
     default = {"endpoint": f"{endpoint}/default", "timeout": "2s"}
     cfg["channel"]["proxy"] = {"shared_poll_refresh": default}
     cfg["http_api"] = {"key": API_KEY}
+    cfg["prometheus"] = {"enabled": True}
     return cfg
 
 
@@ -213,3 +215,35 @@ async def test_namespace_without_a_proxy_name_is_polled_through_the_default_prox
     with state.lock:
         paths = {r["path"] for r in state.requests if r["channel"] == channel}
     assert paths == {"/refresh/default"}
+
+
+async def test_polls_items_and_publications_are_counted_in_the_shared_poll_metrics(
+    server: ServerHandle, poll_backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = poll_backend
+    channel = new_channel("polldef")
+    state.items.update({"m1": {"data": {}, "version": 1}, "m2": {"removed": True}})
+    before = await asyncio.to_thread(scrape, server)
+    client = await subscribed(server, ws_connect, channel)
+    await ask(client, track(3, channel, {"m1": 0, "m2": 0}))
+    await updates(client, 2)  # m1's data, m2's removal
+    pub_channel = new_channel("pollpub")
+    other = await subscribed(server, ws_connect, pub_channel)
+    await ask(other, track(3, pub_channel, {"p": 0}))
+    for version in (2, 2, 3):  # the repeated 2 is skipped; 3 arrives after it, in order
+        await publish(server, channel=pub_channel, key="p", version=version, data={})
+    assert [pub["version"] for pub in await updates(other, 2)] == [2, 3]
+
+    after = await asyncio.to_thread(scrape, server)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("rotary_shared_poll_calls_total", outcome="ok") >= 1
+    assert grew("rotary_shared_poll_items_total", result="polled") >= 2
+    assert grew("rotary_shared_poll_items_total", result="changed") >= 1
+    assert grew("rotary_shared_poll_items_total", result="removed") == 1
+    assert grew("rotary_shared_poll_publications_total", result="applied") == 2
+    assert grew("rotary_shared_poll_publications_total", result="skipped") == 1
+    assert value(after, "rotary_shared_poll_channels") >= 2
+    assert value(after, "rotary_shared_poll_keys") >= 2

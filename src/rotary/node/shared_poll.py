@@ -18,11 +18,14 @@ import secrets
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from weakref import WeakKeyDictionary
 
 from rotary.channels.shared_poll import PollSettings
 from rotary.protocol.base import Codec, NotEncodable
+
+if TYPE_CHECKING:
+    from rotary.metrics import Metrics
 
 __all__ = [
     "TRACKERS",
@@ -177,7 +180,8 @@ class _Channel:
 
 
 class SharedPollManager:
-    """Every shared poll channel of one node. `concurrency` bounds backend calls at once."""
+    """Every shared poll channel of one node. `concurrency` bounds backend calls at once;
+    `metrics`, when given, counts backend calls, answered items and publications."""
 
     def __init__(
         self,
@@ -185,8 +189,10 @@ class SharedPollManager:
         *,
         concurrency: int = 64,
         make_epoch: Callable[[], str] = new_epoch,
+        metrics: Metrics | None = None,
     ) -> None:
         self._backend = backend
+        self._metrics = metrics
         self._limit = asyncio.Semaphore(concurrency if concurrency > 0 else 64)
         self._make_epoch = make_epoch
         #: Epoch of versionless channels with no state yet (new at each start).
@@ -286,7 +292,11 @@ class SharedPollManager:
         if epoch != ch.epoch:
             self._flip_epoch(ch, epoch)
         entry = ch.entries.get(key)
-        if entry is None or version <= entry.version:
+        if entry is None:
+            return
+        if self._metrics is not None:
+            self._metrics.shared_poll_publication(applied=version > entry.version)
+        if version <= entry.version:
             return
         entry.version, entry.needs_broadcast = version, False
         cache: dict[str, bytes] = {}
@@ -309,6 +319,11 @@ class SharedPollManager:
     @property
     def num_channels(self) -> int:
         return len(self._channels)
+
+    @property
+    def num_keys(self) -> int:
+        """Keys polled on this node, over every channel."""
+        return sum(len(ch.entries) for ch in self._channels.values())
 
     # ------------------------------------------------------------------ life of a channel
 
@@ -372,7 +387,11 @@ class SharedPollManager:
                 answer = await self._backend.refresh(ch.settings.proxy_name, channel, items)
         except PollFailure as exc:
             _log.warning("shared poll of %s failed: %s", channel, exc)
+            if self._metrics is not None:
+                self._metrics.shared_poll_call("failure", len(items))
             return
+        if self._metrics is not None:
+            self._metrics.shared_poll_call("ok", len(items))
         if not ch.closed:
             self._apply(ch, answer)
 
@@ -392,6 +411,7 @@ class SharedPollManager:
             self._flip_epoch(ch, answer.epoch)
         updates: list[tuple[str, int, bytes]] = []
         removals: list[str] = []
+        unchanged = 0
         for item in answer.items:
             entry = ch.entries.get(item.key)
             if entry is None:
@@ -402,6 +422,12 @@ class SharedPollManager:
             update = self._change(ch, entry, item)
             if update is not None:
                 updates.append((item.key, update, item.data))
+            else:
+                unchanged += 1
+        if self._metrics is not None:
+            self._metrics.shared_poll_items("changed", len(updates))
+            self._metrics.shared_poll_items("removed", len(removals))
+            self._metrics.shared_poll_items("unchanged", unchanged)
         for key, version, data in updates:
             cache: dict[str, bytes] = {}
             for tracker in list(ch.subscribers.get(key, ())):
