@@ -2,7 +2,8 @@
 server HTTP API (``shared_poll_publish``, called as `cent` calls methods: POST /api/<method>
 with X-API-Key), on the memory engine and on Redis and from one Redis node to the clients of
 another; the default proxy (channel.proxy.shared_poll_refresh) of namespaces that name
-none; and the shared poll metrics at /metrics.
+none; fossil deltas of items whose previous data the backend gives; and the shared poll
+metrics at /metrics.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from rotary.protocol import fossil
 from tests.functional.cluster_helpers import start_node
-from tests.functional.conftest import API_KEY, ServerHandle
+from tests.functional.conftest import API_KEY, ServerHandle, WsClient, make_token
 from tests.functional.test_metrics_endpoint import scrape, value
 from tests.functional.test_ws_shared_poll import (
     Backend,
@@ -79,6 +81,15 @@ def publish_config(endpoint: str, engine: str) -> dict[str, Any]:
             "subscription_type": "shared_poll",
             "allow_subscribe_for_client": True,
             "shared_poll": {"mode": "versioned", "refresh_interval": "200ms"},
+        }
+    )
+    cfg["channel"]["namespaces"].append(
+        {
+            "name": "polldelta",
+            "subscription_type": "shared_poll",
+            "allow_subscribe_for_client": True,
+            "allowed_delta_types": ["fossil"],
+            "shared_poll": {**group, "refresh_interval": "200ms"},
         }
     )
     default = {"endpoint": f"{endpoint}/default", "timeout": "2s"}
@@ -247,3 +258,50 @@ async def test_polls_items_and_publications_are_counted_in_the_shared_poll_metri
     assert grew("rotary_shared_poll_publications_total", result="skipped") == 1
     assert value(after, "rotary_shared_poll_channels") >= 2
     assert value(after, "rotary_shared_poll_keys") >= 2
+
+
+async def delta_subscribed(server: ServerHandle, ws_connect: Any, channel: str) -> WsClient:
+    client: WsClient = await ws_connect(server)
+    assert "connect" in await ask(client, {"id": 1, "connect": {"token": make_token()}})
+    sub = {"channel": channel, "type": 4, "delta": "fossil"}
+    reply = await ask(client, {"id": 2, "subscribe": sub})
+    assert reply["subscribe"]["delta"] is True, reply
+    return client
+
+
+async def test_delta_client_gets_a_fossil_delta_when_the_backend_gives_the_previous_data(
+    server: ServerHandle, poll_backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = poll_backend
+    channel = new_channel("polldelta")
+    old = {"text": "a long enough item " * 8, "n": 1}
+    new = {"text": "a long enough item " * 8, "n": 2}
+    state.items["dl"] = {"data": old, "version": 1}
+    client = await delta_subscribed(server, ws_connect, channel)
+    plain = await subscribed(server, ws_connect, channel)
+    for c in (client, plain):
+        await ask(c, track(3, channel, {"dl": 0}))
+    first = (await updates(client, 1))[0]
+    assert first == {"data": json.dumps(old, separators=(",", ":")), "key": "dl", "version": 1}
+    assert (await updates(plain, 1))[0]["data"] == old
+
+    state.items["dl"] = {"data": new, "prev_data": old, "version": 2}
+
+    (patched,) = await updates(client, 1)
+    assert patched["delta"] is True
+    assert patched["version"] == 2
+    result = fossil.apply(first["data"].encode(), patched["data"].encode())
+    assert json.loads(result) == new
+    assert await updates(plain, 1) == [{"data": new, "key": "dl", "version": 2}]
+
+
+async def test_delta_is_not_granted_where_the_namespace_does_not_allow_it(
+    server: ServerHandle, ws_connect: Any
+) -> None:
+    client: WsClient = await ws_connect(server)
+    assert "connect" in await ask(client, {"id": 1, "connect": {"token": make_token()}})
+    sub = {"channel": new_channel("pollpub"), "type": 4, "delta": "fossil"}
+
+    reply = await ask(client, {"id": 2, "subscribe": sub})
+
+    assert "delta" not in reply["subscribe"]

@@ -39,6 +39,8 @@ class PollSettings:
     track_expired_extra_delay: float = _DEFAULT_TRACK_EXPIRED_EXTRA_DELAY
     #: The server API's shared_poll_publish may push versions into these channels.
     publish_enabled: bool = False
+    #: Subscribers may ask for fossil deltas (``allowed_delta_types`` lists fossil).
+    delta_allowed: bool = False
 
 
 def poll_settings(options: ChannelOptions) -> PollSettings | None:
@@ -57,6 +59,7 @@ def poll_settings(options: ChannelOptions) -> PollSettings | None:
             o.shared_poll_track_expired_extra_delay or _DEFAULT_TRACK_EXPIRED_EXTRA_DELAY
         ),
         publish_enabled=o.shared_poll_publish_enabled,
+        delta_allowed="fossil" in o.allowed_delta_types,
     )
 
 
