@@ -180,7 +180,6 @@ async def test_a_new_publisher_epoch_unsubscribes_the_subscribers_with_2500(
         ({"key": "k", "version": 1, "data": {}}, 107),  # no channel
         ({"channel": "pollpub:x", "version": 1, "data": {}}, 107),  # no key
         ({"channel": "pollpub:x", "key": "k", "data": {}}, 107),  # no version
-        ({"channel": "pollpub:x", "key": "k", "version": 1}, 107),  # no data
         ({"channel": "nowhere:x", "key": "k", "version": 1, "data": {}}, 102),
         ({"channel": "stream:x", "key": "k", "version": 1, "data": {}}, 107),
         ({"channel": "poll:x", "key": "k", "version": 1, "data": {}}, 108),  # not enabled
@@ -305,3 +304,15 @@ async def test_delta_is_not_granted_where_the_namespace_does_not_allow_it(
     reply = await ask(client, {"id": 2, "subscribe": sub})
 
     assert "delta" not in reply["subscribe"]
+
+
+async def test_publication_without_data_brings_the_version_alone(
+    server: ServerHandle, ws_connect: Any
+) -> None:
+    channel = new_channel("pollpub")
+    client = await subscribed(server, ws_connect, channel)
+    await ask(client, track(3, channel, {"k": 0}))
+
+    assert await publish(server, channel=channel, key="k", version=4) == {"result": {}}
+
+    assert await updates(client, 1) == [{"key": "k", "version": 4}]

@@ -31,9 +31,8 @@ class SharedPollApi(Protocol):
 async def shared_poll_publish(executor: ApiExecutor, request: Request) -> Result:
     """Push `key`'s new version to the clients tracking it on every node; ``{}``."""
     node = _node(executor)
-    data = f.payload(request, "data", "b64data")
-    if not data:
-        raise f.bad_request("data required")
+    # No data is no error (as in Centrifugo): the clients get the new version without data.
+    data = f.payload(request, "data", "b64data") or b""
     await node.api_shared_poll_publish(
         f.string(request, "channel"),
         f.string(request, "key"),

@@ -165,8 +165,9 @@ class ItemPush:
         form = "text" if as_text else "raw"
         made = self._made.get((codec.name, form))
         if made is None:
-            data = _as_text(self.data, codec) if as_text else self.data
-            body = {"data": data, "key": self.key, "version": self.version}
+            body: dict[str, object] = {"key": self.key, "version": self.version}
+            if self.data:  # a publication may come without data
+                body["data"] = _as_text(self.data, codec) if as_text else self.data
             made = self._made[(codec.name, form)] = codec.encode_push("pub", body, channel)
         return made
 
