@@ -14,7 +14,7 @@ a new module gets a line here before it can be imported.
     2. proxy, delta, cluster, emulation, maps, shared_poll
     3. hub
     4. contracts
-    5. ending, map_flows, tags
+    5. ending, map_flows, tags, poll_publish
     6. revocation, single_connection, map_publish
     7. subscribe, commands
     8. map_subscribe, poll_commands, connect, position

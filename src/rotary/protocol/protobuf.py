@@ -264,8 +264,14 @@ _SUBSCRIBE_RESULT = _schema_with_repeated(
     {"publications": _Repeated(7, _publications), "state": _Repeated(18, _publications)},
 )
 
-#: A Publication of a keyed (shared poll) channel: its key, version, or removal.
-_KEYED_PUB = _schema(data=(4, "bytes"), key=(11, "str"), removed=(12, "bool"), version=(16, "uint"))
+#: A Publication of a keyed (shared poll) channel: its key, version, removal, delta flag.
+_KEYED_PUB = _schema(
+    data=(4, "bytes"),
+    delta=(8, "bool"),
+    key=(11, "str"),
+    removed=(12, "bool"),
+    version=(16, "uint"),
+)
 _SUB_REFRESH_RESULT = _schema_with_repeated(
     _schema(expires=(1, "bool"), ttl=(2, "uint")),
     {"items": _Repeated(3, lambda items: [_bytes(_encode(_KEYED_PUB, i)) for i in items])},
