@@ -43,6 +43,12 @@ COMMAND_METHODS = frozenset(REQUEST_ORDER)
 PUBLICATION_SOURCES = frozenset({"client", "api"})
 PROXY_KINDS = frozenset({"connect", "refresh", "subscribe", "sub_refresh", "publish", "rpc"})
 PROXY_OUTCOMES = frozenset({"ok", "error", "disconnect", "failure"})
+#: What became of the items of shared poll backend answers (Centrifugo's ``items_count``).
+POLL_ITEM_RESULTS = frozenset({"polled", "changed", "unchanged", "removed"})
+#: Backend calls of shared poll channels: answered, or failed (logged, retried next cycle).
+POLL_CALL_OUTCOMES = frozenset({"ok", "failure"})
+#: Server-API shared poll publications as a node applied them: pushed, or an old version.
+POLL_PUBLISH_RESULTS = frozenset({"applied", "skipped"})
 TOKEN_KINDS = frozenset({"connection", "subscription"})
 TOKEN_OUTCOMES = frozenset({"ok", "invalid", "expired", "unknown_channel", "mismatch", "revoked"})
 #: `rotary.auth.TokenRejected.reason` values, the revocation reasons, and "none" (accepted).
@@ -136,6 +142,11 @@ class _Series:
             self.touch(*labels)
             counts[labels] = 1
 
+    def add(self, count: int, *labels: str) -> None:
+        """Count `count` at once (items of one answer)."""
+        self.touch(*labels)
+        self._counts[labels] += count
+
     def touch(self, *labels: str) -> None:
         """Create the series for `labels` (it then reads 0 instead of missing)."""
         if labels not in self._counts:
@@ -210,6 +221,23 @@ class Metrics:
             "Calls to the app's proxy endpoints, by outcome.",
             ("kind", "outcome"),
         )
+        self._poll_channels = _Level(
+            "rotary_shared_poll_channels", "Shared poll channels with state on this node."
+        )
+        self._poll_keys = _Level("rotary_shared_poll_keys", "Keys this node polls.")
+        self._poll_calls = _Series(
+            "rotary_shared_poll_calls", "Shared poll backend calls, by outcome.", ("outcome",)
+        )
+        self._poll_items = _Series(
+            "rotary_shared_poll_items",
+            "Items asked of the shared poll backend (polled) and what its answers held.",
+            ("result",),
+        )
+        self._poll_publications = _Series(
+            "rotary_shared_poll_publications",
+            "Server-API shared poll publications received by this node, by result.",
+            ("result",),
+        )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(
             _Collector(
@@ -224,6 +252,11 @@ class Metrics:
                     self._engine_errors,
                     self._disconnects,
                     self._proxy_calls,
+                    self._poll_channels,
+                    self._poll_keys,
+                    self._poll_calls,
+                    self._poll_items,
+                    self._poll_publications,
                 )
             )
         )
@@ -237,6 +270,12 @@ class Metrics:
             self._cache.touch(result)
         for result in ("revoked", "ok"):
             self._revocation.touch(result)
+        for outcome in POLL_CALL_OUTCOMES:
+            self._poll_calls.touch(outcome)
+        for result in POLL_ITEM_RESULTS:
+            self._poll_items.touch(result)
+        for result in POLL_PUBLISH_RESULTS:
+            self._poll_publications.touch(result)
 
     def connection_opened(self) -> None:
         self._connections.value += 1
@@ -286,6 +325,24 @@ class Metrics:
         """One proxy call: ``ok``, the backend's ``error`` or ``disconnect``, or ``failure``
         (unreachable, too slow, or an answer that makes no sense)."""
         self._proxy_calls.inc(_bounded(kind, PROXY_KINDS), _bounded(outcome, PROXY_OUTCOMES))
+
+    def set_shared_poll(self, channels: int, keys: int) -> None:
+        """The shared poll channels with state on the node and the keys it polls."""
+        self._poll_channels.value, self._poll_keys.value = channels, keys
+
+    def shared_poll_call(self, outcome: str, items: int) -> None:
+        """One shared poll backend call asking for `items` keys: ``ok`` or ``failure``."""
+        self._poll_calls.inc(_bounded(outcome, POLL_CALL_OUTCOMES))
+        self.shared_poll_items("polled", items)
+
+    def shared_poll_items(self, result: str, count: int = 1) -> None:
+        """`count` answered items that were ``changed``, ``unchanged`` or ``removed``."""
+        if count > 0:
+            self._poll_items.add(count, _bounded(result, POLL_ITEM_RESULTS))
+
+    def shared_poll_publication(self, *, applied: bool) -> None:
+        """A server-API publication pushed to this node's clients, or skipped as old."""
+        self._poll_publications.inc("applied" if applied else "skipped")
 
     def disconnected(self, code: int) -> None:
         """The server closed a connection with `code`."""

@@ -32,6 +32,7 @@ from rotary.api.executor import ApiExecutor
 from rotary.api.http import add_api_routes
 from rotary.auth.track_signature import TrackSecrets
 from rotary.channels.resolver import ChannelResolver
+from rotary.channels.shared_poll import DEFAULT_PROXY
 from rotary.clock import Clock, SystemClock
 from rotary.config.model import Config
 from rotary.demo import DemoSettings, add_demo_routes
@@ -188,13 +189,13 @@ def build_node(
         write_timeout=config.websocket.write_timeout,
         presence_ttl=presence_ttl,
         node_info_interval=config.server.node_info_interval,
-        **_shared_poll(config),
+        **_shared_poll(config, metrics),
     )
     node_revocation.watch(node)
     return node
 
 
-def _shared_poll(config: Config) -> dict[str, Any]:
+def _shared_poll(config: Config, metrics: Metrics | None) -> dict[str, Any]:
     """The shared poll manager and track secrets, when a namespace is of type shared_poll."""
     channels = config.channels
     options = [channels.without_namespace, *(ns.options for ns in channels.namespaces)]
@@ -204,8 +205,12 @@ def _shared_poll(config: Config) -> dict[str, Any]:
     secrets = TrackSecrets(
         sp.hmac_secret_key, sp.hmac_previous_secret_key, sp.hmac_previous_secret_key_valid_until
     )
-    backend = PollProxy(dict(config.proxy.named))
-    manager = SharedPollManager(backend, concurrency=sp.concurrency_limit)
+    proxies = dict(config.proxy.named)
+    if config.proxy.shared_poll_refresh.endpoint:
+        # "default" always means channel.proxy.shared_poll_refresh, as in Centrifugo.
+        proxies[DEFAULT_PROXY] = config.proxy.shared_poll_refresh
+    backend = PollProxy(proxies)
+    manager = SharedPollManager(backend, concurrency=sp.concurrency_limit, metrics=metrics)
     return {"shared_poll": manager, "track_secrets": secrets}
 
 
@@ -227,6 +232,8 @@ def _metrics_handler(node: Node, metrics: Metrics) -> Any:
         info = node.info()
         metrics.set_connections(int(str(info["num_clients"])))
         metrics.set_subscriptions(int(str(info["num_subs"])))
+        if node.shared_poll is not None:
+            metrics.set_shared_poll(node.shared_poll.num_channels, node.shared_poll.num_keys)
         body, content_type = metrics.render()
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type

@@ -490,6 +490,7 @@ async def test_methods_lists_every_centrifugo_oss_method_token_revocation_and_ma
         "map_read_stream",
         "map_stats",
         "map_clear",
+        "shared_poll_publish",
     }
 
 

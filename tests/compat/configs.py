@@ -100,6 +100,14 @@ _UNI_CODES = {
     "uni_sse": {"connect_code_to_http_response": _CODE_TO_HTTP},
     "uni_websocket": {"disable_disconnect_push": True},
 }
+# A map channel with fossil delta that any client may subscribe to and write.
+_MAP_DELTA = {
+    "name": "mapd",
+    "subscription_type": "map",
+    "allowed_delta_types": ["fossil"],
+    "allow_subscribe_for_client": True,
+    "map": {"mode": "persistent", "allow_publish_for_client": True, "min_page_size": 1},
+}
 
 _BASE: dict[str, Any] = {
     "client": {
@@ -172,6 +180,7 @@ def _extra() -> dict[str, dict[str, Any]]:
             "rpc": {"ping": {"enabled": True}},
             "channel": {"namespaces": [_CHAT, _PLAIN, _DELTA]},
         },
+        "maps": {"channel": {"namespaces": [_CHAT, _PLAIN, _MAP_DELTA]}},
     }
 
 

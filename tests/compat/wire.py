@@ -2,7 +2,8 @@
 
 Both take command dicts in the JSON protocol's shape and give back replies in that shape, so
 one scenario and one comparison serve both. Protobuf messages are written and read with the
-official schema (tests/sdk/protobuf_oracle.py), never with Rotary's codec; payload fields
+official schema (tests/sdk/protobuf_oracle.py, with the map-subscription fields of
+tests/sdk/protobuf_map_oracle.py), never with Rotary's codec; payload fields
 (``data``) carry the JSON text of the dict's value, as an SDK's Protobuf client sends it.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from tests.sdk.protobuf_oracle import decode_replies, delimited, pb
+from tests.sdk.protobuf_map_oracle import decode_map_replies, map_delimited, mpb
 
 __all__ = ["decode", "encode", "to_message"]
 
@@ -22,14 +23,14 @@ __all__ = ["decode", "encode", "to_message"]
 def encode(commands: list[dict[str, Any]], *, protobuf: bool) -> str | bytes:
     """One frame holding `commands` (each with its ``id``)."""
     if protobuf:
-        return delimited(*(to_message(pb.Command(), c) for c in commands))
+        return map_delimited(*(to_message(mpb.Command(), c) for c in commands))
     return "\n".join(json.dumps(c) for c in commands)
 
 
 def decode(frame: str | bytes) -> list[dict[str, Any]]:
     """The replies and pushes of one server frame, pings included (as ``{}``)."""
     if isinstance(frame, bytes):
-        return decode_replies(frame)
+        return decode_map_replies(frame)
     return [json.loads(line) for line in frame.split("\n") if line.strip()]
 
 

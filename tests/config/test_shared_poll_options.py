@@ -90,6 +90,41 @@ def test_shared_poll_namespace_without_secret_is_refused(config_file: ConfigFile
     assert "shared poll needs shared_poll.hmac_secret_key" in _problems(config_file, doc)
 
 
+@pytest.mark.parametrize("name", ["", "default"])
+def test_shared_poll_namespace_without_a_proxy_name_uses_the_default_proxy(
+    config_file: ConfigFile, name: str
+) -> None:
+    doc = _doc(proxy_name=name)
+    endpoint = "http://127.0.0.1:1/default"
+    doc["channel"]["proxy"] = {"shared_poll_refresh": {"endpoint": endpoint, "timeout": "3s"}}
+    config = load_config(config_file(doc), env={})
+    settings = poll_settings(config.channels.namespaces[0].options)
+    assert settings is not None
+    assert settings.proxy_name == "default"
+    assert (
+        config.proxy.shared_poll_refresh.endpoint,
+        config.proxy.shared_poll_refresh.timeout,
+    ) == (
+        endpoint,
+        3.0,
+    )
+
+
+@pytest.mark.parametrize("name", ["", "default"])
+def test_shared_poll_namespace_without_a_proxy_name_needs_the_default_proxy_endpoint(
+    config_file: ConfigFile, name: str
+) -> None:
+    problems = _problems(config_file, _doc(proxy_name=name))
+    expected = "channel.namespaces.poll.shared_poll.proxy_name: empty or default needs"
+    assert expected in problems
+
+
+def test_default_shared_poll_proxy_endpoint_must_be_an_http_url(config_file: ConfigFile) -> None:
+    doc = _doc()
+    doc["channel"]["proxy"] = {"shared_poll_refresh": {"endpoint": "grpc://app:9000"}}
+    assert "must be an http:// or https:// URL" in _problems(config_file, doc)
+
+
 def test_shared_poll_proxy_name_must_be_in_the_proxies_list(config_file: ConfigFile) -> None:
     problems = _problems(config_file, _doc(proxy_name="elsewhere"))
     assert "channel.namespaces.poll.shared_poll.proxy_name: no proxy named 'elsewhere'" in problems
@@ -99,13 +134,20 @@ def test_shared_poll_proxy_name_must_be_in_the_proxies_list(config_file: ConfigF
     ("group", "expected"),
     [
         ({"mode": "sometimes"}, 'must be "versionless" or "versioned"'),
-        ({"publish_enabled": True}, "Rotary cannot publish into shared poll"),
+        ({"publish_enabled": True}, "shared_poll.publish_enabled: needs mode versioned"),
     ],
 )
 def test_bad_shared_poll_group_values_are_refused(
     config_file: ConfigFile, group: dict[str, Any], expected: str
 ) -> None:
     assert expected in _problems(config_file, _doc(proxy_name="poll_backend", **group))
+
+
+def test_publish_enabled_versioned_namespace_loads(config_file: ConfigFile) -> None:
+    doc = _doc(proxy_name="poll_backend", mode="versioned", publish_enabled=True)
+    settings = poll_settings(load_config(config_file(doc), env={}).channels.namespaces[0].options)
+    assert settings is not None
+    assert settings.publish_enabled
 
 
 def test_proxy_fields_rotary_lacks_are_ignored_with_a_warning(config_file: ConfigFile) -> None:

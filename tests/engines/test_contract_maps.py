@@ -217,3 +217,19 @@ async def test_entries_keep_their_info_and_tags(maps: Any) -> None:
 
     [entry] = (await maps.read_state("m", PERSISTENT)).entries
     assert (entry.data, entry.info, dict(entry.tags or {})) == (b'{"x":1}', info, {"t": "1"})
+
+
+async def test_a_delta_write_hands_along_the_keys_previous_data_and_stores_none_of_it(
+    maps: Any, changes: list[Change]
+) -> None:
+    delta = MapPublishOptions(use_delta=True)
+    await maps.publish("m", "a", b'"first"', PERSISTENT, delta)  # a new key: no base
+    await maps.publish("m", "a", b'"second"', PERSISTENT, delta)
+    await maps.publish("m", "a", b'"third"', PERSISTENT, PLAIN)  # delta not asked
+    await maps.remove("m", "a", PERSISTENT)
+
+    delivered = await _delivered(changes, 4)
+
+    assert [p.prev for _, p, _ in delivered] == [None, b'"first"', None, None]
+    stream = await maps.read_stream("m", PERSISTENT, since=None)
+    assert all(p.prev is None for p in stream.publications)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.functional.cluster_helpers import SHARED_REDIS, shared_redis_or_skip
 from tests.functional.conftest import make_token
 from tests.functional.test_ws_maps import config
 
@@ -56,7 +58,15 @@ async def map_driver() -> AsyncIterator[Any]:
         pytest.fail("centrifuge-js is not installed: run `make js-deps`")
     procs: list[asyncio.subprocess.Process] = []
 
-    async def start(url: str, channel: str, page_size: int = 0, kind: str = "map") -> MapDriver:
+    async def start(
+        url: str,
+        channel: str,
+        page_size: int = 0,
+        kind: str = "map",
+        *,
+        protocol: str = "json",
+        delta: str = "",
+    ) -> MapDriver:
         proc = await asyncio.create_subprocess_exec(
             node,
             str(JS_DIR / "map_driver.mjs"),
@@ -65,6 +75,8 @@ async def map_driver() -> AsyncIterator[Any]:
             channel,
             str(page_size),
             kind,
+            protocol,
+            delta,
             cwd=str(JS_DIR),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -176,6 +188,47 @@ async def test_js_client_presence_map_sees_a_subscriber_come_and_go(
     )
     frames = [e["data"] for e in driver.events if e["ev"] == "frame" and e["dir"] == "out"]
     assert any('"type":2' in f for f in frames)  # the SDK's client presence map type
+
+
+@pytest.mark.parametrize("engine", ["memory", "redis"])
+@pytest.mark.parametrize("protocol", ["json", "protobuf"])
+async def test_js_map_subscription_with_fossil_delta_decodes_per_key_deltas(
+    rotary_server: Any, map_driver: Any, protocol: str, engine: str
+) -> None:
+    cfg = config()
+    cfg["namespaces"][0] |= {"allowed_delta_types": ["fossil"], "delta_publish": True}
+    if engine == "redis":
+        shared_redis_or_skip()
+        cfg |= {
+            "engine": "redis",
+            "redis_address": SHARED_REDIS,
+            "redis_prefix": f"rotary-sdkmaps-{uuid.uuid4().hex[:10]}",
+            "map_broker_type": "redis",
+        }
+    server = rotary_server(cfg)
+    padding = "p" * 300
+    _publish(server, "seeded", {"v": 0, "padding": padding})
+    driver = await map_driver(server.ws_url, "game:js", protocol=protocol, delta="fossil")
+    sync = await driver.next("sync")
+
+    for v in (1, 2):
+        _publish(server, "seeded", {"v": v, "padding": padding})  # deltas on the synced value
+    _publish(server, "fresh", {"v": 1, "padding": padding})  # a new key: whole
+    updates = [await driver.next("update") for _ in range(3)]
+    driver.send({"op": "stats"})
+    stats = await driver.next("stats")
+
+    assert sync["entries"] == [
+        {"key": "seeded", "data": {"v": 0, "padding": padding}, "removed": False}
+    ]
+    assert [(u["key"], u["data"]["v"]) for u in updates] == [
+        ("seeded", 1),
+        ("seeded", 2),
+        ("fresh", 1),
+    ]
+    assert all(u["data"]["padding"] == padding for u in updates)
+    assert (stats["numDeltaPayloads"], stats["numFullPayloads"]) == (2, 2)  # sync entry + new key
+    assert stats["bytesReceived"] < stats["bytesDecoded"]
 
 
 async def test_js_map_subscriber_coalesces_its_writes_when_the_namespace_asks_for_debounce(

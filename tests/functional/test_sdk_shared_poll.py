@@ -1,5 +1,6 @@
 """centrifuge-js (5.8, which has shared poll subscriptions) against Rotary's shared poll
-channels, over JSON and Protobuf, with the loopback backend of test_ws_shared_poll."""
+channels, over JSON and Protobuf (fossil deltas included), with the loopback backend of
+test_ws_shared_poll."""
 
 from __future__ import annotations
 
@@ -69,8 +70,9 @@ async def poll_driver() -> AsyncIterator[Any]:
         pytest.fail("centrifuge-js is not installed: run `make js-deps`")
     procs: list[asyncio.subprocess.Process] = []
 
-    async def start(url: str, channel: str, protocol: str) -> PollDriver:
+    async def start(url: str, channel: str, protocol: str, delta: str = "") -> PollDriver:
         args = [url, make_token(), channel, protocol, POLL_SECRET, "42"]
+        args += [delta] if delta else []
         proc = await asyncio.create_subprocess_exec(
             node,
             str(JS_DIR / "poll_driver.mjs"),
@@ -130,3 +132,27 @@ async def test_js_string_keys_are_signed_through_get_signature(
 
     assert (update["key"], update["data"]) == ("s1", {"text": "hello"})
     assert update["version"] > 0
+
+
+@pytest.mark.parametrize("protocol", ["json", "protobuf"])
+async def test_js_delta_subscription_decodes_the_fossil_delta_of_an_item(
+    server: ServerHandle,
+    backend: tuple[Backend, str],  # noqa: F811
+    poll_driver: Any,
+    protocol: str,
+) -> None:
+    state, _ = backend
+    channel = new_channel()
+    old = {"text": "an item long enough to be worth a delta " * 4, "score": 1}
+    new = {**old, "score": 2}
+    state.items["jd"] = {"data": old, "version": 1}
+    driver = await poll_driver(server.ws_url, channel, protocol, "fossil")
+    await driver.next("subscribed")
+
+    driver.send({"op": "track", "keys": ["jd"]})
+    first = await driver.next("update")
+    state.items["jd"] = {"data": new, "prev_data": old, "version": 2}
+    second = await driver.next("update")
+
+    assert (first["data"], first["deltas"]) == (old, 0)
+    assert (second["data"], second["version"], second["deltas"]) == (new, 2, 1)

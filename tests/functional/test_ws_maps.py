@@ -84,7 +84,7 @@ async def test_live_subscriber_gets_writes_and_removals_with_keys_and_offsets(
     write, removal = await client.push(), await client.push()
     assert write["push"] == {
         "channel": "game:2",
-        "pub": {"data": {"x": 1}, "offset": 1, "time": write["push"]["pub"]["time"], "key": "p1"},
+        "pub": {"data": {"x": 1}, "offset": 1, "key": "p1"},
     }
     assert removal["push"]["pub"]["key"] == "p1" and removal["push"]["pub"]["removed"] is True
     assert removal["push"]["pub"]["offset"] == 2
@@ -215,11 +215,16 @@ async def test_plain_publish_to_a_map_channel_gets_107(server: Any) -> None:
     assert reply["error"]["code"] == 107
 
 
-async def test_map_publish_of_bytes_that_are_not_json_gets_107(server: Any) -> None:
+async def test_map_change_of_bytes_that_are_not_json_closes_a_json_subscriber_with_3506(
+    server: Any, ws_connect: Any
+) -> None:
+    client = await _client(server, ws_connect)
+    await client.request(_sub(2, "game:11", 2))
 
     reply = server.api("map_publish", {"channel": "game:11", "key": "a", "b64data": "/wA="})
 
-    assert reply["error"]["code"] == 107
+    assert reply["result"]["offset"] == 1
+    assert (await client.closed())[0] == 3506
 
 
 async def test_channels_api_lists_map_channels_with_their_subscribers(

@@ -98,6 +98,7 @@ def config(endpoint: str, engine: str) -> dict[str, Any]:
                     "name": "poll",
                     "subscription_type": "shared_poll",
                     "allow_subscribe_for_client": True,
+                    "allowed_delta_types": ["fossil"],
                     "shared_poll": {**group, "mode": "versioned"},
                 },
                 {

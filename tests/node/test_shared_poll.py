@@ -15,6 +15,7 @@ import pytest
 
 from rotary.channels.shared_poll import PollSettings
 from rotary.node.shared_poll import (
+    ItemPush,
     KeyState,
     PollAnswer,
     PolledItem,
@@ -22,7 +23,9 @@ from rotary.node.shared_poll import (
     SharedPollManager,
     Tracker,
 )
+from rotary.protocol import fossil
 from rotary.protocol.codec import JSON
+from rotary.protocol.protobuf import PROTOBUF
 
 FAST = 0.01
 
@@ -261,3 +264,42 @@ async def test_close_stops_the_workers_and_closes_the_backend(backend: ScriptedB
 
     assert backend.closed
     assert manager.num_channels == 0
+
+
+_OLD = orjson.dumps({"text": "the same long text " * 6, "n": 1})
+_NEW = orjson.dumps({"text": "the same long text " * 6, "n": 2})
+
+
+def test_item_goes_as_a_delta_only_to_a_client_holding_the_base_version() -> None:
+    item = ItemPush("k", 3, _NEW, (2, _OLD))
+
+    assert item.delta(JSON, "ch", 1) is None  # another base: the client must get it whole
+    push = orjson.loads(item.delta(JSON, "ch", 2) or b"null")["push"]["pub"]
+    assert (push["delta"], push["key"], push["version"]) == (True, "k", 3)
+    assert fossil.apply(_OLD, push["data"].encode()) == _NEW
+
+
+def test_item_without_a_base_or_a_shorter_delta_goes_whole() -> None:
+    assert ItemPush("k", 3, _NEW, None).delta(JSON, "ch", 2) is None
+    assert ItemPush("k", 3, b"1", (2, b"2")).delta(JSON, "ch", 2) is None
+
+
+def test_whole_item_of_a_delta_subscription_carries_its_json_as_a_string() -> None:
+    item = ItemPush("k", 3, _NEW, None)
+
+    text = orjson.loads(item.whole(JSON, "ch", as_text=True))["push"]["pub"]["data"]
+    plain = orjson.loads(item.whole(JSON, "ch", as_text=False))["push"]["pub"]["data"]
+
+    assert text == _NEW.decode()
+    assert plain == orjson.loads(_NEW)
+
+
+def test_protobuf_delta_item_carries_the_delta_flag_and_the_raw_patch() -> None:
+    item = ItemPush("k", 3, _NEW, (2, _OLD))
+    patch = fossil.create(_OLD, _NEW)
+
+    encoded = item.delta(PROTOBUF, "ch", 2)
+
+    assert encoded is not None
+    assert patch in encoded
+    assert b"\x40\x01" in encoded  # field 8 (delta), varint true

@@ -107,11 +107,11 @@ async def map_publish(executor: ApiExecutor, request: Request) -> Result:
     key_mode = f.string(request, "key_mode")
     if key_mode not in KEY_MODES:
         raise f.bad_request('key_mode must be "if_new" or "if_exists"')
-    f.boolean(request, "delta")  # accepted; map changes are always sent whole
     opts = MapPublishOptions(
         tags=f.string_map(request, "tags"),
         key_mode=key_mode,
         idempotency_key=f.string(request, "idempotency_key"),
+        use_delta=f.boolean(request, "delta"),
     )
     return _update_json(await _maps(executor).publish(channel, key, data, opts))
 

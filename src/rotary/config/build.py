@@ -240,6 +240,6 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
 
 def _proxy(typed: Mapping[str, Any]) -> ProxySettings:
     values: dict[str, Any] = _group(typed, "proxy.")
-    for kind in PROXY_KINDS:
+    for kind in (*PROXY_KINDS, "shared_poll_refresh"):
         values[kind] = ProxyEndpoint(**_group(typed, f"proxy.{kind}."))
     return ProxySettings(**values)

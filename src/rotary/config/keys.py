@@ -234,6 +234,10 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("shared_poll_concurrency_limit", "shared_poll.concurrency_limit", "int",
      "shared_poll.concurrency_limit"),
     ("proxies", "", "proxies", "proxy.named"),
+    ("proxy_shared_poll_refresh_endpoint", "channel.proxy.shared_poll_refresh.endpoint", "str",
+     "proxy.shared_poll_refresh.endpoint"),
+    ("proxy_shared_poll_refresh_timeout", "channel.proxy.shared_poll_refresh.timeout",
+     "duration", "proxy.shared_poll_refresh.timeout"),
     # server API and WebSocket
     ("api_key", "http_api.key", "str", "api.key"),
     ("api_insecure", "http_api.insecure", "bool", "api.insecure"),
@@ -384,6 +388,11 @@ _DESCRIPTIONS: dict[str, str] = {
         "Unix time after which signatures issued with the previous shared poll secret are "
         "refused.",
     "shared_poll_concurrency_limit": "Most shared poll backend calls at once (0: 64).",
+    "proxy_shared_poll_refresh_endpoint":
+        "URL shared poll channels without a shared_poll.proxy_name (or naming \"default\") "
+        "are polled at (http:// or https://).",
+    "proxy_shared_poll_refresh_timeout":
+        "Longest wait for the default shared poll proxy's answer.",
     "proxies":
         "Named proxies: a list of objects with name, endpoint, timeout, http_headers and "
         "include_connection_meta (shared poll channels name one).",
@@ -666,7 +675,8 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "Shared poll channels: how long a key stays tracked after its signature expired "
         "(0s: 25s).",
     "shared_poll_publish_enabled":
-        "Shared poll channels: publishing into them (not supported by Rotary: must stay false).",
+        "Shared poll channels: the server API's shared_poll_publish may push item versions "
+        "into them (mode versioned only).",
     "map_mode":
         "Map channels: ephemeral (no stream), recoverable (stream, keys expire) or "
         "persistent (stream, keys never expire).",

@@ -62,10 +62,12 @@ def validate(config: Config, label: Labels) -> list[str]:
 
 
 def _shared_poll_problems(config: Config, label: Labels) -> list[str]:
-    """Shared poll namespaces need the secret and a proxy of the ``proxies`` list."""
+    """Shared poll namespaces need the secret and a proxy: one of the ``proxies`` list, or
+    channel.proxy.shared_poll_refresh when they name none."""
     channels = config.channels
     names = frozenset(name for name, _ in config.proxy.named)
     secret = bool(config.shared_poll.hmac_secret_key)
+    default = bool(config.proxy.shared_poll_refresh.endpoint)
     groups: list[tuple[_At, ChannelOptions]] = [
         (_under(label("channels.without_namespace")), channels.without_namespace)
     ]
@@ -73,11 +75,19 @@ def _shared_poll_problems(config: Config, label: Labels) -> list[str]:
     problems = [
         f"{at(name)}: {text}"
         for at, options in groups
-        for name, text in poll_problems(options, proxy_names=names, has_secret=secret)
+        for name, text in poll_problems(
+            options, proxy_names=names, has_secret=secret, has_default_proxy=default
+        )
     ]
     for name, proxy in config.proxy.named:
         if not proxy.endpoint.startswith(("http://", "https://")):
             problems.append(f"{label('proxy.named')}.{name}.endpoint: must be an http(s) URL")
+    default_proxy = config.proxy.shared_poll_refresh
+    if default and not default_proxy.endpoint.startswith(("http://", "https://")):
+        at = label("proxy.shared_poll_refresh.endpoint")
+        problems.append(f"{at}: must be an http:// or https:// URL")
+    if default_proxy.timeout <= 0:
+        problems.append(f"{label('proxy.shared_poll_refresh.timeout')}: must be positive")
     return problems
 
 

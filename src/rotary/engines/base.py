@@ -20,6 +20,7 @@ __all__ = [
     "ClientInfo",
     "HistoryFilter",
     "HistoryResult",
+    "MapPublication",
     "PresenceManager",
     "PresenceStats",
     "Publication",
@@ -67,6 +68,28 @@ class Publication:
     #: `data` is a Fossil delta against the previous publication's data. Set only on the
     #: copies made for delta subscribers (`rotary.node.delta`); the codecs write it out.
     delta: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MapPublication:
+    """One entry of a map channel's state, or one change of its stream (`removed` for a
+    removal). Defined here, beside `Publication`, because the codecs write both."""
+
+    key: str
+    data: bytes
+    offset: int = 0
+    removed: bool = False
+    info: ClientInfo | None = None
+    tags: Mapping[str, str] | None = None
+    #: Unix milliseconds when the broker accepted it.
+    time: int = 0
+    #: `data` is a Fossil delta against the key's previous data. Set only on the copies made
+    #: for delta subscribers; the codecs write it out.
+    delta: bool = False
+    #: On a change delivered to the node: the key's data before this write, when it was
+    #: published with delta allowed and the key existed (the delta base); None otherwise.
+    #: Never stored, never written to the wire.
+    prev: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rotary.channels.maps import MapSettings
-from rotary.engines.base import ClientInfo, StreamPosition
+from rotary.engines.base import ClientInfo, MapPublication, StreamPosition
 
 __all__ = [
     "KEY_MODES",
@@ -32,20 +32,6 @@ KEY_MODES = ("", "if_new", "if_exists")
 
 
 @dataclass(frozen=True, slots=True)
-class MapPublication:
-    """One entry of the state, or one change of the stream (`removed` for a removal)."""
-
-    key: str
-    data: bytes
-    offset: int = 0
-    removed: bool = False
-    info: ClientInfo | None = None
-    tags: Mapping[str, str] | None = None
-    #: Unix milliseconds when the broker accepted it.
-    time: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class MapPublishOptions:
     """How one key is written. `key_mode` is one of `KEY_MODES`."""
 
@@ -56,6 +42,10 @@ class MapPublishOptions:
     #: When `key_mode` suppresses the write of an existing key, restart its TTL anyway
     #: (how presence maps keep a subscriber's key alive without a change).
     refresh_ttl_on_suppress: bool = False
+    #: Hand the key's previous data along with the change (`MapPublication.prev`), so that
+    #: subscribers with fossil delta may get a delta against it (the API's ``delta`` flag or
+    #: the namespace's ``delta_publish``).
+    use_delta: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +92,17 @@ class MapBroker(Protocol):
         broker synchronously, others as changes arrive); `settings_of` tells the options of a
         channel whose keys expire."""
 
+    async def wait_ready(self) -> None:
+        """Return once changes made from now on reach the handler (a broker that receives
+        them from elsewhere has subscribed to them)."""
+
     async def publish(
         self, channel: str, key: str, data: bytes, settings: MapSettings, opts: MapPublishOptions
     ) -> MapUpdateResult:
-        """Write `key`; the write refreshes the key's TTL."""
+        """Write `key`; the write refreshes the key's TTL.
+
+        With `MapPublishOptions.use_delta`, the change delivered to the handler carries the
+        key's data before the write in `MapPublication.prev` (when the key existed)."""
 
     async def remove(
         self, channel: str, key: str, settings: MapSettings, *, idempotency_key: str = ""

@@ -10,11 +10,11 @@ passes itself to the handlers, the node passes callables to the hub and the clus
 tests/node/test_layers.py reads the list below and holds every import of the package to it;
 a new module gets a line here before it can be imported.
 
-    1. state, scheduler, outbox, subscription, auth, ratelimit
+    1. state, scheduler, outbox, subscription, auth, ratelimit, map_delta
     2. proxy, delta, cluster, emulation, maps, shared_poll
     3. hub
     4. contracts
-    5. ending, map_flows, tags
+    5. ending, map_flows, tags, poll_publish
     6. revocation, single_connection, map_publish
     7. subscribe, commands
     8. map_subscribe, poll_commands, connect, position

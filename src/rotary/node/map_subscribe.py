@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from rotary.engines.base import StreamPosition, UnrecoverablePosition
 from rotary.engines.maps import MapPublication
 from rotary.node import revocation, subscribe, tags
+from rotary.node.map_delta import delta_state, recovered_map_publications
 from rotary.node.map_flows import FLOWS, Flow, drop
-from rotary.node.maps import map_publication_obj
+from rotary.node.maps import MapSubscriber
 from rotary.node.subscription import add_expiry, add_publish_debounce
-from rotary.protocol.codec import JSON, raw
+from rotary.protocol.base import NotEncodable
 from rotary.protocol.codes import CommandError, DisconnectCode, DisconnectError, ErrorCode
 from rotary.protocol.messages import (
     MAP_PHASE_STATE,
@@ -34,12 +35,9 @@ __all__ = ["handle_map_subscribe"]
 
 
 async def handle_map_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -> None:
-    """Answer one request of a map subscribe flow (a page, or the live reply).
-
-    JSON clients only for now: Protobuf clients get 108 (not available).
-    """
-    if s.codec is not JSON:
-        raise CommandError(ErrorCode.NOT_AVAILABLE)
+    """Answer one request of a map subscribe flow (a page, or the live reply), in either
+    wire format. Data a JSON client cannot carry (binary, or not text under fossil delta)
+    closes its connection with 3506."""
     flow = await _flow(s, req)
     try:
         if req.phase == MAP_PHASE_STATE:
@@ -48,6 +46,9 @@ async def handle_map_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -
             await _stream_phase(s, cmd_id, req, flow)
         else:  # a live request, or a stream request in a map without a stream
             raise CommandError(ErrorCode.BAD_REQUEST)
+    except NotEncodable:
+        drop(s, req.channel)
+        s.unencodable()
     except BaseException:
         drop(s, req.channel)
         raise
@@ -92,7 +93,7 @@ async def _state_phase(s: Session, cmd_id: int, req: SubscribeRequest, flow: Flo
         "phase": MAP_PHASE_STATE,
         "epoch": flow.position.epoch,
         "offset": flow.position.offset,
-        "state": [map_publication_obj(e) for e in entries],
+        "state": _whole(s, flow, entries),
     }
     if page.cursor:
         result["cursor"] = page.cursor
@@ -125,7 +126,7 @@ async def _stream_phase(s: Session, cmd_id: int, req: SubscribeRequest, flow: Fl
         "phase": MAP_PHASE_STREAM,
         "epoch": page.position.epoch,
         "offset": pubs[-1].offset,  # past the filtered out ones too
-        "publications": [map_publication_obj(p) for p in tags.passing(pubs, flow.sub.tags_filter)],
+        "publications": _whole(s, flow, tags.passing(pubs, flow.sub.tags_filter)),
     }
     s.reply(cmd_id, "subscribe", result)
 
@@ -144,9 +145,13 @@ async def _go_live(
     if channel in s.subs or channel in s.subscribing:
         raise CommandError(ErrorCode.ALREADY_SUBSCRIBED)
     s.subscribing.add(channel)
-    maps.hub.add_pending(channel, s.id)
+    maps.hub.add_pending(channel, s.id, _subscriber(s, flow))
     try:
         caught_up, top = await _catch_up(s, flow, since)
+        caught_up = tags.passing(caught_up, sub.tags_filter)  # filtered before delta chains
+        if flow.sub.delta:
+            state = delta_state(state, s.codec)
+            caught_up = recovered_map_publications(caught_up, s.codec)
     except BaseException:
         maps.hub.remove(channel, s.id)
         raise
@@ -157,16 +162,15 @@ async def _go_live(
     if sub.expire_at and sub.expire_at <= now:
         maps.hub.remove(channel, s.id)
         raise CommandError(ErrorCode.EXPIRED)
-    result = _live_result(req, flow, top, state, tags.passing(caught_up, sub.tags_filter))
+    result = _live_result(req, flow, top, state, caught_up)
     add_expiry(result, sub.expire_at, now)
     resolved = s.node.resolver.resolve(channel)
     if resolved is not None:
         add_publish_debounce(result, resolved.options.client_publish_debounce_interval)
     s.reply(cmd_id, "subscribe", result)
     s.subs[channel] = sub
-    for data, offset in maps.hub.activate(channel, s.id, s.push, top, sub.tags_filter):
-        if offset > top.offset:
-            s.push(data)
+    for data in maps.hub.activate(channel, s.id, top):
+        s.push(data)
     if s.node.maps.presence_maps:
         s.spawn(s.node.maps.join_presence(channel, sub.info))
     if sub.token_identity is not None:
@@ -204,12 +208,31 @@ def _live_result(
     result: dict[str, Any] = {"type": TYPE_MAP, "epoch": top.epoch, "offset": top.offset}
     if flow.settings.has_stream:
         result["recoverable"] = True
+    if flow.sub.delta:
+        result["delta"] = True
     if state:
-        result["state"] = [map_publication_obj(e) for e in state]
+        result["state"] = state
     if caught_up:
-        result["publications"] = [map_publication_obj(p) for p in caught_up]
+        result["publications"] = caught_up
     if req.recover:
         result.update(was_recovering=True, recovered=True)
     if flow.data:
-        result["data"] = raw(flow.data)
+        result["data"] = flow.data
     return result
+
+
+def _whole(s: Session, flow: Flow, pubs: list[MapPublication]) -> list[MapPublication]:
+    """Entries or changes of a page as the subscriber receives them (whole; under fossil
+    delta over JSON, data as JSON strings). Raises `NotEncodable` like the codec."""
+    return delta_state(pubs, s.codec) if flow.sub.delta else pubs
+
+
+def _subscriber(s: Session, flow: Flow) -> MapSubscriber:
+    node = s.node
+    return MapSubscriber(
+        s.push,
+        s.codec,
+        flow.sub.delta,
+        unencodable=lambda: node.call_soon(s.unencodable),
+        tags_filter=flow.sub.tags_filter,
+    )

@@ -8,11 +8,10 @@ encodes each change once and never awaits a subscriber.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
-
-import orjson
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
 
 from rotary.channels.maps import MapSettings, map_settings
 from rotary.channels.options import ChannelOptions
@@ -25,7 +24,8 @@ from rotary.engines.maps import (
     MapStreamResult,
     MapUpdateResult,
 )
-from rotary.protocol.codec import JSON, client_info_obj, raw
+from rotary.node.map_delta import MapPush
+from rotary.protocol.base import Codec, NotEncodable
 from rotary.protocol.codes import CommandError, ErrorCode
 from rotary.protocol.filters import TagsFilter, matches
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from rotary.channels.resolver import ChannelResolver
     from rotary.node.scheduler import Scheduler, TimerHandle
 
-__all__ = ["MapHost", "MapHub", "MapNode", "map_publication_obj"]
+__all__ = ["MapHost", "MapHub", "MapNode", "MapSubscriber"]
 
 
 class MapHost(Protocol):
@@ -47,52 +47,62 @@ class MapHost(Protocol):
     def scheduler(self) -> Scheduler: ...
 
 
-#: One change buffered for a subscriber going live: (encoded push, offset).
-Buffered = tuple[bytes, int]
-
 #: Seconds between two passes removing expired keys (Centrifugo checks every second).
 EXPIRE_INTERVAL = 1.0
 
+#: Longest a node's start waits for its map broker to receive changes.
+READY_TIMEOUT = 5.0
 
-def map_publication_obj(pub: MapPublication) -> dict[str, Any]:
-    """A map entry or change as the client protocol's Publication (``key``, ``removed``)."""
-    obj: dict[str, Any] = {"data": raw(pub.data)} if pub.data else {}
-    if pub.info is not None:
-        obj["info"] = client_info_obj(pub.info)
-    if pub.offset:
-        obj["offset"] = pub.offset
-    if pub.tags:
-        obj["tags"] = dict(pub.tags)
-    if pub.time:
-        obj["time"] = pub.time
-    obj["key"] = pub.key
-    if pub.removed:
-        obj["removed"] = True
-    return obj
+_log = logging.getLogger("rotary.node.maps")
 
 
-def _push(channel: str, pub: MapPublication) -> bytes:
-    return orjson.dumps({"push": {"channel": channel, "pub": map_publication_obj(pub)}})
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class MapSubscriber:
+    """How one session receives a map channel's changes: its push, its format, whether it
+    negotiated fossil delta, and what to call (from inside the fan-out, so it must not touch
+    the hub there and then) when its format cannot carry a change."""
+
+    push: Callable[[bytes], None]
+    codec: Codec
+    delta: bool = False
+    unencodable: Callable[[], None] = _nothing
+    #: Changes this filter drops are not pushed (the position still moves past them).
+    tags_filter: TagsFilter | None = None
+
+    @property
+    def live_delta(self) -> bool:
+        """Whether live changes may reach it as deltas: fossil negotiated and no tags filter
+        (a filter may have kept from it the value a delta would apply to)."""
+        return self.delta and self.tags_filter is None
 
 
 @dataclass(slots=True)
 class _Live:
     """A live subscriber and the last position it got: a broker that delivers changes after
-    the fact (Redis) may bring one its catch-up already held."""
+    the fact (Redis) may bring one its catch-up already held. `chained`: it has received
+    every change since it went live, so its copy of each key is a valid delta base."""
 
-    push: Callable[[bytes], None]
+    sub: MapSubscriber
     position: StreamPosition
-    #: Changes this filter drops are not pushed (the position still moves past them).
-    tags_filter: TagsFilter | None = None
+    chained: bool = True
+
+
+@dataclass(slots=True)
+class _Pending:
+    sub: MapSubscriber
+    #: (encoded push, offset) of each change since the subscriber started going live; the
+    #: push is None for a change its tags filter drops (the position still moves past it).
+    held: list[tuple[bytes | None, int]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class _Channel:
     live: dict[str, _Live] = field(default_factory=dict)
-    #: Changes buffered per pending subscriber, with their tags for its filter.
-    pending: dict[str, list[tuple[bytes, int, Mapping[str, str] | None]]] = field(
-        default_factory=dict
-    )
+    pending: dict[str, _Pending] = field(default_factory=dict)
 
 
 class MapHub:
@@ -101,29 +111,23 @@ class MapHub:
     def __init__(self) -> None:
         self._channels: dict[str, _Channel] = {}
 
-    def add_pending(self, channel: str, client_id: str) -> None:
-        """Start buffering `channel`'s changes for `client_id`."""
-        self._channels.setdefault(channel, _Channel()).pending[client_id] = []
+    def add_pending(self, channel: str, client_id: str, sub: MapSubscriber) -> None:
+        """Start buffering `channel`'s changes for `client_id`, encoded for `sub`."""
+        self._channels.setdefault(channel, _Channel()).pending[client_id] = _Pending(sub)
 
-    def activate(
-        self,
-        channel: str,
-        client_id: str,
-        push: Callable[[bytes], None],
-        position: StreamPosition,
-        tags_filter: TagsFilter | None = None,
-    ) -> list[Buffered]:
-        """Make a pending subscriber live at `position` (what its reply held); return what was
-        buffered for it meanwhile and `tags_filter` passes, the caller skipping what
-        `position` already covers."""
+    def activate(self, channel: str, client_id: str, position: StreamPosition) -> list[bytes]:
+        """Make a pending subscriber live at `position` (what its reply held); return what
+        was buffered for it meanwhile after `position` and its tags filter passes, to push in
+        order."""
         ch = self._channels.setdefault(channel, _Channel())
-        ch.live[client_id] = _Live(push, position, tags_filter)
-        held = ch.pending.pop(client_id, [])
-        return [
-            (data, offset)
-            for data, offset, tags in held
-            if tags_filter is None or matches(tags_filter, tags)
-        ]
+        pending = ch.pending.pop(client_id, None)
+        if pending is None:  # removed meanwhile (unsubscribed, disconnected)
+            return []
+        after = [(data, offset) for data, offset in pending.held if offset > position.offset]
+        if after:
+            position = StreamPosition(after[-1][1], position.epoch)
+        ch.live[client_id] = _Live(pending.sub, position)
+        return [data for data, _ in after if data is not None]
 
     def remove(self, channel: str, client_id: str) -> None:
         """Forget `client_id` on `channel` (no effect when it is not there)."""
@@ -136,24 +140,50 @@ class MapHub:
             del self._channels[channel]
 
     def broadcast(self, channel: str, pub: MapPublication, sp: StreamPosition) -> None:
-        """Queue one change to every local subscriber of `channel`, encoded once; a subscriber
-        already past it (same epoch, offset not newer) is skipped."""
+        """Queue one change to every local subscriber of `channel`, encoded once per format;
+        a subscriber already past it (same epoch, offset not newer) is skipped. A subscriber
+        that missed a change gets every later one whole (its delta bases may be stale)."""
         ch = self._channels.get(channel)
         if ch is None:
             return
-        data = _push(channel, pub)
+        pushes = MapPush(channel, pub)
         for live in ch.live.values():
-            if live.position.epoch == sp.epoch and pub.offset <= live.position.offset:
+            last = live.position
+            if last.epoch == sp.epoch and pub.offset <= last.offset:
                 continue
+            if last.epoch != sp.epoch or pub.offset != last.offset + 1:
+                live.chained = False
             live.position = sp
-            if live.tags_filter is None or matches(live.tags_filter, pub.tags):
-                live.push(data)
-        for buf in ch.pending.values():
-            buf.append((data, pub.offset, pub.tags))
+            if _passes(live.sub, pub):
+                _give(live.sub, pushes, delta=live.sub.live_delta and live.chained)
+        for pending in ch.pending.values():
+            sub = pending.sub
+            if not _passes(sub, pub):
+                pending.held.append((None, pub.offset))
+                continue
+            try:
+                data = pushes.encode(sub.codec, delta=sub.live_delta)
+            except NotEncodable:
+                sub.unencodable()
+                continue
+            pending.held.append((data, pub.offset))
 
     def channels(self) -> dict[str, int]:
         """Channel → number of local subscribers (live and pending)."""
         return {name: len(ch.live) + len(ch.pending) for name, ch in self._channels.items()}
+
+
+def _passes(sub: MapSubscriber, pub: MapPublication) -> bool:
+    return sub.tags_filter is None or matches(sub.tags_filter, pub.tags)
+
+
+def _give(sub: MapSubscriber, pushes: MapPush, *, delta: bool) -> None:
+    try:
+        data = pushes.encode(sub.codec, delta=delta)
+    except NotEncodable:
+        sub.unencodable()
+        return
+    sub.push(data)
 
 
 class MapNode:
@@ -176,10 +206,16 @@ class MapNode:
         self._timer: TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Deliver changes to local subscribers and start removing expired keys."""
+    async def start(self) -> None:
+        """Deliver changes to local subscribers and start removing expired keys; return once
+        changes reach the subscribers, or after `READY_TIMEOUT` with a warning (the broker
+        keeps trying: a node whose Redis is down still starts)."""
         self.broker.start(self._on_change, self._settings_of)
         self._arm()
+        try:
+            await asyncio.wait_for(self.broker.wait_ready(), READY_TIMEOUT)
+        except TimeoutError:
+            _log.warning("map changes are not received yet; starting anyway")
 
     async def close(self) -> None:
         """Stop the ticker and the broker. Idempotent."""
@@ -204,13 +240,16 @@ class MapNode:
     async def publish(
         self, channel: str, key: str, data: bytes, opts: MapPublishOptions
     ) -> MapUpdateResult:
-        """Write `key` of a map channel (the API's ``map_publish``).
+        """Write `key` of a map channel (the API's ``map_publish``); 107 without a key.
 
-        The data must be JSON (107 otherwise): map subscribers are JSON clients for now.
+        Any bytes may be written: a JSON subscriber that cannot carry them is disconnected
+        with 3506 when they reach it. The namespace's ``delta_publish`` turns delta on.
         """
         settings = self.settings(channel)
-        if not key or not JSON.carries(data or b"null"):
+        if not key:
             raise CommandError(ErrorCode.BAD_REQUEST)
+        if not opts.use_delta and self._delta_publish(channel):
+            opts = replace(opts, use_delta=True)
         return await self.broker.publish(channel, key, data, settings, opts)
 
     async def remove(self, channel: str, key: str, *, idempotency_key: str = "") -> MapUpdateResult:
@@ -286,6 +325,10 @@ class MapNode:
             return None
         resolved = self._node.resolver.resolve(channel)
         return resolved.options if resolved is not None else None
+
+    def _delta_publish(self, channel: str) -> bool:
+        resolved = self._node.resolver.resolve(channel)
+        return resolved is not None and resolved.options.delta_publish
 
     def _settings_of(self, channel: str) -> MapSettings | None:
         resolved = self._node.resolver.resolve(channel)

@@ -35,7 +35,7 @@ from rotary.engines.base import (
 )
 from rotary.engines.maps import MapBroker
 from rotary.engines.memory.maps import MemoryMapBroker
-from rotary.node import control, revocation
+from rotary.node import control, poll_publish, revocation
 from rotary.node.auth import Authenticator, Override
 from rotary.node.client import ClientSession
 from rotary.node.cluster import Cluster, is_cluster_message
@@ -159,7 +159,7 @@ class Node:
     async def start(self) -> None:
         """Start receiving broker events, then announce this node to the others."""
         await self.broker.start(self)
-        self.maps.start()
+        await self.maps.start()
         self._position_check.start()
         self.cluster.start()
 
@@ -572,6 +572,11 @@ class Node:
         await revocation.invalidate_user_tokens(
             self, user, issued_before=issued_before, expire_at=expire_at, channel=channel
         )
+
+    async def api_shared_poll_publish(
+        self, channel: str, key: str, version: int, epoch: str, data: bytes
+    ) -> None:
+        await poll_publish.publish(self, channel, key, version, epoch, data)
 
     async def api_channels(self, pattern: str = "") -> dict[str, int]:
         channels = {**self.hub.channels(), **self.maps.hub.channels()}

@@ -16,6 +16,7 @@ from rotary.auth.track_signature import check_track_signature
 from rotary.channels.shared_poll import PollSettings, poll_settings
 from rotary.logs import log_denial
 from rotary.node import subscribe
+from rotary.node.delta import DELTA_FOSSIL
 from rotary.node.ending import end_subscription
 from rotary.node.shared_poll import TRACKERS, KeyState, SharedPollManager, Tracker
 from rotary.node.subscription import add_expiry
@@ -53,6 +54,9 @@ async def handle_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -> No
     epoch = manager.epoch(req.channel, settings)
     if epoch:
         result["epoch"] = epoch
+    delta = req.delta == DELTA_FOSSIL and settings.delta_allowed
+    if delta:
+        result["delta"] = True
     result["type"] = TYPE_SHARED_POLL
     add_expiry(result, sub.expire_at, now)
     if data:
@@ -66,6 +70,7 @@ async def handle_subscribe(s: Session, cmd_id: int, req: SubscribeRequest) -> No
         unencodable=s.unencodable,
         reset=lambda: end_subscription(s, sub, UnsubscribeCode.INSUFFICIENT_STATE),
         settings=settings,
+        delta=delta,
     )
 
 

@@ -4,7 +4,7 @@ docs/shared-poll.md. Clients track keys of a shared poll channel; the node polls
 for every key some client here tracks, once per refresh interval and channel whatever the
 number of clients, and pushes each new version of an item to the clients tracking its key.
 A key tracked for the first time is polled at once. Each node polls for its own clients, as
-Centrifugo's nodes do: no engine is involved.
+Centrifugo's nodes do; the engine only carries server-API publications (`published`).
 
 Everything runs on the event loop and the methods that change state never await, so no
 lock is needed: a track is registered, answered and joined in one step.
@@ -18,14 +18,21 @@ import secrets
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from weakref import WeakKeyDictionary
 
+import orjson
+
 from rotary.channels.shared_poll import PollSettings
+from rotary.protocol import fossil
 from rotary.protocol.base import Codec, NotEncodable
+
+if TYPE_CHECKING:
+    from rotary.metrics import Metrics
 
 __all__ = [
     "TRACKERS",
+    "ItemPush",
     "KeyState",
     "PollAnswer",
     "PollBackend",
@@ -59,6 +66,8 @@ class PolledItem:
     data: bytes = b""
     version: int = 0
     removed: bool = False
+    #: The backend's ``prev_data``: the data of the version before, a delta base (or None).
+    prev_data: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +97,8 @@ class KeyState:
 
     version: int = 0
     expire_at: int = 0
+    #: A delta subscriber got this key whole since it tracked it: deltas may follow.
+    delta_ready: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -95,7 +106,8 @@ class Tracker:
     """One connection's subscription to a shared poll channel and the keys it tracks.
 
     `push` queues encoded bytes for the client; `unencodable` ends a client whose format
-    cannot carry an item; `reset` ends the subscription (epoch change).
+    cannot carry an item; `reset` ends the subscription (epoch change). `delta`: the client
+    negotiated fossil deltas (over JSON its items' data then go as JSON strings).
     """
 
     channel: str
@@ -104,23 +116,26 @@ class Tracker:
     unencodable: Callable[[], None]
     reset: Callable[[], None]
     settings: PollSettings
+    delta: bool = False
     keys: dict[str, KeyState] = field(default_factory=dict)
 
-    def deliver(self, key: str, version: int, data: bytes, cache: dict[str, bytes]) -> None:
-        """Push `data` at `version` unless this connection already has that version."""
-        state = self.keys.get(key)
-        if state is None or version <= state.version:
+    def deliver(self, item: ItemPush) -> None:
+        """Push `item` unless this connection already has its version: as a delta when the
+        client has the delta's base version (and got the key whole before), else whole."""
+        state = self.keys.get(item.key)
+        if state is None or item.version <= state.version:
             return
-        state.version = version
-        encoded = cache.get(self.codec.name)
-        if encoded is None:
-            body = {"data": data, "key": key, "version": version}
-            try:
-                encoded = self.codec.encode_push("pub", body, self.channel)
-            except NotEncodable:
-                self.unencodable()
-                return
-            cache[self.codec.name] = encoded
+        try:
+            encoded = None
+            if self.delta and state.delta_ready:
+                encoded = item.delta(self.codec, self.channel, state.version)
+            if encoded is None:
+                encoded = item.whole(self.codec, self.channel, as_text=self.delta)
+        except NotEncodable:
+            self.unencodable()
+            return
+        state.version = item.version
+        state.delta_ready = self.delta
         self.push(encoded)
 
     def remove(self, key: str) -> None:
@@ -128,6 +143,62 @@ class Tracker:
         if self.keys.pop(key, None) is not None:
             body = {"key": key, "removed": True}
             self.push(self.codec.encode_push("pub", body, self.channel))
+
+
+class ItemPush:
+    """The pushes of one new version of an item, each encoded at most once per wire format
+    and form, whatever the number of clients.
+
+    `base` is (version, data) of the version before, when the backend gave it (``prev_data``):
+    a client holding exactly that version may get a fossil delta instead of the data.
+    """
+
+    __slots__ = ("_base", "_made", "_patch", "data", "key", "version")
+
+    def __init__(self, key: str, version: int, data: bytes, base: tuple[int, bytes] | None) -> None:
+        self.key, self.version, self.data, self._base = key, version, data, base
+        self._patch: bytes | None = None
+        self._made: dict[tuple[str, str], bytes] = {}
+
+    def whole(self, codec: Codec, channel: str, *, as_text: bool) -> bytes:
+        """The push with the data; `as_text`: over JSON as a JSON string (delta clients)."""
+        form = "text" if as_text else "raw"
+        made = self._made.get((codec.name, form))
+        if made is None:
+            body: dict[str, object] = {"key": self.key, "version": self.version}
+            if self.data:  # a publication may come without data
+                body["data"] = _as_text(self.data, codec) if as_text else self.data
+            made = self._made[(codec.name, form)] = codec.encode_push("pub", body, channel)
+        return made
+
+    def delta(self, codec: Codec, channel: str, held: int) -> bytes | None:
+        """The push as a delta for a client holding version `held`; None when there is no
+        base for it or the delta is not shorter than the data."""
+        if self._base is None or self._base[0] != held or not self._shorter_patch():
+            return None
+        made = self._made.get((codec.name, "delta"))
+        if made is None:
+            assert self._patch is not None
+            body = {"data": _as_text(self._patch, codec), "delta": True, "key": self.key}
+            body["version"] = self.version
+            made = self._made[(codec.name, "delta")] = codec.encode_push("pub", body, channel)
+        return made
+
+    def _shorter_patch(self) -> bool:
+        if self._patch is None and self._base is not None:
+            self._patch = fossil.create(self._base[1], self.data)
+        return self._patch is not None and len(self._patch) < len(self.data)
+
+
+def _as_text(data: bytes, codec: Codec) -> bytes:
+    """`data` as a delta subscriber's codec carries it: over JSON a JSON string of the text
+    (the SDK applies deltas to the bytes it stored), over Protobuf the bytes themselves."""
+    if codec.binary:
+        return data
+    try:
+        return orjson.dumps(data.decode())
+    except UnicodeDecodeError:
+        raise NotEncodable("payload is not text") from None
 
 
 #: Each session's trackers by channel (a session has few: made on its first shared poll
@@ -177,7 +248,8 @@ class _Channel:
 
 
 class SharedPollManager:
-    """Every shared poll channel of one node. `concurrency` bounds backend calls at once."""
+    """Every shared poll channel of one node. `concurrency` bounds backend calls at once;
+    `metrics`, when given, counts backend calls, answered items and publications."""
 
     def __init__(
         self,
@@ -185,8 +257,10 @@ class SharedPollManager:
         *,
         concurrency: int = 64,
         make_epoch: Callable[[], str] = new_epoch,
+        metrics: Metrics | None = None,
     ) -> None:
         self._backend = backend
+        self._metrics = metrics
         self._limit = asyncio.Semaphore(concurrency if concurrency > 0 else 64)
         self._make_epoch = make_epoch
         #: Epoch of versionless channels with no state yet (new at each start).
@@ -272,6 +346,32 @@ class SharedPollManager:
                     soon.append(key)
         self.poll_soon(channel, soon)
 
+    def published(self, channel: str, key: str, version: int, epoch: str, data: bytes) -> None:
+        """Apply a server-API publication of `key` (every node gets each one).
+
+        Versioned channels only. As in Centrifugo, the epoch is compared before anything
+        else, so a publisher's new epoch resets the channel's subscribers even on a node that
+        does not track `key`; then the item goes out when the node tracks `key` and
+        `version` is above the one it holds (an older or equal version is dropped).
+        """
+        ch = self._channels.get(channel)
+        if ch is None or not ch.settings.versioned:
+            return
+        if epoch != ch.epoch:
+            self._flip_epoch(ch, epoch)
+        entry = ch.entries.get(key)
+        if entry is None:
+            return
+        if self._metrics is not None:
+            self._metrics.shared_poll_publication(applied=version > entry.version)
+        if version <= entry.version:
+            return
+        entry.version, entry.needs_broadcast = version, False
+        # No delta base: as in Centrifugo, the node keeps no item data to diff against.
+        item = ItemPush(key, version, data, None)
+        for tracker in list(ch.subscribers.get(key, ())):
+            tracker.deliver(item)
+
     async def close(self) -> None:
         """Stop every worker, then close the backend."""
         for ch in self._channels.values():
@@ -288,6 +388,11 @@ class SharedPollManager:
     @property
     def num_channels(self) -> int:
         return len(self._channels)
+
+    @property
+    def num_keys(self) -> int:
+        """Keys polled on this node, over every channel."""
+        return sum(len(ch.entries) for ch in self._channels.values())
 
     # ------------------------------------------------------------------ life of a channel
 
@@ -351,7 +456,11 @@ class SharedPollManager:
                 answer = await self._backend.refresh(ch.settings.proxy_name, channel, items)
         except PollFailure as exc:
             _log.warning("shared poll of %s failed: %s", channel, exc)
+            if self._metrics is not None:
+                self._metrics.shared_poll_call("failure", len(items))
             return
+        if self._metrics is not None:
+            self._metrics.shared_poll_call("ok", len(items))
         if not ch.closed:
             self._apply(ch, answer)
 
@@ -369,8 +478,9 @@ class SharedPollManager:
         """Record what changed, then push it: new versions, and removals."""
         if ch.settings.versioned and answer.epoch != ch.epoch:
             self._flip_epoch(ch, answer.epoch)
-        updates: list[tuple[str, int, bytes]] = []
+        updates: list[ItemPush] = []
         removals: list[str] = []
+        unchanged = 0
         for item in answer.items:
             entry = ch.entries.get(item.key)
             if entry is None:
@@ -378,13 +488,20 @@ class SharedPollManager:
             if item.removed:
                 removals.append(item.key)
                 continue
+            held = entry.version  # the delta base's version, when prev_data came with it
             update = self._change(ch, entry, item)
             if update is not None:
-                updates.append((item.key, update, item.data))
-        for key, version, data in updates:
-            cache: dict[str, bytes] = {}
-            for tracker in list(ch.subscribers.get(key, ())):
-                tracker.deliver(key, version, data, cache)
+                base = None if item.prev_data is None else (held, item.prev_data)
+                updates.append(ItemPush(item.key, update, item.data, base))
+            else:
+                unchanged += 1
+        if self._metrics is not None:
+            self._metrics.shared_poll_items("changed", len(updates))
+            self._metrics.shared_poll_items("removed", len(removals))
+            self._metrics.shared_poll_items("unchanged", unchanged)
+        for push in updates:
+            for tracker in list(ch.subscribers.get(push.key, ())):
+                tracker.deliver(push)
         for key in removals:
             for tracker in ch.subscribers.pop(key, ()):
                 tracker.remove(key)

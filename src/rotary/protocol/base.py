@@ -3,8 +3,9 @@
 A codec is sans-I/O and stateless: one instance serves every session that speaks its format,
 and the hub uses the instance itself as the key of its per-format encodings. The node builds
 replies and pushes as plain mappings whose values are str, int, bool, lists, mappings, raw
-payload ``bytes`` (``data``, ``info``), `rotary.engines.base.Publication` and
-`rotary.engines.base.ClientInfo`; the codec alone decides how they look on the wire.
+payload ``bytes`` (``data``, ``info``), `rotary.engines.base.Publication`,
+`rotary.engines.base.MapPublication` and `rotary.engines.base.ClientInfo`; the codec alone
+decides how they look on the wire.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from rotary.engines.base import Publication
+from rotary.engines.base import MapPublication, Publication
 from rotary.errors import RotaryError
 from rotary.protocol.codes import ProtocolError
 from rotary.protocol.messages import Command
@@ -70,6 +71,10 @@ class Codec(Protocol):
 
     def publication_push(self, channel: str, pub: Publication) -> bytes:
         """The push of one publication: made once per format and shared by every subscriber."""
+        ...
+
+    def map_publication_push(self, channel: str, pub: MapPublication) -> bytes:
+        """The push of one change of a map channel (``key``, ``removed``, ``time``)."""
         ...
 
     def join_frame(self, messages: Sequence[bytes]) -> bytes:

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import orjson
 
-from rotary.engines.base import ClientInfo, Publication
+from rotary.engines.base import ClientInfo, MapPublication, Publication
 from rotary.jsonbytes import dumps_kept
 from rotary.protocol.base import NotEncodable, ProtocolViolation
 from rotary.protocol.codes import ProtocolError
@@ -54,6 +54,8 @@ __all__ = [
     "encode_push",
     "encode_reply",
     "join_frame",
+    "map_publication_obj",
+    "map_publication_push",
     "publication_obj",
     "publication_push",
     "raw",
@@ -337,12 +339,33 @@ def publication_obj(pub: Publication) -> dict[str, Any]:
     return obj
 
 
+def map_publication_obj(pub: MapPublication) -> dict[str, Any]:
+    """A map entry or change as JSON: the Publication fields that are set, with ``key`` and
+    ``removed``; no ``data`` when it is empty (a removal). No ``time``: Centrifugo's
+    publications do not carry it either (the server API's map reads do)."""
+    obj: dict[str, Any] = {"data": raw(pub.data)} if pub.data else {}
+    if pub.info is not None:
+        obj["info"] = client_info_obj(pub.info)
+    if pub.offset:
+        obj["offset"] = pub.offset
+    if pub.tags:
+        obj["tags"] = dict(pub.tags)
+    if pub.delta:
+        obj["delta"] = True
+    obj["key"] = pub.key
+    if pub.removed:
+        obj["removed"] = True
+    return obj
+
+
 def _default(value: object) -> object:
     """orjson's hook for the values of the codec seam that JSON has no type for."""
     if isinstance(value, bytes):
         return raw(value)
     if isinstance(value, Publication):
         return publication_obj(value)
+    if isinstance(value, MapPublication):
+        return map_publication_obj(value)
     if isinstance(value, ClientInfo):
         return client_info_obj(value)
     raise TypeError(f"{type(value).__name__} is not a protocol value")
@@ -365,6 +388,11 @@ def _reraise(exc: orjson.JSONEncodeError) -> NoReturn:
 def publication_push(channel: str, pub: Publication) -> bytes:
     """The push of one publication, encoded once for every subscriber of `channel`."""
     return orjson.dumps({"push": {"channel": channel, "pub": publication_obj(pub)}})
+
+
+def map_publication_push(channel: str, pub: MapPublication) -> bytes:
+    """The push of one change of a map channel, encoded once for its subscribers."""
+    return orjson.dumps({"push": {"channel": channel, "pub": map_publication_obj(pub)}})
 
 
 def encode_push(kind: str, body: Mapping[str, Any], channel: str = "") -> bytes:
@@ -422,6 +450,7 @@ class JsonCodec:
     encode_error = staticmethod(encode_error)
     encode_push = staticmethod(encode_push)
     publication_push = staticmethod(publication_push)
+    map_publication_push = staticmethod(map_publication_push)
     join_frame = staticmethod(join_frame)
     carries = staticmethod(_carries)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rotary.engines.base import ClientInfo, Publication
+from rotary.engines.base import ClientInfo, MapPublication, Publication
 from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.codes import ProtocolError
 from rotary.protocol.filters import MAX_DEPTH, TOO_DEEP, TagsFilter
@@ -113,6 +113,7 @@ _KINDS: dict[str, tuple[int, _Writer]] = {
     "bool": (_VARINT, _bool),
     "uint": (_VARINT, _varint),
     "int64": (_VARINT, _varint),
+    "int32": (_VARINT, _varint),
 }
 
 _Schema = dict[str, tuple[bytes, _Writer]]
@@ -182,8 +183,34 @@ def _publication(pub: Publication) -> bytes:
     return body
 
 
-def _publications(pubs: Sequence[Publication]) -> list[bytes]:
-    return [_bytes(_publication(p)) for p in pubs]
+_PUB_KEY, _PUB_REMOVED = _tag(11, _LEN), _tag(12, _VARINT)
+
+
+def _map_publication(pub: MapPublication) -> bytes:
+    """A Publication body for a map entry or change: the fields of `_publication`, then key
+    and removed, as the JSON codec writes them."""
+    body = _PUB_DATA + _bytes(pub.data) if pub.data else b""
+    if pub.info is not None:
+        body += _PUB_INFO + _bytes(_client_info(pub.info))
+    if pub.offset:
+        body += _PUB_OFFSET + _varint(pub.offset)
+    if pub.tags:
+        for key, value in pub.tags.items():
+            body += _PUB_TAGS + _bytes(_ENTRY_KEY + _str(key) + _ENTRY_VALUE + _str(value))
+    if pub.delta:
+        body += _PUB_DELTA + b"\x01"
+    if pub.key:
+        body += _PUB_KEY + _str(pub.key)
+    if pub.removed:
+        body += _PUB_REMOVED + b"\x01"
+    return body
+
+
+def _publications(pubs: Sequence[Publication | MapPublication]) -> list[bytes]:
+    return [
+        _bytes(_map_publication(p) if isinstance(p, MapPublication) else _publication(p))
+        for p in pubs
+    ]
 
 
 def _map_of(value_writer: Callable[[Any], bytes]) -> Callable[[Mapping[str, Any]], list[bytes]]:
@@ -229,14 +256,22 @@ _SUBSCRIBE_RESULT = _schema_with_repeated(
         data=(11, "bytes"),
         was_recovering=(12, "bool"),
         delta=(13, "bool"),
-        type=(15, "uint"),
+        type=(15, "int32"),
+        phase=(16, "int32"),
+        cursor=(17, "str"),
         publish_debounce=(19, "uint"),
     ),
-    {"publications": _Repeated(7, _publications)},
+    {"publications": _Repeated(7, _publications), "state": _Repeated(18, _publications)},
 )
 
-#: A Publication of a keyed (shared poll) channel: its key, version, or removal.
-_KEYED_PUB = _schema(data=(4, "bytes"), key=(11, "str"), removed=(12, "bool"), version=(16, "uint"))
+#: A Publication of a keyed (shared poll) channel: its key, version, removal, delta flag.
+_KEYED_PUB = _schema(
+    data=(4, "bytes"),
+    delta=(8, "bool"),
+    key=(11, "str"),
+    removed=(12, "bool"),
+    version=(16, "uint"),
+)
 _SUB_REFRESH_RESULT = _schema_with_repeated(
     _schema(expires=(1, "bool"), ttl=(2, "uint")),
     {"items": _Repeated(3, lambda items: [_bytes(_encode(_KEYED_PUB, i)) for i in items])},
@@ -362,6 +397,12 @@ def publication_push(channel: str, pub: Publication) -> bytes:
     return _message(_REPLY_PUSH + _bytes(push))
 
 
+def map_publication_push(channel: str, pub: MapPublication) -> bytes:
+    """A Reply holding the publication push of the map change `pub` in `channel`."""
+    push = _PUSH_CHANNEL + _str(channel) + _PUSH_PUB + _bytes(_map_publication(pub))
+    return _message(_REPLY_PUSH + _bytes(push))
+
+
 # ---------------------------------------------------------------------------- reading
 
 
@@ -478,7 +519,7 @@ def _int32(value: int) -> int:
 
 _SUBSCRIBE_WIRES = {1: _LEN, 2: _LEN, 3: _VARINT, 6: _LEN, 7: _VARINT, 8: _LEN, 9: _VARINT}
 _SUBSCRIBE_WIRES |= {10: _VARINT, 11: _VARINT, 12: _LEN, 14: _VARINT, 15: _VARINT}
-_SUBSCRIBE_WIRES |= {13: _LEN}
+_SUBSCRIBE_WIRES |= {13: _LEN, 16: _VARINT, 17: _LEN, 18: _VARINT}
 
 
 #: The fields of most subscribe requests: channel and token.
@@ -502,6 +543,9 @@ def _subscribe(data: bytes) -> SubscribeRequest:
         delta=_text(f, 12),
         flag=_int64(f.get(14, 0)),
         type=_int32(f.get(15, 0)),
+        phase=_int32(f.get(16, 0)),
+        cursor=_text(f, 17),
+        limit=_int32(f.get(18, 0)),
         tf=_tags_filter(f[13]) if 13 in f else None,
     )
 
@@ -543,6 +587,13 @@ def _history(data: bytes) -> HistoryRequest:
         pos = _scan(f[8], {1: _VARINT, 2: _LEN})
         since = (pos.get(1, 0), _text(pos, 2))
     return HistoryRequest(_text(f, 1), _int32(f.get(7, 0)), since, bool(f.get(9)))
+
+
+def _publish(data: bytes) -> PublishRequest:
+    f = _scan(data, {1: _LEN, 2: _LEN, 3: _VARINT, 4: _LEN, 5: _VARINT})
+    return PublishRequest(
+        _text(f, 1), _payload(f, 2), _int32(f.get(3, 0)), _text(f, 4), bool(f.get(5))
+    )
 
 
 def _channel_only(make: Callable[[str], Request]) -> Callable[[bytes], Request]:
@@ -597,7 +648,7 @@ _REQUESTS: tuple[tuple[int, str, Callable[[bytes], Request]], ...] = (
     (4, "connect", _connect),
     (5, "subscribe", _subscribe),
     (6, "unsubscribe", _channel_only(UnsubscribeRequest)),
-    (7, "publish", _two(PublishRequest, "text", "payload")),
+    (7, "publish", _publish),
     (8, "presence", _channel_only(PresenceRequest)),
     (9, "presence_stats", _channel_only(PresenceStatsRequest)),
     (10, "history", _history),
@@ -663,6 +714,7 @@ class ProtobufCodec:
     encode_error = staticmethod(encode_error)
     encode_push = staticmethod(encode_push)
     publication_push = staticmethod(publication_push)
+    map_publication_push = staticmethod(map_publication_push)
     join_frame = staticmethod(b"".join)
     carries = staticmethod(_carries)
 

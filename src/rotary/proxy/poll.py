@@ -85,4 +85,6 @@ def _item(obj: Any) -> PolledItem:
         raise PollFailure("an item's version must be an unsigned integer")
     if type(removed) is not bool:
         raise PollFailure("an item's removed must be a boolean")
-    return PolledItem(key, orjson.dumps(obj.get("data")), version, removed)
+    prev = obj.get("prev_data")
+    prev_data = None if prev is None else orjson.dumps(prev)
+    return PolledItem(key, orjson.dumps(obj.get("data")), version, removed, prev_data)

@@ -52,6 +52,8 @@ class ProxySettings:
     include_connection_meta: bool = False
     #: The top-level ``proxies`` list: name → endpoint (they serve shared poll channels).
     named: tuple[tuple[str, ProxyEndpoint], ...] = ()
+    #: The proxy of shared poll channels that name none (v6 channel.proxy.shared_poll_refresh).
+    shared_poll_refresh: ProxyEndpoint = field(default_factory=ProxyEndpoint)
 
     def endpoint(self, kind: str) -> ProxyEndpoint:
         """The settings of `kind` (one of `PROXY_KINDS`)."""

@@ -10,7 +10,7 @@ and uni (the unidirectional transports).
 from __future__ import annotations
 
 from tests.compat.dsl import Scenario
-from tests.compat.scenarios import channels, options, server, tokens, uni
+from tests.compat.scenarios import channels, maps, options, server, tokens, uni
 
 __all__ = ["SCENARIOS", "by_id"]
 
@@ -25,6 +25,7 @@ SCENARIOS: list[Scenario] = [
     *server.LIMITS,
     *options.OPTIONS,
     *uni.UNI,
+    *maps.MAPS,
 ]
 
 

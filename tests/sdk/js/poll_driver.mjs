@@ -1,8 +1,9 @@
 // Drives one centrifuge-js shared poll subscription for tests/functional/test_sdk_shared_poll.py.
 //
 // argv: url, connection token, channel, protocol ("json" or "protobuf"), the shared poll
-// HMAC secret and the user id the signatures are made for (the SDK's getSignature is
-// answered here, as an app backend would answer it). stdout: one JSON event per line
+// HMAC secret, the user id the signatures are made for (the SDK's getSignature is
+// answered here, as an app backend would answer it) and optionally a delta type ("fossil";
+// each update then tells how many deltas the SDK applied so far). stdout: one JSON event per line
 // ({"ev": "subscribed" | "update" | "error" | "unsubscribed" | "tracked", ...}).
 // stdin: {"op": "track", "keys": [...]} (signed here), {"op": "track_keys", "keys": [...]}
 // (signed through the SDK's getSignature) or {"op": "untrack", "keys": [...]}; the tracks
@@ -15,7 +16,7 @@ import { Centrifuge } from 'centrifuge';
 import { Centrifuge as CentrifugeProtobuf } from 'centrifuge/build/protobuf';
 import WebSocket from 'ws';
 
-const [url, token, channel, protocol, secret, user] = process.argv.slice(2);
+const [url, token, channel, protocol, secret, user, delta] = process.argv.slice(2);
 
 function emit(event) {
   process.stdout.write(`${JSON.stringify(event)}\n`);
@@ -38,6 +39,7 @@ const Client = protocol === 'protobuf' ? CentrifugeProtobuf : Centrifuge;
 const client = new Client(url, { token, websocket: WebSocket });
 const sub = client.newSharedPollSubscription(channel, {
   getSignature: async (ctx) => ({ keys: ctx.keys, signature: sign(ctx.keys) }),
+  ...(delta ? { delta } : {}),
 });
 sub.on('subscribed', () => emit({ ev: 'subscribed' }));
 // A Protobuf client gets the payload as bytes: the JSON the backend returned.
@@ -50,6 +52,8 @@ sub.on('update', (ctx) =>
     data: ctx.removed ? null : plain(ctx.data),
     version: ctx.version,
     removed: Boolean(ctx.removed),
+    // The SDK's own count of the publications it decoded as deltas (not public API).
+    ...(delta ? { deltas: sub._deltaNumDelta } : {}),
   }),
 );
 sub.on('error', (ctx) => emit({ ev: 'error', type: ctx.type, error: ctx.error }));

@@ -58,6 +58,9 @@ class MemoryMapBroker:
     def start(self, handler: MapChangeHandler, settings_of: SettingsOf) -> None:
         self._handler = handler
 
+    async def wait_ready(self) -> None:
+        return None  # changes reach the handler as they are made
+
     async def close(self) -> None:
         self._handler = None
 
@@ -76,7 +79,8 @@ class MemoryMapBroker:
             reason = "key_exists" if exists else "key_not_found"
             return MapUpdateResult(self._pos(ch), suppressed=True, suppress_reason=reason)
         pub = MapPublication(key, data, info=opts.info, tags=opts.tags, time=self._millis())
-        return self._apply(channel, ch, pub, opts.idempotency_key)
+        prev = ch.entries[key][0].data if opts.use_delta and exists else None
+        return self._apply(channel, ch, pub, opts.idempotency_key, prev=prev)
 
     async def remove(
         self, channel: str, key: str, settings: MapSettings, *, idempotency_key: str = ""
@@ -149,8 +153,11 @@ class MemoryMapBroker:
         ch.touched = self._clock.monotonic()
         return ch
 
-    def _apply(self, name: str, ch: _Channel, pub: MapPublication, idem: str) -> MapUpdateResult:
-        """Record a change: next offset, state, stream, TTL; then hand it to the handler."""
+    def _apply(
+        self, name: str, ch: _Channel, pub: MapPublication, idem: str, *, prev: bytes | None = None
+    ) -> MapUpdateResult:
+        """Record a change: next offset, state, stream, TTL; then hand it to the handler,
+        with `prev` (the key's data before a delta write) on the delivered copy only."""
         settings = ch.settings
         assert settings is not None  # set by `_channel` before any change
         ch.top += 1
@@ -164,7 +171,7 @@ class MemoryMapBroker:
         if idem:
             ch.idempotent[idem] = (now + _IDEMPOTENCY_TTL, position)
         if self._handler is not None:
-            self._handler(name, pub, position)
+            self._handler(name, pub if prev is None else replace(pub, prev=prev), position)
         return MapUpdateResult(position)
 
     @staticmethod

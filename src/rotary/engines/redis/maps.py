@@ -12,7 +12,10 @@ keeps a channel's keys in one Redis Cluster slot), on the channel's shard:
 ``P.map.result.{C}.<k>`` the first result of idempotency key ``k``.
 ``P.map.expiring``      per shard: the channels that have expiring keys.
 PUB/SUB ``P.map.changes`` per shard: every change, ``<offset>|<epoch>|<0|1><channel
-                        and key, each as <length>:<bytes>><body>``.
+                        and key, each as <length>:<bytes>><body>``; a write published
+                        with delta allowed over an existing key is marked ``2`` and
+                        carries the key's previous body, ``<length>:<body>``, before
+                        its own.
 
 A body is ``<length of data>:<data><JSON of time, tags, info>``. Every change is made by
 ``lua/map_write.lua`` in one step (state, stream, expiry, PUBLISH). Each node reads the
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -120,7 +124,7 @@ class RedisMapBroker:
             self._readers.append(asyncio.get_running_loop().create_task(self._read(shard, ready)))
 
     async def wait_ready(self) -> None:
-        """Return once every shard's change feed is subscribed (tests wait for it)."""
+        """Return once every shard's change feed is subscribed."""
         for ready in self._subscribed:
             await ready.wait()
 
@@ -141,7 +145,9 @@ class RedisMapBroker:
     ) -> MapUpdateResult:
         body = _body(data, self._millis(), opts)
         flags = ("p", opts.key_mode, "1" if opts.refresh_ttl_on_suppress else "0")
-        return await self._write(channel, key, body, settings, flags, opts.idempotency_key)
+        return await self._write(
+            channel, key, body, settings, flags, opts.idempotency_key, use_delta=opts.use_delta
+        )
 
     async def remove(
         self, channel: str, key: str, settings: MapSettings, *, idempotency_key: str = ""
@@ -157,6 +163,8 @@ class RedisMapBroker:
         settings: MapSettings,
         flags: tuple[str, str, str],
         idempotency_key: str,
+        *,
+        use_delta: bool = False,
     ) -> MapUpdateResult:
         op, mode, refresh = flags
         keys = [self._key(kind, channel) for kind in ("meta", "state", "keys", "stream", "expire")]
@@ -167,6 +175,7 @@ class RedisMapBroker:
             int(settings.meta_ttl * 1000), random_epoch(),
             _IDEMPOTENCY_TTL_MS if idempotency_key else 0, self._millis(),
             self._changes, _framed(channel.encode(), key.encode()), channel,
+            "1" if use_delta else "0",
         ]  # fmt: skip
         offset, epoch, reason = await _WRITE.run(self._client(channel), keys, args)
         position = StreamPosition(int(offset), _str(epoch))
@@ -271,10 +280,16 @@ class RedisMapBroker:
 
     def _deliver(self, data: bytes) -> None:
         offset, epoch, rest = data.split(b"|", 2)
-        removed = rest[:1] == b"1"
+        mark = rest[:1]
         channel, at = _unframe(rest, 1)
         key, at = _unframe(rest, at)
-        pub = _publication(key.decode(), int(offset), rest[at:], removed=removed)
+        prev = None
+        if mark == b"2":
+            prev_body, at = _unframe(rest, at)
+            prev = _unframe(prev_body, 0)[0]
+        pub = _publication(key.decode(), int(offset), rest[at:], removed=mark == b"1")
+        if prev is not None:
+            pub = replace(pub, prev=prev)
         if self._handler is not None:
             self._handler(channel.decode(), pub, StreamPosition(int(offset), epoch.decode()))
 

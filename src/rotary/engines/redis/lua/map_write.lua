@@ -8,7 +8,10 @@
 -- of a write suppressed by the key mode; ARGV[6] key ttl ms; ARGV[7] stream size;
 -- ARGV[8] stream ttl ms; ARGV[9] meta ttl ms (0: never expires); ARGV[10] epoch for a new
 -- channel; ARGV[11] idempotency ttl ms (0: none); ARGV[12] now ms; ARGV[13] PUB/SUB channel;
--- ARGV[14] message head (the channel and key, length-prefixed); ARGV[15] the channel name.
+-- ARGV[14] message head (the channel and key, length-prefixed); ARGV[15] the channel name;
+-- ARGV[16] "1": a write of an existing key also broadcasts the key's previous body (the
+-- delta base), the message then marked "2" instead of "0" and the old body framed before
+-- the new one.
 -- Returns {offset, epoch, suppress reason ("" when the change was made)}.
 local idem_ttl = tonumber(ARGV[11])
 if idem_ttl > 0 then
@@ -56,8 +59,14 @@ elseif not exists then
 end
 
 top = redis.call("hincrby", KEYS[1], "s", 1)
-local removed = "0"
+local removed, prev = "0", ""
 if op == "p" then
+  if ARGV[16] == "1" and exists then
+    local old = redis.call("hget", KEYS[2], key)
+    local sep = string.find(old, ":", 1, true)
+    prev = string.sub(old, sep + 1)
+    prev = string.len(prev) .. ":" .. prev
+  end
   redis.call("hset", KEYS[2], key, top .. ":" .. ARGV[3])
   redis.call("zadd", KEYS[3], 0, key)
   if key_ttl > 0 then
@@ -84,7 +93,11 @@ if meta_ttl > 0 then
   redis.call("pexpire", KEYS[5], meta_ttl)
 end
 
-redis.call("publish", ARGV[13], top .. "|" .. epoch .. "|" .. removed .. ARGV[14] .. ARGV[3])
+local mark = removed
+if prev ~= "" then
+  mark = "2"
+end
+redis.call("publish", ARGV[13], top .. "|" .. epoch .. "|" .. mark .. ARGV[14] .. prev .. ARGV[3])
 if idem_ttl > 0 then
   redis.call("set", KEYS[6], top .. ":" .. epoch, "PX", idem_ttl, "NX")
 end
