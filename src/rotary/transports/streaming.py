@@ -140,7 +140,9 @@ class _StreamTransport:
             if disconnect.code != DisconnectCode.CONNECTION_CLOSED.code:
                 self.write_frame(self.frame(framing.disconnect_push(disconnect, self.codec)))
             await self._response.write_eof()
-        except Exception:  # the client may already be gone; ending the stream is best effort
+        except ConnectionResetError:
+            pass  # the client is gone already: there is no stream left to end
+        except Exception:  # ending the stream is best effort; say why it failed
             _log.debug("ending a stream failed", exc_info=True)
         finally:
             self.closed.set()
