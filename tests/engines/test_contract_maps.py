@@ -233,3 +233,58 @@ async def test_a_delta_write_hands_along_the_keys_previous_data_and_stores_none_
     assert [p.prev for _, p, _ in delivered] == [None, b'"first"', None, None]
     stream = await maps.read_stream("m", PERSISTENT, since=None)
     assert all(p.prev is None for p in stream.publications)
+
+
+def _v(version: int, epoch: str = "") -> MapPublishOptions:
+    return MapPublishOptions(version=version, version_epoch=epoch)
+
+
+async def test_a_write_whose_version_is_not_newer_than_the_keys_is_suppressed_with_version(
+    maps: Any,
+) -> None:
+    await maps.publish("m", "a", b"1", PERSISTENT, _v(5))
+    same = await maps.publish("m", "a", b"2", PERSISTENT, _v(5))
+    older = await maps.publish("m", "a", b"3", PERSISTENT, _v(4))
+    newer = await maps.publish("m", "a", b"4", PERSISTENT, _v(6))
+
+    assert [(r.suppressed, r.suppress_reason) for r in (same, older)] == [(True, "version")] * 2
+    assert same.position.offset == 1 and not newer.suppressed
+    state = await maps.read_state("m", PERSISTENT)
+    assert [(p.key, p.data) for p in state.entries] == [("a", b"4")]
+
+
+async def test_another_version_epoch_restarts_the_count_and_a_write_without_version_keeps_it(
+    maps: Any,
+) -> None:
+    await maps.publish("m", "a", b"1", PERSISTENT, _v(5, "x"))
+    other_epoch = await maps.publish("m", "a", b"2", PERSISTENT, _v(1, "y"))
+    plain = await maps.publish("m", "a", b"3", PERSISTENT, PLAIN)
+    stale = await maps.publish("m", "a", b"4", PERSISTENT, _v(1, "y"))
+    no_epoch_named = await maps.publish("m", "a", b"5", PERSISTENT, _v(1))
+
+    assert not other_epoch.suppressed and not plain.suppressed
+    assert stale.suppress_reason == no_epoch_named.suppress_reason == "version"
+
+
+async def test_a_removed_key_forgets_its_version_and_other_keys_have_their_own(maps: Any) -> None:
+    await maps.publish("m", "a", b"1", PERSISTENT, _v(5))
+    other_key = await maps.publish("m", "b", b"1", PERSISTENT, _v(1))
+    await maps.remove("m", "a", PERSISTENT)
+    rewritten = await maps.publish("m", "a", b"2", PERSISTENT, _v(1))
+
+    assert not other_key.suppressed and not rewritten.suppressed
+
+
+async def test_the_version_is_checked_before_the_key_mode(maps: Any) -> None:
+    await maps.publish("m", "a", b"1", PERSISTENT, _v(5))
+    both = MapPublishOptions(version=3, key_mode="if_new")
+
+    assert (await maps.publish("m", "a", b"2", PERSISTENT, both)).suppress_reason == "version"
+
+
+async def test_a_key_that_expired_forgets_its_version(maps: Any, clock: ManualClock) -> None:
+    await maps.publish("m", "a", b"1", RECOVERABLE, _v(5))
+    clock.advance(11)
+    await maps.expire()
+
+    assert not (await maps.publish("m", "a", b"2", RECOVERABLE, _v(1))).suppressed

@@ -76,3 +76,16 @@ async def test_a_subscriber_recovers_through_another_node(
     reply = (await client.request({"id": 2, "subscribe": body}))["subscribe"]
 
     assert [(p["key"], p.get("removed")) for p in reply["publications"]] == [("k", True)]
+
+
+async def test_a_versioned_write_through_one_node_outdates_older_ones_through_the_other(
+    nodes: tuple[ServerHandle, ServerHandle],
+) -> None:
+    a, b = nodes
+    a.api("map_publish", {"channel": "game:v", "key": "k", "data": 1, "version": 7})
+
+    stale = b.api("map_publish", {"channel": "game:v", "key": "k", "data": 2, "version": 7})
+    state = b.api("map_read_state", {"channel": "game:v", "limit": -1})["result"]
+
+    assert stale["result"]["suppress_reason"] == "version"
+    assert [(e["key"], e["data"]) for e in state["entries"]] == [("k", 1)]

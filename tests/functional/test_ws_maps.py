@@ -30,11 +30,14 @@ def config(mode: str = "persistent", **map_options: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     """One server for the module (each test uses channels of its own): ``game`` as `config`
-    makes it, ``paged`` with pages of two."""
+    makes it, ``paged`` with pages of two, ``lobby`` ephemeral."""
     cfg = config()
     paged = {**cfg["namespaces"][0], "name": "paged"}
     paged["map"] = {**paged["map"], "default_page_size": 2, "min_page_size": 1}
     cfg["namespaces"].append(paged)
+    lobby = {**cfg["namespaces"][0], "name": "lobby"}
+    lobby["map"] = {"mode": "ephemeral", "key_ttl": "60s"}
+    cfg["namespaces"].append(lobby)
     handle = start_node(cfg, tmp_path_factory.mktemp("maps"), "maps")
     yield handle
     handle.stop()
@@ -182,6 +185,26 @@ async def test_api_key_modes_idempotency_and_stats(server: Any) -> None:
     assert taken["suppress_reason"] == "key_exists"
     assert missing["suppress_reason"] == "key_not_found"
     assert server.api("map_stats", {"channel": "game:8"})["result"] == {"num_keys": 1}
+
+
+async def test_api_write_with_an_old_version_is_suppressed_and_subscribers_never_see_it(
+    server: Any, ws_connect: Any
+) -> None:
+    client = await _client(server, ws_connect)
+    await client.request(_sub(2, "game:v1", 2))
+    _publish(server, "game:v1", "a", 1, version=2, version_epoch="e")
+
+    stale = _publish(server, "game:v1", "a", 2, version=1, version_epoch="e")["result"]
+    newer = _publish(server, "game:v1", "a", 3, version=3, version_epoch="e")["result"]
+    pushes = [(await client.push())["push"]["pub"] for _ in range(2)]
+
+    assert stale == {"offset": 1, "epoch": newer["epoch"], "suppressed": True,
+                     "suppress_reason": "version"}  # fmt: skip
+    assert [(p["data"], p["offset"]) for p in pushes] == [(1, 1), (3, 2)]
+
+
+async def test_api_version_on_an_ephemeral_map_gets_100(server: Any) -> None:
+    assert _publish(server, "lobby:v2", "a", 1, version=1)["error"]["code"] == 100
 
 
 async def test_api_reads_state_and_stream_and_clear_starts_a_new_epoch(server: Any) -> None:

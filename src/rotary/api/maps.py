@@ -112,6 +112,8 @@ async def map_publish(executor: ApiExecutor, request: Request) -> Result:
         key_mode=key_mode,
         idempotency_key=f.string(request, "idempotency_key"),
         use_delta=f.boolean(request, "delta"),
+        version=f.integer(request, "version", minimum=0),
+        version_epoch=f.string(request, "version_epoch"),
     )
     return _update_json(await _maps(executor).publish(channel, key, data, opts))
 

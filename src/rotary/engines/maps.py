@@ -46,13 +46,20 @@ class MapPublishOptions:
     #: subscribers with fossil delta may get a delta against it (the API's ``delta`` flag or
     #: the namespace's ``delta_publish``).
     use_delta: bool = False
+    #: Per-key ordering (Centrifugo's ``version``): when > 0 and the key exists with a
+    #: version at least this high, the write is suppressed with ``version`` — unless
+    #: `version_epoch` is set and differs from the key's, which starts a new count. A write
+    #: without a version keeps the key's stored one. Needs a map mode with a stream.
+    version: int = 0
+    version_epoch: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class MapUpdateResult:
     """The stream position after a write or removal; `suppressed` when nothing changed.
 
-    `suppress_reason` is Centrifugo's: ``idempotency``, ``key_exists``, ``key_not_found``.
+    `suppress_reason` is Centrifugo's: ``idempotency``, ``version``, ``key_exists``,
+    ``key_not_found``.
     """
 
     position: StreamPosition
@@ -99,7 +106,8 @@ class MapBroker(Protocol):
     async def publish(
         self, channel: str, key: str, data: bytes, settings: MapSettings, opts: MapPublishOptions
     ) -> MapUpdateResult:
-        """Write `key`; the write refreshes the key's TTL.
+        """Write `key`; the write refreshes the key's TTL. Checks run in Centrifugo's order:
+        idempotency key, then `MapPublishOptions.version`, then the key mode.
 
         With `MapPublishOptions.use_delta`, the change delivered to the handler carries the
         key's data before the write in `MapPublication.prev` (when the key existed)."""

@@ -243,11 +243,15 @@ class MapNode:
         """Write `key` of a map channel (the API's ``map_publish``); 107 without a key.
 
         Any bytes may be written: a JSON subscriber that cannot carry them is disconnected
-        with 3506 when they reach it. The namespace's ``delta_publish`` turns delta on.
+        with 3506 when they reach it. The namespace's ``delta_publish`` turns delta on. A
+        `MapPublishOptions.version` on a map without a stream (``ephemeral``) gets 100, as
+        Centrifugo's map brokers refuse it.
         """
         settings = self.settings(channel)
         if not key:
             raise CommandError(ErrorCode.BAD_REQUEST)
+        if opts.version and not settings.has_stream:
+            raise CommandError(ErrorCode.INTERNAL)
         if not opts.use_delta and self._delta_publish(channel):
             opts = replace(opts, use_delta=True)
         return await self.broker.publish(channel, key, data, settings, opts)

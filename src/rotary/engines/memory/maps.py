@@ -42,8 +42,19 @@ class _Channel:
     #: (change, time it entered the stream, monotonic seconds).
     stream: deque[tuple[MapPublication, float]] = field(default_factory=deque)
     idempotent: dict[str, tuple[float, StreamPosition]] = field(default_factory=dict)
+    #: key → (version, version epoch) of the keys written with a version; goes with the key.
+    versions: dict[str, tuple[int, str]] = field(default_factory=dict)
     settings: MapSettings | None = None
     touched: float = 0.0
+
+
+def _outdated(stored: tuple[int, str] | None, opts: MapPublishOptions) -> bool:
+    """Whether a versioned write is not newer than the key's stored version (same epoch,
+    or the write names none)."""
+    if stored is None or not opts.version:
+        return False
+    version, epoch = stored
+    return opts.version <= version and opts.version_epoch in ("", epoch)
 
 
 class MemoryMapBroker:
@@ -72,6 +83,8 @@ class MemoryMapBroker:
         if done is not None:
             return done
         exists = key in ch.entries
+        if exists and _outdated(ch.versions.get(key), opts):
+            return MapUpdateResult(self._pos(ch), suppressed=True, suppress_reason="version")
         if (opts.key_mode == "if_new" and exists) or (opts.key_mode == "if_exists" and not exists):
             if exists and opts.refresh_ttl_on_suppress and settings.key_ttl:
                 entry = ch.entries[key][0]
@@ -80,6 +93,8 @@ class MemoryMapBroker:
             return MapUpdateResult(self._pos(ch), suppressed=True, suppress_reason=reason)
         pub = MapPublication(key, data, info=opts.info, tags=opts.tags, time=self._millis())
         prev = ch.entries[key][0].data if opts.use_delta and exists else None
+        if opts.version:
+            ch.versions[key] = (opts.version, opts.version_epoch)
         return self._apply(channel, ch, pub, opts.idempotency_key, prev=prev)
 
     async def remove(
@@ -177,6 +192,7 @@ class MemoryMapBroker:
     @staticmethod
     def _set_entry(ch: _Channel, pub: MapPublication, expire_at: float) -> None:
         if pub.removed:
+            ch.versions.pop(pub.key, None)
             if ch.entries.pop(pub.key, None) is not None:
                 del ch.keys[bisect.bisect_left(ch.keys, pub.key)]
             return

@@ -146,7 +146,7 @@ class RedisMapBroker:
         body = _body(data, self._millis(), opts)
         flags = ("p", opts.key_mode, "1" if opts.refresh_ttl_on_suppress else "0")
         return await self._write(
-            channel, key, body, settings, flags, opts.idempotency_key, use_delta=opts.use_delta
+            channel, key, body, settings, flags, opts.idempotency_key, opts=opts
         )
 
     async def remove(
@@ -164,9 +164,11 @@ class RedisMapBroker:
         flags: tuple[str, str, str],
         idempotency_key: str,
         *,
-        use_delta: bool = False,
+        opts: MapPublishOptions | None = None,
     ) -> MapUpdateResult:
         op, mode, refresh = flags
+        use_delta = opts is not None and opts.use_delta
+        version = (opts.version, opts.version_epoch) if opts is not None else (0, "")
         keys = [self._key(kind, channel) for kind in ("meta", "state", "keys", "stream", "expire")]
         keys += [f"{self._key('result', channel)}.{idempotency_key}", self._expiring()]
         args: list[str | bytes | int] = [
@@ -175,7 +177,7 @@ class RedisMapBroker:
             int(settings.meta_ttl * 1000), random_epoch(),
             _IDEMPOTENCY_TTL_MS if idempotency_key else 0, self._millis(),
             self._changes, _framed(channel.encode(), key.encode()), channel,
-            "1" if use_delta else "0",
+            "1" if use_delta else "0", *version,
         ]  # fmt: skip
         offset, epoch, reason = await _WRITE.run(self._client(channel), keys, args)
         position = StreamPosition(int(offset), _str(epoch))

@@ -11,7 +11,8 @@
 -- ARGV[14] message head (the channel and key, length-prefixed); ARGV[15] the channel name;
 -- ARGV[16] "1": a write of an existing key also broadcasts the key's previous body (the
 -- delta base), the message then marked "2" instead of "0" and the old body framed before
--- the new one.
+-- the new one. ARGV[17] version (0: none), ARGV[18] version epoch: kept in the meta hash
+-- as "v:<key>" and "ve:<key>", they go with the key and with the channel's epoch.
 -- Returns {offset, epoch, suppress reason ("" when the change was made)}.
 local idem_ttl = tonumber(ARGV[11])
 if idem_ttl > 0 then
@@ -44,6 +45,13 @@ if op == "x" then
     return {top, epoch, "not_due"}
   end
 elseif op == "p" then
+  local version = tonumber(ARGV[17])
+  if version > 0 and exists then
+    local stored = redis.call("hmget", KEYS[1], "v:" .. key, "ve:" .. key)
+    if stored[1] and version <= tonumber(stored[1]) and (ARGV[18] == "" or ARGV[18] == stored[2]) then
+      return {top, epoch, "version"}
+    end
+  end
   local mode = ARGV[4]
   if (mode == "if_new" and exists) or (mode == "if_exists" and not exists) then
     if exists and ARGV[5] == "1" and key_ttl > 0 then
@@ -68,6 +76,9 @@ if op == "p" then
     prev = string.len(prev) .. ":" .. prev
   end
   redis.call("hset", KEYS[2], key, top .. ":" .. ARGV[3])
+  if tonumber(ARGV[17]) > 0 then
+    redis.call("hset", KEYS[1], "v:" .. key, ARGV[17], "ve:" .. key, ARGV[18])
+  end
   redis.call("zadd", KEYS[3], 0, key)
   if key_ttl > 0 then
     redis.call("zadd", KEYS[5], now + key_ttl, key)
@@ -76,6 +87,7 @@ if op == "p" then
 else
   removed = "1"
   redis.call("hdel", KEYS[2], key)
+  redis.call("hdel", KEYS[1], "v:" .. key, "ve:" .. key)
   redis.call("zrem", KEYS[3], key)
   redis.call("zrem", KEYS[5], key)
 end
