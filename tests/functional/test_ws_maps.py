@@ -259,3 +259,16 @@ async def test_channels_api_lists_map_channels_with_their_subscribers(
     listed = server.api("channels", {"pattern": "game:12"})["result"]["channels"]
 
     assert listed == {"game:12": {"num_clients": 1}}
+
+
+async def test_api_score_stream_data_and_asc_are_accepted_and_change_nothing(server: Any) -> None:
+    # Centrifugo's map API takes these fields but its maps are never ordered and keep no
+    # separate stream data: entries stay in key order, the stream holds the data.
+    _publish(server, "game:o1", "b", 1, score=5, stream_data={"x": 1}, b64stream_data="e30=")
+    _publish(server, "game:o1", "a", 2, score=9)
+
+    state = server.api("map_read_state", {"channel": "game:o1", "limit": -1, "asc": True})
+    stream = server.api("map_read_stream", {"channel": "game:o1", "limit": -1})
+
+    assert [(e["key"], e["data"]) for e in state["result"]["entries"]] == [("a", 2), ("b", 1)]
+    assert [(e["key"], e["data"]) for e in stream["result"]["entries"]] == [("b", 1), ("a", 2)]
