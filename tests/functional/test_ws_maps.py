@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.functional.cluster_helpers import start_node
 from tests.functional.conftest import API_KEY, SECRET, ServerHandle, make_token
@@ -272,3 +275,34 @@ async def test_api_score_stream_data_and_asc_are_accepted_and_change_nothing(ser
 
     assert [(e["key"], e["data"]) for e in state["result"]["entries"]] == [("a", 2), ("b", 1)]
     assert [(e["key"], e["data"]) for e in stream["result"]["entries"]] == [("b", 1), ("a", 2)]
+
+
+async def test_live_map_subscriptions_count_in_info_and_the_subscriptions_metric(
+    tmp_path: Path, ws_connect: Any
+) -> None:
+    handle = start_node({**config(), "prometheus": True}, tmp_path, "counts")
+    try:
+        client = await _client(handle, ws_connect)
+        await client.request(_sub(2, "game:c1", 2))
+        live = _counts(handle)
+        await client.request({"id": 3, "unsubscribe": {"channel": "game:c1"}})
+        gone = _counts(handle)
+    finally:
+        handle.stop()
+
+    assert live == (1, 1, 1.0)
+    assert gone == (0, 0, 0.0)
+
+
+def _counts(server: Any) -> tuple[int, int, float]:
+    """(num_channels, num_subs) of ``info`` and the ``rotary_subscriptions`` gauge."""
+    [node] = server.api("info", {})["result"]["nodes"]
+    with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    [gauge] = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "rotary_subscriptions"
+    ]
+    return node["num_channels"], node["num_subs"], gauge

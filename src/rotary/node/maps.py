@@ -110,6 +110,11 @@ class MapHub:
 
     def __init__(self) -> None:
         self._channels: dict[str, _Channel] = {}
+        #: Live subscribers and channels with at least one, kept as they change (the
+        #: ``info`` API and the metrics read them often; Centrifugo counts a map subscriber
+        #: once it is live, not while it pages through the state).
+        self.num_live_subs = 0
+        self.num_live_channels = 0
 
     def add_pending(self, channel: str, client_id: str, sub: MapSubscriber) -> None:
         """Start buffering `channel`'s changes for `client_id`, encoded for `sub`."""
@@ -126,6 +131,9 @@ class MapHub:
         after = [(data, offset) for data, offset in pending.held if offset > position.offset]
         if after:
             position = StreamPosition(after[-1][1], position.epoch)
+        if client_id not in ch.live:
+            self.num_live_subs += 1
+            self.num_live_channels += not ch.live
         ch.live[client_id] = _Live(pending.sub, position)
         return [data for data, _ in after if data is not None]
 
@@ -134,7 +142,9 @@ class MapHub:
         ch = self._channels.get(channel)
         if ch is None:
             return
-        ch.live.pop(client_id, None)
+        if ch.live.pop(client_id, None) is not None:
+            self.num_live_subs -= 1
+            self.num_live_channels -= not ch.live
         ch.pending.pop(client_id, None)
         if not ch.live and not ch.pending:
             del self._channels[channel]

@@ -591,15 +591,16 @@ class Node:
         return self.cluster.nodes()
 
     def info(self) -> dict[str, object]:
-        """This node's counts, as the ``info`` API shows them."""
+        """This node's counts, as the ``info`` API shows them; live map subscriptions count
+        among channels and subscriptions, as in Centrifugo."""
         return {
             "uid": self.uid,
             "name": self.name,
             "version": VERSION,
             "num_clients": len(self._clients),
             "num_users": len(self._users),
-            "num_channels": self.hub.num_channels,
-            "num_subs": self.hub.num_subs,
+            "num_channels": self.hub.num_channels + self.maps.hub.num_live_channels,
+            "num_subs": self.hub.num_subs + self.maps.hub.num_live_subs,
             "uptime": int(self.clock.monotonic() - self._started_at),
         }
 
