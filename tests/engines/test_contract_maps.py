@@ -288,3 +288,10 @@ async def test_a_key_that_expired_forgets_its_version(maps: Any, clock: ManualCl
     await maps.expire()
 
     assert not (await maps.publish("m", "a", b"2", RECOVERABLE, _v(1))).suppressed
+
+
+async def test_a_cleared_channel_forgets_the_versions_of_its_keys(maps: Any) -> None:
+    await maps.publish("m", "a", b"1", PERSISTENT, _v(5))
+    await maps.clear("m")
+
+    assert not (await maps.publish("m", "a", b"2", PERSISTENT, _v(1))).suppressed
