@@ -1,5 +1,6 @@
 """`latency`: delivery latency under an open-loop publisher: Rotary (memory and Redis
-engines) beside a bare picows broadcast and python-socketio, in the same run.
+engines) beside Centrifugo v6.9.1, a bare picows broadcast and python-socketio, in the same
+run.
 
 N subscribers (aiohttp WebSocket clients in this process) hold one subscription to channel
 `lat` (Rotary: connection token checked; python-socketio: connection and room tokens
@@ -11,9 +12,11 @@ records receive time − send time; both clocks are this process's, so no clock 
 Figures: p50 / p99 / p99.9 in ms per (target, N, R), and deliveries seen of expected.
 
 Sizes: quick 200 × 20/s for 5 s per target; full 1,000 × 20/s and 10,000 × 5/s for 30 s
-each. Targets: `rotary-memory`, `rotary-redis` (127.0.0.1:6379, own prefix), `picows`,
-`socketio`. The clients share one process and one core: at 10,000 they may be what limits,
-so read full-size figures as an upper bound, and compare targets rather than absolutes.
+each. Targets: `rotary-memory`, `rotary-redis` (127.0.0.1:6379, own prefix), `centrifugo`
+(`make centrifugo`; the Rotary clients and HTTP API publisher drive it unchanged; one core,
+pinned like Rotary), `picows`, `socketio`. The clients share one process and one core: at
+10,000 they may be what limits, so read full-size figures as an upper bound, and compare
+targets rather than absolutes.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ _CHANNEL = "lat"
 _ROOM = "$lat"
 #: Seconds to wait after the last publication for stragglers.
 _DRAIN_S = 2.0
-TARGETS = ("rotary-memory", "rotary-redis", "picows", "socketio")
+TARGETS = ("rotary-memory", "rotary-redis", "centrifugo", "picows", "socketio")
 Latencies = list[float]
 
 
@@ -78,13 +81,18 @@ def run(*, quick: bool) -> dict[str, Any]:
 def _ratios(figures: dict[str, Any], clients: int, rate: int) -> dict[str, Any]:
     """Rotary's (memory engine) p50 and p99 over each peer's, at one load."""
     out: dict[str, Any] = {}
-    for peer in ("picows", "socketio"):
+    for peer in ("centrifugo", "picows", "socketio"):
         for point in ("p50", "p99"):
             mine = figures.get(f"latency_rotary_memory_{clients}x{rate}_{point}_ms")
             theirs = figures.get(f"latency_{peer}_{clients}x{rate}_{point}_ms")
             name = f"latency_rotary_over_{peer}_{clients}x{rate}_{point}"
             out[name] = round(mine / theirs, 2) if mine and theirs else None
     return out
+
+
+def _client_kind(target: str) -> str:
+    """The clients and publisher a target takes: Centrifugo speaks Rotary's protocol and API."""
+    return "rotary" if target.startswith("rotary") or target == "centrifugo" else target
 
 
 def _start(target: str) -> ServerProcess:
@@ -115,7 +123,7 @@ async def _measure(
     server: ServerProcess, target: str, clients: int, rate: int, seconds: float
 ) -> tuple[Latencies, int]:
     latencies: Latencies = []
-    kind = "rotary" if target.startswith("rotary") else target
+    kind = _client_kind(target)
     limits = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=limits) as session:
         sockets = await _subscribe_all(session, server, kind, clients)
