@@ -327,7 +327,12 @@ def client_info_obj(info: ClientInfo) -> dict[str, Any]:
 def publication_obj(pub: Publication) -> dict[str, Any]:
     """A Publication as JSON (``data``, then ``info``, ``offset``, ``tags``, ``delta`` when
     set)."""
-    obj: dict[str, Any] = {"data": raw(pub.data) if pub.data else raw(b"null")}
+    return _with_set_fields({"data": raw(pub.data) if pub.data else raw(b"null")}, pub)
+
+
+def _with_set_fields(obj: dict[str, Any], pub: Publication | MapPublication) -> dict[str, Any]:
+    """`obj` with the optional Publication fields that `pub` sets: ``info``, ``offset``,
+    ``tags``, ``delta``."""
     if pub.info is not None:
         obj["info"] = client_info_obj(pub.info)
     if pub.offset:
@@ -343,15 +348,7 @@ def map_publication_obj(pub: MapPublication) -> dict[str, Any]:
     """A map entry or change as JSON: the Publication fields that are set, with ``key`` and
     ``removed``; no ``data`` when it is empty (a removal). No ``time``: Centrifugo's
     publications do not carry it either (the server API's map reads do)."""
-    obj: dict[str, Any] = {"data": raw(pub.data)} if pub.data else {}
-    if pub.info is not None:
-        obj["info"] = client_info_obj(pub.info)
-    if pub.offset:
-        obj["offset"] = pub.offset
-    if pub.tags:
-        obj["tags"] = dict(pub.tags)
-    if pub.delta:
-        obj["delta"] = True
+    obj = _with_set_fields({"data": raw(pub.data)} if pub.data else {}, pub)
     obj["key"] = pub.key
     if pub.removed:
         obj["removed"] = True
