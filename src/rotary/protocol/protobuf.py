@@ -167,7 +167,7 @@ _PUB_OFFSET, _PUB_DELTA = _tag(6, _VARINT), _tag(8, _VARINT)
 _ENTRY_KEY, _ENTRY_VALUE = _tag(1, _LEN), _tag(2, _LEN)
 
 
-def _publication(pub: Publication) -> bytes:
+def _publication(pub: Publication | MapPublication) -> bytes:
     """A Publication body: data, info, offset, tags and delta as the JSON codec writes them."""
     body = _PUB_DATA + _bytes(pub.data) if pub.data else b""
     if pub.info is not None:
@@ -189,16 +189,7 @@ _PUB_KEY, _PUB_REMOVED = _tag(11, _LEN), _tag(12, _VARINT)
 def _map_publication(pub: MapPublication) -> bytes:
     """A Publication body for a map entry or change: the fields of `_publication`, then key
     and removed, as the JSON codec writes them."""
-    body = _PUB_DATA + _bytes(pub.data) if pub.data else b""
-    if pub.info is not None:
-        body += _PUB_INFO + _bytes(_client_info(pub.info))
-    if pub.offset:
-        body += _PUB_OFFSET + _varint(pub.offset)
-    if pub.tags:
-        for key, value in pub.tags.items():
-            body += _PUB_TAGS + _bytes(_ENTRY_KEY + _str(key) + _ENTRY_VALUE + _str(value))
-    if pub.delta:
-        body += _PUB_DELTA + b"\x01"
+    body = _publication(pub)
     if pub.key:
         body += _PUB_KEY + _str(pub.key)
     if pub.removed:
