@@ -1,9 +1,10 @@
 """Rotary's storm or fan-out under cProfile, server in this process, grouped by function group.
 
-`python -m bench.stormprofile [CLIENTS] [checked|insecure]` serves Rotary (the storm's
-configuration, `rotary.server.serve`) on a thread of this process and profiles only that
-thread while the load workers open the storm's clients (connect and two subscribes each);
-start-up and clean-up are left out. `python -m bench.stormprofile fanout [SUBSCRIBERS]`
+`python -m bench.stormprofile [CLIENTS] [checked|insecure|checked_protobuf]` serves Rotary
+(the storm's configuration, `rotary.server.serve`) on a thread of this process and
+profiles only that thread while the load workers open the storm's clients (connect and
+two subscribes each); start-up and clean-up are left out.
+`python -m bench.stormprofile fanout [SUBSCRIBERS]`
 profiles instead the delivery of `bench.fanout`'s publications (HTTP API, ~100 bytes each)
 to that many subscribers of one channel, opened before profiling starts. It prints the
 share of own time per function group (`bench.nodecount.GROUPS`: node, hub, outbox, JSON,
@@ -152,7 +153,8 @@ def main(argv: list[str]) -> int:
     if "fanout" in argv:
         result = profile_fanout(numbers[0] if numbers else 1000)
     else:
-        variant = "checked" if "checked" in argv else "insecure"
+        named = [a for a in argv if a in ("checked", "insecure", "checked_protobuf")]
+        variant = named[0] if named else "insecure"
         result = profile_storm(numbers[0] if numbers else 500, variant)
     print(json.dumps(result, indent=2))
     return 0
