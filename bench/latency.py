@@ -22,6 +22,7 @@ targets rather than absolutes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -64,7 +65,10 @@ def run(*, quick: bool) -> dict[str, Any]:
     for clients, rate in loads:
         for target in TARGETS:
             progress.note(f"latency: {target} {clients} x {rate}/s")
-            found = _one_case(target, clients, rate, seconds)
+            try:
+                found = _one_case(target, clients, rate, seconds)
+            except (aiohttp.ClientError, OSError) as exc:  # one case's failure is a result
+                found = [None, None, None, f"failed: {exc!r}"]
             rows.append([target, clients, rate, *found])
             key = f"latency_{target.replace('-', '_')}_{clients}x{rate}"
             figures[f"{key}_p50_ms"], figures[f"{key}_p99_ms"] = found[0], found[1]
@@ -191,7 +195,8 @@ async def _read_rotary(ws: Socket, latencies: Latencies) -> None:
                 sent = orjson.loads(line)["push"]["pub"]["data"]["t"]
                 latencies.append((now - sent) / 1e9)
             elif line == "{}":
-                await ws.send_str("{}")  # answer the server's ping
+                with contextlib.suppress(aiohttp.ClientConnectionResetError):
+                    await ws.send_str("{}")  # answer the server's ping (if it still listens)
 
 
 async def _read_bare(ws: Socket, latencies: Latencies) -> None:
