@@ -167,7 +167,7 @@ async def test_a_new_publisher_epoch_unsubscribes_the_subscribers_with_2500(
     client = await subscribed(server, ws_connect, channel)
     await ask(client, track(3, channel, {"k": 0}))
 
-    await publish(server, channel=channel, key="other", version=1, epoch="e2", data={})
+    await publish(server, channel=channel, key="k", version=1, epoch="e2", data={})
 
     push = (await client.push())["push"]
     assert push["channel"] == channel
@@ -206,6 +206,30 @@ async def test_publication_on_one_redis_node_reaches_the_clients_of_another(
         await publish(nodes[0], channel=channel, key="k", version=7, data={"from": "n1"})
 
         assert await updates(client, 1) == [{"data": {"from": "n1"}, "key": "k", "version": 7}]
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.mark.redis
+async def test_publication_reaches_only_the_redis_nodes_tracking_its_key(
+    poll_backend: tuple[Backend, str], ws_connect: Any, tmp_path: Path
+) -> None:
+    base = publish_config(poll_backend[1], "redis")
+    nodes = [start_node(base, tmp_path, name) for name in ("n1", "n2")]
+    try:
+        channel = new_channel("pollpub")
+        on_a = await subscribed(nodes[0], ws_connect, channel)
+        await ask(on_a, track(3, channel, {"a": 0}))
+        on_b = await subscribed(nodes[1], ws_connect, channel)
+        await ask(on_b, track(3, channel, {"b": 0}))
+
+        # A new epoch resets the subscribers of every node it reaches: only n2 tracks "b".
+        await publish(nodes[0], channel=channel, key="b", version=1, epoch="e2", data={})
+        assert (await on_b.push())["push"]["unsubscribe"]["code"] == 2500
+        await publish(nodes[1], channel=channel, key="a", version=4, data={"n": 4})
+
+        assert await updates(on_a, 1) == [{"data": {"n": 4}, "key": "a", "version": 4}]
     finally:
         for node in nodes:
             node.stop()

@@ -130,6 +130,9 @@ class Node:
         self.maps = MapNode(self, maps or MemoryMapBroker(self.clock))
         #: Shared poll channels (docs/shared-poll.md) and the secrets of their signatures.
         self.shared_poll = shared_poll
+        self._poll_routes: poll_publish.PollRoutes | None = None
+        if shared_poll is not None:
+            self._poll_routes = shared_poll.routes = poll_publish.PollRoutes(broker, shared_poll)
         self.track_secrets = track_secrets
         self._live: dict[str, ClientSession] = {}
         self._clients: dict[str, ClientSession] = {}
@@ -182,6 +185,8 @@ class Node:
         await self.maps.close()
         if self.shared_poll is not None:
             await self.shared_poll.close()
+        if self._poll_routes is not None:
+            await self._poll_routes.close()
         await self.broker.close()
         await self.presence.close()
         if self.proxy is not None:
@@ -377,6 +382,9 @@ class Node:
     # ------------------------------------------------------------------ broker events
 
     def handle_publication(self, channel: str, pub: Publication, sp: StreamPosition) -> None:
+        if poll_publish.is_key_channel(channel):
+            poll_publish.apply(self.shared_poll, pub.data)
+            return
         self.hub.broadcast_publication(channel, pub, sp)
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
