@@ -108,8 +108,10 @@ class _Channel:
 class MapHub:
     """Local subscribers of map channels: *pending* ones buffer, *live* ones get pushes."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_filtered: Callable[[int], None] | None = None) -> None:
         self._channels: dict[str, _Channel] = {}
+        #: Told, per change, how many subscribers' tags filters dropped it (when any did).
+        self._on_filtered = on_filtered
         #: Live subscribers and channels with at least one, kept as they change (the
         #: ``info`` API and the metrics read them often; Centrifugo counts a map subscriber
         #: once it is live, not while it pages through the state).
@@ -157,6 +159,7 @@ class MapHub:
         if ch is None:
             return
         pushes = MapPush(channel, pub)
+        dropped = 0
         for live in ch.live.values():
             last = live.position
             if last.epoch == sp.epoch and pub.offset <= last.offset:
@@ -166,6 +169,10 @@ class MapHub:
             live.position = sp
             if _passes(live.sub, pub):
                 _give(live.sub, pushes, delta=live.sub.live_delta and live.chained)
+            else:
+                dropped += 1
+        if dropped and self._on_filtered is not None:
+            self._on_filtered(dropped)
         for pending in ch.pending.values():
             sub = pending.sub
             if not _passes(sub, pub):
@@ -199,10 +206,16 @@ def _give(sub: MapSubscriber, pushes: MapPush, *, delta: bool) -> None:
 class MapNode:
     """The node's map side: the broker, the local fan-out and the key-expiry ticker."""
 
-    def __init__(self, node: MapHost, broker: MapBroker) -> None:
+    def __init__(
+        self,
+        node: MapHost,
+        broker: MapBroker,
+        *,
+        on_filtered: Callable[[int], None] | None = None,
+    ) -> None:
         self._node = node
         self.broker = broker
-        self.hub = MapHub()
+        self.hub = MapHub(on_filtered)
         channels = node.resolver.settings
         #: Whether any namespace publishes its subscribers into presence maps or removes a
         #: subscriber's key on unsubscribe (most do not: then the subscribe path skips these

@@ -125,9 +125,9 @@ class Node:
         self.name = name or self.uid
         self.write_timeout = write_timeout
         self.presence_ttl = max(presence_ttl, 3 * settings.presence_update_interval)
-        self.hub = Hub(on_unencodable=self._unencodable)
+        self.hub = Hub(on_unencodable=self._unencodable, on_filtered=self._filtered)
         #: Map channels (docs/map-subscriptions.md); in memory unless an engine gives one.
-        self.maps = MapNode(self, maps or MemoryMapBroker(self.clock))
+        self.maps = MapNode(self, maps or MemoryMapBroker(self.clock), on_filtered=self._filtered)
         #: Shared poll channels (docs/shared-poll.md) and the secrets of their signatures.
         self.shared_poll = shared_poll
         self._poll_routes: poll_publish.PollRoutes | None = None
@@ -235,6 +235,11 @@ class Node:
 
     def _node_alive(self, uid: str) -> bool:
         return uid in self.cluster.registry.live()
+
+    def _filtered(self, count: int) -> None:
+        """`count` subscribers' tags filters dropped a live publication."""
+        if self.metrics is not None:
+            self.metrics.tags_filter_dropped(count)
 
     def _unencodable(self, client_id: str) -> None:
         """A subscriber's codec cannot carry a broadcast: disconnect it, outside the fan-out."""
