@@ -221,4 +221,21 @@ OPTIONS = [
         ),
         quick=True,
     ),
+    Scenario(
+        "server_side_subscriptions_in_a_tags_filter_namespace_get_every_publication",
+        "tags",
+        (
+            # Offset 1 first: Centrifugo puts the epoch into that one publication only.
+            tagged("tagged:s", 0, "ops"),
+            tagged("tagged:c", 0, "ops"),
+            # Neither subs nor the channels claim can give a filter ("tf" is no option).
+            *connect("a", Tok(claims={"subs": {"tagged:s": {"tf": ENG}}})),
+            *connect("b", Tok(sub="43", claims={"channels": ["tagged:c"]})),
+            tagged("tagged:s", 1, "ops"),
+            tagged("tagged:s", 2, "eng"),
+            tagged("tagged:c", 3, "ops"),
+            Push("a", 2),
+            Push("b"),
+        ),
+    ),
 ]
