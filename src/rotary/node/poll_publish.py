@@ -113,8 +113,8 @@ class PollRoutes:
         for key in keys:
             self._reserved[(channel, key)] += 1
         try:
-            for key in keys:
-                await self._broker.subscribe(key_channel(channel, key))
+            # At once: the Redis engine sends subscribes queued together as one command.
+            await asyncio.gather(*(self._broker.subscribe(key_channel(channel, k)) for k in keys))
         except BaseException:
             self.settle(channel, keys, reserved=True)
             raise
