@@ -131,7 +131,8 @@ class Node:
         #: Shared poll channels (docs/shared-poll.md) and the secrets of their signatures.
         self.shared_poll = shared_poll
         self._poll_routes: poll_publish.PollRoutes | None = None
-        if shared_poll is not None:
+        if shared_poll is not None and not getattr(broker, "single_node", False):
+            # Several nodes may share the engine: publications travel per key (poll_publish).
             self._poll_routes = shared_poll.routes = poll_publish.PollRoutes(broker, shared_poll)
         self.track_secrets = track_secrets
         self._live: dict[str, ClientSession] = {}

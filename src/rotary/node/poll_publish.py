@@ -3,7 +3,8 @@
 docs/shared-poll.md "Publishing". As in Centrifugo, each key of a channel that takes
 publications has a broker channel of its own, which a node listens to while some client
 there tracks the key (`PollRoutes`); a publication goes to that broker channel only, so a
-node that does not track the key never reads it.
+node that does not track the key never reads it. On an engine of one node (memory), the
+node applies every publication itself, as Centrifugo's memory broker delivers them all.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def is_key_channel(name: str) -> bool:
 async def publish(
     node: NodeServices, channel: str, key: str, version: int, epoch: str, data: bytes
 ) -> None:
-    """Send `key` of `channel` at `version` to the nodes tracking the key.
+    """Send `key` of `channel` at `version` to the nodes tracking the key (with an engine of
+    one node, apply it here).
 
     Raises `CommandError`: 107 for an empty channel or key, a version of 0 or a channel that
     is not shared poll; 102 for an unknown namespace; 108 when the namespace does not enable
@@ -63,6 +65,10 @@ async def publish(
         raise CommandError(ErrorCode.BAD_REQUEST)
     if not settings.publish_enabled:
         raise CommandError(ErrorCode.NOT_AVAILABLE)
+    manager = node.shared_poll
+    if manager is not None and manager.routes is None:  # one node: no engine round trip
+        manager.published(channel, key, version, epoch, data)
+        return
     message = {
         "channel": channel,
         "key": key,
