@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from rotary.protocol import fossil
 from tests.functional.cluster_helpers import start_node
@@ -233,6 +234,36 @@ async def test_publication_reaches_only_the_redis_nodes_tracking_its_key(
     finally:
         for node in nodes:
             node.stop()
+
+
+@pytest.mark.redis
+async def test_redis_node_listens_to_a_keys_channel_only_while_a_client_tracks_the_key(
+    poll_backend: tuple[Backend, str], ws_connect: Any, tmp_path: Path
+) -> None:
+    base = publish_config(poll_backend[1], "redis")
+    prefix = base["engine"]["redis"]["prefix"]
+    node = start_node(base, tmp_path, "n1")
+    redis_client = redis.Redis(host="127.0.0.1", port=6379)
+    try:
+        channel = new_channel("pollpub")
+        client = await subscribed(node, ws_connect, channel)
+        await ask(client, track(3, channel, {"a": 0, "b": 0}))
+        listened = redis_client.pubsub_channels(f"{prefix}*{channel}*")
+        assert sorted(name[-1:] for name in listened) == [b"a", b"b"]
+
+        await ask(
+            client, {"id": 4, "sub_refresh": {"channel": channel, "type": 2, "untrack": ["a"]}}
+        )
+        for _ in range(100):
+            listened = redis_client.pubsub_channels(f"{prefix}*{channel}*")
+            if len(listened) < 2:
+                break
+            await asyncio.sleep(0.05)
+
+        assert [name[-1:] for name in listened] == [b"b"]
+    finally:
+        redis_client.close()
+        node.stop()
 
 
 async def test_namespace_without_a_proxy_name_is_polled_through_the_default_proxy(
