@@ -102,6 +102,7 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("uni_", SECTIONS[7]),
     ("uni.", SECTIONS[7]),
     ("ignored.uni_", SECTIONS[7]),
+    ("ignored.websocket_", SECTIONS[6]),
     ("server.prometheus", SECTIONS[10]),
     ("server.", SECTIONS[8]),
     ("engine.", SECTIONS[9]),
