@@ -198,3 +198,20 @@ def test_a_compression_level_outside_go_flates_range_is_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=rf"{section}\.compression_level: must be from -2 to 9"):
         _load(tmp_path, {section: {"compression": True, "compression_level": 10}})
+
+
+def test_an_unreadable_group_field_variable_is_refused_naming_it(tmp_path: Path) -> None:
+    var = "CENTRIFUGO_UNI_HTTP_STREAM_CONNECT_CODE_TO_HTTP_RESPONSE_TRANSFORMS"
+    with pytest.raises(ConfigError, match=rf"{var}: expected a JSON list of transforms"):
+        _load(tmp_path, {}, env={var: "[{"})
+    with pytest.raises(ConfigError, match=r"_ENABLED: expected true, false, 1 or 0"):
+        _load(tmp_path, {}, env={var.replace("TRANSFORMS", "ENABLED"): "yes"})
+
+
+def test_a_group_field_variable_applies_to_the_whole_group_variable(tmp_path: Path) -> None:
+    var = "ROTARY_CLIENT_CONNECT_CODE_TO_UNIDIRECTIONAL_DISCONNECT"
+    group = {"enabled": False, "transforms": [{"code": 109, "to": {"code": 4501}}]}
+    config = _load(tmp_path, {}, env={var: json.dumps(group), f"{var}_ENABLED": "true"})
+    assert config.client.connect_code_to_unidirectional_disconnect == (
+        CodeTransform(109, 4501, ""),
+    )

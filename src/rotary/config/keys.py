@@ -18,6 +18,7 @@ from rotary.proxy.settings import PROXY_KINDS
 
 __all__ = [
     "ENV_PREFIXES",
+    "GROUP_FIELDS",
     "KEYS",
     "MAP_OPTION_PREFIX",
     "NAMED_LISTS",
@@ -30,6 +31,7 @@ __all__ = [
     "Kind",
     "NamedList",
     "env_names",
+    "group_env_names",
     "keys_by_v5",
     "keys_by_v6",
     "name_for_env",
@@ -908,6 +910,23 @@ def keys_by_v6() -> dict[str, Key]:
 def v6_sections() -> frozenset[str]:
     """Top-level names that open a nested (v6) section when their value is a mapping."""
     return frozenset(k.v6.split(".", 1)[0] for k in KEYS if k.v6)
+
+
+#: Fields of a connect-code group (kinds ``code_to_http``, ``code_to_disconnect``) that
+#: Centrifugo reads from variables of their own: ``<PREFIX><PATH>_ENABLED`` and ``…_TRANSFORMS``.
+GROUP_FIELDS = ("enabled", "transforms")
+
+
+def group_env_names() -> list[tuple[str, Key, str]]:
+    """Every variable naming one field of a connect-code group: (name, key, field), lowest
+    precedence first (``ROTARY_`` after ``CENTRIFUGO_``)."""
+    return [
+        (f"{prefix}{key.v6.replace('.', '_').upper()}_{field.upper()}", key, field)
+        for prefix in ENV_PREFIXES
+        for key in KEYS
+        if key.kind in ("code_to_http", "code_to_disconnect")
+        for field in GROUP_FIELDS
+    ]
 
 
 def env_names() -> list[tuple[str, Key]]:
