@@ -70,7 +70,8 @@ _TO_4501 = '[{"code": 109, "to": {"code": 4501, "reason": "env"}}]'
 def test_connect_code_groups_read_from_field_variables_as_centrifugo_reads_them(
     centrifugo_binary: Path, tmp_path: Path, file_group: Any, env: dict[str, str]
 ) -> None:
-    doc = {"client": {"connect_code_to_unidirectional_disconnect": file_group}} if file_group else {}
+    group = {"connect_code_to_unidirectional_disconnect": file_group}
+    doc = {"client": group} if file_group else {}
     path = tmp_path / "config.json"
     path.write_text(json.dumps(doc))
     printed = subprocess.run(
