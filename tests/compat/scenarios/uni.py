@@ -8,7 +8,7 @@ push before the end (a uni_websocket also closes with that code).
 
 from __future__ import annotations
 
-from tests.compat.dsl import Api, Closed, Push, Scenario, Tok, Uni, Var
+from tests.compat.dsl import Api, Closed, Cmd, Open, Push, Scenario, Tok, Uni, Var
 from tests.compat.scenarios._helpers import UNSIGNED
 
 __all__ = ["UNI"]
@@ -111,6 +111,38 @@ def _recovery_cases(transport: str) -> list[Scenario]:
     ]
 
 
+_LONG = {"text": "compressible " * 40}
+
+# permessage-deflate: the suite's clients offer it, and read the same messages either way.
+_DEFLATE = [
+    Scenario(
+        "uni_websocket_with_compression_delivers_small_and_large_pushes",
+        "deflate",
+        (
+            Uni("a", "uni_websocket", {"token": Tok(claims=_NEWS)}),
+            Push("a"),
+            Api("publish", {"channel": "news", "data": {"n": 1}}),
+            Api("publish", {"channel": "news", "data": _LONG}),
+            Push("a", count=2),
+        ),
+        quick=True,
+    ),
+    Scenario(
+        "websocket_with_compression_delivers_small_and_large_messages",
+        "deflate",
+        (
+            Open("a"),
+            Cmd("a", {"connect": {"token": Tok()}}),
+            Cmd("a", {"subscribe": {"channel": "news"}}),
+            Api("publish", {"channel": "news", "data": {"n": 1}}),
+            Api("publish", {"channel": "news", "data": _LONG}),
+            Push("a", count=2),
+            Cmd("a", {"publish": {"channel": "news", "data": _LONG}}),
+        ),
+    ),
+]
+
+
 def _code_cases(transport: str) -> list[Scenario]:
     """Connect errors as HTTP answers (uni_http_stream, uni_sse: the status is observed)."""
     short = transport.removeprefix("uni_")
@@ -175,4 +207,5 @@ UNI: list[Scenario] = [
     *_code_cases("uni_http_stream"),
     *_code_cases("uni_sse"),
     *_WEBSOCKET_OPTIONS,
+    *_DEFLATE,
 ]
