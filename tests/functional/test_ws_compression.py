@@ -1,6 +1,6 @@
 """permessage-deflate on the WebSocket endpoints (docs/transports.md "Compression"), on a real
-server: aiohttp's client offering the extension, and a raw client that sees each frame's RSV1
-bit (set on compressed messages).
+server: aiohttp's client and centrifuge-js (Node's ws) offering the extension, and a raw
+client that sees each frame's RSV1 bit (set on compressed messages).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 
 from tests.functional.cluster_helpers import start_node
 from tests.functional.conftest import API_KEY, SECRET, ServerHandle, make_token
+from tests.sdk.harness import open_driver
 
 _DEFLATE = {
     "compression": True,
@@ -252,3 +253,21 @@ async def test_without_compression_configured_an_offer_is_declined(
         assert (compressed, "connect" in reply) == (False, True)
     finally:
         client.close()
+
+
+@pytest.mark.sdk
+@pytest.mark.timeout(40)
+async def test_centrifuge_js_negotiates_deflate_and_receives_large_publications(
+    server: ServerHandle,
+) -> None:
+    channel = _channel()
+    async with open_driver("js") as sdk:
+        await sdk.connect(server.ws_url, token=make_token("js"))
+        opened = await sdk.wait_for(lambda e: e["ev"] == "ws_open")
+        assert opened["extensions"].startswith("permessage-deflate"), sdk.dump()
+        await sdk.wait_for(lambda e: e["ev"] == "connected")
+        await sdk.subscribe(channel)
+        await sdk.wait_for(lambda e: e["ev"] == "sub_subscribed" and e["channel"] == channel)
+        for data in ({"n": 1}, {"text": "u" * 3000}):
+            server.api("publish", {"channel": channel, "data": data})
+            await sdk.wait_for(lambda e, d=data: e["ev"] == "publication" and e["data"] == d)
