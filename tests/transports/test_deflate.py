@@ -76,3 +76,8 @@ def test_an_offer_is_found_among_the_extensions(header: str, offered: bool) -> N
 def test_the_decompressed_limit_defaults_to_ten_times_the_message_limit() -> None:
     assert Deflate(enabled=True).read_limit(65536) == 655360
     assert Deflate(enabled=True, decompressed_size_limit=1000).read_limit(65536) == 1000
+
+
+def test_an_empty_message_is_one_zero_byte_that_inflates_to_nothing() -> None:
+    body = _parse(DeflateFramer(Deflate(enabled=True), 15).text(b""))[2]
+    assert (body, _inflate(body)) == (b"\x00", b"")

@@ -91,7 +91,8 @@ class DeflateFramer:
             return _header(first, len(payload)) + payload
         compressor = self._compressor
         body = compressor.compress(payload) + compressor.flush(zlib.Z_FULL_FLUSH)
-        body = body[:-4] if body.endswith(_SYNC_TAIL) else body
+        # An empty message deflates to the tail alone; RFC 7692 §7.2.3.6 sends one 0 byte.
+        body = (body[:-4] if body.endswith(_SYNC_TAIL) else body) or b"\x00"
         return _header(first | _RSV1, len(body)) + body
 
 
