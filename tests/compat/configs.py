@@ -193,6 +193,11 @@ def _extra() -> dict[str, dict[str, Any]]:
             "channel": {"without_namespace": {"presence": True}},
         },
         "fast_ping": {"client": {"ping_interval": "2s", "pong_timeout": "1s"}},
+        # permessage-deflate on both WebSockets (the suite's aiohttp clients offer it).
+        "deflate": {
+            "websocket": {"compression": True, "compression_min_size": 64},
+            "uni_websocket": {"compression": True, "compression_min_size": 64},
+        },
         "uni_codes": _UNI_CODES,
         "tags": {"channel": {"namespaces": [_CHAT, _PLAIN, _TAGGED, _TAGGED_CACHE]}},
         "extras": {

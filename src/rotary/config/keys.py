@@ -18,6 +18,7 @@ from rotary.proxy.settings import PROXY_KINDS
 
 __all__ = [
     "ENV_PREFIXES",
+    "GROUP_FIELDS",
     "KEYS",
     "MAP_OPTION_PREFIX",
     "NAMED_LISTS",
@@ -30,6 +31,7 @@ __all__ = [
     "Kind",
     "NamedList",
     "env_names",
+    "group_env_names",
     "keys_by_v5",
     "keys_by_v6",
     "name_for_env",
@@ -136,16 +138,20 @@ PROXY_OPTIONS = frozenset(
 
 _IGNORED: Kind = "ignored"
 _CODE_TO_HTTP: Kind = "code_to_http"
-#: Keys of Centrifugo's ``uni_websocket`` that tune Go's sockets or turn on permessage-deflate:
+#: Keys of Centrifugo's ``websocket`` and ``uni_websocket`` that tune Go's WebSocket library:
 #: accepted and without effect in Rotary (docs/differences.md).
-_UNI_WEBSOCKET_IGNORED = (
-    "compression",
-    "compression_min_size",
-    "compression_level",
-    "decompressed_message_size_limit",
+_WEBSOCKET_IGNORED = (
     "read_buffer_size",
     "write_buffer_size",
     "use_write_buffer_pool",
+)
+
+#: permessage-deflate keys of ``websocket`` and ``uni_websocket`` and their kinds.
+_COMPRESSION_KEYS: tuple[tuple[str, Kind], ...] = (
+    ("compression", "bool"),
+    ("compression_min_size", "int"),
+    ("compression_level", "int"),
+    ("decompressed_message_size_limit", "int"),
 )
 
 # fmt: off
@@ -250,6 +256,10 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("websocket_write_timeout", "websocket.write_timeout", "duration", "websocket.write_timeout"),
     ("websocket_send_buffer_size", "websocket.send_buffer_size", "int",
      "websocket.send_buffer_size"),
+    *((f"websocket_{name}", f"websocket.{name}", kind, f"websocket.{name}")
+      for name, kind in _COMPRESSION_KEYS),
+    *((f"websocket_{name}", f"websocket.{name}", _IGNORED, f"ignored.websocket_{name}")
+      for name in _WEBSOCKET_IGNORED),
     # HTTP-streaming, SSE, emulation and unidirectional transports (docs/transports.md)
     *(row for name in ("http_stream", "sse", "uni_sse", "uni_http_stream")
       for row in ((name, f"{name}.enabled", "bool", f"{name}.enabled"),
@@ -273,9 +283,11 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
      "bool", "uni.websocket_disable_closing_handshake"),
     ("uni_websocket_write_timeout", "uni_websocket.write_timeout", "duration",
      "uni.websocket_write_timeout"),
-    # Go's socket tuning and permessage-deflate: accepted, without effect (docs/transports.md)
+    *((f"uni_websocket_{name}", f"uni_websocket.{name}", kind, f"uni.websocket_{name}")
+      for name, kind in _COMPRESSION_KEYS),
+    # Go's WebSocket buffers: accepted, without effect (docs/differences.md)
     *((f"uni_websocket_{name}", f"uni_websocket.{name}", _IGNORED, f"ignored.uni_{name}")
-      for name in _UNI_WEBSOCKET_IGNORED),
+      for name in _WEBSOCKET_IGNORED),
     *((f"{name}_connect_code_to_http_response", f"{name}.connect_code_to_http_response",
        kind, f"uni.{name.removeprefix('uni_')}_code_to_http")
       for name in ("uni_sse", "uni_http_stream")
@@ -323,6 +335,17 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
 )
 # fmt: on
 
+_COMPRESSION_TEXTS = {
+    "compression": "Offer permessage-deflate to clients that ask for it (costs CPU per message "
+    'sent; see docs/transports.md "Compression").',
+    "compression_min_size": "Messages of at most this many bytes go uncompressed (0: every "
+    "message is compressed).",
+    "compression_level": "Deflate level: 1 fastest … 9 smallest, 0 none, -1 default (6), "
+    "-2 Huffman only.",
+    "decompressed_message_size_limit": "Largest incoming message once inflated, in bytes; "
+    "larger closes with 1009 (0: ten times message_size_limit).",
+}
+
 _ENDPOINT_WHAT = {
     "http_stream": "the bidirectional HTTP-streaming endpoint (commands through emulation)",
     "sse": "the bidirectional SSE endpoint (commands through emulation)",
@@ -357,9 +380,15 @@ _ENDPOINT_DESCRIPTIONS: dict[str, str] = {
         "How long a write or the close handshake of a unidirectional WebSocket may take."
     ),
     **{
-        f"uni_websocket_{name}": "Accepted for compatibility and ignored (no compression, "
-        "no Go buffer tuning in Rotary)."
-        for name in _UNI_WEBSOCKET_IGNORED
+        f"{prefix}_{name}": "Accepted for compatibility and ignored (it tunes Go's WebSocket "
+        "library; a value other than its zero value loads with a warning)."
+        for prefix in ("websocket", "uni_websocket")
+        for name in _WEBSOCKET_IGNORED
+    },
+    **{
+        f"{prefix}_{name}": text
+        for prefix in ("websocket", "uni_websocket")
+        for name, text in _COMPRESSION_TEXTS.items()
     },
     **{
         f"{name}_connect_code_to_http_response": (
@@ -881,6 +910,23 @@ def keys_by_v6() -> dict[str, Key]:
 def v6_sections() -> frozenset[str]:
     """Top-level names that open a nested (v6) section when their value is a mapping."""
     return frozenset(k.v6.split(".", 1)[0] for k in KEYS if k.v6)
+
+
+#: Fields of a connect-code group (kinds ``code_to_http``, ``code_to_disconnect``) that
+#: Centrifugo reads from variables of their own: ``<PREFIX><PATH>_ENABLED`` and ``…_TRANSFORMS``.
+GROUP_FIELDS = ("enabled", "transforms")
+
+
+def group_env_names() -> list[tuple[str, Key, str]]:
+    """Every variable naming one field of a connect-code group: (name, key, field), lowest
+    precedence first (``ROTARY_`` after ``CENTRIFUGO_``)."""
+    return [
+        (f"{prefix}{key.v6.replace('.', '_').upper()}_{field.upper()}", key, field)
+        for prefix in ENV_PREFIXES
+        for key in KEYS
+        if key.kind in ("code_to_http", "code_to_disconnect")
+        for field in GROUP_FIELDS
+    ]
 
 
 def env_names() -> list[tuple[str, Key]]:

@@ -112,6 +112,14 @@ class WebSocketSettings:
     #: own key, v5 ``websocket_send_buffer_size``, v6 ``websocket.send_buffer_size``); 0
     #: leaves it to the kernel's autotuning, which lets it grow to ``net.ipv4.tcp_wmem``.
     send_buffer_size: int = 0
+    #: permessage-deflate for clients that offer it (docs/transports.md "Compression").
+    compression: bool = False
+    #: Messages of at most this many bytes go uncompressed (0: every message is compressed).
+    compression_min_size: int = 0
+    #: Go's flate level: -2 Huffman only, -1 default (6), 0 none, 1 fastest … 9 smallest.
+    compression_level: int = 1
+    #: Largest incoming message once inflated (0: ten times ``message_size_limit``).
+    decompressed_message_size_limit: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +151,10 @@ class UniSettings:
     websocket_disable_disconnect_push: bool = False
     websocket_disable_closing_handshake: bool = False
     websocket_write_timeout: float = 1.0
+    websocket_compression: bool = False
+    websocket_compression_min_size: int = 0
+    websocket_compression_level: int = 1
+    websocket_decompressed_message_size_limit: int = 0
     sse_code_to_http: tuple[CodeTransform, ...] | None = None
     http_stream_code_to_http: tuple[CodeTransform, ...] | None = None
 

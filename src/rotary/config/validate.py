@@ -206,9 +206,24 @@ def _options_problems(at: _At, options: ChannelOptions, global_meta_ttl: float) 
 
 
 def _websocket_problems(config: Config, label: Labels) -> list[str]:
+    problems: list[str] = []
     if config.websocket.send_buffer_size < 0:
-        return [f"{label('websocket.send_buffer_size')}: must not be negative"]
-    return []
+        problems.append(f"{label('websocket.send_buffer_size')}: must not be negative")
+    ws, uni = config.websocket, config.uni
+    for prefix, level, sizes in (
+        ("websocket.", ws.compression_level,
+         {"compression_min_size": ws.compression_min_size,
+          "decompressed_message_size_limit": ws.decompressed_message_size_limit}),
+        ("uni.websocket_", uni.websocket_compression_level,
+         {"compression_min_size": uni.websocket_compression_min_size,
+          "decompressed_message_size_limit": uni.websocket_decompressed_message_size_limit}),
+    ):  # fmt: skip
+        if not -2 <= level <= 9:
+            problems.append(f"{label(prefix + 'compression_level')}: must be from -2 to 9")
+        problems += [
+            f"{label(prefix + name)}: must not be negative" for name, v in sizes.items() if v < 0
+        ]
+    return problems
 
 
 def _misc_problems(config: Config, label: Labels) -> list[str]:
