@@ -220,6 +220,8 @@ def _misc_problems(config: Config, label: Labels) -> list[str]:
         )
     if config.engine.map_broker_type not in ENGINE_TYPES:
         problems.append(f'{label("engine.map_broker_type")}: must be "memory" or "redis"')
+    if config.engine.map_redis.cleanup_batch_size < 0:
+        problems.append(f"{label('engine.map_redis.cleanup_batch_size')}: must not be negative")
     if config.log.level not in LOG_LEVELS:
         problems.append(f"{label('log.level')}: must be one of {', '.join(LOG_LEVELS)}")
     if config.api.error_mode not in ("", "transport"):

@@ -94,6 +94,10 @@ SettingsOf = Callable[[str], MapSettings | None]
 class MapBroker(Protocol):
     """Keyed state of map channels. `settings` always come from the channel's namespace."""
 
+    #: Seconds between two `expire` calls; negative: never call it (keys then stay until
+    #: overwritten, removed or cleared).
+    expire_interval: float
+
     def start(self, handler: MapChangeHandler, settings_of: SettingsOf) -> None:
         """Deliver every later change to `handler`, in offset order per channel (the memory
         broker synchronously, others as changes arrive); `settings_of` tells the options of a

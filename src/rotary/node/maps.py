@@ -47,9 +47,6 @@ class MapHost(Protocol):
     def scheduler(self) -> Scheduler: ...
 
 
-#: Seconds between two passes removing expired keys (Centrifugo checks every second).
-EXPIRE_INTERVAL = 1.0
-
 #: Longest a node's start waits for its map broker to receive changes.
 READY_TIMEOUT = 5.0
 
@@ -352,7 +349,8 @@ class MapNode:
         self.hub.broadcast(channel, pub, sp)
 
     def _arm(self) -> None:
-        self._timer = self._node.scheduler.call_later(EXPIRE_INTERVAL, self._fire)
+        if self.broker.expire_interval >= 0:
+            self._timer = self._node.scheduler.call_later(self.broker.expire_interval, self._fire)
 
     def _fire(self) -> None:
         self._timer = None

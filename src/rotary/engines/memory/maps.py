@@ -28,6 +28,9 @@ from rotary.engines.memory.broker import random_epoch
 
 __all__ = ["MemoryMapBroker"]
 
+#: Seconds between two passes removing expired keys (Centrifugo checks every second).
+_EXPIRE_INTERVAL = 1.0
+
 #: How long an idempotency key suppresses a repeated write (Centrifugo's default).
 _IDEMPOTENCY_TTL = 300.0
 
@@ -61,6 +64,7 @@ class MemoryMapBroker:
     """`rotary.engines.maps.MapBroker` held in this process."""
 
     def __init__(self, clock: Clock, *, epoch_factory: Callable[[], str] | None = None) -> None:
+        self.expire_interval = _EXPIRE_INTERVAL
         self._clock = clock
         self._new_epoch = epoch_factory or random_epoch
         self._channels: dict[str, _Channel] = {}
