@@ -131,6 +131,8 @@ PROXY_OPTIONS = frozenset(
             f"{kind}_proxy_name"
             for kind in ("subscribe", "publish", "sub_refresh", "subscribe_stream")
         ),
+        "map_publish_proxy_name",
+        "map_remove_proxy_name",
     ]
 )
 
@@ -760,6 +762,10 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "Publish each subscribed user (by user id) into the map channel <prefix><channel>.",
     "map_client_key":
         "Map channels: the key a client writes: \"\" (the one it names), client_id or user_id.",
+    "map_publish_proxy_enabled":
+        "Map channels: a client's key write goes to the map_publish proxy, which decides.",
+    "map_remove_proxy_enabled":
+        "Map channels: a client's key removal goes to the map_remove proxy, which decides.",
     "proxy_subscribe":
         "Subscribe without a token asks the subscribe proxy (v6 subscribe_proxy_enabled).",
     "proxy_publish": "Client publications go through the publish proxy (v6 publish_proxy_enabled).",
@@ -839,6 +845,8 @@ _PROXY_V6 = {
     "publish": "channel.proxy.publish",
     "sub_refresh": "channel.proxy.sub_refresh",
     "rpc": "rpc.proxy",
+    "map_publish": "channel.proxy.map_publish",
+    "map_remove": "channel.proxy.map_remove",
 }
 _PROXY_EVENTS = {
     "connect": "connect without a token",
@@ -847,6 +855,8 @@ _PROXY_EVENTS = {
     "publish": "client publish in namespaces with proxy_publish",
     "sub_refresh": "subscription refresh in namespaces with proxy_sub_refresh",
     "rpc": "client RPC calls",
+    "map_publish": "map key write of a client (map.publish_proxy_enabled)",
+    "map_remove": "map key removal of a client (map.remove_proxy_enabled)",
 }
 
 

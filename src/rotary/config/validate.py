@@ -266,6 +266,10 @@ def _proxy_problems(config: Config, label: Labels) -> list[str]:
                 problems.append(
                     f"{at(f'proxy_{kind}')}: needs {label(f'proxy.{kind}.endpoint')} set"
                 )
+        for kind in ("map_publish", "map_remove"):
+            switch = f"{kind}_proxy_enabled"
+            if getattr(options, switch) and not config.proxy.endpoint(kind).active:
+                problems.append(f"{at(switch)}: needs {label(f'proxy.{kind}.endpoint')} set")
     return problems
 
 

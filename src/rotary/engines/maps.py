@@ -117,9 +117,16 @@ class MapBroker(Protocol):
         key's data before the write in `MapPublication.prev` (when the key existed)."""
 
     async def remove(
-        self, channel: str, key: str, settings: MapSettings, *, idempotency_key: str = ""
+        self,
+        channel: str,
+        key: str,
+        settings: MapSettings,
+        *,
+        idempotency_key: str = "",
+        tags: Mapping[str, str] | None = None,
     ) -> MapUpdateResult:
-        """Remove `key`; suppressed with ``key_not_found`` when it is not there."""
+        """Remove `key`; suppressed with ``key_not_found`` when it is not there. The removal
+        carries `tags` (for subscribers' tags filters) when given."""
 
     async def read_state(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -263,12 +263,22 @@ class MapNode:
             opts = replace(opts, use_delta=True)
         return await self.broker.publish(channel, key, data, settings, opts)
 
-    async def remove(self, channel: str, key: str, *, idempotency_key: str = "") -> MapUpdateResult:
-        """Remove `key` of a map channel (the API's ``map_remove``)."""
+    async def remove(
+        self,
+        channel: str,
+        key: str,
+        *,
+        idempotency_key: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> MapUpdateResult:
+        """Remove `key` of a map channel (the API's ``map_remove``, or a client's removal,
+        which the map_remove proxy may give `tags`)."""
         settings = self.settings(channel)
         if not key:
             raise CommandError(ErrorCode.BAD_REQUEST)
-        return await self.broker.remove(channel, key, settings, idempotency_key=idempotency_key)
+        return await self.broker.remove(
+            channel, key, settings, idempotency_key=idempotency_key, tags=tags
+        )
 
     async def read_state(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from rotary.channels.maps import MapSettings
@@ -102,7 +102,13 @@ class MemoryMapBroker:
         return self._apply(channel, ch, pub, opts.idempotency_key, prev=prev)
 
     async def remove(
-        self, channel: str, key: str, settings: MapSettings, *, idempotency_key: str = ""
+        self,
+        channel: str,
+        key: str,
+        settings: MapSettings,
+        *,
+        idempotency_key: str = "",
+        tags: Mapping[str, str] | None = None,
     ) -> MapUpdateResult:
         ch = self._channel(channel, settings)
         done = self._idempotent(ch, idempotency_key)
@@ -111,7 +117,8 @@ class MemoryMapBroker:
         entry = ch.entries.get(key)
         if entry is None:
             return MapUpdateResult(self._pos(ch), suppressed=True, suppress_reason="key_not_found")
-        pub = MapPublication(key, b"", removed=True, tags=entry[0].tags, time=self._millis())
+        kept = entry[0].tags if tags is None else tags
+        pub = MapPublication(key, b"", removed=True, tags=kept, time=self._millis())
         return self._apply(channel, ch, pub, idempotency_key)
 
     async def read_state(

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -181,9 +182,15 @@ class RedisMapBroker:
         )
 
     async def remove(
-        self, channel: str, key: str, settings: MapSettings, *, idempotency_key: str = ""
+        self,
+        channel: str,
+        key: str,
+        settings: MapSettings,
+        *,
+        idempotency_key: str = "",
+        tags: Mapping[str, str] | None = None,
     ) -> MapUpdateResult:
-        body = _body(b"", self._millis(), None)
+        body = _body(b"", self._millis(), MapPublishOptions(tags=tags) if tags else None)
         return await self._write(channel, key, body, settings, ("r", "", "0"), idempotency_key)
 
     async def _write(
