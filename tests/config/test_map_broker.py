@@ -66,3 +66,9 @@ def test_negative_cleanup_batch_size_is_refused_with_its_key(config_file: Config
     path = config_file({"map_broker": {"redis": {"cleanup_batch_size": -1}}})
     with pytest.raises(ConfigError, match=r"map_broker\.redis\.cleanup_batch_size"):
         load_config(path)
+
+
+def test_a_postgres_map_broker_is_refused_as_rotary_has_none(config_file: ConfigFile) -> None:
+    path = config_file({"map_broker": {"type": "postgres"}})
+    with pytest.raises(ConfigError, match=r"map_broker\.type: .*no PostgreSQL map broker"):
+        load_config(path)

@@ -219,7 +219,9 @@ def _misc_problems(config: Config, label: Labels) -> list[str]:
             '(use "memory" or "redis")'
         )
     if config.engine.map_broker_type not in ENGINE_TYPES:
-        problems.append(f'{label("engine.map_broker_type")}: must be "memory" or "redis"')
+        postgres = config.engine.map_broker_type == "postgres"
+        lacking = " (Rotary has no PostgreSQL map broker)" if postgres else ""
+        problems.append(f'{label("engine.map_broker_type")}: must be "memory" or "redis"{lacking}')
     if config.engine.map_redis.cleanup_batch_size < 0:
         problems.append(f"{label('engine.map_redis.cleanup_batch_size')}: must not be negative")
     if config.log.level not in LOG_LEVELS:
