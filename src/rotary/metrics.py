@@ -41,7 +41,18 @@ OTHER = "other"
 #: included.
 COMMAND_METHODS = frozenset(REQUEST_ORDER)
 PUBLICATION_SOURCES = frozenset({"client", "api"})
-PROXY_KINDS = frozenset({"connect", "refresh", "subscribe", "sub_refresh", "publish", "rpc"})
+PROXY_KINDS = frozenset(
+    {
+        "connect",
+        "refresh",
+        "subscribe",
+        "sub_refresh",
+        "publish",
+        "rpc",
+        "map_publish",
+        "map_remove",
+    }
+)
 PROXY_OUTCOMES = frozenset({"ok", "error", "disconnect", "failure"})
 #: What became of the items of shared poll backend answers (Centrifugo's ``items_count``).
 POLL_ITEM_RESULTS = frozenset({"polled", "changed", "unchanged", "removed"})

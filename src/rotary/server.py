@@ -97,7 +97,7 @@ def _map_broker(config: Config, clock: Clock) -> MapBroker | None:
         return None
     from rotary.engines.redis.maps import RedisMapBroker
 
-    return RedisMapBroker(config.engine.redis, clock=clock)
+    return RedisMapBroker(config.engine.map_redis, clock=clock)
 
 
 class _Metered:

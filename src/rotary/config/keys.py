@@ -133,6 +133,8 @@ PROXY_OPTIONS = frozenset(
             f"{kind}_proxy_name"
             for kind in ("subscribe", "publish", "sub_refresh", "subscribe_stream")
         ),
+        "map_publish_proxy_name",
+        "map_remove_proxy_name",
     ]
 )
 
@@ -152,6 +154,25 @@ _COMPRESSION_KEYS: tuple[tuple[str, Kind], ...] = (
     ("compression_min_size", "int"),
     ("compression_level", "int"),
     ("decompressed_message_size_limit", "int"),
+)
+
+#: The ``map_broker.redis`` keys: name, kind, field of `MapRedisSettings` (``redis.`` for the
+#: connection).
+_MAP_REDIS_KEYS: tuple[tuple[str, Kind, str], ...] = (
+    ("address", "addrs", "redis.addresses"),
+    ("prefix", "str", "redis.prefix"),
+    ("password", "str", "redis.password"),
+    ("user", "str", "redis.user"),
+    ("db", "int", "redis.db"),
+    ("sentinel_address", "addrs", "redis.sentinel_addresses"),
+    ("sentinel_master_name", "str", "redis.sentinel_master_name"),
+    ("cluster_address", "addrs", "redis.cluster_addresses"),
+    ("connect_timeout", "duration", "redis.connect_timeout"),
+    ("io_timeout", "duration", "redis.io_timeout"),
+    ("cleanup_interval", "duration", "cleanup_interval"),
+    ("cleanup_batch_size", "int", "cleanup_batch_size"),
+    ("idempotent_result_ttl", "duration", "idempotent_result_ttl"),
+    ("skip_pub_sub", "bool", "skip_pub_sub"),
 )
 
 # fmt: off
@@ -324,6 +345,9 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("redis_connect_timeout", "engine.redis.connect_timeout", "duration",
      "engine.redis.connect_timeout"),
     ("redis_io_timeout", "engine.redis.io_timeout", "duration", "engine.redis.io_timeout"),
+    # the Redis map broker's own Redis (v6 only: the flat names are Rotary's)
+    *((f"map_broker_redis_{name}", f"map_broker.redis.{name}", kind, f"engine.map_redis.{dest}")
+      for name, kind, dest in _MAP_REDIS_KEYS),
     # admin web UI
     ("admin", "admin.enabled", "bool", "admin.enabled"),
     ("admin_password", "admin.password", "str", "admin.password"),
@@ -578,8 +602,39 @@ _DESCRIPTIONS: dict[str, str] = {
     "engine":
         "Where publications, history and presence live: memory (one node) or redis.",
     "map_broker_type":
-        "Where map channels keep state: memory (one node) or redis (the engine's Redis "
-        "settings).",
+        "Where map channels keep state: memory (one node) or redis (the Redis of "
+        "map_broker.redis, apart from the engine's).",
+    "map_broker_redis_address":
+        "Redis servers of the Redis map broker (host:port or redis:// URL); map channels are "
+        "sharded over several.",
+    "map_broker_redis_prefix":
+        "Prefix of every Redis key and PUB/SUB channel of the Redis map broker.",
+    "map_broker_redis_password":
+        "Password for the Redis map broker's Redis AUTH.",
+    "map_broker_redis_user":
+        "User name for the Redis map broker's Redis ACL AUTH.",
+    "map_broker_redis_db":
+        "Redis database number of the Redis map broker.",
+    "map_broker_redis_sentinel_address":
+        "Redis Sentinel addresses, to find the Redis map broker's master through Sentinel.",
+    "map_broker_redis_sentinel_master_name":
+        "Name of the master Sentinel watches for the Redis map broker.",
+    "map_broker_redis_cluster_address":
+        "Redis Cluster seed addresses of the Redis map broker.",
+    "map_broker_redis_connect_timeout":
+        "Longest time to establish a connection to the Redis map broker's Redis.",
+    "map_broker_redis_io_timeout":
+        "Longest time to wait for one reply of the Redis map broker's Redis.",
+    "map_broker_redis_cleanup_interval":
+        "How often expired map keys are removed (each a change subscribers see); negative: "
+        "never.",
+    "map_broker_redis_cleanup_batch_size":
+        "Most expired keys one map channel loses per cleanup round.",
+    "map_broker_redis_idempotent_result_ttl":
+        "How long an idempotency key suppresses a repeated map_publish or map_remove.",
+    "map_broker_redis_skip_pub_sub":
+        "Keep map state and streams without broadcasting changes (live subscribers then get "
+        "none).",
     "redis_address":
         "Redis servers (host:port or redis:// URL); channels are sharded over several.",
     "redis_prefix":
@@ -736,6 +791,10 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "Publish each subscribed user (by user id) into the map channel <prefix><channel>.",
     "map_client_key":
         "Map channels: the key a client writes: \"\" (the one it names), client_id or user_id.",
+    "map_publish_proxy_enabled":
+        "Map channels: a client's key write goes to the map_publish proxy, which decides.",
+    "map_remove_proxy_enabled":
+        "Map channels: a client's key removal goes to the map_remove proxy, which decides.",
     "proxy_subscribe":
         "Subscribe without a token asks the subscribe proxy (v6 subscribe_proxy_enabled).",
     "proxy_publish": "Client publications go through the publish proxy (v6 publish_proxy_enabled).",
@@ -815,6 +874,8 @@ _PROXY_V6 = {
     "publish": "channel.proxy.publish",
     "sub_refresh": "channel.proxy.sub_refresh",
     "rpc": "rpc.proxy",
+    "map_publish": "channel.proxy.map_publish",
+    "map_remove": "channel.proxy.map_remove",
 }
 _PROXY_EVENTS = {
     "connect": "connect without a token",
@@ -823,6 +884,8 @@ _PROXY_EVENTS = {
     "publish": "client publish in namespaces with proxy_publish",
     "sub_refresh": "subscription refresh in namespaces with proxy_sub_refresh",
     "rpc": "client RPC calls",
+    "map_publish": "map key write of a client (map.publish_proxy_enabled)",
+    "map_remove": "map key removal of a client (map.remove_proxy_enabled)",
 }
 
 

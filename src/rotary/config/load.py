@@ -196,10 +196,17 @@ def _walk(path: str, section: Mapping[object, object], layer: _Layer, problems: 
             _put(layer, _BY_V6[dotted], Raw(value, dotted), problems)
         elif dotted in _V6_PREFIXES and isinstance(value, Mapping):
             _walk(dotted, value, layer, problems)
-        elif path == "channel.without_namespace" and name in PROXY_OPTIONS:
+        elif _proxy_option(path, name):
             problems += _proxy_problem(dotted, value)
         else:
             problems.append(_unknown(dotted, _BY_V6))
+
+
+def _proxy_option(path: str, name: object) -> bool:
+    """Whether `name` under `path` is a proxy option Rotary accepts only when off."""
+    if path == "channel.without_namespace.map":
+        return f"map_{name}" in PROXY_OPTIONS
+    return path == "channel.without_namespace" and name in PROXY_OPTIONS
 
 
 def _proxy_problem(label: str, value: object) -> list[str]:

@@ -22,6 +22,7 @@ __all__ = [
     "EndpointSettings",
     "EngineSettings",
     "LogSettings",
+    "MapRedisSettings",
     "RedisSettings",
     "ServerSettings",
     "SharedPollSettings",
@@ -211,14 +212,32 @@ class RedisSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MapRedisSettings:
+    """The Redis map broker (v6 ``map_broker.redis.*``): its own Redis, apart from the engine's.
+
+    `cleanup_interval` is how often expired keys are removed (negative: never);
+    `cleanup_batch_size` the most keys one channel loses per round; `idempotent_result_ttl`
+    how long an idempotency key suppresses a repeat; `skip_pub_sub` leaves changes
+    unbroadcast (state and stream only: live subscribers then hear nothing).
+    """
+
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    cleanup_interval: float = 1.0
+    cleanup_batch_size: int = 100
+    idempotent_result_ttl: float = 300.0
+    skip_pub_sub: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSettings:
     """Which engine (v5 ``engine``, v6 ``engine.type``): ``memory`` (default) or ``redis``."""
 
     type: str = "memory"
     redis: RedisSettings = field(default_factory=RedisSettings)
     #: Where map channels keep their state (v6 ``map_broker.type``): ``memory`` or ``redis``
-    #: (the Redis of `redis`), whatever `type` is.
+    #: (the Redis of `map_redis`), whatever `type` is.
     map_broker_type: str = "memory"
+    map_redis: MapRedisSettings = field(default_factory=MapRedisSettings)
 
 
 @dataclass(frozen=True, slots=True)

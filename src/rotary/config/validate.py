@@ -234,7 +234,11 @@ def _misc_problems(config: Config, label: Labels) -> list[str]:
             '(use "memory" or "redis")'
         )
     if config.engine.map_broker_type not in ENGINE_TYPES:
-        problems.append(f'{label("engine.map_broker_type")}: must be "memory" or "redis"')
+        postgres = config.engine.map_broker_type == "postgres"
+        lacking = " (Rotary has no PostgreSQL map broker)" if postgres else ""
+        problems.append(f'{label("engine.map_broker_type")}: must be "memory" or "redis"{lacking}')
+    if config.engine.map_redis.cleanup_batch_size < 0:
+        problems.append(f"{label('engine.map_redis.cleanup_batch_size')}: must not be negative")
     if config.log.level not in LOG_LEVELS:
         problems.append(f"{label('log.level')}: must be one of {', '.join(LOG_LEVELS)}")
     if config.api.error_mode not in ("", "transport"):
@@ -279,6 +283,10 @@ def _proxy_problems(config: Config, label: Labels) -> list[str]:
                 problems.append(
                     f"{at(f'proxy_{kind}')}: needs {label(f'proxy.{kind}.endpoint')} set"
                 )
+        for kind in ("map_publish", "map_remove"):
+            switch = f"{kind}_proxy_enabled"
+            if getattr(options, switch) and not config.proxy.endpoint(kind).active:
+                problems.append(f"{at(switch)}: needs {label(f'proxy.{kind}.endpoint')} set")
     return problems
 
 

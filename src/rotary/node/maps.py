@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,9 +46,6 @@ class MapHost(Protocol):
     @property
     def scheduler(self) -> Scheduler: ...
 
-
-#: Seconds between two passes removing expired keys (Centrifugo checks every second).
-EXPIRE_INTERVAL = 1.0
 
 #: Longest a node's start waits for its map broker to receive changes.
 READY_TIMEOUT = 5.0
@@ -279,12 +276,22 @@ class MapNode:
             opts = replace(opts, use_delta=True)
         return await self.broker.publish(channel, key, data, settings, opts)
 
-    async def remove(self, channel: str, key: str, *, idempotency_key: str = "") -> MapUpdateResult:
-        """Remove `key` of a map channel (the API's ``map_remove``)."""
+    async def remove(
+        self,
+        channel: str,
+        key: str,
+        *,
+        idempotency_key: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> MapUpdateResult:
+        """Remove `key` of a map channel (the API's ``map_remove``, or a client's removal,
+        which the map_remove proxy may give `tags`)."""
         settings = self.settings(channel)
         if not key:
             raise CommandError(ErrorCode.BAD_REQUEST)
-        return await self.broker.remove(channel, key, settings, idempotency_key=idempotency_key)
+        return await self.broker.remove(
+            channel, key, settings, idempotency_key=idempotency_key, tags=tags
+        )
 
     async def read_state(
         self,
@@ -365,7 +372,8 @@ class MapNode:
         self.hub.broadcast(channel, pub, sp)
 
     def _arm(self) -> None:
-        self._timer = self._node.scheduler.call_later(EXPIRE_INTERVAL, self._fire)
+        if self.broker.expire_interval >= 0:
+            self._timer = self._node.scheduler.call_later(self.broker.expire_interval, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
