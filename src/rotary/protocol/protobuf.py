@@ -70,6 +70,8 @@ def _varint(n: int) -> bytes:
         if n >= 0:
             return _SMALL[n]
         n &= _U64
+    elif n < 16384:  # two bytes: a ttl, a token's length
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while n >= 128:
         out.append((n & 0x7F) | 0x80)
@@ -107,16 +109,21 @@ def _bool(value: bool) -> bytes:
     return b"\x01"
 
 
-_KINDS: dict[str, tuple[int, _Writer]] = {
-    "str": (_LEN, _str),
-    "bytes": (_LEN, _bytes),
-    "bool": (_VARINT, _bool),
-    "uint": (_VARINT, _varint),
-    "int64": (_VARINT, _varint),
-    "int32": (_VARINT, _varint),
+#: How `_encode` writes a field's value: inline for the scalar kinds (no call per field),
+#: through the schema entry's writer for the others.
+_K_STR, _K_BYTES, _K_VARINT, _K_WRITER = 0, 1, 2, 3
+
+_KINDS: dict[str, tuple[int, int]] = {
+    "str": (_LEN, _K_STR),
+    "bytes": (_LEN, _K_BYTES),
+    "bool": (_VARINT, _K_VARINT),
+    "uint": (_VARINT, _K_VARINT),
+    "int64": (_VARINT, _K_VARINT),
+    "int32": (_VARINT, _K_VARINT),
 }
 
-_Schema = dict[str, tuple[bytes, _Writer]]
+#: key → (tag, kind, writer); the writer is used only by `_K_WRITER` fields.
+_Schema = dict[str, tuple[bytes, int, _Writer]]
 
 
 def _schema(**fields: tuple[int, str | _Writer]) -> _Schema:
@@ -124,10 +131,10 @@ def _schema(**fields: tuple[int, str | _Writer]) -> _Schema:
     out: _Schema = {}
     for key, (number, kind) in fields.items():
         if isinstance(kind, str):
-            wire, writer = _KINDS[kind]
+            wire, code = _KINDS[kind]
+            out[key] = (_tag(number, wire), code, _bytes)
         else:
-            wire, writer = _LEN, kind
-        out[key] = (_tag(number, wire), writer)
+            out[key] = (_tag(number, _LEN), _K_WRITER, kind)
     return out
 
 
@@ -135,14 +142,27 @@ def _encode(schema: _Schema, obj: Mapping[str, Any]) -> bytes:
     """The body of a message from `obj`, fields in the order of `obj`; defaults left out.
 
     A key missing from `schema` raises KeyError: the node built a field the format does
-    not know, a bug that the codec tests catch.
+    not know, a bug that the codec tests catch. Strings, bytes and numbers are written
+    here, without a call per field: every reply comes through this loop.
     """
-    parts = []
+    out = b""
+    small = _SMALL
     for key, value in obj.items():
-        if value or isinstance(value, dict):  # an empty nested message is still present
-            tag, writer = schema[key]
-            parts.append(tag + writer(value))
-    return b"".join(parts)
+        if not value and not isinstance(value, dict):  # an empty nested message is present
+            continue
+        tag, kind, writer = schema[key]
+        if kind == _K_VARINT:
+            out += tag + (small[value] if 0 <= value < 128 else _varint(value))
+        elif kind == _K_STR:
+            data = value.encode()
+            size = len(data)
+            out += tag + (small[size] if size < 128 else _varint(size)) + data
+        elif kind == _K_BYTES:
+            size = len(value)
+            out += tag + (small[size] if size < 128 else _varint(size)) + value
+        else:
+            out += tag + writer(value)
+    return out
 
 
 _INFO_USER, _INFO_CLIENT, _INFO_CONN, _INFO_CHAN = (_tag(n, _LEN) for n in (1, 2, 3, 4))
@@ -232,7 +252,7 @@ class _Repeated:
 def _schema_with_repeated(plain: _Schema, repeated: dict[str, _Repeated]) -> _Schema:
     """`plain` plus repeated fields, each written as its run of tagged items (no tag of its
     own)."""
-    return plain | {key: (b"", rep) for key, rep in repeated.items()}
+    return plain | {key: (b"", _K_WRITER, rep) for key, rep in repeated.items()}
 
 
 _SUBSCRIBE_RESULT = _schema_with_repeated(
@@ -362,9 +382,22 @@ _ERROR = _schema(code=(1, "uint"), message=(2, "str"), temporary=(3, "bool"))
 
 def encode_reply(cmd_id: int, method: str, result: Mapping[str, Any]) -> bytes:
     """A successful Reply; the result field is present even when empty."""
+    if not result and 0 < cmd_id < 128:
+        return _EMPTY_REPLIES[method][cmd_id]  # most subscribe replies of a storm
     tag, schema = _RESULTS[method]
-    head = _REPLY_ID + _varint(cmd_id) if cmd_id else b""
-    return _message(head + tag + _bytes(_encode(schema, result)))
+    body = _encode(schema, result)
+    size = len(body)
+    head = (_REPLY_ID + _varint(cmd_id) if cmd_id else b"") + tag
+    reply = head + (_SMALL[size] if size < 128 else _varint(size)) + body
+    size = len(reply)
+    return (_SMALL[size] if size < 128 else _varint(size)) + reply
+
+
+#: The reply with an empty result, by method and command id (1–127), made once.
+_EMPTY_REPLIES = {
+    method: [b""] + [_message(_REPLY_ID + _SMALL[i] + tag + b"\x00") for i in range(1, 128)]
+    for method, (tag, _schema) in _RESULTS.items()
+}
 
 
 def encode_error(cmd_id: int, error: ProtocolError) -> bytes:
@@ -518,6 +551,32 @@ _PLAIN_SUBSCRIBE = frozenset((1, 2))
 
 
 def _subscribe(data: bytes) -> SubscribeRequest:
+    """A SubscribeRequest. The common shape, a channel and maybe a token (fields 1 then 2,
+    lengths below 16 KiB, nothing else), is read inline; anything else is scanned."""
+    size = len(data)
+    if size < 2 or data[0] != 0x0A or data[1] >= 0x80:
+        return _any_subscribe(data)
+    end = 2 + data[1]
+    channel = data[2:end]
+    token = b""
+    if end != size:
+        if end + 2 > size or data[end] != 0x12:
+            return _any_subscribe(data)
+        length, start = data[end + 1], end + 2
+        if length >= 0x80:
+            if start >= size or data[start] >= 0x80:
+                return _any_subscribe(data)
+            length, start = (length & 0x7F) | data[start] << 7, start + 1
+        if start + length != size:
+            return _any_subscribe(data)
+        token = data[start:]
+    try:
+        return SubscribeRequest(channel.decode(), token.decode() if token else "")
+    except UnicodeDecodeError:
+        raise ProtocolViolation("channel or token is not UTF-8") from None
+
+
+def _any_subscribe(data: bytes) -> SubscribeRequest:
     f = _scan(data, _SUBSCRIBE_WIRES)
     if f.keys() <= _PLAIN_SUBSCRIBE:
         return SubscribeRequest(_text(f, 1), _text(f, 2))
@@ -560,7 +619,44 @@ def _tags_filter(data: bytes, depth: int = 1) -> TagsFilter:
     )
 
 
+#: The string fields of the common connect request by tag byte: token (1), name (4) and
+#: version (5), as their position among `ConnectRequest`'s strings.
+_PLAIN_CONNECT = {0x0A: 0, 0x22: 1, 0x2A: 2}
+
+
 def _connect(data: bytes) -> ConnectRequest:
+    """A ConnectRequest. The common shape, only token, name and version (each at most once,
+    lengths below 16 KiB), is read inline; anything else (data, subs…) is scanned."""
+    texts = [b"", b"", b""]
+    pos, size = 0, len(data)
+    plain = _PLAIN_CONNECT
+    while pos < size:
+        slot = plain.get(data[pos])
+        if slot is None or texts[slot] or pos + 2 > size:
+            return _any_connect(data)
+        length, pos = data[pos + 1], pos + 2
+        if length >= 0x80:
+            if pos >= size or data[pos] >= 0x80:
+                return _any_connect(data)
+            length, pos = (length & 0x7F) | data[pos] << 7, pos + 1
+        end = pos + length
+        if end > size or not length:
+            return _any_connect(data)
+        texts[slot], pos = data[pos:end], end
+    token, name, version = texts
+    try:
+        return ConnectRequest(
+            token.decode() if token else "",
+            None,
+            NO_SUBS,
+            name.decode() if name else "",
+            version.decode() if version else "",
+        )
+    except UnicodeDecodeError:
+        raise ProtocolViolation("token, name or version is not UTF-8") from None
+
+
+def _any_connect(data: bytes) -> ConnectRequest:
     f = _scan(data, {1: _LEN, 2: _LEN, 3: _LEN, 4: _LEN, 5: _LEN}, frozenset((3,)))
     subs: Mapping[str, SubscribeRequest] = NO_SUBS
     if 3 in f:
@@ -653,7 +749,29 @@ _REQUESTS: tuple[tuple[int, str, Callable[[bytes], Request]], ...] = (
 _COMMAND_WIRES = {1: _VARINT} | {number: _LEN for number, _, _ in _REQUESTS}
 
 
-def _command(data: bytes) -> Command:
+#: Request decoders of the fast path by the tag byte of their Command field.
+_BY_TAG = {number << 3 | _LEN: (method, decode) for number, method, decode in _REQUESTS}
+
+
+def _command(frame: bytes, pos: int, end: int) -> Command:
+    """The Command in ``frame[pos:end]``. The common shape, an id below 128 and then one
+    request (length below 16 KiB) up to the end, is read inline; anything else is scanned."""
+    if end - pos >= 4 and frame[pos] == 0x08 and frame[pos + 1] < 0x80:
+        known = _BY_TAG.get(frame[pos + 2])
+        if known is not None:
+            length, start = frame[pos + 3], pos + 4
+            if length >= 0x80:
+                if start < end and frame[start] < 0x80:
+                    length, start = (length & 0x7F) | frame[start] << 7, start + 1
+                else:
+                    length = -1  # longer: scanned
+            if start + length == end:
+                method, decode = known
+                return Command(frame[pos + 1], method, decode(frame[start:end]))
+    return _any_command(frame[pos:end])
+
+
+def _any_command(data: bytes) -> Command:
     f = _scan(data, _COMMAND_WIRES)
     cmd_id = f.get(1, 0) & _U32
     for number, method, decode in _REQUESTS:
@@ -670,11 +788,18 @@ def decode_frame(frame: bytes) -> list[Command]:
     commands = []
     pos, size = 0, len(frame)
     while pos < size:
-        length, pos = _read_varint(frame, pos)
-        if length > size - pos:
+        length = frame[pos]
+        if length < 0x80:
+            pos += 1
+        elif pos + 1 < size and frame[pos + 1] < 0x80:  # two bytes: a command with a token
+            length, pos = (length & 0x7F) | frame[pos + 1] << 7, pos + 2
+        else:
+            length, pos = _read_varint(frame, pos)
+        end = pos + length
+        if end > size:
             raise ProtocolViolation("truncated message")
-        commands.append(_command(frame[pos : pos + length]))
-        pos += length
+        commands.append(_command(frame, pos, end))
+        pos = end
     return commands
 
 
