@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from google.protobuf.message import DecodeError
 
+from rotary.node.auth import ConnectCredentials, SubscribeCredentials
 from rotary.protocol import protobuf
 from rotary.protocol.base import ProtocolViolation
 from rotary.protocol.messages import NO_SUBS, Command, ConnectRequest, SubscribeRequest
 from rotary.protocol.protobuf import PROTOBUF
+from tests.node.fakes import Harness
 from tests.sdk.protobuf_oracle import decode_replies, delimited, pb
 
 # ---------------------------------------------------------------------------- decoding
@@ -236,3 +238,66 @@ def test_a_negative_int64_and_false_or_empty_fields_are_written_as_protobuf_says
     result = {"client": "", "version": "1", "expires": False, "time": -5, "data": b'{"a":1}'}
     [reply] = decode_replies(PROTOBUF.encode_reply(1, "connect", result))
     assert reply == {"id": 1, "connect": {"version": "1", "time": -5, "data": {"a": 1}}}
+
+
+def _connect_result(**changes: Any) -> dict[str, Any]:
+    result = {"client": "c-1", "version": "5.4.9", "expires": True, "ttl": 3600}
+    return result | {"ping": 25, "pong": True} | changes
+
+
+#: Results of the templated shapes, usual and unusual (values a template must leave to the
+#: field-by-field encoder: false flags, zero or large numbers, long or non-ASCII strings).
+SHAPED: list[tuple[str, dict[str, Any]]] = [
+    ("connect", _connect_result()),
+    ("connect", {"client": "c-1", "version": "5.4.9", "ping": 25, "pong": True}),
+    ("connect", {"client": "c-1", "version": "5.4.9", "ping": 0, "pong": False}),
+    ("connect", {"client": "ü" * 70, "version": "", "ping": 200, "pong": True}),
+    ("connect", _connect_result(ttl=127)),
+    ("connect", _connect_result(ttl=16384)),
+    ("connect", _connect_result(ttl=0, expires=False)),
+    ("connect", _connect_result(client="c" * 127, version="v" * 128)),
+    ("connect", _connect_result(pong=False, ping=127)),
+    ("subscribe", {"expires": True, "ttl": 3600}),
+    ("subscribe", {"expires": True, "ttl": 1}),
+    ("subscribe", {"expires": True, "ttl": 2**32 - 1}),
+    ("subscribe", {"expires": False, "ttl": 0}),
+    ("sub_refresh", {"expires": True, "ttl": 60}),
+]
+
+
+@pytest.mark.parametrize(("method", "result"), SHAPED, ids=lambda v: str(v)[:30])
+@pytest.mark.parametrize("cmd_id", [1, 127, 128])
+def test_templated_results_match_the_field_by_field_encoder_and_the_official_runtime(
+    method: str, result: dict[str, Any], cmd_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    templated = PROTOBUF.encode_reply(cmd_id, method, result)
+    monkeypatch.setattr(protobuf, "_SHAPES", {})
+    assert templated == PROTOBUF.encode_reply(cmd_id, method, result)
+    [reply] = decode_replies(templated)
+    expected = {k: v for k, v in result.items() if v}
+    assert reply == {"id": cmd_id, method: expected}
+
+
+async def test_the_templates_serve_the_results_the_node_builds() -> None:
+    """A template that no longer matches the node's results (another key order, a new key)
+    would silently leave them to the slower encoder: the results of a connect and a
+    subscribe, with token expiry and without, must each hit one."""
+    harness = Harness()
+    await harness.node.start()
+    try:
+        expiring = {"expire_at": harness.now + 3600}
+        for creds in ({}, expiring):
+            harness.auth.connect["t"] = ConnectCredentials(user="1", **creds)  # type: ignore[arg-type]
+            harness.auth.subscribe["s"] = SubscribeCredentials("1", "$a", **creds)  # type: ignore[arg-type]
+            conn = await harness.open()
+            connect = await conn.request({"id": 1, "connect": {"token": "t"}})
+            subscribe = await conn.request({"id": 2, "subscribe": {"channel": "$a", "token": "s"}})
+            for method, reply in (("connect", connect), ("subscribe", subscribe)):
+                result = reply[method]
+                if result:
+                    shape = protobuf._SHAPES[(method, *result)]
+                    assert shape(result) is not None, (method, result)
+            await conn.close()
+    finally:
+        harness.node.disconnect_all()
+        await harness.node.close()

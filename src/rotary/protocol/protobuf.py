@@ -152,7 +152,12 @@ def _encode(schema: _Schema, obj: Mapping[str, Any]) -> bytes:
             continue
         tag, kind, writer = schema[key]
         if kind == _K_VARINT:
-            out += tag + (small[value] if 0 <= value < 128 else _varint(value))
+            if 0 <= value < 128:
+                out += tag + small[value]
+            elif 0 < value < 16384:  # a ttl: two bytes, no call to `_varint`
+                out += tag + bytes((value & 0x7F | 0x80, value >> 7))
+            else:
+                out += tag + _varint(value)
         elif kind == _K_STR:
             data = value.encode()
             size = len(data)
@@ -385,12 +390,77 @@ def encode_reply(cmd_id: int, method: str, result: Mapping[str, Any]) -> bytes:
     if not result and 0 < cmd_id < 128:
         return _EMPTY_REPLIES[method][cmd_id]  # most subscribe replies of a storm
     tag, schema = _RESULTS[method]
-    body = _encode(schema, result)
+    shape = _SHAPES.get((method, *result))
+    body = shape(result) if shape is not None else None
+    if body is None:
+        body = _encode(schema, result)
     size = len(body)
+    if size < 128 and 0 < cmd_id < 128:  # one-byte lengths and id: no call to `_varint`
+        reply = _HEADS[cmd_id] + tag + _SMALL[size] + body
+        return _SMALL[len(reply)] + reply if len(reply) < 128 else _message(reply)
     head = (_REPLY_ID + _varint(cmd_id) if cmd_id else b"") + tag
-    reply = head + (_SMALL[size] if size < 128 else _varint(size)) + body
-    size = len(reply)
-    return (_SMALL[size] if size < 128 else _varint(size)) + reply
+    return _message(head + _varint(size) + body)
+
+
+def _short(value: Any) -> bytes | None:
+    """A string field's length and bytes when it is a str of 1–127 bytes, else None."""
+    if type(value) is not str:
+        return None
+    data = value.encode()
+    return _SMALL[len(data)] + data if 0 < len(data) < 128 else None
+
+
+def _ttl(value: Any) -> bytes | None:
+    """A positive number below 16,384 as its varint, else None."""
+    if type(value) is not int or not 0 < value < 16384:
+        return None
+    return _SMALL[value] if value < 128 else bytes((value & 0x7F | 0x80, value >> 7))
+
+
+def _plain_connect(result: Mapping[str, Any]) -> bytes | None:
+    """The ConnectResult body of ``client, version, ping, pong`` (token checks off, or a
+    token without expiry), or None when a value is unusual."""
+    client, version, ping, pong = result.values()
+    client, version = _short(client), _short(version)
+    if client is None or version is None or pong is not True or type(ping) is not int:
+        return None
+    if not 0 < ping < 128:
+        return None
+    return b"\x0a%b\x12%b\x38%b\x40\x01" % (client, version, _SMALL[ping])
+
+
+def _expiring_connect(result: Mapping[str, Any]) -> bytes | None:
+    """The ConnectResult body of ``client, version, expires, ttl, ping, pong`` (a token with
+    expiry), or None when a value is unusual."""
+    client, version, expires, ttl, ping, pong = result.values()
+    client, version, ttl = _short(client), _short(version), _ttl(ttl)
+    if client is None or version is None or ttl is None or expires is not True:
+        return None
+    if pong is not True or type(ping) is not int or not 0 < ping < 128:
+        return None
+    return b"\x0a%b\x12%b\x18\x01\x20%b\x38%b\x40\x01" % (client, version, ttl, _SMALL[ping])
+
+
+def _expiring(result: Mapping[str, Any]) -> bytes | None:
+    """The body ``expires, ttl`` (fields 1 and 2) of a subscribe or sub_refresh result of a
+    token with expiry, or None when a value is unusual."""
+    expires, ttl = result.values()
+    ttl = _ttl(ttl)
+    return None if ttl is None or expires is not True else b"\x08\x01\x10" + ttl
+
+
+#: Bodies of the commonest results, by method and keys in order, written whole from a
+#: template (a writer returns None for unusual values; then `_encode` writes the body). The
+#: tests check each against the official runtime and against `_encode`.
+_SHAPES: dict[tuple[str, ...], Callable[[Mapping[str, Any]], bytes | None]] = {
+    ("connect", "client", "version", "ping", "pong"): _plain_connect,
+    ("connect", "client", "version", "expires", "ttl", "ping", "pong"): _expiring_connect,
+    ("subscribe", "expires", "ttl"): _expiring,
+    ("sub_refresh", "expires", "ttl"): _expiring,
+}
+
+#: The id field of a Reply, by command id (1–127).
+_HEADS = [b""] + [_REPLY_ID + _SMALL[i] for i in range(1, 128)]
 
 
 #: The reply with an empty result, by method and command id (1–127), made once.
