@@ -17,10 +17,14 @@ message (counted at the clients). Servers, each on CPU 0 with the load on the ot
 - Centrifugo v6.9.1 configured like Rotary (GOMAXPROCS=1, pinned to CPU 0 like Rotary),
   publications via its POST /api/publish.
 
-Rotary and picows hold their subscribers at the same time and deliveries alternate between
-them (three rounds in a full run, order swapped each round); their ratio is the median of
-the per-round ratios, so both sides see the same background load. The other peers are
-measured once each.
+Every case is measured in rounds (`rounds`: five in a full run, three quick;
+``BENCH_FANOUT_ROUNDS`` sets it): the same subscribers receive M publications once per
+round, and a case's figures are those of its median round (by deliveries/s), every round's
+figures kept in the JSON (``rounds``). One fan-out of 250,000 deliveries lasts about a
+second, which a single round cannot tell from noise. Rotary and picows hold their
+subscribers at the same time and deliveries alternate between them (order swapped each
+round); their ratio is the median of the per-round ratios, so both sides see the same
+background load.
 
 When Rotary delivers less than 0.8× picows, a further Rotary run under cProfile records
 where the server's time goes (`json.profile`), unless BENCH_PROFILE=0.
@@ -106,7 +110,7 @@ def run(*, quick: bool) -> dict[str, Any]:
     plan = _plan(quick)
     progress.expect(len(_KINDS) * len(plan))
     exp = int(time.time()) + 3600
-    rounds = 1 if quick else 3
+    rounds = fanout_rounds(quick)
     results: dict[str, dict[int, dict[str, Any]]] = {}
     paired: dict[int, dict[str, Any]] = {}
     notes: list[str] = []
@@ -126,10 +130,7 @@ def run(*, quick: bool) -> dict[str, Any]:
             if kind in results or not isinstance(server, ServerProcess):
                 continue
             try:
-                # One repetition each for the peers: they are only compared at the order of
-                # magnitude. Rotary's streaming transports get as many as the WebSocket had.
-                repeats = rounds if kind in _STREAMING else 1
-                results[kind] = _kind(pool, server, kind, plan, exp=exp, repeats=repeats)
+                results[kind] = _kind(pool, server, kind, plan, exp=exp, repeats=rounds)
             except (RuntimeError, TimeoutError) as exc:
                 notes.append(f"{kind} not measured: {exc}")
             finally:
@@ -180,9 +181,7 @@ def _run_pair(
             notes.append(f"rotary/picows N={n} not measured: {exc}")
             continue
         for kind in _PAIR:
-            best = max(runs[kind], key=lambda r: r["deliveries_per_s"] or 0)
-            reps = [r["deliveries_per_s"] for r in runs[kind]]
-            results.setdefault(kind, {})[n] = {**best, "repeats": reps}
+            results.setdefault(kind, {})[n] = _summary(runs[kind])
             progress.step()
         paired[n] = _pair_ratios(runs)
 
@@ -229,6 +228,25 @@ def _pair_ratios(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
+def fanout_rounds(quick: bool) -> int:
+    """Delivery rounds per case: ``BENCH_FANOUT_ROUNDS``, else 3 quick and 5 full."""
+    return max(1, int(os.environ.get("BENCH_FANOUT_ROUNDS") or (3 if quick else 5)))
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A case's figures: its median round by deliveries/s (the lower middle one of an even
+    count; a round that did not complete counts as the slowest), with every round's rate,
+    rate per server CPU-second and time (``rounds``) and the best rate."""
+    ordered = sorted(runs, key=lambda r: r["deliveries_per_s"] or 0)
+    middle = ordered[(len(ordered) - 1) // 2]
+    keys = ("deliveries_per_s", "deliveries_per_server_cpu_s", "seconds")
+    return {
+        **middle,
+        "rounds": [{k: r[k] for k in keys} for r in runs],
+        "best_deliveries_per_s": ordered[-1]["deliveries_per_s"],
+    }
+
+
 def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
@@ -263,8 +281,7 @@ def _measure(
 ) -> dict[str, Any]:
     """Open N subscribers; `repeats` times publish M messages and wait for every delivery.
 
-    Returns the repetition with the highest deliveries/s (the machine may be shared, and
-    other processes only ever slow a run down) plus every repetition's rate.
+    Returns the median round with every round's figures (`_summary`).
     """
     try:
         _open(pool, server, kind, n=n, exp=exp)
@@ -272,8 +289,7 @@ def _measure(
     finally:
         pool.broadcast({"op": "close"})
         wait_idle(server.pid)
-    best = max(runs, key=lambda r: r["deliveries_per_s"] or 0)
-    return {**best, "repeats": [r["deliveries_per_s"] for r in runs]}
+    return _summary(runs)
 
 
 def _open(pool: LoadPool, server: ServerProcess, kind: str, *, n: int, exp: int) -> None:
@@ -485,6 +501,7 @@ def _result(
                     r["publications"],
                     r["deliveries"],
                     r["seconds"],
+                    len(r["rounds"]),
                     r["deliveries_per_s"],
                     r["deliveries_per_server_cpu_s"],
                     r["server_cpu_share"],
@@ -541,7 +558,8 @@ def _result(
             "pubs",
             "delivered",
             "seconds",
-            "deliveries/s",
+            "rounds",
+            "median deliveries/s",
             "per server CPU-s",
             "server CPU",
             "load CPU",

@@ -53,6 +53,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("socket calls", ("_socket.socket",)),
     ("token verify", ("rotary/auth/", "rotary/policy/", "cryptography", "hmac", "jwt")),
     ("JSON", ("orjson", "rotary/protocol/codec", "rotary/jsonbytes")),
+    ("Protobuf", ("rotary/protocol/protobuf",)),
     ("transport and framing", ("rotary/transports/", "rotary/protocol/framing", "struct")),
     ("hub", ("rotary/node/hub",)),
     ("outbox", ("rotary/node/outbox",)),
@@ -97,14 +98,15 @@ def charge_builtins(stats: pstats.Stats) -> dict[str, tuple[float, int]]:
 
 
 class _WireSink:
-    """A direct transport that frames as the WebSocket transport does and drops the bytes."""
+    """A direct transport that frames as the WebSocket transport does (text frames, binary
+    ones for Protobuf) and drops the bytes."""
 
     __slots__ = ("frame",)
 
-    def __init__(self) -> None:
-        from rotary.transports.websocket import text_frame
+    def __init__(self, binary: bool = False) -> None:
+        from rotary.transports.websocket import binary_frame, text_frame
 
-        self.frame: Callable[[bytes], bytes] = text_frame
+        self.frame: Callable[[bytes], bytes] = binary_frame if binary else text_frame
 
     def write_frame(self, wire: bytes) -> bool:
         return True
@@ -119,16 +121,51 @@ class _WireSink:
         return None
 
 
-async def _fanout_subscribers(n: int) -> tuple[Any, list[Any]]:
+def _protobuf_frames(frames: list[Any]) -> list[Any]:
+    """The storm's JSON (connect, subscribes) frames as a Protobuf client sends them: the
+    same commands, varint-prefixed Protobuf messages (`bench.clients`' encoding)."""
+    import orjson
+
+    from bench.clients import _CONNECT, _FIELD1, _FIELD2, _SUBSCRIBE, _len_field, _pb_command
+
+    def encode(line: bytes) -> bytes:
+        cmd = orjson.loads(line)
+        if "connect" in cmd:
+            token = cmd["connect"].get("token", "")
+            return _pb_command(
+                cmd["id"], _CONNECT, _len_field(_FIELD1, token.encode()) if token else b""
+            )
+        sub = cmd["subscribe"]
+        body = _len_field(_FIELD1, sub["channel"].encode())
+        if sub.get("token"):
+            body += _len_field(_FIELD2, sub["token"].encode())
+        return _pb_command(cmd["id"], _SUBSCRIBE, body)
+
+    return [
+        (encode(connect), b"".join(encode(line) for line in subscribe.split(b"\n")))
+        for connect, subscribe in frames
+    ]
+
+
+def _codec(protobuf: bool) -> Any:
+    from rotary.protocol.codec import JSON
+    from rotary.protocol.protobuf import PROTOBUF
+
+    return PROTOBUF if protobuf else JSON
+
+
+async def _fanout_subscribers(n: int, protobuf: bool = False) -> tuple[Any, list[Any]]:
     from bench.nodecost import _node
     from bench.servers import ROTARY_INSECURE
 
     node = await _node(ROTARY_INSECURE)
+    codec = _codec(protobuf)
+    ((connect, subscribe),) = _protobuf_frames([_FANOUT_FRAMES]) if protobuf else [_FANOUT_FRAMES]
     sessions = []
     for _ in range(n):
-        session = node.new_session(_WireSink())
-        await session.handle_frame(b'{"id":1,"connect":{}}')
-        await session.handle_frame(b'{"id":2,"subscribe":{"channel":"news"}}')
+        session = node.new_session(_WireSink(protobuf), codec=codec)
+        await session.handle_frame(connect)
+        await session.handle_frame(subscribe)
         sessions.append(session)
     await asyncio.sleep(0)  # the replies' flush
     return node, sessions
@@ -140,11 +177,14 @@ async def _publish(node: Any) -> None:
         await asyncio.sleep(0)  # the loop turn whose flusher writes every outbox
 
 
-async def _connect_all(node: Any, frames: list[Any], state: dict[str, Any]) -> None:
+async def _connect_all(
+    node: Any, frames: list[Any], state: dict[str, Any], protobuf: bool = False
+) -> None:
     """Each client's connect and subscribe frames; the sessions stay (ended uncounted)."""
     sessions = state.setdefault("sessions", [])
+    codec = _codec(protobuf)
     for connect, subscribe in frames:
-        session = node.new_session(_WireSink())
+        session = node.new_session(_WireSink(protobuf), codec=codec)
         await session.handle_frame(connect)
         await session.handle_frame(subscribe)
         sessions.append(session)
@@ -158,41 +198,54 @@ async def _end_all(state: dict[str, Any]) -> None:
         await session.cleanup()
 
 
-def _phases(n: int) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
-    """(name, prepare) pairs; each prepare returns the coroutine function to count."""
+#: The fan-out subscribers' connect and subscribe frames (JSON; `_protobuf_frames` turns
+#: them into Protobuf).
+_FANOUT_FRAMES = (b'{"id":1,"connect":{}}', b'{"id":2,"subscribe":{"channel":"news"}}')
+
+#: The phases of one codec, in order; Protobuf's are named with a ``_protobuf`` suffix.
+PHASES = ("insecure", "checked", "warm", "fanout")
+
+
+def _phases(n: int, protobuf: bool = False) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
+    """(name, prepare) pairs; each prepare returns the coroutine function to count. With
+    `protobuf` the clients speak Protobuf (same commands, same configuration)."""
     from bench.nodecost import _frames, _node
     from bench.servers import ROTARY_CHECKED, ROTARY_INSECURE
 
     exp = int(time.time()) + 3600
     checked, insecure = _frames(n, checked=True, exp=exp), _frames(n, checked=False, exp=exp)
+    if protobuf:
+        checked, insecure = _protobuf_frames(checked), _protobuf_frames(insecure)
     state: dict[str, Any] = {}
 
     async def insecure_prep() -> Callable[[], Awaitable[Any]]:
         await _end_all(state)
         node = await _node(ROTARY_INSECURE)
-        return lambda: _connect_all(node, insecure, state)
+        return lambda: _connect_all(node, insecure, state, protobuf)
 
     async def checked_prep() -> Callable[[], Awaitable[Any]]:
         await _end_all(state)
         state["checked"] = node = await _node(ROTARY_CHECKED)
-        return lambda: _connect_all(node, checked, state)
+        return lambda: _connect_all(node, checked, state, protobuf)
 
     async def warm_prep() -> Callable[[], Awaitable[Any]]:
         await _end_all(state)
         node = state["checked"]
-        return lambda: _connect_all(node, checked, state)
+        return lambda: _connect_all(node, checked, state, protobuf)
 
     async def fanout_prep() -> Callable[[], Awaitable[Any]]:
         await _end_all(state)
-        node, state["fanout"] = await _fanout_subscribers(n)
+        node, state["fanout"] = await _fanout_subscribers(n, protobuf)
         return lambda: _publish(node)
 
-    return [
-        ("insecure", insecure_prep),
-        ("checked", checked_prep),
-        ("warm", warm_prep),
-        ("fanout", fanout_prep),
-    ]
+    suffix = "_protobuf" if protobuf else ""
+    preps = (insecure_prep, checked_prep, warm_prep, fanout_prep)
+    return [(name + suffix, prep) for name, prep in zip(PHASES, preps, strict=True)]
+
+
+def _all_phases(n: int, codecs: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """The phases of every codec in `codecs` ("json", "protobuf"), in that order."""
+    return [phase for codec in codecs for phase in _phases(n, codec == "protobuf")]
 
 
 def _wait_for_go() -> None:
@@ -203,11 +256,11 @@ def _wait_for_go() -> None:
     sys.stdin.readline()
 
 
-async def _child(n: int) -> None:
+async def _child(n: int, codecs: tuple[str, ...]) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)  # as the server sets it
-    for name, prepare in _phases(n):
+    for name, prepare in _all_phases(n, codecs):
         work = await prepare()
         gc.collect()
         print(f"ready {name}", flush=True)
@@ -220,8 +273,15 @@ async def _child(n: int) -> None:
 # ---------------------------------------------------------------------- counting (parent)
 
 
-def count(n: int, *, src: str | None = None, keep: Path | None = None) -> dict[str, float]:
-    """Instructions per client for insecure/checked/warm, per delivery for fanout."""
+def count(
+    n: int,
+    *,
+    src: str | None = None,
+    keep: Path | None = None,
+    codecs: tuple[str, ...] = ("json",),
+) -> dict[str, float]:
+    """Instructions per client for insecure/checked/warm, per delivery for fanout, for each
+    codec of `codecs` (Protobuf's phases named ``…_protobuf``)."""
     with tempfile.TemporaryDirectory(prefix="bench-nodecount-") as tmp:
         out = (keep or Path(tmp)) / "nodecount.cg"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +292,7 @@ def count(n: int, *, src: str | None = None, keep: Path | None = None) -> dict[s
         with (
             (out.parent / "nodecount.log").open("w") as log,
             subprocess.Popen(
-                [*argv, str(n)],
+                [*argv, str(n), *(f"--{codec}" for codec in codecs)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -241,12 +301,14 @@ def count(n: int, *, src: str | None = None, keep: Path | None = None) -> dict[s
             ) as child,
         ):
             try:
-                return _drive(child, CallgrindCounter(child.pid, out), n)
+                return _drive(child, CallgrindCounter(child.pid, out), n, 4 * len(codecs))
             finally:
                 child.kill()
 
 
-def _drive(child: subprocess.Popen[str], counter: CallgrindCounter, n: int) -> dict[str, float]:
+def _drive(
+    child: subprocess.Popen[str], counter: CallgrindCounter, n: int, phases: int
+) -> dict[str, float]:
     assert child.stdin is not None and child.stdout is not None
     figures: dict[str, float] = {}
     instrumented = False
@@ -258,13 +320,13 @@ def _drive(child: subprocess.Popen[str], counter: CallgrindCounter, n: int) -> d
                 instrumented = True
             counter.zero()
         elif word == "done":
-            per = n * _PUBLICATIONS if name == "fanout" else n
+            per = n * _PUBLICATIONS if name.startswith("fanout") else n
             figures[name] = counter.dump() / per
         else:
             continue
         child.stdin.write("go\n")
         child.stdin.flush()
-    if child.wait() != 0 and len(figures) < 4:
+    if child.wait() != 0 and len(figures) < phases:
         raise RuntimeError(f"the counted child failed (exit {child.returncode}); see its log")
     return figures
 
@@ -272,25 +334,28 @@ def _drive(child: subprocess.Popen[str], counter: CallgrindCounter, n: int) -> d
 # ---------------------------------------------------------------------- cProfile
 
 
-def profile(n: int, *, limit: int = 25) -> dict[str, Any]:
-    """Own time by function group (shares) and the top functions, per phase."""
+def profile(n: int, *, limit: int = 25, codecs: tuple[str, ...] = ("json",)) -> dict[str, Any]:
+    """Own time by function group (shares), Python calls per client or delivery by group and
+    the top functions, per phase."""
 
     async def main() -> dict[str, Any]:
         out = {}
-        for name, prepare in _phases(n):
+        for name, prepare in _all_phases(n, codecs):
             work = await prepare()
             prof = cProfile.Profile()
             prof.enable()
             await work()
             prof.disable()
-            out[name] = _grouped(pstats.Stats(prof), limit)
+            per = n * _PUBLICATIONS if name.startswith("fanout") else n
+            out[name] = _grouped(pstats.Stats(prof), limit, per)
         return out
 
     return asyncio.run(main())
 
 
-def _grouped(stats: pstats.Stats, limit: int) -> dict[str, Any]:
-    groups = {k: t for k, (t, _c) in charge_builtins(stats).items()}
+def _grouped(stats: pstats.Stats, limit: int, per: int) -> dict[str, Any]:
+    charged = charge_builtins(stats)
+    groups = {k: t for k, (t, _c) in charged.items()}
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     rows = [
         (own, calls, f"{_short(file)}:{line}({func})")
@@ -300,6 +365,8 @@ def _grouped(stats: pstats.Stats, limit: int) -> dict[str, Any]:
     rows.sort(reverse=True)
     return {
         "groups": {k: round(100 * v / total, 1) for k, v in sorted(groups.items())},
+        "calls_per_unit": round(sum(c for _t, c in charged.values()) / per, 1),
+        "calls_per_unit_by_group": {k: round(c / per, 1) for k, (_t, c) in sorted(charged.items())},
         "top": [f"{100 * own / total:5.1f}% {calls:>7} {f}" for own, calls, f in rows[:limit]],
     }
 
@@ -308,17 +375,25 @@ def _short(file: str) -> str:
     return file.split("site-packages/")[-1].split("/src/")[-1]
 
 
+def _codecs(argv: list[str]) -> tuple[str, ...]:
+    """The codecs asked for: ``--json``, ``--protobuf`` or both (JSON alone by default)."""
+    named = tuple(c for c in ("json", "protobuf") if f"--{c}" in argv)
+    return named or ("json",)
+
+
 def main(argv: list[str]) -> int:
     numbers = [int(a) for a in argv if a.isdigit()]
     n = numbers[0] if numbers else 200
+    codecs = _codecs(argv)
     if "--child" in argv:
-        asyncio.run(_child(n))
+        asyncio.run(_child(n, codecs))
         return 0
     if "--profile" in argv:
-        print(json.dumps(profile(n), indent=2))
+        print(json.dumps(profile(n, codecs=codecs), indent=2))
         return 0
     keep = Path(argv[argv.index("--keep") + 1]) if "--keep" in argv else None
-    figures = count(n, src=os.environ.get("BENCH_NODECOUNT_SRC"), keep=keep)
+    src = os.environ.get("BENCH_NODECOUNT_SRC")
+    figures = count(n, src=src, keep=keep, codecs=codecs)
     print(json.dumps({k: round(v) for k, v in figures.items()}, indent=2))
     return 0
 

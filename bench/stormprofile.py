@@ -84,7 +84,7 @@ class _Served:
 def profile_storm(n: int, variant: str = "insecure", *, limit: int = 40) -> dict[str, Any]:
     """Profile one storm of `n` clients on a fresh server; see the module docstring."""
     spec = storm_specs(n, exp=int(time.time()) + 3600, timeout=120.0)[variant]
-    server = _Served(ROTARY_CHECKED if variant == "checked" else ROTARY_INSECURE)
+    server = _Served(ROTARY_CHECKED if variant.startswith("checked") else ROTARY_INSECURE)
     spec = replace(spec, url=f"ws://127.0.0.1:{server.port}{ws_path(spec.kind)}")
     pool = shared_pool()
     prof = cProfile.Profile()

@@ -12,7 +12,7 @@ import pytest
 from bench.centrifugo import find_centrifugo
 from bench.cgroups import group_of, self_costs
 from bench.common import ServerUnavailable, server_cpus
-from bench.nodecount import count
+from bench.nodecount import count, profile
 from bench.peers.centrifugo import cores_label, start_centrifugo_peer
 from bench.report import markdown
 
@@ -107,9 +107,24 @@ def test_nodecount_counts_every_phase_of_the_node_under_callgrind() -> None:
             pytest.fail("valgrind is required under CI (bench nodecount counts with it)")
         pytest.skip("valgrind not installed")
     started = time.monotonic()
-    figures = count(5)
-    assert set(figures) == {"insecure", "checked", "warm", "fanout"}
+    figures = count(5, codecs=("json", "protobuf"))
+    phases = {"insecure", "checked", "warm", "fanout"}
+    assert set(figures) == phases | {f"{p}_protobuf" for p in phases}
     # A client's connect and two subscribes run thousands of instructions, a delivery fewer.
     assert all(v > 1000 for v in figures.values()), figures
     assert figures["checked"] > figures["warm"], figures
+    assert figures["checked_protobuf"] > figures["warm_protobuf"], figures
     assert time.monotonic() - started < 300
+
+
+def test_nodecount_profiles_the_protobuf_storm_with_its_codec_in_a_group_of_its_own() -> None:
+    phases = profile(3, codecs=("protobuf",))
+    assert set(phases) == {
+        "insecure_protobuf",
+        "checked_protobuf",
+        "warm_protobuf",
+        "fanout_protobuf",
+    }
+    checked = phases["checked_protobuf"]["calls_per_unit_by_group"]
+    assert checked["Protobuf"] > 0 and checked["token verify"] > 0, checked
+    assert checked.get("JSON", 0) < checked["Protobuf"], "the commands went through Protobuf"

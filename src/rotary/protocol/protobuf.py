@@ -70,6 +70,8 @@ def _varint(n: int) -> bytes:
         if n >= 0:
             return _SMALL[n]
         n &= _U64
+    elif n < 16384:  # two bytes: a ttl, a token's length
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while n >= 128:
         out.append((n & 0x7F) | 0x80)
@@ -107,16 +109,21 @@ def _bool(value: bool) -> bytes:
     return b"\x01"
 
 
-_KINDS: dict[str, tuple[int, _Writer]] = {
-    "str": (_LEN, _str),
-    "bytes": (_LEN, _bytes),
-    "bool": (_VARINT, _bool),
-    "uint": (_VARINT, _varint),
-    "int64": (_VARINT, _varint),
-    "int32": (_VARINT, _varint),
+#: How `_encode` writes a field's value: inline for the scalar kinds (no call per field),
+#: through the schema entry's writer for the others.
+_K_STR, _K_BYTES, _K_VARINT, _K_WRITER = 0, 1, 2, 3
+
+_KINDS: dict[str, tuple[int, int]] = {
+    "str": (_LEN, _K_STR),
+    "bytes": (_LEN, _K_BYTES),
+    "bool": (_VARINT, _K_VARINT),
+    "uint": (_VARINT, _K_VARINT),
+    "int64": (_VARINT, _K_VARINT),
+    "int32": (_VARINT, _K_VARINT),
 }
 
-_Schema = dict[str, tuple[bytes, _Writer]]
+#: key → (tag, kind, writer); the writer is used only by `_K_WRITER` fields.
+_Schema = dict[str, tuple[bytes, int, _Writer]]
 
 
 def _schema(**fields: tuple[int, str | _Writer]) -> _Schema:
@@ -124,10 +131,10 @@ def _schema(**fields: tuple[int, str | _Writer]) -> _Schema:
     out: _Schema = {}
     for key, (number, kind) in fields.items():
         if isinstance(kind, str):
-            wire, writer = _KINDS[kind]
+            wire, code = _KINDS[kind]
+            out[key] = (_tag(number, wire), code, _bytes)
         else:
-            wire, writer = _LEN, kind
-        out[key] = (_tag(number, wire), writer)
+            out[key] = (_tag(number, _LEN), _K_WRITER, kind)
     return out
 
 
@@ -135,14 +142,32 @@ def _encode(schema: _Schema, obj: Mapping[str, Any]) -> bytes:
     """The body of a message from `obj`, fields in the order of `obj`; defaults left out.
 
     A key missing from `schema` raises KeyError: the node built a field the format does
-    not know, a bug that the codec tests catch.
+    not know, a bug that the codec tests catch. Strings, bytes and numbers are written
+    here, without a call per field: every reply comes through this loop.
     """
-    parts = []
+    out = b""
+    small = _SMALL
     for key, value in obj.items():
-        if value or isinstance(value, dict):  # an empty nested message is still present
-            tag, writer = schema[key]
-            parts.append(tag + writer(value))
-    return b"".join(parts)
+        if not value and not isinstance(value, dict):  # an empty nested message is present
+            continue
+        tag, kind, writer = schema[key]
+        if kind == _K_VARINT:
+            if 0 <= value < 128:
+                out += tag + small[value]
+            elif 0 < value < 16384:  # a ttl: two bytes, no call to `_varint`
+                out += tag + bytes((value & 0x7F | 0x80, value >> 7))
+            else:
+                out += tag + _varint(value)
+        elif kind == _K_STR:
+            data = value.encode()
+            size = len(data)
+            out += tag + (small[size] if size < 128 else _varint(size)) + data
+        elif kind == _K_BYTES:
+            size = len(value)
+            out += tag + (small[size] if size < 128 else _varint(size)) + value
+        else:
+            out += tag + writer(value)
+    return out
 
 
 _INFO_USER, _INFO_CLIENT, _INFO_CONN, _INFO_CHAN = (_tag(n, _LEN) for n in (1, 2, 3, 4))
@@ -232,7 +257,7 @@ class _Repeated:
 def _schema_with_repeated(plain: _Schema, repeated: dict[str, _Repeated]) -> _Schema:
     """`plain` plus repeated fields, each written as its run of tagged items (no tag of its
     own)."""
-    return plain | {key: (b"", rep) for key, rep in repeated.items()}
+    return plain | {key: (b"", _K_WRITER, rep) for key, rep in repeated.items()}
 
 
 _SUBSCRIBE_RESULT = _schema_with_repeated(
@@ -362,9 +387,87 @@ _ERROR = _schema(code=(1, "uint"), message=(2, "str"), temporary=(3, "bool"))
 
 def encode_reply(cmd_id: int, method: str, result: Mapping[str, Any]) -> bytes:
     """A successful Reply; the result field is present even when empty."""
+    if not result and 0 < cmd_id < 128:
+        return _EMPTY_REPLIES[method][cmd_id]  # most subscribe replies of a storm
     tag, schema = _RESULTS[method]
-    head = _REPLY_ID + _varint(cmd_id) if cmd_id else b""
-    return _message(head + tag + _bytes(_encode(schema, result)))
+    shape = _SHAPES.get((method, *result))
+    body = shape(result) if shape is not None else None
+    if body is None:
+        body = _encode(schema, result)
+    size = len(body)
+    if size < 128 and 0 < cmd_id < 128:  # one-byte lengths and id: no call to `_varint`
+        reply = _HEADS[cmd_id] + tag + _SMALL[size] + body
+        return _SMALL[len(reply)] + reply if len(reply) < 128 else _message(reply)
+    head = (_REPLY_ID + _varint(cmd_id) if cmd_id else b"") + tag
+    return _message(head + _varint(size) + body)
+
+
+def _short(value: Any) -> bytes | None:
+    """A string field's length and bytes when it is a str of 1–127 bytes, else None."""
+    if type(value) is not str:
+        return None
+    data = value.encode()
+    return _SMALL[len(data)] + data if 0 < len(data) < 128 else None
+
+
+def _ttl(value: Any) -> bytes | None:
+    """A positive number below 16,384 as its varint, else None."""
+    if type(value) is not int or not 0 < value < 16384:
+        return None
+    return _SMALL[value] if value < 128 else bytes((value & 0x7F | 0x80, value >> 7))
+
+
+def _plain_connect(result: Mapping[str, Any]) -> bytes | None:
+    """The ConnectResult body of ``client, version, ping, pong`` (token checks off, or a
+    token without expiry), or None when a value is unusual."""
+    client, version, ping, pong = result.values()
+    client, version = _short(client), _short(version)
+    if client is None or version is None or pong is not True or type(ping) is not int:
+        return None
+    if not 0 < ping < 128:
+        return None
+    return b"\x0a%b\x12%b\x38%b\x40\x01" % (client, version, _SMALL[ping])
+
+
+def _expiring_connect(result: Mapping[str, Any]) -> bytes | None:
+    """The ConnectResult body of ``client, version, expires, ttl, ping, pong`` (a token with
+    expiry), or None when a value is unusual."""
+    client, version, expires, ttl, ping, pong = result.values()
+    client, version, ttl = _short(client), _short(version), _ttl(ttl)
+    if client is None or version is None or ttl is None or expires is not True:
+        return None
+    if pong is not True or type(ping) is not int or not 0 < ping < 128:
+        return None
+    return b"\x0a%b\x12%b\x18\x01\x20%b\x38%b\x40\x01" % (client, version, ttl, _SMALL[ping])
+
+
+def _expiring(result: Mapping[str, Any]) -> bytes | None:
+    """The body ``expires, ttl`` (fields 1 and 2) of a subscribe or sub_refresh result of a
+    token with expiry, or None when a value is unusual."""
+    expires, ttl = result.values()
+    ttl = _ttl(ttl)
+    return None if ttl is None or expires is not True else b"\x08\x01\x10" + ttl
+
+
+#: Bodies of the commonest results, by method and keys in order, written whole from a
+#: template (a writer returns None for unusual values; then `_encode` writes the body). The
+#: tests check each against the official runtime and against `_encode`.
+_SHAPES: dict[tuple[str, ...], Callable[[Mapping[str, Any]], bytes | None]] = {
+    ("connect", "client", "version", "ping", "pong"): _plain_connect,
+    ("connect", "client", "version", "expires", "ttl", "ping", "pong"): _expiring_connect,
+    ("subscribe", "expires", "ttl"): _expiring,
+    ("sub_refresh", "expires", "ttl"): _expiring,
+}
+
+#: The id field of a Reply, by command id (1–127).
+_HEADS = [b""] + [_REPLY_ID + _SMALL[i] for i in range(1, 128)]
+
+
+#: The reply with an empty result, by method and command id (1–127), made once.
+_EMPTY_REPLIES = {
+    method: [b""] + [_message(_REPLY_ID + _SMALL[i] + tag + b"\x00") for i in range(1, 128)]
+    for method, (tag, _schema) in _RESULTS.items()
+}
 
 
 def encode_error(cmd_id: int, error: ProtocolError) -> bytes:
@@ -518,6 +621,32 @@ _PLAIN_SUBSCRIBE = frozenset((1, 2))
 
 
 def _subscribe(data: bytes) -> SubscribeRequest:
+    """A SubscribeRequest. The common shape, a channel and maybe a token (fields 1 then 2,
+    lengths below 16 KiB, nothing else), is read inline; anything else is scanned."""
+    size = len(data)
+    if size < 2 or data[0] != 0x0A or data[1] >= 0x80:
+        return _any_subscribe(data)
+    end = 2 + data[1]
+    channel = data[2:end]
+    token = b""
+    if end != size:
+        if end + 2 > size or data[end] != 0x12:
+            return _any_subscribe(data)
+        length, start = data[end + 1], end + 2
+        if length >= 0x80:
+            if start >= size or data[start] >= 0x80:
+                return _any_subscribe(data)
+            length, start = (length & 0x7F) | data[start] << 7, start + 1
+        if start + length != size:
+            return _any_subscribe(data)
+        token = data[start:]
+    try:
+        return SubscribeRequest(channel.decode(), token.decode() if token else "")
+    except UnicodeDecodeError:
+        raise ProtocolViolation("channel or token is not UTF-8") from None
+
+
+def _any_subscribe(data: bytes) -> SubscribeRequest:
     f = _scan(data, _SUBSCRIBE_WIRES)
     if f.keys() <= _PLAIN_SUBSCRIBE:
         return SubscribeRequest(_text(f, 1), _text(f, 2))
@@ -560,7 +689,44 @@ def _tags_filter(data: bytes, depth: int = 1) -> TagsFilter:
     )
 
 
+#: The string fields of the common connect request by tag byte: token (1), name (4) and
+#: version (5), as their position among `ConnectRequest`'s strings.
+_PLAIN_CONNECT = {0x0A: 0, 0x22: 1, 0x2A: 2}
+
+
 def _connect(data: bytes) -> ConnectRequest:
+    """A ConnectRequest. The common shape, only token, name and version (each at most once,
+    lengths below 16 KiB), is read inline; anything else (data, subs…) is scanned."""
+    texts = [b"", b"", b""]
+    pos, size = 0, len(data)
+    plain = _PLAIN_CONNECT
+    while pos < size:
+        slot = plain.get(data[pos])
+        if slot is None or texts[slot] or pos + 2 > size:
+            return _any_connect(data)
+        length, pos = data[pos + 1], pos + 2
+        if length >= 0x80:
+            if pos >= size or data[pos] >= 0x80:
+                return _any_connect(data)
+            length, pos = (length & 0x7F) | data[pos] << 7, pos + 1
+        end = pos + length
+        if end > size or not length:
+            return _any_connect(data)
+        texts[slot], pos = data[pos:end], end
+    token, name, version = texts
+    try:
+        return ConnectRequest(
+            token.decode() if token else "",
+            None,
+            NO_SUBS,
+            name.decode() if name else "",
+            version.decode() if version else "",
+        )
+    except UnicodeDecodeError:
+        raise ProtocolViolation("token, name or version is not UTF-8") from None
+
+
+def _any_connect(data: bytes) -> ConnectRequest:
     f = _scan(data, {1: _LEN, 2: _LEN, 3: _LEN, 4: _LEN, 5: _LEN}, frozenset((3,)))
     subs: Mapping[str, SubscribeRequest] = NO_SUBS
     if 3 in f:
@@ -653,7 +819,29 @@ _REQUESTS: tuple[tuple[int, str, Callable[[bytes], Request]], ...] = (
 _COMMAND_WIRES = {1: _VARINT} | {number: _LEN for number, _, _ in _REQUESTS}
 
 
-def _command(data: bytes) -> Command:
+#: Request decoders of the fast path by the tag byte of their Command field.
+_BY_TAG = {number << 3 | _LEN: (method, decode) for number, method, decode in _REQUESTS}
+
+
+def _command(frame: bytes, pos: int, end: int) -> Command:
+    """The Command in ``frame[pos:end]``. The common shape, an id below 128 and then one
+    request (length below 16 KiB) up to the end, is read inline; anything else is scanned."""
+    if end - pos >= 4 and frame[pos] == 0x08 and frame[pos + 1] < 0x80:
+        known = _BY_TAG.get(frame[pos + 2])
+        if known is not None:
+            length, start = frame[pos + 3], pos + 4
+            if length >= 0x80:
+                if start < end and frame[start] < 0x80:
+                    length, start = (length & 0x7F) | frame[start] << 7, start + 1
+                else:
+                    length = -1  # longer: scanned
+            if start + length == end:
+                method, decode = known
+                return Command(frame[pos + 1], method, decode(frame[start:end]))
+    return _any_command(frame[pos:end])
+
+
+def _any_command(data: bytes) -> Command:
     f = _scan(data, _COMMAND_WIRES)
     cmd_id = f.get(1, 0) & _U32
     for number, method, decode in _REQUESTS:
@@ -670,11 +858,18 @@ def decode_frame(frame: bytes) -> list[Command]:
     commands = []
     pos, size = 0, len(frame)
     while pos < size:
-        length, pos = _read_varint(frame, pos)
-        if length > size - pos:
+        length = frame[pos]
+        if length < 0x80:
+            pos += 1
+        elif pos + 1 < size and frame[pos + 1] < 0x80:  # two bytes: a command with a token
+            length, pos = (length & 0x7F) | frame[pos + 1] << 7, pos + 2
+        else:
+            length, pos = _read_varint(frame, pos)
+        end = pos + length
+        if end > size:
             raise ProtocolViolation("truncated message")
-        commands.append(_command(frame[pos : pos + length]))
-        pos += length
+        commands.append(_command(frame, pos, end))
+        pos = end
     return commands
 
 
