@@ -1,11 +1,13 @@
 """The short form of `bench latency` (make test): Rotary and Centrifugo, driven by the same
-clients and HTTP API publisher, each deliver every timed publication to every subscriber,
-and the percentiles come out ordered."""
+picows clients on the load workers and the same HTTP API publisher, each deliver every timed
+publication to every subscriber, and the percentiles come out ordered; the histogram the
+workers fill merges and reads back within its bucket width."""
 
 from __future__ import annotations
 
 import pytest
-from bench.latency import _one_case, percentiles
+from bench.histogram import Histogram
+from bench.latency import one_case, percentiles
 
 
 def test_percentiles_are_nearest_rank_and_none_when_empty() -> None:
@@ -13,9 +15,26 @@ def test_percentiles_are_nearest_rank_and_none_when_empty() -> None:
     assert percentiles([], (50,)) == [None]
 
 
+def test_merged_histograms_give_the_percentiles_of_all_samples_within_half_a_percent() -> None:
+    samples_ms = [float(k) for k in range(1, 1001)]
+    first, second = Histogram(), Histogram()
+    for n, ms in enumerate(samples_ms):
+        (first if n % 2 else second).add_ns(int(ms * 1e6))
+    first.merge(second.buckets)
+    exact = percentiles(samples_ms, (50, 99, 99.9))
+    found = first.percentiles((50, 99, 99.9))
+    assert first.count == 1000
+    for want, got in zip(exact, found, strict=True):
+        assert want is not None and got is not None
+        assert abs(got * 1000 - want) <= want * 0.005, (want, got)
+    assert Histogram().percentiles((50,)) == [None]
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("target", ["rotary-memory", "centrifugo"])
 def test_every_timed_publication_reaches_every_subscriber(target: str) -> None:
-    p50, p99, p999, seen = _one_case(target, 40, 20, 2.0)
-    assert seen == f"{40 * 40}/{40 * 40}", seen
-    assert 0 < p50 <= p99 <= p999
+    case = one_case(target, 40, 20, 2.0)
+    assert case.note == "" and case.expected == 40 * 40, case
+    assert case.lost == 0, case
+    assert case.p50_ms is not None and case.p99_ms is not None and case.p999_ms is not None
+    assert 0 < case.p50_ms <= case.p99_ms <= case.p999_ms
