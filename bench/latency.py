@@ -13,8 +13,9 @@ for every process on Linux): Rotary and Centrifugo through the HTTP API, python-
 through its `POST /publish`, picows over its publish WebSocket. Each worker files receive −
 send of every publication in a histogram of 1 %-wide buckets (`bench.histogram`); the parent
 merges them. Figures per (target, N, R): p50 / p99 / p99.9 in ms, publications lost (never
-seen within 2 s of the last send), the server's share of its CPU and the load workers' share
-of theirs (near 1, the receivers were what limited).
+seen within 2 s of the last send), the server's share of its CPU, the load workers' share
+of theirs (near 1, the receivers were what limited) and the share of the server's CPU that
+other processes took (a shared machine: read the percentiles with it).
 
 Sizes: quick 200 × 20/s for 5 s per target; full 1,000 × 20/s and 10,000 × 5/s for 30 s
 each. Targets: `rotary-memory`, `rotary-redis` (127.0.0.1:6379, own prefix), `centrifugo`
@@ -84,6 +85,8 @@ class Case:
     expected: int
     server_cpu: float | None = None
     load_cpu: float | None = None
+    #: The share of the server's CPU that went to other processes (a shared machine).
+    foreign_cpu: float | None = None
     note: str = ""
 
     @property
@@ -92,7 +95,8 @@ class Case:
 
     def row(self) -> list[Any]:
         seen = self.note or f"{self.seen}/{self.expected}"
-        return [self.p50_ms, self.p99_ms, self.p999_ms, seen, self.server_cpu, self.load_cpu]
+        cpu = [self.server_cpu, self.load_cpu, self.foreign_cpu]
+        return [self.p50_ms, self.p99_ms, self.p999_ms, seen, *cpu]
 
 
 def _plan(quick: bool) -> tuple[list[tuple[int, int]], float, tuple[str, ...]]:
@@ -130,7 +134,7 @@ def run(*, quick: bool) -> dict[str, Any]:
     header = ["target", "clients", "pub/s", "p50 ms", "p99 ms", "p99.9 ms", "seen"]
     return {
         "figures": figures,
-        "table_header": [*header, "server CPU", "load CPU"],
+        "table_header": [*header, "server CPU", "load CPU", "foreign CPU"],
         "table": rows,
     }
 
@@ -200,6 +204,7 @@ def _measure(
         expected=window.expected,
         server_cpu=cpu["server_share"],
         load_cpu=window.load_cpu,
+        foreign_cpu=cpu["foreign_share"],
     )
 
 
