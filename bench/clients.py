@@ -151,6 +151,7 @@ class RotaryClient(_Client):
         super().__init__(tally)
         self._token, self._channels, self._sub_tokens = token, channels, sub_tokens
         self._pending: set[int] = set()
+        self._last_id = len(channels) + 1
 
     def begin(self) -> None:
         connect = {"token": self._token} if self._token else {}
@@ -185,6 +186,15 @@ class RotaryClient(_Client):
                 self._succeed()
         elif "push" in msg and "pub" in msg["push"]:  # type: ignore[operator]
             self._count(1)
+
+    def send_commands(self, *commands: dict[str, object]) -> None:
+        """Send `commands` in one frame, each with a fresh id; their replies are not read
+        (what the connection gets once ready is only counted)."""
+        lines = []
+        for command in commands:
+            self._last_id += 1
+            lines.append(orjson.dumps({"id": self._last_id, **command}))
+        self._send(b"\n".join(lines))
 
     def _subscribe_all(self) -> None:
         commands = []

@@ -250,6 +250,17 @@ class LoadPool:
             "ready_at": ready_at,
         }
 
+    def spread(self, fn: str, total: int, **kwargs: Any) -> None:
+        """Start ``{"op": "call"}`` of `fn` on every worker without waiting, each given its
+        share of `total` items as ``start`` and ``count`` (besides `kwargs`); `collect`
+        gathers the answers."""
+        msgs, start = [], 0
+        for share in _split(total, self.size):
+            call = {**kwargs, "start": start, "count": share}
+            msgs.append({"op": "call", "fn": fn, "kwargs": call})
+            start += share
+        self.send(msgs)
+
     def shutdown(self) -> None:
         """Ask every worker to exit; terminate the ones that do not within 10 s."""
         for conn in self._conns:
