@@ -14,8 +14,10 @@ through its `POST /publish`, picows over its publish WebSocket. Each worker file
 send of every publication in a histogram of 1 %-wide buckets (`bench.histogram`); the parent
 merges them. Figures per (target, N, R): p50 / p99 / p99.9 in ms, publications lost (never
 seen within 2 s of the last send), the server's share of its CPU, the load workers' share
-of theirs (near 1, the receivers were what limited) and the share of the server's CPU that
-other processes took (a shared machine: read the percentiles with it).
+of theirs (near 1, the receivers were what limited), the share of the server's CPU that
+other processes took (a shared machine: read the percentiles with it), and for Rotary the
+cycle collections that ended in the window with the longest one's CPU time
+(`bench.gcwatch`: a pause stops the fan-out of the publication in flight).
 
 Sizes: quick 200 × 20/s for 5 s per target; full 1,000 × 20/s and 10,000 × 5/s for 30 s
 each. Targets: `rotary-memory`, `rotary-redis` (127.0.0.1:6379, own prefix), `centrifugo`
@@ -29,10 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -41,6 +45,7 @@ import orjson
 from bench import progress
 from bench.clients import OpenSpec
 from bench.common import API_KEY, SECRET, CpuWatch, ServerProcess, ServerUnavailable, wait_idle
+from bench.gcwatch import pauses
 from bench.histogram import Histogram
 from bench.servers import ROTARY_STANDARD, start_peer, start_rotary_with, ws_path
 from bench.worker import LoadPool, shared_pool
@@ -87,6 +92,8 @@ class Case:
     load_cpu: float | None = None
     #: The share of the server's CPU that went to other processes (a shared machine).
     foreign_cpu: float | None = None
+    #: Rotary's cycle collections in the window (`bench.gcwatch.pauses`); None for peers.
+    gc: dict[str, Any] | None = None
     note: str = ""
 
     @property
@@ -96,7 +103,8 @@ class Case:
     def row(self) -> list[Any]:
         seen = self.note or f"{self.seen}/{self.expected}"
         cpu = [self.server_cpu, self.load_cpu, self.foreign_cpu]
-        return [self.p50_ms, self.p99_ms, self.p999_ms, seen, *cpu]
+        gc = f"{self.gc['count']}, {self.gc['max_cpu_ms']:g}" if self.gc else None
+        return [self.p50_ms, self.p99_ms, self.p999_ms, seen, *cpu, gc]
 
 
 def _plan(quick: bool) -> tuple[list[tuple[int, int]], float, tuple[str, ...]]:
@@ -129,12 +137,15 @@ def run(*, quick: bool) -> dict[str, Any]:
             figures[f"{key}_p50_ms"], figures[f"{key}_p99_ms"] = found.p50_ms, found.p99_ms
             figures[f"{key}_p999_ms"] = found.p999_ms
             figures[f"{key}_lost"] = found.lost if not found.note else None
+            if found.gc is not None:
+                figures[f"{key}_gc_pauses"] = found.gc["count"]
+                figures[f"{key}_gc_max_cpu_ms"] = found.gc["max_cpu_ms"]
             progress.step()
         figures |= _ratios(figures, clients, rate)
     header = ["target", "clients", "pub/s", "p50 ms", "p99 ms", "p99.9 ms", "seen"]
     return {
         "figures": figures,
-        "table_header": [*header, "server CPU", "load CPU", "foreign CPU"],
+        "table_header": [*header, "server CPU", "load CPU", "foreign CPU", "GCs, max CPU ms"],
         "table": rows,
     }
 
@@ -166,7 +177,8 @@ def _start(target: str) -> ServerProcess:
         config |= {"engine": "redis", "redis_prefix": f"bench-lat-{uuid.uuid4().hex[:8]}"}
     if extra := os.environ.get("BENCH_LATENCY_ROTARY_CONFIG"):
         config |= orjson.loads(extra)  # an experiment's settings on top of the standard ones
-    return start_rotary_with(config)
+    gc_log = Path(tempfile.mkstemp(prefix="bench-latency-gc-", suffix=".log")[1])
+    return start_rotary_with(config, gc_log=gc_log)
 
 
 def one_case(
@@ -196,6 +208,8 @@ def _measure(
     window = timed_window(pool, server, kind, group=target, timing=(*timing, _DRAIN_S))
     cpu = watch.stop()
     p50, p99, p999 = window.ms((50, 99, 99.9))
+    gc_log = server.extra.get("gc_log")
+    gc = pauses(gc_log, window.start, window.end) if gc_log else None
     return Case(
         p50,
         p99,
@@ -205,6 +219,7 @@ def _measure(
         server_cpu=cpu["server_share"],
         load_cpu=window.load_cpu,
         foreign_cpu=cpu["foreign_share"],
+        gc=gc,
     )
 
 
@@ -217,6 +232,10 @@ class Window:
     expected: int
     #: The load workers' mean share of their CPU over the window (near 1: they limited).
     load_cpu: float
+    #: When the first publication went out and when the last delivery came or the wait
+    #: ended (monotonic seconds).
+    start: float
+    end: float
 
     def ms(self, points: tuple[float, ...]) -> list[float | None]:
         """Percentiles `points` of the latency in ms (2 decimals), None when empty."""
@@ -242,13 +261,14 @@ def timed_window(
     t0 = time.monotonic()
     asyncio.run(publish_timed(server, kind, rate, seconds))
     replies = pool.broadcast({"op": "wait", "timeout": drain, "group": group})
-    wall = time.monotonic() - t0
+    end = time.monotonic()
+    wall = end - t0
     merged = Histogram()
     for reply in replies:
         merged.merge(reply["latency"] or {})
     load = sum(r["cpu_s"] for r in replies) / wall / pool.size
     expected = sum(r["target"] for r in replies)
-    return Window(merged, sent, expected, round(load, 2))
+    return Window(merged, sent, expected, round(load, 2), t0, end)
 
 
 def subscribe(
