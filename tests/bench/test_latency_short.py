@@ -5,7 +5,10 @@ workers fill merges and reads back within its bucket width."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from bench.gcwatch import pauses
 from bench.histogram import Histogram
 from bench.latency import one_case, percentiles
 
@@ -38,3 +41,14 @@ def test_every_timed_publication_reaches_every_subscriber(target: str) -> None:
     assert case.lost == 0, case
     assert case.p50_ms is not None and case.p99_ms is not None and case.p999_ms is not None
     assert 0 < case.p50_ms <= case.p99_ms <= case.p999_ms
+    # Rotary runs under bench.gcwatch, which files its collections; peers have none.
+    assert (case.gc is not None) == (target == "rotary-memory"), case
+
+
+def test_gc_pauses_counts_only_the_collections_that_ended_in_the_window(tmp_path: Path) -> None:
+    log = tmp_path / "gc.log"
+    log.write_text("9.5 0 20.0 12.0\n10.5 0 3.0 2.5\n11.0 2 9.0 8.0\n12.5 1 50.0 40.0\n")
+    found = pauses(log, 10.0, 12.0)
+    assert found["count"] == 2 and found["by_generation"] == {0: 1, 1: 0, 2: 1}
+    assert found["max_cpu_ms"] == 8.0 and found["max_wall_ms"] == 9.0
+    assert found["cpu_ms"] == 10.5
