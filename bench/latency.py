@@ -35,7 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,8 @@ class Case:
     foreign_cpu: float | None = None
     #: Rotary's cycle collections in the window (`bench.gcwatch.pauses`); None for peers.
     gc: dict[str, Any] | None = None
+    #: Why each publication the server refused or dropped failed.
+    failed: list[str] = field(default_factory=list)
     note: str = ""
 
     @property
@@ -102,6 +104,8 @@ class Case:
 
     def row(self) -> list[Any]:
         seen = self.note or f"{self.seen}/{self.expected}"
+        if self.failed:
+            seen += f" ({len(self.failed)} publications failed: {self.failed[0]})"
         cpu = [self.server_cpu, self.load_cpu, self.foreign_cpu]
         gc = f"{self.gc['count']}, {self.gc['max_cpu_ms']:g}" if self.gc else None
         return [self.p50_ms, self.p99_ms, self.p999_ms, seen, *cpu, gc]
@@ -137,6 +141,7 @@ def run(*, quick: bool) -> dict[str, Any]:
             figures[f"{key}_p50_ms"], figures[f"{key}_p99_ms"] = found.p50_ms, found.p99_ms
             figures[f"{key}_p999_ms"] = found.p999_ms
             figures[f"{key}_lost"] = found.lost if not found.note else None
+            figures[f"{key}_failed_publications"] = len(found.failed)
             if found.gc is not None:
                 figures[f"{key}_gc_pauses"] = found.gc["count"]
                 figures[f"{key}_gc_max_cpu_ms"] = found.gc["max_cpu_ms"]
@@ -220,6 +225,7 @@ def _measure(
         load_cpu=window.load_cpu,
         foreign_cpu=cpu["foreign_share"],
         gc=gc,
+        failed=window.failed,
     )
 
 
@@ -236,6 +242,8 @@ class Window:
     #: ended (monotonic seconds).
     start: float
     end: float
+    #: Why each publication that failed did (its deliveries count as lost).
+    failed: list[str]
 
     def ms(self, points: tuple[float, ...]) -> list[float | None]:
         """Percentiles `points` of the latency in ms (2 decimals), None when empty."""
@@ -259,7 +267,7 @@ def timed_window(
     sent = int(rate * seconds)
     pool.broadcast({"op": "arm", "per_client": sent, "group": group, "latency": True})
     t0 = time.monotonic()
-    asyncio.run(publish_timed(server, kind, rate, seconds))
+    failed = asyncio.run(publish_timed(server, kind, rate, seconds))
     replies = pool.broadcast({"op": "wait", "timeout": drain, "group": group})
     end = time.monotonic()
     wall = end - t0
@@ -268,7 +276,7 @@ def timed_window(
         merged.merge(reply["latency"] or {})
     load = sum(r["cpu_s"] for r in replies) / wall / pool.size
     expected = sum(r["target"] for r in replies)
-    return Window(merged, sent, expected, round(load, 2), t0, end)
+    return Window(merged, sent, expected, round(load, 2), t0, end, failed)
 
 
 def subscribe(
@@ -285,9 +293,10 @@ def subscribe(
         raise RuntimeError(f"{len(opened['failures'])} of {clients} did not open: {first}")
 
 
-async def publish_timed(server: ServerProcess, kind: str, rate: int, seconds: float) -> int:
+async def publish_timed(server: ServerProcess, kind: str, rate: int, seconds: float) -> list[str]:
     """Publish `rate` timed publications a second for `seconds` to `server` the way `kind`
-    (``rotary``, ``socketio`` or ``bare``) takes them; the number sent."""
+    (``rotary``, ``socketio`` or ``bare``) takes them; why each publication that failed did
+    (the others go on: a failed publication is lost to every subscriber)."""
     async with aiohttp.ClientSession() as session:
         if kind == "bare":
             async with session.ws_connect(server.url("/publish")) as ws:
@@ -302,7 +311,9 @@ async def publish_timed(server: ServerProcess, kind: str, rate: int, seconds: fl
         async def post() -> None:
             body = orjson.dumps({**target, "data": {"t_ns": time.monotonic_ns()}})
             async with session.post(url, data=body, headers=headers) as response:
-                await response.read()
+                reply = await response.read()
+            if response.status != 200 or b'"error"' in reply:
+                raise RuntimeError(f"refused: {response.status} {reply[:100]!r}")
 
         return await _open_loop(post, rate, seconds)
 
@@ -311,9 +322,9 @@ def _stamped() -> bytes:
     return orjson.dumps({"t_ns": time.monotonic_ns()})
 
 
-async def _open_loop(send: Callable[[], Any], rate: int, seconds: float) -> int:
+async def _open_loop(send: Callable[[], Any], rate: int, seconds: float) -> list[str]:
     """Call `send` `rate` times per second for `seconds` on a fixed schedule, never waiting
-    for one to finish before starting the next; the number sent."""
+    for one to finish before starting the next; what each failed call raised."""
     start = time.monotonic()
     total = int(rate * seconds)
     pending: list[asyncio.Task[Any]] = []
@@ -322,5 +333,5 @@ async def _open_loop(send: Callable[[], Any], rate: int, seconds: float) -> int:
         if delay > 0:
             await asyncio.sleep(delay)
         pending.append(asyncio.ensure_future(send()))
-    await asyncio.gather(*pending)
-    return total
+    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    return [repr(o)[:120] for o in outcomes if isinstance(o, BaseException)]

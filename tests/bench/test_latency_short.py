@@ -5,12 +5,13 @@ workers fill merges and reads back within its bucket width."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from bench.gcwatch import pauses
 from bench.histogram import Histogram
-from bench.latency import one_case, percentiles
+from bench.latency import _open_loop, one_case, percentiles
 
 
 def test_percentiles_are_nearest_rank_and_none_when_empty() -> None:
@@ -38,7 +39,7 @@ def test_merged_histograms_give_the_percentiles_of_all_samples_within_half_a_per
 def test_every_timed_publication_reaches_every_subscriber(target: str) -> None:
     case = one_case(target, 40, 20, 2.0)
     assert case.note == "" and case.expected == 40 * 40, case
-    assert case.lost == 0, case
+    assert case.lost == 0 and case.failed == [], case
     assert case.p50_ms is not None and case.p99_ms is not None and case.p999_ms is not None
     assert 0 < case.p50_ms <= case.p99_ms <= case.p999_ms
     # Rotary runs under bench.gcwatch, which files its collections; peers have none.
@@ -52,3 +53,16 @@ def test_gc_pauses_counts_only_the_collections_that_ended_in_the_window(tmp_path
     assert found["count"] == 2 and found["by_generation"] == {0: 1, 1: 0, 2: 1}
     assert found["max_cpu_ms"] == 8.0 and found["max_wall_ms"] == 9.0
     assert found["cpu_ms"] == 10.5
+
+
+def test_the_open_loop_goes_on_past_a_failed_publication_and_says_why() -> None:
+    calls: list[int] = []
+
+    async def send() -> None:
+        calls.append(len(calls))
+        if len(calls) == 2:
+            raise ConnectionResetError("server went away")
+
+    failed = asyncio.run(_open_loop(send, 100, 0.05))
+    assert len(calls) == 5
+    assert failed == ["ConnectionResetError('server went away')"]
