@@ -2,8 +2,8 @@
 
 Several scenarios run one after the other into one results file. Scenarios: verify,
 nodecost, storm, stormcount, fanout, delta, tagsfilter, memory, cluster, latency, soak,
-slowconsumers, slowloris, redisdown, proxystorm, workers, flood, or `all` (every one that
-exists; `all --quick` leaves out stormcount, whose valgrind start-up alone is slow).
+slowconsumers, slowloris, redisdown, proxystorm, workers, flood, compression, or `all` (every
+one that exists; `all --quick` leaves out stormcount, whose valgrind start-up alone is slow).
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ SCENARIOS = (
     "proxystorm",
     "workers",
     "flood",
+    "compression",
 )
 _OPTIONAL = {"verify", "nodecost", "cluster", "proxystorm"}
 #: Left out of ``all --quick``: valgrind's start-up alone would take the quick run past a

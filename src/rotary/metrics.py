@@ -41,7 +41,18 @@ OTHER = "other"
 #: included.
 COMMAND_METHODS = frozenset(REQUEST_ORDER)
 PUBLICATION_SOURCES = frozenset({"client", "api"})
-PROXY_KINDS = frozenset({"connect", "refresh", "subscribe", "sub_refresh", "publish", "rpc"})
+PROXY_KINDS = frozenset(
+    {
+        "connect",
+        "refresh",
+        "subscribe",
+        "sub_refresh",
+        "publish",
+        "rpc",
+        "map_publish",
+        "map_remove",
+    }
+)
 PROXY_OUTCOMES = frozenset({"ok", "error", "disconnect", "failure"})
 #: What became of the items of shared poll backend answers (Centrifugo's ``items_count``).
 POLL_ITEM_RESULTS = frozenset({"polled", "changed", "unchanged", "removed"})
@@ -238,6 +249,12 @@ class Metrics:
             "Server-API shared poll publications received by this node, by result.",
             ("result",),
         )
+        self._filtered = _Series(
+            "rotary_tags_filter_dropped_publications",
+            "Live publications not delivered to a subscriber because its tags filter dropped "
+            "them, one per subscriber.",
+            (),
+        )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(
             _Collector(
@@ -257,6 +274,7 @@ class Metrics:
                     self._poll_calls,
                     self._poll_items,
                     self._poll_publications,
+                    self._filtered,
                 )
             )
         )
@@ -276,6 +294,7 @@ class Metrics:
             self._poll_items.touch(result)
         for result in POLL_PUBLISH_RESULTS:
             self._poll_publications.touch(result)
+        self._filtered.touch()
 
     def connection_opened(self) -> None:
         self._connections.value += 1
@@ -343,6 +362,10 @@ class Metrics:
     def shared_poll_publication(self, *, applied: bool) -> None:
         """A server-API publication pushed to this node's clients, or skipped as old."""
         self._poll_publications.inc("applied" if applied else "skipped")
+
+    def tags_filter_dropped(self, count: int) -> None:
+        """`count` subscribers' tags filters dropped one live publication."""
+        self._filtered.add(count)
 
     def disconnected(self, code: int) -> None:
         """The server closed a connection with `code`."""

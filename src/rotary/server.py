@@ -50,6 +50,7 @@ from rotary.protocol.codes import DisconnectCode
 from rotary.proxy.hooks import HttpProxy
 from rotary.proxy.poll import PollProxy
 from rotary.transports import streaming
+from rotary.transports.deflate import Deflate
 from rotary.transports.limits import Admission, ConnectionRateLimiter
 from rotary.transports.uni_websocket import UniWebSocketOptions, uni_websocket_handler
 from rotary.transports.websocket import websocket_handler
@@ -96,7 +97,7 @@ def _map_broker(config: Config, clock: Clock) -> MapBroker | None:
         return None
     from rotary.engines.redis.maps import RedisMapBroker
 
-    return RedisMapBroker(config.engine.redis, clock=clock)
+    return RedisMapBroker(config.engine.map_redis, clock=clock)
 
 
 class _Metered:
@@ -259,6 +260,7 @@ def build_app(config: Config, node: Node, *, demo: DemoSettings | None = None) -
             connection_limit=client.connection_limit,
             connection_rate_limit=client.connection_rate_limit,
             rate_limiter=rate,
+            deflate=_deflate(config),
         )
         app.router.add_get(config.websocket.handler_prefix, handler)
     admission = Admission(
@@ -291,6 +293,17 @@ _STREAMING = {
 }
 
 
+def _deflate(config: Config) -> Deflate:
+    """The permessage-deflate settings of the bidirectional WebSocket endpoint."""
+    ws = config.websocket
+    return Deflate(
+        enabled=ws.compression,
+        min_size=ws.compression_min_size,
+        level=ws.compression_level,
+        decompressed_size_limit=ws.decompressed_message_size_limit,
+    )
+
+
 def _add_streaming(app: web.Application, config: Config, node: Node, admission: Admission) -> None:
     """Every enabled HTTP-streaming, SSE and unidirectional endpoint, and the emulation
     endpoint when a bidirectional one (HTTP-streaming, SSE) is on."""
@@ -314,6 +327,12 @@ def _transport_options(config: Config) -> dict[str, dict[str, Any]]:
         disconnect_push=not uni.websocket_disable_disconnect_push,
         closing_handshake=not uni.websocket_disable_closing_handshake,
         write_timeout=uni.websocket_write_timeout,
+        deflate=Deflate(
+            enabled=uni.websocket_compression,
+            min_size=uni.websocket_compression_min_size,
+            level=uni.websocket_compression_level,
+            decompressed_size_limit=uni.websocket_decompressed_message_size_limit,
+        ),
     )
     return {
         "http_stream": {},

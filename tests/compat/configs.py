@@ -14,11 +14,21 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-__all__ = ["API_KEY", "SECRET", "SUB_SECRET", "config", "names", "on_redis", "private_key"]
+__all__ = [
+    "API_KEY",
+    "POLL_SECRET",
+    "SECRET",
+    "SUB_SECRET",
+    "config",
+    "names",
+    "on_redis",
+    "private_key",
+]
 
 SECRET = "compat-hmac-secret-0123456789abcdef01234567"
 API_KEY = "compat-api-key"
 SUB_SECRET = "compat-subscription-secret-0123456789abcdef"
+POLL_SECRET = "compat-shared-poll-secret-0123456789abcdef"
 
 _CHAT = {
     "name": "chat",
@@ -109,6 +119,16 @@ _MAP_DELTA = {
     "map": {"mode": "persistent", "allow_publish_for_client": True, "min_page_size": 1},
 }
 
+# Shared poll with server-API publications. The backend is a closed port: every poll fails
+# (logged) alike on both servers, so only publications bring versions.
+_SHARED_POLL = {
+    "name": "sp",
+    "subscription_type": "shared_poll",
+    "allow_subscribe_for_client": True,
+    "shared_poll": {"mode": "versioned", "refresh_interval": "60s", "publish_enabled": True},
+}
+_CLOSED_BACKEND = {"endpoint": "http://127.0.0.1:9/refresh", "timeout": "1s"}
+
 _BASE: dict[str, Any] = {
     "client": {
         "token": {"hmac_secret_key": SECRET},
@@ -173,6 +193,11 @@ def _extra() -> dict[str, dict[str, Any]]:
             "channel": {"without_namespace": {"presence": True}},
         },
         "fast_ping": {"client": {"ping_interval": "2s", "pong_timeout": "1s"}},
+        # permessage-deflate on both WebSockets (the suite's aiohttp clients offer it).
+        "deflate": {
+            "websocket": {"compression": True, "compression_min_size": 64},
+            "uni_websocket": {"compression": True, "compression_min_size": 64},
+        },
         "uni_codes": _UNI_CODES,
         "tags": {"channel": {"namespaces": [_CHAT, _PLAIN, _TAGGED, _TAGGED_CACHE]}},
         "extras": {
@@ -181,6 +206,13 @@ def _extra() -> dict[str, dict[str, Any]]:
             "channel": {"namespaces": [_CHAT, _PLAIN, _DELTA]},
         },
         "maps": {"channel": {"namespaces": [_CHAT, _PLAIN, _MAP_DELTA]}},
+        "shared_poll": {
+            "shared_poll": {"hmac_secret_key": POLL_SECRET},
+            "channel": {
+                "namespaces": [_CHAT, _PLAIN, _SHARED_POLL],
+                "proxy": {"shared_poll_refresh": _CLOSED_BACKEND},
+            },
+        },
     }
 
 

@@ -126,12 +126,14 @@ class Push:
     """Observe the next `count` pushes on `conn` (server pings are skipped).
 
     `unordered`: the pushes are observed as one list in a canonical order, for pushes whose
-    relative order no server promises (a broadcast to several channels).
+    relative order no server promises (a broadcast to several channels). `save`, as for
+    `Cmd`, reads paths of the last push (a unidirectional connect push's epochs).
     """
 
     conn: str
     count: int = 1
     unordered: bool = False
+    save: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

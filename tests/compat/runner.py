@@ -238,6 +238,8 @@ class _Run:
                 pushes = [await self.conns[step.conn].push() for _ in range(step.count)]
                 for push in pushes:  # a unidirectional connect push names the client
                     self._note_client(step.conn, push)
+                if step.save:
+                    self._save(step.save, pushes[-1])
                 if step.unordered:
                     pushes = [sorted(pushes, key=lambda p: json.dumps(p, sort_keys=True))]
                 self.out.entries.extend(pushes)

@@ -159,13 +159,59 @@ def test_a_disconnect_transform_needs_a_disconnect_code_and_an_ascii_reason(
             _load(tmp_path, {"client": {"connect_code_to_unidirectional_disconnect": group}})
 
 
-def test_a_uni_websocket_key_without_effect_loads_with_a_warning_when_set(
-    tmp_path: Path,
-) -> None:
+def test_a_websocket_buffer_key_loads_with_a_warning_only_when_set(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"uni_websocket": {"compression": True, "read_buffer_size": 0}}))
+    config = {
+        "websocket": {"write_buffer_size": 8192, "use_write_buffer_pool": False},
+        "uni_websocket": {"read_buffer_size": 4096, "write_buffer_size": 0},
+    }
+    path.write_text(json.dumps(config))
     warnings: list[str] = []
     load_config(str(path), env={}, warnings=warnings)
-    assert warnings == [
-        "uni_websocket.compression: accepted and ignored, it has no effect in Rotary"
+    assert sorted(warnings) == [
+        "uni_websocket.read_buffer_size: accepted and ignored, it has no effect in Rotary",
+        "websocket.write_buffer_size: accepted and ignored, it has no effect in Rotary",
     ]
+
+
+def test_compression_keys_of_both_websockets_load_in_v5_and_v6_form(tmp_path: Path) -> None:
+    v6 = _load(
+        tmp_path,
+        {
+            "websocket": {"compression": True, "compression_min_size": 128},
+            "uni_websocket": {"compression": True, "decompressed_message_size_limit": 9000},
+        },
+    )
+    v5 = _load(tmp_path, {"websocket_compression": True, "websocket_compression_level": 9})
+    assert (v6.websocket.compression, v6.websocket.compression_min_size) == (True, 128)
+    assert v6.websocket.compression_level == 1
+    assert (v6.uni.websocket_compression, v6.uni.websocket_decompressed_message_size_limit) == (
+        True,
+        9000,
+    )
+    assert (v5.websocket.compression, v5.websocket.compression_level) == (True, 9)
+
+
+@pytest.mark.parametrize("section", ["websocket", "uni_websocket"])
+def test_a_compression_level_outside_go_flates_range_is_refused(
+    tmp_path: Path, section: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"{section}\.compression_level: must be from -2 to 9"):
+        _load(tmp_path, {section: {"compression": True, "compression_level": 10}})
+
+
+def test_an_unreadable_group_field_variable_is_refused_naming_it(tmp_path: Path) -> None:
+    var = "CENTRIFUGO_UNI_HTTP_STREAM_CONNECT_CODE_TO_HTTP_RESPONSE_TRANSFORMS"
+    with pytest.raises(ConfigError, match=rf"{var}: expected a JSON list of transforms"):
+        _load(tmp_path, {}, env={var: "[{"})
+    with pytest.raises(ConfigError, match=r"_ENABLED: expected true, false, 1 or 0"):
+        _load(tmp_path, {}, env={var.replace("TRANSFORMS", "ENABLED"): "yes"})
+
+
+def test_a_group_field_variable_applies_to_the_whole_group_variable(tmp_path: Path) -> None:
+    var = "ROTARY_CLIENT_CONNECT_CODE_TO_UNIDIRECTIONAL_DISCONNECT"
+    group = {"enabled": False, "transforms": [{"code": 109, "to": {"code": 4501}}]}
+    config = _load(tmp_path, {}, env={var: json.dumps(group), f"{var}_ENABLED": "true"})
+    assert config.client.connect_code_to_unidirectional_disconnect == (
+        CodeTransform(109, 4501, ""),
+    )

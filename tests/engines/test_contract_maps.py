@@ -46,14 +46,14 @@ async def maps(
         broker.start(record, lambda ch: None)
         yield broker
         return
-    from rotary.config.model import RedisSettings
+    from rotary.config.model import MapRedisSettings, RedisSettings
     from rotary.engines.redis.maps import RedisMapBroker
     from tests.engines.conftest import REDIS_HOST, REDIS_PORT, _delete_keys, _redis_client
 
     client = await _redis_client()
     prefix = f"rotary-test-{uuid.uuid4().hex[:8]}"
     settings = RedisSettings(addresses=(f"{REDIS_HOST}:{REDIS_PORT}",), prefix=prefix)
-    broker = RedisMapBroker(settings, clock=clock)
+    broker = RedisMapBroker(MapRedisSettings(redis=settings), clock=clock)
     broker.start(record, {"m": RECOVERABLE}.get)
     await broker.wait_ready()
     try:

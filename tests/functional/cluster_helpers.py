@@ -4,6 +4,7 @@
   that a test may restart or whose PUB/SUB connections it may kill without disturbing the
   shared Redis on 6379;
 - `cluster_config`: a v5 flat config for nodes sharing Redis under one prefix;
+- `redis_cluster_of_three`: a private three-master Redis Cluster;
 - `until`: poll a condition (tests never assert timings, they wait for outcomes);
 - `skip_or_fail`: skip locally, fail under CI=true (a multi-node test must never be skipped
   in CI).
@@ -45,6 +46,7 @@ __all__ = [
     "pair_config",
     "publish_series",
     "received",
+    "redis_cluster_of_three",
     "resubscriptions",
     "sdk_subscribers",
     "shared_redis_or_skip",
@@ -337,6 +339,47 @@ class RedisProcess:
         with self.client() as c:
             c.select(db)
             return sorted(k.decode() for k in c.keys(pattern))
+
+
+@contextlib.contextmanager
+def redis_cluster_of_three(workdir: Path) -> Iterator[list[RedisProcess]]:
+    """Three private cluster-mode masters sharing the 16384 slots (``CLUSTER ADDSLOTSRANGE`` +
+    ``CLUSTER MEET``), ready (``cluster_state:ok``) when entered, killed on exit."""
+    masters: list[RedisProcess] = []
+    try:
+        for n in range(3):
+            extra = ("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{n}.conf")
+            masters.append(RedisProcess(workdir, extra=extra).start())
+        _form_cluster(masters)
+        yield masters
+    finally:
+        for master in masters:
+            master.stop()
+
+
+_SLOTS = 16384
+
+
+def _form_cluster(masters: list[RedisProcess]) -> None:
+    """Split the slots evenly, introduce the masters, wait until every one reports ok."""
+    step = _SLOTS // len(masters)
+    for i, master in enumerate(masters):
+        last = _SLOTS - 1 if i == len(masters) - 1 else (i + 1) * step - 1
+        with master.client() as c:
+            c.execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, last)
+    with masters[0].client() as c:
+        for other in masters[1:]:
+            c.execute_command("CLUSTER", "MEET", "127.0.0.1", other.port)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        states = []
+        for master in masters:
+            with master.client() as c:
+                states.append(c.execute_command("CLUSTER", "INFO").decode())
+        if all("cluster_state:ok" in s for s in states):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the Redis Cluster did not become ready")
 
 
 # ---------------------------------------------------------------- SDK subscribers and checks

@@ -7,14 +7,34 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
-from tests.functional.cluster_helpers import pair_config, shared_redis_or_skip, start_node
+from tests.functional.cluster_helpers import (
+    SHARED_REDIS,
+    RedisProcess,
+    pair_config,
+    shared_redis_or_skip,
+    start_node,
+)
 from tests.functional.conftest import ServerHandle, make_token
+
+ENGINE_PREFIX = f"rotary-maps-{uuid.uuid4().hex[:10]}"
+MAP_PREFIX = f"rotary-mapb-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerHandle, ServerHandle]]:
-    """Nodes A and B sharing one Redis prefix, for the module (tests use their own channels)."""
+def map_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """A private Redis for the map broker, apart from the engine's shared one."""
+    server = RedisProcess(tmp_path_factory.mktemp("map-redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def nodes(
+    tmp_path_factory: pytest.TempPathFactory, map_redis: RedisProcess
+) -> Iterator[tuple[ServerHandle, ServerHandle]]:
+    """Nodes A and B: the engine on the shared Redis, map channels on `map_redis`."""
     tmp_path = tmp_path_factory.mktemp("cluster-maps")
     shared_redis_or_skip()
     game = {
@@ -23,8 +43,8 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerHand
         "allow_subscribe_for_client": True,
         "map": {"mode": "recoverable", "key_ttl": "60s"},
     }
-    prefix = f"rotary-maps-{uuid.uuid4().hex[:10]}"
-    config = pair_config(prefix, map_broker_type="redis", namespaces=[game])
+    map_broker = {"type": "redis", "redis": {"address": map_redis.address, "prefix": MAP_PREFIX}}
+    config = pair_config(ENGINE_PREFIX, map_broker=map_broker, namespaces=[game])
     a = start_node(config, tmp_path, "a")
     try:
         b = start_node(config, tmp_path, "b")
@@ -89,3 +109,20 @@ async def test_a_versioned_write_through_one_node_outdates_older_ones_through_th
 
     assert stale["result"]["suppress_reason"] == "version"
     assert [(e["key"], e["data"]) for e in state["entries"]] == [("k", 1)]
+
+
+async def test_map_channels_live_on_the_map_brokers_own_redis(
+    nodes: tuple[ServerHandle, ServerHandle], map_redis: RedisProcess
+) -> None:
+    a, _ = nodes
+    a.api("map_publish", {"channel": "game:own", "key": "k", "data": 1})
+
+    assert f"{MAP_PREFIX}.map.state.{{game:own}}" in map_redis.keys(f"{MAP_PREFIX}.*")
+    assert _shared_keys(f"{MAP_PREFIX}.*") == []
+    assert _shared_keys(f"{ENGINE_PREFIX}.map.*") == []
+
+
+def _shared_keys(pattern: str) -> list[bytes]:
+    host, port = SHARED_REDIS.split(":")
+    with redis.Redis(host=host, port=int(port)) as client:
+        return list(client.keys(pattern))

@@ -8,14 +8,19 @@ sharing the 16384 slots (``CLUSTER ADDSLOTSRANGE`` + ``CLUSTER MEET``); the node
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.functional.cluster_helpers import RedisProcess, closing_ws, cluster_config, until
+from tests.functional.cluster_helpers import (
+    RedisProcess,
+    closing_ws,
+    cluster_config,
+    redis_cluster_of_three,
+    until,
+)
 from tests.functional.conftest import make_token
 
 pytestmark = pytest.mark.redis
@@ -26,9 +31,6 @@ async def ws_connect(ws_connect: Any) -> AsyncIterator[Any]:
     """WebSocket clients closed at the end of each test."""
     async with closing_ws(ws_connect) as connect:
         yield connect
-
-
-SLOTS = 16384
 
 
 @pytest.fixture
@@ -44,38 +46,8 @@ def sentinel(tmp_path: Path) -> Iterator[RedisProcess]:
 
 @pytest.fixture
 def redis_cluster(tmp_path: Path) -> Iterator[list[RedisProcess]]:
-    masters: list[RedisProcess] = []
-    try:
-        for n in range(3):
-            extra = ("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{n}.conf")
-            masters.append(RedisProcess(tmp_path, extra=extra).start())
-        _form_cluster(masters)
+    with redis_cluster_of_three(tmp_path) as masters:
         yield masters
-    finally:
-        for master in masters:
-            master.stop()
-
-
-def _form_cluster(masters: list[RedisProcess]) -> None:
-    """Split the slots evenly, introduce the masters, wait until every one reports ok."""
-    step = SLOTS // len(masters)
-    for i, master in enumerate(masters):
-        last = SLOTS - 1 if i == len(masters) - 1 else (i + 1) * step - 1
-        with master.client() as c:
-            c.execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, last)
-    with masters[0].client() as c:
-        for other in masters[1:]:
-            c.execute_command("CLUSTER", "MEET", "127.0.0.1", other.port)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        states = []
-        for master in masters:
-            with master.client() as c:
-                states.append(c.execute_command("CLUSTER", "INFO").decode())
-        if all("cluster_state:ok" in s for s in states):
-            return
-        time.sleep(0.1)
-    raise RuntimeError("the Redis Cluster did not become ready")
 
 
 async def check_two_nodes(a: Any, b: Any, ws_connect: Any) -> None:

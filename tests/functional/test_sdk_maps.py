@@ -204,6 +204,8 @@ async def test_js_map_subscription_with_fossil_delta_decodes_per_key_deltas(
             "redis_address": SHARED_REDIS,
             "redis_prefix": f"rotary-sdkmaps-{uuid.uuid4().hex[:10]}",
             "map_broker_type": "redis",
+            "map_broker_redis_address": SHARED_REDIS,
+            "map_broker_redis_prefix": f"rotary-sdkmaps-{uuid.uuid4().hex[:10]}",
         }
     server = rotary_server(cfg)
     padding = "p" * 300

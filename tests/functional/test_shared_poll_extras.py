@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from rotary.protocol import fossil
 from tests.functional.cluster_helpers import start_node
@@ -167,7 +168,7 @@ async def test_a_new_publisher_epoch_unsubscribes_the_subscribers_with_2500(
     client = await subscribed(server, ws_connect, channel)
     await ask(client, track(3, channel, {"k": 0}))
 
-    await publish(server, channel=channel, key="other", version=1, epoch="e2", data={})
+    await publish(server, channel=channel, key="k", version=1, epoch="e2", data={})
 
     push = (await client.push())["push"]
     assert push["channel"] == channel
@@ -209,6 +210,60 @@ async def test_publication_on_one_redis_node_reaches_the_clients_of_another(
     finally:
         for node in nodes:
             node.stop()
+
+
+@pytest.mark.redis
+async def test_publication_reaches_only_the_redis_nodes_tracking_its_key(
+    poll_backend: tuple[Backend, str], ws_connect: Any, tmp_path: Path
+) -> None:
+    base = publish_config(poll_backend[1], "redis")
+    nodes = [start_node(base, tmp_path, name) for name in ("n1", "n2")]
+    try:
+        channel = new_channel("pollpub")
+        on_a = await subscribed(nodes[0], ws_connect, channel)
+        await ask(on_a, track(3, channel, {"a": 0}))
+        on_b = await subscribed(nodes[1], ws_connect, channel)
+        await ask(on_b, track(3, channel, {"b": 0}))
+
+        # A new epoch resets the subscribers of every node it reaches: only n2 tracks "b".
+        await publish(nodes[0], channel=channel, key="b", version=1, epoch="e2", data={})
+        assert (await on_b.push())["push"]["unsubscribe"]["code"] == 2500
+        await publish(nodes[1], channel=channel, key="a", version=4, data={"n": 4})
+
+        assert await updates(on_a, 1) == [{"data": {"n": 4}, "key": "a", "version": 4}]
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.mark.redis
+async def test_redis_node_listens_to_a_keys_channel_only_while_a_client_tracks_the_key(
+    poll_backend: tuple[Backend, str], ws_connect: Any, tmp_path: Path
+) -> None:
+    base = publish_config(poll_backend[1], "redis")
+    prefix = base["engine"]["redis"]["prefix"]
+    node = start_node(base, tmp_path, "n1")
+    redis_client = redis.Redis(host="127.0.0.1", port=6379)
+    try:
+        channel = new_channel("pollpub")
+        client = await subscribed(node, ws_connect, channel)
+        await ask(client, track(3, channel, {"a": 0, "b": 0}))
+        listened = redis_client.pubsub_channels(f"{prefix}*{channel}*")
+        assert sorted(name[-1:] for name in listened) == [b"a", b"b"]
+
+        await ask(
+            client, {"id": 4, "sub_refresh": {"channel": channel, "type": 2, "untrack": ["a"]}}
+        )
+        for _ in range(100):
+            listened = redis_client.pubsub_channels(f"{prefix}*{channel}*")
+            if len(listened) < 2:
+                break
+            await asyncio.sleep(0.05)
+
+        assert [name[-1:] for name in listened] == [b"b"]
+    finally:
+        redis_client.close()
+        node.stop()
 
 
 async def test_namespace_without_a_proxy_name_is_polled_through_the_default_proxy(

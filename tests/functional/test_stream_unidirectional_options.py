@@ -5,6 +5,7 @@ as chosen disconnects, joined frames, no disconnect push, no closing handshake.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -42,7 +43,6 @@ CONFIG: dict[str, Any] = {
         "disable_disconnect_push": True,
         "write_timeout": "2s",
         # Accepted for compatibility, without effect.
-        "compression": True,
         "read_buffer_size": 4096,
     },
 }
@@ -65,9 +65,27 @@ def plain_close_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
         "uni_websocket": True,
         "uni_websocket_disable_closing_handshake": True,
         "ping_interval": "1s",
-        "pong_timeout": "0s",
+        "pong_timeout": "500ms",
     }
     handle = start_node(config, tmp_path_factory.mktemp("uniclose"), "uniclose")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="module")
+def ping_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    """Pings every 2 s, pongs due within 1.8 s: a pong 1.4 s late is in time (it would not
+    be within half of the ping interval)."""
+    config = {
+        "token_hmac_secret_key": SECRET,
+        "api_key": API_KEY,
+        "uni_websocket": True,
+        "ping_interval": "2s",
+        "pong_timeout": "1800ms",
+    }
+    handle = start_node(config, tmp_path_factory.mktemp("uniping"), "uniping")
     try:
         yield handle
     finally:
@@ -203,3 +221,23 @@ async def test_websocket_pings_go_out_and_a_client_that_never_answers_them_is_dr
             if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                 break
     assert aiohttp.WSMsgType.PING in seen, seen
+
+
+async def test_a_pong_within_pong_timeout_keeps_the_connection(
+    ping_server: ServerHandle, http: aiohttp.ClientSession
+) -> None:
+    user = _user()
+    channel = f"pings-{user}"
+    async with http.ws_connect(_ws_url(ping_server), autoping=False) as ws:
+        await ws.send_str(json.dumps({"token": make_token(user, channels=[channel])}))
+        ping = await ws.receive(timeout=10)
+        while ping.type != aiohttp.WSMsgType.PING:
+            ping = await ws.receive(timeout=10)
+        await asyncio.sleep(1.4)
+        await ws.pong(ping.data)
+        ping_server.api("publish", {"channel": channel, "data": {"alive": True}})
+        msg = await ws.receive(timeout=10)
+        while msg.type == aiohttp.WSMsgType.TEXT and msg.data == "{}":
+            msg = await ws.receive(timeout=10)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        assert json.loads(msg.data)["pub"]["data"] == {"alive": True}

@@ -46,6 +46,8 @@ def _config(engine: str) -> dict[str, Any]:
             "redis_address": SHARED_REDIS,
             "redis_prefix": f"rotary-mapspb-{uuid.uuid4().hex[:10]}",
             "map_broker_type": "redis",
+            "map_broker_redis_address": SHARED_REDIS,
+            "map_broker_redis_prefix": f"rotary-mapspb-{uuid.uuid4().hex[:10]}",
         }
     return config
 

@@ -9,6 +9,7 @@ call from a dictionary of items and records every request.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -444,13 +445,12 @@ def _command(cmd_id: int, number: int, body: bytes) -> bytes:
     return _varint(len(message)) + message
 
 
-async def test_protobuf_client_tracks_keys_and_gets_keyed_publications(
-    server: ServerHandle, backend: tuple[Backend, str]
-) -> None:
-    state, _ = backend
-    channel = new_channel()
-    state.items["pb"] = {"data": {"p": 1}, "version": 4}
-    batch = _field(1, sign(channel, ["pb"]).encode()) + _field(2, _field(1, b"pb"))
+async def _protobuf_first_push(
+    server: ServerHandle, channel: str, key: str
+) -> tuple[dict[int, dict[int, list[Any]]], dict[int, list[Any]], dict[int, list[Any]]]:
+    """Connect over Protobuf, subscribe to `channel`, track `key`; the replies by id, the
+    first push and its publication."""
+    batch = _field(1, sign(channel, [key]).encode()) + _field(2, _field(1, key.encode()))
     async with aiohttp.ClientSession() as http:
         ws = await http.ws_connect(server.ws_url, protocols=("centrifuge-protobuf",))
         await ws.send_bytes(_command(1, 4, _field(1, make_token().encode())))
@@ -462,12 +462,72 @@ async def test_protobuf_client_tracks_keys_and_gets_keyed_publications(
         while not any(4 in r for r in seen):  # the first push
             seen += _replies((await ws.receive(timeout=10)).data)
         await ws.close()
-
     by_id = {r[1][0]: r for r in seen if 1 in r}
+    push = _fields(next(r for r in seen if 4 in r)[4][0])
+    return by_id, push, _fields(push[4][0])
+
+
+async def test_protobuf_client_tracks_keys_and_gets_keyed_publications(
+    server: ServerHandle, backend: tuple[Backend, str]
+) -> None:
+    state, _ = backend
+    channel = new_channel()
+    state.items["pb"] = {"data": {"p": 1}, "version": 4}
+
+    by_id, push, pub = await _protobuf_first_push(server, channel, "pb")
+
     subscribe = _fields(by_id[2][6][0])
     assert subscribe[15] == [4]
     assert _fields(by_id[3][15][0])[1] == [1]  # expires
-    push = _fields(next(r for r in seen if 4 in r)[4][0])
-    pub = _fields(push[4][0])
     assert push[2] == [channel.encode()]
     assert (json.loads(pub[4][0]), pub[11], pub[16]) == ({"p": 1}, [b"pb"], [4])
+
+
+# ---------------------------------------------------------------------------- b64data
+
+
+async def test_b64data_item_reaches_a_protobuf_client_as_its_bytes(
+    server: ServerHandle, backend: tuple[Backend, str]
+) -> None:
+    state, _ = backend
+    channel = new_channel()
+    state.items["bin"] = {"b64data": base64.b64encode(b"\x00\x01\xff").decode(), "version": 2}
+
+    _, _, pub = await _protobuf_first_push(server, channel, "bin")
+
+    assert (pub[4], pub[11], pub[16]) == ([b"\x00\x01\xff"], [b"bin"], [2])
+
+
+async def test_b64data_item_reaches_a_json_client_as_its_json_value_and_no_data_as_none(
+    server: ServerHandle, backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = backend
+    channel = new_channel()
+    state.items["bj"] = {"b64data": base64.b64encode(b'{"b": 1}').decode(), "version": 1}
+    state.items["nodata"] = {"version": 1}
+    client = await subscribed(server, ws_connect, channel)
+
+    await ask(client, track(3, channel, {"bj": 0, "nodata": 0}))
+
+    assert sorted(await updates(client, 2), key=lambda p: p["key"]) == [
+        {"data": {"b": 1}, "key": "bj", "version": 1},
+        {"key": "nodata", "version": 1},  # as Centrifugo: no data, no "data" (not null)
+    ]
+
+
+async def test_answer_with_bad_b64data_is_dropped_and_the_next_good_one_goes_out(
+    server: ServerHandle, backend: tuple[Backend, str], ws_connect: Any
+) -> None:
+    state, _ = backend
+    channel = new_channel()
+    state.items["badb64"] = {"b64data": "not base64!", "version": 1}
+    client = await subscribed(server, ws_connect, channel)
+    await ask(client, track(3, channel, {"badb64": 0}))
+    for _ in range(200):  # the bad answer came (and was dropped) before the good one
+        if state.asked_for(channel, "badb64"):
+            break
+        await asyncio.sleep(0.05)
+
+    state.items["badb64"] = {"data": {"ok": True}, "version": 2}
+
+    assert await updates(client, 1) == [{"data": {"ok": True}, "key": "badb64", "version": 2}]

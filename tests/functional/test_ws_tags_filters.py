@@ -1,5 +1,6 @@
 """Tags filters and publish debounce over a real server, with a raw JSON WebSocket client:
-the refusals (107, the connection survives), the subscribe result, stream and map channels.
+the refusals (107, the connection survives), the subscribe result, stream and map channels,
+and the count of deliveries filters dropped at /metrics.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 
 from tests.functional.cluster_helpers import start_node
 from tests.functional.conftest import API_KEY, SECRET, ServerHandle, WsClient, make_token
+from tests.functional.test_metrics_endpoint import scrape, value
 
 EQ_ENG = {"key": "team", "cmp": "eq", "val": "eng"}
 
@@ -36,6 +38,7 @@ def config() -> dict[str, Any]:
         "token_hmac_secret_key": SECRET,
         "api_key": API_KEY,
         "namespaces": [tagged, board, plain],
+        "prometheus": True,
     }
 
 
@@ -131,3 +134,29 @@ async def test_filtered_map_subscriber_sees_only_matching_state_and_changes(
         )
     push = await client.push()
     assert push["push"]["pub"]["key"] == "e"
+
+
+DROPPED = "rotary_tags_filter_dropped_publications_total"
+
+
+async def test_each_subscriber_whose_filter_drops_a_live_publication_counts_once(
+    server: ServerHandle, ws_connect: Any
+) -> None:
+    before = value(scrape(server), DROPPED)
+    stream = [await _client(server, ws_connect) for _ in range(3)]
+    for n, client in enumerate(stream):  # two filtered subscribers, one without a filter
+        sub: dict[str, Any] = {"channel": "tagged:count"} | ({"tf": EQ_ENG} if n else {})
+        assert "subscribe" in await client.request({"id": 2, "subscribe": sub})
+    board = await _client(server, ws_connect)
+    sub = {"channel": "board:count", "type": 1, "phase": 2, "tf": EQ_ENG}
+    assert "subscribe" in await board.request({"id": 2, "subscribe": sub})
+
+    server.api("publish", {"channel": "tagged:count", "data": {}, "tags": {"team": "ops"}})
+    server.api("publish", {"channel": "tagged:count", "data": {}, "tags": {"team": "eng"}})
+    for key, team in [("x", "ops"), ("y", "eng")]:
+        params = {"channel": "board:count", "key": key, "data": {}, "tags": {"team": team}}
+        server.api("map_publish", params)
+    assert (await stream[1].push())["push"]["pub"]["tags"] == {"team": "eng"}
+    assert (await board.push())["push"]["pub"]["key"] == "y"
+
+    assert value(scrape(server), DROPPED) - before == 3  # 2 stream subscribers + 1 map

@@ -13,6 +13,8 @@ from rotary.protocol.codes import CommandError, DisconnectError
 from rotary.proxy.answers import (
     ProxyFailure,
     connect_result,
+    map_publish_result,
+    map_remove_result,
     payload_field,
     publish_result,
     refresh_result,
@@ -127,3 +129,44 @@ def test_a_payload_that_is_not_json_goes_as_b64data_with_binary_encoding() -> No
     body = orjson.loads(request_body(ProxyContext("c1", protocol="protobuf"), fields))
     assert (body["protocol"], body["encoding"]) == ("protobuf", "binary")
     assert orjson.loads(request_body(CTX, payload_field(b'{"a":1}')))["data"] == {"a": 1}
+
+
+def test_map_publish_answer_keeps_the_clients_key_and_data_unless_replaced() -> None:
+    kept = map_publish_result(_json({"result": {}}), "k", b'{"n":1}')
+    replaced = map_publish_result(
+        _json({"result": {"key": "k2", "b64data": base64.b64encode(b"\x00").decode(),
+                          "key_mode": "if_exists", "idempotency_key": "i", "delta": True,
+                          "version": 3, "version_epoch": "e", "tags": {"a": "b"}}}),
+        "k",
+        b"{}",
+    )  # fmt: skip
+
+    assert (kept.key, kept.data, kept.tags, kept.key_mode) == ("k", b'{"n":1}', None, "")
+    assert (replaced.key, replaced.data, replaced.key_mode) == ("k2", b"\x00", "if_exists")
+    assert (replaced.idempotency_key, replaced.delta, replaced.version) == ("i", True, 3)
+    assert (replaced.version_epoch, replaced.tags) == ("e", {"a": "b"})
+
+
+@pytest.mark.parametrize(
+    "result",
+    [{"key_mode": "sometimes"}, {"delta": "yes"}, {"version": -1}, {"tags": {"a": 1}},
+     {"tags": ["a"]}, {"key": 5}],
+)  # fmt: skip
+def test_malformed_map_publish_answers_are_failures(result: dict[str, Any]) -> None:
+    with pytest.raises(ProxyFailure):
+        map_publish_result(_json({"result": result}), "k", b"{}")
+
+
+def test_map_remove_answer_may_replace_the_key_and_carry_tags_and_idempotency_key() -> None:
+    kept = map_remove_result(_json({}), "k")
+    changed = map_remove_result(
+        _json({"result": {"key": "k2", "tags": {"a": "b"}, "idempotency_key": "i"}}), "k"
+    )
+
+    assert (kept.key, kept.tags, kept.idempotency_key) == ("k", None, "")
+    assert (changed.key, changed.tags, changed.idempotency_key) == ("k2", {"a": "b"}, "i")
+
+
+def test_map_remove_refusal_reaches_the_client() -> None:
+    with pytest.raises(CommandError):
+        map_remove_result(_json({"error": {"code": 4003, "message": "no"}}), "k")

@@ -1,10 +1,10 @@
 """The official Protobuf schema with the map-subscription fields, as a test oracle.
 
 centrifuge-python's compiled ``client.proto`` (tests/sdk/protobuf_oracle.py) predates map
-subscriptions. This module takes that file's descriptor, adds the fields that Centrifugo's
-protocol v0.21.0 ``client.proto`` defines for maps (numbers and types copied from that
-schema), and builds it in a pool of its own, so that the ``protobuf`` runtime parses and
-writes them and the SDK's copy in the default pool is untouched.
+subscriptions. This module takes that file's descriptor, adds the fields (and messages) that
+Centrifugo's protocol v0.21.0 ``client.proto`` defines for maps and shared poll tracking
+(numbers and types copied from that schema), and builds it in a pool of its own, so that the
+``protobuf`` runtime parses and writes them and the SDK's copy in the default pool is untouched.
 """
 
 from __future__ import annotations
@@ -50,6 +50,27 @@ _MAP_FIELDS: dict[str, list[tuple[str, int, int, int, str]]] = {
         ("key", 4, _F.TYPE_STRING, _F.LABEL_OPTIONAL, ""),
         ("removed", 5, _F.TYPE_BOOL, _F.LABEL_OPTIONAL, ""),
     ],
+    # Shared poll tracking (sub_refresh types 1 and 2).
+    "SubRefreshRequest": [
+        ("type", 3, _F.TYPE_INT32, _F.LABEL_OPTIONAL, ""),
+        ("track", 4, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "TrackBatch"),
+        ("untrack", 5, _F.TYPE_STRING, _F.LABEL_REPEATED, ""),
+    ],
+    "SubRefreshResult": [
+        ("items", 3, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "Publication"),
+    ],
+}
+
+#: Messages the SDK's file lacks altogether: name → fields, as above.
+_NEW_MESSAGES: dict[str, list[tuple[str, int, int, int, str]]] = {
+    "KeyedItem": [
+        ("key", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, ""),
+        ("version", 2, _F.TYPE_UINT64, _F.LABEL_OPTIONAL, ""),
+    ],
+    "TrackBatch": [
+        ("signature", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, ""),
+        ("items", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "KeyedItem"),
+    ],
 }
 
 
@@ -59,8 +80,11 @@ class _Messages:
     def __init__(self) -> None:
         proto = descriptor_pb2.FileDescriptorProto.FromString(client_pb2.DESCRIPTOR.serialized_pb)
         proto.name = "rotary_tests_client_maps.proto"
+        for name in _NEW_MESSAGES:
+            proto.message_type.add(name=name)
         for message in proto.message_type:
-            for name, number, kind, label, type_name in _MAP_FIELDS.get(message.name, []):
+            added = _MAP_FIELDS.get(message.name, []) + _NEW_MESSAGES.get(message.name, [])
+            for name, number, kind, label, type_name in added:
                 field = message.field.add(name=name, number=number, type=kind, label=label)
                 if type_name:
                     field.type_name = f".{proto.package}.{type_name}"

@@ -78,6 +78,11 @@ class ChannelOptions:
     map_client_key: str = ""
     #: A map subscriber's own key (its client id) is removed when it unsubscribes.
     map_remove_client_on_unsubscribe: bool = False
+    #: A client's key write (removal) goes to the map_publish (map_remove) proxy, which
+    #: decides instead of the ``allow_*`` options and ``client_key`` (v6
+    #: ``map.publish_proxy_enabled``, ``map.remove_proxy_enabled``).
+    map_publish_proxy_enabled: bool = False
+    map_remove_proxy_enabled: bool = False
     #: Channels of this namespace publish who is subscribed into the map channel
     #: ``<prefix><channel>`` (client ids, or user ids), a namespace of type map_clients/users.
     map_clients_presence_channel_prefix: str = ""

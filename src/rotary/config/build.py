@@ -27,6 +27,7 @@ from rotary.config.model import (
     EndpointSettings,
     EngineSettings,
     LogSettings,
+    MapRedisSettings,
     RedisSettings,
     ServerSettings,
     SharedPollSettings,
@@ -214,8 +215,14 @@ def _assemble(typed: Mapping[str, Any]) -> Config:
         without_namespace=ChannelOptions(**_group(typed, "channels.without_namespace.")),
         **_group(typed, "channels."),
     )
+    map_redis = MapRedisSettings(
+        redis=RedisSettings(**_group(typed, "engine.map_redis.redis.")),
+        **_group(typed, "engine.map_redis."),
+    )
     engine = EngineSettings(
-        redis=RedisSettings(**_group(typed, "engine.redis.")), **_group(typed, "engine.")
+        redis=RedisSettings(**_group(typed, "engine.redis.")),
+        map_redis=map_redis,
+        **_group(typed, "engine."),
     )
     return Config(
         **_endpoints(typed),

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotary.config.durations import format_duration
-from rotary.config.keys import KEYS, Key, Kind, env_names
+from rotary.config.keys import KEYS, Key, Kind, env_names, group_env_names
 from rotary.config.model import Config
 
 __all__ = [
@@ -103,6 +103,7 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("uni_", SECTIONS[7]),
     ("uni.", SECTIONS[7]),
     ("ignored.uni_", SECTIONS[7]),
+    ("ignored.websocket_", SECTIONS[6]),
     ("server.prometheus", SECTIONS[10]),
     ("server.", SECTIONS[8]),
     ("engine.", SECTIONS[9]),
@@ -227,6 +228,7 @@ def _rule_index(key: Key) -> int:
 def env_vars(key: Key) -> tuple[str, ...]:
     """Every environment variable naming `key`, lowest precedence first, without repeats."""
     names = [name for name, other in env_names() if other.v5 == key.v5]
+    names += [name for name, other, _ in group_env_names() if other.v5 == key.v5]
     return tuple(dict.fromkeys(names))
 
 

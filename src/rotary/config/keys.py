@@ -18,6 +18,7 @@ from rotary.proxy.settings import PROXY_KINDS
 
 __all__ = [
     "ENV_PREFIXES",
+    "GROUP_FIELDS",
     "KEYS",
     "MAP_OPTION_PREFIX",
     "NAMED_LISTS",
@@ -30,6 +31,7 @@ __all__ = [
     "Kind",
     "NamedList",
     "env_names",
+    "group_env_names",
     "keys_by_v5",
     "keys_by_v6",
     "name_for_env",
@@ -131,21 +133,46 @@ PROXY_OPTIONS = frozenset(
             f"{kind}_proxy_name"
             for kind in ("subscribe", "publish", "sub_refresh", "subscribe_stream")
         ),
+        "map_publish_proxy_name",
+        "map_remove_proxy_name",
     ]
 )
 
 _IGNORED: Kind = "ignored"
 _CODE_TO_HTTP: Kind = "code_to_http"
-#: Keys of Centrifugo's ``uni_websocket`` that tune Go's sockets or turn on permessage-deflate:
+#: Keys of Centrifugo's ``websocket`` and ``uni_websocket`` that tune Go's WebSocket library:
 #: accepted and without effect in Rotary (docs/differences.md).
-_UNI_WEBSOCKET_IGNORED = (
-    "compression",
-    "compression_min_size",
-    "compression_level",
-    "decompressed_message_size_limit",
+_WEBSOCKET_IGNORED = (
     "read_buffer_size",
     "write_buffer_size",
     "use_write_buffer_pool",
+)
+
+#: permessage-deflate keys of ``websocket`` and ``uni_websocket`` and their kinds.
+_COMPRESSION_KEYS: tuple[tuple[str, Kind], ...] = (
+    ("compression", "bool"),
+    ("compression_min_size", "int"),
+    ("compression_level", "int"),
+    ("decompressed_message_size_limit", "int"),
+)
+
+#: The ``map_broker.redis`` keys: name, kind, field of `MapRedisSettings` (``redis.`` for the
+#: connection).
+_MAP_REDIS_KEYS: tuple[tuple[str, Kind, str], ...] = (
+    ("address", "addrs", "redis.addresses"),
+    ("prefix", "str", "redis.prefix"),
+    ("password", "str", "redis.password"),
+    ("user", "str", "redis.user"),
+    ("db", "int", "redis.db"),
+    ("sentinel_address", "addrs", "redis.sentinel_addresses"),
+    ("sentinel_master_name", "str", "redis.sentinel_master_name"),
+    ("cluster_address", "addrs", "redis.cluster_addresses"),
+    ("connect_timeout", "duration", "redis.connect_timeout"),
+    ("io_timeout", "duration", "redis.io_timeout"),
+    ("cleanup_interval", "duration", "cleanup_interval"),
+    ("cleanup_batch_size", "int", "cleanup_batch_size"),
+    ("idempotent_result_ttl", "duration", "idempotent_result_ttl"),
+    ("skip_pub_sub", "bool", "skip_pub_sub"),
 )
 
 # fmt: off
@@ -250,6 +277,10 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("websocket_write_timeout", "websocket.write_timeout", "duration", "websocket.write_timeout"),
     ("websocket_send_buffer_size", "websocket.send_buffer_size", "int",
      "websocket.send_buffer_size"),
+    *((f"websocket_{name}", f"websocket.{name}", kind, f"websocket.{name}")
+      for name, kind in _COMPRESSION_KEYS),
+    *((f"websocket_{name}", f"websocket.{name}", _IGNORED, f"ignored.websocket_{name}")
+      for name in _WEBSOCKET_IGNORED),
     # HTTP-streaming, SSE, emulation and unidirectional transports (docs/transports.md)
     *(row for name in ("http_stream", "sse", "uni_sse", "uni_http_stream")
       for row in ((name, f"{name}.enabled", "bool", f"{name}.enabled"),
@@ -273,9 +304,11 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
      "bool", "uni.websocket_disable_closing_handshake"),
     ("uni_websocket_write_timeout", "uni_websocket.write_timeout", "duration",
      "uni.websocket_write_timeout"),
-    # Go's socket tuning and permessage-deflate: accepted, without effect (docs/transports.md)
+    *((f"uni_websocket_{name}", f"uni_websocket.{name}", kind, f"uni.websocket_{name}")
+      for name, kind in _COMPRESSION_KEYS),
+    # Go's WebSocket buffers: accepted, without effect (docs/differences.md)
     *((f"uni_websocket_{name}", f"uni_websocket.{name}", _IGNORED, f"ignored.uni_{name}")
-      for name in _UNI_WEBSOCKET_IGNORED),
+      for name in _WEBSOCKET_IGNORED),
     *((f"{name}_connect_code_to_http_response", f"{name}.connect_code_to_http_response",
        kind, f"uni.{name.removeprefix('uni_')}_code_to_http")
       for name in ("uni_sse", "uni_http_stream")
@@ -313,6 +346,9 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("redis_connect_timeout", "engine.redis.connect_timeout", "duration",
      "engine.redis.connect_timeout"),
     ("redis_io_timeout", "engine.redis.io_timeout", "duration", "engine.redis.io_timeout"),
+    # the Redis map broker's own Redis (v6 only: the flat names are Rotary's)
+    *((f"map_broker_redis_{name}", f"map_broker.redis.{name}", kind, f"engine.map_redis.{dest}")
+      for name, kind, dest in _MAP_REDIS_KEYS),
     # admin web UI
     ("admin", "admin.enabled", "bool", "admin.enabled"),
     ("admin_password", "admin.password", "str", "admin.password"),
@@ -323,6 +359,17 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("admin_token_ttl", "admin.token_ttl", "duration", "admin.token_ttl"),
 )
 # fmt: on
+
+_COMPRESSION_TEXTS = {
+    "compression": "Offer permessage-deflate to clients that ask for it (costs CPU per message "
+    'sent; see docs/transports.md "Compression").',
+    "compression_min_size": "Messages of at most this many bytes go uncompressed (0: every "
+    "message is compressed).",
+    "compression_level": "Deflate level: 1 fastest … 9 smallest, 0 none, -1 default (6), "
+    "-2 Huffman only.",
+    "decompressed_message_size_limit": "Largest incoming message once inflated, in bytes; "
+    "larger closes with 1009 (0: ten times message_size_limit).",
+}
 
 _ENDPOINT_WHAT = {
     "http_stream": "the bidirectional HTTP-streaming endpoint (commands through emulation)",
@@ -358,9 +405,15 @@ _ENDPOINT_DESCRIPTIONS: dict[str, str] = {
         "How long a write or the close handshake of a unidirectional WebSocket may take."
     ),
     **{
-        f"uni_websocket_{name}": "Accepted for compatibility and ignored (no compression, "
-        "no Go buffer tuning in Rotary)."
-        for name in _UNI_WEBSOCKET_IGNORED
+        f"{prefix}_{name}": "Accepted for compatibility and ignored (it tunes Go's WebSocket "
+        "library; a value other than its zero value loads with a warning)."
+        for prefix in ("websocket", "uni_websocket")
+        for name in _WEBSOCKET_IGNORED
+    },
+    **{
+        f"{prefix}_{name}": text
+        for prefix in ("websocket", "uni_websocket")
+        for name, text in _COMPRESSION_TEXTS.items()
     },
     **{
         f"{name}_connect_code_to_http_response": (
@@ -555,8 +608,39 @@ _DESCRIPTIONS: dict[str, str] = {
     "engine":
         "Where publications, history and presence live: memory (one node) or redis.",
     "map_broker_type":
-        "Where map channels keep state: memory (one node) or redis (the engine's Redis "
-        "settings).",
+        "Where map channels keep state: memory (one node) or redis (the Redis of "
+        "map_broker.redis, apart from the engine's).",
+    "map_broker_redis_address":
+        "Redis servers of the Redis map broker (host:port or redis:// URL); map channels are "
+        "sharded over several.",
+    "map_broker_redis_prefix":
+        "Prefix of every Redis key and PUB/SUB channel of the Redis map broker.",
+    "map_broker_redis_password":
+        "Password for the Redis map broker's Redis AUTH.",
+    "map_broker_redis_user":
+        "User name for the Redis map broker's Redis ACL AUTH.",
+    "map_broker_redis_db":
+        "Redis database number of the Redis map broker.",
+    "map_broker_redis_sentinel_address":
+        "Redis Sentinel addresses, to find the Redis map broker's master through Sentinel.",
+    "map_broker_redis_sentinel_master_name":
+        "Name of the master Sentinel watches for the Redis map broker.",
+    "map_broker_redis_cluster_address":
+        "Redis Cluster seed addresses of the Redis map broker.",
+    "map_broker_redis_connect_timeout":
+        "Longest time to establish a connection to the Redis map broker's Redis.",
+    "map_broker_redis_io_timeout":
+        "Longest time to wait for one reply of the Redis map broker's Redis.",
+    "map_broker_redis_cleanup_interval":
+        "How often expired map keys are removed (each a change subscribers see); negative: "
+        "never.",
+    "map_broker_redis_cleanup_batch_size":
+        "Most expired keys one map channel loses per cleanup round.",
+    "map_broker_redis_idempotent_result_ttl":
+        "How long an idempotency key suppresses a repeated map_publish or map_remove.",
+    "map_broker_redis_skip_pub_sub":
+        "Keep map state and streams without broadcasting changes (live subscribers then get "
+        "none).",
     "redis_address":
         "Redis servers (host:port or redis:// URL); channels are sharded over several.",
     "redis_prefix":
@@ -713,6 +797,10 @@ _OPTION_DESCRIPTIONS: dict[str, str] = {
         "Publish each subscribed user (by user id) into the map channel <prefix><channel>.",
     "map_client_key":
         "Map channels: the key a client writes: \"\" (the one it names), client_id or user_id.",
+    "map_publish_proxy_enabled":
+        "Map channels: a client's key write goes to the map_publish proxy, which decides.",
+    "map_remove_proxy_enabled":
+        "Map channels: a client's key removal goes to the map_remove proxy, which decides.",
     "proxy_subscribe":
         "Subscribe without a token asks the subscribe proxy (v6 subscribe_proxy_enabled).",
     "proxy_publish": "Client publications go through the publish proxy (v6 publish_proxy_enabled).",
@@ -792,6 +880,8 @@ _PROXY_V6 = {
     "publish": "channel.proxy.publish",
     "sub_refresh": "channel.proxy.sub_refresh",
     "rpc": "rpc.proxy",
+    "map_publish": "channel.proxy.map_publish",
+    "map_remove": "channel.proxy.map_remove",
 }
 _PROXY_EVENTS = {
     "connect": "connect without a token",
@@ -800,6 +890,8 @@ _PROXY_EVENTS = {
     "publish": "client publish in namespaces with proxy_publish",
     "sub_refresh": "subscription refresh in namespaces with proxy_sub_refresh",
     "rpc": "client RPC calls",
+    "map_publish": "map key write of a client (map.publish_proxy_enabled)",
+    "map_remove": "map key removal of a client (map.remove_proxy_enabled)",
 }
 
 
@@ -887,6 +979,23 @@ def keys_by_v6() -> dict[str, Key]:
 def v6_sections() -> frozenset[str]:
     """Top-level names that open a nested (v6) section when their value is a mapping."""
     return frozenset(k.v6.split(".", 1)[0] for k in KEYS if k.v6)
+
+
+#: Fields of a connect-code group (kinds ``code_to_http``, ``code_to_disconnect``) that
+#: Centrifugo reads from variables of their own: ``<PREFIX><PATH>_ENABLED`` and ``…_TRANSFORMS``.
+GROUP_FIELDS = ("enabled", "transforms")
+
+
+def group_env_names() -> list[tuple[str, Key, str]]:
+    """Every variable naming one field of a connect-code group: (name, key, field), lowest
+    precedence first (``ROTARY_`` after ``CENTRIFUGO_``)."""
+    return [
+        (f"{prefix}{key.v6.replace('.', '_').upper()}_{field.upper()}", key, field)
+        for prefix in ENV_PREFIXES
+        for key in KEYS
+        if key.kind in ("code_to_http", "code_to_disconnect")
+        for field in GROUP_FIELDS
+    ]
 
 
 def env_names() -> list[tuple[str, Key]]:

@@ -31,6 +31,7 @@ from rotary.config.keys import (
     Key,
     NamedList,
     env_names,
+    group_env_names,
     keys_by_v5,
     keys_by_v6,
     name_for_env,
@@ -58,7 +59,12 @@ _BY_V6 = keys_by_v6()
 _SECTIONS = v6_sections()
 _V6_PREFIXES = frozenset(path.rsplit(".", i)[0] for path in _BY_V6 for i in range(1, 4))
 _ENV_NAMES = env_names()
-_KNOWN_ENV = frozenset(name for name, _ in _ENV_NAMES) | OTHER_ENV_NAMES
+_GROUP_ENV_NAMES = group_env_names()
+_KNOWN_ENV = (
+    frozenset(name for name, _ in _ENV_NAMES)
+    | frozenset(name for name, _, _ in _GROUP_ENV_NAMES)
+    | OTHER_ENV_NAMES
+)
 
 #: Variables Kubernetes sets for a service named like the prefix (``CENTRIFUGO_PORT_8000_TCP``,
 #: ``CENTRIFUGO_SERVICE_HOST``), and ``CENTRIFUGO_VAR_*`` kept for substitution: never warned.
@@ -95,6 +101,7 @@ def load_config(
         doc = read_config_file(path, must_exist=path != DEFAULT_CONFIG_PATH)
         layer.update(_file_layer(doc, problems, ignored))
     layer.update(_env_layer(env))
+    _group_fields_from_env(layer, env, problems)
     layer.update(_override_layer(overrides or {}, problems))
     known = set(_KNOWN_ENV)
     for named in NAMED_LISTS:
@@ -189,10 +196,17 @@ def _walk(path: str, section: Mapping[object, object], layer: _Layer, problems: 
             _put(layer, _BY_V6[dotted], Raw(value, dotted), problems)
         elif dotted in _V6_PREFIXES and isinstance(value, Mapping):
             _walk(dotted, value, layer, problems)
-        elif path == "channel.without_namespace" and name in PROXY_OPTIONS:
+        elif _proxy_option(path, name):
             problems += _proxy_problem(dotted, value)
         else:
             problems.append(_unknown(dotted, _BY_V6))
+
+
+def _proxy_option(path: str, name: object) -> bool:
+    """Whether `name` under `path` is a proxy option Rotary accepts only when off."""
+    if path == "channel.without_namespace.map":
+        return f"map_{name}" in PROXY_OPTIONS
+    return path == "channel.without_namespace" and name in PROXY_OPTIONS
 
 
 def _proxy_problem(label: str, value: object) -> list[str]:
@@ -222,6 +236,47 @@ def _env_layer(env: Mapping[str, str]) -> _Layer:
         if env.get(name):  # empty counts as unset, as in Centrifugo
             layer[key.dest] = (key, Raw(env[name], name, from_text=True))
     return layer
+
+
+def _group_fields_from_env(layer: _Layer, env: Mapping[str, str], problems: list[str]) -> None:
+    """Apply ``…_ENABLED`` and ``…_TRANSFORMS`` variables to the connect-code groups, as
+    Centrifugo reads them: each replaces its one field of the group given by the file (or
+    by the variable holding the whole group); `problems` gets a line per unreadable value."""
+    for name, key, field in _GROUP_ENV_NAMES:
+        text = env.get(name)
+        if not text:
+            continue
+        try:
+            value = _group_field(field, text)
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        base = _group_as_given(layer[key.dest][1]) if key.dest in layer else {}
+        if base is None:
+            continue  # not an object: the build reports the group as given
+        layer[key.dest] = (key, Raw({**base, field: value}, name))
+
+
+def _group_as_given(raw: Raw) -> dict[object, object] | None:
+    """The connect-code group of `raw` as a mapping (parsed when it came as text); None when
+    it is not an object."""
+    value = raw.value
+    if raw.from_text and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return None
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def _group_field(field: str, text: str) -> object:
+    """The value of one group field from its variable: a boolean, or a JSON list."""
+    if field == "enabled":
+        return convert("bool", Raw(text, "", from_text=True))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"expected a JSON list of transforms: {exc}") from None
 
 
 def _named_items_from_env(

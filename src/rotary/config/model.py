@@ -22,6 +22,7 @@ __all__ = [
     "EndpointSettings",
     "EngineSettings",
     "LogSettings",
+    "MapRedisSettings",
     "RedisSettings",
     "ServerSettings",
     "SharedPollSettings",
@@ -112,6 +113,14 @@ class WebSocketSettings:
     #: own key, v5 ``websocket_send_buffer_size``, v6 ``websocket.send_buffer_size``); 0
     #: leaves it to the kernel's autotuning, which lets it grow to ``net.ipv4.tcp_wmem``.
     send_buffer_size: int = 0
+    #: permessage-deflate for clients that offer it (docs/transports.md "Compression").
+    compression: bool = False
+    #: Messages of at most this many bytes go uncompressed (0: every message is compressed).
+    compression_min_size: int = 0
+    #: Go's flate level: -2 Huffman only, -1 default (6), 0 none, 1 fastest … 9 smallest.
+    compression_level: int = 1
+    #: Largest incoming message once inflated (0: ten times ``message_size_limit``).
+    decompressed_message_size_limit: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +152,10 @@ class UniSettings:
     websocket_disable_disconnect_push: bool = False
     websocket_disable_closing_handshake: bool = False
     websocket_write_timeout: float = 1.0
+    websocket_compression: bool = False
+    websocket_compression_min_size: int = 0
+    websocket_compression_level: int = 1
+    websocket_decompressed_message_size_limit: int = 0
     sse_code_to_http: tuple[CodeTransform, ...] | None = None
     http_stream_code_to_http: tuple[CodeTransform, ...] | None = None
 
@@ -204,14 +217,32 @@ class RedisSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MapRedisSettings:
+    """The Redis map broker (v6 ``map_broker.redis.*``): its own Redis, apart from the engine's.
+
+    `cleanup_interval` is how often expired keys are removed (negative: never);
+    `cleanup_batch_size` the most keys one channel loses per round; `idempotent_result_ttl`
+    how long an idempotency key suppresses a repeat; `skip_pub_sub` leaves changes
+    unbroadcast (state and stream only: live subscribers then hear nothing).
+    """
+
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    cleanup_interval: float = 1.0
+    cleanup_batch_size: int = 100
+    idempotent_result_ttl: float = 300.0
+    skip_pub_sub: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSettings:
     """Which engine (v5 ``engine``, v6 ``engine.type``): ``memory`` (default) or ``redis``."""
 
     type: str = "memory"
     redis: RedisSettings = field(default_factory=RedisSettings)
     #: Where map channels keep their state (v6 ``map_broker.type``): ``memory`` or ``redis``
-    #: (the Redis of `redis`), whatever `type` is.
+    #: (the Redis of `map_redis`), whatever `type` is.
     map_broker_type: str = "memory"
+    map_redis: MapRedisSettings = field(default_factory=MapRedisSettings)
 
 
 @dataclass(frozen=True, slots=True)

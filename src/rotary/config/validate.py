@@ -206,9 +206,24 @@ def _options_problems(at: _At, options: ChannelOptions, global_meta_ttl: float) 
 
 
 def _websocket_problems(config: Config, label: Labels) -> list[str]:
+    problems: list[str] = []
     if config.websocket.send_buffer_size < 0:
-        return [f"{label('websocket.send_buffer_size')}: must not be negative"]
-    return []
+        problems.append(f"{label('websocket.send_buffer_size')}: must not be negative")
+    ws, uni = config.websocket, config.uni
+    for prefix, level, sizes in (
+        ("websocket.", ws.compression_level,
+         {"compression_min_size": ws.compression_min_size,
+          "decompressed_message_size_limit": ws.decompressed_message_size_limit}),
+        ("uni.websocket_", uni.websocket_compression_level,
+         {"compression_min_size": uni.websocket_compression_min_size,
+          "decompressed_message_size_limit": uni.websocket_decompressed_message_size_limit}),
+    ):  # fmt: skip
+        if not -2 <= level <= 9:
+            problems.append(f"{label(prefix + 'compression_level')}: must be from -2 to 9")
+        problems += [
+            f"{label(prefix + name)}: must not be negative" for name, v in sizes.items() if v < 0
+        ]
+    return problems
 
 
 def _misc_problems(config: Config, label: Labels) -> list[str]:
@@ -219,7 +234,11 @@ def _misc_problems(config: Config, label: Labels) -> list[str]:
             '(use "memory" or "redis")'
         )
     if config.engine.map_broker_type not in ENGINE_TYPES:
-        problems.append(f'{label("engine.map_broker_type")}: must be "memory" or "redis"')
+        postgres = config.engine.map_broker_type == "postgres"
+        lacking = " (Rotary has no PostgreSQL map broker)" if postgres else ""
+        problems.append(f'{label("engine.map_broker_type")}: must be "memory" or "redis"{lacking}')
+    if config.engine.map_redis.cleanup_batch_size < 0:
+        problems.append(f"{label('engine.map_redis.cleanup_batch_size')}: must not be negative")
     if config.log.level not in LOG_LEVELS:
         problems.append(f"{label('log.level')}: must be one of {', '.join(LOG_LEVELS)}")
     if config.api.error_mode not in ("", "transport"):
@@ -266,6 +285,10 @@ def _proxy_problems(config: Config, label: Labels) -> list[str]:
                 problems.append(
                     f"{at(f'proxy_{kind}')}: needs {label(f'proxy.{kind}.endpoint')} set"
                 )
+        for kind in ("map_publish", "map_remove"):
+            switch = f"{kind}_proxy_enabled"
+            if getattr(options, switch) and not config.proxy.endpoint(kind).active:
+                problems.append(f"{at(switch)}: needs {label(f'proxy.{kind}.endpoint')} set")
     return problems
 
 

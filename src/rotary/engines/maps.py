@@ -94,6 +94,10 @@ SettingsOf = Callable[[str], MapSettings | None]
 class MapBroker(Protocol):
     """Keyed state of map channels. `settings` always come from the channel's namespace."""
 
+    #: Seconds between two `expire` calls; negative: never call it (keys then stay until
+    #: overwritten, removed or cleared).
+    expire_interval: float
+
     def start(self, handler: MapChangeHandler, settings_of: SettingsOf) -> None:
         """Deliver every later change to `handler`, in offset order per channel (the memory
         broker synchronously, others as changes arrive); `settings_of` tells the options of a
@@ -113,9 +117,16 @@ class MapBroker(Protocol):
         key's data before the write in `MapPublication.prev` (when the key existed)."""
 
     async def remove(
-        self, channel: str, key: str, settings: MapSettings, *, idempotency_key: str = ""
+        self,
+        channel: str,
+        key: str,
+        settings: MapSettings,
+        *,
+        idempotency_key: str = "",
+        tags: Mapping[str, str] | None = None,
     ) -> MapUpdateResult:
-        """Remove `key`; suppressed with ``key_not_found`` when it is not there."""
+        """Remove `key`; suppressed with ``key_not_found`` when it is not there. The removal
+        carries `tags` (for subscribers' tags filters) when given."""
 
     async def read_state(
         self,

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from rotary.engines.base import StreamPosition
-from rotary.node import poll_publish
 from rotary.node.auth import Override, ServerSubOptions
 from rotary.node.connect import refresh_connection
 from rotary.node.ending import end_subscription
@@ -82,9 +81,6 @@ def apply(node: NodeServices, data: bytes) -> None:
     """Run one control message against this node's sessions."""
     msg = orjson.loads(data)
     op = msg.get("op")
-    if op == poll_publish.OP:
-        poll_publish.apply(node, msg)
-        return
     sessions = node.sessions(msg.get("user", ""), msg.get("client", ""), msg.get("session", ""))
     for s in sessions:
         if op == "disconnect" and s.id not in msg.get("whitelist", ()):

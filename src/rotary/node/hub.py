@@ -159,18 +159,28 @@ def _ignore_unencodable(client_id: str) -> None:
     """The default `Hub` report: nobody to tell."""
 
 
+def _ignore_count(count: int) -> None:
+    """The default count of filtered deliveries: nobody to tell."""
+
+
 class Hub:
     """Subscriptions of this node's clients, by channel.
 
     `on_unencodable(client_id)` is called, from inside the fan-out, for each subscriber that
     did not get a publication or join/leave its codec cannot carry; it must not change the
-    hub there and then.
+    hub there and then. `on_filtered(count)` is told, per live publication, how many
+    subscribers' tags filters dropped it (when any did).
     """
 
-    def __init__(self, on_unencodable: Callable[[str], None] = _ignore_unencodable) -> None:
+    def __init__(
+        self,
+        on_unencodable: Callable[[str], None] = _ignore_unencodable,
+        on_filtered: Callable[[int], None] = _ignore_count,
+    ) -> None:
         self._channels: dict[str, _Channel] = {}
         self._num_subs = 0
         self._on_unencodable = on_unencodable
+        self._on_filtered = on_filtered
 
     def add_pending(self, channel: str, client_id: str) -> bool:
         """Start buffering `channel` for `client_id`; True when the channel is new here."""
@@ -308,10 +318,15 @@ class Hub:
         if group.tracked:
             for deliver in group.tracked.values():
                 deliver(data, offset, epoch)
+        dropped = 0
         for tf, members in group.filtered.items():
             out = data if matches(tf, pub.tags) else b""
+            if not out:
+                dropped += len(members)
             for deliver in members.values():
                 deliver(out, offset, epoch)
+        if dropped:
+            self._on_filtered(dropped)
 
     def broadcast_join_leave(self, channel: str, kind: str, info: ClientInfo) -> None:
         """Queue a ``join`` or ``leave`` push to the subscribers that receive them."""

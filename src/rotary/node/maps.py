@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,9 +46,6 @@ class MapHost(Protocol):
     @property
     def scheduler(self) -> Scheduler: ...
 
-
-#: Seconds between two passes removing expired keys (Centrifugo checks every second).
-EXPIRE_INTERVAL = 1.0
 
 #: Longest a node's start waits for its map broker to receive changes.
 READY_TIMEOUT = 5.0
@@ -108,8 +105,10 @@ class _Channel:
 class MapHub:
     """Local subscribers of map channels: *pending* ones buffer, *live* ones get pushes."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_filtered: Callable[[int], None] | None = None) -> None:
         self._channels: dict[str, _Channel] = {}
+        #: Told, per change, how many subscribers' tags filters dropped it (when any did).
+        self._on_filtered = on_filtered
         #: Live subscribers and channels with at least one, kept as they change (the
         #: ``info`` API and the metrics read them often; Centrifugo counts a map subscriber
         #: once it is live, not while it pages through the state).
@@ -157,6 +156,7 @@ class MapHub:
         if ch is None:
             return
         pushes = MapPush(channel, pub)
+        dropped = 0
         for live in ch.live.values():
             last = live.position
             if last.epoch == sp.epoch and pub.offset <= last.offset:
@@ -166,6 +166,10 @@ class MapHub:
             live.position = sp
             if _passes(live.sub, pub):
                 _give(live.sub, pushes, delta=live.sub.live_delta and live.chained)
+            else:
+                dropped += 1
+        if dropped and self._on_filtered is not None:
+            self._on_filtered(dropped)
         for pending in ch.pending.values():
             sub = pending.sub
             if not _passes(sub, pub):
@@ -199,10 +203,16 @@ def _give(sub: MapSubscriber, pushes: MapPush, *, delta: bool) -> None:
 class MapNode:
     """The node's map side: the broker, the local fan-out and the key-expiry ticker."""
 
-    def __init__(self, node: MapHost, broker: MapBroker) -> None:
+    def __init__(
+        self,
+        node: MapHost,
+        broker: MapBroker,
+        *,
+        on_filtered: Callable[[int], None] | None = None,
+    ) -> None:
         self._node = node
         self.broker = broker
-        self.hub = MapHub()
+        self.hub = MapHub(on_filtered)
         channels = node.resolver.settings
         #: Whether any namespace publishes its subscribers into presence maps or removes a
         #: subscriber's key on unsubscribe (most do not: then the subscribe path skips these
@@ -266,12 +276,22 @@ class MapNode:
             opts = replace(opts, use_delta=True)
         return await self.broker.publish(channel, key, data, settings, opts)
 
-    async def remove(self, channel: str, key: str, *, idempotency_key: str = "") -> MapUpdateResult:
-        """Remove `key` of a map channel (the API's ``map_remove``)."""
+    async def remove(
+        self,
+        channel: str,
+        key: str,
+        *,
+        idempotency_key: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> MapUpdateResult:
+        """Remove `key` of a map channel (the API's ``map_remove``, or a client's removal,
+        which the map_remove proxy may give `tags`)."""
         settings = self.settings(channel)
         if not key:
             raise CommandError(ErrorCode.BAD_REQUEST)
-        return await self.broker.remove(channel, key, settings, idempotency_key=idempotency_key)
+        return await self.broker.remove(
+            channel, key, settings, idempotency_key=idempotency_key, tags=tags
+        )
 
     async def read_state(
         self,
@@ -352,7 +372,8 @@ class MapNode:
         self.hub.broadcast(channel, pub, sp)
 
     def _arm(self) -> None:
-        self._timer = self._node.scheduler.call_later(EXPIRE_INTERVAL, self._fire)
+        if self.broker.expire_interval >= 0:
+            self._timer = self._node.scheduler.call_later(self.broker.expire_interval, self._fire)
 
     def _fire(self) -> None:
         self._timer = None

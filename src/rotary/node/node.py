@@ -125,11 +125,15 @@ class Node:
         self.name = name or self.uid
         self.write_timeout = write_timeout
         self.presence_ttl = max(presence_ttl, 3 * settings.presence_update_interval)
-        self.hub = Hub(on_unencodable=self._unencodable)
+        self.hub = Hub(on_unencodable=self._unencodable, on_filtered=self._filtered)
         #: Map channels (docs/map-subscriptions.md); in memory unless an engine gives one.
-        self.maps = MapNode(self, maps or MemoryMapBroker(self.clock))
+        self.maps = MapNode(self, maps or MemoryMapBroker(self.clock), on_filtered=self._filtered)
         #: Shared poll channels (docs/shared-poll.md) and the secrets of their signatures.
         self.shared_poll = shared_poll
+        self._poll_routes: poll_publish.PollRoutes | None = None
+        if shared_poll is not None and not getattr(broker, "single_node", False):
+            # Several nodes may share the engine: publications travel per key (poll_publish).
+            self._poll_routes = shared_poll.routes = poll_publish.PollRoutes(broker, shared_poll)
         self.track_secrets = track_secrets
         self._live: dict[str, ClientSession] = {}
         self._clients: dict[str, ClientSession] = {}
@@ -182,6 +186,8 @@ class Node:
         await self.maps.close()
         if self.shared_poll is not None:
             await self.shared_poll.close()
+        if self._poll_routes is not None:
+            await self._poll_routes.close()
         await self.broker.close()
         await self.presence.close()
         if self.proxy is not None:
@@ -230,6 +236,11 @@ class Node:
 
     def _node_alive(self, uid: str) -> bool:
         return uid in self.cluster.registry.live()
+
+    def _filtered(self, count: int) -> None:
+        """`count` subscribers' tags filters dropped a live publication."""
+        if self.metrics is not None:
+            self.metrics.tags_filter_dropped(count)
 
     def _unencodable(self, client_id: str) -> None:
         """A subscriber's codec cannot carry a broadcast: disconnect it, outside the fan-out."""
@@ -377,6 +388,9 @@ class Node:
     # ------------------------------------------------------------------ broker events
 
     def handle_publication(self, channel: str, pub: Publication, sp: StreamPosition) -> None:
+        if poll_publish.is_key_channel(channel):
+            poll_publish.apply(self.shared_poll, pub.data)
+            return
         self.hub.broadcast_publication(channel, pub, sp)
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotary.auth.track_signature import check_track_signature
 from rotary.channels.shared_poll import PollSettings, poll_settings
+from rotary.errors import RotaryError
 from rotary.logs import log_denial
 from rotary.node import subscribe
 from rotary.node.delta import DELTA_FOSSIL
@@ -106,7 +107,7 @@ async def handle_keyed_refresh(
     if manager is None or tracker is None:
         raise CommandError(ErrorCode.PERMISSION_DENIED)
     if req.type == SUB_REFRESH_TRACK:
-        _track(s, cmd_id, req, manager, tracker)
+        await _track(s, cmd_id, req, manager, tracker)
         return None
     if not req.untrack:
         raise CommandError(ErrorCode.BAD_REQUEST)
@@ -122,10 +123,11 @@ def _settings(s: Session, channel: str) -> PollSettings:
     return settings
 
 
-def _track(
+async def _track(
     s: Session, cmd_id: int, req: SubRefreshRequest, manager: SharedPollManager, tracker: Tracker
 ) -> None:
-    """validate → verify every batch → register → reply → join → poll what is missing."""
+    """validate → verify every batch → listen to new keys' publications (channels that take
+    them) → register → reply → join → poll what is missing."""
     flat = _flatten(req.track)
     if not flat:
         raise CommandError(ErrorCode.BAD_REQUEST)
@@ -135,6 +137,37 @@ def _track(
     if len(tracker.keys) - freed + added > tracker.settings.max_keys_per_connection:
         raise CommandError(ErrorCode.LIMIT_EXCEEDED)
     expiries = _verify(s, req)
+    routes = manager.routes if tracker.settings.publish_enabled else None
+    if routes is None:
+        _register(s, cmd_id, req, manager=manager, tracker=tracker, flat=flat, expiries=expiries)
+        return
+    # As in Centrifugo, the track succeeds only once the node listens to every new key, so
+    # that no publication made after the reply can miss this client.
+    fresh = [key for key in flat if not manager.tracks(req.channel, key)]
+    try:
+        await routes.reserve(req.channel, fresh)
+    except RotaryError as exc:
+        _log.warning("listening to shared poll keys of %s failed: %s", req.channel, exc)
+        raise CommandError(ErrorCode.INTERNAL) from None
+    try:
+        if TRACKERS.get(s, {}).get(req.channel) is not tracker:  # unsubscribed meanwhile
+            raise CommandError(ErrorCode.PERMISSION_DENIED)
+        _register(s, cmd_id, req, manager=manager, tracker=tracker, flat=flat, expiries=expiries)
+    finally:
+        routes.settle(req.channel, fresh, reserved=True)
+
+
+def _register(
+    s: Session,
+    cmd_id: int,
+    req: SubRefreshRequest,
+    *,
+    manager: SharedPollManager,
+    tracker: Tracker,
+    flat: dict[str, tuple[int, int]],
+    expiries: list[int],
+) -> None:
+    """The track's one synchronous step: register, reply, join, poll what is missing."""
     keys = list(flat)
     held = manager.track(req.channel, tracker.settings, keys)
     cold, warm = [], []

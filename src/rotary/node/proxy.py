@@ -17,7 +17,14 @@ from typing import Protocol
 from rotary.node.auth import ConnectCredentials, SubscribeCredentials
 from rotary.protocol.messages import ConnectRequest, SubscribeRequest
 
-__all__ = ["NO_HEADERS", "ProxiedRefresh", "ProxyContext", "ProxyHooks"]
+__all__ = [
+    "NO_HEADERS",
+    "ProxiedMapPublish",
+    "ProxiedMapRemove",
+    "ProxiedRefresh",
+    "ProxyContext",
+    "ProxyHooks",
+]
 
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
@@ -44,10 +51,34 @@ class ProxiedRefresh:
     info: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ProxiedMapPublish:
+    """What the map_publish proxy decided a client's key write becomes: the key and data
+    (the client's unless replaced) and the write's options, as the API's ``map_publish``."""
+
+    key: str
+    data: bytes
+    tags: Mapping[str, str] | None = None
+    key_mode: str = ""
+    idempotency_key: str = ""
+    delta: bool = False
+    version: int = 0
+    version_epoch: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProxiedMapRemove:
+    """What the map_remove proxy decided a client's key removal becomes."""
+
+    key: str
+    tags: Mapping[str, str] | None = None
+    idempotency_key: str = ""
+
+
 class ProxyHooks(Protocol):
     """The proxies of one node. `active(kind)` says whether the `kind` proxy is configured
-    (``connect``, ``refresh``, ``subscribe``, ``publish``, ``sub_refresh``, ``rpc``); the
-    namespace switches are the caller's to check."""
+    (``connect``, ``refresh``, ``subscribe``, ``publish``, ``sub_refresh``, ``rpc``,
+    ``map_publish``, ``map_remove``); the namespace switches are the caller's to check."""
 
     @property
     def header_names(self) -> frozenset[str]:
@@ -81,6 +112,16 @@ class ProxyHooks(Protocol):
 
     async def rpc(self, ctx: ProxyContext, method: str, data: bytes | None) -> bytes | None:
         """The RPC reply's ``data`` (raw JSON or None)."""
+        ...
+
+    async def map_publish(
+        self, ctx: ProxyContext, channel: str, key: str, data: bytes
+    ) -> ProxiedMapPublish:
+        """Whether, and as what, the client may write `key` of the map channel."""
+        ...
+
+    async def map_remove(self, ctx: ProxyContext, channel: str, key: str) -> ProxiedMapRemove:
+        """Whether, and as what, the client may remove `key` of the map channel."""
         ...
 
     async def close(self) -> None:

@@ -4,7 +4,8 @@ docs/shared-poll.md. Clients track keys of a shared poll channel; the node polls
 for every key some client here tracks, once per refresh interval and channel whatever the
 number of clients, and pushes each new version of an item to the clients tracking its key.
 A key tracked for the first time is polled at once. Each node polls for its own clients, as
-Centrifugo's nodes do; the engine only carries server-API publications (`published`).
+Centrifugo's nodes do; the engine only carries server-API publications (`published`), each
+on a broker channel of its key that only the nodes tracking the key listen to (`KeyRoutes`).
 
 Everything runs on the event loop and the methods that change state never await, so no
 lock is needed: a track is registered, answered and joined in one step.
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TRACKERS",
     "ItemPush",
+    "KeyRoutes",
     "KeyState",
     "PollAnswer",
     "PollBackend",
@@ -89,6 +91,20 @@ class PollBackend(Protocol):
     ) -> PollAnswer: ...
 
     async def close(self) -> None: ...
+
+
+class KeyRoutes(Protocol):
+    """The broker channels of the keys of channels that take server-API publications.
+
+    `reserve` makes this node listen to `keys` of `channel` before they are tracked (a
+    reservation each, held until `settle`); `settle` is called with keys whose reservation
+    ended or that the node no longer tracks, and stops listening to those nobody tracks and
+    nobody reserved.
+    """
+
+    async def reserve(self, channel: str, keys: Sequence[str]) -> None: ...
+
+    def settle(self, channel: str, keys: Sequence[str], *, reserved: bool = False) -> None: ...
 
 
 @dataclass(slots=True)
@@ -266,8 +282,15 @@ class SharedPollManager:
         #: Epoch of versionless channels with no state yet (new at each start).
         self._epoch = make_epoch()
         self._channels: dict[str, _Channel] = {}
+        #: Where publishable channels' keys are listened to (set by the node); None: nowhere.
+        self.routes: KeyRoutes | None = None
 
     # ------------------------------------------------------------------ clients
+
+    def tracks(self, channel: str, key: str) -> bool:
+        """Whether this node polls `key` of `channel` (some client here tracks it)."""
+        ch = self._channels.get(channel)
+        return ch is not None and key in ch.entries
 
     def epoch(self, channel: str, settings: PollSettings) -> str:
         """The epoch a subscribe reply carries: the channel's, or the node's when it has none."""
@@ -310,6 +333,7 @@ class SharedPollManager:
         ch = self._channels.get(tracker.channel)
         if ch is None:
             return
+        gone = []
         for key in keys:
             subs = ch.subscribers.get(key)
             if subs is None:
@@ -318,6 +342,8 @@ class SharedPollManager:
             if not subs:
                 del ch.subscribers[key]
                 ch.entries.pop(key, None)
+                gone.append(key)
+        self._untracked(tracker.channel, ch, gone)
         if not ch.entries:
             self._schedule_shutdown(tracker.channel, ch)
 
@@ -347,12 +373,12 @@ class SharedPollManager:
         self.poll_soon(channel, soon)
 
     def published(self, channel: str, key: str, version: int, epoch: str, data: bytes) -> None:
-        """Apply a server-API publication of `key` (every node gets each one).
+        """Apply a server-API publication of `key` (the nodes listening to `key` get it).
 
         Versioned channels only. As in Centrifugo, the epoch is compared before anything
-        else, so a publisher's new epoch resets the channel's subscribers even on a node that
-        does not track `key`; then the item goes out when the node tracks `key` and
-        `version` is above the one it holds (an older or equal version is dropped).
+        else, so a publisher's new epoch resets every subscriber of the channel on this node;
+        then the item goes out when the node tracks `key` and `version` is above the one it
+        holds (an older or equal version is dropped).
         """
         ch = self._channels.get(channel)
         if ch is None or not ch.settings.versioned:
@@ -401,6 +427,11 @@ class SharedPollManager:
         if ch.shutdown is None:
             loop = asyncio.get_running_loop()
             ch.shutdown = loop.call_later(ch.settings.shutdown_delay, self._drop, channel, ch)
+
+    def _untracked(self, channel: str, ch: _Channel, keys: list[str]) -> None:
+        """`keys` are no longer polled here: their broker channels may go."""
+        if keys and self.routes is not None and ch.settings.publish_enabled:
+            self.routes.settle(channel, keys)
 
     def _drop(self, channel: str, ch: _Channel) -> None:
         ch.shutdown = None
@@ -462,7 +493,7 @@ class SharedPollManager:
         if self._metrics is not None:
             self._metrics.shared_poll_call("ok", len(items))
         if not ch.closed:
-            self._apply(ch, answer)
+            self._apply(channel, ch, answer)
 
     @staticmethod
     def _asked_version(ch: _Channel, key: str) -> int:
@@ -474,7 +505,7 @@ class SharedPollManager:
 
     # ------------------------------------------------------------------ answers
 
-    def _apply(self, ch: _Channel, answer: PollAnswer) -> None:
+    def _apply(self, channel: str, ch: _Channel, answer: PollAnswer) -> None:
         """Record what changed, then push it: new versions, and removals."""
         if ch.settings.versioned and answer.epoch != ch.epoch:
             self._flip_epoch(ch, answer.epoch)
@@ -506,6 +537,7 @@ class SharedPollManager:
             for tracker in ch.subscribers.pop(key, ()):
                 tracker.remove(key)
             ch.entries.pop(key, None)
+        self._untracked(channel, ch, removals)
 
     def _change(self, ch: _Channel, entry: _Entry, item: PolledItem) -> int | None:
         """The version to deliver `item` at, or None when there is nothing to deliver."""

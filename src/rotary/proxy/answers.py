@@ -18,9 +18,10 @@ from typing import Any
 import orjson
 
 from rotary.auth.tokens import SubscribeOverride
+from rotary.engines.maps import KEY_MODES
 from rotary.errors import RotaryError
 from rotary.node.auth import ConnectCredentials, ServerSubOptions, SubscribeCredentials
-from rotary.node.proxy import ProxiedRefresh, ProxyContext
+from rotary.node.proxy import ProxiedMapPublish, ProxiedMapRemove, ProxiedRefresh, ProxyContext
 from rotary.protocol.codes import (
     CommandError,
     Disconnect,
@@ -31,6 +32,8 @@ from rotary.protocol.codes import (
 __all__ = [
     "ProxyFailure",
     "connect_result",
+    "map_publish_result",
+    "map_remove_result",
     "payload_field",
     "publish_result",
     "refresh_result",
@@ -238,6 +241,53 @@ def publish_result(answer: bytes, data: bytes) -> bytes:
     result = result_of(answer) or {}
     replaced = _payload(result, "data")
     return data if replaced is None else replaced
+
+
+def map_publish_result(answer: bytes, key: str, data: bytes) -> ProxiedMapPublish:
+    """A key write as the map_publish proxy decided it: its ``key`` and ``data``/``b64data``
+    replace the client's when given; ``tags``, ``key_mode``, ``idempotency_key``, ``delta``,
+    ``version`` and ``version_epoch`` are the write's options (``score`` and
+    ``stream_data`` are read by no map broker, as in Centrifugo)."""
+    result = result_of(answer) or {}
+    replaced = _payload(result, "data")
+    key_mode = _text(result, "key_mode")
+    if key_mode not in KEY_MODES:
+        raise ProxyFailure('key_mode must be "", "if_new" or "if_exists"')
+    delta = result.get("delta", False)
+    if type(delta) is not bool:
+        raise ProxyFailure("delta must be a boolean")
+    version = _int(result, "version")
+    if version < 0:
+        raise ProxyFailure("version must not be negative")
+    return ProxiedMapPublish(
+        key=_text(result, "key") or key,
+        data=data if replaced is None else replaced,
+        tags=_tags(result),
+        key_mode=key_mode,
+        idempotency_key=_text(result, "idempotency_key"),
+        delta=delta,
+        version=version,
+        version_epoch=_text(result, "version_epoch"),
+    )
+
+
+def map_remove_result(answer: bytes, key: str) -> ProxiedMapRemove:
+    """A key removal as the map_remove proxy decided it (its ``key`` replaces the client's)."""
+    result = result_of(answer) or {}
+    return ProxiedMapRemove(
+        key=_text(result, "key") or key,
+        tags=_tags(result),
+        idempotency_key=_text(result, "idempotency_key"),
+    )
+
+
+def _tags(obj: Mapping[str, Any]) -> dict[str, str] | None:
+    tags = obj.get("tags")
+    if tags is None:
+        return None
+    if type(tags) is not dict or not all(type(v) is str for v in tags.values()):
+        raise ProxyFailure("tags must be an object of strings")
+    return tags or None
 
 
 def rpc_result(answer: bytes) -> bytes | None:

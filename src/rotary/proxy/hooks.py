@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rotary.node.auth import ConnectCredentials, SubscribeCredentials
-from rotary.node.proxy import ProxiedRefresh, ProxyContext
+from rotary.node.proxy import ProxiedMapPublish, ProxiedMapRemove, ProxiedRefresh, ProxyContext
 from rotary.protocol.codes import CommandError, DisconnectError, ErrorCode
 from rotary.protocol.messages import ConnectRequest, SubscribeRequest
 from rotary.proxy import answers
@@ -91,6 +91,17 @@ class HttpProxy:
             fields.update(answers.payload_field(data))
         answer = await self._call("rpc", ctx, fields)
         return self._read("rpc", ctx, answers.rpc_result, answer)
+
+    async def map_publish(
+        self, ctx: ProxyContext, channel: str, key: str, data: bytes
+    ) -> ProxiedMapPublish:
+        fields = {"channel": channel, "key": key, **answers.payload_field(data)}
+        answer = await self._call("map_publish", ctx, fields)
+        return self._read("map_publish", ctx, answers.map_publish_result, answer, key, data)
+
+    async def map_remove(self, ctx: ProxyContext, channel: str, key: str) -> ProxiedMapRemove:
+        answer = await self._call("map_remove", ctx, {"channel": channel, "key": key})
+        return self._read("map_remove", ctx, answers.map_remove_result, answer, key)
 
     async def close(self) -> None:
         await self._caller.close()

@@ -5,11 +5,14 @@ The request is ``{"channel": …, "items": [{"key": …, "version": …}]}`` (ve
 0), POSTed as JSON to the endpoint of the proxy the namespace names; the answer is
 ``{"result": {"items": [{"key", "data", "version", "removed"}], "epoch": …}}`` or
 ``{"error": {…}}``. Anything else is a `PollFailure`: the node logs it and asks again at the
-next cycle.
+next cycle. An item's ``b64data`` (and ``b64prev_data``), base64, replaces its ``data`` (and
+``prev_data``): binary items, which Centrifugo carries over its gRPC proxies only.
 """
 
 from __future__ import annotations
 
+import binascii
+from base64 import b64decode
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -85,6 +88,25 @@ def _item(obj: Any) -> PolledItem:
         raise PollFailure("an item's version must be an unsigned integer")
     if type(removed) is not bool:
         raise PollFailure("an item's removed must be a boolean")
-    prev = obj.get("prev_data")
-    prev_data = None if prev is None else orjson.dumps(prev)
-    return PolledItem(key, orjson.dumps(obj.get("data")), version, removed, prev_data)
+    data = _payload(obj, "data")
+    prev_data = _payload(obj, "prev_data")
+    if prev_data == b"null":  # a null prev_data is none (the base would be the text "null")
+        prev_data = None
+    return PolledItem(key, b"" if data is None else data, version, removed, prev_data)
+
+
+def _payload(obj: dict[str, Any], name: str) -> bytes | None:
+    """The item's `name` payload: the bytes of ``b64<name>`` when it is a non-empty string,
+    else the JSON of `name` as written compactly; None when the item has neither (an item
+    without data reaches clients without ``data``, as in Centrifugo)."""
+    encoded = obj.get(f"b64{name}")
+    if encoded is not None and encoded != "":
+        if type(encoded) is not str:
+            raise PollFailure(f"an item's b64{name} must be a string")
+        try:
+            return b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise PollFailure(f"an item's b64{name} is not base64") from None
+    if name not in obj:
+        return None
+    return orjson.dumps(obj[name])

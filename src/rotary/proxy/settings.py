@@ -3,7 +3,9 @@
 One `ProxyEndpoint` per kind of event. A proxy is in use when its endpoint is set and it is
 not switched off (`enabled` False, v6 ``client.proxy.connect.enabled: false``); the subscribe,
 publish and sub_refresh proxies are further used only in namespaces that turn them on
-(``proxy_subscribe`` / ``subscribe_proxy_enabled`` and the like).
+(``proxy_subscribe`` / ``subscribe_proxy_enabled`` and the like), the map_publish and
+map_remove proxies only in map namespaces with ``map.publish_proxy_enabled`` /
+``map.remove_proxy_enabled``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,16 @@ from dataclasses import dataclass, field
 __all__ = ["PROXY_KINDS", "ProxyEndpoint", "ProxySettings"]
 
 #: Every kind of proxied event, in the order of the configuration reference.
-PROXY_KINDS = ("connect", "refresh", "subscribe", "publish", "sub_refresh", "rpc")
+PROXY_KINDS = (
+    "connect",
+    "refresh",
+    "subscribe",
+    "publish",
+    "sub_refresh",
+    "rpc",
+    "map_publish",
+    "map_remove",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,8 @@ class ProxySettings:
     publish: ProxyEndpoint = field(default_factory=ProxyEndpoint)
     sub_refresh: ProxyEndpoint = field(default_factory=ProxyEndpoint)
     rpc: ProxyEndpoint = field(default_factory=ProxyEndpoint)
+    map_publish: ProxyEndpoint = field(default_factory=ProxyEndpoint)
+    map_remove: ProxyEndpoint = field(default_factory=ProxyEndpoint)
     http_headers: tuple[str, ...] = ()
     include_connection_meta: bool = False
     #: The top-level ``proxies`` list: name → endpoint (they serve shared poll channels).

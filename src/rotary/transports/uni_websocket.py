@@ -7,7 +7,9 @@ A connect request that is not a JSON object closes the connection with 3501. Whe
 session ends, a disconnect push precedes the close frame.
 
 As in Centrifugo, the connection also carries WebSocket ping frames every ``ping_interval``
-(25 s when that is off), and a client that stops answering them is dropped.
+(25 s when that is off), and a client that has not answered one within ``pong_timeout``
+(10 s when that is off) is dropped. With ``uni_websocket.compression`` on, a client offering
+permessage-deflate gets it (`rotary.transports.deflate`).
 
 `UniWebSocketOptions` holds Centrifugo's ``uni_websocket`` switches: every message written at
 once in one frame (newline-separated), no disconnect push, no close frame at all.
@@ -16,8 +18,10 @@ once in one frame (newline-separated), no disconnect push, no close frame at all
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
@@ -26,9 +30,10 @@ from rotary.node.state import Mode
 from rotary.protocol import framing
 from rotary.protocol.codec import ProtocolViolation
 from rotary.protocol.codes import Disconnect, DisconnectCode
+from rotary.transports.deflate import Deflate
 from rotary.transports.limits import Admission
 from rotary.transports.streaming import Handler
-from rotary.transports.websocket import _AiohttpTransport, text_frame
+from rotary.transports.websocket import Framers, _AiohttpTransport, read_limit, text_frame
 
 __all__ = ["UniWebSocketOptions", "uni_websocket_handler"]
 
@@ -42,13 +47,14 @@ class UniWebSocketOptions:
     `join_messages`: the messages of one write share a text frame, one per line.
     `disconnect_push`: a disconnect push precedes the close frame. `closing_handshake`:
     False drops the connection without a close frame. `write_timeout` bounds each write and
-    the close handshake (0: no bound).
+    the close handshake (0: no bound). `deflate`: permessage-deflate.
     """
 
     join_messages: bool = False
     disconnect_push: bool = True
     closing_handshake: bool = True
     write_timeout: float = 1.0
+    deflate: Deflate = field(default_factory=Deflate)
 
 
 class _UniTransport(_AiohttpTransport):
@@ -88,14 +94,15 @@ class _JoinedUniTransport(_UniTransport):
         self.frame = _joined_frame
 
 
-def _uni_frames(batch: bytes) -> bytes:
-    """One text frame per message of `batch`, each in its unidirectional form."""
-    return b"".join(text_frame(m) for m in framing.uni_messages(batch))
+def _uni_frames(batch: bytes, text: Callable[[bytes], bytes] = text_frame) -> bytes:
+    """One text frame per message of `batch`, each in its unidirectional form, framed by
+    `text` (plain or deflated)."""
+    return b"".join(text(m) for m in framing.uni_messages(batch))
 
 
-def _joined_frame(batch: bytes) -> bytes:
+def _joined_frame(batch: bytes, text: Callable[[bytes], bytes] = text_frame) -> bytes:
     """One text frame holding every message of `batch`, unidirectional, one per line."""
-    return text_frame(b"\n".join(framing.uni_messages(batch)))
+    return text(b"\n".join(framing.uni_messages(batch)))
 
 
 def uni_websocket_handler(
@@ -107,6 +114,7 @@ def uni_websocket_handler(
 ) -> Handler:
     """The aiohttp handler of ``GET /connection/uni_websocket`` (messages over `size_limit`
     bytes close the connection with 1009)."""
+    framers = Framers(options.deflate)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         refused = admission.refusal(request)
@@ -119,14 +127,19 @@ def uni_websocket_handler(
             except ProtocolViolation as exc:
                 return web.Response(status=400, text=str(exc))
         ws = web.WebSocketResponse(
-            max_msg_size=size_limit,
+            max_msg_size=read_limit(request, options.deflate, size_limit),
             decode_text=False,
-            compress=False,
+            compress=options.deflate.enabled,
             heartbeat=_frame_ping_interval(node),
         )
+        _set_pong_timeout(ws, node)
         await ws.prepare(request)
-        kind = _JoinedUniTransport if options.join_messages else _UniTransport
+        base = _JoinedUniTransport if options.join_messages else _UniTransport
+        kind, framer = framers.kind(base, ws)
         transport = kind(ws, request, options)
+        if framer is not None:
+            framing_of = _joined_frame if options.join_messages else _uni_frames
+            transport.frame = functools.partial(framing_of, text=framer.text)
         session = node.new_session(
             transport,
             mode=Mode.UNIDIRECTIONAL,
@@ -156,11 +169,25 @@ def uni_websocket_handler(
 _DEFAULT_FRAME_PING_INTERVAL = 25.0
 
 
+#: Seconds a pong may take when ``pong_timeout`` is off (Centrifugo's default here).
+_DEFAULT_FRAME_PONG_TIMEOUT = 10.0
+
+
 def _frame_ping_interval(node: Node) -> float:
-    """Seconds between the WebSocket ping frames of a unidirectional connection (aiohttp drops
-    a connection whose pong has not come within half of that)."""
+    """Seconds between the WebSocket ping frames of a unidirectional connection."""
     interval = node.settings.ping_interval
     return interval if interval > 0 else _DEFAULT_FRAME_PING_INTERVAL
+
+
+def _set_pong_timeout(ws: web.WebSocketResponse, node: Node) -> None:
+    """Give the client ``pong_timeout`` to answer each ping frame, as Centrifugo does.
+
+    aiohttp allows half of the heartbeat interval and has no parameter for it; its
+    attribute is set here (tests/transports/test_uni_websocket_pings.py shows the effect,
+    so an aiohttp that renamed it fails there).
+    """
+    timeout = node.settings.pong_timeout
+    ws._pong_heartbeat = timeout if timeout > 0 else _DEFAULT_FRAME_PONG_TIMEOUT
 
 
 async def _first_request(ws: web.WebSocketResponse) -> bytes | None:

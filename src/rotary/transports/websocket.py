@@ -9,6 +9,8 @@ Past ``client_connection_limit`` open sessions, or past ``client_connection_rate
 connections per second (`rotary.transports.limits`), new upgrades get HTTP 503.
 Frames over ``message_size_limit`` close the connection with 1009 (aiohttp does it).
 ``cf_ws_frame_ping_pong=true`` swaps application pings for WebSocket ping frames.
+With ``websocket.compression`` on, a client offering permessage-deflate gets it
+(`rotary.transports.deflate`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from aiohttp import WSMsgType, hdrs, web
 
@@ -27,11 +30,23 @@ from rotary.protocol.base import Codec
 from rotary.protocol.codec import JSON
 from rotary.protocol.codes import Disconnect
 from rotary.protocol.protobuf import PROTOBUF
+from rotary.transports.deflate import Deflate, DeflateFramer, deflate_offered
 from rotary.transports.limits import ConnectionRateLimiter, origin_allowed
 
-__all__ = ["binary_frame", "origin_allowed", "text_frame", "websocket_handler"]
+__all__ = [
+    "Framers",
+    "binary_frame",
+    "origin_allowed",
+    "read_limit",
+    "text_frame",
+    "websocket_handler",
+]
 
 _log = logging.getLogger("rotary.websocket")
+
+_T = TypeVar("_T", bound="_AiohttpTransport")
+
+_NO_DEFLATE = Deflate()
 
 #: Seconds between WebSocket ping frames in ``cf_ws_frame_ping_pong`` mode.
 _FRAME_PING_INTERVAL = 25.0
@@ -68,8 +83,9 @@ class _AiohttpTransport:
 
     Data frames are framed here and written straight to the asyncio transport; aiohttp
     itself only writes control frames (pong, ping, close). Both write whole frames
-    synchronously on the loop thread, so frames never interleave. Compression is off
-    (`compress=False` at the handshake), so no frame needs aiohttp's compressor state.
+    synchronously on the loop thread, so frames never interleave. Data frames are deflated
+    here too when the client negotiated it (`Framers`); control frames never are, so no
+    frame needs aiohttp's compressor state.
     """
 
     __slots__ = ("_close_timeout", "_high_water", "_protocol", "_raw", "_ws", "frame")
@@ -153,6 +169,44 @@ class _AiohttpTransport:
                 watchdog.cancel()
 
 
+class Framers:
+    """The transport classes of one endpoint's compressed connections, one per window size.
+
+    The outbox shares framed bytes among transports of one class, so connections whose
+    frames differ (compressed or not, window size) must not share a class.
+    """
+
+    __slots__ = ("_deflate", "_kinds")
+
+    def __init__(self, deflate: Deflate) -> None:
+        self._deflate = deflate
+        self._kinds: dict[tuple[type, int], tuple[type, DeflateFramer]] = {}
+
+    def kind(
+        self, base: type[_T], ws: web.WebSocketResponse
+    ) -> tuple[type[_T], DeflateFramer | None]:
+        """The class for a connection of class `base` on `ws`, and its framer (None when the
+        client did not negotiate compression)."""
+        wbits = int(ws.compress)
+        if not self._deflate.enabled or wbits == 0:
+            return base, None
+        found = self._kinds.get((base, wbits))
+        if found is None:
+            kind = type(f"{base.__name__}Deflate{wbits}", (base,), {"__slots__": ()})
+            found = self._kinds[(base, wbits)] = (kind, DeflateFramer(self._deflate, wbits))
+        return found[0], found[1]
+
+
+def read_limit(request: web.Request, deflate: Deflate, message_size_limit: int) -> int:
+    """The largest message aiohttp may read: the decompressed limit when the client offers
+    compression and the endpoint has it on (aiohttp has one limit for the wire and the
+    inflated sizes), else `message_size_limit`."""
+    offered = request.headers.get(hdrs.SEC_WEBSOCKET_EXTENSIONS, "")
+    if deflate.enabled and deflate_offered(offered):
+        return deflate.read_limit(message_size_limit)
+    return message_size_limit
+
+
 def _abort_if_stuck(raw: asyncio.Transport, timeout: float) -> None:
     """Abort `raw` if its close frame is still not written: asyncio's close would wait for
     the write buffer to empty, and a stalled peer's never does."""
@@ -202,14 +256,17 @@ def websocket_handler(
     connection_limit: int = 0,
     connection_rate_limit: int = 0,
     rate_limiter: ConnectionRateLimiter | None = None,
+    deflate: Deflate = _NO_DEFLATE,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler serving one WebSocket connection per request.
 
     Limits of 0 are off; the rate limit takes time from `node.clock`. `rate_limiter`, when
     given, is shared with other endpoints (and `connection_rate_limit` then only names it).
     `send_buffer_size` > 0 fixes each connection's kernel send buffer (SO_SNDBUF).
+    `deflate` says whether and how permessage-deflate is offered.
     """
     rate = rate_limiter or ConnectionRateLimiter(connection_rate_limit, node.clock)
+    framers = Framers(deflate)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if not origin_allowed(request.headers.get("Origin"), allowed_origins):
@@ -227,16 +284,16 @@ def websocket_handler(
         frame_pings = request.query.get("cf_ws_frame_ping_pong") == "true"
         ws = web.WebSocketResponse(
             protocols=protocols,
-            max_msg_size=message_size_limit,
             heartbeat=_FRAME_PING_INTERVAL if frame_pings else None,
             decode_text=False,
-            compress=False,
+            compress=deflate.enabled,
+            max_msg_size=read_limit(request, deflate, message_size_limit),
         )
         if send_buffer_size > 0:
             _fix_send_buffer(request, send_buffer_size)
         await ws.prepare(_without_blank_subprotocol(request))
         try:
-            await _serve(node, ws, request, codec=codec, app_pings=not frame_pings)
+            await _serve(node, ws, request, codec=codec, app_pings=not frame_pings, framers=framers)
         finally:
             _forget_close_error(ws)
         return ws
@@ -254,11 +311,18 @@ def _fix_send_buffer(request: web.Request, size: int) -> None:
 
 
 async def _serve(
-    node: Node, ws: web.WebSocketResponse, request: web.Request, *, codec: Codec, app_pings: bool
+    node: Node,
+    ws: web.WebSocketResponse,
+    request: web.Request,
+    *,
+    codec: Codec,
+    app_pings: bool,
+    framers: Framers,
 ) -> None:
-    transport = _AiohttpTransport(
-        ws, request, binary=codec.binary, close_timeout=node.write_timeout
-    )
+    kind, framer = framers.kind(_AiohttpTransport, ws)
+    transport = kind(ws, request, binary=codec.binary, close_timeout=node.write_timeout)
+    if framer is not None:
+        transport.frame = framer.binary if codec.binary else framer.text
     session = node.new_session(transport, app_pings=app_pings, codec=codec, headers=request.headers)
     # No writer task: the outbox writes this transport directly and starts a task only
     # while it is backed up, or to close it; `run_writer` waits for that close.

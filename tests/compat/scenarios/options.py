@@ -3,13 +3,32 @@ mode, personal channels, namespace permissions, positioning and cache recovery."
 
 from __future__ import annotations
 
-from tests.compat.configs import SUB_SECRET
+import hashlib
+import hmac
+import time
+
+from tests.compat.configs import POLL_SECRET, SUB_SECRET
 from tests.compat.dsl import Api, Closed, Cmd, Open, Push, Scenario, Tok, Var
 from tests.compat.scenarios._helpers import connect, publish, sub, subtok
 
 __all__ = ["OPTIONS"]
 
 ENG = {"key": "team", "cmp": "eq", "val": "eng"}
+
+
+def track_signature(channel: str, keys: list[str], user: str = "42") -> str:
+    """A shared poll track signature as an app's backend makes it, valid for a month."""
+    iat = int(time.time())
+    expiry = iat + 30 * 86400
+    keys_hash = hashlib.sha256("\x00".join(keys).encode()).hexdigest()
+    payload = f"{iat}\x00{expiry}\x00{user}\x00{channel}\x00{keys_hash}"
+    mac = hmac.new(POLL_SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return f"{iat}:{expiry}:{mac}"
+
+
+def poll_publish(key: str, version: int, **extra: object) -> Api:
+    """A ``shared_poll_publish`` of `key` into ``sp:1``."""
+    return Api("shared_poll_publish", {"channel": "sp:1", "key": key, "version": version, **extra})
 
 
 def tagged(channel: str, n: int, team: str) -> Api:
@@ -220,5 +239,60 @@ OPTIONS = [
             sub("a", "tagged:d", tf=ENG, delta="fossil"),
         ),
         quick=True,
+    ),
+    Scenario(
+        "server_side_subscriptions_in_a_tags_filter_namespace_get_every_publication",
+        "tags",
+        (
+            # Offset 1 first: Centrifugo puts the epoch into that one publication only.
+            tagged("tagged:s", 0, "ops"),
+            tagged("tagged:c", 0, "ops"),
+            # Neither subs nor the channels claim can give a filter ("tf" is no option).
+            *connect("a", Tok(claims={"subs": {"tagged:s": {"tf": ENG}}})),
+            *connect("b", Tok(sub="43", claims={"channels": ["tagged:c"]})),
+            tagged("tagged:s", 1, "ops"),
+            tagged("tagged:s", 2, "eng"),
+            tagged("tagged:c", 3, "ops"),
+            Push("a", 2),
+            Push("b"),
+        ),
+    ),
+    Scenario(
+        "shared_poll_publish_pushes_new_versions_and_a_new_epoch_resets_subscribers",
+        "shared_poll",
+        (
+            *connect("a"),
+            sub("a", "sp:1", type=4),
+            Cmd(
+                "a",
+                {
+                    "sub_refresh": {
+                        "channel": "sp:1",
+                        "type": 1,
+                        "track": [
+                            {
+                                "signature": track_signature("sp:1", ["k1", "k2"]),
+                                "items": [{"key": "k1"}, {"key": "k2"}],
+                            }
+                        ],
+                    }
+                },
+            ),
+            poll_publish("k1", 2, data={"n": 2}),
+            Push("a"),
+            poll_publish("k1", 2, data={"n": 0}),  # not above the version held: dropped
+            poll_publish("k2", 1, b64data="eyJiIjoxfQ=="),
+            Push("a"),
+            poll_publish("k1", 3),  # no data: the version alone
+            Push("a"),
+            # A new epoch unsubscribes the channel's subscribers with 2500. The engine of one
+            # node brings the node every key's publications, tracked or not (on Redis, only
+            # the nodes tracking the key get it: tests/functional/test_shared_poll_extras.py).
+            poll_publish("untracked", 1, epoch="e2", data={}),
+            Push("a"),
+            poll_publish("", 1, data={}),
+            Api("shared_poll_publish", {"channel": "nope:1", "key": "k", "version": 1}),
+            Api("shared_poll_publish", {"channel": "chat:1", "key": "k", "version": 1}),
+        ),
     ),
 ]

@@ -65,6 +65,10 @@ function num(value) {
 class TappedWebSocket extends WebSocket {
   constructor(url, protocols, options) {
     super(url, protocols, options);
+    // The extensions the server accepted (ws offers permessage-deflate by default).
+    this.addEventListener('open', () => {
+      emit({ ev: 'ws_open', extensions: this.extensions });
+    });
     this.addEventListener('message', (e) => {
       emit(frameEvent('in', e.data));
     });

@@ -50,6 +50,10 @@ class MemoryBroker:
     `epoch_factory`.
     """
 
+    #: Every publication of the engine reaches the one node there is: what reaches "the nodes
+    #: listening" may be applied by the node itself (shared poll publications do).
+    single_node = True
+
     def __init__(
         self,
         clock: Clock,

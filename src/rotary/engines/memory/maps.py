@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from rotary.channels.maps import MapSettings
@@ -27,6 +27,9 @@ from rotary.engines.maps import (
 from rotary.engines.memory.broker import random_epoch
 
 __all__ = ["MemoryMapBroker"]
+
+#: Seconds between two passes removing expired keys (Centrifugo checks every second).
+_EXPIRE_INTERVAL = 1.0
 
 #: How long an idempotency key suppresses a repeated write (Centrifugo's default).
 _IDEMPOTENCY_TTL = 300.0
@@ -61,6 +64,7 @@ class MemoryMapBroker:
     """`rotary.engines.maps.MapBroker` held in this process."""
 
     def __init__(self, clock: Clock, *, epoch_factory: Callable[[], str] | None = None) -> None:
+        self.expire_interval = _EXPIRE_INTERVAL
         self._clock = clock
         self._new_epoch = epoch_factory or random_epoch
         self._channels: dict[str, _Channel] = {}
@@ -98,7 +102,13 @@ class MemoryMapBroker:
         return self._apply(channel, ch, pub, opts.idempotency_key, prev=prev)
 
     async def remove(
-        self, channel: str, key: str, settings: MapSettings, *, idempotency_key: str = ""
+        self,
+        channel: str,
+        key: str,
+        settings: MapSettings,
+        *,
+        idempotency_key: str = "",
+        tags: Mapping[str, str] | None = None,
     ) -> MapUpdateResult:
         ch = self._channel(channel, settings)
         done = self._idempotent(ch, idempotency_key)
@@ -107,7 +117,8 @@ class MemoryMapBroker:
         entry = ch.entries.get(key)
         if entry is None:
             return MapUpdateResult(self._pos(ch), suppressed=True, suppress_reason="key_not_found")
-        pub = MapPublication(key, b"", removed=True, tags=entry[0].tags, time=self._millis())
+        kept = entry[0].tags if tags is None else tags
+        pub = MapPublication(key, b"", removed=True, tags=kept, time=self._millis())
         return self._apply(channel, ch, pub, idempotency_key)
 
     async def read_state(

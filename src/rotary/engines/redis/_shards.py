@@ -17,7 +17,7 @@ from redis.backoff import NoBackoff
 
 from rotary.config.model import RedisSettings
 
-__all__ = ["Keys", "Shard", "build_shards", "close_shards", "shard_index"]
+__all__ = ["Keys", "Shard", "build_shards", "close_shards", "feed_client", "shard_index"]
 
 #: Command connections per shard; callers beyond it wait up to ``io_timeout`` for one.
 _POOL_SIZE = 64
@@ -169,6 +169,12 @@ def _cluster_shard(settings: RedisSettings) -> Shard:
         return Connection(host=host, port=port, client_name=name, **kwargs)
 
     return Shard(0, client, new_connection)
+
+
+def feed_client(settings: RedisSettings) -> Redis:
+    """A plain client of the first cluster address, for PUB/SUB (which reaches every node)."""
+    host, port = _host_port(settings.cluster_addresses[0])
+    return Redis(host=host, port=port, retry=_no_retry(), **_common_kwargs(settings))
 
 
 def _pool_connection_factory(client: Any) -> Callable[[str], AbstractConnection]:

@@ -1,7 +1,8 @@
 """The Redis map broker: map channels' state and change streams shared by every node.
 
-docs/map-subscriptions.md "Engines". Keys of a channel ``C`` (``P`` = the prefix; ``{C}``
-keeps a channel's keys in one Redis Cluster slot), on the channel's shard:
+docs/map-subscriptions.md "Where the state lives". It has its own Redis settings
+(`MapRedisSettings`, ``map_broker.redis``), apart from the engine's. Keys of a channel ``C``
+(``P`` = the prefix), on the channel's shard, with ``{C}`` written as the channel in braces:
 
 ``P.map.meta.{C}``      hash: ``e`` epoch, ``s`` top offset.
 ``P.map.state.{C}``     hash: key → ``<offset>:<body>``.
@@ -11,6 +12,12 @@ keeps a channel's keys in one Redis Cluster slot), on the channel's shard:
 ``P.map.expire.{C}``    sorted set: key → expiry (unix ms).
 ``P.map.result.{C}.<k>`` the first result of idempotency key ``k``.
 ``P.map.expiring``      per shard: the channels that have expiring keys.
+
+On Redis Cluster a Lua script may only touch keys of one hash slot, and the expiry index is
+written by the same script as the channel's keys. As Centrifugo's Redis map broker does, the
+channels are then spread over `CLUSTER_PARTITIONS` partitions, and the hash tag is the
+channel's partition ``p`` (jump hash of the channel): ``P.map.meta.{p}.C`` and so on, with one
+index ``P.map.expiring.{p}`` per partition, in the partition's slot.
 PUB/SUB ``P.map.changes`` per shard: every change, ``<offset>|<epoch>|<0|1><channel
                         and key, each as <length>:<bytes>><body>``; a write published
                         with delta allowed over an existing key is marked ``2`` and
@@ -21,7 +28,8 @@ A body is ``<length of data>:<data><JSON of time, tags, info>``. Every change is
 ``lua/map_write.lua`` in one step (state, stream, expiry, PUBLISH). Each node reads the
 changes of every shard on one PUB/SUB connection per shard and hands them to its handler;
 a change that arrives while that connection is being replaced is not replayed (map
-subscribers catch up only when they resubscribe).
+subscribers catch up only when they resubscribe). With ``skip_pub_sub`` nothing is published
+or read: the state and the stream are kept, and live subscribers hear no changes.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -36,7 +45,7 @@ import orjson
 
 from rotary.channels.maps import MapSettings
 from rotary.clock import Clock
-from rotary.config.model import RedisSettings
+from rotary.config.model import MapRedisSettings
 from rotary.engines.base import ClientInfo, StreamPosition, UnrecoverablePosition
 from rotary.engines.maps import (
     MapChangeHandler,
@@ -49,14 +58,24 @@ from rotary.engines.maps import (
 )
 from rotary.engines.memory.broker import random_epoch
 from rotary.engines.redis._scripts import Script
-from rotary.engines.redis._shards import Shard, build_shards, close_shards, shard_index
+from rotary.engines.redis._shards import (
+    Shard,
+    build_shards,
+    close_shards,
+    feed_client,
+    shard_index,
+)
 
-__all__ = ["RedisMapBroker"]
+__all__ = ["CLUSTER_PARTITIONS", "RedisMapBroker"]
 
 _log = logging.getLogger("rotary.engines.redis.maps")
 _WRITE = Script("map_write")
-#: How long an idempotency key suppresses a repeated write (as the memory map broker).
-_IDEMPOTENCY_TTL_MS = 300_000
+#: Partitions of map channels on Redis Cluster (each one hash tag, one expiry index).
+CLUSTER_PARTITIONS = 16
+#: Used when the settings say 0, as Centrifugo does.
+_DEFAULT_CLEANUP_INTERVAL = 1.0
+_DEFAULT_BATCH = 100
+_DEFAULT_IDEMPOTENCY_TTL = 300.0
 #: Pause before a lost PUB/SUB connection is replaced.
 _RECONNECT_DELAY = 0.5
 
@@ -102,12 +121,21 @@ def _bytes(text: str | None) -> bytes | None:
 
 
 class RedisMapBroker:
-    """`rotary.engines.maps.MapBroker` in Redis (the shards of `settings`)."""
+    """`rotary.engines.maps.MapBroker` in Redis (the shards of `settings.redis`)."""
 
-    def __init__(self, settings: RedisSettings, *, clock: Clock) -> None:
-        self._prefix = settings.prefix
+    def __init__(self, settings: MapRedisSettings, *, clock: Clock) -> None:
+        redis = settings.redis
+        self._prefix = redis.prefix
         self._clock = clock
-        self._shards: list[Shard] = build_shards(settings)
+        self._shards: list[Shard] = build_shards(redis)
+        self._cluster = bool(redis.cluster_addresses)
+        self._feed = feed_client(redis) if self._cluster else None
+        #: Seconds between `expire` calls (negative: never), ``cleanup_interval``.
+        self.expire_interval = settings.cleanup_interval or _DEFAULT_CLEANUP_INTERVAL
+        self._batch = settings.cleanup_batch_size or _DEFAULT_BATCH
+        ttl = settings.idempotent_result_ttl or _DEFAULT_IDEMPOTENCY_TTL
+        self._idempotency_ms = int(ttl * 1000)
+        self._skip_pub_sub = settings.skip_pub_sub
         self._changes = f"{self._prefix}.map.changes"
         self._handler: MapChangeHandler | None = None
         self._settings_of: SettingsOf | None = None
@@ -118,6 +146,8 @@ class RedisMapBroker:
 
     def start(self, handler: MapChangeHandler, settings_of: SettingsOf) -> None:
         self._handler, self._settings_of = handler, settings_of
+        if self._skip_pub_sub:
+            return
         for shard in self._shards:
             ready = asyncio.Event()
             self._subscribed.append(ready)
@@ -137,6 +167,8 @@ class RedisMapBroker:
                 await task
         self._readers.clear()
         await close_shards(self._shards)
+        if self._feed is not None:
+            await self._feed.aclose()
 
     # ------------------------------------------------------------------ writes
 
@@ -150,9 +182,15 @@ class RedisMapBroker:
         )
 
     async def remove(
-        self, channel: str, key: str, settings: MapSettings, *, idempotency_key: str = ""
+        self,
+        channel: str,
+        key: str,
+        settings: MapSettings,
+        *,
+        idempotency_key: str = "",
+        tags: Mapping[str, str] | None = None,
     ) -> MapUpdateResult:
-        body = _body(b"", self._millis(), None)
+        body = _body(b"", self._millis(), MapPublishOptions(tags=tags) if tags else None)
         return await self._write(channel, key, body, settings, ("r", "", "0"), idempotency_key)
 
     async def _write(
@@ -170,13 +208,14 @@ class RedisMapBroker:
         use_delta = opts is not None and opts.use_delta
         version = (opts.version, opts.version_epoch) if opts is not None else (0, "")
         keys = [self._key(kind, channel) for kind in ("meta", "state", "keys", "stream", "expire")]
-        keys += [f"{self._key('result', channel)}.{idempotency_key}", self._expiring()]
+        keys += [f"{self._key('result', channel)}.{idempotency_key}", self._expiring(channel)]
         args: list[str | bytes | int] = [
             op, key, body, mode, refresh,
             int(settings.key_ttl * 1000), settings.stream_size, int(settings.stream_ttl * 1000),
             int(settings.meta_ttl * 1000), random_epoch(),
-            _IDEMPOTENCY_TTL_MS if idempotency_key else 0, self._millis(),
-            self._changes, _framed(channel.encode(), key.encode()), channel,
+            self._idempotency_ms if idempotency_key else 0, self._millis(),
+            "" if self._skip_pub_sub else self._changes,
+            _framed(channel.encode(), key.encode()), channel,
             "1" if use_delta else "0", *version,
         ]  # fmt: skip
         offset, epoch, reason = await _WRITE.run(self._client(channel), keys, args)
@@ -238,17 +277,22 @@ class RedisMapBroker:
         await self._client(channel).delete(*(self._key(kind, channel) for kind in kinds))
 
     async def expire(self) -> None:
+        """Remove up to ``cleanup_batch_size`` due keys of each channel with expiring keys."""
+        indexes = [f"{self._prefix}.map.expiring"]
+        if self._cluster:
+            indexes = [self._partition_key("expiring", p) for p in range(CLUSTER_PARTITIONS)]
         for shard in self._shards:
-            channels = await shard.client.zrange(self._expiring(), 0, -1)
-            for raw in channels:
-                await self._expire_channel(shard, _str(raw))
+            for index in indexes:
+                for raw in await shard.client.zrange(index, 0, -1):
+                    await self._expire_channel(shard, index, _str(raw))
 
-    async def _expire_channel(self, shard: Shard, channel: str) -> None:
+    async def _expire_channel(self, shard: Shard, index: str, channel: str) -> None:
         settings = self._settings_of(channel) if self._settings_of is not None else None
         expire_key = self._key("expire", channel)
-        due = await shard.client.zrangebyscore(expire_key, "-inf", self._millis())
+        now = self._millis()
+        due = await shard.client.zrangebyscore(expire_key, "-inf", now, 0, self._batch)
         if settings is None or not await shard.client.exists(expire_key):
-            await shard.client.zrem(self._expiring(), channel)
+            await shard.client.zrem(index, channel)
             return
         for key in due:
             await self._write(channel, _str(key), _body(b"", self._millis(), None), settings,
@@ -263,9 +307,11 @@ class RedisMapBroker:
     # ------------------------------------------------------------------ change feed
 
     async def _read(self, shard: Shard, ready: asyncio.Event) -> None:
+        # Cluster PUB/SUB reaches every node: one plain connection to a seed node hears all.
+        client = self._feed if self._feed is not None else shard.client
         while True:
             try:
-                async with shard.client.pubsub() as pubsub:
+                async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self._changes)
                     ready.set()
                     while True:
@@ -301,10 +347,21 @@ class RedisMapBroker:
         return self._shards[shard_index(channel, len(self._shards))].client
 
     def _key(self, kind: str, channel: str) -> str:
+        if self._cluster:
+            return f"{self._partition_key(kind, self._partition(channel))}.{channel}"
         return f"{self._prefix}.map.{kind}.{{{channel}}}"
 
-    def _expiring(self) -> str:
+    def _expiring(self, channel: str) -> str:
+        if self._cluster:
+            return self._partition_key("expiring", self._partition(channel))
         return f"{self._prefix}.map.expiring"
+
+    def _partition_key(self, kind: str, partition: int) -> str:
+        return f"{self._prefix}.map.{kind}.{{{partition}}}"
+
+    @staticmethod
+    def _partition(channel: str) -> int:
+        return shard_index(channel, CLUSTER_PARTITIONS)
 
     def _millis(self) -> int:
         return int(self._clock.now() * 1000)

@@ -7,7 +7,7 @@
 -- ARGV[3] body; ARGV[4] key mode ("", "if_new", "if_exists"); ARGV[5] "1": refresh the TTL
 -- of a write suppressed by the key mode; ARGV[6] key ttl ms; ARGV[7] stream size;
 -- ARGV[8] stream ttl ms; ARGV[9] meta ttl ms (0: never expires); ARGV[10] epoch for a new
--- channel; ARGV[11] idempotency ttl ms (0: none); ARGV[12] now ms; ARGV[13] PUB/SUB channel;
+-- channel; ARGV[11] idempotency ttl ms (0: none); ARGV[12] now ms; ARGV[13] PUB/SUB channel ("": publish nothing);
 -- ARGV[14] message head (the channel and key, length-prefixed); ARGV[15] the channel name;
 -- ARGV[16] "1": a write of an existing key also broadcasts the key's previous body (the
 -- delta base), the message then marked "2" instead of "0" and the old body framed before
@@ -109,7 +109,9 @@ local mark = removed
 if prev ~= "" then
   mark = "2"
 end
-redis.call("publish", ARGV[13], top .. "|" .. epoch .. "|" .. mark .. ARGV[14] .. prev .. ARGV[3])
+if ARGV[13] ~= "" then
+  redis.call("publish", ARGV[13], top .. "|" .. epoch .. "|" .. mark .. ARGV[14] .. prev .. ARGV[3])
+end
 if idem_ttl > 0 then
   redis.call("set", KEYS[6], top .. ":" .. epoch, "PX", idem_ttl, "NX")
 end
