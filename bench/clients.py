@@ -26,6 +26,7 @@ CPU that way (1.6–1.9 s against 2.1–2.6 s, same run, same servers).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from typing import Any
 import orjson
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from bench.histogram import Histogram
 from bench.streamclients import STREAM_KINDS, open_stream_client
 from bench.tokens import client_tokens
 
@@ -49,24 +51,38 @@ __all__ = [
 ]
 
 
+#: A timed publication's payload holds ``"t_ns":<time.monotonic_ns() at its sending>``.
+_STAMP = re.compile(rb'"t_ns":(\d+)')
+
+
 class Tally:
-    """Publications counted across every client of a worker, with the time a target is hit."""
+    """Publications counted across every client of a worker, with the time a target is hit,
+    and (when armed for it) the latency of every timed publication in a `Histogram`."""
 
     def __init__(self) -> None:
         self.total = 0
         self.target: int | None = None
         self.t_done: float | None = None
         self.done = asyncio.Event()
+        self.latency: Histogram | None = None
 
-    def reset(self, target: int) -> None:
-        """Zero the count; `done` is set when `target` publications have arrived."""
+    def reset(self, target: int, *, latency: bool = False) -> None:
+        """Zero the count; `done` is set when `target` publications have arrived. With
+        `latency`, a fresh histogram takes receive − send time of each timed publication."""
         self.total, self.target, self.t_done = 0, target, None
+        self.latency = Histogram() if latency else None
         self.done = asyncio.Event()
         if target == 0:
             self._finish()
 
-    def add(self, n: int) -> None:
+    def add(self, n: int, frame: bytes = b"") -> None:
+        """Count `n` publications received in `frame` (needed only when timing)."""
         self.total += n
+        if self.latency is not None and frame:
+            # CLOCK_MONOTONIC is one clock for every process on Linux: the publisher's.
+            now = time.monotonic_ns()
+            for stamp in _STAMP.finditer(frame):
+                self.latency.add_ns(now - int(stamp[1]))
         if self.target is not None and self.t_done is None and self.total >= self.target:
             self._finish()
 
@@ -83,11 +99,15 @@ class _Client(WSListener):  # type: ignore[misc]
         self.transport: WSTransport | None = None
         self.ready: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.received = 0
+        #: Set once the connection is gone, with the close code the server sent (if any).
+        self.closed = False
+        self.close_code: int | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.closed = True
         self._fail("connection closed")
 
     def begin(self) -> None:
@@ -97,9 +117,14 @@ class _Client(WSListener):  # type: ignore[misc]
         assert self.transport is not None
         self.transport.send(WSMsgType.TEXT, data)
 
-    def _count(self, n: int) -> None:
+    def _count(self, n: int, frame: bytes = b"") -> None:
         self.received += n
-        self.tally.add(n)
+        self.tally.add(n, frame)
+
+    @property
+    def _timing(self) -> bool:
+        """Whether publications are being timed (their payload is then worth fetching)."""
+        return self.tally.latency is not None
 
     def _succeed(self) -> None:
         if not self.ready.done():
@@ -110,6 +135,8 @@ class _Client(WSListener):  # type: ignore[misc]
             self.ready.set_exception(ConnectionError(why))
 
     def _closing(self, frame: WSFrame) -> None:
+        code = frame.get_close_code()
+        self.close_code = int(getattr(code, "value", code))
         self._fail(f"close frame {frame.get_close_code()} {frame.get_close_message()!r}")
         if self.transport is not None:
             self.transport.disconnect()
@@ -124,6 +151,7 @@ class RotaryClient(_Client):
         super().__init__(tally)
         self._token, self._channels, self._sub_tokens = token, channels, sub_tokens
         self._pending: set[int] = set()
+        self._last_id = len(channels) + 1
 
     def begin(self) -> None:
         connect = {"token": self._token} if self._token else {}
@@ -138,7 +166,7 @@ class RotaryClient(_Client):
             # Fan-out fast path: count publications without decoding them.
             pubs = data.count(b'"pub":')
             if pubs:
-                self._count(pubs)
+                self._count(pubs, data)
             if b"{}" in data and b"{}" in data.split(b"\n"):
                 self._send(b"{}")
             return
@@ -158,6 +186,15 @@ class RotaryClient(_Client):
                 self._succeed()
         elif "push" in msg and "pub" in msg["push"]:  # type: ignore[operator]
             self._count(1)
+
+    def send_commands(self, *commands: dict[str, object]) -> None:
+        """Send `commands` in one frame, each with a fresh id; their replies are not read
+        (what the connection gets once ready is only counted)."""
+        lines = []
+        for command in commands:
+            self._last_id += 1
+            lines.append(orjson.dumps({"id": self._last_id, **command}))
+        self._send(b"\n".join(lines))
 
     def _subscribe_all(self) -> None:
         commands = []
@@ -247,7 +284,7 @@ class RotaryProtobufClient(_Client):
         if not message:
             self._send(b"\x00")  # server ping: the empty message
         elif message[0] == _REPLY_PUSH:
-            self._count(1)
+            self._count(1, message)
         elif message[0] == 0x08:
             self._reply(message)
 
@@ -298,7 +335,7 @@ class SocketIOClient(_Client):
         if data == b"2":
             self._send(b"3")  # Engine.IO ping → pong
         elif data.startswith(b"42"):
-            self._count(1)
+            self._count(1, data)
         elif data.startswith(b"0"):
             self._send(b"40" + orjson.dumps({"token": self._token}))
         elif data.startswith(b"40"):
@@ -319,7 +356,7 @@ class BareClient(_Client):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type is WSMsgType.TEXT:
-            self._count(1)
+            self._count(1, frame.get_payload_as_bytes() if self._timing else b"")
         elif frame.msg_type is WSMsgType.CLOSE:
             self._closing(frame)
 

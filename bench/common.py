@@ -264,11 +264,13 @@ def start_rotary(
     wrapper: Sequence[str] = (),
     ready_timeout: float = _STARTUP_TIMEOUT,
     env: dict[str, str] | None = None,
+    gc_log: Path | None = None,
 ) -> ServerProcess:
     """Start `python -m rotary -c CONFIG --port P --address 127.0.0.1` with `config`.
 
     `config` holds Centrifugo v5 flat keys. With `profile_to`, the server runs under
-    cProfile and writes its stats there when stopped with SIGINT. `wrapper` is put before
+    cProfile and writes its stats there when stopped with SIGINT; with `gc_log`, under
+    `bench.gcwatch`, which records every cycle collection there. `wrapper` is put before
     the interpreter (``valgrind …``; give it a longer `ready_timeout`); `env` is added to
     the environment.
     """
@@ -277,6 +279,8 @@ def start_rotary(
     with os.fdopen(fd, "w") as f:
         json.dump(config, f)
     runner = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
+    if gc_log:
+        runner = ["-m", "bench.gcwatch", str(gc_log)]
     argv = [*wrapper, sys.executable, *runner, "-m", "rotary", "-c", cfg_path]
     argv += ["--port", str(port), "--address", "127.0.0.1"]
     # BENCH_ROTARY_SRC: measure another tree (e.g. a `git archive` of a commit) instead of
@@ -285,4 +289,6 @@ def start_rotary(
     full_env = {**(env or {}), **({"PYTHONPATH": src} if src else {})}
     server = start_server("rotary", argv, port=port, env=full_env, ready_timeout=ready_timeout)
     server.extra["config_path"] = cfg_path
+    if gc_log:
+        server.extra["gc_log"] = gc_log
     return server

@@ -6,8 +6,8 @@ One Rotary node (memory engine, connection tokens checked) per limit setting:
   minute, so a flooder gets error 111 past its burst and 3509 once it spent its budget;
 - ``unlimited``: the same node without those limits (the default), for comparison.
 
-On each, N healthy subscribers of channel `lat` (aiohttp WebSocket clients in the harness
-process, `bench latency`'s clients) receive R publications per second from an open-loop
+On each, N healthy subscribers of channel `lat` (`bench latency`'s picows clients on the load
+worker processes) receive R publications per second from an open-loop
 publisher through the HTTP API, each carrying its send time; each receiver records receive −
 send. That runs in windows: with one flooder and with ten, each right after a window with
 none (its baseline).
@@ -44,10 +44,11 @@ import orjson
 
 from bench import progress
 from bench.common import SECRET, CpuWatch, ServerProcess, load_cpus
-from bench.latency import _publish_rotary, _read_rotary, _subscribe_all, percentiles
+from bench.latency import subscribe, timed_window
 from bench.results import ratio
 from bench.servers import ROTARY_STANDARD, start_all, start_rotary_with, stop_all
 from bench.tokens import client_tokens
+from bench.worker import LoadPool, shared_pool
 
 __all__ = ["LIMITS", "FloodStats", "flood_main", "measure_node", "run", "summarize"]
 
@@ -72,6 +73,8 @@ _WINDOWS = {
     "unlimited": ((0, False), (1, False), (0, False), (10, False)),
 }
 _DRAIN_S = 1.0
+#: The load group of the healthy subscribers.
+_GROUP = "flood-healthy"
 #: Flooder user ids start here, away from the healthy clients' u0…uN.
 _FLOODER_BASE = 1_000_000
 
@@ -135,67 +138,45 @@ def measure_node(
     A window publishes for `seconds`, then waits `drain` seconds for the last deliveries.
     """
     timing = (rate, seconds, drain)
-    return asyncio.run(_windows(server, clients, timing, plan))
+    pool = shared_pool()
+    subscribe(pool, server, "rotary", clients=clients, group=_GROUP)
+    try:
+        out = []
+        for flooders, again in plan:
+            found = _window(pool, server, (flooders, again), timing=timing)
+            out.append({"flooders": flooders, "reconnecting": again, **found})
+        return out
+    finally:
+        pool.broadcast({"op": "close", "group": _GROUP})
 
 
-async def _windows(
-    server: ServerProcess,
-    clients: int,
-    timing: tuple[int, float, float],
-    plan: tuple[tuple[int, bool], ...],
-) -> list[dict[str, Any]]:
-    latencies: list[float] = []
-    out = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        sockets = await _subscribe_all(session, server, "rotary", clients)
-        readers = [asyncio.create_task(_read_rotary(ws, latencies)) for ws in sockets]
-        try:
-            for flooders, again in plan:
-                found = await _window(
-                    session, server, (flooders, again), timing=timing, into=latencies
-                )
-                expected = found.pop("sent") * clients
-                out.append(
-                    {"flooders": flooders, "reconnecting": again, "expected": expected, **found}
-                )
-        finally:
-            for reader in readers:
-                reader.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
-            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    return out
-
-
-async def _window(
-    session: aiohttp.ClientSession,
+def _window(
+    pool: LoadPool,
     server: ServerProcess,
     flooding: tuple[int, bool],
     *,
     timing: tuple[int, float, float],
-    into: list[float],
 ) -> dict[str, Any]:
     """Publish for `seconds` at `rate` while `flooding` (flooders, reconnecting), wait
-    `drain`; the healthy clients' latencies over that span. `timing`: (rate, seconds, drain).
+    at most `drain`; the healthy clients' latencies over that span. `timing`: (rate,
+    seconds, drain).
     """
     flooders, again = flooding
-    rate, seconds, drain = timing
     flood = (
-        await _FloodProcess.start(server.url("/connection/websocket"), flooders, again)
+        _FloodProcess.start(server.url("/connection/websocket"), flooders, again)
         if flooders
         else None
     )
     try:
-        into.clear()
         watch = CpuWatch(server.pid)
-        sent = await _publish_rotary(session, server, rate, seconds)
-        await asyncio.sleep(drain)
-        samples, cpu = list(into), watch.stop()
+        window = timed_window(pool, server, "rotary", group=_GROUP, timing=timing)
+        cpu = watch.stop()
     finally:
-        stats = await flood.stop() if flood else FloodStats()
-    p50, p99 = (None if v is None else round(v * 1000, 2) for v in percentiles(samples, (50, 99)))
+        stats = flood.stop() if flood else FloodStats()
+    p50, p99 = window.ms((50, 99))
     return {
-        "sent": sent,
-        "seen": len(samples),
+        "expected": window.expected,
+        "seen": window.histogram.count,
         "p50_ms": p50,
         "p99_ms": p99,
         "server_cpu_share": cpu["server_share"],
@@ -211,21 +192,21 @@ class _FloodProcess:
         self._conn, self._process = conn, process
 
     @classmethod
-    async def start(cls, url: str, count: int, again: bool) -> _FloodProcess:
+    def start(cls, url: str, count: int, again: bool) -> _FloodProcess:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         process = ctx.Process(target=flood_main, args=(child, url, count, again), daemon=True)
         process.start()
-        ready = await asyncio.to_thread(_receive, parent, 60.0)
+        ready = _receive(parent, 60.0)
         if ready != "ready":  # every flooder has connected once, else why not
             process.kill()
             raise RuntimeError(f"flooders did not start: {ready!r}")
         return cls(parent, process)
 
-    async def stop(self) -> FloodStats:
+    def stop(self) -> FloodStats:
         self._conn.send("stop")
-        reply = await asyncio.to_thread(_receive, self._conn, 30.0)
-        await asyncio.to_thread(self._process.join, 10)
+        reply = _receive(self._conn, 30.0)
+        self._process.join(10)
         if self._process.is_alive():
             self._process.kill()
         if not isinstance(reply, dict) or "error" in reply:

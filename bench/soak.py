@@ -1,10 +1,11 @@
 """`soak`: many connections churning for a while; does anything leak?
 
-One Rotary server (memory engine, presence on). N clients (aiohttp WebSocket, in this
-process) connect and subscribe to one of 50 channels. Then for the run's length, every
-second: about N × 10 % / 60 clients disconnect and come back (10 % a minute), a few clients
-move to another channel (unsubscribe, subscribe), and 20 publications go out through the
-HTTP API. The server's RSS, open descriptors and `info` counts are sampled every 5 s.
+One Rotary server (memory engine, presence on). N clients connect and subscribe to one of
+50 channels: `bench fanout`'s picows clients (`bench.clients`), spread over the load worker
+processes (`bench.worker`), each answering the server's pings. Then for the run's length,
+every second, each worker makes about 10 % a minute of its clients disconnect and come back
+and as many move to another channel (unsubscribe, subscribe), while the parent process sends
+20 publications through the HTTP API and samples the server's RSS every 5 s.
 
 Figures: RSS drift after warm-up (the last sample against the first one after 20 % of the
 run: ≤ 5 % is the target), and, once every client has left: open descriptors and the
@@ -29,15 +30,20 @@ import aiohttp
 import orjson
 
 from bench import progress
+from bench.clients import OpenSpec, RotaryClient, Tally, open_clients
 from bench.common import API_KEY, SECRET, ServerProcess, rss_kb
-from bench.servers import ROTARY_STANDARD, start_rotary_with
-from bench.tokens import client_tokens
+from bench.servers import ROTARY_STANDARD, start_rotary_with, ws_path
+from bench.worker import shared_pool
 
-__all__ = ["run", "soak"]
+__all__ = ["run", "soak", "soak_churn", "soak_open"]
 
 _CHANNELS = 50
 _SAMPLE_S = 5.0
 _PUBLISH_PER_S = 20
+#: Connections a worker opens at once (the server's listen backlog is 128).
+_IN_FLIGHT = 100
+#: Seconds the workers may take to open every client (and to close them at the end).
+_OPEN_TIMEOUT = 300.0
 
 
 def run(*, quick: bool) -> dict[str, Any]:
@@ -94,105 +100,152 @@ def _api(server: ServerProcess, method: str, params: dict[str, Any] | None = Non
         return orjson.loads(response.read())
 
 
-class _Client:
-    """One soak client: connected, subscribed to one channel, reading until closed.
-
-    A connection the server closes on its own (not by this client's churn) is counted in
-    `dropped` by its close code and opened again at the client's next command, so one
-    dropped client never ends the soak; the figures say how many there were and why.
-    """
-
-    def __init__(self, index: int, dropped: Counter[str]) -> None:
-        self.index = index
-        self.channel = f"soak{index % _CHANNELS}"
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.reader: asyncio.Task[None] | None = None
-        self._ids = 2
-        self._dropped = dropped
-        self._leaving = False
-
-    async def open(self, session: aiohttp.ClientSession, url: str) -> None:
-        """Connect and subscribe; a failure is counted, and the next `move` tries again."""
-        token = client_tokens(SECRET, self.index, (), exp=int(time.time()) + 7200).connect
-        self._leaving = False
-        try:
-            self.ws = await session.ws_connect(url, max_msg_size=0)
-            await self.ws.send_bytes(orjson.dumps({"id": 1, "connect": {"token": token}}))
-            await self.ws.receive()
-            await self._send({"subscribe": {"channel": self.channel}})
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            self._dropped[f"open failed: {type(exc).__name__}"] += 1
-            return
-        self.reader = asyncio.create_task(self._read())
-
-    async def move(self, session: aiohttp.ClientSession, url: str) -> None:
-        if self.ws is None or self.ws.closed:
-            await self.open(session, url)
-        try:
-            await self._send({"unsubscribe": {"channel": self.channel}})
-            self.channel = f"soak{random.randrange(_CHANNELS)}"
-            await self._send({"subscribe": {"channel": self.channel}})
-        except aiohttp.ClientConnectionResetError:
-            self._dropped["reset while moving"] += 1
-
-    async def close(self) -> None:
-        self._leaving = True
-        if self.reader is not None:
-            self.reader.cancel()
-        if self.ws is not None:
-            await self.ws.close()
-
-    async def _send(self, command: dict[str, Any]) -> None:
-        self._ids += 1
-        assert self.ws is not None
-        await self.ws.send_bytes(orjson.dumps({"id": self._ids, **command}))
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        async for msg in self.ws:
-            if msg.data == "{}":
-                await self.ws.send_str("{}")  # answer the server's ping
-        if not self._leaving:
-            self._dropped[f"closed by the server: {self.ws.close_code}"] += 1
-
-
 async def _soak(
     server: ServerProcess, count: int, seconds: float, dropped: Counter[str]
 ) -> list[tuple[float, int]]:
-    url = server.url("/connection/websocket")
-    samples: list[tuple[float, int]] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        clients = [_Client(i, dropped) for i in range(count)]
-        for start in range(0, count, 200):
-            await asyncio.gather(*(c.open(session, url) for c in clients[start : start + 200]))
-        started = time.monotonic()
-        next_sample = started
-        while (elapsed := time.monotonic() - started) < seconds:
-            if time.monotonic() >= next_sample:
-                samples.append((round(elapsed, 1), rss_kb(server.pid)))
-                next_sample += _SAMPLE_S
-            await _one_second(session, server, url, clients)
-        samples.append((round(time.monotonic() - started, 1), rss_kb(server.pid)))
-        await asyncio.gather(*(c.close() for c in clients))
+    """Open `count` clients on the load workers, churn them for `seconds` while this process
+    publishes and samples the server's RSS; add what the workers saw cut to `dropped`."""
+    pool = shared_pool()
+    exp = int(time.time()) + 7200
+    pool.spread(f"{__name__}:soak_open", count, url=server.url(ws_path("rotary")), exp=exp)
+    await asyncio.to_thread(pool.collect, _OPEN_TIMEOUT)
+    pool.spread(f"{__name__}:soak_churn", count, seconds=seconds)
+    samples = await _publish_and_sample(server, seconds)
+    for reply in await asyncio.to_thread(pool.collect, seconds + _OPEN_TIMEOUT):
+        dropped.update(reply["dropped"])
     return samples
 
 
-async def _one_second(
-    session: aiohttp.ClientSession, server: ServerProcess, url: str, clients: list[_Client]
-) -> None:
-    tick = asyncio.create_task(asyncio.sleep(1.0))
-    churn = max(1, round(len(clients) * 0.10 / 60))
-    for client in random.sample(clients, churn):
-        await client.close()
-        await client.open(session, url)
-    for client in random.sample(clients, churn):
-        await client.move(session, url)
+async def _publish_and_sample(server: ServerProcess, seconds: float) -> list[tuple[float, int]]:
+    """Every second for `seconds`: `_PUBLISH_PER_S` publications through the HTTP API; the
+    server's RSS every `_SAMPLE_S`, and once more at the end."""
     publish = server.url("/api/publish", scheme="http")
-    for n in range(_PUBLISH_PER_S):
-        body = orjson.dumps({"channel": f"soak{n % _CHANNELS}", "data": {"n": n}})
-        async with session.post(publish, data=body, headers={"X-API-Key": API_KEY}) as r:
-            await r.read()
-    await tick
+    samples: list[tuple[float, int]] = []
+    async with aiohttp.ClientSession() as session:
+        started = time.monotonic()
+        next_sample = started
+        while (elapsed := time.monotonic() - started) < seconds:
+            tick = asyncio.create_task(asyncio.sleep(1.0))
+            if time.monotonic() >= next_sample:
+                samples.append((round(elapsed, 1), rss_kb(server.pid)))
+                next_sample += _SAMPLE_S
+            for n in range(_PUBLISH_PER_S):
+                body = orjson.dumps({"channel": f"soak{n % _CHANNELS}", "data": {"n": n}})
+                async with session.post(publish, data=body, headers={"X-API-Key": API_KEY}) as r:
+                    await r.read()
+            await tick
+        samples.append((round(time.monotonic() - started, 1), rss_kb(server.pid)))
+    return samples
+
+
+class _Slot:
+    """One soak client of a worker: its index (user u<index>), channel and connection."""
+
+    def __init__(self, index: int, channel: str) -> None:
+        self.index, self.channel = index, channel
+        self.client: RotaryClient | None = None
+
+
+class _Churner:
+    """A worker's share of the soak clients, churned once a second.
+
+    A connection the server closes on its own (not this churn) is counted in `dropped` by
+    its close code and opened again when the churn next picks its slot, so one dropped
+    client never ends the soak; the figures say how many there were and why.
+    """
+
+    def __init__(self, url: str, exp: int, slots: list[_Slot]) -> None:
+        self.url, self.exp, self.slots = url, exp, slots
+        self.tally = Tally()
+        self.dropped: Counter[str] = Counter()
+
+    async def open(self, slots: list[_Slot]) -> None:
+        """Connect and subscribe every slot of `slots`, `_IN_FLIGHT` at a time; a failure
+        is counted and leaves the slot empty."""
+        gate = asyncio.Semaphore(_IN_FLIGHT)
+
+        async def one(slot: _Slot) -> None:
+            spec = OpenSpec("rotary", self.url, slot.index, 1, (slot.channel,), SECRET, self.exp)
+            opened: list[Any] = []
+            async with gate:
+                result = await open_clients(spec, self.tally, opened)
+            if result.failures:
+                self.dropped[f"open failed: {result.failures[0][:60]}"] += 1
+            slot.client = opened[0] if opened and not result.failures else None
+
+        await asyncio.gather(*(one(slot) for slot in slots))
+
+    def sweep(self) -> None:
+        """Count the clients the server closed since the last sweep; empty their slots."""
+        for slot in self.slots:
+            if slot.client is not None and slot.client.closed:
+                self.dropped[f"closed by the server: {slot.client.close_code}"] += 1
+                slot.client = None
+
+    async def one_second(self) -> None:
+        """About 10 % of the clients a minute leave and come back; as many move channel."""
+        tick = asyncio.create_task(asyncio.sleep(1.0))
+        self.sweep()
+        churn = max(1, round(len(self.slots) * 0.10 / 60))
+        leaving = random.sample(self.slots, churn)
+        for slot in leaving:
+            self.leave(slot)
+        await self.open(leaving)
+        for slot in random.sample(self.slots, churn):
+            await self.move(slot)
+        await tick
+
+    async def move(self, slot: _Slot) -> None:
+        """Unsubscribe and subscribe to another channel (connecting first if dropped)."""
+        if slot.client is None:
+            await self.open([slot])
+            if slot.client is None:
+                return
+        old, slot.channel = slot.channel, f"soak{random.randrange(_CHANNELS)}"
+        slot.client.send_commands(
+            {"unsubscribe": {"channel": old}}, {"subscribe": {"channel": slot.channel}}
+        )
+
+    def leave(self, slot: _Slot) -> None:
+        client, slot.client = slot.client, None
+        if client is not None and client.transport is not None and not client.closed:
+            client.transport.disconnect()
+
+    async def leave_all(self) -> None:
+        self.sweep()
+        clients = [s.client for s in self.slots if s.client is not None]
+        for slot in self.slots:
+            self.leave(slot)
+        waits = [c.transport.wait_disconnected() for c in clients if c.transport is not None]
+        if waits:
+            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=20)
+
+
+#: A worker's churner from `soak_open` to the end of `soak_churn` (one soak at a time).
+_churner: _Churner | None = None
+
+
+async def soak_open(*, url: str, exp: int, start: int, count: int) -> dict[str, Any]:
+    """In a load worker: connect clients `start`…, each subscribed to one of the channels."""
+    global _churner
+    slots = [_Slot(i, f"soak{i % _CHANNELS}") for i in range(start, start + count)]
+    _churner = _Churner(url, exp, slots)
+    await _churner.open(slots)
+    return {"opened": sum(1 for s in slots if s.client is not None)}
+
+
+async def soak_churn(*, seconds: float, start: int, count: int) -> dict[str, Any]:
+    """In a load worker: churn the clients `soak_open` opened for `seconds`, then close
+    them all; what the server cut (and what failed to open), by reason."""
+    global _churner
+    churner, _churner = _churner, None
+    if churner is None:
+        raise RuntimeError("soak_churn without soak_open")
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        await churner.one_second()
+    await churner.leave_all()
+    return {"dropped": dict(churner.dropped)}
 
 
 def _result(

@@ -7,10 +7,17 @@ The parent (`LoadPool`) sends small dict commands; a worker answers each with a 
   clock, after token signing; times from `time.monotonic`,
   one clock for every process on Linux, so the parent can compare workers).
 - ``{"op": "arm", "per_client": M}`` → zero the publication count; the worker notes when
-  every open client could have received M (the total reaches clients × M).
+  every open client could have received M (the total reaches clients × M). With
+  ``"latency": True`` the clients also time every publication whose payload carries its
+  send time (`bench.clients.Tally`).
 - ``{"op": "wait", "timeout": s}`` → wait (bounded) for that moment; answers ``{"t_done",
-  "total", "target", "short_clients", "cpu_s"}`` (`cpu_s`: worker CPU since `arm`).
+  "total", "target", "short_clients", "cpu_s", "latency"}`` (`cpu_s`: worker CPU since
+  `arm`; `latency`: the `bench.histogram.Histogram` buckets when timing, else None).
 - ``{"op": "close"}`` → disconnect every client; ``{"op": "exit"}`` ends the process.
+- ``{"op": "call", "fn": "module:function", "kwargs": {...}}`` → await that coroutine
+  function in the worker and answer what it returns (a dict): a scenario with a load of
+  its own shape (`bench.soak`) keeps its client logic in its module and still runs it
+  spread over the workers.
 
 Every command but ``exit`` takes an optional ``"group"``: clients opened under different
 group names are counted separately (so two servers' subscribers can stay connected while
@@ -25,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import importlib
 import multiprocessing as mp
 import os
 import time
@@ -77,19 +85,25 @@ class _Worker:
                 "cpu_s": res.cpu_s,
             }
         if op == "arm":
-            return self._arm(self._group(msg), msg["per_client"])
+            return self._arm(self._group(msg), msg["per_client"], msg.get("latency", False))
         if op == "wait":
             return await self._wait(self._group(msg), within=msg["timeout"])
         if op == "close":
             names = [msg["group"]] if "group" in msg else list(self.groups)
             return {"closed": sum([await self._close(self.groups.pop(n, _Group())) for n in names])}
+        if op == "call":
+            module, name = msg["fn"].split(":")
+            result: dict[str, Any] = await getattr(importlib.import_module(module), name)(
+                **msg["kwargs"]
+            )
+            return result
         raise ValueError(f"unknown op {op!r}")
 
-    def _arm(self, group: _Group, per_client: int) -> dict[str, Any]:
+    def _arm(self, group: _Group, per_client: int, latency: bool) -> dict[str, Any]:
         live = group.live()
         for c in live:
             c.received = 0
-        group.tally.reset(len(live) * per_client)
+        group.tally.reset(len(live) * per_client, latency=latency)
         group.cpu_mark = time.process_time()
         return {"armed": len(live)}
 
@@ -105,6 +119,7 @@ class _Worker:
             "target": target,
             "short_clients": sum(1 for c in live if c.received < per_client),
             "cpu_s": time.process_time() - group.cpu_mark,
+            "latency": None if group.tally.latency is None else group.tally.latency.buckets,
         }
 
     async def _close(self, group: _Group) -> int:
@@ -234,6 +249,17 @@ class LoadPool:
             "failures": failures,
             "ready_at": ready_at,
         }
+
+    def spread(self, fn: str, total: int, **kwargs: Any) -> None:
+        """Start ``{"op": "call"}`` of `fn` on every worker without waiting, each given its
+        share of `total` items as ``start`` and ``count`` (besides `kwargs`); `collect`
+        gathers the answers."""
+        msgs, start = [], 0
+        for share in _split(total, self.size):
+            call = {**kwargs, "start": start, "count": share}
+            msgs.append({"op": "call", "fn": fn, "kwargs": call})
+            start += share
+        self.send(msgs)
 
     def shutdown(self) -> None:
         """Ask every worker to exit; terminate the ones that do not within 10 s."""

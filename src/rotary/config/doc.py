@@ -62,6 +62,7 @@ ROTARY_ONLY = frozenset(
         "admin_insecure_allow_remote",
         "admin_token_ttl",
         "websocket_send_buffer_size",
+        "gc_gen0_threshold",
     }
 )
 

@@ -323,6 +323,7 @@ _SIMPLE: tuple[tuple[str, str, Kind, str], ...] = (
     ("node_info_publish_interval", "node.info_publish_interval", "duration",
      "server.node_info_interval"),
     ("http_idle_timeout", "http_server.idle_timeout", "duration", "server.idle_timeout"),
+    ("gc_gen0_threshold", "node.gc_gen0_threshold", "int", "server.gc_gen0_threshold"),
     ("health", "health.enabled", "bool", "server.health"),
     ("prometheus", "prometheus.enabled", "bool", "server.prometheus"),
     ("log_level", "log.level", "str", "log.level"),
@@ -589,6 +590,11 @@ _DESCRIPTIONS: dict[str, str] = {
         "connection, or headers still incomplete: a stalled upgrade, a slowloris) before "
         "it is closed, and longest an API request body may take to arrive (then 408); "
         "0 waits for ever. Rotary's own key.",
+    "gc_gen0_threshold":
+        "Allocations between two collections of the youngest generation of Python's cycle "
+        "collector. Lower (e.g. 10000) keeps each pause short, and so the latency tail of "
+        "publications under steady traffic; higher costs less CPU in a reconnect storm "
+        "(docs/operations.md).",
     "health":
         "Serve a health check at /health.",
     "prometheus":

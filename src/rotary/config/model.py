@@ -187,6 +187,11 @@ class ServerSettings:
     #: own key, v5 ``http_idle_timeout``, v6 ``http_server.idle_timeout``): bounds idle
     #: keep-alive connections and requests whose headers never finish (slowloris).
     idle_timeout: float = 10.0
+    #: Allocations (net, of objects the cycle collector tracks) between two collections of
+    #: its youngest generation (Rotary's own key, v5 ``gc_gen0_threshold``, v6
+    #: ``node.gc_gen0_threshold``). Higher: fewer collections during a reconnect storm;
+    #: lower: shorter pauses, each one delaying whatever publication is being fanned out.
+    gc_gen0_threshold: int = 50_000
 
 
 @dataclass(frozen=True, slots=True)

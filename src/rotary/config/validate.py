@@ -243,6 +243,8 @@ def _misc_problems(config: Config, label: Labels) -> list[str]:
         problems.append(f"{label('log.level')}: must be one of {', '.join(LOG_LEVELS)}")
     if config.api.error_mode not in ("", "transport"):
         problems.append(f'{label("api.error_mode")}: must be "" or "transport"')
+    if config.server.gc_gen0_threshold <= 0:
+        problems.append(f"{label('server.gc_gen0_threshold')}: must be a positive number")
     return problems + _endpoint_problems(config, label)
 
 
