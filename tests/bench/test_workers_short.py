@@ -77,10 +77,17 @@ def test_the_summary_reports_both_worker_counts_and_their_ratios(
 
 def test_a_worker_left_by_a_failed_start_is_killed_by_its_config_path(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
-    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(cfg)])
+    # The child prints once it runs its own command line: before its exec the process still
+    # shows pytest's, and a kill aimed at the config path would rightly miss it.
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", "import time; print(flush=True); time.sleep(60)", str(cfg)],
+        stdout=subprocess.PIPE,
+    )
     try:
+        assert orphan.stdout is not None
+        orphan.stdout.readline()
         _kill_started_with(str(cfg))
         assert orphan.wait(10) == -signal.SIGKILL
     finally:
         orphan.kill()
-        orphan.wait()
+        orphan.communicate()
