@@ -50,6 +50,7 @@ from rotary.protocol.codes import DisconnectCode
 from rotary.proxy.hooks import HttpProxy
 from rotary.proxy.poll import PollProxy
 from rotary.transports import streaming
+from rotary.transports.cycles import break_transport_cycles
 from rotary.transports.deflate import Deflate
 from rotary.transports.limits import Admission, ConnectionRateLimiter
 from rotary.transports.uni_websocket import UniWebSocketOptions, uni_websocket_handler
@@ -248,6 +249,7 @@ def build_app(config: Config, node: Node, *, demo: DemoSettings | None = None) -
 
     `demo` (``rotary dev`` only) adds the demo chat page and its token endpoint.
     """
+    break_transport_cycles()
     app = web.Application(client_max_size=max(config.websocket.message_size_limit, 1 << 20))
     client = config.client
     rate = ConnectionRateLimiter(client.connection_rate_limit, node.clock)

@@ -16,6 +16,7 @@ import gc
 import os
 import struct
 import weakref
+from asyncio import selector_events
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -232,3 +233,26 @@ async def test_clients_refused_by_an_unreachable_connect_proxy_leave_no_connecti
             await _until_gone(node)
         assert len(refs) == 9
         assert _alive(refs) == []
+
+
+def _socket_transports() -> list[asyncio.Transport]:
+    return [o for o in gc.get_objects() if isinstance(o, selector_events._SelectorSocketTransport)]
+
+
+@pytest.mark.parametrize("leaving", ["close", "abort"])
+async def test_connections_that_ended_leave_no_socket_transport_to_the_cycle_collector(
+    served: tuple[Node, int], no_cycle_collector: None, leaving: str
+) -> None:
+    # Each connection that ended used to keep its asyncio socket transport (with its socket
+    # object and address tuples, about 1 KB) in a reference cycle, which a server that
+    # rarely runs a full collection kept for good: RSS grew with every reconnect.
+    node, port = served
+    before = {id(t) for t in _socket_transports()}
+    writers = [(await _connected_client(node, port))[0] for _ in range(3)]
+    made = [weakref.ref(t) for t in _socket_transports() if id(t) not in before]
+    assert len(made) == 6  # the clients' ends and the server's
+    for writer in writers:
+        writer.close() if leaving == "close" else writer.transport.abort()
+    del writers, writer
+    await _until_gone(node)
+    assert [t for t in (r() for r in made) if t is not None] == []
