@@ -99,7 +99,8 @@ async def _serve(ws: aiohttp.ClientWebSocketResponse, client: _Client) -> None:
 async def _round(server: ServerProcess, *, n: int, m: int, delta: bool) -> dict[str, Any]:
     channel = f"doc:{'delta' if delta else 'whole'}-{int(time.time())}"
     clients = [_Client() for _ in range(n)]
-    async with aiohttp.ClientSession() as http:
+    # No connector limit: every subscriber holds its connection (aiohttp's default is 100).
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = [await _subscribe(http, server, i, channel, delta) for i in range(n)]
         tasks = [asyncio.create_task(_serve(ws, c)) for ws, c in zip(sockets, clients, strict=True)]
         for c in clients:

@@ -12,8 +12,8 @@ message (counted at the clients). Servers, each on CPU 0 with the load on the ot
 - python-socketio emitting `msg` to the room (POST /publish calling `sio.emit`);
 - Rotary again, its subscribers on HTTP-streaming, then on SSE (`bench.streamclients`:
   connect with the channel in its ``subs``, pings answered through /emulation), each on a
-  server of its own, measured as many times as the WebSocket pair; their ratios to Rotary
-  over WebSocket compare best runs of one invocation;
+  server of its own, measured as many rounds as the WebSocket pair; their ratios to Rotary
+  over WebSocket compare the median rounds of one invocation;
 - Centrifugo v6.9.1 configured like Rotary (GOMAXPROCS=1, pinned to CPU 0 like Rotary),
   publications via its POST /api/publish.
 

@@ -103,7 +103,8 @@ async def _subscribe(
 async def _round(server: ServerProcess, *, n: int, m: int, filtered: bool) -> dict[str, Any]:
     channel = f"tf:{'filtered' if filtered else 'plain'}-{int(time.time())}"
     clients = [_Client(_expected(i, m, filtered)) for i in range(n)]
-    async with aiohttp.ClientSession() as http:
+    # No connector limit: every subscriber holds its connection (aiohttp's default is 100).
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         subs = [{"channel": channel, **({"tf": _filter(i)} if filtered else {})} for i in range(n)]
         sockets = [await _subscribe(http, server, i, sub) for i, sub in enumerate(subs)]
         tasks = [asyncio.create_task(_serve(ws, c)) for ws, c in zip(sockets, clients, strict=True)]
