@@ -25,11 +25,11 @@ import aiohttp
 import orjson
 
 from bench import progress
-from bench.common import API_KEY, SECRET, CpuWatch, ServerProcess, wait_idle
+from bench.common import API_KEY, CpuWatch, ServerProcess, wait_idle
 from bench.fanout import publish_http
 from bench.results import ratio
 from bench.servers import ROTARY_STANDARD, start_rotary_with
-from bench.tokens import client_tokens
+from bench.textclients import connect_and_subscribe, serve_lines
 
 __all__ = ["run"]
 
@@ -79,28 +79,13 @@ class _Client:
                 self.done.set()
 
 
-async def _serve(ws: aiohttp.ClientWebSocketResponse, client: _Client) -> None:
-    async for msg in ws:
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            break
-        for line in msg.data.encode().split(b"\n"):
-            if line == b"{}":
-                await ws.send_str("{}")  # pong
-            elif line:
-                client.feed(line)
-
-
 async def _subscribe(
     http: aiohttp.ClientSession, server: ServerProcess, index: int, channel: str, *, deflate: bool
 ) -> aiohttp.ClientWebSocketResponse:
     ws = await http.ws_connect(server.url("/connection/websocket"), compress=15 if deflate else 0)
     if bool(ws.compress) != deflate:
         raise RuntimeError(f"compression negotiated: {ws.compress}, wanted {deflate}")
-    token = client_tokens(SECRET, index, (), exp=int(time.time()) + 3600).connect
-    await ws.send_str(orjson.dumps({"id": 1, "connect": {"token": token}}).decode())
-    await ws.receive()
-    await ws.send_str(orjson.dumps({"id": 2, "subscribe": {"channel": channel}}).decode())
-    reply = orjson.loads((await ws.receive()).data)
+    reply = await connect_and_subscribe(ws, index, {"channel": channel})
     if "subscribe" not in reply:
         raise RuntimeError(f"unexpected subscribe reply {reply}")
     return ws
@@ -114,7 +99,10 @@ async def _round(
     # No connector limit: aiohttp's default of 100 would hold back the 101st subscriber.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = [await _subscribe(http, server, i, channel, deflate=deflate) for i in range(n)]
-        tasks = [asyncio.create_task(_serve(ws, c)) for ws, c in zip(sockets, clients, strict=True)]
+        tasks = [
+            asyncio.create_task(serve_lines(ws, c.feed))
+            for ws, c in zip(sockets, clients, strict=True)
+        ]
         bodies = [orjson.dumps({"channel": channel, "data": _data(i, size)}) for i in range(m)]
         wait_idle(server.pid)
         watch = CpuWatch(server.pid)

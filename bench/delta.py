@@ -25,11 +25,11 @@ import aiohttp
 import orjson
 
 from bench import progress
-from bench.common import API_KEY, SECRET, CpuWatch, ServerProcess, wait_idle
+from bench.common import API_KEY, CpuWatch, ServerProcess, wait_idle
 from bench.fanout import publish_http
 from bench.results import ratio
 from bench.servers import ROTARY_STANDARD, start_rotary_with
-from bench.tokens import client_tokens
+from bench.textclients import connect_and_subscribe, serve_lines
 from rotary.protocol import fossil
 
 __all__ = ["document", "run"]
@@ -85,24 +85,16 @@ class _Client:
             self.done.set()
 
 
-async def _serve(ws: aiohttp.ClientWebSocketResponse, client: _Client) -> None:
-    async for msg in ws:
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            break
-        for line in msg.data.encode().split(b"\n"):
-            if line == b"{}":
-                await ws.send_str("{}")  # pong
-            elif line:
-                client.feed(line)
-
-
 async def _round(server: ServerProcess, *, n: int, m: int, delta: bool) -> dict[str, Any]:
     channel = f"doc:{'delta' if delta else 'whole'}-{int(time.time())}"
     clients = [_Client() for _ in range(n)]
     # No connector limit: every subscriber holds its connection (aiohttp's default is 100).
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = [await _subscribe(http, server, i, channel, delta) for i in range(n)]
-        tasks = [asyncio.create_task(_serve(ws, c)) for ws, c in zip(sockets, clients, strict=True)]
+        tasks = [
+            asyncio.create_task(serve_lines(ws, c.feed))
+            for ws, c in zip(sockets, clients, strict=True)
+        ]
         for c in clients:
             c.target = m
         wait_idle(server.pid)
@@ -130,12 +122,8 @@ async def _subscribe(
     http: aiohttp.ClientSession, server: ServerProcess, index: int, channel: str, delta: bool
 ) -> aiohttp.ClientWebSocketResponse:
     ws = await http.ws_connect(server.url("/connection/websocket"))
-    token = client_tokens(SECRET, index, (), exp=int(time.time()) + 3600).connect
     sub: dict[str, Any] = {"channel": channel, **({"delta": "fossil"} if delta else {})}
-    await ws.send_str(orjson.dumps({"id": 1, "connect": {"token": token}}).decode())
-    await ws.receive()
-    await ws.send_str(orjson.dumps({"id": 2, "subscribe": sub}).decode())
-    reply = orjson.loads((await ws.receive()).data)
+    reply = await connect_and_subscribe(ws, index, sub)
     if "subscribe" not in reply or reply["subscribe"].get("delta", False) is not delta:
         raise RuntimeError(f"unexpected subscribe reply {reply}")
     return ws

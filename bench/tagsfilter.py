@@ -24,11 +24,11 @@ import aiohttp
 import orjson
 
 from bench import progress
-from bench.common import API_KEY, SECRET, CpuWatch, ServerProcess, wait_idle
+from bench.common import API_KEY, CpuWatch, ServerProcess, wait_idle
 from bench.fanout import publish_http
 from bench.results import ratio
 from bench.servers import ROTARY_STANDARD, start_rotary_with
-from bench.tokens import client_tokens
+from bench.textclients import connect_and_subscribe, serve_lines
 
 __all__ = ["run"]
 
@@ -75,26 +75,11 @@ class _Client:
                 self.done.set()
 
 
-async def _serve(ws: aiohttp.ClientWebSocketResponse, client: _Client) -> None:
-    async for msg in ws:
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            break
-        for line in msg.data.encode().split(b"\n"):
-            if line == b"{}":
-                await ws.send_str("{}")  # pong
-            elif line:
-                client.feed(line)
-
-
 async def _subscribe(
     http: aiohttp.ClientSession, server: ServerProcess, index: int, sub: dict[str, Any]
 ) -> aiohttp.ClientWebSocketResponse:
     ws = await http.ws_connect(server.url("/connection/websocket"))
-    token = client_tokens(SECRET, index, (), exp=int(time.time()) + 3600).connect
-    await ws.send_str(orjson.dumps({"id": 1, "connect": {"token": token}}).decode())
-    await ws.receive()
-    await ws.send_str(orjson.dumps({"id": 2, "subscribe": sub}).decode())
-    reply = orjson.loads((await ws.receive()).data)
+    reply = await connect_and_subscribe(ws, index, sub)
     if "subscribe" not in reply:
         raise RuntimeError(f"unexpected subscribe reply {reply}")
     return ws
@@ -107,7 +92,10 @@ async def _round(server: ServerProcess, *, n: int, m: int, filtered: bool) -> di
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         subs = [{"channel": channel, **({"tf": _filter(i)} if filtered else {})} for i in range(n)]
         sockets = [await _subscribe(http, server, i, sub) for i, sub in enumerate(subs)]
-        tasks = [asyncio.create_task(_serve(ws, c)) for ws, c in zip(sockets, clients, strict=True)]
+        tasks = [
+            asyncio.create_task(serve_lines(ws, c.feed))
+            for ws, c in zip(sockets, clients, strict=True)
+        ]
         wait_idle(server.pid)
         watch = CpuWatch(server.pid)
         bodies = [
