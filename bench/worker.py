@@ -113,13 +113,15 @@ class _Worker:
         target = group.tally.target or 0
         live = group.live()
         per_client = target // len(live) if live else 0
+        cpu_s = time.process_time() - group.cpu_mark  # before the histogram is made
+        hist = group.tally.histogram()
         return {
             "t_done": group.tally.t_done,
             "total": group.tally.total,
             "target": target,
             "short_clients": sum(1 for c in live if c.received < per_client),
-            "cpu_s": time.process_time() - group.cpu_mark,
-            "latency": None if group.tally.latency is None else group.tally.latency.buckets,
+            "cpu_s": cpu_s,
+            "latency": None if hist is None else hist.buckets,
         }
 
     async def _close(self, group: _Group) -> int:
