@@ -4,16 +4,22 @@ run.
 
 N subscribers hold one subscription to channel `lat` (Rotary and Centrifugo: connection
 token checked; python-socketio: connection and room tokens checked, room `$lat`; picows: no
-protocol, every connection gets everything). They are `bench fanout`'s picows clients,
-spread over the load worker processes (`bench.worker`, one per load CPU unless
-BENCH_WORKERS says otherwise), each answering the server's pings. A publisher in the parent
+protocol, every connection gets everything), each answering the server's pings, one process
+per load CPU (BENCH_WORKERS says otherwise). Receivers: for Rotary, Centrifugo and picows
+the Go program of `bench.goreceivers` (bench/goload), for python-socketio `bench fanout`'s
+picows clients on the load workers (`bench.worker`; Engine.IO is not worth porting).
+BENCH_LATENCY_RECEIVERS=python puts every target on the Python clients. The receivers share
+the load CPU and handle a publication's burst of N messages one after another, so their
+cost per message adds to the latency of every message behind it: the Go receivers spend
+several times less than the Python ones (docs/benchmarks.md). Without Go the run falls back
+to the Python clients and says so in the `receivers` column. A publisher in the parent
 process sends R publications per second on a fixed schedule (open loop: a slow reply never
 delays the next send), each carrying ``"t_ns"``, its send time on CLOCK_MONOTONIC (one clock
 for every process on Linux): Rotary and Centrifugo through the HTTP API, python-socketio
 through its `POST /publish`, picows over its publish WebSocket. Each worker files receive −
 send of every publication in a histogram of 1 %-wide buckets (`bench.histogram`); the parent
 merges them. Figures per (target, N, R): p50 / p99 / p99.9 in ms, publications lost (never
-seen within 2 s of the last send), the server's share of its CPU, the load workers' share
+seen within 2 s of the last send), the server's share of its CPU, the receivers' share
 of theirs (near 1, the receivers were what limited), the share of the server's CPU that
 other processes took (a shared machine: read the percentiles with it), and for Rotary the
 cycle collections that ended in the window with the longest one's CPU time
@@ -30,14 +36,16 @@ run, e.g. to compare two targets at one load.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -46,17 +54,20 @@ from bench import progress
 from bench.clients import OpenSpec
 from bench.common import API_KEY, SECRET, CpuWatch, ServerProcess, ServerUnavailable, wait_idle
 from bench.gcwatch import pauses
+from bench.goreceivers import DIALECTS, GoReceivers, built_binary
 from bench.histogram import Histogram
 from bench.servers import ROTARY_STANDARD, start_peer, start_rotary_with, ws_path
-from bench.worker import LoadPool, shared_pool
+from bench.worker import shared_pool
 
 __all__ = [
     "TARGETS",
     "Case",
+    "Receivers",
     "Window",
     "one_case",
     "percentiles",
     "publish_timed",
+    "receivers_for",
     "run",
     "subscribe",
     "timed_window",
@@ -97,6 +108,8 @@ class Case:
     #: Why each publication the server refused or dropped failed.
     failed: list[str] = field(default_factory=list)
     note: str = ""
+    #: What received: ``go``, ``python``, or ``python`` with why Go was not used.
+    receivers: str = "python"
 
     @property
     def lost(self) -> int:
@@ -108,7 +121,7 @@ class Case:
             seen += f" ({len(self.failed)} publications failed: {self.failed[0]})"
         cpu = [self.server_cpu, self.load_cpu, self.foreign_cpu]
         gc = f"{self.gc['count']}, {self.gc['max_cpu_ms']:g}" if self.gc else None
-        return [self.p50_ms, self.p99_ms, self.p999_ms, seen, *cpu, gc]
+        return [self.p50_ms, self.p99_ms, self.p999_ms, seen, *cpu, gc, self.receivers]
 
 
 def _plan(quick: bool) -> tuple[list[tuple[int, int]], float, tuple[str, ...]]:
@@ -142,6 +155,7 @@ def run(*, quick: bool) -> dict[str, Any]:
             figures[f"{key}_p999_ms"] = found.p999_ms
             figures[f"{key}_lost"] = found.lost if not found.note else None
             figures[f"{key}_failed_publications"] = len(found.failed)
+            figures[f"{key}_receivers"] = found.receivers
             if found.gc is not None:
                 figures[f"{key}_gc_pauses"] = found.gc["count"]
                 figures[f"{key}_gc_max_cpu_ms"] = found.gc["max_cpu_ms"]
@@ -150,7 +164,14 @@ def run(*, quick: bool) -> dict[str, Any]:
     header = ["target", "clients", "pub/s", "p50 ms", "p99 ms", "p99.9 ms", "seen"]
     return {
         "figures": figures,
-        "table_header": [*header, "server CPU", "load CPU", "foreign CPU", "GCs, max CPU ms"],
+        "table_header": [
+            *header,
+            "server CPU",
+            "load CPU",
+            "foreign CPU",
+            "GCs, max CPU ms",
+            "receivers",
+        ],
         "table": rows,
     }
 
@@ -186,25 +207,67 @@ def _start(target: str) -> ServerProcess:
     return start_rotary_with(config, gc_log=gc_log)
 
 
+class Receivers(Protocol):
+    """What holds the subscribers and times their publications: `LoadPool` (Python
+    clients) or `GoReceivers`."""
+
+    @property
+    def size(self) -> int: ...
+
+    def open(self, spec: OpenSpec, *, group: str = "") -> dict[str, Any]: ...
+
+    def broadcast(self, msg: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+
+def receivers_for(target: str) -> tuple[Receivers, str]:
+    """The receivers for `target` and their label (see the module docstring): Go unless
+    BENCH_LATENCY_RECEIVERS=python or the target is python-socketio; the Python clients,
+    labelled with the reason, when the Go program cannot be built."""
+    wanted = os.environ.get("BENCH_LATENCY_RECEIVERS", "go")
+    if wanted not in {"go", "python"}:
+        raise ValueError(f"BENCH_LATENCY_RECEIVERS is go or python, not {wanted!r}")
+    if wanted == "python" or _client_kind(target) not in DIALECTS:
+        return shared_pool(), "python"
+    if problem := _go_problem():
+        progress.note(f"latency: Python receivers for {target}: {problem}")
+        return shared_pool(), f"python (no Go receivers: {problem})"
+    return GoReceivers(), "go"
+
+
+@functools.cache
+def _go_problem() -> str:
+    """Why the Go receivers cannot be built ('' when they can); asked once per run."""
+    try:
+        built_binary()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        return " ".join(str(exc).split())[:160]
+    return ""
+
+
 def one_case(
-    target: str, clients: int, rate: int, seconds: float, *, pool: LoadPool | None = None
+    target: str, clients: int, rate: int, seconds: float, *, pool: Receivers | None = None
 ) -> Case:
-    """Start `target`, subscribe `clients` on the load workers, publish `rate` timed
-    publications a second for `seconds`, and merge what the workers measured."""
+    """Start `target`, subscribe `clients` on `pool` (else `receivers_for(target)`), publish
+    `rate` timed publications a second for `seconds`, and merge what the receivers measured."""
+    if pool is None:
+        pool, label = receivers_for(target)
+    else:
+        label = "go" if isinstance(pool, GoReceivers) else "python"
     try:
         server = _start(target)
     except ServerUnavailable as exc:
-        return Case(None, None, None, 0, 0, note=f"unavailable: {exc}"[:200])
-    pool = pool or shared_pool()
+        pool.broadcast({"op": "close", "group": target})
+        return Case(None, None, None, 0, 0, note=f"unavailable: {exc}"[:200], receivers=label)
     try:
-        return _measure(pool, server, target, clients=clients, timing=(rate, seconds))
+        case = _measure(pool, server, target, clients=clients, timing=(rate, seconds))
+        return replace(case, receivers=label)
     finally:
         pool.broadcast({"op": "close", "group": target})
         server.stop()
 
 
 def _measure(
-    pool: LoadPool, server: ServerProcess, target: str, *, clients: int, timing: tuple[int, float]
+    pool: Receivers, server: ServerProcess, target: str, *, clients: int, timing: tuple[int, float]
 ) -> Case:
     kind = _client_kind(target)
     subscribe(pool, server, kind, clients=clients, group=target)
@@ -253,7 +316,7 @@ class Window:
 
 
 def timed_window(
-    pool: LoadPool,
+    pool: Receivers,
     server: ServerProcess,
     kind: str,
     *,
@@ -280,7 +343,7 @@ def timed_window(
 
 
 def subscribe(
-    pool: LoadPool, server: ServerProcess, kind: str, *, clients: int, group: str
+    pool: Receivers, server: ServerProcess, kind: str, *, clients: int, group: str
 ) -> None:
     """Open `clients` subscribers of `server` speaking `kind` (``rotary``, ``socketio`` or
     ``bare``) in the load group `group`; RuntimeError when any fails."""

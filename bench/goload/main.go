@@ -1,0 +1,165 @@
+// Command goload holds many WebSocket subscribers and times every publication they receive,
+// for `python -m bench latency` (driven by bench/goreceivers.py).
+//
+// Its first stdin line is the job:
+//
+//	{"clients":[{"url":"ws://…","connect_token":"…"},…],"dialect":"rotary"|"bare",
+//	 "channel":"lat","max_inflight":100,"timeout":60}
+//
+// Every client is opened (at most max_inflight TCP/WebSocket handshakes at a time) and,
+// in the rotary dialect, connected with its token and subscribed to channel; then one line
+// goes out: {"ready":N,"failures":[first few reasons]}. After that each stdin line is a
+// command and gets one stdout line:
+//
+//	{"op":"arm","per_client":K}  → {"armed":N}: counts zeroed, timing on.
+//	{"op":"wait","timeout":S}    → once the live clients hold N×K publications, or after S
+//	                               seconds: {"total","target","short_clients","cpu_s",
+//	                               "latency":{bucket:count}} (bench/histogram.py's keys).
+//	{"op":"close"}               → every connection closed, {"closed":N}, exit 0.
+//
+// A publication carries "t_ns":<CLOCK_MONOTONIC ns at its sending> as the last member of
+// its data; receive − send is filed per publication. Meant to run with GOMAXPROCS=1 on
+// a CPU of its own.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type job struct {
+	Clients []struct {
+		URL          string `json:"url"`
+		ConnectToken string `json:"connect_token"`
+	} `json:"clients"`
+	Dialect     string  `json:"dialect"`
+	Channel     string  `json:"channel"`
+	MaxInflight int     `json:"max_inflight"`
+	Timeout     float64 `json:"timeout"`
+}
+
+type command struct {
+	Op        string  `json:"op"`
+	PerClient int64   `json:"per_client"`
+	Timeout   float64 `json:"timeout"`
+}
+
+// How many failure reasons the ready line carries.
+const maxReasons = 5
+
+func main() {
+	in := bufio.NewReaderSize(os.Stdin, 1<<20)
+	out := json.NewEncoder(os.Stdout)
+	var j job
+	if err := readLine(in, &j); err != nil {
+		fail(err)
+	}
+	if j.Dialect != "rotary" && j.Dialect != "bare" {
+		fail(fmt.Errorf("unknown dialect %q", j.Dialect))
+	}
+	t := newTally()
+	clients, reasons := openAll(&j, t)
+	emit(out, map[string]any{"ready": len(clients), "failures": reasons})
+	var cpuMark float64
+	for {
+		var c command
+		if err := readLine(in, &c); err != nil {
+			closeAll(clients)
+			fail(err)
+		}
+		switch c.Op {
+		case "arm":
+			cpuMark = cpuSeconds()
+			emit(out, map[string]any{"armed": t.arm(clients, c.PerClient)})
+		case "wait":
+			emit(out, t.wait(clients, time.Duration(c.Timeout*float64(time.Second)), cpuMark))
+		case "close":
+			closeAll(clients)
+			emit(out, map[string]any{"closed": len(clients)})
+			return
+		default:
+			closeAll(clients)
+			fail(fmt.Errorf("unknown op %q", c.Op))
+		}
+	}
+}
+
+// openAll opens every client of j at once, with at most j.MaxInflight handshakes in
+// flight; the ready ones, and the first few reasons why others failed.
+func openAll(j *job, t *tally) ([]*client, []string) {
+	gate := make(chan struct{}, max(1, j.MaxInflight))
+	timeout := time.Duration(max(j.Timeout, 1) * float64(time.Second))
+	var (
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		ready   []*client
+		reasons []string
+	)
+	for _, spec := range j.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := open(spec.URL, spec.ConnectToken, j, t, gate, timeout)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if len(reasons) < maxReasons {
+					reasons = append(reasons, err.Error())
+				}
+				return
+			}
+			ready = append(ready, c)
+		}()
+	}
+	wg.Wait()
+	if reasons == nil {
+		reasons = []string{}
+	}
+	return ready, reasons
+}
+
+func closeAll(clients []*client) {
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.close()
+		}()
+	}
+	wg.Wait()
+}
+
+func readLine(in *bufio.Reader, into any) error {
+	line, err := in.ReadBytes('\n')
+	if err != nil && len(line) == 0 {
+		return fmt.Errorf("stdin: %w", err)
+	}
+	return json.Unmarshal(line, into)
+}
+
+func emit(out *json.Encoder, v any) {
+	if err := out.Encode(v); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "goload:", err)
+	os.Exit(1)
+}
+
+// cpuSeconds is the CPU time (user + system) of the whole process so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	sec := func(tv syscall.Timeval) float64 { return float64(tv.Sec) + float64(tv.Usec)/1e6 }
+	return sec(ru.Utime) + sec(ru.Stime)
+}
