@@ -17,7 +17,7 @@ PYTEST_ARGS ?= -q -n 2 --dist loadfile
 # The browser tests drive Debian's chromium (tools/ensure.sh); Playwright never downloads one.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install run test test-latest lint typecheck unit js-deps web-deps go-sdk services \
+.PHONY: install run test test-latest lint typecheck unit js-deps web-deps go-sdk go-receivers services \
 	centrifugo compat lock bench clean fuzz
 
 install: $(STAMP)
@@ -49,6 +49,10 @@ $(WEB_DIR)/node_modules/.installed: $(WEB_DIR)/package.json $(WEB_DIR)/package-l
 go-sdk: install
 	$(PY) -m tests.sdk.go_driver
 
+# The Go latency receivers of `bench latency` (bench/goload), cached the same way.
+go-receivers: install
+	$(PY) -m bench.goreceivers
+
 # Redis on 127.0.0.1:6379, valgrind and chromium (browser tests): used when present,
 # installed from Debian as root. Centrifugo (the differential tests' reference) is built
 # when Go is present (see centrifugo).
@@ -74,7 +78,7 @@ typecheck: install
 unit: install
 	$(VENV)/bin/pytest -q
 
-test: install js-deps web-deps go-sdk services lint typecheck
+test: install js-deps web-deps go-sdk go-receivers services lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The suite against the newest release of every dependency, in a throw-away environment.

@@ -1,17 +1,34 @@
-"""The short form of `bench latency` (make test): Rotary and Centrifugo, driven by the same
-picows clients on the load workers and the same HTTP API publisher, each deliver every timed
-publication to every subscriber, and the percentiles come out ordered; the histogram the
-workers fill merges and reads back within its bucket width."""
+"""The short form of `bench latency` (make test): Rotary, Centrifugo and the bare picows
+broadcast, received by the Go program of `bench.goreceivers` (and Rotary once more by the
+Python clients on the load workers), each deliver every timed publication to every
+subscriber, and the percentiles come out ordered; the histogram the receivers fill merges
+and reads back within its bucket width. Without Go the Go cases skip, and fail under
+CI=true, where Go is installed."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
+import bench.latency
 import pytest
 from bench.gcwatch import pauses
+from bench.goreceivers import GoMissingError, built_binary
 from bench.histogram import Histogram
-from bench.latency import _open_loop, one_case, percentiles
+from bench.latency import _open_loop, one_case, percentiles, receivers_for
+
+
+@pytest.fixture
+def go_receivers() -> None:
+    """The Go receivers are built (a failed build fails the test; no Go skips it, but
+    fails it under CI=true)."""
+    try:
+        built_binary()
+    except GoMissingError as exc:
+        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+            pytest.fail(f"{exc} (CI is set, so this is a failure, not a skip)")
+        pytest.skip(str(exc))
 
 
 def test_percentiles_are_nearest_rank_and_none_when_empty() -> None:
@@ -35,15 +52,41 @@ def test_merged_histograms_give_the_percentiles_of_all_samples_within_half_a_per
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("target", ["rotary-memory", "centrifugo"])
-def test_every_timed_publication_reaches_every_subscriber(target: str) -> None:
-    case = one_case(target, 40, 20, 2.0)
+@pytest.mark.usefixtures("go_receivers")
+@pytest.mark.parametrize("target", ["rotary-memory", "centrifugo", "picows"])
+def test_every_timed_publication_reaches_every_go_receiver(target: str) -> None:
+    case = one_case(target, 20, 20, 1.0)
+    assert case.receivers == "go", case
+    assert case.note == "" and case.expected == 20 * 20, case
+    assert case.lost == 0 and case.failed == [], case
+    assert case.p50_ms is not None and case.p99_ms is not None and case.p999_ms is not None
+    assert 0 < case.p50_ms <= case.p99_ms <= case.p999_ms < 2000
+    # Rotary runs under bench.gcwatch, which files its collections; peers have none.
+    assert (case.gc is not None) == (target == "rotary-memory"), case
+
+
+@pytest.mark.timeout(120)
+def test_every_timed_publication_reaches_every_python_receiver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BENCH_LATENCY_RECEIVERS", "python")
+    case = one_case("rotary-memory", 40, 20, 2.0)
+    assert case.receivers == "python", case
     assert case.note == "" and case.expected == 40 * 40, case
     assert case.lost == 0 and case.failed == [], case
     assert case.p50_ms is not None and case.p99_ms is not None and case.p999_ms is not None
     assert 0 < case.p50_ms <= case.p99_ms <= case.p999_ms
-    # Rotary runs under bench.gcwatch, which files its collections; peers have none.
-    assert (case.gc is not None) == (target == "rotary-memory"), case
+
+
+def test_socketio_and_a_missing_go_put_the_python_clients_on_and_say_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert receivers_for("socketio")[1] == "python"
+    monkeypatch.setattr(bench.latency, "_go_problem", lambda: "Go is not installed")
+    assert receivers_for("picows")[1] == "python (no Go receivers: Go is not installed)"
+    monkeypatch.setenv("BENCH_LATENCY_RECEIVERS", "rust")
+    with pytest.raises(ValueError, match="go or python"):
+        receivers_for("picows")
 
 
 def test_gc_pauses_counts_only_the_collections_that_ended_in_the_window(tmp_path: Path) -> None:
