@@ -6,7 +6,8 @@ Why Go: a publication to N subscribers reaches the load CPU as a burst of N mess
 the receivers handle one after another, so whatever a receiver spends per message delays
 every message behind it in the burst. The Python receivers (kernel, uvloop, picows, a
 Python callback) cost about as much per message as the server spends per delivery, enough
-to set the p99 themselves; the Go program spends several times less (docs/benchmarks.md).
+to set the p99 themselves; the Go program (one epoll loop, one read() per message) spends
+about half as much, most of it in the kernel (docs/benchmarks.md).
 
 The program is built once into ``~/.cache/rotary/bin`` under a name carrying a digest of
 its sources (go.mod, go.sum, the ``.go`` files), with ``go build`` the first time it is

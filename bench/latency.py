@@ -11,7 +11,7 @@ picows clients on the load workers (`bench.worker`; Engine.IO is not worth porti
 BENCH_LATENCY_RECEIVERS=python puts every target on the Python clients. The receivers share
 the load CPU and handle a publication's burst of N messages one after another, so their
 cost per message adds to the latency of every message behind it: the Go receivers spend
-several times less than the Python ones (docs/benchmarks.md). Without Go the run falls back
+about half what the Python ones do (docs/benchmarks.md). Without Go the run falls back
 to the Python clients and says so in the `receivers` column. A publisher in the parent
 process sends R publications per second on a fixed schedule (open loop: a slow reply never
 delays the next send), each carrying ``"t_ns"``, its send time on CLOCK_MONOTONIC (one clock

@@ -3,22 +3,27 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
 )
 
-// client is one subscriber. received and gone belong to the tally's mutex.
+// client is one subscriber: opened and handshaken through gorilla/websocket on its
+// connection, then read by the epoll loop (loop.go) from fd.
 type client struct {
 	conn     *websocket.Conn
+	fd       int
 	rotary   bool
-	t        *tally
 	received int64
 	gone     bool
 	buf      bytes.Buffer
 	stamps   []int64
+	// Bytes of a frame not yet whole, and the payload of a fragmented message so far.
+	partial []byte
+	message []byte
 }
 
 var (
@@ -35,24 +40,49 @@ var dialer = websocket.Dialer{
 
 // open dials url (holding a place in gate meanwhile), runs the dialect's handshake within
 // timeout, then starts the client's read loop.
-func open(url, token string, j *job, t *tally, gate chan struct{}, timeout time.Duration) (*client, error) {
+func open(url, token string, j *job, gate chan struct{}, timeout time.Duration) (*client, error) {
 	gate <- struct{}{}
 	conn, _, err := dialer.Dial(url, nil)
 	<-gate
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	c := &client{conn: conn, rotary: j.Dialect == "rotary", t: t}
+	c := &client{conn: conn, rotary: j.Dialect == "rotary"}
 	if c.rotary {
 		_ = conn.SetReadDeadline(time.Now().Add(timeout))
 		if err := c.handshake(token, j.Channel); err != nil {
 			_ = conn.Close()
 			return nil, err
 		}
-		_ = conn.SetReadDeadline(time.Time{})
 	}
-	go c.loop()
+	if err := c.detach(); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 	return c, nil
+}
+
+// detach takes the socket out of Go's poller for the epoll loop: a blocking read per
+// connection (any WebSocket library's way) costs a second read() per message, the one
+// that finds the socket empty before the goroutine parks, which doubled the kernel time
+// per message. The server sends nothing between the handshake and the first timed
+// publication (a ping comes every 25 s at most), so gorilla holds no unread bytes here.
+func (c *client) detach() error {
+	raw, err := c.conn.NetConn().(syscall.Conn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var dupErr error
+	if err := raw.Control(func(fd uintptr) { c.fd, dupErr = unix.Dup(int(fd)) }); err != nil {
+		return err
+	}
+	if dupErr != nil {
+		return fmt.Errorf("dup: %w", dupErr)
+	}
+	// Closing Go's descriptor takes it out of Go's poller; the socket stays open on c.fd.
+	_ = c.conn.NetConn().Close()
+	c.conn = nil
+	return unix.SetNonblock(c.fd, true)
 }
 
 // handshake sends connect (id 1), then on its reply subscribe (id 2); done at the
@@ -108,74 +138,4 @@ func (c *client) next() ([]byte, error) {
 		return nil, err
 	}
 	return c.buf.Bytes(), nil
-}
-
-// loop counts deliveries until the connection ends: every "pub": (rotary) or every text
-// message (bare), with the stamp of each timed one.
-func (c *client) loop() {
-	for {
-		data, err := c.next()
-		if err != nil {
-			c.t.mu.Lock()
-			c.gone = true
-			c.t.mu.Unlock()
-			return
-		}
-		now := monotonicNs()
-		n := int64(1)
-		if c.rotary {
-			n = int64(bytes.Count(data, pubMark))
-			if bytes.Contains(data, ping) && c.answerPing(data) != nil {
-				continue
-			}
-			if n == 0 {
-				continue
-			}
-		}
-		c.t.add(c, n, c.readStamps(data), now)
-	}
-}
-
-// answerPing answers the server's ping (an empty object on a line of its own).
-func (c *client) answerPing(data []byte) error {
-	for line := range bytes.SplitSeq(data, []byte("\n")) {
-		if bytes.Equal(line, ping) {
-			return c.conn.WriteMessage(websocket.TextMessage, ping)
-		}
-	}
-	return nil
-}
-
-// readStamps collects the send time of every "t_ns": in data (digits up to the next '}').
-func (c *client) readStamps(data []byte) []int64 {
-	c.stamps = c.stamps[:0]
-	for {
-		at := bytes.Index(data, stampMark)
-		if at < 0 {
-			return c.stamps
-		}
-		data = data[at+len(stampMark):]
-		var ns int64
-		k := 0
-		for ; k < len(data) && data[k] >= '0' && data[k] <= '9'; k++ {
-			ns = ns*10 + int64(data[k]-'0')
-		}
-		if k > 0 {
-			c.stamps = append(c.stamps, ns)
-		}
-		data = data[k:]
-	}
-}
-
-func (c *client) close() {
-	deadline := time.Now().Add(5 * time.Second)
-	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-	if err := c.conn.WriteControl(websocket.CloseMessage, msg, deadline); err != nil &&
-		!errors.Is(err, websocket.ErrCloseSent) {
-		_ = c.conn.Close()
-		return
-	}
-	// Give the server a moment to answer the close before the socket goes.
-	time.Sleep(10 * time.Millisecond)
-	_ = c.conn.Close()
 }

@@ -20,6 +20,12 @@
 // A publication carries "t_ns":<CLOCK_MONOTONIC ns at its sending> as the last member of
 // its data; receive − send is filed per publication. Meant to run with GOMAXPROCS=1 on
 // a CPU of its own.
+//
+// gorilla/websocket opens each connection and runs the protocol's handshake; then the
+// socket moves to one epoll loop (loop.go), which reads it with one read() per message
+// and parses the server's frames itself. Reading through the library, a goroutine per
+// connection, cost the kernel twice the time per message (a second read() that finds the
+// socket empty before the goroutine parks, and the scheduler's thread wake-ups).
 package main
 
 import (
@@ -54,7 +60,6 @@ const maxReasons = 5
 
 func main() {
 	in := bufio.NewReaderSize(os.Stdin, 1<<20)
-	out := json.NewEncoder(os.Stdout)
 	var j job
 	if err := readLine(in, &j); err != nil {
 		fail(err)
@@ -62,36 +67,64 @@ func main() {
 	if j.Dialect != "rotary" && j.Dialect != "bare" {
 		fail(fmt.Errorf("unknown dialect %q", j.Dialect))
 	}
-	t := newTally()
-	clients, reasons := openAll(&j, t)
-	emit(out, map[string]any{"ready": len(clients), "failures": reasons})
-	var cpuMark float64
-	for {
-		var c command
-		if err := readLine(in, &c); err != nil {
-			closeAll(clients)
-			fail(err)
-		}
-		switch c.Op {
-		case "arm":
-			cpuMark = cpuSeconds()
-			emit(out, map[string]any{"armed": t.arm(clients, c.PerClient)})
-		case "wait":
-			emit(out, t.wait(clients, time.Duration(c.Timeout*float64(time.Second)), cpuMark))
-		case "close":
-			closeAll(clients)
-			emit(out, map[string]any{"closed": len(clients)})
-			return
-		default:
-			closeAll(clients)
-			fail(fmt.Errorf("unknown op %q", c.Op))
-		}
+	clients, reasons := openAll(&j)
+	l, err := newLoop(clients)
+	if err != nil {
+		fail(err)
 	}
+	// Commands come on stdin from now on, read by the loop (from what bufio holds first).
+	held, _ := in.Peek(in.Buffered())
+	l.control = append(l.control, held...)
+	l.emit(map[string]any{"ready": len(clients), "failures": reasons})
+	l.run()
+}
+
+// command carries out one command line, answering at once or (wait) once l.settle says.
+func (l *loop) command(line []byte) {
+	var c command
+	if err := json.Unmarshal(line, &c); err != nil {
+		l.quit(err)
+	}
+	switch c.Op {
+	case "arm":
+		l.cpuMark = cpuSeconds()
+		l.emit(map[string]any{"armed": l.t.arm(l.clients, c.PerClient)})
+	case "wait":
+		l.waiting = true
+		l.deadline = monotonicNs() + int64(c.Timeout*1e9)
+	case "close":
+		l.emit(map[string]any{"closed": l.closeAll()})
+		// A moment for the servers' close frames, so that they log no aborted connections.
+		time.Sleep(50 * time.Millisecond)
+		os.Exit(0)
+	default:
+		l.quit(fmt.Errorf("unknown op %q", c.Op))
+	}
+}
+
+// settle answers a pending wait once every publication expected is in or its time is up.
+func (l *loop) settle() {
+	if l.waiting && (l.t.complete() || monotonicNs() >= l.deadline) {
+		l.waiting = false
+		cpu := cpuSeconds() - l.cpuMark // before the histogram is made
+		l.emit(l.t.report(l.clients, cpu))
+	}
+}
+
+func (l *loop) emit(v any) {
+	if err := l.out.Encode(v); err != nil {
+		fail(err)
+	}
+}
+
+func (l *loop) quit(err error) {
+	l.closeAll()
+	fail(err)
 }
 
 // openAll opens every client of j at once, with at most j.MaxInflight handshakes in
 // flight; the ready ones, and the first few reasons why others failed.
-func openAll(j *job, t *tally) ([]*client, []string) {
+func openAll(j *job) ([]*client, []string) {
 	gate := make(chan struct{}, max(1, j.MaxInflight))
 	timeout := time.Duration(max(j.Timeout, 1) * float64(time.Second))
 	var (
@@ -104,7 +137,7 @@ func openAll(j *job, t *tally) ([]*client, []string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := open(spec.URL, spec.ConnectToken, j, t, gate, timeout)
+			c, err := open(spec.URL, spec.ConnectToken, j, gate, timeout)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -123,30 +156,12 @@ func openAll(j *job, t *tally) ([]*client, []string) {
 	return ready, reasons
 }
 
-func closeAll(clients []*client) {
-	var wg sync.WaitGroup
-	for _, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.close()
-		}()
-	}
-	wg.Wait()
-}
-
 func readLine(in *bufio.Reader, into any) error {
 	line, err := in.ReadBytes('\n')
 	if err != nil && len(line) == 0 {
 		return fmt.Errorf("stdin: %w", err)
 	}
 	return json.Unmarshal(line, into)
-}
-
-func emit(out *json.Encoder, v any) {
-	if err := out.Encode(v); err != nil {
-		fail(err)
-	}
 }
 
 func fail(err error) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"math"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,25 +32,16 @@ func bucket(ns int64) int {
 }
 
 // tally counts the publications of every client and keeps their latencies while armed.
-// One mutex guards it all: with GOMAXPROCS=1 it is never contended for long.
 type tally struct {
-	mu      sync.Mutex
 	armed   bool
 	total   int64
 	target  int64
 	samples []int64
-	done    chan struct{}
 }
 
-func newTally() *tally {
-	return &tally{done: make(chan struct{})}
-}
-
-// arm zeroes the counts and starts timing; done closes once the clients live now have
-// received perClient publications each in total. The number of live clients.
+// arm zeroes the counts and starts timing, towards perClient publications for each client
+// live now. The number of live clients.
 func (t *tally) arm(clients []*client, perClient int64) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	live := 0
 	for _, c := range clients {
 		c.received = 0
@@ -61,18 +51,12 @@ func (t *tally) arm(clients []*client, perClient int64) int {
 	}
 	t.armed, t.total, t.target = true, 0, int64(live)*perClient
 	t.samples = t.samples[:0]
-	t.done = make(chan struct{})
-	if t.target == 0 {
-		close(t.done)
-	}
 	return live
 }
 
-// add files n publications received by c in one frame, and the latency of every stamp
-// in it (stamps: send times, read off the frame by the caller).
+// add files n publications received by c in one message, and the latency of every
+// stamp in it (stamps: send times, read off the message by the caller).
 func (t *tally) add(c *client, n int64, stamps []int64, now int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	c.received += n
 	if !t.armed {
 		return
@@ -80,28 +64,16 @@ func (t *tally) add(c *client, n int64, stamps []int64, now int64) {
 	for _, s := range stamps {
 		t.samples = append(t.samples, now-s)
 	}
-	before := t.total
 	t.total += n
-	if before < t.target && t.total >= t.target {
-		close(t.done)
-	}
 }
 
-// wait blocks until every publication expected since arm is in or `within` has passed,
-// then reports (see the package comment).
-func (t *tally) wait(clients []*client, within time.Duration, cpuMark float64) map[string]any {
-	t.mu.Lock()
-	done := t.done
-	t.mu.Unlock()
-	timer := time.NewTimer(within)
-	select {
-	case <-done:
-	case <-timer.C:
-	}
-	timer.Stop()
-	cpu := cpuSeconds() - cpuMark // before the histogram is made
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// complete: every publication expected since arm is in.
+func (t *tally) complete() bool {
+	return t.armed && t.total >= t.target
+}
+
+// report is the answer to wait (see the package comment); cpu: seconds since arm.
+func (t *tally) report(clients []*client, cpu float64) map[string]any {
 	perClient, live, short := int64(0), int64(0), 0
 	for _, c := range clients {
 		if !c.gone {

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import bench.latency
 import pytest
+from bench.clients import OpenSpec
+from bench.common import SECRET
 from bench.gcwatch import pauses
-from bench.goreceivers import GoMissingError, built_binary
+from bench.goreceivers import GoMissingError, GoReceivers, built_binary
 from bench.histogram import Histogram
 from bench.latency import _open_loop, one_case, percentiles, receivers_for
+from bench.servers import ROTARY_STANDARD, start_rotary_with, ws_path
 
 
 @pytest.fixture
@@ -63,6 +67,23 @@ def test_every_timed_publication_reaches_every_go_receiver(target: str) -> None:
     assert 0 < case.p50_ms <= case.p99_ms <= case.p999_ms < 2000
     # Rotary runs under bench.gcwatch, which files its collections; peers have none.
     assert (case.gc is not None) == (target == "rotary-memory"), case
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("go_receivers")
+def test_go_receivers_answer_pings_and_stay_subscribed_past_the_pong_timeout() -> None:
+    config = {**ROTARY_STANDARD, "ping_interval": "1s", "pong_timeout": "500ms"}
+    server = start_rotary_with(config)
+    receivers = GoReceivers(1)
+    try:
+        url = server.url(ws_path("rotary"))
+        spec = OpenSpec("rotary", url, 0, 5, ("lat",), SECRET, int(time.time()) + 3600)
+        assert receivers.open(spec)["ready"] == 5
+        time.sleep(3)  # three pings, each to be answered within 0.5 s
+        assert receivers.broadcast({"op": "arm", "per_client": 0}) == [{"armed": 5}]
+    finally:
+        receivers.shutdown()
+        server.stop()
 
 
 @pytest.mark.timeout(120)
