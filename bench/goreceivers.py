@@ -195,8 +195,8 @@ class GoReceivers:
         """Open `spec.count` clients of kind ``rotary`` (connection token when
         `spec.secret`, one channel) or ``bare``, split over the processes.
 
-        Returns ``{"elapsed", "ready", "failures"}`` as `LoadPool.open` does (failures:
-        the first few reasons of each process).
+        Returns ``{"elapsed", "ready", "failures"}`` as `LoadPool.open` does (one entry per
+        failed client; each process keeps the first few reasons).
         """
         if spec.kind not in DIALECTS or len(spec.channels) > 1:
             raise ValueError(f"the Go receivers do not speak {spec.kind} {spec.channels}")
@@ -208,10 +208,13 @@ class GoReceivers:
             self._procs.append(proc)
             proc.send(job)
         replies = [p.answer(spec.timeout + _SLACK) for p in self._procs]
+        failures: list[str] = []
+        for r in replies:  # one entry per failed client, as LoadPool gives
+            failures += r["failures"] + ["(reason not kept)"] * (r["failed"] - len(r["failures"]))
         return {
             "elapsed": time.monotonic() - t0,
             "ready": sum(r["ready"] for r in replies),
-            "failures": [f for r in replies for f in r["failures"]],
+            "failures": failures,
         }
 
     def broadcast(self, msg: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,8 +8,8 @@
 //
 // Every client is opened (at most max_inflight TCP/WebSocket handshakes at a time) and,
 // in the rotary dialect, connected with its token and subscribed to channel; then one line
-// goes out: {"ready":N,"failures":[first few reasons]}. After that each stdin line is a
-// command and gets one stdout line:
+// goes out: {"ready":N,"failed":F,"failures":[first few reasons]}. After that each stdin
+// line is a command and gets one stdout line:
 //
 //	{"op":"arm","per_client":K}  → {"armed":N}: counts zeroed, timing on.
 //	{"op":"wait","timeout":S}    → once the live clients hold N×K publications, or after S
@@ -67,7 +67,7 @@ func main() {
 	if j.Dialect != "rotary" && j.Dialect != "bare" {
 		fail(fmt.Errorf("unknown dialect %q", j.Dialect))
 	}
-	clients, reasons := openAll(&j)
+	clients, failed, reasons := openAll(&j)
 	l, err := newLoop(clients)
 	if err != nil {
 		fail(err)
@@ -75,7 +75,7 @@ func main() {
 	// Commands come on stdin from now on, read by the loop (from what bufio holds first).
 	held, _ := in.Peek(in.Buffered())
 	l.control = append(l.control, held...)
-	l.emit(map[string]any{"ready": len(clients), "failures": reasons})
+	l.emit(map[string]any{"ready": len(clients), "failed": failed, "failures": reasons})
 	l.run()
 }
 
@@ -123,14 +123,15 @@ func (l *loop) quit(err error) {
 }
 
 // openAll opens every client of j at once, with at most j.MaxInflight handshakes in
-// flight; the ready ones, and the first few reasons why others failed.
-func openAll(j *job) ([]*client, []string) {
+// flight; the ready ones, how many failed, and the first few reasons why.
+func openAll(j *job) ([]*client, int, []string) {
 	gate := make(chan struct{}, max(1, j.MaxInflight))
 	timeout := time.Duration(max(j.Timeout, 1) * float64(time.Second))
 	var (
 		mu      sync.Mutex
 		wg      sync.WaitGroup
 		ready   []*client
+		failed  int
 		reasons []string
 	)
 	for _, spec := range j.Clients {
@@ -141,6 +142,7 @@ func openAll(j *job) ([]*client, []string) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
+				failed++
 				if len(reasons) < maxReasons {
 					reasons = append(reasons, err.Error())
 				}
@@ -153,7 +155,7 @@ func openAll(j *job) ([]*client, []string) {
 	if reasons == nil {
 		reasons = []string{}
 	}
-	return ready, reasons
+	return ready, failed, reasons
 }
 
 func readLine(in *bufio.Reader, into any) error {

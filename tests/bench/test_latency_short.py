@@ -15,7 +15,7 @@ from pathlib import Path
 import bench.latency
 import pytest
 from bench.clients import OpenSpec
-from bench.common import SECRET
+from bench.common import SECRET, free_port
 from bench.gcwatch import pauses
 from bench.goreceivers import GoMissingError, GoReceivers, built_binary
 from bench.histogram import Histogram
@@ -84,6 +84,18 @@ def test_go_receivers_answer_pings_and_stay_subscribed_past_the_pong_timeout() -
     finally:
         receivers.shutdown()
         server.stop()
+
+
+@pytest.mark.usefixtures("go_receivers")
+def test_go_receivers_count_every_client_that_could_not_connect_and_say_why() -> None:
+    receivers = GoReceivers(1)
+    try:
+        url = f"ws://127.0.0.1:{free_port()}/ws"  # nothing listens there
+        opened = receivers.open(OpenSpec("bare", url, 0, 8))
+        assert opened["ready"] == 0 and len(opened["failures"]) == 8, opened
+        assert "dial" in opened["failures"][0] and "refused" in opened["failures"][0], opened
+    finally:
+        receivers.shutdown()
 
 
 @pytest.mark.timeout(120)
