@@ -14,16 +14,16 @@ cost per message adds to the latency of every message behind it: the Go receiver
 about half what the Python ones do (docs/benchmarks.md). Without Go the run falls back
 to the Python clients and says so in the `receivers` column. A publisher in the parent
 process sends R publications per second on a fixed schedule (open loop: a slow reply never
-delays the next send), each carrying ``"t_ns"``, its send time on CLOCK_MONOTONIC (one clock
-for every process on Linux): Rotary and Centrifugo through the HTTP API, python-socketio
-through its `POST /publish`, picows over its publish WebSocket. Each worker files receive −
-send of every publication in a histogram of 1 %-wide buckets (`bench.histogram`); the parent
-merges them. Figures per (target, N, R): p50 / p99 / p99.9 in ms, publications lost (never
-seen within 2 s of the last send), the server's share of its CPU, the receivers' share
-of theirs (near 1, the receivers were what limited), the share of the server's CPU that
-other processes took (a shared machine: read the percentiles with it), and for Rotary the
-cycle collections that ended in the window with the longest one's CPU time
-(`bench.gcwatch`: a pause stops the fan-out of the publication in flight).
+delays the next send), each carrying ``"t_ns"``, its send time on CLOCK_MONOTONIC (one
+clock for every process on Linux): Rotary and Centrifugo through the HTTP API,
+python-socketio through its `POST /publish`, picows over its publish WebSocket. Each receiver
+process files receive − send of every publication in a histogram of 1 %-wide buckets
+(`bench.histogram`); the parent merges them. Figures per (target, N, R): p50 / p99 / p99.9
+in ms, publications lost (never seen within 2 s of the last send), the server's share of
+its CPU, the receivers' share of theirs (near 1, the receivers were what limited), the
+share of the server's CPU that other processes took (a shared machine: read the percentiles
+with it), and for Rotary the cycle collections that ended in the window with the longest
+one's CPU time (`bench.gcwatch`: a pause stops the fan-out of the publication in flight).
 
 Sizes: quick 200 × 20/s for 5 s per target; full 1,000 × 20/s and 10,000 × 5/s for 30 s
 each. Targets: `rotary-memory`, `rotary-redis` (127.0.0.1:6379, own prefix), `centrifugo`
@@ -294,12 +294,12 @@ def _measure(
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """What the load workers measured over one `timed_window`."""
+    """What the receivers measured over one `timed_window`."""
 
     histogram: Histogram
     sent: int
     expected: int
-    #: The load workers' mean share of their CPU over the window (near 1: they limited).
+    #: The receiver processes' mean share of their CPU over the window (near 1: they limited).
     load_cpu: float
     #: When the first publication went out and when the last delivery came or the wait
     #: ended (monotonic seconds).
