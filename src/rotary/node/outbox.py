@@ -109,6 +109,32 @@ def _loop_flusher() -> _Flusher:
     return flusher
 
 
+def _framed(
+    direct: DirectTransport, cache: _FrameCache, key: object, keep: object, message: bytes
+) -> bytes:
+    """`message` framed by `direct`, from `cache` when this flush framed it already.
+
+    `key` is the identity of what was framed (the message, or the tuple of a batch's
+    messages); identity keys are safe because `keep` holds those objects alive until the
+    flush ends. Transports of different classes frame differently (WebSocket frames, SSE
+    events…), so an entry holds the class that framed it, and another class files its own
+    under ``(class, key)``. (The class is not part of the first key: a tuple per delivery
+    costs a tenth of it.)
+    """
+    kind = type(direct)
+    hit = cache.get(key)
+    if hit is not None:
+        if hit[1] is kind:
+            return hit[2]
+        key = (kind, key)
+        hit = cache.get(key)
+        if hit is not None:
+            return hit[2]
+    wire = direct.frame(message)
+    cache[key] = (keep, kind, wire)
+    return wire
+
+
 class Outbox:
     """Queued frames of one client and the way they are written.
 
@@ -235,13 +261,32 @@ class Outbox:
     # ------------------------------------------------------------------ fast path
 
     def _flush(self, cache: _FrameCache) -> None:
-        """Write the queue now, unless the writer task owns it (called by `_Flusher`)."""
+        """Write the queue now, unless the writer task owns it (called by `_Flusher`).
+
+        One queued message (a publication fanned out, the usual case at a steady rate) is
+        framed and written here without further calls: this runs once per delivery.
+        """
         self._scheduled = False
         if self._writer_owns:
             return
+        direct = self._direct
+        assert direct is not None
+        items = self._items
         try:
-            if not self._write_queued(cache):
-                self._hand_over()
+            while items:
+                if len(items) == 1:
+                    message = items.pop()
+                    self._size -= len(message)
+                    hit = cache.get(id(message))
+                    if hit is not None and hit[1] is type(direct):
+                        wire = hit[2]
+                    else:
+                        wire = _framed(direct, cache, id(message), message, message)
+                else:
+                    wire = self._next_wire(direct, cache)
+                if not direct.write_frame(wire):
+                    self._hand_over()
+                    return
         except _WRITE_ERRORS:
             self._fail(DisconnectCode.WRITE_ERROR)
 
@@ -261,27 +306,9 @@ class Outbox:
         if len(items) == 1:
             message = items.pop()
             self._size -= len(message)
-            key: object = id(message)
-            keep: object = message
-        else:
-            batch = self._take(_MAX_BATCH)
-            key, keep, message = tuple(map(id, batch)), batch, self._join(batch)
-        # Identity keys are safe: `keep` holds the framed objects alive until the flush ends.
-        # Transports of different classes frame differently (WebSocket frames, SSE events…),
-        # so an entry holds the class that framed it; another class uses a key of its own.
-        # (The class is not part of the first key: a tuple per delivery costs a tenth of it.)
-        kind = type(direct)
-        hit = cache.get(key)
-        if hit is not None:
-            if hit[1] is kind:
-                return hit[2]
-            key = (kind, key)
-            hit = cache.get(key)
-            if hit is not None:
-                return hit[2]
-        wire = direct.frame(message)
-        cache[key] = (keep, kind, wire)
-        return wire
+            return _framed(direct, cache, id(message), message, message)
+        batch = self._take(_MAX_BATCH)
+        return _framed(direct, cache, tuple(map(id, batch)), batch, self._join(batch))
 
     # ------------------------------------------------------------------ writer task
 
