@@ -39,7 +39,7 @@ var dialer = websocket.Dialer{
 }
 
 // open dials url (holding a place in gate meanwhile), runs the dialect's handshake within
-// timeout, then starts the client's read loop.
+// timeout, then detaches the socket for the epoll loop.
 func open(url, token string, j *job, gate chan struct{}, timeout time.Duration) (*client, error) {
 	gate <- struct{}{}
 	conn, _, err := dialer.Dial(url, nil)
@@ -64,9 +64,10 @@ func open(url, token string, j *job, gate chan struct{}, timeout time.Duration) 
 
 // detach takes the socket out of Go's poller for the epoll loop: a blocking read per
 // connection (any WebSocket library's way) costs a second read() per message, the one
-// that finds the socket empty before the goroutine parks, which doubled the kernel time
-// per message. The server sends nothing between the handshake and the first timed
-// publication (a ping comes every 25 s at most), so gorilla holds no unread bytes here.
+// that finds the socket empty before the goroutine parks; with the scheduler's thread
+// wake-ups that made the kernel time per message half as large again. The server sends
+// nothing between the handshake's last reply and the first timed publication but pings
+// (the first one a ping interval after the connect), so gorilla holds no unread bytes.
 func (c *client) detach() error {
 	raw, err := c.conn.NetConn().(syscall.Conn).SyscallConn()
 	if err != nil {
