@@ -32,6 +32,7 @@ __all__ = [
     "ServerProcess",
     "ServerUnavailable",
     "cpu_seconds",
+    "cpu_split",
     "free_port",
     "load_cpus",
     "pin_self_to_load",
@@ -98,9 +99,14 @@ def rss_kb(pid: int) -> int:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds consumed so far by `pid` (from /proc/<pid>/stat)."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds consumed so far by `pid` (from /proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _cpu_busy_seconds(cpus: set[int]) -> float:
@@ -125,19 +131,24 @@ class CpuWatch:
     def __init__(self, pid: int) -> None:
         self._pid = pid
         self._t0 = time.monotonic()
-        self._proc0 = cpu_seconds(pid)
+        self._split0 = cpu_split(pid)
         self._busy0 = _cpu_busy_seconds(server_cpus())
 
     def stop(self) -> dict[str, float]:
-        """``{"server_cpu_s", "server_share", "foreign_share"}`` since construction."""
+        """``{"server_cpu_s", "server_share", "foreign_share", "server_user_s",
+        "server_sys_s"}`` since construction."""
         wall = max(time.monotonic() - self._t0, 1e-9)
-        proc = cpu_seconds(self._pid) - self._proc0
+        (user0, system0), (user1, system1) = self._split0, cpu_split(self._pid)
+        user, system = user1 - user0, system1 - system0
+        proc = user + system
         busy = _cpu_busy_seconds(server_cpus()) - self._busy0
         ncpu = len(server_cpus())
         return {
             "server_cpu_s": round(proc, 3),
             "server_share": round(proc / wall / ncpu, 3),
             "foreign_share": round(max(0.0, busy - proc) / wall / ncpu, 3),
+            "server_user_s": round(user, 3),
+            "server_sys_s": round(system, 3),
         }
 
 

@@ -110,6 +110,10 @@ class Case:
     note: str = ""
     #: What received: ``go``, ``python``, or ``python`` with why Go was not used.
     receivers: str = "python"
+    #: The server's user and system CPU per delivery seen, in µs (what one delivery costs
+    #: the server in its own code and in the kernel: its send, and on loopback the
+    #: receiving side's TCP processing and wake-up too).
+    server_us: tuple[float, float] | None = None
 
     @property
     def lost(self) -> int:
@@ -121,7 +125,8 @@ class Case:
             seen += f" ({len(self.failed)} publications failed: {self.failed[0]})"
         cpu = [self.server_cpu, self.load_cpu, self.foreign_cpu]
         gc = f"{self.gc['count']}, {self.gc['max_cpu_ms']:g}" if self.gc else None
-        return [self.p50_ms, self.p99_ms, self.p999_ms, seen, *cpu, gc, self.receivers]
+        per = f"{self.server_us[0]:.1f} + {self.server_us[1]:.1f}" if self.server_us else None
+        return [self.p50_ms, self.p99_ms, self.p999_ms, seen, *cpu, per, gc, self.receivers]
 
 
 def _plan(quick: bool) -> tuple[list[tuple[int, int]], float, tuple[str, ...]]:
@@ -156,6 +161,10 @@ def run(*, quick: bool) -> dict[str, Any]:
             figures[f"{key}_lost"] = found.lost if not found.note else None
             figures[f"{key}_failed_publications"] = len(found.failed)
             figures[f"{key}_receivers"] = found.receivers
+            if found.server_us is not None:
+                user, system = found.server_us
+                figures[f"{key}_server_user_us"] = round(user, 2)
+                figures[f"{key}_server_sys_us"] = round(system, 2)
             if found.gc is not None:
                 figures[f"{key}_gc_pauses"] = found.gc["count"]
                 figures[f"{key}_gc_max_cpu_ms"] = found.gc["max_cpu_ms"]
@@ -169,6 +178,7 @@ def run(*, quick: bool) -> dict[str, Any]:
             "server CPU",
             "load CPU",
             "foreign CPU",
+            "server µs/delivery, user + sys",
             "GCs, max CPU ms",
             "receivers",
         ],
@@ -278,17 +288,22 @@ def _measure(
     p50, p99, p999 = window.ms((50, 99, 99.9))
     gc_log = server.extra.get("gc_log")
     gc = pauses(gc_log, window.start, window.end) if gc_log else None
+    seen = window.histogram.count
+    per = None
+    if seen:
+        per = (cpu["server_user_s"] / seen * 1e6, cpu["server_sys_s"] / seen * 1e6)
     return Case(
         p50,
         p99,
         p999,
-        seen=window.histogram.count,
+        seen=seen,
         expected=window.expected,
         server_cpu=cpu["server_share"],
         load_cpu=window.load_cpu,
         foreign_cpu=cpu["foreign_share"],
         gc=gc,
         failed=window.failed,
+        server_us=per,
     )
 
 

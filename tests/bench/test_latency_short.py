@@ -67,6 +67,9 @@ def test_every_timed_publication_reaches_every_go_receiver(target: str) -> None:
     assert 0 < case.p50_ms <= case.p99_ms <= case.p999_ms < 2000
     # Rotary runs under bench.gcwatch, which files its collections; peers have none.
     assert (case.gc is not None) == (target == "rotary-memory"), case
+    # The server's CPU per delivery, user and system, goes into the row.
+    assert case.server_us is not None and min(case.server_us) >= 0, case
+    assert f"{case.server_us[0]:.1f} + {case.server_us[1]:.1f}" in case.row(), case
 
 
 @pytest.mark.timeout(60)
