@@ -281,18 +281,28 @@ def count(
     codecs: tuple[str, ...] = ("json",),
 ) -> dict[str, float]:
     """Instructions per client for insecure/checked/warm, per delivery for fanout, for each
-    codec of `codecs` (Protobuf's phases named ``…_protobuf``)."""
+    codec of `codecs` (Protobuf's phases named ``…_protobuf``), each codec in a child of its
+    own: in one process the second codec's fan-out paid for a cycle collection of the first
+    one's heap (Protobuf 10,744 instructions per delivery after JSON, 6,069 alone)."""
+    figures: dict[str, float] = {}
+    for codec in codecs:
+        figures |= _count_codec(n, codec, src=src, keep=keep)
+    return figures
+
+
+def _count_codec(n: int, codec: str, *, src: str | None, keep: Path | None) -> dict[str, float]:
+    """`count` for one codec, in a child interpreter under callgrind."""
     with tempfile.TemporaryDirectory(prefix="bench-nodecount-") as tmp:
-        out = (keep or Path(tmp)) / "nodecount.cg"
+        out = (keep or Path(tmp)) / f"nodecount-{codec}.cg"
         out.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         paths = [src] if src else []
         env["PYTHONPATH"] = os.pathsep.join([*paths, str(Path(__file__).parent.parent)])
         argv = [*callgrind_wrapper(out), sys.executable, "-m", "bench.nodecount", "--child"]
         with (
-            (out.parent / "nodecount.log").open("w") as log,
+            (out.parent / f"nodecount-{codec}.log").open("w") as log,
             subprocess.Popen(
-                [*argv, str(n), *(f"--{codec}" for codec in codecs)],
+                [*argv, str(n), f"--{codec}"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -301,7 +311,7 @@ def count(
             ) as child,
         ):
             try:
-                return _drive(child, CallgrindCounter(child.pid, out), n, 4 * len(codecs))
+                return _drive(child, CallgrindCounter(child.pid, out), n, len(PHASES))
             finally:
                 child.kill()
 

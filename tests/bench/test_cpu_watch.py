@@ -8,19 +8,30 @@ import sys
 
 from bench.common import CpuWatch
 
-#: Spins in user space, then makes system calls (the parent reads both out of /proc).
+#: On each line from the parent: spin in Python ("user") or copy from /dev/zero ("system"),
+#: then answer "done".
 _CHILD = """
-import os, sys, time
-end = time.process_time() + 0.4
-while time.process_time() < end:
-    pass
-end = time.process_time() + 0.4
-fd = os.open("/dev/zero", os.O_RDONLY)
-while time.process_time() < end:
-    os.read(fd, 1 << 20)
-print("done", flush=True)
-sys.stdin.readline()
+import os, sys
+zero = os.open("/dev/zero", os.O_RDONLY)
+for line in sys.stdin:
+    if line.strip() == "user":
+        total = 0
+        for i in range(6_000_000):
+            total += i
+    else:
+        for _ in range(3_000):
+            os.read(zero, 1 << 20)
+    print("done", flush=True)
 """
+
+
+def _watched(child: subprocess.Popen[str], work: str) -> dict[str, float]:
+    assert child.stdin is not None and child.stdout is not None
+    watch = CpuWatch(child.pid)
+    child.stdin.write(work + "\n")
+    child.stdin.flush()
+    assert child.stdout.readline() == "done\n"
+    return watch.stop()
 
 
 def test_cpu_watch_splits_a_process_cpu_into_user_and_system_time() -> None:
@@ -28,11 +39,10 @@ def test_cpu_watch_splits_a_process_cpu_into_user_and_system_time() -> None:
         [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
-        watch = CpuWatch(child.pid)
-        assert child.stdout is not None and child.stdout.readline() == "done\n"
-        cpu = watch.stop()
+        user_work, system_work = _watched(child, "user"), _watched(child, "system")
     finally:
-        child.communicate("\n", timeout=10)
-    assert cpu["server_user_s"] >= 0.2, cpu
-    assert cpu["server_sys_s"] >= 0.1, cpu
-    assert abs(cpu["server_user_s"] + cpu["server_sys_s"] - cpu["server_cpu_s"]) < 0.005, cpu
+        child.communicate("", timeout=10)
+    for cpu in (user_work, system_work):
+        assert abs(cpu["server_user_s"] + cpu["server_sys_s"] - cpu["server_cpu_s"]) < 0.005, cpu
+    assert user_work["server_user_s"] > 4 * user_work["server_sys_s"], user_work
+    assert system_work["server_sys_s"] > 2 * system_work["server_user_s"], system_work
