@@ -207,8 +207,14 @@ class _Churner:
         )
 
     def leave(self, slot: _Slot) -> None:
+        """The slot's client leaves; one the server already closed is counted as dropped
+        (the churn may pick it before a sweep has seen it)."""
         client, slot.client = slot.client, None
-        if client is not None and client.transport is not None and not client.closed:
+        if client is None:
+            return
+        if client.closed:
+            self.dropped[f"closed by the server: {client.close_code}"] += 1
+        elif client.transport is not None:
             client.transport.disconnect()
 
     async def leave_all(self) -> None:
