@@ -21,16 +21,12 @@ Go side does no cryptography. Dialects: ``rotary`` (Centrifugo protocol v2, JSON
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import os
 import select
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,40 +34,20 @@ import orjson
 
 from bench.clients import OpenSpec
 from bench.common import load_cpus
+from bench.gobuild import BIN_DIR, GoMissingError, build_cached, go_tool
 from bench.tokens import client_tokens
 from bench.worker import worker_count
 
 __all__ = ["DIALECTS", "GO_DIR", "GoMissingError", "GoReceivers", "built_binary"]
 
 GO_DIR = Path(__file__).parent / "goload"
-BIN_DIR = Path.home() / ".cache" / "rotary" / "bin"
 #: The client kinds (`bench.clients`) the Go program speaks.
 DIALECTS = ("rotary", "bare")
 _PREFIX = "rotary-goload-"
 #: A cold build may download the WebSocket module first.
 _BUILD_TIMEOUT = 600.0
-_STALE_AFTER = 24 * 3600.0
 #: Seconds a command's answer may take beyond its own timeout.
 _SLACK = 60.0
-
-
-class GoMissingError(RuntimeError):
-    """No `go` command: the receivers cannot be built."""
-
-
-def _go_tool() -> str | None:
-    found = shutil.which("go")
-    if found is None and os.access("/usr/local/go/bin/go", os.X_OK):
-        found = "/usr/local/go/bin/go"
-    return found
-
-
-def _digest() -> str:
-    digest = hashlib.sha256()
-    for path in sorted(GO_DIR.iterdir()):
-        if path.name in {"go.mod", "go.sum"} or path.suffix == ".go":
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
 
 
 def built_binary() -> Path:
@@ -79,50 +55,14 @@ def built_binary() -> Path:
 
     Raises GoMissingError without Go, RuntimeError (with Go's output) when the build fails.
     """
-    target = BIN_DIR / f"{_PREFIX}{_digest()}"
-    if target.is_file():
-        return target
-    go = _go_tool()
-    if go is None:
-        raise GoMissingError("Go is not installed: the Go latency receivers need `go` (1.25+)")
-    BIN_DIR.mkdir(parents=True, exist_ok=True)
-    with _locked(BIN_DIR / f".{_PREFIX}lock"):
-        if not target.is_file():  # another process may have built it meanwhile
-            _build(go, target)
-    return target
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _build(go: str, target: Path) -> None:
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    # -mod=readonly: a go.sum that does not cover the build fails it instead of being
-    # edited; -buildvcs=false: the checkout's git state is none of the binary's business.
-    flags = f"{os.environ.get('GOFLAGS', '')} -mod=readonly -buildvcs=false".strip()
-    done = subprocess.run(
-        [go, "build", "-trimpath", "-o", str(partial), "."],
-        cwd=GO_DIR,
-        env={**os.environ, "GOFLAGS": flags},
-        capture_output=True,
-        text=True,
+    return build_cached(
+        GO_DIR,
+        BIN_DIR,
+        _PREFIX,
+        go=go_tool(),
+        needed_by="the Go latency receivers",
         timeout=_BUILD_TIMEOUT,
-        check=False,
     )
-    if done.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise RuntimeError(f"building bench/goload failed:\n{done.stdout}{done.stderr}")
-    os.replace(partial, target)
-    for stale in BIN_DIR.glob(f"{_PREFIX}*"):
-        if stale != target and time.time() - stale.stat().st_mtime > _STALE_AFTER:
-            stale.unlink(missing_ok=True)
 
 
 class _Process:

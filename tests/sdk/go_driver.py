@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import hashlib
 import os
-import shutil
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.gobuild import GoMissingError, go_tool
 
+from bench import gobuild
 from tests.sdk.harness import ConnTokenSource, JsSdkDriver, SubTokenSource
 
 __all__ = [
@@ -45,34 +43,18 @@ __all__ = [
 ]
 
 GO_DIR = Path(__file__).parent / "go"
-BIN_DIR = Path.home() / ".cache" / "rotary" / "bin"
+BIN_DIR = gobuild.BIN_DIR
 #: The Go SDK in both protocols, named as harness.PROTOCOL_SDKS names the others.
 GO_PROTOCOL_SDKS = ("go", "go-protobuf")
 _PREFIX = "rotary-gosdk-"
 #: A cold build downloads the SDK's modules and compiles them: minutes on a slow machine.
 BUILD_TIMEOUT = 900.0
-STALE_AFTER = 24 * 3600.0
-
-
-class GoMissingError(RuntimeError):
-    """No `go` command: the Go SDK program cannot be built."""
-
-
-def go_tool() -> str | None:
-    """The `go` command: on PATH, or where the official tarball installs it."""
-    found = shutil.which("go")
-    if found is None and os.access("/usr/local/go/bin/go", os.X_OK):
-        found = "/usr/local/go/bin/go"
-    return found
+STALE_AFTER = gobuild.STALE_AFTER
 
 
 def source_digest() -> str:
     """A digest of every file the build reads from tests/sdk/go (names and contents)."""
-    digest = hashlib.sha256()
-    for path in sorted(GO_DIR.iterdir()):
-        if path.name in {"go.mod", "go.sum"} or path.suffix == ".go":
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    return gobuild.source_digest(GO_DIR)
 
 
 def built_binary() -> Path:
@@ -80,57 +62,18 @@ def built_binary() -> Path:
 
     Raises GoMissingError without Go, RuntimeError (with Go's output) when the build fails.
     """
-    target = BIN_DIR / f"{_PREFIX}{source_digest()}"
-    if target.is_file():
-        return target
-    go = go_tool()
-    if go is None:
-        raise GoMissingError("Go is not installed: the centrifuge-go tests need `go` (1.25+)")
-    BIN_DIR.mkdir(parents=True, exist_ok=True)
-    with _locked(BIN_DIR / f".{_PREFIX}lock"):
-        # Another worker may have built it while this one waited for the lock.
-        if not target.is_file():
-            _build(go, target)
-    return target
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _build(go: str, target: Path) -> None:
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    # -mod=readonly: a go.sum that does not cover the build is an error, never a silent edit
-    # of the repository; -buildvcs=false: the worktree's git state is none of the binary's.
-    flags = f"{os.environ.get('GOFLAGS', '')} -mod=readonly -buildvcs=false".strip()
-    done = subprocess.run(
-        [go, "build", "-trimpath", "-o", str(partial), "."],
-        cwd=GO_DIR,
-        env={**os.environ, "GOFLAGS": flags},
-        capture_output=True,
-        text=True,
+    return gobuild.build_cached(
+        GO_DIR,
+        BIN_DIR,
+        _PREFIX,
+        go=go_tool(),
+        needed_by="the centrifuge-go tests",
         timeout=BUILD_TIMEOUT,
-        check=False,
     )
-    if done.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise RuntimeError(f"building tests/sdk/go failed:\n{done.stdout}{done.stderr}")
-    os.replace(partial, target)
-    _prune(target)
 
 
 def _prune(target: Path) -> None:
-    # Builds of other sources go once they are a day old: a second checkout at another
-    # revision, testing at the same time, keeps its own build instead of rebuilding in turn.
-    for stale in BIN_DIR.glob(f"{_PREFIX}*"):
-        if stale != target and time.time() - stale.stat().st_mtime > STALE_AFTER:
-            stale.unlink(missing_ok=True)
+    gobuild.prune(BIN_DIR, _PREFIX, target)
 
 
 def _in_ci() -> bool:
