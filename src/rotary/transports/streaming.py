@@ -34,6 +34,7 @@ from rotary.protocol.codec import JSON, ProtocolViolation
 from rotary.protocol.codes import CodeTransform, Disconnect, DisconnectCode
 from rotary.protocol.protobuf import PROTOBUF
 from rotary.transports.limits import Admission
+from rotary.transports.sockwrite import SocketSend, socket_send
 
 __all__ = [
     "emulation_handler",
@@ -74,7 +75,16 @@ class _StreamTransport:
     out. `closed` is set once the stream has ended.
     """
 
-    __slots__ = ("_chunked", "_held", "_high_water", "_protocol", "_raw", "_response", "closed")
+    __slots__ = (
+        "_chunked",
+        "_held",
+        "_high_water",
+        "_protocol",
+        "_raw",
+        "_response",
+        "_send",
+        "closed",
+    )
 
     content_type: ClassVar[str]
     #: The wire format of the sessions this transport carries.
@@ -95,6 +105,7 @@ class _StreamTransport:
         self._raw = request.transport
         self._protocol = request.protocol
         self._high_water = self._raw.get_write_buffer_limits()[1] if self._raw else 0
+        self._send = socket_send(self._raw)
         self.closed = asyncio.Event()
 
     def frame(self, message: bytes) -> bytes:
@@ -116,6 +127,16 @@ class _StreamTransport:
             return True
         raw.write(wire)
         return raw.get_write_buffer_size() <= self._high_water
+
+    def idle_send(self) -> SocketSend | None:
+        """The socket's ``send`` while the stream is open, its headers are out and its
+        transport holds no bytes; None otherwise (`rotary.transports.sockwrite`)."""
+        send, raw = self._send, self._raw
+        if send is None or raw is None or self._held is not None:
+            return None
+        if raw.is_closing() or self.closed.is_set() or raw.get_write_buffer_size():
+            return None
+        return send
 
     def release(self) -> None:
         """Write the held frames, and write directly from now on (the headers are out)."""

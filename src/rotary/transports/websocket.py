@@ -32,6 +32,7 @@ from rotary.protocol.codes import Disconnect
 from rotary.protocol.protobuf import PROTOBUF
 from rotary.transports.deflate import Deflate, DeflateFramer, deflate_offered
 from rotary.transports.limits import ConnectionRateLimiter, origin_allowed
+from rotary.transports.sockwrite import SocketSend, socket_send
 
 __all__ = [
     "Framers",
@@ -94,7 +95,7 @@ class _AiohttpTransport:
     frame needs aiohttp's compressor state.
     """
 
-    __slots__ = ("_close_timeout", "_high_water", "_protocol", "_raw", "_ws", "frame")
+    __slots__ = ("_close_timeout", "_high_water", "_protocol", "_raw", "_send", "_ws", "frame")
 
     def __init__(
         self,
@@ -112,6 +113,7 @@ class _AiohttpTransport:
         self._raw = request.transport
         self._protocol = request.protocol
         self._high_water = self._raw.get_write_buffer_limits()[1] if self._raw else 0
+        self._send = socket_send(self._raw)
 
     def write_frame(self, wire: bytes) -> bool:
         raw = self._raw
@@ -119,6 +121,16 @@ class _AiohttpTransport:
             raise ConnectionResetError("the WebSocket is closing")
         raw.write(wire)
         return raw.get_write_buffer_size() <= self._high_water
+
+    def idle_send(self) -> SocketSend | None:
+        """The socket's ``send`` while the WebSocket is open and its transport holds no
+        bytes; None otherwise (`rotary.transports.sockwrite`)."""
+        send, raw = self._send, self._raw
+        if send is None or raw is None:
+            return None
+        if raw.is_closing() or self._ws.closed or raw.get_write_buffer_size():
+            return None
+        return send
 
     async def drain(self) -> None:
         # aiohttp's protocol tracks pause_writing/resume_writing of this very transport;
