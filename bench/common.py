@@ -128,21 +128,28 @@ class CpuWatch:
     wall-clock figure was disturbed.
     """
 
-    def __init__(self, pid: int) -> None:
-        self._pid = pid
+    def __init__(self, pid: int, *more: int, cpus: set[int] | None = None) -> None:
+        """Watch `pid` (and the processes `more`, summed: `rotary --workers`' workers) on
+        `cpus` (the server CPUs unless given)."""
+        self._pids = (pid, *more)
+        self._cpus = cpus or server_cpus()
         self._t0 = time.monotonic()
-        self._split0 = cpu_split(pid)
-        self._busy0 = _cpu_busy_seconds(server_cpus())
+        self._split0 = self._split()
+        self._busy0 = _cpu_busy_seconds(self._cpus)
+
+    def _split(self) -> tuple[float, float]:
+        splits = [cpu_split(pid) for pid in self._pids]
+        return sum(user for user, _ in splits), sum(system for _, system in splits)
 
     def stop(self) -> dict[str, float]:
         """``{"server_cpu_s", "server_share", "foreign_share", "server_user_s",
         "server_sys_s"}`` since construction."""
         wall = max(time.monotonic() - self._t0, 1e-9)
-        (user0, system0), (user1, system1) = self._split0, cpu_split(self._pid)
+        (user0, system0), (user1, system1) = self._split0, self._split()
         user, system = user1 - user0, system1 - system0
         proc = user + system
-        busy = _cpu_busy_seconds(server_cpus()) - self._busy0
-        ncpu = len(server_cpus())
+        busy = _cpu_busy_seconds(self._cpus) - self._busy0
+        ncpu = len(self._cpus)
         return {
             "server_cpu_s": round(proc, 3),
             "server_share": round(proc / wall / ncpu, 3),

@@ -26,7 +26,10 @@ with it), and for Rotary the cycle collections that ended in the window with the
 one's CPU time (`bench.gcwatch`: a pause stops the fan-out of the publication in flight).
 
 Sizes: quick 200 × 20/s for 5 s per target; full 1,000 × 20/s and 10,000 × 5/s for 30 s
-each. Targets: `rotary-memory`, `rotary-redis` (127.0.0.1:6379, own prefix), `centrifugo`
+each. Targets: `rotary-memory`, `rotary-redis` (127.0.0.1:6379, own prefix),
+`rotary-2-workers` (``rotary --workers 2`` on that Redis; unlike every other target its
+workers may run on every CPU, the receivers' CPU included, and its CPU figures are the two
+workers' summed, over every CPU; no foreign share), `centrifugo`
 (`make centrifugo`; the same clients and HTTP API publisher drive it unchanged; one core,
 pinned like Rotary), `picows`, `socketio`. BENCH_LATENCY_TARGETS (comma-separated),
 BENCH_LATENCY_LOADS (``1000x20,10000x5``) and BENCH_LATENCY_SECONDS narrow or reshape a
@@ -36,6 +39,7 @@ run, e.g. to compare two targets at one load.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import subprocess
@@ -58,6 +62,7 @@ from bench.goreceivers import DIALECTS, GoReceivers, built_binary
 from bench.histogram import Histogram
 from bench.servers import ROTARY_STANDARD, start_peer, start_rotary_with, ws_path
 from bench.worker import shared_pool
+from bench.workers import children, start_workers
 
 __all__ = [
     "TARGETS",
@@ -77,7 +82,9 @@ _CHANNEL = "lat"
 _ROOM = "$lat"
 #: Seconds to wait after the last publication for stragglers.
 _DRAIN_S = 2.0
-TARGETS = ("rotary-memory", "rotary-redis", "centrifugo", "picows", "socketio")
+TARGETS = ("rotary-memory", "rotary-redis", "rotary-2-workers", "centrifugo", "picows", "socketio")
+#: `rotary --workers 2` (Redis engine): its workers may run on every CPU of the machine.
+_WORKERS_TARGET = "rotary-2-workers"
 
 
 def percentiles(samples: list[float], points: tuple[float, ...]) -> list[float | None]:
@@ -209,12 +216,28 @@ def _start(target: str) -> ServerProcess:
     if not target.startswith("rotary"):
         return start_peer(target)
     config: dict[str, Any] = dict(ROTARY_STANDARD)
-    if target == "rotary-redis":
+    if target in {"rotary-redis", _WORKERS_TARGET}:
         config |= {"engine": "redis", "redis_prefix": f"bench-lat-{uuid.uuid4().hex[:8]}"}
     if extra := os.environ.get("BENCH_LATENCY_ROTARY_CONFIG"):
         config |= orjson.loads(extra)  # an experiment's settings on top of the standard ones
+    if target == _WORKERS_TARGET:
+        return _start_two_workers(config)
     gc_log = Path(tempfile.mkstemp(prefix="bench-latency-gc-", suffix=".log")[1])
     return start_rotary_with(config, gc_log=gc_log)
+
+
+def _start_two_workers(config: dict[str, Any]) -> ServerProcess:
+    """``rotary --workers 2``, the supervisor and both workers free to run on every CPU
+    (the receivers' too: a machine of two CPUs has no third for them); the workers' pids
+    in ``extra["workers"]``."""
+    server = start_workers(config, 2)
+    workers = children(server.pid)
+    every = set(range(os.cpu_count() or 1))
+    for pid in (server.pid, *workers):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, every)
+    server.extra["workers"] = workers
+    return server
 
 
 class Receivers(Protocol):
@@ -281,8 +304,13 @@ def _measure(
 ) -> Case:
     kind = _client_kind(target)
     subscribe(pool, server, kind, clients=clients, group=target)
-    wait_idle(server.pid)  # the subscribe storm is over before the clock starts
-    watch = CpuWatch(server.pid)
+    workers: list[int] = server.extra.get("workers", [])
+    for pid in workers or [server.pid]:
+        wait_idle(pid)  # the subscribe storm is over before the clock starts
+    if workers:
+        watch = CpuWatch(*workers, cpus=set(range(os.cpu_count() or 1)))
+    else:
+        watch = CpuWatch(server.pid)
     window = timed_window(pool, server, kind, group=target, timing=(*timing, _DRAIN_S))
     cpu = watch.stop()
     p50, p99, p999 = window.ms((50, 99, 99.9))
@@ -300,7 +328,8 @@ def _measure(
         expected=window.expected,
         server_cpu=cpu["server_share"],
         load_cpu=window.load_cpu,
-        foreign_cpu=cpu["foreign_share"],
+        # The workers share their CPUs with the receivers: "foreign" would be mostly theirs.
+        foreign_cpu=None if workers else cpu["foreign_share"],
         gc=gc,
         failed=window.failed,
         server_us=per,

@@ -111,6 +111,10 @@ class _WireSink:
     def write_frame(self, wire: bytes) -> bool:
         return True
 
+    def idle_send(self) -> Callable[[bytes], int]:
+        """A socket that takes every frame whole (the outbox's batched sends)."""
+        return len
+
     async def drain(self) -> None:
         return None
 

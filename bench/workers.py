@@ -68,7 +68,7 @@ from bench.servers import ROTARY_STANDARD, start_all, start_rotary_with, stop_al
 from bench.storm import storm_specs
 from bench.worker import LoadPool, shared_pool
 
-__all__ = ["SETUPS", "Setup", "children", "measure_round", "run", "summarize"]
+__all__ = ["SETUPS", "Setup", "children", "measure_round", "run", "start_workers", "summarize"]
 
 _LABELS = {
     "memory_1": "one process, memory engine",
@@ -178,10 +178,10 @@ def _starter(setup: Setup, address: str) -> Callable[[], ServerProcess]:
         config |= {"engine": "redis", "redis_address": address, "redis_prefix": prefix}
     if setup.workers == 1:
         return lambda: start_rotary_with(config)
-    return lambda: _start_workers(config, setup.workers)
+    return lambda: start_workers(config, setup.workers)
 
 
-def _start_workers(config: dict[str, Any], workers: int) -> ServerProcess:
+def start_workers(config: dict[str, Any], workers: int) -> ServerProcess:
     """``rotary --workers N``, ready once every worker is a node of the cluster."""
     port = free_port()
     fd, cfg_path = tempfile.mkstemp(prefix="bench-rotary-workers-", suffix=".json")

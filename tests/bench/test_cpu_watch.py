@@ -46,3 +46,30 @@ def test_cpu_watch_splits_a_process_cpu_into_user_and_system_time() -> None:
         assert abs(cpu["server_user_s"] + cpu["server_sys_s"] - cpu["server_cpu_s"]) < 0.005, cpu
     assert user_work["server_user_s"] > 4 * user_work["server_sys_s"], user_work
     assert system_work["server_sys_s"] > 2 * system_work["server_user_s"], system_work
+
+
+def test_cpu_watch_of_several_processes_sums_them() -> None:
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    try:
+        alone = _watched(children[0], "user")
+        watch = CpuWatch(*(child.pid for child in children))
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("user\n")
+            child.stdin.flush()
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline() == "done\n"
+        both = watch.stop()
+    finally:
+        for child in children:
+            child.communicate("", timeout=10)
+    # Two processes doing the same work as one: about twice its CPU (a shared machine).
+    assert 1.4 * alone["server_cpu_s"] < both["server_cpu_s"] < 3 * alone["server_cpu_s"], (
+        alone,
+        both,
+    )

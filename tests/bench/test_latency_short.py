@@ -22,6 +22,8 @@ from bench.histogram import Histogram
 from bench.latency import _open_loop, one_case, percentiles, receivers_for
 from bench.servers import ROTARY_STANDARD, start_rotary_with, ws_path
 
+from tests.functional.cluster_helpers import shared_redis_or_skip
+
 
 @pytest.fixture
 def go_receivers() -> None:
@@ -70,6 +72,21 @@ def test_every_timed_publication_reaches_every_go_receiver(target: str) -> None:
     # The server's CPU per delivery, user and system, goes into the row.
     assert case.server_us is not None and min(case.server_us) >= 0, case
     assert f"{case.server_us[0]:.1f} + {case.server_us[1]:.1f}" in case.row(), case
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("go_receivers")
+def test_two_workers_deliver_every_timed_publication_and_their_cpu_is_summed() -> None:
+    shared_redis_or_skip()
+    case = one_case("rotary-2-workers", 20, 20, 1.0)
+    assert case.note == "" and case.lost == 0 and case.failed == [], case
+    assert case.p50_ms is not None and case.p99_ms is not None
+    assert 0 < case.p50_ms <= case.p99_ms < 2000
+    # Both workers' CPU, on every CPU of the machine; the receivers share those CPUs, so
+    # the share taken by "other processes" is not given.
+    assert case.server_us is not None and sum(case.server_us) > 0, case
+    assert case.server_cpu is not None and case.server_cpu > 0, case
+    assert case.foreign_cpu is None and case.gc is None, case
 
 
 @pytest.mark.timeout(60)
