@@ -232,12 +232,15 @@ def _start_two_workers(config: dict[str, Any]) -> ServerProcess:
     in ``extra["workers"]``."""
     server = start_workers(config, 2)
     workers = children(server.pid)
-    every = set(range(os.cpu_count() or 1))
     for pid in (server.pid, *workers):
         with contextlib.suppress(OSError):
-            os.sched_setaffinity(pid, every)
+            os.sched_setaffinity(pid, _every_cpu())
     server.extra["workers"] = workers
     return server
+
+
+def _every_cpu() -> set[int]:
+    return set(range(os.cpu_count() or 1))
 
 
 class Receivers(Protocol):
@@ -307,10 +310,7 @@ def _measure(
     workers: list[int] = server.extra.get("workers", [])
     for pid in workers or [server.pid]:
         wait_idle(pid)  # the subscribe storm is over before the clock starts
-    if workers:
-        watch = CpuWatch(*workers, cpus=set(range(os.cpu_count() or 1)))
-    else:
-        watch = CpuWatch(server.pid)
+    watch = CpuWatch(*workers, cpus=_every_cpu()) if workers else CpuWatch(server.pid)
     window = timed_window(pool, server, kind, group=target, timing=(*timing, _DRAIN_S))
     cpu = watch.stop()
     p50, p99, p999 = window.ms((50, 99, 99.9))
